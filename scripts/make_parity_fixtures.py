@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Writes the reference fixtures for tests/model_parity.rs with PyTorch + transformers.
+
+For each small random config: a Hugging Face folder (config.json, model.safetensors written by
+save_pretrained) and expected.safetensors holding input_ids and the f32 logits of every position
+from transformers' Qwen2ForCausalLM / LlamaForCausalLM.
+
+    pip install torch transformers safetensors
+    python3 scripts/make_parity_fixtures.py            # writes tests/fixtures/parity/
+"""
+import argparse
+import pathlib
+
+import torch
+from safetensors.torch import save_file
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+CONFIGS = {
+    # Qwen2: q/k/v bias, grouped-query attention (4 heads, 2 kv heads), untied head.
+    "qwen2": (
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6, rms_norm_eps=1e-6,
+             tie_word_embeddings=False, max_position_embeddings=512),
+    ),
+    # Llama: one kv head, tied embeddings, Llama 3 rope scaling (transformers 5 writes it
+    # into rope_parameters).
+    "llama": (
+        LlamaConfig,
+        LlamaForCausalLM,
+        dict(vocab_size=256, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=1, rms_norm_eps=1e-5,
+             tie_word_embeddings=True, max_position_embeddings=512,
+             rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                               high_freq_factor=4.0, original_max_position_embeddings=64),
+             rope_theta=10000.0),
+    ),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent.parent / "tests/fixtures/parity"))
+    ap.add_argument("--seq-len", type=int, default=24)
+    args = ap.parse_args()
+    torch.manual_seed(1234)
+    for name, (cfg_cls, model_cls, kw) in CONFIGS.items():
+        cfg = cfg_cls(**kw)
+        cfg._attn_implementation = "eager"
+        model = model_cls(cfg).eval().to(torch.float32)
+        # Large random weights (and non-zero biases and norms) so that attention patterns,
+        # rotary phases and every bias matter to the logits.
+        with torch.no_grad():
+            for pname, p in model.named_parameters():
+                if "norm" in pname:
+                    p.copy_(1.0 + 0.1 * torch.randn_like(p))
+                elif pname.endswith("bias"):
+                    p.copy_(0.1 * torch.randn_like(p))
+                else:
+                    p.copy_(0.15 * torch.randn_like(p))
+        out = pathlib.Path(args.out) / name
+        out.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out, safe_serialization=True)
+        ids = torch.randint(0, cfg.vocab_size, (1, args.seq_len))
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits.float()
+        save_file({"input_ids": ids.to(torch.int64).contiguous(), "logits": logits.contiguous()},
+                  str(out / "expected.safetensors"))
+        for extra in ("generation_config.json",):
+            p = out / extra
+            if p.exists():
+                p.unlink()
+        print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters -> {out}")
+
+
+if __name__ == "__main__":
+    main()

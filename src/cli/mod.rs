@@ -1,0 +1,44 @@
+//! The command line: one file per subcommand, each a thin wrapper over the library.
+
+mod bench;
+mod device;
+mod generate;
+mod init_model;
+
+use clap::{Parser, Subcommand};
+
+pub use device::parse_device;
+
+/// s1-studio: curate, fine-tune and run reasoning models under a thinking budget (s1 recipe).
+#[derive(Debug, Parser)]
+#[command(name = "s1-studio", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate from a model with budget forcing, streaming thinking and answer
+    Generate(generate::GenerateArgs),
+    /// Write a randomly initialised Hugging Face model folder
+    InitModel(init_model::InitModelArgs),
+    /// Benchmarks against named baselines
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Some(Command::Generate(args)) => generate::run(args),
+        Some(Command::InitModel(args)) => init_model::run(args),
+        Some(Command::Bench(cmd)) => bench::run(cmd),
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            println!("\nThe desktop app is not built yet; every capability above runs headless.");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! s1-studio: curate, fine-tune and run reasoning models under a thinking budget (the s1 recipe).
+//!
+//! The library holds every capability; the binary (`src/main.rs`) only parses the command line.
+
+pub mod cli;
+pub mod generate;
+pub mod jobs;
+pub mod model;

@@ -1,0 +1,158 @@
+//! Chat templates: the Jinja template a model ships (`tokenizer_config.json`'s `chat_template`,
+//! `chat_template.jinja`, GGUF `tokenizer.chat_template`), rendered with minijinja and Python
+//! string methods, as transformers renders it.
+
+use minijinja::{context, Environment, Error, ErrorKind, Value};
+
+use super::error::{ModelError, Result};
+
+/// Qwen2.5's template for conversations without tools (s1 trains and evaluates with it).
+pub const QWEN25_TEMPLATE: &str = include_str!("../../assets/chat_templates/qwen2.5.jinja");
+/// Plain ChatML, used when a model ships no template.
+pub const CHATML_TEMPLATE: &str = include_str!("../../assets/chat_templates/chatml.jinja");
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// A compiled chat template.
+pub struct ChatTemplate {
+    env: Environment<'static>,
+    source: String,
+    bos_token: String,
+    eos_token: String,
+}
+
+impl std::fmt::Debug for ChatTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatTemplate")
+            .field("len", &self.source.len())
+            .finish()
+    }
+}
+
+fn raise_exception(msg: String) -> std::result::Result<Value, Error> {
+    Err(Error::new(ErrorKind::InvalidOperation, msg))
+}
+
+fn strftime_now(fmt: String) -> String {
+    // Templates use it for "Today Date"; a fixed date keeps prompts reproducible.
+    fmt.replace("%d", "26")
+        .replace("%b", "Jul")
+        .replace("%B", "July")
+        .replace("%Y", "2024")
+}
+
+impl ChatTemplate {
+    /// Compiles `source`; `bos`/`eos` are exposed to it as `bos_token`/`eos_token`.
+    pub fn new(source: &str, bos: Option<&str>, eos: Option<&str>) -> Result<Self> {
+        let mut env = Environment::new();
+        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+        minijinja_contrib::add_to_environment(&mut env);
+        env.add_function("raise_exception", raise_exception);
+        env.add_function("strftime_now", strftime_now);
+        env.set_trim_blocks(true);
+        env.set_lstrip_blocks(true);
+        env.add_template_owned("chat", source.to_string())
+            .map_err(|e| ModelError::Template(format!("{e:#}")))?;
+        Ok(Self {
+            env,
+            source: source.to_string(),
+            bos_token: bos.unwrap_or_default().to_string(),
+            eos_token: eos.unwrap_or_default().to_string(),
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Renders a conversation; `add_generation_prompt` opens the assistant's turn.
+    /// `enable_thinking` is passed for templates that read it (Qwen3).
+    pub fn render(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        enable_thinking: Option<bool>,
+    ) -> Result<String> {
+        let tmpl = self
+            .env
+            .get_template("chat")
+            .map_err(|e| ModelError::Template(e.to_string()))?;
+        let ctx = match enable_thinking {
+            Some(t) => context! {
+                messages => messages, add_generation_prompt => add_generation_prompt,
+                bos_token => self.bos_token, eos_token => self.eos_token, enable_thinking => t,
+            },
+            None => context! {
+                messages => messages, add_generation_prompt => add_generation_prompt,
+                bos_token => self.bos_token, eos_token => self.eos_token,
+            },
+        };
+        tmpl.render(ctx)
+            .map_err(|e| ModelError::Template(format!("{e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qwen25_template_matches_s1_prompt() {
+        let t = ChatTemplate::new(QWEN25_TEMPLATE, None, Some("<|im_end|>")).unwrap();
+        let s = t
+            .render(&[ChatMessage::new("user", "What is 1+1?")], true, None)
+            .unwrap();
+        assert_eq!(
+            s,
+            "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n\
+             <|im_start|>user\nWhat is 1+1?<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn renders_the_real_qwen3_template() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/data/tokenizer/qwen3/tokenizer_config.json"
+        );
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let src = cfg["chat_template"].as_str().unwrap();
+        let t = ChatTemplate::new(src, None, Some("<|im_end|>")).unwrap();
+        let msgs = [
+            ChatMessage::new("system", "Be brief."),
+            ChatMessage::new("user", "Hi"),
+            ChatMessage::new("assistant", "<think>\nhmm\n</think>\n\nHello!"),
+            ChatMessage::new("user", "2+2?"),
+        ];
+        let s = t.render(&msgs, true, Some(false)).unwrap();
+        assert_eq!(
+            s,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n\
+             <|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n\
+             <|im_start|>assistant\n<think>\n\n</think>\n\n"
+        );
+    }
+
+    #[test]
+    fn template_errors_are_reported() {
+        let t = ChatTemplate::new("{{ raise_exception('no system role') }}", None, None).unwrap();
+        let e = t.render(&[], true, None).unwrap_err().to_string();
+        assert!(e.contains("no system role"), "{e}");
+        assert!(ChatTemplate::new("{% for %}", None, None).is_err());
+    }
+}

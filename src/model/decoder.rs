@@ -1,0 +1,475 @@
+//! The Llama-family decoder (Llama, SmolLM2, Qwen2/Qwen2.5), following transformers'
+//! `modeling_llama.py` / `modeling_qwen2.py`: pre-norm blocks of grouped-query attention with
+//! rotary embeddings and a SwiGLU MLP, RMSNorm, optional tied embeddings.
+//!
+//! One implementation serves inference (fused candle kernels, KV cache, quantized GGUF weights) and
+//! training (`set_differentiable(true)`: the same computation from differentiable ops only, since
+//! candle's fused rms_norm, softmax and rope have no backward pass).
+
+use candle_core::{DType, Device, Module, Tensor, D};
+
+use super::config::ModelConfig;
+use super::error::Result;
+use super::kv_cache::KvCache;
+use super::weights::{Weight, WeightLoader};
+
+/// A linear layer `y = x W^T + b` over dense or quantized weights.
+#[derive(Clone)]
+pub struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn load(
+        w: &mut dyn WeightLoader,
+        name: &str,
+        out: usize,
+        inp: usize,
+        bias: bool,
+    ) -> Result<Self> {
+        let weight = w.matrix(&format!("{name}.weight"), out, inp)?;
+        let bias = if bias {
+            Some(w.tensor(&format!("{name}.bias"), &[out])?)
+        } else {
+            None
+        };
+        Ok(Self { weight, bias })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let y = match &self.weight {
+            Weight::Dense(w) => {
+                let dims = x.dims();
+                let inp = dims[dims.len() - 1];
+                let rows = x.elem_count() / inp;
+                let y = x.reshape((rows, inp))?.matmul(&w.t()?)?;
+                let mut out = dims.to_vec();
+                *out.last_mut().unwrap_or(&mut 0) = w.dim(0)?;
+                y.reshape(out)?
+            }
+            Weight::Quantized(q) => q.forward(&x.contiguous()?)?,
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+
+    pub fn weight(&self) -> &Weight {
+        &self.weight
+    }
+}
+
+/// Root-mean-square layer norm.
+#[derive(Clone)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn load(w: &mut dyn WeightLoader, name: &str, size: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            weight: w.tensor(&format!("{name}.weight"), &[size])?,
+            eps,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, differentiable: bool) -> candle_core::Result<Tensor> {
+        if !differentiable {
+            return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
+        }
+        // As transformers: normalise in f32, cast back, then scale.
+        let dtype = x.dtype();
+        let xf = x.to_dtype(DType::F32)?;
+        let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = xf
+            .broadcast_div(&(var + self.eps)?.sqrt()?)?
+            .to_dtype(dtype)?;
+        normed.broadcast_mul(&self.weight)
+    }
+}
+
+/// Rotary position embedding tables, computed for the positions of each call.
+#[derive(Clone)]
+struct Rotary {
+    inv_freq: Vec<f32>,
+    interleaved: bool,
+}
+
+impl Rotary {
+    fn new(cfg: &ModelConfig) -> Self {
+        let d = cfg.head_dim;
+        let mut inv_freq: Vec<f64> = (0..d / 2)
+            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f64 / d as f64))
+            .collect();
+        if let Some(s) = cfg.rope_scaling {
+            // transformers' `_compute_llama3_parameters`.
+            let old = s.original_max_position_embeddings as f64;
+            let low_wavelen = old / s.low_freq_factor;
+            let high_wavelen = old / s.high_freq_factor;
+            for f in inv_freq.iter_mut() {
+                let wavelen = 2.0 * std::f64::consts::PI / *f;
+                if wavelen > low_wavelen {
+                    *f /= s.factor;
+                } else if wavelen >= high_wavelen {
+                    let smooth = (old / wavelen - s.low_freq_factor)
+                        / (s.high_freq_factor - s.low_freq_factor);
+                    *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
+                }
+            }
+        }
+        Self {
+            inv_freq: inv_freq.into_iter().map(|f| f as f32).collect(),
+            interleaved: cfg.rope_interleaved,
+        }
+    }
+
+    /// cos and sin tables `[t, d/2]` for positions `start..start + t`.
+    fn tables(
+        &self,
+        start: usize,
+        t: usize,
+        dtype: DType,
+        device: &Device,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let half = self.inv_freq.len();
+        let mut cos = Vec::with_capacity(t * half);
+        let mut sin = Vec::with_capacity(t * half);
+        for p in start..start + t {
+            for &f in &self.inv_freq {
+                let a = p as f32 * f;
+                cos.push(a.cos());
+                sin.push(a.sin());
+            }
+        }
+        let cos = Tensor::from_vec(cos, (t, half), device)?.to_dtype(dtype)?;
+        let sin = Tensor::from_vec(sin, (t, half), device)?.to_dtype(dtype)?;
+        Ok((cos, sin))
+    }
+
+    /// Applies the rotation to `x` `[b, h, t, d]`.
+    fn apply(
+        &self,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        differentiable: bool,
+    ) -> candle_core::Result<Tensor> {
+        let x = x.contiguous()?;
+        match (self.interleaved, differentiable) {
+            (false, false) => candle_nn::rotary_emb::rope(&x, cos, sin),
+            (false, true) => candle_nn::rotary_emb::rope_slow(&x, cos, sin),
+            (true, false) => candle_nn::rotary_emb::rope_i(&x, cos, sin),
+            (true, true) => candle_nn::rotary_emb::rope_i_slow(&x, cos, sin),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn load(w: &mut dyn WeightLoader, p: &str, cfg: &ModelConfig) -> Result<Self> {
+        let (h, d) = (cfg.hidden_size, cfg.head_dim);
+        Ok(Self {
+            q_proj: Linear::load(
+                w,
+                &format!("{p}.q_proj"),
+                cfg.num_heads * d,
+                h,
+                cfg.qkv_bias,
+            )?,
+            k_proj: Linear::load(
+                w,
+                &format!("{p}.k_proj"),
+                cfg.num_kv_heads * d,
+                h,
+                cfg.qkv_bias,
+            )?,
+            v_proj: Linear::load(
+                w,
+                &format!("{p}.v_proj"),
+                cfg.num_kv_heads * d,
+                h,
+                cfg.qkv_bias,
+            )?,
+            o_proj: Linear::load(w, &format!("{p}.o_proj"), h, cfg.num_heads * d, cfg.o_bias)?,
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: d,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        x: &Tensor,
+        rotary: &Rotary,
+        (cos, sin): (&Tensor, &Tensor),
+        mask: Option<&Tensor>,
+        cache: Option<(&mut KvCache, usize)>,
+        differentiable: bool,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self
+            .q_proj
+            .forward(x)?
+            .reshape((b, t, h, d))?
+            .transpose(1, 2)?;
+        let k = self
+            .k_proj
+            .forward(x)?
+            .reshape((b, t, kvh, d))?
+            .transpose(1, 2)?;
+        let v = self
+            .v_proj
+            .forward(x)?
+            .reshape((b, t, kvh, d))?
+            .transpose(1, 2)?;
+        let q = rotary.apply(&q, cos, sin, differentiable)?;
+        let k = rotary.apply(&k, cos, sin, differentiable)?;
+        let (k, v) = match cache {
+            Some((cache, layer)) => cache.append(layer, &k, &v)?,
+            None => (k, v.contiguous()?),
+        };
+        let total = k.dim(2)?;
+        // Grouped-query attention without copying keys: the n_rep query heads that share a kv
+        // head are stacked along the sequence axis, [b, kvh, n_rep * t, d].
+        let n_rep = h / kvh;
+        let q = q.reshape((b, kvh, n_rep * t, d))?;
+        let scale = 1.0 / (d as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?;
+        let scores = if scores.dtype() == DType::F32 {
+            scores
+        } else {
+            scores.to_dtype(DType::F32)?
+        };
+        let scores = match mask {
+            Some(m) => scores
+                .reshape((b, kvh, n_rep, t, total))?
+                .broadcast_add(m)?
+                .reshape((b, kvh, n_rep * t, total))?,
+            None => scores,
+        };
+        let probs = if differentiable {
+            candle_nn::ops::softmax(&scores, D::Minus1)?
+        } else {
+            candle_nn::ops::softmax_last_dim(&scores)?
+        };
+        let probs = probs.to_dtype(v.dtype())?;
+        let out = probs.matmul(&v)?; // [b, kvh, n_rep * t, d]
+        let out = out
+            .reshape((b, h, t, d))?
+            .transpose(1, 2)?
+            .reshape((b, t, h * d))?;
+        self.o_proj.forward(&out)
+    }
+}
+
+#[derive(Clone)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn load(w: &mut dyn WeightLoader, p: &str, cfg: &ModelConfig) -> Result<Self> {
+        let (h, i, b) = (cfg.hidden_size, cfg.intermediate_size, cfg.mlp_bias);
+        Ok(Self {
+            gate_proj: Linear::load(w, &format!("{p}.gate_proj"), i, h, b)?,
+            up_proj: Linear::load(w, &format!("{p}.up_proj"), i, h, b)?,
+            down_proj: Linear::load(w, &format!("{p}.down_proj"), h, i, b)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
+        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+    }
+}
+
+#[derive(Clone)]
+struct Block {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// Which positions the forward pass returns logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// Every position: `[b, t, vocab]` (training, parity checks).
+    All,
+    /// Only the last position: `[b, 1, vocab]` (generation; skips the head on the prompt).
+    Last,
+}
+
+/// The decoder-only language model.
+#[derive(Clone)]
+pub struct Decoder {
+    cfg: ModelConfig,
+    embed_tokens: Tensor,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rotary: Rotary,
+    differentiable: bool,
+    device: Device,
+    dtype: DType,
+}
+
+impl Decoder {
+    /// Builds the decoder from `weights`, checking every tensor against `cfg`.
+    pub fn load(
+        cfg: &ModelConfig,
+        weights: &mut dyn WeightLoader,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let h = cfg.hidden_size;
+        let embed_tokens = weights.tensor("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+        let mut layers = Vec::with_capacity(cfg.num_layers);
+        for i in 0..cfg.num_layers {
+            let p = format!("model.layers.{i}");
+            layers.push(Block {
+                input_layernorm: RmsNorm::load(
+                    weights,
+                    &format!("{p}.input_layernorm"),
+                    h,
+                    cfg.rms_norm_eps,
+                )?,
+                self_attn: Attention::load(weights, &format!("{p}.self_attn"), cfg)?,
+                post_attention_layernorm: RmsNorm::load(
+                    weights,
+                    &format!("{p}.post_attention_layernorm"),
+                    h,
+                    cfg.rms_norm_eps,
+                )?,
+                mlp: Mlp::load(weights, &format!("{p}.mlp"), cfg)?,
+            });
+        }
+        let norm = RmsNorm::load(weights, "model.norm", h, cfg.rms_norm_eps)?;
+        let tied = cfg.tie_word_embeddings || !weights.contains("lm_head.weight");
+        let lm_head = if tied {
+            Linear {
+                weight: weights.matrix("model.embed_tokens.weight", cfg.vocab_size, h)?,
+                bias: None,
+            }
+        } else {
+            Linear::load(weights, "lm_head", cfg.vocab_size, h, false)?
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rotary: Rotary::new(cfg),
+            differentiable: false,
+            device: device.clone(),
+            dtype,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Use only differentiable ops (for training); slower than the fused inference kernels.
+    pub fn set_differentiable(&mut self, on: bool) {
+        self.differentiable = on;
+    }
+
+    /// Runs `input_ids` `[b, t]` (positions continue after what `cache` holds) and returns f32
+    /// logits. With a cache, the new keys and values are appended to it.
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        mut cache: Option<&mut KvCache>,
+        logits: Logits,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let start = cache.as_ref().map_or(0, |c| c.len());
+        let mut x = self
+            .embed_tokens
+            .index_select(&input_ids.flatten_all()?, 0)?
+            .reshape((b, t, self.cfg.hidden_size))?;
+        let (cos, sin) = self.rotary.tables(start, t, self.dtype, &self.device)?;
+        let mask = if t > 1 {
+            Some(causal_mask(t, start, &self.device)?)
+        } else {
+            None
+        };
+        for (i, layer) in self.layers.iter().enumerate() {
+            let residual = &x;
+            let hs = layer.input_layernorm.forward(&x, self.differentiable)?;
+            let c = cache.as_deref_mut().map(|c| (c, i));
+            let hs = layer.self_attn.forward(
+                &hs,
+                &self.rotary,
+                (&cos, &sin),
+                mask.as_ref(),
+                c,
+                self.differentiable,
+            )?;
+            let x1 = (residual + hs)?;
+            let hs = layer
+                .post_attention_layernorm
+                .forward(&x1, self.differentiable)?;
+            let hs = layer.mlp.forward(&hs)?;
+            x = (x1 + hs)?;
+        }
+        if let Some(c) = cache {
+            c.advance(t);
+        }
+        let x = match logits {
+            Logits::All => x,
+            Logits::Last => x.narrow(1, t - 1, 1)?,
+        };
+        let x = self.norm.forward(&x, self.differentiable)?;
+        self.lm_head.forward(&x)?.to_dtype(DType::F32)
+    }
+
+    /// An empty cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.cfg.num_layers)
+    }
+}
+
+/// Additive causal mask `[t, start + t]` (f32): query i at position start+i sees keys <= start+i.
+fn causal_mask(t: usize, start: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let total = start + t;
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| {
+            (0..total).map(move |j| {
+                if j > start + i {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Tensor::from_vec(mask, (t, total), device)
+}

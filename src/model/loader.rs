@@ -1,0 +1,140 @@
+//! Loading a whole model: a Hugging Face folder or a `.gguf` file -> decoder, tokenizer, template.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+
+use super::chat_template::{ChatTemplate, CHATML_TEMPLATE};
+use super::config::ModelConfig;
+use super::decoder::Decoder;
+use super::error::{ModelError, Result};
+use super::tokenizer::TextTokenizer;
+use super::weights::{GgufWeights, SafetensorsWeights};
+
+/// The file layout a model came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFormat {
+    HfFolder,
+    Gguf,
+}
+
+/// A model ready to generate: decoder, tokenizer and chat template.
+pub struct LoadedModel {
+    pub decoder: Decoder,
+    pub tokenizer: TextTokenizer,
+    pub template: ChatTemplate,
+    /// True when the model shipped no chat template and plain ChatML stands in.
+    pub template_is_fallback: bool,
+    pub path: PathBuf,
+    pub format: ModelFormat,
+}
+
+/// How to load: where to compute and in which dtype (`None`: f32 on CPU, bf16 on CUDA).
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub device: Device,
+    pub dtype: Option<DType>,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            dtype: None,
+        }
+    }
+}
+
+impl LoadOptions {
+    fn dtype(&self) -> DType {
+        self.dtype.unwrap_or(if self.device.is_cpu() {
+            DType::F32
+        } else {
+            DType::BF16
+        })
+    }
+}
+
+/// Loads a Hugging Face model folder or a GGUF file.
+pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    if !path.exists() {
+        return Err(ModelError::MissingFile {
+            path: path.to_path_buf(),
+            hint: " (give a Hugging Face model folder or a .gguf file)".into(),
+        });
+    }
+    if path.is_dir() {
+        load_hf_folder(path, opts)
+    } else {
+        load_gguf(path, opts)
+    }
+}
+
+fn check_vocab(path: &Path, tokenizer: &TextTokenizer, cfg: &ModelConfig) -> Result<()> {
+    let needed = tokenizer.max_token_id as usize + 1;
+    if needed > cfg.vocab_size {
+        return Err(ModelError::VocabMismatch {
+            path: path.to_path_buf(),
+            tokenizer: needed,
+            embedding: cfg.vocab_size,
+        });
+    }
+    Ok(())
+}
+
+fn template_or_fallback(
+    source: Option<String>,
+    tok: &TextTokenizer,
+) -> Result<(ChatTemplate, bool)> {
+    let (bos, eos) = (tok.special.bos.as_deref(), tok.special.eos.as_deref());
+    Ok(match source {
+        Some(s) => (ChatTemplate::new(&s, bos, eos)?, false),
+        None => (ChatTemplate::new(CHATML_TEMPLATE, bos, eos)?, true),
+    })
+}
+
+fn load_hf_folder(folder: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    let mut cfg = ModelConfig::from_hf_file(&folder.join("config.json"))?;
+    let (mut tokenizer, template) = TextTokenizer::from_hf_folder(folder)?;
+    check_vocab(&folder.join("tokenizer.json"), &tokenizer, &cfg)?;
+    for id in &cfg.eos_token_ids {
+        if !tokenizer.special.eos_ids.contains(id) {
+            tokenizer.special.eos_ids.push(*id);
+        }
+    }
+    cfg.eos_token_ids = tokenizer.special.eos_ids.clone();
+    let dtype = opts.dtype();
+    let mut weights = SafetensorsWeights::open(folder, dtype, &opts.device)?;
+    let decoder = Decoder::load(&cfg, &mut weights, dtype, &opts.device)?;
+    let (template, template_is_fallback) = template_or_fallback(template, &tokenizer)?;
+    Ok(LoadedModel {
+        decoder,
+        tokenizer,
+        template,
+        template_is_fallback,
+        path: folder.to_path_buf(),
+        format: ModelFormat::HfFolder,
+    })
+}
+
+fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    let dtype = opts.dtype();
+    let mut weights = GgufWeights::open(path, dtype, &opts.device)?;
+    let cfg = ModelConfig::from_gguf(path, &weights.content)?;
+    let tokenizer = TextTokenizer::from_gguf(path, &weights.content.metadata)?;
+    check_vocab(path, &tokenizer, &cfg)?;
+    let template = weights
+        .meta("tokenizer.chat_template")
+        .and_then(|v| v.to_string().ok())
+        .cloned();
+    let decoder = Decoder::load(&cfg, &mut weights, dtype, &opts.device)?;
+    let (template, template_is_fallback) = template_or_fallback(template, &tokenizer)?;
+    Ok(LoadedModel {
+        decoder,
+        tokenizer,
+        template,
+        template_is_fallback,
+        path: path.to_path_buf(),
+        format: ModelFormat::Gguf,
+    })
+}

@@ -1,0 +1,21 @@
+//! Models: configuration, weights (safetensors, GGUF), the Llama-family decoder, tokenizer and
+//! chat template, and the loader that puts them together.
+
+pub mod chat_template;
+pub mod config;
+pub mod decoder;
+pub mod error;
+pub mod init;
+pub mod kv_cache;
+pub mod tokenizer;
+pub mod weights;
+
+pub use config::{Arch, ModelConfig};
+pub use decoder::{Decoder, Logits};
+pub use error::ModelError;
+pub use kv_cache::KvCache;
+pub mod loader;
+
+pub use chat_template::{ChatMessage, ChatTemplate};
+pub use loader::{load_model, LoadOptions, LoadedModel, ModelFormat};
+pub use tokenizer::TextTokenizer;

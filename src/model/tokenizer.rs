@@ -1,0 +1,276 @@
+//! The text tokenizer: a Hugging Face `tokenizer.json` (with `tokenizer_config.json` and
+//! `generation_config.json` beside it), or a byte-level BPE rebuilt from GGUF metadata so that a
+//! lone `.gguf` file chats.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde_json::Value;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
+
+use super::error::{ModelError, Result};
+
+/// Special tokens the engine needs, resolved to ids.
+#[derive(Debug, Clone, Default)]
+pub struct SpecialTokens {
+    pub bos: Option<String>,
+    pub eos: Option<String>,
+    pub pad: Option<String>,
+    /// Every id that ends a turn: `eos_token`, generation_config's `eos_token_id`s.
+    pub eos_ids: Vec<u32>,
+    /// Whether the BOS token is prepended to prompts that the template does not start with it.
+    pub add_bos: bool,
+}
+
+/// A tokenizer plus what the engine needs to know about its special tokens.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    pub special: SpecialTokens,
+    /// The highest id the tokenizer knows; logits above it are never sampled.
+    pub max_token_id: u32,
+}
+
+/// The content of an added-token entry, which config files write as a string or an object.
+fn token_content(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => o
+            .get("content")
+            .and_then(|c| c.as_str())
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+impl TextTokenizer {
+    fn wrap(inner: Tokenizer, mut special: SpecialTokens) -> Self {
+        let max_token_id = inner.get_vocab(true).values().copied().max().unwrap_or(0);
+        if let Some(id) = special.eos.as_deref().and_then(|e| inner.token_to_id(e)) {
+            if !special.eos_ids.contains(&id) {
+                special.eos_ids.insert(0, id);
+            }
+        }
+        Self {
+            inner,
+            special,
+            max_token_id,
+        }
+    }
+
+    /// Loads `tokenizer.json` from a model folder, with `tokenizer_config.json` (special tokens)
+    /// and `generation_config.json` (eos ids) when present.
+    pub fn from_hf_folder(folder: &Path) -> Result<(Self, Option<String>)> {
+        let tok_path = folder.join("tokenizer.json");
+        if !tok_path.exists() {
+            return Err(ModelError::MissingFile {
+                path: tok_path,
+                hint: " (the model folder needs its tokenizer)".into(),
+            });
+        }
+        let inner = Tokenizer::from_file(&tok_path)
+            .map_err(|e| ModelError::bad(&tok_path, format!("not a readable tokenizer: {e}")))?;
+        let mut special = SpecialTokens::default();
+        let mut template = None;
+        let cfg_path = folder.join("tokenizer_config.json");
+        if cfg_path.exists() {
+            let cfg = read_json(&cfg_path)?;
+            special.bos = token_content(cfg.get("bos_token"));
+            special.eos = token_content(cfg.get("eos_token"));
+            special.pad = token_content(cfg.get("pad_token"));
+            special.add_bos = cfg
+                .get("add_bos_token")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            template = match cfg.get("chat_template") {
+                Some(Value::String(s)) => Some(s.clone()),
+                // Several named templates: take "default".
+                Some(Value::Array(list)) => list
+                    .iter()
+                    .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
+                    .or_else(|| list.first())
+                    .and_then(|t| t.get("template"))
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string),
+                _ => None,
+            };
+        }
+        let jinja = folder.join("chat_template.jinja");
+        if template.is_none() && jinja.exists() {
+            template =
+                Some(std::fs::read_to_string(&jinja).map_err(|e| ModelError::bad(&jinja, e))?);
+        }
+        let gen_path = folder.join("generation_config.json");
+        if gen_path.exists() {
+            let gen = read_json(&gen_path)?;
+            special.eos_ids = super::config::token_ids(gen.get("eos_token_id"));
+        }
+        Ok((Self::wrap(inner, special), template))
+    }
+
+    /// Rebuilds the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`, byte-level BPE).
+    pub fn from_gguf(
+        path: &Path,
+        meta: &HashMap<String, candle_core::quantized::gguf_file::Value>,
+    ) -> Result<Self> {
+        use candle_core::quantized::gguf_file::Value as G;
+        let get = |k: &str| meta.get(k);
+        let model = get("tokenizer.ggml.model")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        if model != "gpt2" {
+            return Err(ModelError::unsupported(
+                path,
+                format!(
+                    "GGUF tokenizer model `{model}`: only byte-level BPE (`gpt2`) is supported"
+                ),
+            ));
+        }
+        let strings = |k: &str| -> Result<Vec<String>> {
+            let list = get(k)
+                .and_then(|v| v.to_vec().ok())
+                .ok_or_else(|| ModelError::bad(path, format!("metadata `{k}` is missing")))?;
+            list.iter()
+                .map(|v| {
+                    v.to_string()
+                        .cloned()
+                        .map_err(|_| ModelError::bad(path, format!("`{k}` holds a non-string")))
+                })
+                .collect()
+        };
+        let tokens = strings("tokenizer.ggml.tokens")?;
+        let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+            .into_iter()
+            .map(|m| match m.split_once(' ') {
+                Some((a, b)) => Ok((a.to_string(), b.to_string())),
+                None => Err(ModelError::bad(
+                    path,
+                    format!("merge `{m}` is not two tokens"),
+                )),
+            })
+            .collect::<Result<_>>()?;
+        let types: Vec<i64> = match get("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()) {
+            Some(list) => list
+                .iter()
+                .map(|v| match v {
+                    G::I32(x) => *x as i64,
+                    G::U32(x) => *x as i64,
+                    G::I8(x) => *x as i64,
+                    G::U8(x) => *x as i64,
+                    _ => 1,
+                })
+                .collect(),
+            None => vec![1; tokens.len()],
+        };
+        let vocab: tokenizers::models::bpe::Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| ModelError::bad(path, format!("GGUF tokenizer: {e}")))?;
+        let mut inner = Tokenizer::new(bpe);
+        let pre = get("tokenizer.ggml.pre")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_default();
+        inner.with_pre_tokenizer(Some(
+            pre_tokenizer(&pre).map_err(|e| ModelError::bad(path, e))?,
+        ));
+        inner.with_decoder(Some(ByteLevel::default()));
+        // Control (3) and user-defined (4) tokens are matched whole, before BPE.
+        let added: Vec<AddedToken> = tokens
+            .iter()
+            .zip(types.iter())
+            .filter(|(_, &t)| t == 3 || t == 4)
+            .map(|(tok, &t)| AddedToken::from(tok.clone(), t == 3))
+            .collect();
+        inner
+            .add_special_tokens(added)
+            .map_err(|e| ModelError::bad(path, format!("GGUF tokenizer: {e}")))?;
+        let id = |k: &str| get(k).and_then(|v| v.to_u32().ok());
+        let name = |i: Option<u32>| i.and_then(|i| tokens.get(i as usize).cloned());
+        let eos_id = id("tokenizer.ggml.eos_token_id");
+        let special = SpecialTokens {
+            bos: name(id("tokenizer.ggml.bos_token_id")),
+            eos: name(eos_id),
+            pad: name(id("tokenizer.ggml.padding_token_id")),
+            eos_ids: eos_id.into_iter().collect(),
+            add_bos: get("tokenizer.ggml.add_bos_token")
+                .and_then(|v| v.to_bool().ok())
+                .unwrap_or(false),
+        };
+        Ok(Self::wrap(inner, special))
+    }
+
+    /// Encodes text; special-token strings in it (`<|im_start|>`) become their ids.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Decodes ids, special tokens included.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+}
+
+/// The pre-tokenizer llama.cpp names by `tokenizer.ggml.pre`.
+fn pre_tokenizer(pre: &str) -> std::result::Result<PreTokenizerWrapper, String> {
+    const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    let split = |re: &str| -> std::result::Result<PreTokenizerWrapper, String> {
+        let s = Split::new(
+            SplitPattern::Regex(re.into()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            s.into(),
+            ByteLevel::new(false, false, false).into(),
+        ])))
+    };
+    match pre {
+        "qwen2" | "deepseek-r1-qwen" => split(QWEN2),
+        "llama-bpe" | "llama3" | "smaug-bpe" => split(LLAMA3),
+        // SmolLM and StarCoder: digits one by one, then GPT-2's byte-level regex.
+        "smollm" | "starcoder" | "refact" => {
+            Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![
+                Digits::new(true).into(),
+                ByteLevel::new(false, false, true).into(),
+            ])))
+        }
+        _ => Ok(ByteLevel::new(false, false, true).into()),
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| ModelError::bad(path, e))?;
+    serde_json::from_str(&text).map_err(|e| ModelError::bad(path, format!("not valid JSON: {e}")))
+}

@@ -1,0 +1,494 @@
+//! Budget forcing against a scripted model: a fake logits source that replays a token script,
+//! and a toy tokenizer in which `</think>` takes three tokens.
+
+use std::collections::VecDeque;
+
+use s1_studio::generate::{
+    generate, BudgetConfig, BudgetError, Codec, GenerateError, GenerateParams, Generation,
+    InjectionKind, LanguageModel, MaxThinking, Prompt, StopReason, StreamEvent, ThinkingFormat,
+};
+use s1_studio::jobs::CancelToken;
+
+/// Longest-match tokenizer over a fixed vocabulary; id = index.
+struct ToyCodec {
+    vocab: Vec<&'static str>,
+}
+
+const VOCAB: &[&str] = &[
+    "<|im_start|>",
+    "<|im_end|>",
+    "think",
+    "answer",
+    "\n",
+    "Wait",
+    "Final",
+    " Answer",
+    ":",
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+    " 42",
+    "</",
+    ">",
+    "<think>",
+    "x",
+    "Hmm",
+    " ",
+    "<|endoftext|>",
+    "OOV",
+];
+
+impl ToyCodec {
+    fn new() -> Self {
+        Self {
+            vocab: VOCAB.to_vec(),
+        }
+    }
+    fn id(&self, s: &str) -> u32 {
+        self.vocab
+            .iter()
+            .position(|v| *v == s)
+            .unwrap_or_else(|| panic!("{s} not in vocab")) as u32
+    }
+    fn ids(&self, words: &[&str]) -> Vec<u32> {
+        words.iter().map(|w| self.id(w)).collect()
+    }
+}
+
+impl Codec for ToyCodec {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            let (id, len) = self
+                .vocab
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| rest.starts_with(**v))
+                .map(|(i, v)| (i as u32, v.len()))
+                .max_by_key(|x| x.1)
+                .ok_or_else(|| format!("cannot encode {rest:?}"))?;
+            out.push(id);
+            rest = &rest[len..];
+        }
+        Ok(out)
+    }
+    fn decode(&self, ids: &[u32]) -> Result<String, String> {
+        Ok(ids.iter().map(|&i| self.vocab[i as usize]).collect())
+    }
+}
+
+/// Replays `script`: each call to `feed` returns logits that peak on the next scripted token,
+/// whatever was fed. It records the sequence the model actually holds (after rewinds).
+struct ScriptedModel {
+    script: VecDeque<u32>,
+    vocab: usize,
+    held: Vec<u32>,
+    eos: u32,
+    context: usize,
+}
+
+impl ScriptedModel {
+    fn new(script: Vec<u32>, eos: u32) -> Self {
+        // Two rows past the toy tokenizer, like Qwen2.5's padded embedding.
+        Self {
+            script: script.into(),
+            vocab: VOCAB.len() + 2,
+            held: Vec::new(),
+            eos,
+            context: 4096,
+        }
+    }
+}
+
+impl LanguageModel for ScriptedModel {
+    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
+        self.held.extend_from_slice(tokens);
+        let next = self.script.pop_front().unwrap_or(self.eos);
+        let mut logits = vec![0.0; self.vocab];
+        logits[next as usize] = 10.0;
+        Ok(logits)
+    }
+    fn rewind(&mut self, n: usize) {
+        let len = self.held.len();
+        self.held.truncate(len - n);
+    }
+    fn position(&self) -> usize {
+        self.held.len()
+    }
+    fn context_len(&self) -> usize {
+        self.context
+    }
+}
+
+struct Run {
+    gen: Generation,
+    held: Vec<String>,
+    thinking_deltas: String,
+    answer_deltas: String,
+    injected: Vec<(InjectionKind, usize)>,
+}
+
+fn run_with(
+    script: &[&str],
+    budget: BudgetConfig,
+    max_new: Option<usize>,
+    cancel: &CancelToken,
+) -> Result<Run, GenerateError> {
+    let codec = ToyCodec::new();
+    let eos = codec.id("<|im_end|>");
+    let mut model = ScriptedModel::new(codec.ids(script), eos);
+    let prompt = Prompt {
+        ids: codec.ids(&["<|im_start|>", "x", "<|im_end|>"]),
+        has_thinking_start: false,
+    };
+    let params = GenerateParams {
+        budget,
+        max_new_tokens: max_new,
+        ..Default::default()
+    };
+    let (mut t, mut a, mut inj) = (String::new(), String::new(), Vec::new());
+    let gen = generate(
+        &mut model,
+        &codec,
+        &prompt,
+        &[eos, codec.id("<|endoftext|>")],
+        (VOCAB.len() - 1) as u32,
+        &params,
+        cancel,
+        &mut |ev| match ev {
+            StreamEvent::Thinking(d) => t.push_str(d),
+            StreamEvent::Answer(d) => a.push_str(d),
+            StreamEvent::Injected(i) => inj.push((i.kind, i.at_thinking_token)),
+        },
+    )?;
+    let held = model.held[prompt.ids.len()..]
+        .iter()
+        .map(|&i| VOCAB[i as usize].to_string())
+        .collect();
+    Ok(Run {
+        gen,
+        held,
+        thinking_deltas: t,
+        answer_deltas: a,
+        injected: inj,
+    })
+}
+
+fn run(script: &[&str], budget: BudgetConfig) -> Run {
+    run_with(script, budget, None, &CancelToken::new()).unwrap()
+}
+
+fn s1(min: usize, max: MaxThinking, ignores: usize) -> BudgetConfig {
+    BudgetConfig {
+        min_thinking: min,
+        max_thinking: max,
+        num_ignore: ignores,
+        ..Default::default()
+    }
+}
+
+fn held(r: &Run) -> String {
+    r.held.concat()
+}
+
+#[test]
+fn early_end_injects_wait_repeatedly_until_the_minimum() {
+    let script = [
+        "a",
+        "<|im_start|>",
+        "b",
+        "<|im_start|>",
+        "c",
+        "<|im_start|>",
+        "\n",
+        " 42",
+        "<|im_end|>",
+    ];
+    let r = run(&script, s1(5, MaxThinking::Unlimited, 0));
+    // a, Wait, b, Wait, c: five thinking tokens; the third end comes after the minimum.
+    assert_eq!(r.gen.thinking, "aWaitbWaitc");
+    assert_eq!(r.gen.thinking_tokens, 5);
+    assert_eq!(r.gen.waits_injected, 2);
+    assert!(!r.gen.forced_end);
+    assert_eq!(r.gen.answer, "\n 42");
+    assert_eq!(r.gen.stop_reason, StopReason::EndOfTurn);
+    // The model never keeps the ends it tried: its sequence is the forced one.
+    assert_eq!(
+        held(&r),
+        "<|im_start|>thinkaWaitbWaitc<|im_start|>answer\n 42"
+    );
+    assert_eq!(
+        r.injected,
+        vec![
+            (InjectionKind::ThinkingStart, 0),
+            (InjectionKind::Ignore, 1),
+            (InjectionKind::Ignore, 3),
+            (InjectionKind::AnswerStart, 5)
+        ]
+    );
+    assert_eq!(r.thinking_deltas, r.gen.thinking);
+    assert_eq!(r.answer_deltas, r.gen.answer);
+}
+
+#[test]
+fn num_ignore_suppresses_the_end_that_many_times() {
+    let script = [
+        "a",
+        "<|im_start|>",
+        "b",
+        "<|im_start|>",
+        "c",
+        "<|im_start|>",
+        " 42",
+        "<|im_end|>",
+    ];
+    let r = run(&script, s1(0, MaxThinking::Unlimited, 2));
+    assert_eq!(r.gen.thinking, "aWaitbWaitc");
+    assert_eq!(r.gen.waits_injected, 2);
+    assert_eq!(
+        held(&r),
+        "<|im_start|>thinkaWaitbWaitc<|im_start|>answer 42"
+    );
+}
+
+#[test]
+fn natural_end_after_the_minimum_appends_the_answer_delimiter() {
+    let r = run(
+        &["a", "b", "c", "<|im_start|>", "\n", " 42", "<|im_end|>"],
+        s1(2, MaxThinking::Tokens(10), 0),
+    );
+    assert_eq!(r.gen.thinking, "abc");
+    assert_eq!(r.gen.waits_injected, 0);
+    assert!(!r.gen.forced_end);
+    assert_eq!(held(&r), "<|im_start|>thinkabc<|im_start|>answer\n 42");
+    assert_eq!(r.gen.answer, "\n 42");
+}
+
+#[test]
+fn budget_reached_mid_thinking_forces_the_end_and_final_answer() {
+    let r = run(
+        &["a", "b", "c", "d", "e", " 42", "<|im_end|>"],
+        s1(0, MaxThinking::Tokens(3), 0),
+    );
+    assert_eq!(r.gen.thinking, "abc");
+    assert_eq!(r.gen.thinking_tokens, 3);
+    assert!(r.gen.forced_end);
+    // A newline first, since the thinking does not end with one (s1's rule).
+    assert_eq!(
+        held(&r),
+        "<|im_start|>thinkabc\n<|im_start|>answer\nFinal Answer:de 42"
+    );
+    assert_eq!(r.gen.answer, "Final Answer:de 42");
+    assert_eq!(
+        r.gen.answer_tokens, 3,
+        "the injected prefix is not counted as generated"
+    );
+    assert_eq!(r.injected.last(), Some(&(InjectionKind::ForcedEnd, 3)));
+}
+
+#[test]
+fn forced_end_after_a_newline_adds_no_second_newline() {
+    let r = run(
+        &["a", "\n", "c", " 42", "<|im_end|>"],
+        s1(0, MaxThinking::Tokens(2), 0),
+    );
+    assert_eq!(
+        held(&r),
+        "<|im_start|>thinka\n<|im_start|>answer\nFinal Answer:c 42"
+    );
+}
+
+#[test]
+fn budget_zero_skips_thinking() {
+    let r = run(&[" 42", "<|im_end|>"], s1(0, MaxThinking::Tokens(0), 0));
+    assert_eq!(r.gen.thinking_tokens, 0);
+    assert_eq!(r.gen.thinking, "");
+    assert!(r.gen.forced_end);
+    assert_eq!(
+        held(&r),
+        "<|im_start|>think\n<|im_start|>answer\nFinal Answer: 42"
+    );
+    assert_eq!(r.gen.answer, "Final Answer: 42");
+}
+
+#[test]
+fn min_above_max_is_a_clear_error() {
+    let err = run_with(
+        &["a"],
+        s1(10, MaxThinking::Tokens(5), 0),
+        None,
+        &CancelToken::new(),
+    )
+    .err()
+    .unwrap();
+    assert!(matches!(
+        err,
+        GenerateError::Budget(BudgetError::MinAboveMax { min: 10, max: 5 })
+    ));
+    assert_eq!(
+        err.to_string(),
+        "the minimum thinking (10 tokens) is above the maximum (5 tokens)"
+    );
+}
+
+#[test]
+fn end_of_turn_during_thinking_ends_thinking_or_is_ignored() {
+    // Past the minimum: treated as the end of thinking (s1 lists <|im_end|> among its thinking stops).
+    let r = run(
+        &["a", "<|im_end|>", " 42", "<|im_end|>"],
+        s1(0, MaxThinking::Unlimited, 0),
+    );
+    assert_eq!(held(&r), "<|im_start|>thinka<|im_start|>answer 42");
+    assert_eq!(r.gen.answer, " 42");
+    // Before the minimum: replaced by the ignore string like any end.
+    let r = run(
+        &[
+            "a",
+            "<|endoftext|>",
+            "b",
+            "<|im_start|>",
+            " 42",
+            "<|im_end|>",
+        ],
+        s1(3, MaxThinking::Unlimited, 0),
+    );
+    assert_eq!(r.gen.thinking, "aWaitb");
+    assert_eq!(held(&r), "<|im_start|>thinkaWaitb<|im_start|>answer 42");
+}
+
+#[test]
+fn multi_token_delimiter_is_held_back_and_rewound() {
+    let fmt = ThinkingFormat::think_tags();
+    let budget = BudgetConfig {
+        min_thinking: 4,
+        format: fmt,
+        ..Default::default()
+    };
+    // "</" "x" is a near miss (kept as thinking); "</" "think" ">" is the end, tried too early.
+    let script = [
+        "a",
+        "</",
+        "x",
+        "</",
+        "think",
+        ">",
+        "b",
+        "</",
+        "think",
+        ">",
+        "\n",
+        " 42",
+        "<|im_end|>",
+    ];
+    let r = run(&script, budget);
+    assert_eq!(r.gen.thinking, "a</xWaitb");
+    assert_eq!(r.gen.waits_injected, 1);
+    assert_eq!(held(&r), "<think>a</xWaitb</think>\n 42");
+    assert_eq!(
+        r.thinking_deltas, "a</xWaitb",
+        "partial delimiters never reach the stream"
+    );
+    assert_eq!(r.gen.answer, "\n 42");
+}
+
+#[test]
+fn ids_past_the_tokenizer_are_never_fed_back() {
+    let codec = ToyCodec::new();
+    // The scripted logits peak on ids the tokenizer does not know (rows past the vocabulary).
+    let oov = VOCAB.len() as u32; // first padded row
+    let mut model = ScriptedModel::new(
+        vec![oov, oov + 1, codec.id("<|im_start|>")],
+        codec.id("<|im_end|>"),
+    );
+    let prompt = Prompt {
+        ids: codec.ids(&["x"]),
+        has_thinking_start: false,
+    };
+    let params = GenerateParams {
+        budget: s1(0, MaxThinking::Tokens(4), 0),
+        ..Default::default()
+    };
+    let gen = generate(
+        &mut model,
+        &codec,
+        &prompt,
+        &[codec.id("<|im_end|>")],
+        (VOCAB.len() - 1) as u32,
+        &params,
+        &CancelToken::new(),
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        model.held.iter().all(|&id| (id as usize) < VOCAB.len()),
+        "{:?}",
+        model.held
+    );
+    assert!(gen.output_ids.iter().all(|&id| (id as usize) < VOCAB.len()));
+}
+
+#[test]
+fn thinking_off_answers_directly() {
+    let budget = BudgetConfig {
+        thinking: false,
+        ..Default::default()
+    };
+    let r = run(&[" 42", "<|im_end|>"], budget);
+    assert_eq!(held(&r), " 42");
+    assert_eq!(r.gen.thinking_tokens, 0);
+    assert_eq!(r.gen.answer, " 42");
+}
+
+#[test]
+fn auto_budget_leaves_room_for_the_answer() {
+    // auto = max new tokens - thinking start (2) - forced end (6) - 100 = 12 for 120 new tokens.
+    let script: Vec<&str> = std::iter::repeat_n("a", 40)
+        .chain([" 42", "<|im_end|>"])
+        .collect();
+    let r = run_with(
+        &script,
+        s1(0, MaxThinking::Auto, 0),
+        Some(120),
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert_eq!(r.gen.max_thinking, Some(12));
+    assert_eq!(r.gen.thinking_tokens, 12);
+    assert!(r.gen.forced_end);
+}
+
+#[test]
+fn max_new_tokens_and_cancel_stop_generation() {
+    let script: Vec<&str> = std::iter::repeat_n("a", 50).collect();
+    let r = run_with(
+        &script,
+        s1(0, MaxThinking::Unlimited, 0),
+        Some(10),
+        &CancelToken::new(),
+    )
+    .unwrap();
+    assert_eq!(r.gen.stop_reason, StopReason::MaxTokens);
+    assert_eq!(r.gen.output_ids.len(), 10);
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let r = run_with(&script, s1(0, MaxThinking::Unlimited, 0), None, &cancel).unwrap();
+    assert_eq!(r.gen.stop_reason, StopReason::Cancelled);
+}
+
+#[test]
+fn wait_count_holds_at_the_budget() {
+    // Ignores that would pass the budget: the ignore string fills it, then the end is forced.
+    let script = ["a", "<|im_start|>", " 42", "<|im_end|>"];
+    let r = run(&script, s1(0, MaxThinking::Tokens(2), 5));
+    assert_eq!(r.gen.thinking, "aWait");
+    assert_eq!(r.gen.thinking_tokens, 2);
+    assert_eq!(r.gen.waits_injected, 1);
+    assert!(r.gen.forced_end);
+    assert_eq!(
+        held(&r),
+        "<|im_start|>thinkaWait\n<|im_start|>answer\nFinal Answer: 42"
+    );
+}
