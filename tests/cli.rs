@@ -1,0 +1,136 @@
+//! The binary: init-model, then generate with a thinking budget, as a user runs them.
+
+mod common;
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_s1-studio"))
+}
+
+#[test]
+fn init_model_then_generate_json_within_budget() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("tiny");
+    let st = bin()
+        .args([
+            "init-model",
+            "--arch",
+            "qwen2",
+            "--hidden",
+            "32",
+            "--layers",
+            "2",
+            "--heads",
+            "4",
+            "--kv-heads",
+            "2",
+        ])
+        .args([
+            "--intermediate",
+            "64",
+            "--tie-embeddings",
+            "--chat-template",
+            "qwen2.5",
+            "--seed",
+            "3",
+            "--tokenizer",
+        ])
+        .arg(common::qwen_tokenizer())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    for max in ["0", "7", "auto"] {
+        let r = bin()
+            .args(["generate", "--model"])
+            .arg(&out)
+            .args([
+                "--prompt",
+                "What is 2+2?",
+                "--max-thinking",
+                max,
+                "--max-tokens",
+                "140",
+                "--json",
+            ])
+            .args(["--temperature", "0.8", "--seed", "1"])
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        for key in [
+            "thinking",
+            "answer",
+            "thinking_tokens",
+            "answer_tokens",
+            "waits_injected",
+            "forced_end",
+            "tokens_per_s",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing from {v}");
+        }
+        let limit = match max {
+            "auto" => 140 - 2 - 6 - 100,
+            n => n.parse().unwrap(),
+        };
+        let thinking = v["thinking_tokens"].as_u64().unwrap();
+        assert!(thinking <= limit, "thinking {thinking} > {limit}");
+        // A random model rambles: the budget is what ends its thinking.
+        assert_eq!(v["forced_end"], true, "{v}");
+    }
+}
+
+#[test]
+fn bad_model_path_is_an_error_not_a_panic() {
+    let r = bin()
+        .args(["generate", "--model", "/no/such/model", "--prompt", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("/no/such/model") && err.contains("not found"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn min_above_max_is_reported() {
+    let d = tempfile::tempdir().unwrap();
+    common::tiny_qwen(d.path(), 512);
+    let r = bin()
+        .args(["generate", "--model"])
+        .arg(d.path())
+        .args([
+            "--prompt",
+            "hi",
+            "--min-thinking",
+            "50",
+            "--max-thinking",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("minimum thinking (50 tokens) is above the maximum (10 tokens)"),
+        "{err}"
+    );
+}
