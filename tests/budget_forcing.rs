@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 
 use s1_studio::generate::{
-    generate, BudgetConfig, BudgetError, Codec, GenerateError, GenerateParams, Generation,
-    InjectionKind, LanguageModel, MaxThinking, Prompt, StopReason, StreamEvent, ThinkingFormat,
+    generate, BudgetConfig, BudgetError, Codec, GenerateError, GenerateParams, Generation, InjectionKind,
+    LanguageModel, MaxThinking, Prompt, StopReason, StreamEvent, ThinkingFormat,
 };
 use s1_studio::jobs::CancelToken;
 
@@ -42,9 +42,7 @@ const VOCAB: &[&str] = &[
 
 impl ToyCodec {
     fn new() -> Self {
-        Self {
-            vocab: VOCAB.to_vec(),
-        }
+        Self { vocab: VOCAB.to_vec() }
     }
     fn id(&self, s: &str) -> u32 {
         self.vocab
@@ -216,10 +214,7 @@ fn early_end_injects_wait_repeatedly_until_the_minimum() {
     assert_eq!(r.gen.answer, "\n 42");
     assert_eq!(r.gen.stop_reason, StopReason::EndOfTurn);
     // The model never keeps the ends it tried: its sequence is the forced one.
-    assert_eq!(
-        held(&r),
-        "<|im_start|>thinkaWaitbWaitc<|im_start|>answer\n 42"
-    );
+    assert_eq!(held(&r), "<|im_start|>thinkaWaitbWaitc<|im_start|>answer\n 42");
     assert_eq!(
         r.injected,
         vec![
@@ -248,10 +243,7 @@ fn num_ignore_suppresses_the_end_that_many_times() {
     let r = run(&script, s1(0, MaxThinking::Unlimited, 2));
     assert_eq!(r.gen.thinking, "aWaitbWaitc");
     assert_eq!(r.gen.waits_injected, 2);
-    assert_eq!(
-        held(&r),
-        "<|im_start|>thinkaWaitbWaitc<|im_start|>answer 42"
-    );
+    assert_eq!(held(&r), "<|im_start|>thinkaWaitbWaitc<|im_start|>answer 42");
 }
 
 #[test]
@@ -277,10 +269,7 @@ fn budget_reached_mid_thinking_forces_the_end_and_final_answer() {
     assert_eq!(r.gen.thinking_tokens, 3);
     assert!(r.gen.forced_end);
     // A newline first, since the thinking does not end with one (s1's rule).
-    assert_eq!(
-        held(&r),
-        "<|im_start|>thinkabc\n<|im_start|>answer\nFinal Answer:de 42"
-    );
+    assert_eq!(held(&r), "<|im_start|>thinkabc\n<|im_start|>answer\nFinal Answer:de 42");
     assert_eq!(r.gen.answer, "Final Answer:de 42");
     assert_eq!(
         r.gen.answer_tokens, 3,
@@ -291,14 +280,8 @@ fn budget_reached_mid_thinking_forces_the_end_and_final_answer() {
 
 #[test]
 fn forced_end_after_a_newline_adds_no_second_newline() {
-    let r = run(
-        &["a", "\n", "c", " 42", "<|im_end|>"],
-        s1(0, MaxThinking::Tokens(2), 0),
-    );
-    assert_eq!(
-        held(&r),
-        "<|im_start|>thinka\n<|im_start|>answer\nFinal Answer:c 42"
-    );
+    let r = run(&["a", "\n", "c", " 42", "<|im_end|>"], s1(0, MaxThinking::Tokens(2), 0));
+    assert_eq!(held(&r), "<|im_start|>thinka\n<|im_start|>answer\nFinal Answer:c 42");
 }
 
 #[test]
@@ -307,23 +290,15 @@ fn budget_zero_skips_thinking() {
     assert_eq!(r.gen.thinking_tokens, 0);
     assert_eq!(r.gen.thinking, "");
     assert!(r.gen.forced_end);
-    assert_eq!(
-        held(&r),
-        "<|im_start|>think\n<|im_start|>answer\nFinal Answer: 42"
-    );
+    assert_eq!(held(&r), "<|im_start|>think\n<|im_start|>answer\nFinal Answer: 42");
     assert_eq!(r.gen.answer, "Final Answer: 42");
 }
 
 #[test]
 fn min_above_max_is_a_clear_error() {
-    let err = run_with(
-        &["a"],
-        s1(10, MaxThinking::Tokens(5), 0),
-        None,
-        &CancelToken::new(),
-    )
-    .err()
-    .unwrap();
+    let err = run_with(&["a"], s1(10, MaxThinking::Tokens(5), 0), None, &CancelToken::new())
+        .err()
+        .unwrap();
     assert!(matches!(
         err,
         GenerateError::Budget(BudgetError::MinAboveMax { min: 10, max: 5 })
@@ -345,14 +320,7 @@ fn end_of_turn_during_thinking_ends_thinking_or_is_ignored() {
     assert_eq!(r.gen.answer, " 42");
     // Before the minimum: replaced by the ignore string like any end.
     let r = run(
-        &[
-            "a",
-            "<|endoftext|>",
-            "b",
-            "<|im_start|>",
-            " 42",
-            "<|im_end|>",
-        ],
+        &["a", "<|endoftext|>", "b", "<|im_start|>", " 42", "<|im_end|>"],
         s1(3, MaxThinking::Unlimited, 0),
     );
     assert_eq!(r.gen.thinking, "aWaitb");
@@ -399,10 +367,7 @@ fn ids_past_the_tokenizer_are_never_fed_back() {
     let codec = ToyCodec::new();
     // The scripted logits peak on ids the tokenizer does not know (rows past the vocabulary).
     let oov = VOCAB.len() as u32; // first padded row
-    let mut model = ScriptedModel::new(
-        vec![oov, oov + 1, codec.id("<|im_start|>")],
-        codec.id("<|im_end|>"),
-    );
+    let mut model = ScriptedModel::new(vec![oov, oov + 1, codec.id("<|im_start|>")], codec.id("<|im_end|>"));
     let prompt = Prompt {
         ids: codec.ids(&["x"]),
         has_thinking_start: false,
@@ -445,16 +410,8 @@ fn thinking_off_answers_directly() {
 #[test]
 fn auto_budget_leaves_room_for_the_answer() {
     // auto = max new tokens - thinking start (2) - forced end (6) - 100 = 12 for 120 new tokens.
-    let script: Vec<&str> = std::iter::repeat_n("a", 40)
-        .chain([" 42", "<|im_end|>"])
-        .collect();
-    let r = run_with(
-        &script,
-        s1(0, MaxThinking::Auto, 0),
-        Some(120),
-        &CancelToken::new(),
-    )
-    .unwrap();
+    let script: Vec<&str> = std::iter::repeat_n("a", 40).chain([" 42", "<|im_end|>"]).collect();
+    let r = run_with(&script, s1(0, MaxThinking::Auto, 0), Some(120), &CancelToken::new()).unwrap();
     assert_eq!(r.gen.max_thinking, Some(12));
     assert_eq!(r.gen.thinking_tokens, 12);
     assert!(r.gen.forced_end);
@@ -463,13 +420,7 @@ fn auto_budget_leaves_room_for_the_answer() {
 #[test]
 fn max_new_tokens_and_cancel_stop_generation() {
     let script: Vec<&str> = std::iter::repeat_n("a", 50).collect();
-    let r = run_with(
-        &script,
-        s1(0, MaxThinking::Unlimited, 0),
-        Some(10),
-        &CancelToken::new(),
-    )
-    .unwrap();
+    let r = run_with(&script, s1(0, MaxThinking::Unlimited, 0), Some(10), &CancelToken::new()).unwrap();
     assert_eq!(r.gen.stop_reason, StopReason::MaxTokens);
     assert_eq!(r.gen.output_ids.len(), 10);
     let cancel = CancelToken::new();
@@ -487,8 +438,5 @@ fn wait_count_holds_at_the_budget() {
     assert_eq!(r.gen.thinking_tokens, 2);
     assert_eq!(r.gen.waits_injected, 1);
     assert!(r.gen.forced_end);
-    assert_eq!(
-        held(&r),
-        "<|im_start|>thinkaWait\n<|im_start|>answer\nFinal Answer: 42"
-    );
+    assert_eq!(held(&r), "<|im_start|>thinkaWait\n<|im_start|>answer\nFinal Answer: 42");
 }

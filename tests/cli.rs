@@ -41,11 +41,7 @@ fn init_model_then_generate_json_within_budget() {
         .arg(&out)
         .output()
         .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     for f in [
         "config.json",
         "model.safetensors",
@@ -103,10 +99,7 @@ fn bad_model_path_is_an_error_not_a_panic() {
         .unwrap();
     assert_eq!(r.status.code(), Some(1));
     let err = String::from_utf8_lossy(&r.stderr);
-    assert!(
-        err.contains("/no/such/model") && err.contains("not found"),
-        "{err}"
-    );
+    assert!(err.contains("/no/such/model") && err.contains("not found"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
 
@@ -117,14 +110,7 @@ fn min_above_max_is_reported() {
     let r = bin()
         .args(["generate", "--model"])
         .arg(d.path())
-        .args([
-            "--prompt",
-            "hi",
-            "--min-thinking",
-            "50",
-            "--max-thinking",
-            "10",
-        ])
+        .args(["--prompt", "hi", "--min-thinking", "50", "--max-thinking", "10"])
         .output()
         .unwrap();
     assert_eq!(r.status.code(), Some(1));

@@ -33,10 +33,7 @@ fn missing_config_json() {
     std::fs::remove_file(d.path().join("config.json")).unwrap();
     let (err, msg) = load_err(d.path());
     assert!(matches!(err, ModelError::MissingFile { .. }));
-    assert!(
-        msg.contains("config.json") && msg.contains("not found"),
-        "{msg}"
-    );
+    assert!(msg.contains("config.json") && msg.contains("not found"), "{msg}");
 }
 
 #[test]
@@ -44,9 +41,7 @@ fn unsupported_architecture() {
     let d = tempfile::tempdir().unwrap();
     common::tiny_qwen(d.path(), 512);
     let p = d.path().join("config.json");
-    let text = std::fs::read_to_string(&p)
-        .unwrap()
-        .replace("\"qwen2\"", "\"mamba\"");
+    let text = std::fs::read_to_string(&p).unwrap().replace("\"qwen2\"", "\"mamba\"");
     std::fs::write(&p, text).unwrap();
     let (err, msg) = load_err(d.path());
     assert!(matches!(err, ModelError::Unsupported { .. }));
@@ -116,10 +111,7 @@ fn garbage_and_truncated_gguf() {
         .collect();
     std::fs::write(&p, &garbage).unwrap();
     let (_, msg) = load_err(&p);
-    assert!(
-        msg.contains("model.gguf") && msg.contains("not a GGUF file"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.gguf") && msg.contains("not a GGUF file"), "{msg}");
     // The right magic with absurd counts.
     let mut bad = b"GGUF".to_vec();
     bad.extend(3u32.to_le_bytes());
@@ -132,10 +124,7 @@ fn garbage_and_truncated_gguf() {
     let real = std::fs::read(common::smollm2_gguf()).unwrap();
     std::fs::write(&p, &real[..real.len() / 3]).unwrap();
     let (_, msg) = load_err(&p);
-    assert!(
-        msg.contains("model.gguf") && msg.contains("truncated"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.gguf") && msg.contains("truncated"), "{msg}");
 }
 
 #[test]
@@ -143,8 +132,7 @@ fn tokenizer_larger_than_embedding() {
     let d = tempfile::tempdir().unwrap();
     common::tiny_qwen(d.path(), 512);
     let p = d.path().join("config.json");
-    let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
     cfg["vocab_size"] = 1000.into();
     std::fs::write(&p, cfg.to_string()).unwrap();
     let (err, msg) = load_err(d.path());
@@ -170,10 +158,7 @@ fn prompt_longer_than_context() {
     )
     .unwrap_err()
     .to_string();
-    assert!(
-        err.contains("exceeds the model's context of 64 tokens"),
-        "{err}"
-    );
+    assert!(err.contains("exceeds the model's context of 64 tokens"), "{err}");
 }
 
 #[test]

@@ -20,8 +20,7 @@ fn load(name: &str) -> (Decoder, Tensor, Tensor) {
     let cfg = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
     let mut w = SafetensorsWeights::open(&dir, DType::F32, &Device::Cpu).unwrap();
     let dec = Decoder::load(&cfg, &mut w, DType::F32, &Device::Cpu).unwrap();
-    let exp =
-        candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+    let exp = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
     let ids = exp["input_ids"].to_dtype(DType::U32).unwrap();
     (dec, ids, exp["logits"].clone())
 }
@@ -91,20 +90,13 @@ fn kv_cache_path_equals_full_forward() {
             pos += chunk;
             let want = full.narrow(1, pos - 1, 1).unwrap();
             let (rel, _) = rel_err(&got, &want);
-            assert!(
-                rel < 1e-5,
-                "{name}: cached step ending at {pos}: relative error {rel}"
-            );
+            assert!(rel < 1e-5, "{name}: cached step ending at {pos}: relative error {rel}");
         }
         assert_eq!(cache.len(), t);
         // Rewinding and feeding again gives the same logits (budget forcing rewinds).
         cache.truncate(10);
         let got = dec
-            .forward(
-                &ids.narrow(1, 10, 3).unwrap(),
-                Some(&mut cache),
-                Logits::All,
-            )
+            .forward(&ids.narrow(1, 10, 3).unwrap(), Some(&mut cache), Logits::All)
             .unwrap();
         let (rel, _) = rel_err(&got, &full.narrow(1, 10, 3).unwrap());
         assert!(rel < 1e-5, "{name}: after rewind: relative error {rel}");
@@ -123,12 +115,7 @@ impl WeightLoader for VarLoader {
         self.vars.push((name.to_string(), v.clone()));
         Ok(v.as_tensor().clone())
     }
-    fn matrix(
-        &mut self,
-        name: &str,
-        out: usize,
-        inp: usize,
-    ) -> s1_studio::model::error::Result<Weight> {
+    fn matrix(&mut self, name: &str, out: usize, inp: usize) -> s1_studio::model::error::Result<Weight> {
         // The tied head reuses the embedding's Var.
         if let Some((_, v)) = self.vars.iter().find(|(n, _)| n == name) {
             return Ok(Weight::Dense(v.as_tensor().clone()));
@@ -146,10 +133,7 @@ fn differentiable_mode_gives_every_weight_a_gradient() {
         let dir = fixture(name);
         let cfg = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
         let inner = SafetensorsWeights::open(&dir, DType::F32, &Device::Cpu).unwrap();
-        let mut loader = VarLoader {
-            inner,
-            vars: vec![],
-        };
+        let mut loader = VarLoader { inner, vars: vec![] };
         let mut dec = Decoder::load(&cfg, &mut loader, DType::F32, &Device::Cpu).unwrap();
         dec.set_differentiable(true);
         let ids = Tensor::new(&[[3u32, 17, 99, 4, 250, 8]], &Device::Cpu).unwrap();
@@ -164,15 +148,9 @@ fn differentiable_mode_gives_every_weight_a_gradient() {
             .vars
             .iter()
             .filter(|(_, v)| {
-                grads.get(v.as_tensor()).is_none_or(|g| {
-                    g.abs()
-                        .unwrap()
-                        .sum_all()
-                        .unwrap()
-                        .to_scalar::<f32>()
-                        .unwrap()
-                        == 0.0
-                })
+                grads
+                    .get(v.as_tensor())
+                    .is_none_or(|g| g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() == 0.0)
             })
             .map(|(n, _)| n.as_str())
             .collect();

@@ -9,9 +9,7 @@ use s1_studio::model::{load_model, ChatMessage, LoadOptions};
 fn qwen() -> s1_studio::model::TextTokenizer {
     let d = tempfile::tempdir().unwrap();
     common::tiny_qwen(d.path(), 512);
-    load_model(d.path(), &LoadOptions::default())
-        .unwrap()
-        .tokenizer
+    load_model(d.path(), &LoadOptions::default()).unwrap().tokenizer
 }
 
 #[test]
@@ -39,19 +37,13 @@ fn incremental_decoding_never_splits_a_character() {
     for &id in &ids {
         match dec.push(&t as &dyn Codec, id) {
             Some(delta) => {
-                assert!(
-                    !delta.contains('\u{FFFD}'),
-                    "a delta split a character: {delta:?}"
-                );
+                assert!(!delta.contains('\u{FFFD}'), "a delta split a character: {delta:?}");
                 out.push_str(&delta);
             }
             None => held_back += 1,
         }
     }
-    assert!(
-        held_back > 0,
-        "no token was held back, so the test exercised nothing"
-    );
+    assert!(held_back > 0, "no token was held back, so the test exercised nothing");
     assert_eq!(out, text);
 }
 

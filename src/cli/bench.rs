@@ -39,6 +39,9 @@ pub struct DecodeArgs {
     /// Python with torch + transformers (and llama-cpp-python) for the baselines
     #[arg(long, env = "S1_BENCH_PYTHON", default_value = "python3")]
     python: String,
+    /// Which comparisons to run
+    #[arg(long, default_value = "all", value_parser = ["all", "safetensors", "gguf"])]
+    which: String,
     /// Skip the baselines (only this engine's figures)
     #[arg(long)]
     no_baselines: bool,
@@ -117,9 +120,7 @@ fn time_decode(
 }
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
 }
 
 /// Runs a baseline script that prints a JSON object with `tokens_per_s` on its last line.
@@ -143,17 +144,14 @@ fn baseline(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value =
-        serde_json::from_str(last).with_context(|| format!("{script_name} printed {last:?}"))?;
+    let v: serde_json::Value = serde_json::from_str(last).with_context(|| format!("{script_name} printed {last:?}"))?;
     v["tokens_per_s"]
         .as_f64()
         .context("no tokens_per_s in the baseline's output")
 }
 
 fn decode(a: DecodeArgs) -> anyhow::Result<()> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cfg = bench_config();
     if !a.model_dir.join("model.safetensors").exists() {
         crate::model::init::write_weights(&cfg, 0, &a.model_dir)?;
@@ -175,37 +173,28 @@ fn decode(a: DecodeArgs) -> anyhow::Result<()> {
     ];
     let mut rows: Vec<(String, f64, Option<f64>, String)> = Vec::new();
 
-    let ours = time_decode(
-        &decoder,
-        cfg.vocab_size as u32 - 1,
-        &prompt,
-        a.new_tokens,
-        a.repeats,
-    )?;
-    let base = if a.no_baselines {
-        None
-    } else {
-        let mut args = vec!["--model".to_string(), a.model_dir.display().to_string()];
-        args.extend(common.clone());
-        Some(baseline(&a.python, "bench_decode_transformers.py", &args)?)
-    };
-    rows.push((
-        "qwen2-29.4M f32 safetensors".into(),
-        ours,
-        base,
-        "transformers (PyTorch CPU)".into(),
-    ));
+    if a.which != "gguf" {
+        let ours = time_decode(&decoder, cfg.vocab_size as u32 - 1, &prompt, a.new_tokens, a.repeats)?;
+        let base = if a.no_baselines {
+            None
+        } else {
+            let mut args = vec!["--model".to_string(), a.model_dir.display().to_string()];
+            args.extend(common.clone());
+            Some(baseline(&a.python, "bench_decode_transformers.py", &args)?)
+        };
+        rows.push((
+            "qwen2-29.4M f32 safetensors".into(),
+            ours,
+            base,
+            "transformers (PyTorch CPU)".into(),
+        ));
+    }
 
-    if a.gguf.exists() {
+    if a.which == "safetensors" {
+    } else if a.gguf.exists() {
         let m = load_model(&a.gguf, &LoadOptions::default())?;
         let gprompt = prompt_ids(a.prompt_tokens, 1000);
-        let ours = time_decode(
-            &m.decoder,
-            m.tokenizer.max_token_id,
-            &gprompt,
-            a.new_tokens,
-            a.repeats,
-        )?;
+        let ours = time_decode(&m.decoder, m.tokenizer.max_token_id, &gprompt, a.new_tokens, a.repeats)?;
         let base = if a.no_baselines {
             None
         } else {
@@ -220,7 +209,10 @@ fn decode(a: DecodeArgs) -> anyhow::Result<()> {
             "llama.cpp (llama-cpp-python)".into(),
         ));
     } else {
-        eprintln!("note: {} not found; skipping the llama.cpp comparison (scripts/fetch-test-models.sh fetches it)", a.gguf.display());
+        eprintln!(
+            "note: {} not found; skipping the llama.cpp comparison (scripts/fetch-test-models.sh fetches it)",
+            a.gguf.display()
+        );
     }
 
     println!(
@@ -241,8 +233,7 @@ fn decode(a: DecodeArgs) -> anyhow::Result<()> {
         json.push(serde_json::json!({"model": name, "tokens_per_s": ours, "baseline": base_name, "baseline_tokens_per_s": base, "ratio": base.map(|b| ours / b)}));
     }
     if let Some(p) = a.json {
-        std::fs::write(&p, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(&p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }

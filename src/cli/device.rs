@@ -7,18 +7,13 @@ pub fn parse_device(s: &str) -> anyhow::Result<Device> {
         "cpu" => Ok(Device::Cpu),
         s if s == "cuda" || s.starts_with("cuda:") => {
             let ordinal = match s.strip_prefix("cuda:") {
-                Some(n) => n
-                    .parse()
-                    .with_context(|| format!("device `{s}`: bad GPU ordinal"))?,
+                Some(n) => n.parse().with_context(|| format!("device `{s}`: bad GPU ordinal"))?,
                 None => 0,
             };
             if !cfg!(feature = "cuda") {
-                bail!(
-                    "device `{s}`: this build has no CUDA support (build with `--features cuda`)"
-                );
+                bail!("device `{s}`: this build has no CUDA support (build with `--features cuda`)");
             }
-            Device::new_cuda(ordinal)
-                .with_context(|| format!("device `{s}`: CUDA is not available"))
+            Device::new_cuda(ordinal).with_context(|| format!("device `{s}`: CUDA is not available"))
         }
         other => bail!("device `{other}`: expected cpu, cuda or cuda:N"),
     }

@@ -6,8 +6,7 @@ use clap::Args;
 
 use super::device::{parse_device, parse_dtype};
 use crate::generate::{
-    chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, SamplingParams, StreamEvent,
-    ThinkingFormat,
+    chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, SamplingParams, StreamEvent, ThinkingFormat,
 };
 use crate::jobs::CancelToken;
 use crate::model::{load_model, ChatMessage, LoadOptions, LoadedModel};
@@ -70,9 +69,7 @@ pub struct GenerateArgs {
 
 /// The thinking format a model most likely uses: think tags when its template mentions them.
 fn detect_format(model: &LoadedModel) -> ThinkingFormat {
-    if model.template.source().contains("<think>")
-        && model.tokenizer.token_to_id("<think>").is_some()
-    {
+    if model.template.source().contains("<think>") && model.tokenizer.token_to_id("<think>").is_some() {
         ThinkingFormat::think_tags()
     } else {
         ThinkingFormat::s1()
@@ -97,9 +94,9 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let opts = LoadOptions {
         device: parse_device(&a.device)?,
         dtype: parse_dtype(&a.dtype)?,
+        dequantize: false,
     };
-    let model =
-        load_model(&a.model, &opts).with_context(|| format!("loading {}", a.model.display()))?;
+    let model = load_model(&a.model, &opts).with_context(|| format!("loading {}", a.model.display()))?;
     let format = match a.format.as_str() {
         "s1" => ThinkingFormat::s1(),
         "think-tags" => ThinkingFormat::think_tags(),
@@ -186,10 +183,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
                     "{}",
                     style.paint(
                         "1;31",
-                        &format!(
-                            "\n[thinking budget reached after {} tokens]",
-                            inj.at_thinking_token
-                        )
+                        &format!("\n[thinking budget reached after {} tokens]", inj.at_thinking_token)
                     )
                 ),
                 _ => Ok(()),
@@ -204,7 +198,12 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             "2",
             &format!(
                 "[{} thinking + {} answer tokens, {} waits, forced end: {}, {:.1} tokens/s, stop: {:?}]",
-                gen.thinking_tokens, gen.answer_tokens, gen.waits_injected, gen.forced_end, gen.tokens_per_s, gen.stop_reason
+                gen.thinking_tokens,
+                gen.answer_tokens,
+                gen.waits_injected,
+                gen.forced_end,
+                gen.tokens_per_s,
+                gen.stop_reason
             )
         )
     );

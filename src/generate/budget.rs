@@ -282,9 +282,7 @@ impl BudgetForcer {
         let max = match cfg.max_thinking {
             MaxThinking::Unlimited => None,
             MaxThinking::Tokens(n) => Some(n),
-            MaxThinking::Auto => {
-                Some(max_new_tokens.saturating_sub(start_ids.len() + forced_ids.len() + 100))
-            }
+            MaxThinking::Auto => Some(max_new_tokens.saturating_sub(start_ids.len() + forced_ids.len() + 100)),
         };
         if let Some(max) = max {
             if cfg.thinking && cfg.min_thinking > max {
@@ -347,12 +345,7 @@ impl BudgetForcer {
     /// ignore string is set (then ends are suppressed, like vLLM's `min_tokens`).
     pub fn banned(&self) -> Vec<u32> {
         if self.phase == Phase::Thinking && self.ignore_ids.is_empty() && self.must_extend() {
-            let mut b: Vec<u32> = self
-                .end_seqs
-                .iter()
-                .filter(|s| s.len() == 1)
-                .map(|s| s[0])
-                .collect();
+            let mut b: Vec<u32> = self.end_seqs.iter().filter(|s| s.len() == 1).map(|s| s[0]).collect();
             b.extend(&self.eos_ids);
             b
         } else {
@@ -390,10 +383,7 @@ impl BudgetForcer {
             Some(t) => vec![t],
             None => context.to_vec(),
         };
-        let ends_nl = codec
-            .decode(&last)
-            .map(|s| s.ends_with('\n'))
-            .unwrap_or(false);
+        let ends_nl = codec.decode(&last).map(|s| s.ends_with('\n')).unwrap_or(false);
         let mut feed = Vec::new();
         if !ends_nl {
             feed.extend(&self.newline_ids);
@@ -474,11 +464,7 @@ impl BudgetForcer {
         let matched = if eos {
             Some(1)
         } else {
-            self.end_seqs
-                .iter()
-                .filter(|s| cand.ends_with(s))
-                .map(Vec::len)
-                .max()
+            self.end_seqs.iter().filter(|s| cand.ends_with(s)).map(Vec::len).max()
         };
         if let Some(len) = matched {
             // Tokens before the delimiter are thinking; the delimiter's first len-1 were fed.
@@ -513,9 +499,7 @@ impl BudgetForcer {
             .rev()
             .find(|&n| {
                 let suffix = &cand[cand.len() - n..];
-                self.end_seqs
-                    .iter()
-                    .any(|s| s.len() > n && s.starts_with(suffix))
+                self.end_seqs.iter().any(|s| s.len() > n && s.starts_with(suffix))
             })
             .unwrap_or(0);
         let confirmed = cand.len() - hold;

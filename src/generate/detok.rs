@@ -20,9 +20,7 @@ impl IncrementalDecoder {
     /// Adds one id; returns the new text, if a whole character is now complete.
     pub fn push(&mut self, codec: &dyn Codec, id: u32) -> Option<String> {
         self.ids.push(id);
-        let prefix = codec
-            .decode(&self.ids[self.prefix_offset..self.read_offset])
-            .ok()?;
+        let prefix = codec.decode(&self.ids[self.prefix_offset..self.read_offset]).ok()?;
         let full = codec.decode(&self.ids[self.prefix_offset..]).ok()?;
         if full.len() <= prefix.len() || full.ends_with('\u{FFFD}') {
             return None;

@@ -4,9 +4,7 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::budget::{
-    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, Phase, Step, StopReason,
-};
+use super::budget::{BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, Phase, Step, StopReason};
 use super::codec::Codec;
 use super::detok::IncrementalDecoder;
 use super::sampler::{Sampler, SamplingParams};
@@ -45,9 +43,7 @@ impl<'a> DecoderSession<'a> {
 impl LanguageModel for DecoderSession<'_> {
     fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
         let ids = Tensor::new(tokens, self.decoder.device())?.unsqueeze(0)?;
-        let logits = self
-            .decoder
-            .forward(&ids, Some(&mut self.cache), Logits::Last)?;
+        let logits = self.decoder.forward(&ids, Some(&mut self.cache), Logits::Last)?;
         Ok(logits.flatten_all()?.to_vec1::<f32>()?)
     }
 
@@ -191,10 +187,7 @@ pub fn generate(
         }
     };
     stream(&mut forcer, codec, &mut thinking, &mut answer, on_event);
-    for (dec, phase) in [
-        (&mut thinking, Phase::Thinking),
-        (&mut answer, Phase::Answer),
-    ] {
+    for (dec, phase) in [(&mut thinking, Phase::Thinking), (&mut answer, Phase::Answer)] {
         if let Some(rest) = dec.flush(codec) {
             on_event(if phase == Phase::Thinking {
                 StreamEvent::Thinking(&rest)
@@ -218,11 +211,7 @@ pub fn generate(
         output_ids,
         prefill_s,
         decode_s,
-        tokens_per_s: if decode_s > 0.0 {
-            sampled as f64 / decode_s
-        } else {
-            0.0
-        },
+        tokens_per_s: if decode_s > 0.0 { sampled as f64 / decode_s } else { 0.0 },
     })
 }
 
@@ -259,9 +248,7 @@ pub fn build_prompt(
     messages: &[ChatMessage],
     budget: &BudgetConfig,
 ) -> Result<Prompt, ModelError> {
-    let text = model
-        .template
-        .render(messages, true, Some(budget.thinking))?;
+    let text = model.template.render(messages, true, Some(budget.thinking))?;
     let has_thinking_start = budget.thinking && {
         let start = budget.format.start.trim();
         !start.is_empty() && text.trim_end().ends_with(start)

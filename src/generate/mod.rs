@@ -7,13 +7,13 @@ pub mod engine;
 pub mod sampler;
 
 pub use budget::{
-    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking,
-    Phase, Step, StopReason, ThinkingFormat,
+    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, Phase, Step,
+    StopReason, ThinkingFormat,
 };
 pub use codec::Codec;
 pub use detok::IncrementalDecoder;
 pub use engine::{
-    build_prompt, chat, generate, DecoderSession, GenerateError, GenerateParams, Generation,
-    LanguageModel, Prompt, StreamEvent,
+    build_prompt, chat, generate, DecoderSession, GenerateError, GenerateParams, Generation, LanguageModel, Prompt,
+    StreamEvent,
 };
 pub use sampler::{Sampler, SamplingParams};

@@ -87,7 +87,7 @@ impl Sampler {
         let need_sorted = k < cand.len() || p < 1.0;
         if need_sorted {
             // Sort only a head large enough for top-k / top-p; most mass sits in few tokens.
-            let mut head = k.min(1024).max(1);
+            let mut head = k.clamp(1, 1024);
             loop {
                 let head_n = head.min(cand.len());
                 if head_n < cand.len() {
@@ -169,9 +169,7 @@ mod tests {
         let logits: Vec<f32> = (0..1000).map(|i| (i % 97) as f32 * 0.05).collect();
         let draw = |p: SamplingParams| {
             let mut s = Sampler::new(p, 999);
-            (0..200)
-                .map(|_| s.sample(&mut logits.clone(), &[]))
-                .collect::<Vec<_>>()
+            (0..200).map(|_| s.sample(&mut logits.clone(), &[])).collect::<Vec<_>>()
         };
         let a = draw(params(1.0, 1.0, 0, 7));
         assert_eq!(a, draw(params(1.0, 1.0, 0, 7)));
@@ -188,8 +186,7 @@ mod tests {
             assert_eq!(s.sample(&mut sharp.clone(), &[]), 7);
         }
         // Top-p over the whole vocabulary still samples more than one token.
-        let distinct: std::collections::HashSet<u32> =
-            draw(params(1.0, 0.95, 0, 5)).into_iter().collect();
+        let distinct: std::collections::HashSet<u32> = draw(params(1.0, 0.95, 0, 5)).into_iter().collect();
         assert!(distinct.len() > 20);
     }
 }

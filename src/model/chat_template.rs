@@ -37,9 +37,7 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate")
-            .field("len", &self.source.len())
-            .finish()
+        f.debug_struct("ChatTemplate").field("len", &self.source.len()).finish()
     }
 }
 
@@ -101,8 +99,7 @@ impl ChatTemplate {
                 bos_token => self.bos_token, eos_token => self.eos_token,
             },
         };
-        tmpl.render(ctx)
-            .map_err(|e| ModelError::Template(format!("{e:#}")))
+        tmpl.render(ctx).map_err(|e| ModelError::Template(format!("{e:#}")))
     }
 }
 
@@ -129,8 +126,7 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/data/tokenizer/qwen3/tokenizer_config.json"
         );
-        let cfg: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let src = cfg["chat_template"].as_str().unwrap();
         let t = ChatTemplate::new(src, None, Some("<|im_end|>")).unwrap();
         let msgs = [

@@ -84,12 +84,10 @@ fn field<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
 
 fn usize_field(path: &Path, v: &Value, key: &str) -> Result<usize> {
     match field(v, key) {
-        Some(x) => x.as_u64().map(|x| x as usize).ok_or_else(|| {
-            ModelError::bad(
-                path,
-                format!("`{key}` must be a non-negative integer, got {x}"),
-            )
-        }),
+        Some(x) => x
+            .as_u64()
+            .map(|x| x as usize)
+            .ok_or_else(|| ModelError::bad(path, format!("`{key}` must be a non-negative integer, got {x}"))),
         None => Err(ModelError::bad(path, format!("`{key}` is missing"))),
     }
 }
@@ -113,9 +111,9 @@ fn f64_or(path: &Path, v: &Value, key: &str, default: f64) -> Result<f64> {
 
 fn bool_or(path: &Path, v: &Value, key: &str, default: bool) -> Result<bool> {
     match field(v, key) {
-        Some(x) => x.as_bool().ok_or_else(|| {
-            ModelError::bad(path, format!("`{key}` must be true or false, got {x}"))
-        }),
+        Some(x) => x
+            .as_bool()
+            .ok_or_else(|| ModelError::bad(path, format!("`{key}` must be true or false, got {x}"))),
         None => Ok(default),
     }
 }
@@ -124,11 +122,7 @@ fn bool_or(path: &Path, v: &Value, key: &str, default: bool) -> Result<bool> {
 pub(crate) fn token_ids(v: Option<&Value>) -> Vec<u32> {
     match v {
         Some(Value::Number(n)) => n.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(|x| x.as_u64())
-            .map(|x| x as u32)
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect(),
         _ => Vec::new(),
     }
 }
@@ -140,23 +134,20 @@ impl ModelConfig {
             if e.kind() == std::io::ErrorKind::NotFound {
                 ModelError::MissingFile {
                     path: path.to_path_buf(),
-                    hint: " (a Hugging Face model folder needs config.json beside its weights)"
-                        .into(),
+                    hint: " (a Hugging Face model folder needs config.json beside its weights)".into(),
                 }
             } else {
                 ModelError::bad(path, e)
             }
         })?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| ModelError::bad(path, format!("not valid JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| ModelError::bad(path, format!("not valid JSON: {e}")))?;
         Self::from_hf_json(path, &v)
     }
 
     /// Parses a config.json value.
     pub fn from_hf_json(path: &Path, v: &Value) -> Result<Self> {
-        let model_type = field(v, "model_type")
-            .and_then(|x| x.as_str())
-            .unwrap_or("");
+        let model_type = field(v, "model_type").and_then(|x| x.as_str()).unwrap_or("");
         let arch = Arch::parse(model_type).ok_or_else(|| {
             let archs = field(v, "architectures").map(|a| a.to_string()).unwrap_or_default();
             ModelError::unsupported(
@@ -168,10 +159,7 @@ impl ModelConfig {
         })?;
         if let Some(act) = field(v, "hidden_act").and_then(|x| x.as_str()) {
             if act != "silu" {
-                return Err(ModelError::unsupported(
-                    path,
-                    format!("hidden_act `{act}` (only silu)"),
-                ));
+                return Err(ModelError::unsupported(path, format!("hidden_act `{act}` (only silu)")));
             }
         }
         if bool_or(path, v, "use_sliding_window", false)? {
@@ -207,9 +195,9 @@ impl ModelConfig {
         // transformers 5.x moved rope_theta (and rope_scaling) into rope_parameters.
         let rope_params = field(v, "rope_parameters");
         let rope_theta = match rope_params.and_then(|p| field(p, "rope_theta")) {
-            Some(x) => x.as_f64().ok_or_else(|| {
-                ModelError::bad(path, "`rope_parameters.rope_theta` must be a number")
-            })?,
+            Some(x) => x
+                .as_f64()
+                .ok_or_else(|| ModelError::bad(path, "`rope_parameters.rope_theta` must be a number"))?,
             None => f64_or(path, v, "rope_theta", 10_000.0)?,
         };
         let scaling = field(v, "rope_scaling").or(rope_params);
@@ -225,12 +213,8 @@ impl ModelConfig {
                         factor: f64_or(path, s, "factor", 8.0)?,
                         low_freq_factor: f64_or(path, s, "low_freq_factor", 1.0)?,
                         high_freq_factor: f64_or(path, s, "high_freq_factor", 4.0)?,
-                        original_max_position_embeddings: opt_usize(
-                            path,
-                            s,
-                            "original_max_position_embeddings",
-                        )?
-                        .unwrap_or(8192),
+                        original_max_position_embeddings: opt_usize(path, s, "original_max_position_embeddings")?
+                            .unwrap_or(8192),
                     }),
                     Some(other) => {
                         return Err(ModelError::unsupported(
@@ -269,9 +253,7 @@ impl ModelConfig {
             o_bias,
             mlp_bias: bool_or(path, v, "mlp_bias", false)?,
             saved_dtype,
-            bos_token_id: field(v, "bos_token_id")
-                .and_then(|x| x.as_u64())
-                .map(|x| x as u32),
+            bos_token_id: field(v, "bos_token_id").and_then(|x| x.as_u64()).map(|x| x as u32),
             eos_token_ids: token_ids(field(v, "eos_token_id")),
         })
     }
@@ -341,71 +323,9 @@ impl ModelConfig {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn qwen_json() -> Value {
-        json!({
-            "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 8192,
-            "hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8,
-            "num_attention_heads": 8, "num_key_value_heads": 4, "rms_norm_eps": 1e-6,
-            "rope_theta": 1000000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
-            "eos_token_id": 151645, "max_position_embeddings": 32768
-        })
-    }
-
-    #[test]
-    fn reads_transformers_4_and_5_layouts() {
-        let p = Path::new("config.json");
-        let v4 = qwen_json();
-        let c4 = ModelConfig::from_hf_json(p, &v4).unwrap();
-        let mut v5 = qwen_json();
-        let o = v5.as_object_mut().unwrap();
-        o.remove("rope_theta");
-        o.remove("torch_dtype");
-        o.insert(
-            "rope_parameters".into(),
-            json!({"rope_theta": 1000000.0, "rope_type": "default"}),
-        );
-        o.insert("dtype".into(), json!("bfloat16"));
-        let c5 = ModelConfig::from_hf_json(p, &v5).unwrap();
-        assert_eq!(c4, c5);
-        assert_eq!(c4.rope_theta, 1e6);
-        assert_eq!(c4.head_dim, 64);
-        assert!(c4.qkv_bias && !c4.o_bias);
-        assert_eq!(c4.saved_dtype.as_deref(), Some("bfloat16"));
-        // The 29.4M-parameter benchmark config of the engine issue.
-        assert_eq!(c4.num_parameters(), 29_377_024);
-    }
-
-    #[test]
-    fn rejects_unknown_architecture_by_name() {
-        let mut v = qwen_json();
-        v["model_type"] = json!("mamba");
-        let err = ModelConfig::from_hf_json(Path::new("/m/config.json"), &v)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("/m/config.json") && err.contains("mamba"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn round_trips_through_json() {
-        let c = ModelConfig::from_hf_json(Path::new("c"), &qwen_json()).unwrap();
-        let back = ModelConfig::from_hf_json(Path::new("c"), &c.to_hf_json()).unwrap();
-        assert_eq!(c, back);
-    }
-}
-
 impl ModelConfig {
     /// Reads the shape of a llama or qwen2 model from GGUF metadata.
-    pub fn from_gguf(
-        path: &Path,
-        content: &candle_core::quantized::gguf_file::Content,
-    ) -> Result<Self> {
+    pub fn from_gguf(path: &Path, content: &candle_core::quantized::gguf_file::Content) -> Result<Self> {
         let md = &content.metadata;
         let arch_name = md
             .get("general.architecture")
@@ -425,11 +345,7 @@ impl ModelConfig {
                 .map(|x| x as usize)
                 .ok_or_else(|| ModelError::bad(path, format!("metadata `{}` is missing", key(k))))
         };
-        let opt_num = |k: &str| {
-            md.get(&key(k))
-                .and_then(|v| v.to_u64().ok())
-                .map(|x| x as usize)
-        };
+        let opt_num = |k: &str| md.get(&key(k)).and_then(|v| v.to_u64().ok()).map(|x| x as usize);
         let opt_f = |k: &str| md.get(&key(k)).and_then(|v| v.to_f32().ok()).map(f64::from);
         if content.tensor_infos.contains_key("rope_freqs.weight") {
             return Err(ModelError::unsupported(
@@ -479,14 +395,68 @@ impl ModelConfig {
             o_bias: has("blk.0.attn_output.bias"),
             mlp_bias: false,
             saved_dtype: None,
-            bos_token_id: md
-                .get("tokenizer.ggml.bos_token_id")
-                .and_then(|v| v.to_u32().ok()),
+            bos_token_id: md.get("tokenizer.ggml.bos_token_id").and_then(|v| v.to_u32().ok()),
             eos_token_ids: md
                 .get("tokenizer.ggml.eos_token_id")
                 .and_then(|v| v.to_u32().ok())
                 .into_iter()
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qwen_json() -> Value {
+        json!({
+            "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": 8192,
+            "hidden_size": 512, "intermediate_size": 1536, "num_hidden_layers": 8,
+            "num_attention_heads": 8, "num_key_value_heads": 4, "rms_norm_eps": 1e-6,
+            "rope_theta": 1000000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+            "eos_token_id": 151645, "max_position_embeddings": 32768
+        })
+    }
+
+    #[test]
+    fn reads_transformers_4_and_5_layouts() {
+        let p = Path::new("config.json");
+        let v4 = qwen_json();
+        let c4 = ModelConfig::from_hf_json(p, &v4).unwrap();
+        let mut v5 = qwen_json();
+        let o = v5.as_object_mut().unwrap();
+        o.remove("rope_theta");
+        o.remove("torch_dtype");
+        o.insert(
+            "rope_parameters".into(),
+            json!({"rope_theta": 1000000.0, "rope_type": "default"}),
+        );
+        o.insert("dtype".into(), json!("bfloat16"));
+        let c5 = ModelConfig::from_hf_json(p, &v5).unwrap();
+        assert_eq!(c4, c5);
+        assert_eq!(c4.rope_theta, 1e6);
+        assert_eq!(c4.head_dim, 64);
+        assert!(c4.qkv_bias && !c4.o_bias);
+        assert_eq!(c4.saved_dtype.as_deref(), Some("bfloat16"));
+        // The 29.4M-parameter benchmark config of the engine issue.
+        assert_eq!(c4.num_parameters(), 29_377_024);
+    }
+
+    #[test]
+    fn rejects_unknown_architecture_by_name() {
+        let mut v = qwen_json();
+        v["model_type"] = json!("mamba");
+        let err = ModelConfig::from_hf_json(Path::new("/m/config.json"), &v)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/m/config.json") && err.contains("mamba"), "{err}");
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let c = ModelConfig::from_hf_json(Path::new("c"), &qwen_json()).unwrap();
+        let back = ModelConfig::from_hf_json(Path::new("c"), &c.to_hf_json()).unwrap();
+        assert_eq!(c, back);
     }
 }

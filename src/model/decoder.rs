@@ -9,6 +9,7 @@
 use candle_core::{DType, Device, Module, Tensor, D};
 
 use super::config::ModelConfig;
+use super::cpu_gemv::{self, KernelWeight};
 use super::error::Result;
 use super::kv_cache::KvCache;
 use super::weights::{Weight, WeightLoader};
@@ -16,18 +17,12 @@ use super::weights::{Weight, WeightLoader};
 /// A linear layer `y = x W^T + b` over dense or quantized weights.
 #[derive(Clone)]
 pub struct Linear {
-    weight: Weight,
-    bias: Option<Tensor>,
+    pub(super) weight: Weight,
+    pub(super) bias: Option<Tensor>,
 }
 
 impl Linear {
-    fn load(
-        w: &mut dyn WeightLoader,
-        name: &str,
-        out: usize,
-        inp: usize,
-        bias: bool,
-    ) -> Result<Self> {
+    fn load(w: &mut dyn WeightLoader, name: &str, out: usize, inp: usize, bias: bool) -> Result<Self> {
         let weight = w.matrix(&format!("{name}.weight"), out, inp)?;
         let bias = if bias {
             Some(w.tensor(&format!("{name}.bias"), &[out])?)
@@ -37,7 +32,12 @@ impl Linear {
         Ok(Self { weight, bias })
     }
 
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, fast: bool) -> candle_core::Result<Tensor> {
+        if fast {
+            if let Some(mut ys) = Self::forward_cpu_kernel(&[self], x)? {
+                return Ok(ys.remove(0));
+            }
+        }
         let y = match &self.weight {
             Weight::Dense(w) => {
                 let dims = x.dims();
@@ -49,11 +49,111 @@ impl Linear {
                 y.reshape(out)?
             }
             Weight::Quantized(q) => q.forward(&x.contiguous()?)?,
+            Weight::CpuQuant(_) => candle_core::bail!("CPU-quantized weights need f32 activations on the CPU"),
         };
         match &self.bias {
             Some(b) => y.broadcast_add(b),
             None => Ok(y),
         }
+    }
+
+    /// Several layers that read the same input (q/k/v, gate/up), in one pass when they can.
+    fn forward_group(lins: &[&Linear], x: &Tensor, fast: bool) -> candle_core::Result<Vec<Tensor>> {
+        if fast {
+            if let Some(ys) = Self::forward_cpu_kernel(lins, x)? {
+                return Ok(ys);
+            }
+        }
+        lins.iter().map(|l| l.forward(x, false)).collect()
+    }
+
+    /// The decode kernels of `cpu_gemv`: f32 weights for a few rows of input, Q4_1 always.
+    /// `None` when they do not apply (GPU, other dtypes, many rows of f32).
+    fn forward_cpu_kernel(lins: &[&Linear], x: &Tensor) -> candle_core::Result<Option<Vec<Tensor>>> {
+        use candle_core::{CpuStorage, Storage};
+        if !x.device().is_cpu() || x.dtype() != DType::F32 {
+            return Ok(None);
+        }
+        let dims = x.dims().to_vec();
+        let k = dims[dims.len() - 1];
+        let m = x.elem_count() / k.max(1);
+        let x = x.contiguous()?;
+        let (xs, xl) = x.storage_and_layout();
+        let Storage::Cpu(CpuStorage::F32(xv)) = &*xs else {
+            return Ok(None);
+        };
+        let xv = &xv[xl.start_offset()..xl.start_offset() + m * k];
+        let Some(out) = Self::gemv_many(lins, xv, m)? else {
+            return Ok(None);
+        };
+        let total = out.len();
+        let flat = Tensor::from_vec(out, total, x.device())?;
+        let mut ys = Vec::with_capacity(lins.len());
+        let mut offset = 0;
+        for l in lins {
+            let n = l.out_features()?;
+            let mut shape = dims.clone();
+            *shape.last_mut().unwrap_or(&mut 0) = n;
+            let y = flat.narrow(0, offset, m * n)?.reshape(shape)?;
+            offset += m * n;
+            ys.push(match &l.bias {
+                Some(b) => y.broadcast_add(b)?,
+                None => y,
+            });
+        }
+        Ok(Some(ys))
+    }
+
+    pub(super) fn out_features(&self) -> candle_core::Result<usize> {
+        Ok(match &self.weight {
+            Weight::Dense(w) => w.dim(0)?,
+            Weight::Quantized(q) => match &**q {
+                candle_core::quantized::QMatMul::QTensor(t) => t.shape().dims()[0],
+                candle_core::quantized::QMatMul::Tensor(t) | candle_core::quantized::QMatMul::TensorF16(t) => {
+                    t.dim(0)?
+                }
+            },
+            Weight::CpuQuant(q) => q.rows(),
+        })
+    }
+
+    /// `W x` (no bias) for each layer through `cpu_gemv`, `x` holding `m` rows; `None` when a
+    /// weight is not one the kernels read (or f32 weights with many rows, where gemm is faster).
+    pub(super) fn gemv_many(lins: &[&Linear], x: &[f32], m: usize) -> candle_core::Result<Option<Vec<f32>>> {
+        use candle_core::{CpuStorage, Storage};
+        for l in lins {
+            let ok = match &l.weight {
+                Weight::CpuQuant(_) => true,
+                Weight::Dense(w) => m <= 8 && w.dtype() == DType::F32 && w.is_contiguous() && w.device().is_cpu(),
+                Weight::Quantized(_) => false,
+            };
+            if !ok {
+                return Ok(None);
+            }
+        }
+        let guards: Vec<_> = lins
+            .iter()
+            .map(|l| match &l.weight {
+                Weight::Dense(w) => Some(w.storage_and_layout()),
+                _ => None,
+            })
+            .collect();
+        let mut mats = Vec::with_capacity(lins.len());
+        for (l, g) in lins.iter().zip(&guards) {
+            match (&l.weight, g) {
+                (Weight::CpuQuant(q), _) => mats.push(KernelWeight::Quant(q)),
+                (Weight::Dense(w), Some((st, lay))) => {
+                    let Storage::Cpu(CpuStorage::F32(v)) = &**st else {
+                        return Ok(None);
+                    };
+                    let (rows, cols) = w.dims2()?;
+                    let data = &v[lay.start_offset()..lay.start_offset() + rows * cols];
+                    mats.push(KernelWeight::F32 { data, rows, cols });
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(cpu_gemv::gemv(x, m, &mats)))
     }
 
     pub fn weight(&self) -> &Weight {
@@ -63,9 +163,9 @@ impl Linear {
 
 /// Root-mean-square layer norm.
 #[derive(Clone)]
-struct RmsNorm {
-    weight: Tensor,
-    eps: f64,
+pub(super) struct RmsNorm {
+    pub(super) weight: Tensor,
+    pub(super) eps: f64,
 }
 
 impl RmsNorm {
@@ -84,18 +184,16 @@ impl RmsNorm {
         let dtype = x.dtype();
         let xf = x.to_dtype(DType::F32)?;
         let var = xf.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = xf
-            .broadcast_div(&(var + self.eps)?.sqrt()?)?
-            .to_dtype(dtype)?;
+        let normed = xf.broadcast_div(&(var + self.eps)?.sqrt()?)?.to_dtype(dtype)?;
         normed.broadcast_mul(&self.weight)
     }
 }
 
 /// Rotary position embedding tables, computed for the positions of each call.
 #[derive(Clone)]
-struct Rotary {
-    inv_freq: Vec<f32>,
-    interleaved: bool,
+pub(super) struct Rotary {
+    pub(super) inv_freq: Vec<f32>,
+    pub(super) interleaved: bool,
 }
 
 impl Rotary {
@@ -114,8 +212,7 @@ impl Rotary {
                 if wavelen > low_wavelen {
                     *f /= s.factor;
                 } else if wavelen >= high_wavelen {
-                    let smooth = (old / wavelen - s.low_freq_factor)
-                        / (s.high_freq_factor - s.low_freq_factor);
+                    let smooth = (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
                     *f = (1.0 - smooth) * *f / s.factor + smooth * *f;
                 }
             }
@@ -127,13 +224,7 @@ impl Rotary {
     }
 
     /// cos and sin tables `[t, d/2]` for positions `start..start + t`.
-    fn tables(
-        &self,
-        start: usize,
-        t: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
+    fn tables(&self, start: usize, t: usize, dtype: DType, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
         let half = self.inv_freq.len();
         let mut cos = Vec::with_capacity(t * half);
         let mut sin = Vec::with_capacity(t * half);
@@ -150,13 +241,7 @@ impl Rotary {
     }
 
     /// Applies the rotation to `x` `[b, h, t, d]`.
-    fn apply(
-        &self,
-        x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
-        differentiable: bool,
-    ) -> candle_core::Result<Tensor> {
+    fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, differentiable: bool) -> candle_core::Result<Tensor> {
         let x = x.contiguous()?;
         match (self.interleaved, differentiable) {
             (false, false) => candle_nn::rotary_emb::rope(&x, cos, sin),
@@ -168,41 +253,23 @@ impl Rotary {
 }
 
 #[derive(Clone)]
-struct Attention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
-    num_heads: usize,
-    num_kv_heads: usize,
-    head_dim: usize,
+pub(super) struct Attention {
+    pub(super) q_proj: Linear,
+    pub(super) k_proj: Linear,
+    pub(super) v_proj: Linear,
+    pub(super) o_proj: Linear,
+    pub(super) num_heads: usize,
+    pub(super) num_kv_heads: usize,
+    pub(super) head_dim: usize,
 }
 
 impl Attention {
     fn load(w: &mut dyn WeightLoader, p: &str, cfg: &ModelConfig) -> Result<Self> {
         let (h, d) = (cfg.hidden_size, cfg.head_dim);
         Ok(Self {
-            q_proj: Linear::load(
-                w,
-                &format!("{p}.q_proj"),
-                cfg.num_heads * d,
-                h,
-                cfg.qkv_bias,
-            )?,
-            k_proj: Linear::load(
-                w,
-                &format!("{p}.k_proj"),
-                cfg.num_kv_heads * d,
-                h,
-                cfg.qkv_bias,
-            )?,
-            v_proj: Linear::load(
-                w,
-                &format!("{p}.v_proj"),
-                cfg.num_kv_heads * d,
-                h,
-                cfg.qkv_bias,
-            )?,
+            q_proj: Linear::load(w, &format!("{p}.q_proj"), cfg.num_heads * d, h, cfg.qkv_bias)?,
+            k_proj: Linear::load(w, &format!("{p}.k_proj"), cfg.num_kv_heads * d, h, cfg.qkv_bias)?,
+            v_proj: Linear::load(w, &format!("{p}.v_proj"), cfg.num_kv_heads * d, h, cfg.qkv_bias)?,
             o_proj: Linear::load(w, &format!("{p}.o_proj"), h, cfg.num_heads * d, cfg.o_bias)?,
             num_heads: cfg.num_heads,
             num_kv_heads: cfg.num_kv_heads,
@@ -222,21 +289,10 @@ impl Attention {
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self
-            .q_proj
-            .forward(x)?
-            .reshape((b, t, h, d))?
-            .transpose(1, 2)?;
-        let k = self
-            .k_proj
-            .forward(x)?
-            .reshape((b, t, kvh, d))?
-            .transpose(1, 2)?;
-        let v = self
-            .v_proj
-            .forward(x)?
-            .reshape((b, t, kvh, d))?
-            .transpose(1, 2)?;
+        let qkv = Linear::forward_group(&[&self.q_proj, &self.k_proj, &self.v_proj], x, !differentiable)?;
+        let q = qkv[0].reshape((b, t, h, d))?.transpose(1, 2)?;
+        let k = qkv[1].reshape((b, t, kvh, d))?.transpose(1, 2)?;
+        let v = qkv[2].reshape((b, t, kvh, d))?.transpose(1, 2)?;
         let q = rotary.apply(&q, cos, sin, differentiable)?;
         let k = rotary.apply(&k, cos, sin, differentiable)?;
         let (k, v) = match cache {
@@ -256,10 +312,12 @@ impl Attention {
             scores.to_dtype(DType::F32)?
         };
         let scores = match mask {
-            Some(m) => scores
-                .reshape((b, kvh, n_rep, t, total))?
-                .broadcast_add(m)?
-                .reshape((b, kvh, n_rep * t, total))?,
+            Some(m) => {
+                scores
+                    .reshape((b, kvh, n_rep, t, total))?
+                    .broadcast_add(m)?
+                    .reshape((b, kvh, n_rep * t, total))?
+            }
             None => scores,
         };
         let probs = if differentiable {
@@ -269,19 +327,16 @@ impl Attention {
         };
         let probs = probs.to_dtype(v.dtype())?;
         let out = probs.matmul(&v)?; // [b, kvh, n_rep * t, d]
-        let out = out
-            .reshape((b, h, t, d))?
-            .transpose(1, 2)?
-            .reshape((b, t, h * d))?;
-        self.o_proj.forward(&out)
+        let out = out.reshape((b, h, t, d))?.transpose(1, 2)?.reshape((b, t, h * d))?;
+        self.o_proj.forward(&out, !differentiable)
     }
 }
 
 #[derive(Clone)]
-struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
+pub(super) struct Mlp {
+    pub(super) gate_proj: Linear,
+    pub(super) up_proj: Linear,
+    pub(super) down_proj: Linear,
 }
 
 impl Mlp {
@@ -294,18 +349,19 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let gate = candle_nn::ops::silu(&self.gate_proj.forward(x)?)?;
-        self.down_proj.forward(&(gate * self.up_proj.forward(x)?)?)
+    fn forward(&self, x: &Tensor, fast: bool) -> candle_core::Result<Tensor> {
+        let gu = Linear::forward_group(&[&self.gate_proj, &self.up_proj], x, fast)?;
+        let gate = candle_nn::ops::silu(&gu[0])?;
+        self.down_proj.forward(&(gate * &gu[1])?, fast)
     }
 }
 
 #[derive(Clone)]
-struct Block {
-    input_layernorm: RmsNorm,
-    self_attn: Attention,
-    post_attention_layernorm: RmsNorm,
-    mlp: Mlp,
+pub(super) struct Block {
+    pub(super) input_layernorm: RmsNorm,
+    pub(super) self_attn: Attention,
+    pub(super) post_attention_layernorm: RmsNorm,
+    pub(super) mlp: Mlp,
 }
 
 /// Which positions the forward pass returns logits for.
@@ -320,37 +376,27 @@ pub enum Logits {
 /// The decoder-only language model.
 #[derive(Clone)]
 pub struct Decoder {
-    cfg: ModelConfig,
-    embed_tokens: Tensor,
-    layers: Vec<Block>,
-    norm: RmsNorm,
-    lm_head: Linear,
-    rotary: Rotary,
-    differentiable: bool,
-    device: Device,
-    dtype: DType,
+    pub(super) cfg: ModelConfig,
+    pub(super) embed_tokens: Tensor,
+    pub(super) layers: Vec<Block>,
+    pub(super) norm: RmsNorm,
+    pub(super) lm_head: Linear,
+    pub(super) rotary: Rotary,
+    pub(super) differentiable: bool,
+    pub(super) device: Device,
+    pub(super) dtype: DType,
 }
 
 impl Decoder {
     /// Builds the decoder from `weights`, checking every tensor against `cfg`.
-    pub fn load(
-        cfg: &ModelConfig,
-        weights: &mut dyn WeightLoader,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn load(cfg: &ModelConfig, weights: &mut dyn WeightLoader, dtype: DType, device: &Device) -> Result<Self> {
         let h = cfg.hidden_size;
         let embed_tokens = weights.tensor("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
         let mut layers = Vec::with_capacity(cfg.num_layers);
         for i in 0..cfg.num_layers {
             let p = format!("model.layers.{i}");
             layers.push(Block {
-                input_layernorm: RmsNorm::load(
-                    weights,
-                    &format!("{p}.input_layernorm"),
-                    h,
-                    cfg.rms_norm_eps,
-                )?,
+                input_layernorm: RmsNorm::load(weights, &format!("{p}.input_layernorm"), h, cfg.rms_norm_eps)?,
                 self_attn: Attention::load(weights, &format!("{p}.self_attn"), cfg)?,
                 post_attention_layernorm: RmsNorm::load(
                     weights,
@@ -410,11 +456,25 @@ impl Decoder {
         logits: Logits,
     ) -> candle_core::Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
+        if let Some(c) = cache.as_deref_mut() {
+            if self.can_step_cpu(b, t, c) {
+                let ids = input_ids.flatten_all()?.to_vec1::<u32>()?;
+                let mut rows = Vec::new();
+                for (i, &id) in ids.iter().enumerate() {
+                    let hidden = self.step_cpu(id, c)?;
+                    if logits == Logits::All || i + 1 == ids.len() {
+                        rows.extend(self.head_cpu(&hidden)?);
+                    }
+                }
+                let n = rows.len() / self.cfg.vocab_size;
+                return Tensor::from_vec(rows, (1, n, self.cfg.vocab_size), &self.device);
+            }
+        }
         let start = cache.as_ref().map_or(0, |c| c.len());
-        let mut x = self
-            .embed_tokens
-            .index_select(&input_ids.flatten_all()?, 0)?
-            .reshape((b, t, self.cfg.hidden_size))?;
+        let mut x =
+            self.embed_tokens
+                .index_select(&input_ids.flatten_all()?, 0)?
+                .reshape((b, t, self.cfg.hidden_size))?;
         let (cos, sin) = self.rotary.tables(start, t, self.dtype, &self.device)?;
         let mask = if t > 1 {
             Some(causal_mask(t, start, &self.device)?)
@@ -425,19 +485,12 @@ impl Decoder {
             let residual = &x;
             let hs = layer.input_layernorm.forward(&x, self.differentiable)?;
             let c = cache.as_deref_mut().map(|c| (c, i));
-            let hs = layer.self_attn.forward(
-                &hs,
-                &self.rotary,
-                (&cos, &sin),
-                mask.as_ref(),
-                c,
-                self.differentiable,
-            )?;
-            let x1 = (residual + hs)?;
             let hs = layer
-                .post_attention_layernorm
-                .forward(&x1, self.differentiable)?;
-            let hs = layer.mlp.forward(&hs)?;
+                .self_attn
+                .forward(&hs, &self.rotary, (&cos, &sin), mask.as_ref(), c, self.differentiable)?;
+            let x1 = (residual + hs)?;
+            let hs = layer.post_attention_layernorm.forward(&x1, self.differentiable)?;
+            let hs = layer.mlp.forward(&hs, !self.differentiable)?;
             x = (x1 + hs)?;
         }
         if let Some(c) = cache {
@@ -448,7 +501,7 @@ impl Decoder {
             Logits::Last => x.narrow(1, t - 1, 1)?,
         };
         let x = self.norm.forward(&x, self.differentiable)?;
-        self.lm_head.forward(&x)?.to_dtype(DType::F32)
+        self.lm_head.forward(&x, !self.differentiable)?.to_dtype(DType::F32)
     }
 
     /// An empty cache for this model.
@@ -461,15 +514,7 @@ impl Decoder {
 fn causal_mask(t: usize, start: usize, device: &Device) -> candle_core::Result<Tensor> {
     let total = start + t;
     let mask: Vec<f32> = (0..t)
-        .flat_map(|i| {
-            (0..total).map(move |j| {
-                if j > start + i {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-        })
+        .flat_map(|i| (0..total).map(move |j| if j > start + i { f32::NEG_INFINITY } else { 0.0 }))
         .collect();
     Tensor::from_vec(mask, (t, total), device)
 }

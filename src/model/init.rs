@@ -99,18 +99,10 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Result<HashMap<String, Te
     let zeros = |n: usize| Tensor::zeros(n, DType::F32, &Device::Cpu);
     let (h, i, d) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
     let (q, kv) = (cfg.num_heads * d, cfg.num_kv_heads * d);
-    out.insert(
-        "model.embed_tokens.weight".to_string(),
-        randn(&[cfg.vocab_size, h])?,
-    );
+    out.insert("model.embed_tokens.weight".to_string(), randn(&[cfg.vocab_size, h])?);
     for l in 0..cfg.num_layers {
         let p = format!("model.layers.{l}");
-        for (name, o, inp) in [
-            ("q_proj", q, h),
-            ("k_proj", kv, h),
-            ("v_proj", kv, h),
-            ("o_proj", h, q),
-        ] {
+        for (name, o, inp) in [("q_proj", q, h), ("k_proj", kv, h), ("v_proj", kv, h), ("o_proj", h, q)] {
             out.insert(format!("{p}.self_attn.{name}.weight"), randn(&[o, inp])?);
             if cfg.qkv_bias && name != "o_proj" {
                 out.insert(format!("{p}.self_attn.{name}.bias"), zeros(o)?);
@@ -133,8 +125,7 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Result<HashMap<String, Te
 pub fn write_weights(cfg: &ModelConfig, seed: u64, out: &Path) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| ModelError::bad(out, e))?;
     let cfg_path = out.join("config.json");
-    let text = serde_json::to_string_pretty(&cfg.to_hf_json())
-        .map_err(|e| ModelError::bad(&cfg_path, e))?;
+    let text = serde_json::to_string_pretty(&cfg.to_hf_json()).map_err(|e| ModelError::bad(&cfg_path, e))?;
     std::fs::write(&cfg_path, text).map_err(|e| ModelError::bad(&cfg_path, e))?;
     let weights = random_weights(cfg, seed)?;
     let st = out.join("model.safetensors");
@@ -143,12 +134,7 @@ pub fn write_weights(cfg: &ModelConfig, seed: u64, out: &Path) -> Result<()> {
 }
 
 /// Creates a complete model folder: config, random weights, tokenizer files, generation config.
-pub fn init_model(
-    spec: &InitSpec,
-    tokenizer: &Path,
-    template: &TemplateChoice,
-    out: &Path,
-) -> Result<ModelConfig> {
+pub fn init_model(spec: &InitSpec, tokenizer: &Path, template: &TemplateChoice, out: &Path) -> Result<ModelConfig> {
     let tok = tokenizers::Tokenizer::from_file(tokenizer)
         .map_err(|e| ModelError::bad(tokenizer, format!("not a readable tokenizer.json: {e}")))?;
     let max_id = tok.get_vocab(true).values().copied().max().unwrap_or(0) as usize;
@@ -167,8 +153,7 @@ pub fn init_model(
     let beside = tokenizer.with_file_name("tokenizer_config.json");
     let mut tcfg: serde_json::Value = if beside.exists() {
         let text = std::fs::read_to_string(&beside).map_err(|e| ModelError::bad(&beside, e))?;
-        serde_json::from_str(&text)
-            .map_err(|e| ModelError::bad(&beside, format!("not valid JSON: {e}")))?
+        serde_json::from_str(&text).map_err(|e| ModelError::bad(&beside, format!("not valid JSON: {e}")))?
     } else {
         serde_json::json!({"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "add_bos_token": false})
     };

@@ -34,6 +34,8 @@ pub struct LoadedModel {
 pub struct LoadOptions {
     pub device: Device,
     pub dtype: Option<DType>,
+    /// GGUF only: dequantize the weights instead of multiplying them quantized.
+    pub dequantize: bool,
 }
 
 impl Default for LoadOptions {
@@ -41,17 +43,15 @@ impl Default for LoadOptions {
         Self {
             device: Device::Cpu,
             dtype: None,
+            dequantize: false,
         }
     }
 }
 
 impl LoadOptions {
     fn dtype(&self) -> DType {
-        self.dtype.unwrap_or(if self.device.is_cpu() {
-            DType::F32
-        } else {
-            DType::BF16
-        })
+        self.dtype
+            .unwrap_or(if self.device.is_cpu() { DType::F32 } else { DType::BF16 })
     }
 }
 
@@ -82,10 +82,7 @@ fn check_vocab(path: &Path, tokenizer: &TextTokenizer, cfg: &ModelConfig) -> Res
     Ok(())
 }
 
-fn template_or_fallback(
-    source: Option<String>,
-    tok: &TextTokenizer,
-) -> Result<(ChatTemplate, bool)> {
+fn template_or_fallback(source: Option<String>, tok: &TextTokenizer) -> Result<(ChatTemplate, bool)> {
     let (bos, eos) = (tok.special.bos.as_deref(), tok.special.eos.as_deref());
     Ok(match source {
         Some(s) => (ChatTemplate::new(&s, bos, eos)?, false),
@@ -120,6 +117,7 @@ fn load_hf_folder(folder: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
 fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let dtype = opts.dtype();
     let mut weights = GgufWeights::open(path, dtype, &opts.device)?;
+    weights.dequantize = opts.dequantize;
     let cfg = ModelConfig::from_gguf(path, &weights.content)?;
     let tokenizer = TextTokenizer::from_gguf(path, &weights.content.metadata)?;
     check_vocab(path, &tokenizer, &cfg)?;

@@ -3,6 +3,9 @@
 
 pub mod chat_template;
 pub mod config;
+pub mod cpu_decode;
+pub mod cpu_gemv;
+pub mod cpu_pool;
 pub mod decoder;
 pub mod error;
 pub mod init;

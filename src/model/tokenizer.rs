@@ -40,10 +40,7 @@ pub struct TextTokenizer {
 fn token_content(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => Some(s.clone()),
-        Value::Object(o) => o
-            .get("content")
-            .and_then(|c| c.as_str())
-            .map(str::to_string),
+        Value::Object(o) => o.get("content").and_then(|c| c.as_str()).map(str::to_string),
         _ => None,
     }
 }
@@ -83,10 +80,7 @@ impl TextTokenizer {
             special.bos = token_content(cfg.get("bos_token"));
             special.eos = token_content(cfg.get("eos_token"));
             special.pad = token_content(cfg.get("pad_token"));
-            special.add_bos = cfg
-                .get("add_bos_token")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false);
+            special.add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
             template = match cfg.get("chat_template") {
                 Some(Value::String(s)) => Some(s.clone()),
                 // Several named templates: take "default".
@@ -102,8 +96,7 @@ impl TextTokenizer {
         }
         let jinja = folder.join("chat_template.jinja");
         if template.is_none() && jinja.exists() {
-            template =
-                Some(std::fs::read_to_string(&jinja).map_err(|e| ModelError::bad(&jinja, e))?);
+            template = Some(std::fs::read_to_string(&jinja).map_err(|e| ModelError::bad(&jinja, e))?);
         }
         let gen_path = folder.join("generation_config.json");
         if gen_path.exists() {
@@ -114,10 +107,7 @@ impl TextTokenizer {
     }
 
     /// Rebuilds the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`, byte-level BPE).
-    pub fn from_gguf(
-        path: &Path,
-        meta: &HashMap<String, candle_core::quantized::gguf_file::Value>,
-    ) -> Result<Self> {
+    pub fn from_gguf(path: &Path, meta: &HashMap<String, candle_core::quantized::gguf_file::Value>) -> Result<Self> {
         use candle_core::quantized::gguf_file::Value as G;
         let get = |k: &str| meta.get(k);
         let model = get("tokenizer.ggml.model")
@@ -127,9 +117,7 @@ impl TextTokenizer {
         if model != "gpt2" {
             return Err(ModelError::unsupported(
                 path,
-                format!(
-                    "GGUF tokenizer model `{model}`: only byte-level BPE (`gpt2`) is supported"
-                ),
+                format!("GGUF tokenizer model `{model}`: only byte-level BPE (`gpt2`) is supported"),
             ));
         }
         let strings = |k: &str| -> Result<Vec<String>> {
@@ -149,10 +137,7 @@ impl TextTokenizer {
             .into_iter()
             .map(|m| match m.split_once(' ') {
                 Some((a, b)) => Ok((a.to_string(), b.to_string())),
-                None => Err(ModelError::bad(
-                    path,
-                    format!("merge `{m}` is not two tokens"),
-                )),
+                None => Err(ModelError::bad(path, format!("merge `{m}` is not two tokens"))),
             })
             .collect::<Result<_>>()?;
         let types: Vec<i64> = match get("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()) {
@@ -168,11 +153,8 @@ impl TextTokenizer {
                 .collect(),
             None => vec![1; tokens.len()],
         };
-        let vocab: tokenizers::models::bpe::Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
+        let vocab: tokenizers::models::bpe::Vocab =
+            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
             .build()
@@ -182,9 +164,7 @@ impl TextTokenizer {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_default();
-        inner.with_pre_tokenizer(Some(
-            pre_tokenizer(&pre).map_err(|e| ModelError::bad(path, e))?,
-        ));
+        inner.with_pre_tokenizer(Some(pre_tokenizer(&pre).map_err(|e| ModelError::bad(path, e))?));
         inner.with_decoder(Some(ByteLevel::default()));
         // Control (3) and user-defined (4) tokens are matched whole, before BPE.
         let added: Vec<AddedToken> = tokens
@@ -245,12 +225,8 @@ fn pre_tokenizer(pre: &str) -> std::result::Result<PreTokenizerWrapper, String> 
     const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     let split = |re: &str| -> std::result::Result<PreTokenizerWrapper, String> {
-        let s = Split::new(
-            SplitPattern::Regex(re.into()),
-            SplitDelimiterBehavior::Isolated,
-            false,
-        )
-        .map_err(|e| e.to_string())?;
+        let s = Split::new(SplitPattern::Regex(re.into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| e.to_string())?;
         Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![
             s.into(),
             ByteLevel::new(false, false, false).into(),
@@ -260,12 +236,10 @@ fn pre_tokenizer(pre: &str) -> std::result::Result<PreTokenizerWrapper, String> 
         "qwen2" | "deepseek-r1-qwen" => split(QWEN2),
         "llama-bpe" | "llama3" | "smaug-bpe" => split(LLAMA3),
         // SmolLM and StarCoder: digits one by one, then GPT-2's byte-level regex.
-        "smollm" | "starcoder" | "refact" => {
-            Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![
-                Digits::new(true).into(),
-                ByteLevel::new(false, false, true).into(),
-            ])))
-        }
+        "smollm" | "starcoder" | "refact" => Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            Digits::new(true).into(),
+            ByteLevel::new(false, false, true).into(),
+        ]))),
         _ => Ok(ByteLevel::new(false, false, true).into()),
     }
 }

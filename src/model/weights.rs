@@ -16,6 +16,8 @@ use super::error::{ModelError, Result};
 pub enum Weight {
     Dense(Tensor),
     Quantized(Arc<QMatMul>),
+    /// Q4_1 / Q8_0 on the CPU, multiplied by this project's kernels (`cpu_gemv`).
+    CpuQuant(Arc<super::cpu_gemv::QMatrix>),
 }
 
 /// Where the decoder's tensors come from. Names are Hugging Face names (`model.layers.0.…`).
@@ -44,17 +46,17 @@ impl SafetensorsWeights {
         let index = folder.join("model.safetensors.index.json");
         let paths: Vec<PathBuf> = if index.exists() {
             let text = std::fs::read_to_string(&index).map_err(|e| ModelError::bad(&index, e))?;
-            let v: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| ModelError::bad(&index, format!("not valid JSON: {e}")))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| ModelError::bad(&index, format!("not valid JSON: {e}")))?;
             let map = v
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| ModelError::bad(&index, "no `weight_map` object"))?;
             let mut files: Vec<PathBuf> = Vec::new();
             for file in map.values() {
-                let file = file.as_str().ok_or_else(|| {
-                    ModelError::bad(&index, "`weight_map` values must be file names")
-                })?;
+                let file = file
+                    .as_str()
+                    .ok_or_else(|| ModelError::bad(&index, "`weight_map` values must be file names"))?;
                 let p = folder.join(file);
                 if !files.contains(&p) {
                     files.push(p);
@@ -173,6 +175,8 @@ pub struct GgufWeights {
     file: std::fs::File,
     dtype: DType,
     device: Device,
+    /// Dequantize every matrix to the compute dtype (full-precision reference runs).
+    pub dequantize: bool,
 }
 
 /// Hugging Face tensor name -> llama.cpp tensor name.
@@ -233,8 +237,7 @@ fn check_gguf_header(path: &Path, file: &mut std::fs::File) -> Result<()> {
             format!("corrupt GGUF header: {tensors} tensors and {kvs} metadata entries in a {len}-byte file"),
         ));
     }
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| ModelError::bad(path, e))?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| ModelError::bad(path, e))?;
     Ok(())
 }
 
@@ -251,16 +254,11 @@ impl GgufWeights {
             }
         })?;
         check_gguf_header(path, &mut file)?;
-        let content = gguf_file::Content::read(&mut file).map_err(|e| {
-            ModelError::bad(
-                path,
-                format!("not a readable GGUF file: {}", root_message(&e)),
-            )
-        })?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| ModelError::bad(path, format!("not a readable GGUF file: {}", root_message(&e))))?;
         let file_len = file.metadata().map_err(|e| ModelError::bad(path, e))?.len();
         for (name, info) in &content.tensor_infos {
-            let bytes = info.shape.elem_count() / info.ggml_dtype.block_size()
-                * info.ggml_dtype.type_size();
+            let bytes = info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
             let end = content.tensor_data_offset + info.offset + bytes as u64;
             if end > file_len {
                 return Err(ModelError::bad(
@@ -275,6 +273,7 @@ impl GgufWeights {
             file,
             dtype,
             device: device.clone(),
+            dequantize: false,
         })
     }
 
@@ -299,9 +298,7 @@ impl GgufWeights {
         }
         self.content
             .tensor(&mut self.file, &name, &self.device)
-            .map_err(|e| {
-                ModelError::bad(&self.path, format!("tensor `{name}`: {}", root_message(&e)))
-            })
+            .map_err(|e| ModelError::bad(&self.path, format!("tensor `{name}`: {}", root_message(&e))))
     }
 
     /// A metadata value, by key.
@@ -318,10 +315,20 @@ impl WeightLoader for GgufWeights {
 
     fn matrix(&mut self, name: &str, out: usize, inp: usize) -> Result<Weight> {
         let q = self.qtensor(name, &[out, inp])?;
-        if matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
-            return Ok(Weight::Dense(
-                q.dequantize(&self.device)?.to_dtype(self.dtype)?,
-            ));
+        if self.dequantize || matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+            return Ok(Weight::Dense(q.dequantize(&self.device)?.to_dtype(self.dtype)?));
+        }
+        use super::cpu_gemv::{QFormat, QMatrix};
+        let format = match q.dtype() {
+            GgmlDType::Q4_1 => Some(QFormat::Q4_1),
+            GgmlDType::Q8_0 => Some(QFormat::Q8_0),
+            _ => None,
+        };
+        if let (Some(format), true, DType::F32) = (format, self.device.is_cpu(), self.dtype) {
+            let bytes = q.data()?;
+            if let Some(m) = QMatrix::from_bytes(format, out, inp, &bytes) {
+                return Ok(Weight::CpuQuant(Arc::new(m)));
+            }
         }
         Ok(Weight::Quantized(Arc::new(QMatMul::from_qtensor(q)?)))
     }

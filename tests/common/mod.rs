@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 pub fn smollm2_gguf() -> PathBuf {
     let p = std::env::var_os("S1_SMOLLM2_GGUF")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        });
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
     assert!(
         p.exists(),
         "this test needs {} (SmolLM2-135M-Instruct Q4_1): run `bash scripts/fetch-test-models.sh`",
@@ -21,20 +19,13 @@ pub fn smollm2_gguf() -> PathBuf {
 
 /// The real Qwen3 tokenizer in ../shared/data.
 pub fn qwen_tokenizer() -> PathBuf {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tokenizer/qwen3/tokenizer.json");
-    assert!(
-        p.exists(),
-        "this test needs the Qwen tokenizer at {}",
-        p.display()
-    );
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/tokenizer/qwen3/tokenizer.json");
+    assert!(p.exists(), "this test needs the Qwen tokenizer at {}", p.display());
     p
 }
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
 
 /// A tiny random Qwen2 with the real Qwen tokenizer and Qwen2.5's template, written to `dir`.

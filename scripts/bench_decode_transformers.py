@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""Baseline for `s1-studio bench decode`: batch-1 greedy decode tokens/s of transformers on
+PyTorch CPU, same model folder, same prompt ids, KV cache. Prints one JSON line."""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from transformers import AutoModelForCausalLM
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--model", required=True)
+ap.add_argument("--prompt-tokens", type=int, default=32)
+ap.add_argument("--new-tokens", type=int, default=128)
+ap.add_argument("--repeats", type=int, default=3)
+ap.add_argument("--threads", type=int, default=2)
+a = ap.parse_args()
+torch.set_num_threads(a.threads)
+model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
+vocab = model.config.vocab_size
+ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(a.prompt_tokens)]])
+rates = []
+with torch.inference_mode():
+    for _ in range(a.repeats):
+        out = model(input_ids=ids, use_cache=True)
+        past, logits = out.past_key_values, out.logits[:, -1]
+        t = time.perf_counter()
+        for _ in range(a.new_tokens):
+            nxt = logits.argmax(-1, keepdim=True)
+            out = model(input_ids=nxt, past_key_values=past, use_cache=True)
+            past, logits = out.past_key_values, out.logits[:, -1]
+        rates.append(a.new_tokens / (time.perf_counter() - t))
+print(json.dumps({"engine": "transformers " + __import__("transformers").__version__ + " / torch " + torch.__version__,
+                  "tokens_per_s": statistics.median(rates), "runs": rates}))
