@@ -15,11 +15,13 @@ ap.add_argument("--prompt-tokens", type=int, default=32)
 ap.add_argument("--new-tokens", type=int, default=128)
 ap.add_argument("--repeats", type=int, default=3)
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--device", default="cpu")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
-model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval()
+dev = "cuda" if a.device.startswith("cuda") else "cpu"
+model = AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32).eval().to(dev)
 vocab = model.config.vocab_size
-ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(a.prompt_tokens)]])
+ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(a.prompt_tokens)]], device=dev)
 rates = []
 with torch.inference_mode():
     for _ in range(a.repeats):
@@ -28,6 +30,8 @@ with torch.inference_mode():
         t = time.perf_counter()
         for _ in range(a.new_tokens):
             nxt = logits.argmax(-1, keepdim=True)
+            if dev == "cuda":
+                nxt = nxt.cpu().to(dev)  # the token goes through the host, as a sampler's would
             out = model(input_ids=nxt, past_key_values=past, use_cache=True)
             past, logits = out.past_key_values, out.logits[:, -1]
         rates.append(a.new_tokens / (time.perf_counter() - t))

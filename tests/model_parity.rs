@@ -157,3 +157,68 @@ fn differentiable_mode_gives_every_weight_a_gradient() {
         assert!(missing.is_empty(), "{name}: no gradient for {missing:?}");
     }
 }
+
+/// The same fixtures on the GPU (f32): logits match transformers, and the cached path holds.
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::*;
+
+    fn load_on(name: &str, dev: &Device, dtype: DType) -> (Decoder, Tensor, Tensor) {
+        let dir = fixture(name);
+        let cfg = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
+        let mut w = SafetensorsWeights::open(&dir, dtype, dev).unwrap();
+        let dec = Decoder::load(&cfg, &mut w, dtype, dev).unwrap();
+        let exp = candle_core::safetensors::load(dir.join("expected.safetensors"), &Device::Cpu).unwrap();
+        (
+            dec,
+            exp["input_ids"].to_dtype(DType::U32).unwrap().to_device(dev).unwrap(),
+            exp["logits"].clone(),
+        )
+    }
+
+    #[test]
+    fn cuda_logits_match_transformers_and_the_cpu() {
+        let dev = Device::new_cuda(0).expect("the cuda feature is on but no CUDA device is usable");
+        for name in ["qwen2", "llama"] {
+            let (dec, ids, expected) = load_on(name, &dev, DType::F32);
+            let got = dec
+                .forward(&ids, None, Logits::All)
+                .unwrap()
+                .to_device(&Device::Cpu)
+                .unwrap();
+            let (rel, max_rel) = rel_err(&got, &expected);
+            eprintln!("{name} on CUDA f32: relative error {rel:.2e}, max {max_rel:.2e}");
+            assert!(rel < 1e-4, "{name}: {rel}");
+            let (cpu, ids_cpu, _) = load(name);
+            let cpu_logits = cpu.forward(&ids_cpu, None, Logits::All).unwrap();
+            let (rel, _) = rel_err(&got, &cpu_logits);
+            eprintln!("{name}: CUDA vs CPU relative error {rel:.2e}");
+            assert!(rel < 1e-4);
+            // bf16 on the GPU: within bf16's precision.
+            let (dec, ids, expected) = load_on(name, &dev, DType::BF16);
+            let got = dec
+                .forward(&ids, None, Logits::All)
+                .unwrap()
+                .to_device(&Device::Cpu)
+                .unwrap();
+            let (rel, _) = rel_err(&got, &expected);
+            eprintln!("{name} on CUDA bf16: relative error {rel:.2e}");
+            assert!(rel < 3e-2, "{name} bf16: {rel}");
+            // Cached decoding on the GPU equals the full forward.
+            let (dec, ids, _) = load_on(name, &dev, DType::F32);
+            let full = dec.forward(&ids, None, Logits::All).unwrap();
+            let mut cache = dec.new_cache();
+            let t = ids.dim(1).unwrap();
+            for p in 0..t {
+                let got = dec
+                    .forward(&ids.narrow(1, p, 1).unwrap(), Some(&mut cache), Logits::Last)
+                    .unwrap();
+                let (rel, _) = rel_err(
+                    &got.to_device(&Device::Cpu).unwrap(),
+                    &full.narrow(1, p, 1).unwrap().to_device(&Device::Cpu).unwrap(),
+                );
+                assert!(rel < 1e-4, "{name}: step {p}: {rel}");
+            }
+        }
+    }
+}

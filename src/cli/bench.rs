@@ -42,6 +42,9 @@ pub struct DecodeArgs {
     /// Which comparisons to run
     #[arg(long, default_value = "all", value_parser = ["all", "safetensors", "gguf"])]
     which: String,
+    /// Device for the safetensors model (cpu, cuda); the transformers baseline uses the same
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// Skip the baselines (only this engine's figures)
     #[arg(long)]
     no_baselines: bool,
@@ -156,7 +159,7 @@ fn decode(a: DecodeArgs) -> anyhow::Result<()> {
     if !a.model_dir.join("model.safetensors").exists() {
         crate::model::init::write_weights(&cfg, 0, &a.model_dir)?;
     }
-    let dev = candle_core::Device::Cpu;
+    let dev = super::parse_device(&a.device)?;
     let loaded_cfg = ModelConfig::from_hf_file(&a.model_dir.join("config.json"))?;
     let mut w = SafetensorsWeights::open(&a.model_dir, candle_core::DType::F32, &dev)?;
     let decoder = Decoder::load(&loaded_cfg, &mut w, candle_core::DType::F32, &dev)?;
@@ -170,6 +173,8 @@ fn decode(a: DecodeArgs) -> anyhow::Result<()> {
         a.repeats.to_string(),
         "--threads".into(),
         threads.to_string(),
+        "--device".into(),
+        a.device.clone(),
     ];
     let mut rows: Vec<(String, f64, Option<f64>, String)> = Vec::new();
 
@@ -183,14 +188,14 @@ fn decode(a: DecodeArgs) -> anyhow::Result<()> {
             Some(baseline(&a.python, "bench_decode_transformers.py", &args)?)
         };
         rows.push((
-            "qwen2-29.4M f32 safetensors".into(),
+            format!("qwen2-29.4M f32 ({})", a.device),
             ours,
             base,
             "transformers (PyTorch CPU)".into(),
         ));
     }
 
-    if a.which == "safetensors" {
+    if a.which == "safetensors" || a.device != "cpu" {
     } else if a.gguf.exists() {
         let m = load_model(&a.gguf, &LoadOptions::default())?;
         let gprompt = prompt_ids(a.prompt_tokens, 1000);
