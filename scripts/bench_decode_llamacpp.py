@@ -15,6 +15,7 @@ ap.add_argument("--prompt-tokens", type=int, default=32)
 ap.add_argument("--new-tokens", type=int, default=128)
 ap.add_argument("--repeats", type=int, default=3)
 ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--device", default="cpu", help="accepted for symmetry; llama.cpp runs on the CPU here")
 a = ap.parse_args()
 llm = llama_cpp.Llama(model_path=a.gguf, n_ctx=a.prompt_tokens + a.new_tokens + 8, n_threads=a.threads,
                       n_threads_batch=a.threads, verbose=False)
