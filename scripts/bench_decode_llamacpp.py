@@ -18,7 +18,7 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--device", default="cpu", help="accepted for symmetry; llama.cpp runs on the CPU here")
 a = ap.parse_args()
 llm = llama_cpp.Llama(model_path=a.gguf, n_ctx=a.prompt_tokens + a.new_tokens + 8, n_threads=a.threads,
-                      n_threads_batch=a.threads, verbose=False)
+                      n_threads_batch=a.threads, verbose=False, logits_all=True)
 ids = [(i * 7919 + 13) % 1000 for i in range(a.prompt_tokens)]
 rates = []
 for _ in range(a.repeats):
