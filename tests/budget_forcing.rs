@@ -159,7 +159,8 @@ fn run_with(
         &mut |ev| match ev {
             StreamEvent::Thinking(d) => t.push_str(d),
             StreamEvent::Answer(d) => a.push_str(d),
-            StreamEvent::Injected(i) => inj.push((i.kind, i.at_thinking_token)),
+            StreamEvent::Injected { injection: i, .. } => inj.push((i.kind, i.at_thinking_token)),
+            StreamEvent::Counts { .. } => {}
         },
     )?;
     let held = model.held[prompt.ids.len()..]

@@ -173,7 +173,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
                 }
                 write!(out, "{d}")
             }
-            StreamEvent::Injected(inj) => match inj.kind {
+            StreamEvent::Injected { injection: inj, .. } => match inj.kind {
                 InjectionKind::Ignore => {
                     highlight_next = true;
                     Ok(())
@@ -188,6 +188,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
                 ),
                 _ => Ok(()),
             },
+            StreamEvent::Counts { .. } => Ok(()),
         };
         let _ = out.flush();
     })?;

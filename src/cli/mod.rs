@@ -34,11 +34,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::InitModel(args)) => init_model::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
-            println!("\nThe desktop app is not built yet; every capability above runs headless.");
-            Ok(())
-        }
+        None => crate::ui::run_app(),
     }
 }

@@ -77,8 +77,17 @@ pub enum GenerateError {
 pub enum StreamEvent<'a> {
     Thinking(&'a str),
     Answer(&'a str),
-    /// The controller appended something (the ignore string, a delimiter, a forced end).
-    Injected(&'a Injection),
+    /// The controller appended something (the ignore string, a delimiter, a forced end); `text`
+    /// is what it appended, decoded. The ignore string's text also arrives as thinking.
+    Injected {
+        injection: &'a Injection,
+        text: &'a str,
+    },
+    /// Token counts so far, after each sampled token.
+    Counts {
+        thinking: usize,
+        answer: usize,
+    },
 }
 
 /// Everything one generation needs besides the model and the prompt.
@@ -169,6 +178,10 @@ pub fn generate(
         sampled += 1;
         let step = forcer.on_token(id, codec);
         stream(&mut forcer, codec, &mut thinking, &mut answer, on_event);
+        on_event(StreamEvent::Counts {
+            thinking: forcer.thinking_tokens(),
+            answer: forcer.answer_tokens(),
+        });
         match step {
             Step::Stop(reason) => break reason,
             Step::Feed { rewind, feed } => {
@@ -237,7 +250,13 @@ fn stream(
                     on_event(StreamEvent::Thinking(&d));
                 }
             }
-            BudgetEvent::Injected(inj) => on_event(StreamEvent::Injected(&inj)),
+            BudgetEvent::Injected(inj) => {
+                let text = codec.decode(&inj.ids).unwrap_or_default();
+                on_event(StreamEvent::Injected {
+                    injection: &inj,
+                    text: &text,
+                })
+            }
         }
     }
 }

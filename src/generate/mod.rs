@@ -2,6 +2,7 @@
 
 pub mod budget;
 pub mod codec;
+pub mod conversation;
 pub mod detok;
 pub mod engine;
 pub mod sampler;

@@ -1,5 +1,8 @@
-//! Long work off the UI thread: cancel tokens (and, with the app, worker threads and events).
+//! Long work off the UI thread: cancel tokens and the inference worker. The same jobs drive the
+//! CLI and the GUI; nothing here knows about egui (a UI passes a `Notify` to be woken).
 
 mod cancel;
+pub mod inference;
 
 pub use cancel::CancelToken;
+pub use inference::{Delta, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};

@@ -390,6 +390,17 @@ pub struct Decoder {
 impl Decoder {
     /// Builds the decoder from `weights`, checking every tensor against `cfg`.
     pub fn load(cfg: &ModelConfig, weights: &mut dyn WeightLoader, dtype: DType, device: &Device) -> Result<Self> {
+        Self::load_with_progress(cfg, weights, dtype, device, &mut |_, _| {})
+    }
+
+    /// As [`Decoder::load`], calling `progress(layers_done, layers)` as layers load.
+    pub fn load_with_progress(
+        cfg: &ModelConfig,
+        weights: &mut dyn WeightLoader,
+        dtype: DType,
+        device: &Device,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
         let h = cfg.hidden_size;
         let embed_tokens = weights.tensor("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
         let mut layers = Vec::with_capacity(cfg.num_layers);
@@ -406,6 +417,7 @@ impl Decoder {
                 )?,
                 mlp: Mlp::load(weights, &format!("{p}.mlp"), cfg)?,
             });
+            progress(i + 1, cfg.num_layers);
         }
         let norm = RmsNorm::load(weights, "model.norm", h, cfg.rms_norm_eps)?;
         let tied = cfg.tie_word_embeddings || !weights.contains("lm_head.weight");

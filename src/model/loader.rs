@@ -55,18 +55,44 @@ impl LoadOptions {
     }
 }
 
+/// How far a load has come: a fraction in 0..=1 and what is happening.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadProgress {
+    pub fraction: f32,
+    pub stage: String,
+}
+
 /// Loads a Hugging Face model folder or a GGUF file.
 pub fn load_model(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    load_model_with_progress(path, opts, &mut |_| {})
+}
+
+/// As [`load_model`], reporting progress as the layers load.
+pub fn load_model_with_progress(
+    path: &Path,
+    opts: &LoadOptions,
+    progress: &mut dyn FnMut(LoadProgress),
+) -> Result<LoadedModel> {
     if !path.exists() {
         return Err(ModelError::MissingFile {
             path: path.to_path_buf(),
             hint: " (give a Hugging Face model folder or a .gguf file)".into(),
         });
     }
+    progress(LoadProgress {
+        fraction: 0.0,
+        stage: "reading configuration and tokenizer".into(),
+    });
+    let mut layers = |done: usize, total: usize| {
+        progress(LoadProgress {
+            fraction: 0.05 + 0.95 * done as f32 / total.max(1) as f32,
+            stage: format!("loading layer {done} of {total}"),
+        })
+    };
     if path.is_dir() {
-        load_hf_folder(path, opts)
+        load_hf_folder(path, opts, &mut layers)
     } else {
-        load_gguf(path, opts)
+        load_gguf(path, opts, &mut layers)
     }
 }
 
@@ -90,7 +116,7 @@ fn template_or_fallback(source: Option<String>, tok: &TextTokenizer) -> Result<(
     })
 }
 
-fn load_hf_folder(folder: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+fn load_hf_folder(folder: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usize, usize)) -> Result<LoadedModel> {
     let mut cfg = ModelConfig::from_hf_file(&folder.join("config.json"))?;
     let (mut tokenizer, template) = TextTokenizer::from_hf_folder(folder)?;
     check_vocab(&folder.join("tokenizer.json"), &tokenizer, &cfg)?;
@@ -102,7 +128,7 @@ fn load_hf_folder(folder: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     cfg.eos_token_ids = tokenizer.special.eos_ids.clone();
     let dtype = opts.dtype();
     let mut weights = SafetensorsWeights::open(folder, dtype, &opts.device)?;
-    let decoder = Decoder::load(&cfg, &mut weights, dtype, &opts.device)?;
+    let decoder = Decoder::load_with_progress(&cfg, &mut weights, dtype, &opts.device, layers)?;
     let (template, template_is_fallback) = template_or_fallback(template, &tokenizer)?;
     Ok(LoadedModel {
         decoder,
@@ -114,7 +140,7 @@ fn load_hf_folder(folder: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     })
 }
 
-fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+fn load_gguf(path: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usize, usize)) -> Result<LoadedModel> {
     let dtype = opts.dtype();
     let mut weights = GgufWeights::open(path, dtype, &opts.device)?;
     weights.dequantize = opts.dequantize;
@@ -125,7 +151,7 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         .meta("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok())
         .cloned();
-    let decoder = Decoder::load(&cfg, &mut weights, dtype, &opts.device)?;
+    let decoder = Decoder::load_with_progress(&cfg, &mut weights, dtype, &opts.device, layers)?;
     let (template, template_is_fallback) = template_or_fallback(template, &tokenizer)?;
     Ok(LoadedModel {
         decoder,

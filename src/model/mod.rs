@@ -20,5 +20,5 @@ pub use kv_cache::KvCache;
 pub mod loader;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
-pub use loader::{load_model, LoadOptions, LoadedModel, ModelFormat};
+pub use loader::{load_model, load_model_with_progress, LoadOptions, LoadProgress, LoadedModel, ModelFormat};
 pub use tokenizer::TextTokenizer;

@@ -46,3 +46,49 @@ pub fn tiny_qwen(dir: &Path, max_pos: usize) -> s1_studio::model::ModelConfig {
     };
     init_model(&spec, &qwen_tokenizer(), &TemplateChoice::Qwen25, dir).unwrap()
 }
+
+/// The studio in a headless egui_kittest harness (no display, no GPU).
+pub mod gui {
+    use std::time::{Duration, Instant};
+
+    use egui_kittest::{Harness, HarnessBuilder};
+    use s1_studio::ui::{Settings, StudioApp};
+
+    pub fn app(settings: Settings) -> StudioApp {
+        StudioApp::new(settings, std::sync::Arc::new(|| {})).unwrap()
+    }
+
+    pub fn harness_with(builder: HarnessBuilder<StudioApp>, app: StudioApp) -> Harness<'static, StudioApp> {
+        builder
+            .with_size(egui::vec2(1280.0, 820.0))
+            .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app)
+    }
+
+    pub fn harness(app: StudioApp) -> Harness<'static, StudioApp> {
+        harness_with(Harness::<StudioApp>::builder(), app)
+    }
+
+    /// Steps frames until `done` holds (the worker runs on its own thread), calling `each` on
+    /// every frame; panics after `timeout`.
+    pub fn step_until(
+        h: &mut Harness<'static, StudioApp>,
+        timeout: Duration,
+        mut each: impl FnMut(&mut Harness<'static, StudioApp>),
+        done: impl Fn(&StudioApp) -> bool,
+    ) {
+        let start = Instant::now();
+        loop {
+            h.step();
+            each(h);
+            if done(h.state()) {
+                return;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out waiting; model: {:?}",
+                h.state().model
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! A chat conversation as the chat panel shows it: user turns and assistant turns whose thinking
+//! is kept as segments (model text, injected ignore strings) with the point where the budget
+//! forced the end, built from the inference worker's deltas. No UI types here.
+
+use super::budget::{InjectionKind, StopReason};
+use super::engine::Generation;
+use crate::jobs::Delta;
+use crate::model::ChatMessage;
+
+/// Who wrote a piece of the thinking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SegmentKind {
+    Model,
+    /// The ignore string budget forcing put in place of an end of thinking.
+    Injected,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Segment {
+    pub kind: SegmentKind,
+    pub text: String,
+}
+
+/// An assistant reply, streaming or done.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AssistantTurn {
+    pub thinking: Vec<Segment>,
+    pub answer: String,
+    /// Thinking tokens at which the budget forced the end.
+    pub forced_end_at: Option<usize>,
+    pub thinking_tokens: usize,
+    pub answer_tokens: usize,
+    pub waits: usize,
+    pub tokens_per_s: f64,
+    pub stop_reason: Option<StopReason>,
+    pub error: Option<String>,
+    /// The budget it ran under, for display ("max 512, min 0, 2 waits").
+    pub budget_label: String,
+    #[serde(skip)]
+    pending_injected: usize,
+}
+
+impl AssistantTurn {
+    pub fn new(budget_label: impl Into<String>) -> Self {
+        Self {
+            budget_label: budget_label.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The whole thinking text.
+    pub fn thinking_text(&self) -> String {
+        self.thinking.iter().map(|s| s.text.as_str()).collect()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.stop_reason.is_some() || self.error.is_some()
+    }
+
+    fn push_thinking(&mut self, kind: SegmentKind, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        match self.thinking.last_mut() {
+            Some(last) if last.kind == kind => last.text.push_str(text),
+            _ => self.thinking.push(Segment {
+                kind,
+                text: text.to_string(),
+            }),
+        }
+    }
+
+    /// Applies one streamed delta.
+    pub fn apply(&mut self, delta: &Delta) {
+        match delta {
+            Delta::Thinking(t) => {
+                let mut rest = t.as_str();
+                if self.pending_injected > 0 {
+                    let mut cut = self.pending_injected.min(rest.len());
+                    while !rest.is_char_boundary(cut) {
+                        cut += 1;
+                    }
+                    self.pending_injected -= cut.min(self.pending_injected);
+                    self.push_thinking(SegmentKind::Injected, &rest[..cut]);
+                    rest = &rest[cut..];
+                }
+                self.push_thinking(SegmentKind::Model, rest);
+            }
+            Delta::Answer(t) => self.answer.push_str(t),
+            Delta::Injected {
+                kind,
+                at_thinking_token,
+                text,
+                ..
+            } => match kind {
+                InjectionKind::Ignore => {
+                    self.waits += 1;
+                    self.pending_injected += text.len();
+                    // A marker even if the ignore string is empty.
+                    self.thinking.push(Segment {
+                        kind: SegmentKind::Injected,
+                        text: String::new(),
+                    });
+                }
+                InjectionKind::ForcedEnd => self.forced_end_at = Some(*at_thinking_token),
+                InjectionKind::ThinkingStart | InjectionKind::AnswerStart => {}
+            },
+            Delta::Counts { thinking, answer } => {
+                self.thinking_tokens = *thinking;
+                self.answer_tokens = *answer;
+            }
+        }
+    }
+
+    /// Takes the final figures of a finished generation.
+    pub fn finish(&mut self, g: &Generation) {
+        self.thinking_tokens = g.thinking_tokens;
+        self.answer_tokens = g.answer_tokens;
+        self.waits = g.waits_injected;
+        self.tokens_per_s = g.tokens_per_s;
+        self.stop_reason = Some(g.stop_reason);
+        if g.forced_end && self.forced_end_at.is_none() {
+            self.forced_end_at = Some(g.thinking_tokens);
+        }
+        // The streamed text is the source; fall back to the final text if a delta was lost.
+        if self.answer.is_empty() && !g.answer.is_empty() {
+            self.answer = g.answer.clone();
+        }
+        if self.thinking.is_empty() && !g.thinking.is_empty() {
+            self.push_thinking(SegmentKind::Model, &g.thinking);
+        }
+    }
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Turn {
+    User(String),
+    Assistant(AssistantTurn),
+}
+
+/// The conversation of the chat panel.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Conversation {
+    pub turns: Vec<Turn>,
+}
+
+impl Conversation {
+    /// The messages to send: the system prompt (if any), then user turns and earlier answers
+    /// (thinking is not sent back, as s1 and Qwen3's templates do).
+    pub fn messages(&self, system: Option<&str>) -> Vec<ChatMessage> {
+        let mut out = Vec::new();
+        if let Some(s) = system.filter(|s| !s.trim().is_empty()) {
+            out.push(ChatMessage::new("system", s));
+        }
+        for t in &self.turns {
+            match t {
+                Turn::User(u) => out.push(ChatMessage::new("user", u)),
+                Turn::Assistant(a) if a.is_done() && a.error.is_none() => {
+                    out.push(ChatMessage::new("assistant", a.answer.trim()))
+                }
+                Turn::Assistant(_) => {}
+            }
+        }
+        out
+    }
+
+    /// The last assistant turn, if the conversation ends with one.
+    pub fn last_assistant_mut(&mut self) -> Option<&mut AssistantTurn> {
+        match self.turns.last_mut() {
+            Some(Turn::Assistant(a)) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Drops the last assistant turn so that it can be generated again.
+    pub fn pop_assistant(&mut self) -> bool {
+        if matches!(self.turns.last(), Some(Turn::Assistant(_))) {
+            self.turns.pop();
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn injected_ignore_text_is_marked_even_when_split_across_deltas() {
+        let mut a = AssistantTurn::new("max 10");
+        a.apply(&Delta::Thinking("Let me".into()));
+        a.apply(&Delta::Injected {
+            kind: InjectionKind::Ignore,
+            at_thinking_token: 2,
+            text: "Wait".into(),
+        });
+        a.apply(&Delta::Thinking("Wa".into()));
+        a.apply(&Delta::Thinking("it, no".into()));
+        a.apply(&Delta::Injected {
+            kind: InjectionKind::ForcedEnd,
+            at_thinking_token: 9,
+            text: "\n<|im_start|>answer\nFinal Answer:".into(),
+        });
+        a.apply(&Delta::Answer("Final Answer: 4".into()));
+        assert_eq!(
+            a.thinking,
+            vec![
+                Segment {
+                    kind: SegmentKind::Model,
+                    text: "Let me".into()
+                },
+                Segment {
+                    kind: SegmentKind::Injected,
+                    text: "Wait".into()
+                },
+                Segment {
+                    kind: SegmentKind::Model,
+                    text: ", no".into()
+                },
+            ]
+        );
+        assert_eq!(a.thinking_text(), "Let meWait, no");
+        assert_eq!(a.waits, 1);
+        assert_eq!(a.forced_end_at, Some(9));
+    }
+
+    #[test]
+    fn history_sends_answers_without_thinking() {
+        let mut c = Conversation::default();
+        c.turns.push(Turn::User("2+2?".into()));
+        let mut a = AssistantTurn::new("");
+        a.apply(&Delta::Thinking("hmm".into()));
+        a.apply(&Delta::Answer(" 4 ".into()));
+        a.stop_reason = Some(StopReason::EndOfTurn);
+        c.turns.push(Turn::Assistant(a));
+        c.turns.push(Turn::User("and 3+3?".into()));
+        let m = c.messages(Some("Be brief."));
+        let roles: Vec<_> = m.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("system", "Be brief."),
+                ("user", "2+2?"),
+                ("assistant", "4"),
+                ("user", "and 3+3?")
+            ]
+        );
+    }
+}

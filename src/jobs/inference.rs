@@ -1,0 +1,215 @@
+//! The inference worker: one named thread owns the loaded model; requests come in over a channel,
+//! typed events go out over a bounded channel, and a notifier (the UI's `request_repaint`) is
+//! called after each event. Protocol, per request:
+//! - `Load`: `LoadStarted`, `LoadProgress`…, then `Loaded` or `LoadFailed` (always one of them).
+//! - `Generate`: `GenStarted`, `Delta`…, then `GenFinished` (also when cancelled, with
+//!   `stop_reason: cancelled`) or `GenFailed` (always one of them).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use super::CancelToken;
+use crate::generate::{chat, GenerateParams, Generation, InjectionKind, StreamEvent};
+use crate::model::{load_model_with_progress, ChatMessage, LoadOptions, LoadedModel, ModelFormat};
+
+/// Called after every event so that a UI wakes up.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
+/// What the worker is asked to do.
+pub enum InferenceRequest {
+    Load {
+        path: PathBuf,
+        options: LoadOptions,
+    },
+    Generate {
+        id: u64,
+        messages: Vec<ChatMessage>,
+        params: Box<GenerateParams>,
+        cancel: CancelToken,
+    },
+    Unload,
+}
+
+/// A streamed piece of a generation, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    Thinking(String),
+    Answer(String),
+    Injected {
+        kind: InjectionKind,
+        at_thinking_token: usize,
+        text: String,
+    },
+    Counts {
+        thinking: usize,
+        answer: usize,
+    },
+}
+
+/// What a loaded model is, for display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    pub name: String,
+    pub format: ModelFormat,
+    pub arch: String,
+    pub parameters: usize,
+    pub context: usize,
+    pub template_is_fallback: bool,
+    /// The template mentions `<think>` and the tokenizer has it: R1/Qwen3-style thinking.
+    pub think_tags: bool,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum InferenceEvent {
+    LoadStarted { path: PathBuf },
+    LoadProgress { fraction: f32, stage: String },
+    Loaded(ModelInfo),
+    LoadFailed { path: PathBuf, error: String },
+    GenStarted { id: u64 },
+    Delta { id: u64, delta: Delta },
+    GenFinished { id: u64, generation: Box<Generation> },
+    GenFailed { id: u64, error: String },
+}
+
+/// The UI's end of the worker.
+pub struct InferenceHandle {
+    requests: Sender<InferenceRequest>,
+    events: Receiver<InferenceEvent>,
+}
+
+impl InferenceHandle {
+    /// Starts the worker thread.
+    pub fn spawn(notify: Notify) -> std::io::Result<Self> {
+        let (req_tx, req_rx) = bounded::<InferenceRequest>(16);
+        let (ev_tx, ev_rx) = bounded::<InferenceEvent>(4096);
+        std::thread::Builder::new()
+            .name("s1-inference".into())
+            .spawn(move || worker(req_rx, ev_tx, notify))?;
+        Ok(Self {
+            requests: req_tx,
+            events: ev_rx,
+        })
+    }
+
+    /// Sends a request; false if the worker is gone.
+    pub fn send(&self, req: InferenceRequest) -> bool {
+        self.requests.send(req).is_ok()
+    }
+
+    /// The next event, if one is waiting.
+    pub fn try_recv(&self) -> Option<InferenceEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Blocks for the next event (tests and headless callers).
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Option<InferenceEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+}
+
+fn info(model: &LoadedModel) -> ModelInfo {
+    let cfg = model.decoder.config();
+    let name = model
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| model.path.display().to_string());
+    ModelInfo {
+        path: model.path.clone(),
+        name,
+        format: model.format,
+        arch: cfg.arch.model_type().into(),
+        parameters: cfg.num_parameters(),
+        context: cfg.max_position_embeddings,
+        template_is_fallback: model.template_is_fallback,
+        think_tags: model.template.source().contains("<think>") && model.tokenizer.token_to_id("<think>").is_some(),
+    }
+}
+
+fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, notify: Notify) {
+    let mut model: Option<LoadedModel> = None;
+    let emit = |ev: InferenceEvent| {
+        // The UI may be gone (window closed): then nobody listens and that is fine.
+        let _ = events.send(ev);
+        notify();
+    };
+    while let Ok(req) = requests.recv() {
+        match req {
+            InferenceRequest::Load { path, options } => {
+                emit(InferenceEvent::LoadStarted { path: path.clone() });
+                model = None; // free the old model before loading the next
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    load_model_with_progress(&path, &options, &mut |p| {
+                        emit(InferenceEvent::LoadProgress {
+                            fraction: p.fraction,
+                            stage: p.stage,
+                        })
+                    })
+                }));
+                match result {
+                    Ok(Ok(m)) => {
+                        emit(InferenceEvent::Loaded(info(&m)));
+                        model = Some(m);
+                    }
+                    Ok(Err(e)) => emit(InferenceEvent::LoadFailed {
+                        path,
+                        error: format!("{e:#}"),
+                    }),
+                    Err(_) => emit(InferenceEvent::LoadFailed {
+                        path,
+                        error: "the loader crashed (this is a bug; please report it)".into(),
+                    }),
+                }
+            }
+            InferenceRequest::Unload => model = None,
+            InferenceRequest::Generate {
+                id,
+                messages,
+                params,
+                cancel,
+            } => {
+                emit(InferenceEvent::GenStarted { id });
+                let Some(m) = model.as_ref() else {
+                    emit(InferenceEvent::GenFailed {
+                        id,
+                        error: "no model is loaded".into(),
+                    });
+                    continue;
+                };
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    chat(m, &messages, &params, &cancel, &mut |ev| {
+                        let delta = match ev {
+                            StreamEvent::Thinking(t) => Delta::Thinking(t.to_string()),
+                            StreamEvent::Answer(t) => Delta::Answer(t.to_string()),
+                            StreamEvent::Injected { injection, text } => Delta::Injected {
+                                kind: injection.kind,
+                                at_thinking_token: injection.at_thinking_token,
+                                text: text.to_string(),
+                            },
+                            StreamEvent::Counts { thinking, answer } => Delta::Counts { thinking, answer },
+                        };
+                        emit(InferenceEvent::Delta { id, delta });
+                    })
+                }));
+                match result {
+                    Ok(Ok(g)) => emit(InferenceEvent::GenFinished {
+                        id,
+                        generation: Box::new(g),
+                    }),
+                    Ok(Err(e)) => emit(InferenceEvent::GenFailed {
+                        id,
+                        error: format!("{e:#}"),
+                    }),
+                    Err(_) => emit(InferenceEvent::GenFailed {
+                        id,
+                        error: "generation crashed (this is a bug; please report it)".into(),
+                    }),
+                }
+            }
+        }
+    }
+}

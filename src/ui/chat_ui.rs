@@ -1,0 +1,288 @@
+//! The chat view: model bar, conversation with thinking set apart, input, and the controls.
+
+use eframe::egui::{self, Color32, RichText};
+
+use super::app::{Command, ModelStatus, StudioApp};
+use super::settings::SendKey;
+use super::thinking_controls_ui::thinking_controls_ui;
+use crate::generate::conversation::{AssistantTurn, SegmentKind, Turn};
+use crate::generate::StopReason;
+
+pub fn chat_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    egui::Panel::top("model_bar").show(ui, |ui| model_bar_ui(app, ui));
+    egui::Panel::right("thinking_controls")
+        .resizable(true)
+        .default_size(290.0)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| thinking_controls_ui(ui, &mut app.settings.chat));
+        });
+    egui::Panel::bottom("chat_input").show(ui, |ui| input_ui(app, ui));
+    egui::CentralPanel::default().show(ui, |ui| {
+        if matches!(app.model, ModelStatus::Loaded(_)) || !app.chat.conversation.turns.is_empty() {
+            conversation_ui(app, ui);
+        } else {
+            empty_state_ui(app, ui);
+        }
+    });
+}
+
+fn model_bar_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        if ui.button("Open model folder…").clicked() {
+            app.command(Command::PickModelFolder);
+        }
+        if ui.button("Open GGUF file…").clicked() {
+            app.command(Command::PickModelFile);
+        }
+        let l = ui.label("Path");
+        let r = ui
+            .add(
+                egui::TextEdit::singleline(&mut app.chat.path_input)
+                    .desired_width(260.0)
+                    .hint_text("model folder or .gguf"),
+            )
+            .labelled_by(l.id);
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button("Load").clicked() || enter {
+            let p = app.chat.path_input.trim();
+            if !p.is_empty() {
+                app.command(Command::OpenModel(p.into()));
+            }
+        }
+        let recent = app.settings.recent_models.clone();
+        if !recent.is_empty() {
+            egui::ComboBox::from_label("Recent")
+                .selected_text("Recent models")
+                .show_ui(ui, |ui| {
+                    for p in recent {
+                        if ui.selectable_label(false, p.display().to_string()).clicked() {
+                            app.command(Command::OpenModel(p));
+                        }
+                    }
+                });
+        }
+    });
+    match &app.model {
+        ModelStatus::Loading { fraction, stage, .. } => {
+            ui.add(egui::ProgressBar::new(*fraction).text(stage.as_str()));
+        }
+        ModelStatus::Failed { path, error } => {
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("Could not load {}: {error}", path.display()),
+            );
+        }
+        ModelStatus::Loaded(info) if info.template_is_fallback => {
+            ui.weak("This model ships no chat template: plain ChatML is used.");
+        }
+        _ => {}
+    }
+}
+
+fn empty_state_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    ui.vertical_centered(|ui| {
+        ui.add_space(60.0);
+        ui.heading("Open a model to start chatting");
+        ui.add_space(8.0);
+        ui.label("A Hugging Face folder (config.json, model.safetensors, tokenizer.json), or a single .gguf file.");
+        ui.label("Drop either onto this window, use the buttons above, or paste a path.");
+        ui.add_space(8.0);
+        ui.label("No model at hand? The SmolLM2-135M-Instruct demo GGUF (98 MB):");
+        ui.code("bash scripts/fetch-test-models.sh   # -> models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        if let Some(p) = app.settings.recent_models.first().cloned() {
+            ui.add_space(8.0);
+            if ui.button(format!("Open {}", p.display())).clicked() {
+                app.command(Command::OpenModel(p));
+            }
+        }
+        if ui.input(|i| !i.raw.hovered_files.is_empty()) {
+            ui.add_space(8.0);
+            ui.strong("Drop to open");
+        }
+    });
+}
+
+fn conversation_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let last = app.chat.conversation.turns.len().saturating_sub(1);
+    let generating = app.is_generating();
+    let mut commands = Vec::new();
+    egui::ScrollArea::vertical()
+        .auto_shrink([false, false])
+        .stick_to_bottom(true)
+        .show(ui, |ui| {
+            for (i, turn) in app.chat.conversation.turns.iter().enumerate() {
+                match turn {
+                    Turn::User(text) => user_turn_ui(ui, text),
+                    Turn::Assistant(a) => {
+                        let live = generating && i == last;
+                        assistant_turn_ui(ui, i, a, live, &mut commands);
+                    }
+                }
+                ui.add_space(6.0);
+            }
+            if let Some(e) = &app.chat.error {
+                ui.colored_label(ui.visuals().error_fg_color, e.as_str());
+            }
+        });
+    for c in commands {
+        app.command(c);
+    }
+}
+
+fn user_turn_ui(ui: &mut egui::Ui, text: &str) {
+    egui::Frame::new()
+        .fill(ui.visuals().faint_bg_color)
+        .corner_radius(6)
+        .inner_margin(8)
+        .show(ui, |ui| {
+            ui.strong("You");
+            ui.label(text);
+        });
+}
+
+/// Thinking in a dim, framed, collapsible block; injected ignore strings highlighted; the forced
+/// end marked; the answer below; figures and actions under it.
+fn assistant_turn_ui(ui: &mut egui::Ui, index: usize, a: &AssistantTurn, live: bool, commands: &mut Vec<Command>) {
+    let dark = ui.visuals().dark_mode;
+    let think_fg = if dark {
+        Color32::from_gray(150)
+    } else {
+        Color32::from_gray(100)
+    };
+    let inject_fg = if dark {
+        Color32::from_rgb(255, 190, 80)
+    } else {
+        Color32::from_rgb(170, 90, 0)
+    };
+    let forced_fg = ui.visuals().error_fg_color;
+    let has_thinking = !a.thinking.is_empty() || a.thinking_tokens > 0;
+    if has_thinking {
+        let header = if live && a.answer.is_empty() && a.forced_end_at.is_none() {
+            format!("Thinking… {} tokens", a.thinking_tokens)
+        } else {
+            format!("Thinking ({} tokens)", a.thinking_tokens)
+        };
+        egui::CollapsingHeader::new(RichText::new(header).color(think_fg))
+            .id_salt(("thinking", index))
+            .default_open(true)
+            .show(ui, |ui| {
+                egui::Frame::new()
+                    .fill(if dark {
+                        Color32::from_gray(28)
+                    } else {
+                        Color32::from_gray(240)
+                    })
+                    .corner_radius(4)
+                    .inner_margin(8)
+                    .show(ui, |ui| {
+                        ui.horizontal_wrapped(|ui| {
+                            ui.spacing_mut().item_spacing.x = 0.0;
+                            for seg in &a.thinking {
+                                match seg.kind {
+                                    SegmentKind::Model => {
+                                        ui.label(RichText::new(&seg.text).italics().color(think_fg));
+                                    }
+                                    SegmentKind::Injected => {
+                                        ui.label(RichText::new(format!("«{}»", seg.text)).strong().color(inject_fg))
+                                            .on_hover_text("Injected by budget forcing in place of an end of thinking");
+                                    }
+                                }
+                            }
+                        });
+                        if let Some(at) = a.forced_end_at {
+                            ui.label(
+                                RichText::new(format!("— budget reached: end of thinking forced at {at} tokens"))
+                                    .strong()
+                                    .color(forced_fg),
+                            );
+                        }
+                    });
+            });
+    }
+    if !a.answer.is_empty() || !live {
+        ui.label(a.answer.trim_start());
+    }
+    if let Some(e) = &a.error {
+        ui.colored_label(ui.visuals().error_fg_color, e.as_str());
+    }
+    ui.horizontal(|ui| {
+        let mut figures = format!(
+            "thinking {} · answer {} tokens · {:.1} tokens/s · {} waits",
+            a.thinking_tokens, a.answer_tokens, a.tokens_per_s, a.waits
+        );
+        if a.forced_end_at.is_some() {
+            figures.push_str(" · forced end");
+        }
+        match a.stop_reason {
+            Some(StopReason::Cancelled) => figures.push_str(" · stopped"),
+            Some(StopReason::MaxTokens) => figures.push_str(" · hit max new tokens"),
+            _ => {}
+        }
+        ui.weak(figures);
+        ui.weak(format!("[{}]", a.budget_label));
+        if !live && ui.small_button("Copy").clicked() {
+            let mut text = a.answer.trim().to_string();
+            if !a.thinking.is_empty() {
+                text = format!("<thinking>\n{}\n</thinking>\n{text}", a.thinking_text());
+            }
+            commands.push(Command::Copy(text));
+        }
+    });
+}
+
+fn input_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let loaded = matches!(app.model, ModelStatus::Loaded(_));
+    let generating = app.is_generating();
+    let id = ui.make_persistent_id("chat_input");
+    let focused = ui.memory(|m| m.has_focus(id));
+    let send_key = app.settings.chat.send_key;
+    // Take the send key before the text box turns it into a newline.
+    let mut send = false;
+    if focused && !generating {
+        send = ui.input_mut(|i| match send_key {
+            SendKey::Enter => i.consume_key(egui::Modifiers::NONE, egui::Key::Enter),
+            SendKey::CtrlEnter => i.consume_key(egui::Modifiers::COMMAND, egui::Key::Enter),
+        });
+    }
+    ui.add_space(4.0);
+    let label = ui.label("Message");
+    ui.add(
+        egui::TextEdit::multiline(&mut app.chat.input)
+            .id(id)
+            .desired_rows(2)
+            .desired_width(f32::INFINITY)
+            .hint_text(if loaded {
+                "Ask something…"
+            } else {
+                "Load a model first"
+            }),
+    )
+    .labelled_by(label.id);
+    ui.horizontal(|ui| {
+        if generating {
+            if ui.button("Stop").clicked() {
+                app.command(Command::Stop);
+            }
+        } else if ui.add_enabled(loaded, egui::Button::new("Send")).clicked() {
+            send = true;
+        }
+        let can_regen = loaded && !generating && matches!(app.chat.conversation.turns.last(), Some(Turn::Assistant(_)));
+        if ui
+            .add_enabled(can_regen, egui::Button::new("Regenerate"))
+            .on_hover_text("Again, with the current budget")
+            .clicked()
+        {
+            app.command(Command::Regenerate);
+        }
+        if ui.button("Clear conversation").clicked() {
+            app.command(Command::ClearConversation);
+        }
+        ui.weak(match send_key {
+            SendKey::Enter => "Enter sends · Shift+Enter new line",
+            SendKey::CtrlEnter => "Ctrl+Enter sends · Enter new line",
+        });
+    });
+    if send && loaded {
+        app.command(Command::Send);
+    }
+}
