@@ -139,6 +139,42 @@ pub enum Turn {
     Assistant(AssistantTurn),
 }
 
+/// Splits a long streamed text into pieces whose boundaries never move as the text grows: a
+/// piece ends at the first newline after `min` bytes, or at the first char boundary after `4 * min`
+/// bytes when there is no newline. A view lays out each piece on its own, so only the last (growing)
+/// piece is laid out again per frame and the cost of a frame stays flat as a trace gets long.
+pub fn stable_chunks(text: &str, min: usize) -> impl Iterator<Item = &str> {
+    let min = min.max(1);
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len();
+        if rest.len() > min {
+            let mut from = min;
+            while !rest.is_char_boundary(from) {
+                from += 1;
+            }
+            let hard = (4 * min).min(rest.len());
+            end = match rest[from..].find('\n') {
+                Some(i) if from + i < hard => from + i + 1,
+                _ if hard < rest.len() => {
+                    let mut h = hard;
+                    while !rest.is_char_boundary(h) {
+                        h += 1;
+                    }
+                    h
+                }
+                _ => rest.len(),
+            };
+        }
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// The conversation of the chat panel.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Conversation {
@@ -186,6 +222,20 @@ impl Conversation {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn stable_chunks_keep_their_boundaries_as_the_text_grows() {
+        let text: String = (0..400).map(|i| format!("line {i} with ünïcode\n")).collect::<String>() + &"x".repeat(300);
+        let full: Vec<&str> = stable_chunks(&text, 64).collect();
+        assert_eq!(full.concat(), text);
+        assert!(full.len() > 20);
+        assert!(full.iter().all(|c| c.len() <= 4 * 64 + 4));
+        for cut in (1..text.len()).filter(|&c| text.is_char_boundary(c)).step_by(97) {
+            let part: Vec<&str> = stable_chunks(&text[..cut], 64).collect();
+            assert_eq!(part.concat(), &text[..cut]);
+            // All pieces but the last are pieces of the full text.
+            assert_eq!(&part[..part.len() - 1], &full[..part.len() - 1], "cut at {cut}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -5,7 +5,7 @@ use eframe::egui::{self, Color32, RichText};
 use super::app::{Command, ModelStatus, StudioApp};
 use super::settings::SendKey;
 use super::thinking_controls_ui::thinking_controls_ui;
-use crate::generate::conversation::{AssistantTurn, SegmentKind, Turn};
+use crate::generate::conversation::{stable_chunks, AssistantTurn, SegmentKind, Turn};
 use crate::generate::StopReason;
 
 pub fn chat_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
@@ -180,7 +180,11 @@ fn assistant_turn_ui(ui: &mut egui::Ui, index: usize, a: &AssistantTurn, live: b
                             for seg in &a.thinking {
                                 match seg.kind {
                                     SegmentKind::Model => {
-                                        ui.label(RichText::new(&seg.text).italics().color(think_fg));
+                                        // Pieces with fixed boundaries: egui caches the layout of
+                                        // each finished piece, so a long trace stays cheap.
+                                        for piece in stable_chunks(&seg.text, 1024) {
+                                            ui.label(RichText::new(piece).italics().color(think_fg));
+                                        }
                                     }
                                     SegmentKind::Injected => {
                                         ui.label(RichText::new(format!("«{}»", seg.text)).strong().color(inject_fg))
