@@ -23,7 +23,10 @@ fn main() {
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/models/SmolLM2-135M-Instruct.Q4_1.gguf").into());
     let mut s = Settings::default();
     s.chat.max_unlimited = true;
-    s.chat.max_new_tokens = std::env::var("S1_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(600);
+    s.chat.max_new_tokens = std::env::var("S1_BENCH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
     s.chat.waits = 2;
     s.chat.temperature = 0.7;
     let app = StudioApp::new(s, std::sync::Arc::new(|| {})).expect("app");
@@ -44,7 +47,8 @@ fn main() {
     }
     h.get_by_role_and_label(Role::MultilineTextInput, "Message").focus();
     h.run();
-    h.get_by_role_and_label(Role::MultilineTextInput, "Message").type_text("Explain why the sky is blue.");
+    h.get_by_role_and_label(Role::MultilineTextInput, "Message")
+        .type_text("Explain why the sky is blue.");
     h.run();
     h.get_by_label("Send").click();
     h.step();
@@ -75,7 +79,10 @@ fn main() {
         turn.tokens_per_s,
         steps.len()
     );
-    for (name, v) in [("harness frame (kittest step)", &steps), ("app logic + layout (StudioApp::show)", &logic)] {
+    for (name, v) in [
+        ("harness frame (kittest step)", &steps),
+        ("app logic + layout (StudioApp::show)", &logic),
+    ] {
         println!(
             "{name:<38} median {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
             percentile(v, 0.5),

@@ -33,8 +33,17 @@ fn chat_panel_with_smollm2_under_a_budget() {
         h.run();
         if label == "Path" {
             h.get_by_label("Load").click();
-            step_until(&mut h, Duration::from_secs(120), |_| {}, |a| !matches!(a.model, ModelStatus::Loading { .. }));
-            assert!(matches!(h.state().model, ModelStatus::Loaded(_)), "{:?}", h.state().model);
+            step_until(
+                &mut h,
+                Duration::from_secs(120),
+                |_| {},
+                |a| !matches!(a.model, ModelStatus::Loading { .. }),
+            );
+            assert!(
+                matches!(h.state().model, ModelStatus::Loaded(_)),
+                "{:?}",
+                h.state().model
+            );
         }
     }
     h.get_by_label("Send").click();

@@ -19,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the desktop app (the default when no subcommand is given)
+    Ui(UiArgs),
     /// Generate from a model with budget forcing, streaming thinking and answer
     Generate(generate::GenerateArgs),
     /// Write a randomly initialised Hugging Face model folder
@@ -28,12 +30,26 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+#[derive(Debug, clap::Args)]
+pub struct UiArgs {
+    /// A model to open at start: a Hugging Face folder or a .gguf file
+    #[arg(long)]
+    pub model: Option<std::path::PathBuf>,
+    /// The view to show first
+    #[arg(long, value_parser = ["curate", "train", "chat", "evaluate"])]
+    pub view: Option<String>,
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::InitModel(args)) => init_model::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
-        None => crate::ui::run_app(),
+        Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
+            model: args.model,
+            view: args.view,
+        }),
+        None => crate::ui::run_app(Default::default()),
     }
 }

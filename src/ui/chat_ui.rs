@@ -51,7 +51,7 @@ fn model_bar_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         }
         let recent = app.settings.recent_models.clone();
         if !recent.is_empty() {
-            egui::ComboBox::from_label("Recent")
+            egui::ComboBox::from_id_salt("recent-models")
                 .selected_text("Recent models")
                 .show_ui(ui, |ui| {
                     for p in recent {
@@ -110,6 +110,16 @@ fn conversation_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         .auto_shrink([false, false])
         .stick_to_bottom(true)
         .show(ui, |ui| {
+            if app.chat.conversation.turns.is_empty() && matches!(app.model, ModelStatus::Loaded(_)) {
+                ui.add_space(24.0);
+                ui.vertical_centered(|ui| {
+                    ui.weak("Ask something below. The thinking appears first, in a dim block, then the answer.");
+                    ui.weak(
+                        "Move \"Maximum thinking tokens\" to cut the thinking short, or raise \"Waits\" and \
+                         \"Minimum thinking tokens\" to make the model think longer (budget forcing).",
+                    );
+                });
+            }
             for (i, turn) in app.chat.conversation.turns.iter().enumerate() {
                 match turn {
                     Turn::User(text) => user_turn_ui(ui, text),

@@ -9,8 +9,15 @@ pub mod thinking_controls_ui;
 pub use app::{Command, ModelStatus, StudioApp};
 pub use settings::Settings;
 
+/// What to do when the window opens (from `s1-studio ui --model … --view …`).
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    pub model: Option<std::path::PathBuf>,
+    pub view: Option<String>,
+}
+
 /// Opens the studio window.
-pub fn run_app() -> anyhow::Result<()> {
+pub fn run_app(start: StartOptions) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
         viewport: eframe::egui::ViewportBuilder::default()
@@ -23,9 +30,18 @@ pub fn run_app() -> anyhow::Result<()> {
         "s1-studio",
         options,
         Box::new(|cc| {
-            let settings = StudioApp::load_settings(cc.storage);
+            let mut settings = StudioApp::load_settings(cc.storage);
+            if let Some(v) = start.view.as_deref().and_then(settings::View::parse) {
+                settings.view = v;
+            }
             let ctx = cc.egui_ctx.clone();
-            let app = StudioApp::new(settings, std::sync::Arc::new(move || ctx.request_repaint()))?;
+            let mut app = StudioApp::new(settings, std::sync::Arc::new(move || ctx.request_repaint()))?;
+            if let Some(m) = start.model {
+                if start.view.is_none() {
+                    app.settings.view = settings::View::Chat;
+                }
+                app.command(Command::OpenModel(m));
+            }
             Ok(Box::new(app))
         }),
     )

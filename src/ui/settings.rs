@@ -26,6 +26,11 @@ impl View {
             View::Evaluate => "Evaluate",
         }
     }
+
+    /// The view named `s` (any case), as the command line spells it.
+    pub fn parse(s: &str) -> Option<View> {
+        View::ALL.into_iter().find(|v| v.label().eq_ignore_ascii_case(s))
+    }
 }
 
 /// Which key sends a chat message.
