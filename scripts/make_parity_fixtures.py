@@ -3,7 +3,11 @@
 
 For each small random config: a Hugging Face folder (config.json, model.safetensors written by
 save_pretrained) and expected.safetensors holding input_ids and the f32 logits of every position
-from transformers' Qwen2ForCausalLM / LlamaForCausalLM.
+from transformers' Qwen2ForCausalLM / LlamaForCausalLM; and grads.safetensors for the trainer's
+gradient check (tests/train_grads.rs): a batch of two rows (`input_ids`, `labels` with -100 where
+the loss is masked, the second row right-padded), the mean cross-entropy over the unmasked
+next-token labels as transformers computes it (`loss`), and the gradient of that loss for every
+parameter (`grad.<parameter name>`; a tied head's gradient is folded into the embedding's).
 
     pip install torch transformers safetensors
     python3 scripts/make_parity_fixtures.py            # writes tests/fixtures/parity/
@@ -67,6 +71,25 @@ def main():
             logits = model(input_ids=ids).logits.float()
         save_file({"input_ids": ids.to(torch.int64).contiguous(), "logits": logits.contiguous()},
                   str(out / "expected.safetensors"))
+        # Gradients, from a generator of their own so the fixtures above stay as they were.
+        g = torch.Generator().manual_seed(99)
+        t = args.seq_len
+        gids = torch.randint(0, cfg.vocab_size, (2, t), generator=g)
+        labels = gids.clone()
+        labels[:, :5] = -100  # a prompt: no loss
+        labels[1, t - 6:] = -100  # right padding on the second row
+        mask = torch.ones_like(gids)
+        mask[1, t - 6:] = 0
+        model.train()
+        model.zero_grad()
+        loss = model(input_ids=gids, labels=labels).loss
+        loss.backward()
+        grads = {"input_ids": gids.to(torch.int64).contiguous(), "labels": labels.to(torch.int64).contiguous(),
+                 "loss": loss.detach().float().reshape(1).contiguous()}
+        for pname, p in model.named_parameters():
+            grads["grad." + pname] = p.grad.detach().float().contiguous()
+        save_file(grads, str(out / "grads.safetensors"))
+        model.eval()
         for extra in ("generation_config.json",):
             p = out / extra
             if p.exists():

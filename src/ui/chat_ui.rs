@@ -51,8 +51,8 @@ fn model_bar_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         }
         let recent = app.settings.recent_models.clone();
         if !recent.is_empty() {
-            egui::ComboBox::from_id_salt("recent-models")
-                .selected_text("Recent models")
+            egui::ComboBox::from_label("Recent models")
+                .selected_text(format!("{} opened before", recent.len()))
                 .show_ui(ui, |ui| {
                     for p in recent {
                         if ui.selectable_label(false, p.display().to_string()).clicked() {
