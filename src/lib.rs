@@ -6,4 +6,5 @@ pub mod cli;
 pub mod generate;
 pub mod jobs;
 pub mod model;
+pub mod train;
 pub mod ui;

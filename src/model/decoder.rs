@@ -14,6 +14,28 @@ use super::error::Result;
 use super::kv_cache::KvCache;
 use super::weights::{Weight, WeightLoader};
 
+/// Which ops a forward pass uses: the fused inference kernels, or differentiable ops for
+/// training (the fused CPU ops of grad_ops.rs with a backward where they apply, else candle's
+/// composed differentiable ops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Path {
+    Inference,
+    Train,
+    /// Training with candle's composed ops only (what other devices run; a reference in tests).
+    TrainComposed,
+}
+
+impl Path {
+    fn diff(self) -> bool {
+        self != Path::Inference
+    }
+
+    /// Whether the fused training ops apply to `x`.
+    fn fused(self, x: &Tensor) -> bool {
+        self == Path::Train && super::grad_ops::supported(x)
+    }
+}
+
 /// A linear layer `y = x W^T + b` over dense or quantized weights.
 #[derive(Clone)]
 pub struct Linear {
@@ -176,9 +198,12 @@ impl RmsNorm {
         })
     }
 
-    fn forward(&self, x: &Tensor, differentiable: bool) -> candle_core::Result<Tensor> {
-        if !differentiable {
+    fn forward(&self, x: &Tensor, path: Path) -> candle_core::Result<Tensor> {
+        if !path.diff() {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
+        }
+        if path.fused(x) && self.weight.dtype() == DType::F32 {
+            return super::grad_ops::rms_norm(x, &self.weight, self.eps as f32);
         }
         // As transformers: normalise in f32, cast back, then scale.
         let dtype = x.dtype();
@@ -241,10 +266,13 @@ impl Rotary {
     }
 
     /// Applies the rotation to `x` `[b, h, t, d]`.
-    fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, differentiable: bool) -> candle_core::Result<Tensor> {
+    fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, path: Path) -> candle_core::Result<Tensor> {
         let x = x.contiguous()?;
-        match (self.interleaved, differentiable) {
+        match (self.interleaved, path.diff()) {
             (false, false) => candle_nn::rotary_emb::rope(&x, cos, sin),
+            (false, true) if path.fused(&x) && cos.dtype() == DType::F32 => {
+                super::grad_ops::rope(&x, cos, sin)
+            }
             (false, true) => candle_nn::rotary_emb::rope_slow(&x, cos, sin),
             (true, false) => candle_nn::rotary_emb::rope_i(&x, cos, sin),
             (true, true) => candle_nn::rotary_emb::rope_i_slow(&x, cos, sin),
@@ -285,16 +313,17 @@ impl Attention {
         (cos, sin): (&Tensor, &Tensor),
         mask: Option<&Tensor>,
         cache: Option<(&mut KvCache, usize)>,
-        differentiable: bool,
+        path: Path,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
+        let differentiable = path.diff();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let qkv = Linear::forward_group(&[&self.q_proj, &self.k_proj, &self.v_proj], x, !differentiable)?;
         let q = qkv[0].reshape((b, t, h, d))?.transpose(1, 2)?;
         let k = qkv[1].reshape((b, t, kvh, d))?.transpose(1, 2)?;
         let v = qkv[2].reshape((b, t, kvh, d))?.transpose(1, 2)?;
-        let q = rotary.apply(&q, cos, sin, differentiable)?;
-        let k = rotary.apply(&k, cos, sin, differentiable)?;
+        let q = rotary.apply(&q, cos, sin, path)?;
+        let k = rotary.apply(&k, cos, sin, path)?;
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v.contiguous()?),
@@ -305,6 +334,14 @@ impl Attention {
         let n_rep = h / kvh;
         let q = q.reshape((b, kvh, n_rep * t, d))?;
         let scale = 1.0 / (d as f64).sqrt();
+        if path.fused(&q) {
+            // Scale, causal mask and softmax in one op with a backward.
+            let start = total - t;
+            let probs = super::grad_ops::causal_softmax(&q.matmul(&k.t()?)?, scale as f32, t, start)?;
+            let out = probs.matmul(&v)?;
+            let out = out.reshape((b, h, t, d))?.transpose(1, 2)?.reshape((b, t, h * d))?;
+            return self.o_proj.forward(&out, false);
+        }
         let scores = (q.matmul(&k.t()?)? * scale)?;
         let scores = if scores.dtype() == DType::F32 {
             scores
@@ -349,8 +386,12 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor, fast: bool) -> candle_core::Result<Tensor> {
+    fn forward(&self, x: &Tensor, path: Path) -> candle_core::Result<Tensor> {
+        let fast = !path.diff();
         let gu = Linear::forward_group(&[&self.gate_proj, &self.up_proj], x, fast)?;
+        if path.fused(&gu[0]) {
+            return self.down_proj.forward(&super::grad_ops::swiglu(&gu[0], &gu[1])?, fast);
+        }
         let gate = candle_nn::ops::silu(&gu[0])?;
         self.down_proj.forward(&(gate * &gu[1])?, fast)
     }
@@ -362,6 +403,26 @@ pub(super) struct Block {
     pub(super) self_attn: Attention,
     pub(super) post_attention_layernorm: RmsNorm,
     pub(super) mlp: Mlp,
+}
+
+impl Block {
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        x: &Tensor,
+        rotary: &Rotary,
+        tables: (&Tensor, &Tensor),
+        mask: Option<&Tensor>,
+        cache: Option<(&mut KvCache, usize)>,
+        path: Path,
+    ) -> candle_core::Result<Tensor> {
+        let hs = self.input_layernorm.forward(x, path)?;
+        let hs = self.self_attn.forward(&hs, rotary, tables, mask, cache, path)?;
+        let x1 = (x + hs)?;
+        let hs = self.post_attention_layernorm.forward(&x1, path)?;
+        let hs = self.mlp.forward(&hs, path)?;
+        x1 + hs
+    }
 }
 
 /// Which positions the forward pass returns logits for.
@@ -382,7 +443,11 @@ pub struct Decoder {
     pub(super) norm: RmsNorm,
     pub(super) lm_head: Linear,
     pub(super) rotary: Rotary,
+    /// The output head is the embedding matrix.
+    pub(super) tied_head: bool,
     pub(super) differentiable: bool,
+    /// Training uses the fused CPU ops where they apply (default), else composed ops only.
+    pub(super) fused_training: bool,
     pub(super) device: Device,
     pub(super) dtype: DType,
 }
@@ -436,7 +501,9 @@ impl Decoder {
             norm,
             lm_head,
             rotary: Rotary::new(cfg),
+            tied_head: tied,
             differentiable: false,
+            fused_training: true,
             device: device.clone(),
             dtype,
         })
@@ -457,6 +524,27 @@ impl Decoder {
     /// Use only differentiable ops (for training); slower than the fused inference kernels.
     pub fn set_differentiable(&mut self, on: bool) {
         self.differentiable = on;
+    }
+
+    /// Training with the fused CPU ops (default) or candle's composed differentiable ops only.
+    pub fn set_fused_training_ops(&mut self, on: bool) {
+        self.fused_training = on;
+    }
+
+    fn path(&self) -> Path {
+        match (self.differentiable, self.fused_training) {
+            (false, _) => Path::Inference,
+            (true, true) => Path::Train,
+            (true, false) => Path::TrainComposed,
+        }
+    }
+
+    fn train_path(&self) -> Path {
+        if self.fused_training {
+            Path::Train
+        } else {
+            Path::TrainComposed
+        }
     }
 
     /// Runs `input_ids` `[b, t]` (positions continue after what `cache` holds) and returns f32
@@ -494,16 +582,8 @@ impl Decoder {
             None
         };
         for (i, layer) in self.layers.iter().enumerate() {
-            let residual = &x;
-            let hs = layer.input_layernorm.forward(&x, self.differentiable)?;
             let c = cache.as_deref_mut().map(|c| (c, i));
-            let hs = layer
-                .self_attn
-                .forward(&hs, &self.rotary, (&cos, &sin), mask.as_ref(), c, self.differentiable)?;
-            let x1 = (residual + hs)?;
-            let hs = layer.post_attention_layernorm.forward(&x1, self.differentiable)?;
-            let hs = layer.mlp.forward(&hs, !self.differentiable)?;
-            x = (x1 + hs)?;
+            x = layer.forward(&x, &self.rotary, (&cos, &sin), mask.as_ref(), c, self.path())?;
         }
         if let Some(c) = cache {
             c.advance(t);
@@ -512,8 +592,51 @@ impl Decoder {
             Logits::All => x,
             Logits::Last => x.narrow(1, t - 1, 1)?,
         };
-        let x = self.norm.forward(&x, self.differentiable)?;
+        let x = self.norm.forward(&x, self.path())?;
         self.lm_head.forward(&x, !self.differentiable)?.to_dtype(DType::F32)
+    }
+
+    /// Training: the input embeddings `[b, t, hidden]` of `input_ids` `[b, t]`.
+    pub fn embed(&self, input_ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        self.embed_tokens
+            .index_select(&input_ids.flatten_all()?, 0)?
+            .reshape((b, t, self.cfg.hidden_size))
+    }
+
+    /// Training: the rotary tables for positions `0..t`.
+    pub fn rope_tables(&self, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        self.rotary.tables(0, t, self.dtype, &self.device)
+    }
+
+    /// Training: decoder layer `i` over a whole sequence `x` `[b, t, hidden]` (causal, from
+    /// position 0, no cache) with the differentiable ops.
+    pub fn layer_forward(&self, i: usize, x: &Tensor, tables: (&Tensor, &Tensor)) -> candle_core::Result<Tensor> {
+        let t = x.dim(1)?;
+        let path = self.train_path();
+        let mask = if t > 1 && !path.fused(x) {
+            Some(causal_mask(t, 0, &self.device)?)
+        } else {
+            None
+        };
+        self.layers[i].forward(x, &self.rotary, tables, mask.as_ref(), None, path)
+    }
+
+    /// Training: the final norm (differentiable).
+    pub fn final_norm(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        self.norm.forward(x, self.train_path())
+    }
+
+    /// Training: the output projection's weight `[vocab, hidden]` (the embedding when tied).
+    pub fn head_weight(&self) -> candle_core::Result<&Tensor> {
+        match &self.lm_head.weight {
+            Weight::Dense(w) => Ok(w),
+            _ => candle_core::bail!("the output head is quantized; training needs dense weights"),
+        }
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
     }
 
     /// An empty cache for this model.

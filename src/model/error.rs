@@ -32,6 +32,8 @@ pub enum ModelError {
         reserve: usize,
         context: usize,
     },
+    #[error("cannot train or save this model: {0}")]
+    NotTrainable(String),
     #[error("chat template: {0}")]
     Template(String),
     #[error("tokenizer: {0}")]

@@ -8,8 +8,10 @@ pub mod cpu_gemv;
 pub mod cpu_pool;
 pub mod decoder;
 pub mod error;
+pub mod grad_ops;
 pub mod init;
 pub mod kv_cache;
+mod params;
 pub mod tokenizer;
 pub mod weights;
 

@@ -1,0 +1,14 @@
+//! Supervised fine-tuning with the s1 recipe (S1_RECIPE.md §2-3): data rendering and the loss
+//! mask, the chunked head + cross-entropy, AdamW with warmup and cosine decay, gradient
+//! accumulation and clipping, checkpoints, and the training loop that reports each step.
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod loss;
+pub mod optim;
+pub mod step;
+pub mod trainer;
+
+pub use config::{LoraSettings, TrainSettings};
+pub use trainer::{run, StepRecord, TrainEvent, TrainOutcome};

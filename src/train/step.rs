@@ -1,0 +1,110 @@
+//! One micro-batch through the decoder's differentiable path: the loss and the gradient of every
+//! trainable variable, with optional gradient checkpointing per layer (only the layer inputs
+//! are kept; each layer is run again during the backward pass).
+
+use candle_core::backprop::GradStore;
+use candle_core::{CpuStorage, DType, InplaceOp2, Layout, Result, Tensor, Var};
+use rayon::prelude::*;
+
+use super::data::MicroBatch;
+use super::loss::head_cross_entropy_sum;
+use crate::model::Decoder;
+
+/// The loss of a micro-batch: the sum of its token losses, and the gradients of
+/// `sum * loss_scale` added into `acc` (one slot per variable, `None` until the first gradient).
+pub fn accumulate_micro_batch(
+    dec: &Decoder,
+    vars: &[Var],
+    batch: &MicroBatch,
+    loss_scale: f64,
+    checkpoint: bool,
+    acc: &mut [Option<Tensor>],
+) -> Result<f64> {
+    let device = dec.device();
+    let ids = Tensor::from_slice(&batch.ids, (batch.rows, batch.seq), device)?;
+    let (cos, sin) = dec.rope_tables(batch.seq)?;
+    let h = dec.config().hidden_size;
+    let head = |x: &Tensor| -> Result<Tensor> {
+        let x = dec.final_norm(x)?.reshape((batch.rows * batch.seq, h))?;
+        head_cross_entropy_sum(&x, dec.head_weight()?, &batch.targets)
+    };
+    if !checkpoint {
+        let mut x = dec.embed(&ids)?;
+        for i in 0..dec.num_layers() {
+            x = dec.layer_forward(i, &x, (&cos, &sin))?;
+        }
+        let sum = head(&x)?;
+        let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let grads = (sum * loss_scale)?.backward()?;
+        add_grads(vars, &grads, acc)?;
+        return Ok(value);
+    }
+    // Forward without keeping the graph: the input of every layer.
+    let mut inputs = Vec::with_capacity(dec.num_layers() + 1);
+    inputs.push(dec.embed(&ids)?.detach());
+    for i in 0..dec.num_layers() {
+        let y = dec.layer_forward(i, &inputs[i], (&cos, &sin))?.detach();
+        inputs.push(y);
+    }
+    // The head on the last hidden state, then each layer again from the top.
+    let top = Var::from_tensor(&inputs[dec.num_layers()])?;
+    let sum = head(top.as_tensor())?;
+    let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let grads = (sum * loss_scale)?.backward()?;
+    add_grads(vars, &grads, acc)?;
+    let mut upstream = grads
+        .get(top.as_tensor())
+        .cloned()
+        .ok_or_else(|| candle_core::Error::Msg("no gradient reached the last hidden state".into()))?;
+    drop(grads);
+    for i in (0..dec.num_layers()).rev() {
+        let x = Var::from_tensor(&inputs[i])?;
+        let y = dec.layer_forward(i, x.as_tensor(), (&cos, &sin))?;
+        let grads = (y * &upstream)?.sum_all()?.backward()?;
+        add_grads(vars, &grads, acc)?;
+        upstream = grads
+            .get(x.as_tensor())
+            .cloned()
+            .ok_or_else(|| candle_core::Error::Msg(format!("no gradient reached the input of layer {i}")))?;
+    }
+    let grads = (dec.embed(&ids)? * &upstream)?.sum_all()?.backward()?;
+    add_grads(vars, &grads, acc)?;
+    Ok(value)
+}
+
+/// Adds each variable's gradient from `grads` into its slot of `acc`.
+pub fn add_grads(vars: &[Var], grads: &GradStore, acc: &mut [Option<Tensor>]) -> Result<()> {
+    for (v, slot) in vars.iter().zip(acc.iter_mut()) {
+        let Some(g) = grads.get(v.as_tensor()) else { continue };
+        match slot {
+            None => *slot = Some(g.contiguous()?.copy()?),
+            Some(a) if a.device().is_cpu() && a.dtype() == DType::F32 => a.inplace_op2(&g.contiguous()?, &AddInto)?,
+            Some(a) => *a = (&*a + g)?,
+        }
+    }
+    Ok(())
+}
+
+/// `a += b` in place, in parallel.
+struct AddInto;
+
+impl InplaceOp2 for AddInto {
+    fn name(&self) -> &'static str {
+        "s1-add-into"
+    }
+
+    fn cpu_fwd(&self, a: &mut CpuStorage, al: &Layout, b: &CpuStorage, bl: &Layout) -> Result<()> {
+        let (Some((a0, a1)), Some((b0, b1))) = (al.contiguous_offsets(), bl.contiguous_offsets()) else {
+            candle_core::bail!("s1-add-into: expects contiguous tensors");
+        };
+        let CpuStorage::F32(a) = a else {
+            candle_core::bail!("s1-add-into: expects f32");
+        };
+        let b = &b.as_slice::<f32>()?[b0..b1];
+        a[a0..a1]
+            .par_chunks_mut(16384)
+            .zip(b.par_chunks(16384))
+            .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(x, y)| *x += y));
+        Ok(())
+    }
+}
