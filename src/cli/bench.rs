@@ -18,6 +18,8 @@ use crate::model::{load_model, LoadOptions};
 pub enum BenchCommand {
     /// Batch-1 greedy decode tokens/s (KV cache) against transformers and llama.cpp
     Decode(DecodeArgs),
+    /// One SFT step (forward, backward, AdamW) against PyTorch + transformers
+    Train(super::bench_train::TrainBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +58,7 @@ pub struct DecodeArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Decode(a) => decode(a),
+        BenchCommand::Train(a) => super::bench_train::run(a),
     }
 }
 
@@ -128,6 +131,13 @@ fn script(name: &str) -> PathBuf {
 
 /// Runs a baseline script that prints a JSON object with `tokens_per_s` on its last line.
 fn baseline(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<f64> {
+    baseline_json(python, script_name, args)?["tokens_per_s"]
+        .as_f64()
+        .context("no tokens_per_s in the baseline's output")
+}
+
+/// Runs a baseline script and returns the JSON object on its last line.
+pub(super) fn baseline_json(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(python)
         .arg(script(script_name))
         .args(args)
@@ -147,10 +157,7 @@ fn baseline(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let last = stdout.lines().last().unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(last).with_context(|| format!("{script_name} printed {last:?}"))?;
-    v["tokens_per_s"]
-        .as_f64()
-        .context("no tokens_per_s in the baseline's output")
+    serde_json::from_str(last).with_context(|| format!("{script_name} printed {last:?}"))
 }
 
 fn decode(a: DecodeArgs) -> anyhow::Result<()> {

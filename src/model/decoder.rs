@@ -316,6 +316,9 @@ impl Attention {
         path: Path,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
+        if path.fused(x) && cache.is_none() {
+            return self.forward_train_fused(x, (cos, sin));
+        }
         let differentiable = path.diff();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let qkv = Linear::forward_group(&[&self.q_proj, &self.k_proj, &self.v_proj], x, !differentiable)?;
@@ -369,6 +372,32 @@ impl Attention {
     }
 }
 
+impl Attention {
+    /// The training path on the CPU: fused linear, rope and attention ops with a backward,
+    /// operating on the `[b, t, heads * d]` layout the projections write.
+    fn forward_train_fused(&self, x: &Tensor, (cos, sin): (&Tensor, &Tensor)) -> candle_core::Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self.q_proj.forward_train(x)?.reshape((b, t, h, d))?;
+        let k = self.k_proj.forward_train(x)?.reshape((b, t, kvh, d))?;
+        let v = self.v_proj.forward_train(x)?;
+        let q = super::grad_ops::rope_bthd(&q, cos, sin)?.reshape((b, t, h * d))?;
+        let k = super::grad_ops::rope_bthd(&k, cos, sin)?.reshape((b, t, kvh * d))?;
+        let out = super::grad_attention::causal_attention(&q, &k, &v, h, kvh, d)?;
+        self.o_proj.forward_train(&out)
+    }
+}
+
+impl Linear {
+    /// The fused CPU training linear (dense f32 weights).
+    fn forward_train(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match &self.weight {
+            Weight::Dense(w) => super::grad_linear::linear(x, w, self.bias.as_ref()),
+            _ => candle_core::bail!("training needs dense weights"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(super) struct Mlp {
     pub(super) gate_proj: Linear,
@@ -388,10 +417,12 @@ impl Mlp {
 
     fn forward(&self, x: &Tensor, path: Path) -> candle_core::Result<Tensor> {
         let fast = !path.diff();
-        let gu = Linear::forward_group(&[&self.gate_proj, &self.up_proj], x, fast)?;
-        if path.fused(&gu[0]) {
-            return self.down_proj.forward(&super::grad_ops::swiglu(&gu[0], &gu[1])?, fast);
+        if path.fused(x) {
+            let g = self.gate_proj.forward_train(x)?;
+            let u = self.up_proj.forward_train(x)?;
+            return self.down_proj.forward_train(&super::grad_ops::swiglu(&g, &u)?);
         }
+        let gu = Linear::forward_group(&[&self.gate_proj, &self.up_proj], x, fast)?;
         let gate = candle_nn::ops::silu(&gu[0])?;
         self.down_proj.forward(&(gate * &gu[1])?, fast)
     }

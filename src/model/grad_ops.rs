@@ -141,6 +141,8 @@ pub fn rms_norm(x: &Tensor, w: &Tensor, eps: f32) -> Result<Tensor> {
 struct Rope {
     /// Rotate by the negative angle (the transpose: the backward of the forward rotation).
     inverse: bool,
+    /// `[b, t, h, d]` (positions on axis 1) instead of `[b, h, t, d]` (positions on axis 2).
+    bthd: bool,
 }
 
 impl CustomOp3 for Rope {
@@ -161,19 +163,23 @@ impl CustomOp3 for Rope {
         let cos = slice(cs, cl, self.name())?;
         let sin = slice(ss, sl, self.name())?;
         let dims = xl.shape().dims();
-        let (d, t) = (dims[dims.len() - 1], dims[dims.len() - 2]);
+        if dims.len() != 4 {
+            candle_core::bail!("s1-rope: expects a rank-4 input, got {dims:?}");
+        }
+        let d = dims[3];
+        // Rows of d: the position of row r is (r / inner) % t.
+        let (t, inner) = if self.bthd { (dims[1], dims[2]) } else { (dims[2], 1) };
         let half = d / 2;
         if cos.len() != t * half || sin.len() != t * half {
             candle_core::bail!("s1-rope: tables hold {} values for {t} positions of {d}", cos.len());
         }
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut y = vec![0f32; x.len()];
-        // One task per (batch, head): t rows of d.
-        y.par_chunks_mut(t * d).zip(x.par_chunks(t * d)).for_each(|(yh, xh)| {
-            for p in 0..t {
+        let rows_per = rows_per_task(d);
+        y.par_chunks_mut(rows_per * d).zip(x.par_chunks(rows_per * d)).enumerate().for_each(|(ci, (yc, xc))| {
+            for (k, (yr, xr)) in yc.chunks_mut(d).zip(xc.chunks(d)).enumerate() {
+                let p = ((ci * rows_per + k) / inner) % t;
                 let (c, s) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
-                let xr = &xh[p * d..(p + 1) * d];
-                let yr = &mut yh[p * d..(p + 1) * d];
                 let (y1, y2) = yr.split_at_mut(half);
                 for i in 0..half {
                     let (a, b) = (xr[i], xr[half + i]);
@@ -194,15 +200,31 @@ impl CustomOp3 for Rope {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dx = dy.contiguous()?.apply_op3_no_bwd(cos, sin, &Rope { inverse: !self.inverse })?;
+        let inv = Rope {
+            inverse: !self.inverse,
+            bthd: self.bthd,
+        };
+        let dx = dy.contiguous()?.apply_op3_no_bwd(cos, sin, &inv)?;
         Ok((Some(dx), None, None))
     }
 }
 
 /// Rotary embedding of `x` `[b, h, t, d]` with tables `[t, d/2]`, with a backward.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op3(&cos.contiguous()?, &sin.contiguous()?, Rope { inverse: false })
+    let op = Rope {
+        inverse: false,
+        bthd: false,
+    };
+    x.contiguous()?.apply_op3(&cos.contiguous()?, &sin.contiguous()?, op)
+}
+
+/// Rotary embedding of `x` `[b, t, h, d]` (as the projections write it), with a backward.
+pub fn rope_bthd(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let op = Rope {
+        inverse: false,
+        bthd: true,
+    };
+    x.contiguous()?.apply_op3(&cos.contiguous()?, &sin.contiguous()?, op)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -445,6 +467,59 @@ mod tests {
             &[rand(&[2, 3, 7, 16], 5)],
             |t| rope(&t[0], &cos, &sin),
             |t| candle_nn::rotary_emb::rope_slow(&t[0], &cos, &sin),
+        );
+    }
+
+    #[test]
+    fn rope_bthd_matches_rope_on_the_transposed_layout() {
+        let cos = rand(&[7, 8], 3);
+        let sin = rand(&[7, 8], 4);
+        check(
+            &[rand(&[2, 7, 3, 16], 5)],
+            |t| rope_bthd(&t[0], &cos, &sin),
+            |t| candle_nn::rotary_emb::rope_slow(&t[0].transpose(1, 2)?.contiguous()?, &cos, &sin)?.transpose(1, 2),
+        );
+    }
+
+    #[test]
+    fn linear_matches_matmul_plus_bias() {
+        check(
+            &[rand(&[2, 5, 12], 10), rand(&[9, 12], 11), rand(&[9], 12)],
+            |t| super::super::grad_linear::linear(&t[0], &t[1], Some(&t[2])),
+            |t| t[0].broadcast_matmul(&t[1].t()?)?.broadcast_add(&t[2]),
+        );
+        check(
+            &[rand(&[7, 12], 13), rand(&[9, 12], 14)],
+            |t| super::super::grad_linear::linear(&t[0], &t[1], None),
+            |t| t[0].matmul(&t[1].t()?),
+        );
+    }
+
+    /// Causal GQA attention (4 query heads on 2 kv heads) over more rows than one causal block,
+    /// both with kept and recomputed probabilities, against masked softmax attention.
+    #[test]
+    fn attention_matches_masked_softmax_attention() {
+        let (b, t, h, kvh, d) = (2usize, 70usize, 4usize, 2usize, 8usize);
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, t), &Device::Cpu).unwrap();
+        let composed = |x: &[Tensor]| -> Result<Tensor> {
+            let q = x[0].reshape((b, t, h, d))?.transpose(1, 2)?.contiguous()?;
+            let rep = |y: &Tensor| -> Result<Tensor> {
+                let y = y.reshape((b, t, kvh, d))?.transpose(1, 2)?; // [b, kvh, t, d]
+                let y = y.unsqueeze(2)?.broadcast_as((b, kvh, h / kvh, t, d))?;
+                y.reshape((b, h, t, d))
+            };
+            let (k, v) = (rep(&x[1])?, rep(&x[2])?);
+            let s = (q.matmul(&k.t()?)? / (d as f64).sqrt())?.broadcast_add(&mask)?;
+            let p = candle_nn::ops::softmax(&s, D::Minus1)?;
+            p.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h * d))
+        };
+        check(
+            &[rand(&[b, t, h * d], 20), rand(&[b, t, kvh * d], 21), rand(&[b, t, kvh * d], 22)],
+            |x| super::super::grad_attention::causal_attention(&x[0], &x[1], &x[2], h, kvh, d),
+            composed,
         );
     }
 

@@ -2,6 +2,7 @@
 //! mask, the chunked head + cross-entropy, AdamW with warmup and cosine decay, gradient
 //! accumulation and clipping, checkpoints, and the training loop that reports each step.
 
+pub mod alloc;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

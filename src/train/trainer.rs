@@ -135,6 +135,7 @@ fn run_inner(
     emit: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainOutcome, TrainError> {
     settings.validate().map_err(TrainError::Settings)?;
+    super::alloc::keep_freed_memory();
     let dev = device(&settings.device)?;
     std::fs::create_dir_all(&settings.out).map_err(|source| TrainError::Io {
         path: settings.out.clone(),

@@ -1,0 +1,307 @@
+//! Causal grouped-query attention for the training path on the CPU, forward and backward in one
+//! op each. It reads q `[b, t, h * d]`, k and v `[b, t, kvh * d]` where the projections wrote
+//! them (no transposed copies), writes `[b, t, h * d]` for the output projection, skips the
+//! key blocks that the causal mask hides, and keeps the probabilities for the backward while
+//! they fit in memory (else recomputes them).
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{matmul, SendPtr, View};
+
+/// Query rows per causal block: a block of rows sees keys up to its last row only.
+const BLOCK: usize = 64;
+/// Keep the probabilities for the backward up to this many floats (256 MB).
+const KEEP_PROBS: usize = 64 << 20;
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: expects a contiguous input"),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    h: usize,
+    kvh: usize,
+    d: usize,
+    scale: f32,
+}
+
+impl Dims {
+    fn rep(&self) -> usize {
+        self.h / self.kvh
+    }
+}
+
+/// Scores and causal softmax of head `hh` of batch `bi` into `p` `[t, t]` (row i valid in
+/// columns 0..=i, zero after).
+fn probs_head(q: &[f32], k: &[f32], dm: Dims, bi: usize, hh: usize, p: &mut [f32]) {
+    let Dims { t, h, kvh, d, scale, .. } = dm;
+    let g = hh / dm.rep();
+    let qh = &q[(bi * t * h + hh) * d..];
+    let kg = &k[(bi * t * kvh + g) * d..];
+    for r0 in (0..t).step_by(BLOCK) {
+        let r1 = (r0 + BLOCK).min(t);
+        // SAFETY: rows r0..r1 of q_h ([t, d], rows h*d apart), keys 0..r1 of k_g read transposed,
+        // into rows r0..r1 of p (rows t apart), columns 0..r1.
+        unsafe {
+            matmul(
+                r1 - r0,
+                r1,
+                d,
+                p[r0 * t..].as_mut_ptr(),
+                t,
+                View::rows(&qh[r0 * h * d..], h * d),
+                View::rows_t(kg, kvh * d),
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+        for i in r0..r1 {
+            let row = &mut p[i * t..(i + 1) * t];
+            let (vis, hidden) = row.split_at_mut(i + 1);
+            let max = vis.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
+            let mut sum = 0f32;
+            for v in vis.iter_mut() {
+                *v = (*v * scale - max).exp();
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            vis.iter_mut().for_each(|v| *v *= inv);
+            hidden.iter_mut().for_each(|v| *v = 0.0);
+        }
+    }
+}
+
+struct Attention {
+    dm: Dims,
+    /// Probabilities `[b, h, t, t]` from the forward, for the backward.
+    probs: Mutex<Option<Vec<f32>>>,
+}
+
+impl CustomOp3 for Attention {
+    fn name(&self) -> &'static str {
+        "s1-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (slice(qs, ql, self.name())?, slice(ks, kl, self.name())?, slice(vs, vl, self.name())?);
+        let dm = self.dm;
+        let Dims { b, t, h, kvh, d, .. } = dm;
+        if q.len() != b * t * h * d || k.len() != b * t * kvh * d || v.len() != k.len() {
+            candle_core::bail!("s1-attention: q, k, v do not match [{b}, {t}, heads * {d}]");
+        }
+        let keep = b * h * t * t <= KEEP_PROBS;
+        let mut o = vec![0f32; q.len()];
+        let mut all_p = if keep { vec![0f32; b * h * t * t] } else { Vec::new() };
+        let optr = SendPtr(o.as_mut_ptr());
+        let work = |bi: usize, hh: usize, p: &mut [f32]| {
+            probs_head(q, k, dm, bi, hh, p);
+            let g = hh / dm.rep();
+            let vg = &v[(bi * t * kvh + g) * d..];
+            let optr = optr;
+            for r0 in (0..t).step_by(BLOCK) {
+                let r1 = (r0 + BLOCK).min(t);
+                // SAFETY: task (bi, hh) alone writes rows of head hh of batch bi in o.
+                unsafe {
+                    matmul(
+                        r1 - r0,
+                        d,
+                        r1,
+                        optr.0.add(((bi * t + r0) * h + hh) * d),
+                        h * d,
+                        View::rows(&p[r0 * t..], t),
+                        View::rows(vg, kvh * d),
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        };
+        if keep {
+            all_p.par_chunks_mut(t * t).enumerate().for_each(|(i, p)| work(i / h, i % h, p));
+            *self.probs.lock().unwrap_or_else(|e| e.into_inner()) = Some(all_p);
+        } else {
+            (0..b * h).into_par_iter().for_each_init(|| vec![0f32; t * t], |p, i| work(i / h, i % h, p));
+        }
+        Ok((CpuStorage::F32(o), ql.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _o: &Tensor,
+        d_o: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let probs = self.probs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let bwd = AttentionBwd {
+            dm: self.dm,
+            probs: Mutex::new(probs),
+            d_o: d_o.contiguous()?,
+        };
+        let packed = q.apply_op3_no_bwd(k, v, &bwd)?;
+        let (nq, nk) = (q.elem_count(), k.elem_count());
+        Ok((
+            Some(packed.narrow(0, 0, nq)?.reshape(q.shape())?),
+            Some(packed.narrow(0, nq, nk)?.reshape(k.shape())?),
+            Some(packed.narrow(0, nq + nk, nk)?.reshape(v.shape())?),
+        ))
+    }
+}
+
+/// The backward; returns dq, dk, dv packed in a flat tensor.
+struct AttentionBwd {
+    dm: Dims,
+    probs: Mutex<Option<Vec<f32>>>,
+    d_o: Tensor,
+}
+
+impl CustomOp3 for AttentionBwd {
+    fn name(&self) -> &'static str {
+        "s1-attention-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (q, k, v) = (slice(qs, ql, self.name())?, slice(ks, kl, self.name())?, slice(vs, vl, self.name())?);
+        let (st, dl) = self.d_o.storage_and_layout();
+        let candle_core::Storage::Cpu(ds) = &*st else {
+            candle_core::bail!("s1-attention-bwd: expects CPU tensors")
+        };
+        let d_o = slice(ds, dl, self.name())?;
+        let dm = self.dm;
+        let Dims { b, t, h, kvh, d, scale } = dm;
+        let rep = dm.rep();
+        let probs = self.probs.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let (nq, nk) = (q.len(), k.len());
+        let mut out = vec![0f32; nq + 2 * nk];
+        let base = SendPtr(out.as_mut_ptr());
+        // One task per (batch, kv head): it owns dk and dv of that head and dq of its query heads.
+        (0..b * kvh).into_par_iter().for_each_init(
+            || (vec![0f32; t * t], vec![0f32; t * t]),
+            |(pbuf, dp), task| {
+                let (bi, g) = (task / kvh, task % kvh);
+                let base = base;
+                let kg = &k[(bi * t * kvh + g) * d..];
+                let vg = &v[(bi * t * kvh + g) * d..];
+                for r in 0..rep {
+                    let hh = g * rep + r;
+                    let p: &[f32] = match &probs {
+                        Some(all) => &all[(bi * h + hh) * t * t..(bi * h + hh + 1) * t * t],
+                        None => {
+                            probs_head(q, k, dm, bi, hh, pbuf);
+                            pbuf
+                        }
+                    };
+                    let qh = &q[(bi * t * h + hh) * d..];
+                    let doh = &d_o[(bi * t * h + hh) * d..];
+                    // SAFETY: this task alone writes dq rows of head hh and dk/dv of head g in
+                    // batch bi; every view stays inside its [b, t, heads * d] tensor.
+                    unsafe {
+                        let dq = base.0.add((bi * t * h + hh) * d);
+                        let dk = base.0.add(nq + (bi * t * kvh + g) * d);
+                        let dv = base.0.add(nq + nk + (bi * t * kvh + g) * d);
+                        // dV_g += P^T dO_h (rows of P up to t, keys 0..t)
+                        matmul(t, d, t, dv, kvh * d, View::rows_t(p, t), View::rows(doh, h * d), r > 0, gemm::Parallelism::None);
+                        for r0 in (0..t).step_by(BLOCK) {
+                            let r1 = (r0 + BLOCK).min(t);
+                            // dP = dO_h V_g^T on the visible block.
+                            matmul(
+                                r1 - r0,
+                                r1,
+                                d,
+                                dp[r0 * t..].as_mut_ptr(),
+                                t,
+                                View::rows(&doh[r0 * h * d..], h * d),
+                                View::rows_t(vg, kvh * d),
+                                false,
+                                gemm::Parallelism::None,
+                            );
+                            // dS = scale * P * (dP - rowsum(P * dP)), in place in dp.
+                            for i in r0..r1 {
+                                let pr = &p[i * t..i * t + i + 1];
+                                let dr = &mut dp[i * t..(i + 1) * t];
+                                let dot: f32 = pr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
+                                for (x, &pv) in dr[..=i].iter_mut().zip(pr) {
+                                    *x = scale * pv * (*x - dot);
+                                }
+                                dr[i + 1..r1].iter_mut().for_each(|x| *x = 0.0);
+                            }
+                            // dQ_h rows = dS K_g.
+                            matmul(
+                                r1 - r0,
+                                d,
+                                r1,
+                                dq.add(r0 * h * d),
+                                h * d,
+                                View::rows(&dp[r0 * t..], t),
+                                View::rows(kg, kvh * d),
+                                false,
+                                gemm::Parallelism::None,
+                            );
+                            // dK_g[0..r1] += dS^T Q_h rows.
+                            matmul(
+                                r1,
+                                d,
+                                r1 - r0,
+                                dk,
+                                kvh * d,
+                                View::rows_t(&dp[r0 * t..], t),
+                                View::rows(&qh[r0 * h * d..], h * d),
+                                true,
+                                gemm::Parallelism::None,
+                            );
+                        }
+                    }
+                }
+            },
+        );
+        Ok((CpuStorage::F32(out), Shape::from(nq + 2 * nk)))
+    }
+}
+
+/// Causal attention from position 0: q `[b, t, h * d]`, k and v `[b, t, kvh * d]` (contiguous
+/// f32 on the CPU) -> `[b, t, h * d]`, with a backward to q, k and v.
+pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, h: usize, kvh: usize, d: usize) -> Result<Tensor> {
+    let (b, t) = (q.dim(0)?, q.dim(1)?);
+    let dm = Dims {
+        b,
+        t,
+        h,
+        kvh,
+        d,
+        scale: 1.0 / (d as f32).sqrt(),
+    };
+    q.contiguous()?.apply_op3(
+        &k.contiguous()?,
+        &v.contiguous()?,
+        Attention {
+            dm,
+            probs: Mutex::new(None),
+        },
+    )
+}

@@ -1,0 +1,159 @@
+//! The training path's linear layer on the CPU: `y = x W^T (+ b)` as one gemm call reading `W`
+//! in place (no transposed copy), the bias folded into the product's output, and a backward
+//! that computes dx, dW and db in one op.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::gemm::{matmul, threads, View};
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: expects a contiguous input"),
+    }
+}
+
+fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usize]) -> Result<(CpuStorage, Shape)> {
+    let rows = x.len() / inp;
+    let out = w.len() / inp;
+    let mut y = vec![0f32; rows * out];
+    if let Some(b) = b {
+        y.par_chunks_mut(out * 64).for_each(|c| c.chunks_mut(out).for_each(|r| r.copy_from_slice(b)));
+    }
+    // SAFETY: x is [rows, inp], w is [out, inp] (read transposed), y is [rows, out].
+    unsafe {
+        matmul(rows, out, inp, y.as_mut_ptr(), out, View::rows(x, inp), View::rows_t(w, inp), b.is_some(), threads());
+    }
+    let mut dims = out_dims.to_vec();
+    *dims.last_mut().expect("rank >= 1") = out;
+    Ok((CpuStorage::F32(y), Shape::from(dims)))
+}
+
+struct Linear;
+struct LinearBias;
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        "s1-linear"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let inp = wl.shape().dims2()?.1;
+        forward(slice(xs, xl, self.name())?, slice(ws, wl, self.name())?, None, inp, xl.shape().dims())
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = backward(x, w, dy, false)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp3 for LinearBias {
+    fn name(&self) -> &'static str {
+        "s1-linear-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let inp = wl.shape().dims2()?.1;
+        let b = slice(bs, bl, self.name())?;
+        forward(slice(xs, xl, self.name())?, slice(ws, wl, self.name())?, Some(b), inp, xl.shape().dims())
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = backward(x, w, dy, true)?;
+        Ok((Some(dx), Some(dw), db))
+    }
+}
+
+fn backward(x: &Tensor, w: &Tensor, dy: &Tensor, bias: bool) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let (out, inp) = w.dims2()?;
+    let rows = x.elem_count() / inp;
+    let packed = x.apply_op3_no_bwd(w, &dy.contiguous()?, &LinearBwd { bias })?;
+    let dx = packed.narrow(0, 0, rows * inp)?.reshape(x.shape())?;
+    let dw = packed.narrow(0, rows * inp, out * inp)?.reshape((out, inp))?;
+    let db = if bias {
+        Some(packed.narrow(0, rows * inp + out * inp, out)?)
+    } else {
+        None
+    };
+    Ok((dx, dw, db))
+}
+
+/// Returns dx, dW (and db) packed one after the other in a flat tensor.
+struct LinearBwd {
+    bias: bool,
+}
+
+impl CustomOp3 for LinearBwd {
+    fn name(&self) -> &'static str {
+        "s1-linear-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = slice(xs, xl, self.name())?;
+        let w = slice(ws, wl, self.name())?;
+        let dy = slice(gs, gl, self.name())?;
+        let (out, inp) = wl.shape().dims2()?;
+        let rows = x.len() / inp;
+        let n = rows * inp + out * inp + if self.bias { out } else { 0 };
+        let mut buf = vec![0f32; n];
+        let (dx, rest) = buf.split_at_mut(rows * inp);
+        let (dw, db) = rest.split_at_mut(out * inp);
+        // SAFETY: dy is [rows, out], w [out, inp], x [rows, inp]; dx [rows, inp], dw [out, inp].
+        unsafe {
+            matmul(rows, inp, out, dx.as_mut_ptr(), inp, View::rows(dy, out), View::rows(w, inp), false, threads());
+            matmul(out, inp, rows, dw.as_mut_ptr(), inp, View::rows_t(dy, out), View::rows(x, inp), false, threads());
+        }
+        if self.bias {
+            // Column sums of dy, in a fixed order (deterministic).
+            let parts: Vec<Vec<f32>> = dy
+                .par_chunks(out * 256)
+                .map(|c| {
+                    let mut s = vec![0f32; out];
+                    for r in c.chunks(out) {
+                        s.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+                    }
+                    s
+                })
+                .collect();
+            for p in parts {
+                db.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+            }
+        }
+        Ok((CpuStorage::F32(buf), Shape::from(n)))
+    }
+}
+
+/// `x W^T + b` over the last axis of `x` (contiguous f32 on the CPU), with a backward to all.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    match b {
+        Some(b) => x.apply_op3(&w.contiguous()?, &b.contiguous()?, LinearBias),
+        None => x.apply_op2(&w.contiguous()?, Linear),
+    }
+}
