@@ -1,28 +1,37 @@
 //! The language-model head and cross-entropy in one op, computed in chunks of rows so that the
 //! full tokens-by-vocabulary logits are never held at once (on the CPU). Rows without a target
-//! cost nothing. Other devices: chunked candle ops (each chunk's logits live only inside it).
+//! cost nothing. When a backward will follow, the forward computes the gradients in the same pass
+//! over each chunk (the logits are not computed twice); the backward then only scales them.
+//! Other devices: chunked candle ops (each chunk's logits live only inside it).
 
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor, D};
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 
 use super::data::IGNORE;
+use crate::model::gemm::{matmul, threads, View};
 
-/// Rows of logits computed at once: `LOSS_CHUNK * vocab` floats (e.g. 64 x 151,936 x 4 B = 39 MB).
-pub const LOSS_CHUNK: usize = 64;
+/// Rows of logits computed at once for a vocabulary: about 4M floats (16 MB), 16 to 256 rows.
+pub fn chunk_rows(vocab: usize) -> usize {
+    (4_194_304 / vocab.max(1)).clamp(16, 256)
+}
 
 /// Sum over rows of `-log softmax(x W^T)[target]` for rows with a target. `x` `[n, h]`,
 /// `w` `[vocab, h]`, `targets` `n` ids or [`IGNORE`]. Returns a scalar (f32) with a backward to
-/// `x` and `w`.
-pub fn head_cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
+/// `x` and `w`; `for_backward` says whether a backward will follow (then the CPU path computes
+/// the gradients during the forward).
+pub fn head_cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32], for_backward: bool) -> Result<Tensor> {
     let (n, _h) = x.dims2()?;
     if n != targets.len() {
         candle_core::bail!("head_cross_entropy: {n} rows but {} targets", targets.len());
     }
     if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
-        let rows: Vec<u32> = (0..n as u32).filter(|&r| targets[r as usize] != IGNORE).collect();
         let op = HeadCrossEntropy {
-            rows,
+            rows: (0..n as u32).filter(|&r| targets[r as usize] != IGNORE).collect(),
             targets: targets.to_vec(),
+            for_backward,
+            stash: Mutex::new(None),
         };
         return x.contiguous()?.apply_op2(&w.contiguous()?, op)?.sum_all();
     }
@@ -33,7 +42,7 @@ pub fn head_cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result
 fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let rows: Vec<u32> = (0..targets.len() as u32).filter(|&r| targets[r as usize] != IGNORE).collect();
     let mut total: Option<Tensor> = None;
-    for chunk in rows.chunks(LOSS_CHUNK * 8) {
+    for chunk in rows.chunks(chunk_rows(w.dim(0)?) * 4) {
         let idx = Tensor::new(chunk, x.device())?;
         let xs = x.index_select(&idx, 0)?;
         let logits = xs.matmul(&w.t()?)?.to_dtype(DType::F32)?;
@@ -53,129 +62,57 @@ fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
     }
 }
 
+/// Gradients computed in the forward, for a backward whose upstream gradient is 1 per row.
+struct Stash {
+    dx: Vec<f32>,
+    dw: Vec<f32>,
+}
+
 struct HeadCrossEntropy {
     /// Rows with a target.
     rows: Vec<u32>,
     targets: Vec<u32>,
+    for_backward: bool,
+    stash: Mutex<Option<Stash>>,
 }
 
-/// `dst[m, n] = a[m, k] * b[n, k]^T` (b row-major `[n, k]`), single-threaded gemm.
+/// One pass over the chunks: the loss of every row; with `grads`, also
+/// dx = g (softmax - onehot) W and dW = sum_rows g (softmax - onehot)^T x, where g is the
+/// upstream gradient of each row (1 when `g` is None).
 #[allow(clippy::too_many_arguments)]
-fn gemm_abt(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], dst: &mut [f32], accumulate: bool, par: gemm::Parallelism) {
-    debug_assert!(a.len() >= m * k && b.len() >= n * k && dst.len() >= m * n);
-    // SAFETY: the slices hold the sizes asserted above; strides describe row-major layouts.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            k as isize,
-            1,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
-
-/// `dst[m, n] (+)= a[m, k] * b[k, n]`, all row-major.
-#[allow(clippy::too_many_arguments)]
-fn gemm_ab(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], dst: &mut [f32], accumulate: bool, par: gemm::Parallelism) {
-    debug_assert!(a.len() >= m * k && b.len() >= k * n && dst.len() >= m * n);
-    // SAFETY: as above.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            1,
-            k as isize,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
-
-/// `dst[m, n] (+)= a[k, m]^T * b[k, n]` (a row-major `[k, m]`).
-#[allow(clippy::too_many_arguments)]
-fn gemm_atb(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], dst: &mut [f32], accumulate: bool, par: gemm::Parallelism) {
-    debug_assert!(a.len() >= m * k && b.len() >= k * n && dst.len() >= m * n);
-    // SAFETY: as above.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            m as isize,
-            1,
-            b.as_ptr(),
-            1,
-            n as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            par,
-        )
-    }
-}
-
-fn threads() -> gemm::Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => gemm::Parallelism::None,
-        n => gemm::Parallelism::Rayon(n),
-    }
-}
-
-impl HeadCrossEntropy {
-    /// Gathers the rows with targets of `x` into a dense `[rows, h]` block.
-    fn gather(&self, x: &[f32], h: usize, from: usize, to: usize) -> Vec<f32> {
-        let mut out = Vec::with_capacity((to - from) * h);
-        for &r in &self.rows[from..to] {
-            out.extend_from_slice(&x[r as usize * h..(r as usize + 1) * h]);
+fn pass(
+    x: &[f32],
+    w: &[f32],
+    rows: &[u32],
+    targets: &[u32],
+    h: usize,
+    vocab: usize,
+    grads: bool,
+    g: Option<&[f32]>,
+) -> (Vec<f32>, Option<Stash>) {
+    let n = x.len() / h;
+    let chunk = chunk_rows(vocab);
+    let mut losses = vec![0f32; n];
+    let mut stash = grads.then(|| Stash {
+        dx: vec![0f32; n * h],
+        dw: vec![0f32; vocab * h],
+    });
+    let mut logits = vec![0f32; chunk.min(rows.len().max(1)) * vocab];
+    let mut xc = vec![0f32; chunk * h];
+    let mut dxc = vec![0f32; chunk * h];
+    for (ci, rs) in rows.chunks(chunk).enumerate() {
+        let c = rs.len();
+        for (i, &r) in rs.iter().enumerate() {
+            xc[i * h..(i + 1) * h].copy_from_slice(&x[r as usize * h..(r as usize + 1) * h]);
         }
-        out
-    }
-
-    /// Logits of a chunk `[c, vocab]`, turned in place into softmax probabilities; returns the
-    /// loss of each row.
-    fn softmax_chunk(&self, xs: &[f32], w: &[f32], h: usize, vocab: usize, from: usize, logits: &mut [f32]) -> Vec<f32> {
-        let c = xs.len() / h;
-        gemm_abt(c, vocab, h, xs, w, logits, false, gemm::Parallelism::None);
-        logits
-            .chunks_mut(vocab)
-            .enumerate()
-            .map(|(i, row)| {
-                let target = self.targets[self.rows[from + i] as usize] as usize;
+        let lg = &mut logits[..c * vocab];
+        // SAFETY: xc [c, h], w [vocab, h] read transposed, lg [c, vocab].
+        unsafe { matmul(c, vocab, h, lg.as_mut_ptr(), vocab, View::rows(&xc, h), View::rows_t(w, h), false, threads()) };
+        let chunk_losses: Vec<f32> = lg
+            .par_chunks_mut(vocab)
+            .zip(rs.par_iter())
+            .map(|(row, &r)| {
+                let target = targets[r as usize] as usize;
                 let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
                 let picked = row[target] - max;
                 let mut sum = 0f32;
@@ -183,10 +120,45 @@ impl HeadCrossEntropy {
                     *v = (*v - max).exp();
                     sum += *v;
                 }
+                if grads {
+                    let gr = g.map_or(1.0, |g| g[r as usize]);
+                    let scale = gr / sum;
+                    row.iter_mut().for_each(|v| *v *= scale);
+                    row[target] -= gr;
+                }
                 sum.ln() - picked
             })
-            .collect()
+            .collect();
+        for (&r, l) in rs.iter().zip(chunk_losses) {
+            losses[r as usize] = l;
+        }
+        if let Some(st) = stash.as_mut() {
+            // SAFETY: lg [c, vocab], w [vocab, h] -> dxc [c, h]; lg^T [vocab, c], xc [c, h] -> dw.
+            unsafe {
+                matmul(c, h, vocab, dxc.as_mut_ptr(), h, View::rows(lg, vocab), View::rows(w, h), false, threads());
+                matmul(vocab, h, c, st.dw.as_mut_ptr(), h, View::rows_t(lg, vocab), View::rows(&xc, h), ci > 0, threads());
+            }
+            for (i, &r) in rs.iter().enumerate() {
+                st.dx[r as usize * h..(r as usize + 1) * h].copy_from_slice(&dxc[i * h..(i + 1) * h]);
+            }
+        }
     }
+    (losses, stash)
+}
+
+fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("head_cross_entropy: expects contiguous inputs"),
+    }
+}
+
+fn check_targets(rows: &[u32], targets: &[u32], vocab: usize) -> Result<()> {
+    if let Some(&bad) = rows.iter().find(|&&r| targets[r as usize] as usize >= vocab) {
+        candle_core::bail!("target id {} is outside the vocabulary ({vocab})", targets[bad as usize]);
+    }
+    Ok(())
 }
 
 impl CustomOp2 for HeadCrossEntropy {
@@ -195,35 +167,33 @@ impl CustomOp2 for HeadCrossEntropy {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(xs, xl)?;
-        let w = contiguous(ws, wl)?;
+        let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;
-        if let Some(&bad) = self.rows.iter().find(|&&r| self.targets[r as usize] as usize >= vocab) {
-            candle_core::bail!("target id {} is outside the vocabulary ({vocab})", self.targets[bad as usize]);
-        }
-        let chunks: Vec<(usize, usize)> = (0..self.rows.len())
-            .step_by(LOSS_CHUNK)
-            .map(|a| (a, (a + LOSS_CHUNK).min(self.rows.len())))
-            .collect();
-        let losses: Vec<Vec<f32>> = chunks
-            .par_iter()
-            .map(|&(a, b)| {
-                let xc = self.gather(x, h, a, b);
-                let mut logits = vec![0f32; (b - a) * vocab];
-                self.softmax_chunk(&xc, w, h, vocab, a, &mut logits)
-            })
-            .collect();
-        let mut out = vec![0f32; n];
-        for (&r, l) in self.rows.iter().zip(losses.into_iter().flatten()) {
-            out[r as usize] = l;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(n)))
+        check_targets(&self.rows, &self.targets, vocab)?;
+        let (losses, stash) = pass(x, w, &self.rows, &self.targets, h, vocab, self.for_backward, None);
+        *self.stash.lock().unwrap_or_else(|e| e.into_inner()) = stash;
+        Ok((CpuStorage::F32(losses), Shape::from(n)))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (n, _) = x.dims2()?;
+        let (n, h) = x.dims2()?;
         let vocab = w.dim(0)?;
+        let g = grad.to_vec1::<f32>()?;
+        let stash = self.stash.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let uniform = self.rows.first().map(|&r| g[r as usize]);
+        let is_uniform = self.rows.iter().all(|&r| Some(g[r as usize]) == uniform);
+        if let (Some(mut st), true) = (stash, is_uniform) {
+            // The upstream gradient is the same for every row: scale the stashed gradients.
+            let c = uniform.unwrap_or(0.0);
+            st.dx.par_chunks_mut(16384).for_each(|p| p.iter_mut().for_each(|v| *v *= c));
+            st.dw.par_chunks_mut(16384).for_each(|p| p.iter_mut().for_each(|v| *v *= c));
+            let dev = x.device();
+            return Ok((
+                Some(Tensor::from_vec(st.dx, (n, h), dev)?),
+                Some(Tensor::from_vec(st.dw, (vocab, h), dev)?),
+            ));
+        }
         let bwd = HeadCrossEntropyBwd {
             rows: self.rows.clone(),
             targets: self.targets.clone(),
@@ -233,13 +203,14 @@ impl CustomOp2 for HeadCrossEntropy {
     }
 }
 
-/// The backward: returns `[n + vocab, h]`, the rows of dx then dW.
+/// The backward for any upstream gradient (recomputes the logits): `[n + vocab, h]`, the rows
+/// of dx then dW.
 struct HeadCrossEntropyBwd {
     rows: Vec<u32>,
     targets: Vec<u32>,
 }
 
-impl candle_core::CustomOp3 for HeadCrossEntropyBwd {
+impl CustomOp3 for HeadCrossEntropyBwd {
     fn name(&self) -> &'static str {
         "s1-head-cross-entropy-bwd"
     }
@@ -253,53 +224,69 @@ impl candle_core::CustomOp3 for HeadCrossEntropyBwd {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous(xs, xl)?;
-        let w = contiguous(ws, wl)?;
-        let g = contiguous(gs, gl)?;
+        let (x, w, g) = (contiguous(xs, xl)?, contiguous(ws, wl)?, contiguous(gs, gl)?);
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;
-        let fwd = HeadCrossEntropy {
-            rows: self.rows.clone(),
-            targets: self.targets.clone(),
-        };
-        let mut out = vec![0f32; (n + vocab) * h];
-        let (dx, dw) = out.split_at_mut(n * h);
-        let mut probs_buf = vec![0f32; LOSS_CHUNK.min(self.rows.len().max(1)) * vocab];
-        let mut dxc = vec![0f32; LOSS_CHUNK * h];
-        for a in (0..self.rows.len()).step_by(LOSS_CHUNK) {
-            let b = (a + LOSS_CHUNK).min(self.rows.len());
-            let c = b - a;
-            let xc = fwd.gather(x, h, a, b);
-            let probs = &mut probs_buf[..c * vocab];
-            gemm_abt(c, vocab, h, &xc, w, probs, false, threads());
-            // d loss / d logits = g (softmax - onehot)
-            probs.par_chunks_mut(vocab).enumerate().for_each(|(i, row)| {
-                let r = self.rows[a + i] as usize;
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                let mut sum = 0f32;
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
-                let scale = g[r] / sum;
-                row.iter_mut().for_each(|v| *v *= scale);
-                row[self.targets[r] as usize] -= g[r];
-            });
-            // dx rows = dlogits W; dW += dlogits^T x.
-            gemm_ab(c, h, vocab, probs, w, &mut dxc[..c * h], false, threads());
-            for (i, &r) in self.rows[a..b].iter().enumerate() {
-                dx[r as usize * h..(r as usize + 1) * h].copy_from_slice(&dxc[i * h..(i + 1) * h]);
-            }
-            gemm_atb(vocab, h, c, probs, &xc, dw, a > 0, threads());
-        }
-        Ok((CpuStorage::F32(out), Shape::from((n + vocab, h))))
+        let (_, stash) = pass(x, w, &self.rows, &self.targets, h, vocab, true, Some(g));
+        let mut st = stash.unwrap_or(Stash {
+            dx: vec![0f32; n * h],
+            dw: vec![0f32; vocab * h],
+        });
+        st.dx.extend_from_slice(&st.dw);
+        Ok((CpuStorage::F32(st.dx), Shape::from((n + vocab, h))))
     }
 }
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("head_cross_entropy: expects contiguous inputs"),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// The fused op against log-softmax + gather on the full logits, for the loss and both
+    /// gradients, with a uniform upstream gradient (stashed path) and a per-row one (recompute).
+    #[test]
+    fn matches_full_logits_cross_entropy() {
+        let (n, h, vocab) = (40usize, 12usize, 50usize);
+        let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, h), &Device::Cpu).unwrap()).unwrap();
+        let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (vocab, h), &Device::Cpu).unwrap()).unwrap();
+        let targets: Vec<u32> = (0..n).map(|i| if i % 7 == 3 { IGNORE } else { (i * 13 % vocab) as u32 }).collect();
+        let rows: Vec<u32> = (0..n as u32).filter(|&r| targets[r as usize] != IGNORE).collect();
+        let weights: Vec<f32> = (0..n).map(|i| 0.5 + (i % 3) as f32).collect();
+        for per_row in [false, true] {
+            let reference = {
+                let idx = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
+                let logits = x.as_tensor().index_select(&idx, 0).unwrap().matmul(&w.as_tensor().t().unwrap()).unwrap();
+                let lse = logits.log_sum_exp(D::Minus1).unwrap();
+                let tg: Vec<u32> = rows.iter().map(|&r| targets[r as usize]).collect();
+                let tg = Tensor::new(tg.as_slice(), &Device::Cpu).unwrap().unsqueeze(1).unwrap();
+                let l = (lse - logits.gather(&tg, 1).unwrap().squeeze(1).unwrap()).unwrap();
+                if per_row {
+                    let wr: Vec<f32> = rows.iter().map(|&r| weights[r as usize]).collect();
+                    (l * Tensor::new(wr.as_slice(), &Device::Cpu).unwrap()).unwrap().sum_all().unwrap()
+                } else {
+                    (l.sum_all().unwrap() * 0.25).unwrap()
+                }
+            };
+            let ours = if per_row {
+                let op = HeadCrossEntropy {
+                    rows: rows.clone(),
+                    targets: targets.clone(),
+                    for_backward: true,
+                    stash: Mutex::new(None),
+                };
+                let l = x.as_tensor().apply_op2(w.as_tensor(), op).unwrap();
+                (l * Tensor::new(weights.as_slice(), &Device::Cpu).unwrap()).unwrap().sum_all().unwrap()
+            } else {
+                (head_cross_entropy_sum(x.as_tensor(), w.as_tensor(), &targets, true).unwrap() * 0.25).unwrap()
+            };
+            let (a, b) = (ours.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
+            assert!((a - b).abs() < 1e-4 * b.abs(), "loss {a} vs {b}");
+            let (go, gr) = (ours.backward().unwrap(), reference.backward().unwrap());
+            for v in [&x, &w] {
+                let d = (go.get(v.as_tensor()).unwrap() - gr.get(v.as_tensor()).unwrap()).unwrap();
+                let err = d.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+                assert!(err < 1e-4, "per_row {per_row}: gradient error {err}");
+            }
+        }
     }
 }

@@ -26,7 +26,7 @@ pub fn accumulate_micro_batch(
     let h = dec.config().hidden_size;
     let head = |x: &Tensor| -> Result<Tensor> {
         let x = dec.final_norm(x)?.reshape((batch.rows * batch.seq, h))?;
-        head_cross_entropy_sum(&x, dec.head_weight()?, &batch.targets)
+        head_cross_entropy_sum(&x, dec.head_weight()?, &batch.targets, true)
     };
     if !checkpoint {
         let mut x = dec.embed(&ids)?;
