@@ -40,7 +40,27 @@ fn batch(exp: &std::collections::HashMap<String, Tensor>) -> MicroBatch {
     }
 }
 
+/// Row `r` of a micro-batch alone.
+fn row(b: &MicroBatch, r: usize) -> MicroBatch {
+    let s = b.seq;
+    let targets = b.targets[r * s..(r + 1) * s].to_vec();
+    MicroBatch {
+        rows: 1,
+        seq: s,
+        ids: b.ids[r * s..(r + 1) * s].to_vec(),
+        loss_tokens: targets.iter().filter(|&&t| t != IGNORE).count(),
+        targets,
+    }
+}
+
 fn check(name: &str, checkpoint: bool, fused: bool) {
+    check_accumulated(name, checkpoint, fused, false);
+    check_accumulated(name, checkpoint, fused, true);
+}
+
+/// With `split`, the two rows go through as two micro-batches whose gradients accumulate (the
+/// loss normalised by the tokens of both, as one optimizer step sees them).
+fn check_accumulated(name: &str, checkpoint: bool, fused: bool, split: bool) {
     let dir = fixture(name);
     let cfg = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
     let mut w = SafetensorsWeights::open(&dir, DType::F32, &Device::Cpu).unwrap();
@@ -53,7 +73,16 @@ fn check(name: &str, checkpoint: bool, fused: bool) {
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
     let b = batch(&exp);
     let mut acc = vec![None; vars.len()];
-    let sum = accumulate_micro_batch(&dec, &vars, &b, 1.0 / b.loss_tokens as f64, checkpoint, &mut acc).unwrap();
+    let scale = 1.0 / b.loss_tokens as f64;
+    let sum = if split {
+        let mut s = 0.0;
+        for r in 0..b.rows {
+            s += accumulate_micro_batch(&dec, &vars, &row(&b, r), scale, checkpoint, &mut acc).unwrap();
+        }
+        s
+    } else {
+        accumulate_micro_batch(&dec, &vars, &b, scale, checkpoint, &mut acc).unwrap()
+    };
     let loss = sum / b.loss_tokens as f64;
     let expected_loss = exp["loss"].to_vec1::<f32>().unwrap()[0] as f64;
     assert!((loss - expected_loss).abs() < 1e-5 * expected_loss, "{name}: loss {loss} vs {expected_loss}");
@@ -68,12 +97,12 @@ fn check(name: &str, checkpoint: bool, fused: bool) {
         if rel > worst.0 {
             worst = (rel, pname.clone());
         }
-        assert!(rel < 1e-4, "{name} (checkpoint {checkpoint}, fused {fused}): {pname} relative error {rel}");
+        assert!(rel < 1e-4, "{name} (checkpoint {checkpoint}, fused {fused}, split {split}): {pname} relative error {rel}");
     }
     let expected_params = exp.keys().filter(|k| k.starts_with("grad.")).count();
     assert_eq!(named.len(), expected_params, "{name}: every parameter is trained");
     eprintln!(
-        "{name} (checkpoint {checkpoint}, fused {fused}): loss {loss:.6} vs {expected_loss:.6}; {} gradients, worst relative error {:.2e} ({})",
+        "{name} (checkpoint {checkpoint}, fused {fused}, split {split}): loss {loss:.6} vs {expected_loss:.6}; {} gradients, worst relative error {:.2e} ({})",
         named.len(),
         worst.0,
         worst.1

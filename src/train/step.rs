@@ -35,8 +35,8 @@ pub fn accumulate_micro_batch(
         }
         let sum = head(&x)?;
         let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let grads = (sum * loss_scale)?.backward()?;
-        add_grads(vars, &grads, acc)?;
+        let mut grads = (sum * loss_scale)?.backward()?;
+        add_grads(vars, &mut grads, acc)?;
         return Ok(value);
     }
     // Forward without keeping the graph: the input of every layer.
@@ -50,8 +50,8 @@ pub fn accumulate_micro_batch(
     let top = Var::from_tensor(&inputs[dec.num_layers()])?;
     let sum = head(top.as_tensor())?;
     let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    let grads = (sum * loss_scale)?.backward()?;
-    add_grads(vars, &grads, acc)?;
+    let mut grads = (sum * loss_scale)?.backward()?;
+    add_grads(vars, &mut grads, acc)?;
     let mut upstream = grads
         .get(top.as_tensor())
         .cloned()
@@ -60,24 +60,27 @@ pub fn accumulate_micro_batch(
     for i in (0..dec.num_layers()).rev() {
         let x = Var::from_tensor(&inputs[i])?;
         let y = dec.layer_forward(i, x.as_tensor(), (&cos, &sin))?;
-        let grads = (y * &upstream)?.sum_all()?.backward()?;
-        add_grads(vars, &grads, acc)?;
+        let mut grads = (y * &upstream)?.sum_all()?.backward()?;
+        add_grads(vars, &mut grads, acc)?;
         upstream = grads
             .get(x.as_tensor())
             .cloned()
             .ok_or_else(|| candle_core::Error::Msg(format!("no gradient reached the input of layer {i}")))?;
     }
-    let grads = (dec.embed(&ids)? * &upstream)?.sum_all()?.backward()?;
-    add_grads(vars, &grads, acc)?;
+    let mut grads = (dec.embed(&ids)? * &upstream)?.sum_all()?.backward()?;
+    add_grads(vars, &mut grads, acc)?;
     Ok(value)
 }
 
-/// Adds each variable's gradient from `grads` into its slot of `acc`.
-pub fn add_grads(vars: &[Var], grads: &GradStore, acc: &mut [Option<Tensor>]) -> Result<()> {
+/// Moves each variable's gradient out of `grads` into its slot of `acc`, or adds it there.
+pub fn add_grads(vars: &[Var], grads: &mut GradStore, acc: &mut [Option<Tensor>]) -> Result<()> {
     for (v, slot) in vars.iter().zip(acc.iter_mut()) {
-        let Some(g) = grads.get(v.as_tensor()) else { continue };
+        let Some(g) = grads.remove(v.as_tensor()) else { continue };
+        let g = &g;
         match slot {
-            None => *slot = Some(g.contiguous()?.copy()?),
+            // The backward's fresh buffer becomes the accumulator (regions of it that other
+            // gradients share are never written through another slot).
+            None => *slot = Some(if g.is_contiguous() { g.clone() } else { g.contiguous()? }),
             Some(a) if a.device().is_cpu() && a.dtype() == DType::F32 => a.inplace_op2(&g.contiguous()?, &AddInto)?,
             Some(a) => *a = (&*a + g)?,
         }
