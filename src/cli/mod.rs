@@ -5,6 +5,7 @@ mod bench_train;
 mod device;
 mod generate;
 mod init_model;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ pub enum Command {
     Ui(UiArgs),
     /// Generate from a model with budget forcing, streaming thinking and answer
     Generate(generate::GenerateArgs),
+    /// Fine-tune a model on s1K-format rows (the s1 recipe)
+    Train(train::TrainArgs),
     /// Write a randomly initialised Hugging Face model folder
     InitModel(init_model::InitModelArgs),
     /// Benchmarks against named baselines
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::InitModel(args)) => init_model::run(args),
+        Some(Command::Train(args)) => train::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,

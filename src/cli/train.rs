@@ -1,0 +1,163 @@
+//! `s1-studio train`: supervised fine-tuning with the s1 preset, a progress bar with ETA, and
+//! trainer_log.jsonl in the output folder.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::jobs::CancelToken;
+use crate::train::data::TraceColumns;
+use crate::train::{TrainEvent, TrainOutcome, TrainSettings};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Base model: a Hugging Face folder (config.json, safetensors, tokenizer files)
+    #[arg(long)]
+    model: PathBuf,
+    /// Training rows in the s1K schema (.jsonl or .json)
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder: checkpoint-N/ folders (Hugging Face layout) and trainer_log.jsonl
+    #[arg(long)]
+    out: PathBuf,
+    /// Settings to start from; the flags below override them
+    #[arg(long, default_value = "s1", value_parser = ["s1"])]
+    preset: String,
+    /// Which trace columns: auto, s1k, deepseek, gemini, or TRACE_COLUMN:ATTEMPT_COLUMN
+    #[arg(long, default_value = "auto")]
+    trace_columns: String,
+    #[arg(long)]
+    epochs: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Fraction of the steps spent warming the learning rate up
+    #[arg(long)]
+    warmup_ratio: Option<f64>,
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    #[arg(long)]
+    beta1: Option<f64>,
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// Tokens per example; longer examples are truncated (with a warning)
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Rows per micro-batch
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Micro-batches per optimizer step (global batch = batch x grad-accum)
+    #[arg(long)]
+    grad_accum: Option<usize>,
+    /// Gradient-norm clipping (0: off)
+    #[arg(long)]
+    max_grad_norm: Option<f64>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run each layer again in the backward pass instead of keeping its activations
+    #[arg(long)]
+    gradient_checkpointing: bool,
+    /// Save a checkpoint every N steps too (besides each epoch's end)
+    #[arg(long)]
+    save_every: Option<usize>,
+    /// Keep only the newest N checkpoints (0: all)
+    #[arg(long)]
+    save_total_limit: Option<usize>,
+    /// Continue from the newest checkpoint in --out (weights, optimizer state, step)
+    #[arg(long)]
+    resume: bool,
+    /// cpu or cuda[:N]
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
+    let mut s = TrainSettings::s1(a.model.clone(), a.data.clone(), a.out.clone());
+    s.trace_columns = TraceColumns::parse(&a.trace_columns).map_err(anyhow::Error::msg)?;
+    macro_rules! set {
+        ($($field:ident).+ = $v:expr) => {
+            if let Some(v) = $v {
+                s.$($field).+ = v;
+            }
+        };
+    }
+    set!(epochs = a.epochs);
+    set!(lr = a.lr);
+    set!(warmup_ratio = a.warmup_ratio);
+    set!(adam.weight_decay = a.weight_decay);
+    set!(adam.beta1 = a.beta1);
+    set!(adam.beta2 = a.beta2);
+    set!(block_size = a.block_size);
+    set!(batch = a.batch);
+    set!(grad_accum = a.grad_accum);
+    set!(max_grad_norm = a.max_grad_norm);
+    set!(seed = a.seed);
+    set!(save_every = a.save_every);
+    set!(save_total_limit = a.save_total_limit);
+    s.gradient_checkpointing = a.gradient_checkpointing;
+    s.resume = a.resume;
+    s.device = a.device.clone();
+    s.validate().map_err(anyhow::Error::msg)?;
+    Ok(s)
+}
+
+pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    let s = settings(&a)?;
+    let cancel = CancelToken::new();
+    {
+        let c = cancel.clone();
+        // Ctrl-C stops after the current micro-batch; the last checkpoint stays valid.
+        let _ = ctrlc::set_handler(move || c.cancel());
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps (ETA {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let outcome = crate::train::run(&s, &cancel, &mut |e| match e {
+        TrainEvent::Started {
+            examples,
+            total_steps,
+            resumed_from,
+            parameters,
+            trainable,
+        } => {
+            bar.println(format!(
+                "{examples} examples, {total_steps} steps (global batch {}), {:.1}M parameters ({:.1}M trained){}",
+                s.global_batch(),
+                parameters as f64 / 1e6,
+                trainable as f64 / 1e6,
+                resumed_from.map(|r| format!(", resuming after step {r}")).unwrap_or_default()
+            ));
+            bar.set_length(total_steps as u64);
+            bar.set_position(resumed_from.unwrap_or(0) as u64);
+            bar.reset_eta();
+        }
+        TrainEvent::Warning(w) => bar.println(format!("warning: {w}")),
+        TrainEvent::Step(r) => {
+            bar.set_position(r.step as u64);
+            bar.set_message(format!(
+                "loss {:.4}  lr {:.2e}  grad norm {:.3}  {:.0} tok/s",
+                r.loss, r.lr, r.grad_norm, r.tokens_per_s
+            ));
+        }
+        TrainEvent::Checkpoint { step, path } => bar.println(format!("step {step}: saved {}", path.display())),
+        TrainEvent::Finished(_) => bar.finish(),
+    });
+    match outcome {
+        TrainOutcome::Done { final_checkpoint, steps } => {
+            println!("done: {steps} steps; model in {}", final_checkpoint.display());
+            Ok(())
+        }
+        TrainOutcome::Stopped { last_checkpoint, step } => {
+            match last_checkpoint {
+                Some(c) => println!("stopped at step {step}; resume from {} with --resume", c.display()),
+                None => println!("stopped at step {step} before the first checkpoint"),
+            }
+            Ok(())
+        }
+        TrainOutcome::Failed(e) => bail!("{e}"),
+    }
+}

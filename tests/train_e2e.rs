@@ -1,0 +1,133 @@
+//! End to end: a tiny Qwen2 (real Qwen tokenizer) fine-tuned on s1K-format rows; the loss falls,
+//! every step is logged, checkpoints are complete Hugging Face folders the engine loads, and a
+//! run stopped mid-way and resumed gives the uninterrupted run's losses.
+
+mod common;
+
+use std::path::Path;
+
+use s1_studio::jobs::CancelToken;
+use s1_studio::model::{load_model, LoadOptions};
+use s1_studio::train::{run, StepRecord, TrainEvent, TrainOutcome, TrainSettings};
+
+fn rows(path: &Path, n: usize) {
+    let mut text = String::new();
+    for i in 0..n {
+        let (a, b) = (3 + i, 7 + 2 * i);
+        let row = serde_json::json!({
+            "question": format!("What is {a} + {b}?"),
+            "solution": format!("{}", a + b),
+            "thinking_trajectories": [format!("We add {a} and {b}."), format!("{a} + {b} = {}.", a + b)],
+            "attempt": format!("The sum is \\boxed{{{}}}.", a + b),
+        });
+        text.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn settings(dir: &Path, out: &str) -> TrainSettings {
+    let mut s = TrainSettings::s1(dir.join("model"), dir.join("rows.jsonl"), dir.join(out));
+    s.epochs = 2;
+    s.lr = 2e-3;
+    s.batch = 2;
+    s.grad_accum = 2;
+    s.block_size = 128;
+    s.save_every = 2;
+    s.save_total_limit = 0;
+    s
+}
+
+fn losses(events: &[TrainEvent]) -> Vec<(usize, f64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Step(r) => Some((r.step, r.loss)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn trains_logs_checkpoints_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    rows(&d.join("rows.jsonl"), 12);
+
+    // The uninterrupted run: 12 rows, global batch 4 -> 3 steps per epoch, 6 steps.
+    let s = settings(d, "full");
+    let mut events = Vec::new();
+    let out = run(&s, &CancelToken::new(), &mut |e| events.push(e));
+    let TrainOutcome::Done { final_checkpoint, steps } = out else { panic!("{out:?}") };
+    assert_eq!(steps, 6);
+    assert!(matches!(events.last(), Some(TrainEvent::Finished(_))));
+    let full = losses(&events);
+    assert_eq!(full.iter().map(|l| l.0).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+    assert!(full[5].1 < full[0].1 - 0.2, "the loss did not fall: {full:?}");
+    // trainer_log.jsonl: one object per step with every field.
+    let log = std::fs::read_to_string(d.join("full/trainer_log.jsonl")).unwrap();
+    let records: Vec<StepRecord> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 6);
+    assert_eq!(records[0].lr, 0.0, "warmup starts at 0");
+    assert!(records.iter().all(|r| r.total_steps == 6 && r.grad_norm > 0.0 && r.tokens_per_s > 0.0));
+    assert!((records[5].epoch - 2.0).abs() < 1e-9);
+    // The checkpoint is a complete Hugging Face folder that the engine loads and runs.
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+        assert!(final_checkpoint.join(f).exists(), "{f} missing from {}", final_checkpoint.display());
+    }
+    let m = load_model(&final_checkpoint, &LoadOptions::default()).unwrap();
+    assert_eq!(m.decoder.config().num_layers, 2);
+    let leftovers: Vec<_> = std::fs::read_dir(d.join("full"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary folders left: {leftovers:?}");
+
+    // Stop after step 5 (checkpoints at 2, 3 = end of epoch 1, and 4), then resume from 4:
+    // steps 5 and 6 again (mid-epoch, step 5 already logged once), with the same losses.
+    let s = settings(d, "resumed");
+    let cancel = CancelToken::new();
+    let mut first = Vec::new();
+    let out = run(&s, &cancel, &mut |e| {
+        if matches!(&e, TrainEvent::Step(r) if r.step == 5) {
+            cancel.cancel();
+        }
+        first.push(e)
+    });
+    assert!(matches!(out, TrainOutcome::Stopped { step: 5, .. }), "{out:?}");
+    let mut s = s;
+    s.resume = true;
+    let mut second = Vec::new();
+    let out = run(&s, &CancelToken::new(), &mut |e| second.push(e));
+    assert!(matches!(out, TrainOutcome::Done { steps: 6, .. }), "{out:?}");
+    assert!(second.iter().any(|e| matches!(e, TrainEvent::Started { resumed_from: Some(4), .. })));
+    let resumed = losses(&second);
+    assert_eq!(resumed.iter().map(|l| l.0).collect::<Vec<_>>(), vec![5, 6]);
+    for ((step, a), (_, b)) in resumed.iter().zip(&full[4..]) {
+        assert!((a - b).abs() <= 1e-6 * b.abs(), "step {step}: resumed loss {a} vs uninterrupted {b}");
+    }
+    // The log of the resumed run has each step once.
+    let log = std::fs::read_to_string(d.join("resumed/trainer_log.jsonl")).unwrap();
+    let steps: Vec<usize> = log.lines().map(|l| serde_json::from_str::<StepRecord>(l).unwrap().step).collect();
+    assert_eq!(steps, (1..=6).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_inputs_fail_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    std::fs::write(d.join("rows.jsonl"), "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"]}\n").unwrap();
+    let out = run(&settings(d, "o"), &CancelToken::new(), &mut |_| {});
+    let TrainOutcome::Failed(e) = out else { panic!("{out:?}") };
+    assert!(e.contains("rows.jsonl:1") && e.contains("attempt"), "{e}");
+    let mut s = settings(d, "o");
+    s.model = d.join("nope");
+    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else { panic!() };
+    assert!(e.contains("nope"), "{e}");
+    let mut s = settings(d, "o");
+    s.grad_accum = 0;
+    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else { panic!() };
+    assert!(e.contains("grad-accum"), "{e}");
+}
