@@ -4,9 +4,7 @@
 mod common;
 
 use s1_studio::model::{load_model, LoadOptions};
-use s1_studio::train::data::{
-    pad_id, read_rows, schedule, MicroBatch, Renderer, S1Row, TraceColumns, IGNORE,
-};
+use s1_studio::train::data::{pad_id, read_rows, schedule, MicroBatch, Renderer, S1Row, TraceColumns, IGNORE};
 
 fn row() -> S1Row {
     S1Row {
@@ -26,7 +24,9 @@ fn assistant_text_follows_the_recipe() {
     );
     let mut with_answer = row();
     with_answer.attempt = "Final Answer: 5".into();
-    assert!(with_answer.assistant_text().ends_with("<|im_start|>answer\nFinal Answer: 5"));
+    assert!(with_answer
+        .assistant_text()
+        .ends_with("<|im_start|>answer\nFinal Answer: 5"));
 }
 
 #[test]
@@ -49,43 +49,72 @@ fn loss_mask_covers_exactly_the_assistant_part() {
     let ex = r.example(&row()).unwrap();
     let tok = |i: usize| m.tokenizer.id_to_token(ex.ids[i]).unwrap();
     // Token by token: everything up to and including "<|im_start|>assistant\n" is masked ...
-    let masked: String = (0..ex.loss_start).map(|i| m.tokenizer.decode(&ex.ids[i..i + 1]).unwrap()).collect();
+    let masked: String = (0..ex.loss_start)
+        .map(|i| m.tokenizer.decode(&ex.ids[i..i + 1]).unwrap())
+        .collect();
     assert!(masked.ends_with("<|im_start|>assistant\n"), "{masked:?}");
     assert_eq!(tok(ex.loss_start - 3), "<|im_start|>");
     assert_eq!(tok(ex.loss_start - 2), "assistant");
     // ... the first trained token opens the thinking, the last one is the closing <|im_end|>,
     // and the newline the template writes after it is not trained.
     assert_eq!(tok(ex.loss_start), "<|im_start|>");
-    assert_eq!(m.tokenizer.decode(&ex.ids[ex.loss_start + 1..ex.loss_start + 2]).unwrap(), "think");
+    assert_eq!(
+        m.tokenizer
+            .decode(&ex.ids[ex.loss_start + 1..ex.loss_start + 2])
+            .unwrap(),
+        "think"
+    );
     assert_eq!(tok(ex.loss_end - 1), "<|im_end|>");
     assert_eq!(ex.loss_end, ex.ids.len() - 1);
     assert_eq!(m.tokenizer.decode(&ex.ids[ex.loss_end..]).unwrap(), "\n");
-    let trained: String = (ex.loss_start..ex.loss_end).map(|i| m.tokenizer.decode(&ex.ids[i..i + 1]).unwrap()).collect();
+    let trained: String = (ex.loss_start..ex.loss_end)
+        .map(|i| m.tokenizer.decode(&ex.ids[i..i + 1]).unwrap())
+        .collect();
     assert_eq!(trained, format!("{}<|im_end|>", row().assistant_text()));
     for i in 0..ex.ids.len() {
-        assert_eq!(ex.in_loss(i), (ex.loss_start..ex.loss_end).contains(&i), "token {i} {:?}", tok(i));
+        assert_eq!(
+            ex.in_loss(i),
+            (ex.loss_start..ex.loss_end).contains(&i),
+            "token {i} {:?}",
+            tok(i)
+        );
     }
 
     // Right padding with <|fim_pad|>; targets shift by one; padding and prompt out of the loss.
     let pad = pad_id(&m.tokenizer);
     assert_eq!(m.tokenizer.id_to_token(pad).as_deref(), Some("<|fim_pad|>"));
-    let short = r.example(&S1Row { question: "Hi".into(), ..row() }).unwrap();
+    let short = r
+        .example(&S1Row {
+            question: "Hi".into(),
+            ..row()
+        })
+        .unwrap();
     let b = MicroBatch::new(&[&ex, &short], pad);
     assert_eq!((b.rows, b.seq), (2, ex.ids.len()));
     let s = b.seq;
     assert_eq!(&b.ids[s..s + short.ids.len()], &short.ids[..]);
     assert!(b.ids[s + short.ids.len()..].iter().all(|&i| i == pad));
     for p in 0..s {
-        let want = if p + 1 < s && ex.in_loss(p + 1) { ex.ids[p + 1] } else { IGNORE };
+        let want = if p + 1 < s && ex.in_loss(p + 1) {
+            ex.ids[p + 1]
+        } else {
+            IGNORE
+        };
         assert_eq!(b.targets[p], want, "row 0 position {p}");
     }
     // The end-of-turn token is a target, never padding.
     let eot = m.tokenizer.token_to_id("<|im_end|>").unwrap();
     assert!(b.targets[..s].contains(&eot) && b.targets[s..].contains(&eot));
-    assert_eq!(b.loss_tokens, (ex.loss_end - ex.loss_start) + (short.loss_end - short.loss_start));
+    assert_eq!(
+        b.loss_tokens,
+        (ex.loss_end - ex.loss_start) + (short.loss_end - short.loss_start)
+    );
 
     // Truncation to the block size keeps the prompt and cuts the assistant part.
-    let cut = Renderer { block_size: ex.loss_start + 4, ..r };
+    let cut = Renderer {
+        block_size: ex.loss_start + 4,
+        ..r
+    };
     let t = cut.example(&row()).unwrap();
     assert_eq!(t.ids.len(), ex.loss_start + 4);
     assert_eq!(t.truncated, ex.ids.len() - t.ids.len());
@@ -109,7 +138,11 @@ fn reads_s1k_and_s1k_1_1_columns_and_names_bad_rows() {
     let g = read_rows(&p, &TraceColumns::Gemini).unwrap();
     assert_eq!((g[0].trajectories[0].as_str(), g[0].attempt.as_str()), ("g", "GA"));
 
-    std::fs::write(&p, "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"], \"attempt\": \"a\"}\n{not json}\n").unwrap();
+    std::fs::write(
+        &p,
+        "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"], \"attempt\": \"a\"}\n{not json}\n",
+    )
+    .unwrap();
     let e = read_rows(&p, &TraceColumns::Auto).unwrap_err().to_string();
     assert!(e.contains("rows.jsonl:2") && e.contains("not valid JSON"), "{e}");
     std::fs::write(&p, "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"]}\n").unwrap();
@@ -118,7 +151,10 @@ fn reads_s1k_and_s1k_1_1_columns_and_names_bad_rows() {
     // The shared s1K questions have no traces: the error says what is missing and how to map.
     let shared = common::fixture("../../../shared/data/s1k/s1K_questions_solutions.jsonl");
     let e = read_rows(&shared, &TraceColumns::Auto).unwrap_err().to_string();
-    assert!(e.contains("no thinking-trace column") && e.contains("--trace-columns"), "{e}");
+    assert!(
+        e.contains("no thinking-trace column") && e.contains("--trace-columns"),
+        "{e}"
+    );
 }
 
 #[test]

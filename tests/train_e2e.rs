@@ -58,22 +58,43 @@ fn trains_logs_checkpoints_and_resumes_exactly() {
     let s = settings(d, "full");
     let mut events = Vec::new();
     let out = run(&s, &CancelToken::new(), &mut |e| events.push(e));
-    let TrainOutcome::Done { final_checkpoint, steps } = out else { panic!("{out:?}") };
+    let TrainOutcome::Done {
+        final_checkpoint,
+        steps,
+    } = out
+    else {
+        panic!("{out:?}")
+    };
     assert_eq!(steps, 6);
     assert!(matches!(events.last(), Some(TrainEvent::Finished(_))));
     let full = losses(&events);
-    assert_eq!(full.iter().map(|l| l.0).collect::<Vec<_>>(), (1..=6).collect::<Vec<_>>());
+    assert_eq!(
+        full.iter().map(|l| l.0).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<_>>()
+    );
     assert!(full[5].1 < full[0].1 - 0.2, "the loss did not fall: {full:?}");
     // trainer_log.jsonl: one object per step with every field.
     let log = std::fs::read_to_string(d.join("full/trainer_log.jsonl")).unwrap();
     let records: Vec<StepRecord> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.len(), 6);
     assert_eq!(records[0].lr, 0.0, "warmup starts at 0");
-    assert!(records.iter().all(|r| r.total_steps == 6 && r.grad_norm > 0.0 && r.tokens_per_s > 0.0));
+    assert!(records
+        .iter()
+        .all(|r| r.total_steps == 6 && r.grad_norm > 0.0 && r.tokens_per_s > 0.0));
     assert!((records[5].epoch - 2.0).abs() < 1e-9);
     // The checkpoint is a complete Hugging Face folder that the engine loads and runs.
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
-        assert!(final_checkpoint.join(f).exists(), "{f} missing from {}", final_checkpoint.display());
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "generation_config.json",
+    ] {
+        assert!(
+            final_checkpoint.join(f).exists(),
+            "{f} missing from {}",
+            final_checkpoint.display()
+        );
     }
     let m = load_model(&final_checkpoint, &LoadOptions::default()).unwrap();
     assert_eq!(m.decoder.config().num_layers, 2);
@@ -101,15 +122,27 @@ fn trains_logs_checkpoints_and_resumes_exactly() {
     let mut second = Vec::new();
     let out = run(&s, &CancelToken::new(), &mut |e| second.push(e));
     assert!(matches!(out, TrainOutcome::Done { steps: 6, .. }), "{out:?}");
-    assert!(second.iter().any(|e| matches!(e, TrainEvent::Started { resumed_from: Some(4), .. })));
+    assert!(second.iter().any(|e| matches!(
+        e,
+        TrainEvent::Started {
+            resumed_from: Some(4),
+            ..
+        }
+    )));
     let resumed = losses(&second);
     assert_eq!(resumed.iter().map(|l| l.0).collect::<Vec<_>>(), vec![5, 6]);
     for ((step, a), (_, b)) in resumed.iter().zip(&full[4..]) {
-        assert!((a - b).abs() <= 1e-6 * b.abs(), "step {step}: resumed loss {a} vs uninterrupted {b}");
+        assert!(
+            (a - b).abs() <= 1e-6 * b.abs(),
+            "step {step}: resumed loss {a} vs uninterrupted {b}"
+        );
     }
     // The log of the resumed run has each step once.
     let log = std::fs::read_to_string(d.join("resumed/trainer_log.jsonl")).unwrap();
-    let steps: Vec<usize> = log.lines().map(|l| serde_json::from_str::<StepRecord>(l).unwrap().step).collect();
+    let steps: Vec<usize> = log
+        .lines()
+        .map(|l| serde_json::from_str::<StepRecord>(l).unwrap().step)
+        .collect();
     assert_eq!(steps, (1..=6).collect::<Vec<_>>());
 }
 
@@ -118,16 +151,26 @@ fn bad_inputs_fail_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::tiny_qwen(&d.join("model"), 256);
-    std::fs::write(d.join("rows.jsonl"), "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"]}\n").unwrap();
+    std::fs::write(
+        d.join("rows.jsonl"),
+        "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"]}\n",
+    )
+    .unwrap();
     let out = run(&settings(d, "o"), &CancelToken::new(), &mut |_| {});
-    let TrainOutcome::Failed(e) = out else { panic!("{out:?}") };
+    let TrainOutcome::Failed(e) = out else {
+        panic!("{out:?}")
+    };
     assert!(e.contains("rows.jsonl:1") && e.contains("attempt"), "{e}");
     let mut s = settings(d, "o");
     s.model = d.join("nope");
-    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else { panic!() };
+    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else {
+        panic!()
+    };
     assert!(e.contains("nope"), "{e}");
     let mut s = settings(d, "o");
     s.grad_accum = 0;
-    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else { panic!() };
+    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else {
+        panic!()
+    };
     assert!(e.contains("grad-accum"), "{e}");
 }

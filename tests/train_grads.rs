@@ -14,7 +14,9 @@ use s1_studio::train::data::{MicroBatch, IGNORE};
 use s1_studio::train::step::accumulate_micro_batch;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parity")
+        .join(name)
 }
 
 /// The fixture's batch as a micro-batch: targets are the next token's label.
@@ -85,19 +87,44 @@ fn check_accumulated(name: &str, checkpoint: bool, fused: bool, split: bool) {
     };
     let loss = sum / b.loss_tokens as f64;
     let expected_loss = exp["loss"].to_vec1::<f32>().unwrap()[0] as f64;
-    assert!((loss - expected_loss).abs() < 1e-5 * expected_loss, "{name}: loss {loss} vs {expected_loss}");
+    assert!(
+        (loss - expected_loss).abs() < 1e-5 * expected_loss,
+        "{name}: loss {loss} vs {expected_loss}"
+    );
     let mut worst = (0f32, String::new());
     for ((pname, _), g) in named.iter().zip(&acc) {
-        let g = g.as_ref().unwrap_or_else(|| panic!("{name}: {pname} received no gradient"));
+        let g = g
+            .as_ref()
+            .unwrap_or_else(|| panic!("{name}: {pname} received no gradient"));
         let e = &exp[&format!("grad.{pname}")];
         assert_eq!(g.dims(), e.dims(), "{pname}");
-        let d = (g - e).unwrap().sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
-        let n = e.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f32>().unwrap();
+        let d = (g - e)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let n = e
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         let rel = d / n.max(1e-12);
         if rel > worst.0 {
             worst = (rel, pname.clone());
         }
-        assert!(rel < 1e-4, "{name} (checkpoint {checkpoint}, fused {fused}, split {split}): {pname} relative error {rel}");
+        assert!(
+            rel < 1e-4,
+            "{name} (checkpoint {checkpoint}, fused {fused}, split {split}): {pname} relative error {rel}"
+        );
     }
     let expected_params = exp.keys().filter(|k| k.starts_with("grad.")).count();
     assert_eq!(named.len(), expected_params, "{name}: every parameter is trained");

@@ -87,7 +87,10 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         let t = Instant::now();
         let mut acc = vec![None; vars.len()];
         let sum = accumulate_micro_batch(&dec, &vars, &b, 1.0 / b.loss_tokens as f64, a.checkpointing, &mut acc)?;
-        let grads: Vec<Tensor> = acc.into_iter().map(|g| g.context("a parameter got no gradient")).collect::<anyhow::Result<_>>()?;
+        let grads: Vec<Tensor> = acc
+            .into_iter()
+            .map(|g| g.context("a parameter got no gradient"))
+            .collect::<anyhow::Result<_>>()?;
         let norm = optim::global_norm(&grads)?;
         opt.apply(&grads, 1e-5, optim::clip_scale(norm, 1.0))?;
         if !dev.is_cpu() {
@@ -130,7 +133,10 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         if a.checkpointing { ", gradient checkpointing" } else { "" }
     );
     println!("{:<28} {:>10} {:>12} {:>10}", "", "step s", "tokens/s", "first loss");
-    println!("{:<28} {:>10.3} {:>12.1} {:>10.4}", "s1-studio", step_s, ours, losses[0]);
+    println!(
+        "{:<28} {:>10.3} {:>12.1} {:>10.4}",
+        "s1-studio", step_s, ours, losses[0]
+    );
     let mut json = serde_json::json!({"step_s": step_s, "tokens_per_s": ours, "losses": losses, "device": a.device});
     if let Some(b) = &base {
         let bt = b["tokens_per_s"].as_f64().unwrap_or(f64::NAN);

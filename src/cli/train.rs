@@ -129,7 +129,9 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
                 s.global_batch(),
                 parameters as f64 / 1e6,
                 trainable as f64 / 1e6,
-                resumed_from.map(|r| format!(", resuming after step {r}")).unwrap_or_default()
+                resumed_from
+                    .map(|r| format!(", resuming after step {r}"))
+                    .unwrap_or_default()
             ));
             bar.set_length(total_steps as u64);
             bar.set_position(resumed_from.unwrap_or(0) as u64);
@@ -147,7 +149,10 @@ pub fn run(a: TrainArgs) -> anyhow::Result<()> {
         TrainEvent::Finished(_) => bar.finish(),
     });
     match outcome {
-        TrainOutcome::Done { final_checkpoint, steps } => {
+        TrainOutcome::Done {
+            final_checkpoint,
+            steps,
+        } => {
             println!("done: {steps} steps; model in {}", final_checkpoint.display());
             Ok(())
         }

@@ -270,9 +270,7 @@ impl Rotary {
         let x = x.contiguous()?;
         match (self.interleaved, path.diff()) {
             (false, false) => candle_nn::rotary_emb::rope(&x, cos, sin),
-            (false, true) if path.fused(&x) && cos.dtype() == DType::F32 => {
-                super::grad_ops::rope(&x, cos, sin)
-            }
+            (false, true) if path.fused(&x) && cos.dtype() == DType::F32 => super::grad_ops::rope(&x, cos, sin),
             (false, true) => candle_nn::rotary_emb::rope_slow(&x, cos, sin),
             (true, false) => candle_nn::rotary_emb::rope_i(&x, cos, sin),
             (true, true) => candle_nn::rotary_emb::rope_i_slow(&x, cos, sin),

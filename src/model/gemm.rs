@@ -96,6 +96,13 @@ pub struct SendPtr(pub *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// The pointer (a method, so closures capture the whole `SendPtr`, not its field).
+    pub fn ptr(self) -> *mut f32 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +114,19 @@ mod tests {
         let b: Vec<f32> = (0..n * k).map(|i| (i % 5) as f32 - 1.5).collect(); // [n, k]
         let mut dst = vec![1.0f32; m * n];
         // dst += a * b^T
-        unsafe { matmul(m, n, k, dst.as_mut_ptr(), n, View::rows(&a, k), View::rows_t(&b, k), true, gemm::Parallelism::None) };
+        unsafe {
+            matmul(
+                m,
+                n,
+                k,
+                dst.as_mut_ptr(),
+                n,
+                View::rows(&a, k),
+                View::rows_t(&b, k),
+                true,
+                gemm::Parallelism::None,
+            )
+        };
         for i in 0..m {
             for j in 0..n {
                 let want: f32 = 1.0 + (0..k).map(|l| a[i * k + l] * b[j * k + l]).sum::<f32>();

@@ -43,7 +43,9 @@ impl Dims {
 /// Scores and causal softmax of head `hh` of batch `bi` into `p` `[t, t]` (row i valid in
 /// columns 0..=i, zero after).
 fn probs_head(q: &[f32], k: &[f32], dm: Dims, bi: usize, hh: usize, p: &mut [f32]) {
-    let Dims { t, h, kvh, d, scale, .. } = dm;
+    let Dims {
+        t, h, kvh, d, scale, ..
+    } = dm;
     let g = hh / dm.rep();
     let qh = &q[(bi * t * h + hh) * d..];
     let kg = &k[(bi * t * kvh + g) * d..];
@@ -100,7 +102,11 @@ impl CustomOp3 for Attention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (slice(qs, ql, self.name())?, slice(ks, kl, self.name())?, slice(vs, vl, self.name())?);
+        let (q, k, v) = (
+            slice(qs, ql, self.name())?,
+            slice(ks, kl, self.name())?,
+            slice(vs, vl, self.name())?,
+        );
         let dm = self.dm;
         let Dims { b, t, h, kvh, d, .. } = dm;
         if q.len() != b * t * h * d || k.len() != b * t * kvh * d || v.len() != k.len() {
@@ -114,7 +120,6 @@ impl CustomOp3 for Attention {
             probs_head(q, k, dm, bi, hh, p);
             let g = hh / dm.rep();
             let vg = &v[(bi * t * kvh + g) * d..];
-            let optr = optr;
             for r0 in (0..t).step_by(BLOCK) {
                 let r1 = (r0 + BLOCK).min(t);
                 // SAFETY: task (bi, hh) alone writes rows of head hh of batch bi in o.
@@ -123,7 +128,7 @@ impl CustomOp3 for Attention {
                         r1 - r0,
                         d,
                         r1,
-                        optr.0.add(((bi * t + r0) * h + hh) * d),
+                        optr.ptr().add(((bi * t + r0) * h + hh) * d),
                         h * d,
                         View::rows(&p[r0 * t..], t),
                         View::rows(vg, kvh * d),
@@ -134,10 +139,15 @@ impl CustomOp3 for Attention {
             }
         };
         if keep {
-            all_p.par_chunks_mut(t * t).enumerate().for_each(|(i, p)| work(i / h, i % h, p));
+            all_p
+                .par_chunks_mut(t * t)
+                .enumerate()
+                .for_each(|(i, p)| work(i / h, i % h, p));
             *self.probs.lock().unwrap_or_else(|e| e.into_inner()) = Some(all_p);
         } else {
-            (0..b * h).into_par_iter().for_each_init(|| vec![0f32; t * t], |p, i| work(i / h, i % h, p));
+            (0..b * h)
+                .into_par_iter()
+                .for_each_init(|| vec![0f32; t * t], |p, i| work(i / h, i % h, p));
         }
         Ok((CpuStorage::F32(o), ql.shape().clone()))
     }
@@ -187,7 +197,11 @@ impl CustomOp3 for AttentionBwd {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (slice(qs, ql, self.name())?, slice(ks, kl, self.name())?, slice(vs, vl, self.name())?);
+        let (q, k, v) = (
+            slice(qs, ql, self.name())?,
+            slice(ks, kl, self.name())?,
+            slice(vs, vl, self.name())?,
+        );
         let (st, dl) = self.d_o.storage_and_layout();
         let candle_core::Storage::Cpu(ds) = &*st else {
             candle_core::bail!("s1-attention-bwd: expects CPU tensors")
@@ -205,7 +219,6 @@ impl CustomOp3 for AttentionBwd {
             || (vec![0f32; t * t], vec![0f32; t * t]),
             |(pbuf, dp), task| {
                 let (bi, g) = (task / kvh, task % kvh);
-                let base = base;
                 let kg = &k[(bi * t * kvh + g) * d..];
                 let vg = &v[(bi * t * kvh + g) * d..];
                 for r in 0..rep {
@@ -222,11 +235,21 @@ impl CustomOp3 for AttentionBwd {
                     // SAFETY: this task alone writes dq rows of head hh and dk/dv of head g in
                     // batch bi; every view stays inside its [b, t, heads * d] tensor.
                     unsafe {
-                        let dq = base.0.add((bi * t * h + hh) * d);
-                        let dk = base.0.add(nq + (bi * t * kvh + g) * d);
-                        let dv = base.0.add(nq + nk + (bi * t * kvh + g) * d);
+                        let dq = base.ptr().add((bi * t * h + hh) * d);
+                        let dk = base.ptr().add(nq + (bi * t * kvh + g) * d);
+                        let dv = base.ptr().add(nq + nk + (bi * t * kvh + g) * d);
                         // dV_g += P^T dO_h (rows of P up to t, keys 0..t)
-                        matmul(t, d, t, dv, kvh * d, View::rows_t(p, t), View::rows(doh, h * d), r > 0, gemm::Parallelism::None);
+                        matmul(
+                            t,
+                            d,
+                            t,
+                            dv,
+                            kvh * d,
+                            View::rows_t(p, t),
+                            View::rows(doh, h * d),
+                            r > 0,
+                            gemm::Parallelism::None,
+                        );
                         for r0 in (0..t).step_by(BLOCK) {
                             let r1 = (r0 + BLOCK).min(t);
                             // dP = dO_h V_g^T on the visible block.

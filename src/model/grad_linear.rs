@@ -20,11 +20,22 @@ fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usiz
     let out = w.len() / inp;
     let mut y = vec![0f32; rows * out];
     if let Some(b) = b {
-        y.par_chunks_mut(out * 64).for_each(|c| c.chunks_mut(out).for_each(|r| r.copy_from_slice(b)));
+        y.par_chunks_mut(out * 64)
+            .for_each(|c| c.chunks_mut(out).for_each(|r| r.copy_from_slice(b)));
     }
     // SAFETY: x is [rows, inp], w is [out, inp] (read transposed), y is [rows, out].
     unsafe {
-        matmul(rows, out, inp, y.as_mut_ptr(), out, View::rows(x, inp), View::rows_t(w, inp), b.is_some(), threads());
+        matmul(
+            rows,
+            out,
+            inp,
+            y.as_mut_ptr(),
+            out,
+            View::rows(x, inp),
+            View::rows_t(w, inp),
+            b.is_some(),
+            threads(),
+        );
     }
     let mut dims = out_dims.to_vec();
     *dims.last_mut().expect("rank >= 1") = out;
@@ -41,7 +52,13 @@ impl CustomOp2 for Linear {
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
         let inp = wl.shape().dims2()?.1;
-        forward(slice(xs, xl, self.name())?, slice(ws, wl, self.name())?, None, inp, xl.shape().dims())
+        forward(
+            slice(xs, xl, self.name())?,
+            slice(ws, wl, self.name())?,
+            None,
+            inp,
+            xl.shape().dims(),
+        )
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -66,7 +83,13 @@ impl CustomOp3 for LinearBias {
     ) -> Result<(CpuStorage, Shape)> {
         let inp = wl.shape().dims2()?.1;
         let b = slice(bs, bl, self.name())?;
-        forward(slice(xs, xl, self.name())?, slice(ws, wl, self.name())?, Some(b), inp, xl.shape().dims())
+        forward(
+            slice(xs, xl, self.name())?,
+            slice(ws, wl, self.name())?,
+            Some(b),
+            inp,
+            xl.shape().dims(),
+        )
     }
 
     fn bwd(
@@ -126,8 +149,28 @@ impl CustomOp3 for LinearBwd {
         let (dw, db) = rest.split_at_mut(out * inp);
         // SAFETY: dy is [rows, out], w [out, inp], x [rows, inp]; dx [rows, inp], dw [out, inp].
         unsafe {
-            matmul(rows, inp, out, dx.as_mut_ptr(), inp, View::rows(dy, out), View::rows(w, inp), false, threads());
-            matmul(out, inp, rows, dw.as_mut_ptr(), inp, View::rows_t(dy, out), View::rows(x, inp), false, threads());
+            matmul(
+                rows,
+                inp,
+                out,
+                dx.as_mut_ptr(),
+                inp,
+                View::rows(dy, out),
+                View::rows(w, inp),
+                false,
+                threads(),
+            );
+            matmul(
+                out,
+                inp,
+                rows,
+                dw.as_mut_ptr(),
+                inp,
+                View::rows_t(dy, out),
+                View::rows(x, inp),
+                false,
+                threads(),
+            );
         }
         if self.bias {
             // Column sums of dy, in a fixed order (deterministic).

@@ -176,19 +176,22 @@ impl CustomOp3 for Rope {
         let sign = if self.inverse { -1.0 } else { 1.0 };
         let mut y = vec![0f32; x.len()];
         let rows_per = rows_per_task(d);
-        y.par_chunks_mut(rows_per * d).zip(x.par_chunks(rows_per * d)).enumerate().for_each(|(ci, (yc, xc))| {
-            for (k, (yr, xr)) in yc.chunks_mut(d).zip(xc.chunks(d)).enumerate() {
-                let p = ((ci * rows_per + k) / inner) % t;
-                let (c, s) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
-                let (y1, y2) = yr.split_at_mut(half);
-                for i in 0..half {
-                    let (a, b) = (xr[i], xr[half + i]);
-                    let si = sign * s[i];
-                    y1[i] = a * c[i] - b * si;
-                    y2[i] = b * c[i] + a * si;
+        y.par_chunks_mut(rows_per * d)
+            .zip(x.par_chunks(rows_per * d))
+            .enumerate()
+            .for_each(|(ci, (yc, xc))| {
+                for (k, (yr, xr)) in yc.chunks_mut(d).zip(xc.chunks(d)).enumerate() {
+                    let p = ((ci * rows_per + k) / inner) % t;
+                    let (c, s) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
+                    let (y1, y2) = yr.split_at_mut(half);
+                    for i in 0..half {
+                        let (a, b) = (xr[i], xr[half + i]);
+                        let si = sign * s[i];
+                        y1[i] = a * c[i] - b * si;
+                        y2[i] = b * c[i] + a * si;
+                    }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -257,20 +260,23 @@ impl CustomOp1 for CausalSoftmax {
         };
         let mut p = vec![0f32; s.len()];
         let chunk = rows_per_task(total) * total;
-        p.par_chunks_mut(chunk).zip(s.par_chunks(chunk)).enumerate().for_each(|(ci, (pc, sc))| {
-            let first = ci * (chunk / total);
-            for (k, (pr, sr)) in pc.chunks_mut(total).zip(sc.chunks(total)).enumerate() {
-                let vis = self.visible((first + k) % rows_per_head).min(total);
-                let max = sr[..vis].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
-                let mut sum = 0f32;
-                for (o, &v) in pr[..vis].iter_mut().zip(&sr[..vis]) {
-                    *o = (v * self.scale - max).exp();
-                    sum += *o;
+        p.par_chunks_mut(chunk)
+            .zip(s.par_chunks(chunk))
+            .enumerate()
+            .for_each(|(ci, (pc, sc))| {
+                let first = ci * (chunk / total);
+                for (k, (pr, sr)) in pc.chunks_mut(total).zip(sc.chunks(total)).enumerate() {
+                    let vis = self.visible((first + k) % rows_per_head).min(total);
+                    let max = sr[..vis].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
+                    let mut sum = 0f32;
+                    for (o, &v) in pr[..vis].iter_mut().zip(&sr[..vis]) {
+                        *o = (v * self.scale - max).exp();
+                        sum += *o;
+                    }
+                    let inv = 1.0 / sum;
+                    pr[..vis].iter_mut().for_each(|o| *o *= inv);
                 }
-                let inv = 1.0 / sum;
-                pr[..vis].iter_mut().for_each(|o| *o *= inv);
-            }
-        });
+            });
         Ok((CpuStorage::F32(p), sl.shape().clone()))
     }
 
@@ -443,7 +449,11 @@ mod tests {
         let gf = (yf * &probe).unwrap().sum_all().unwrap().backward().unwrap();
         let gc = (yc * &probe).unwrap().sum_all().unwrap().backward().unwrap();
         for t in &ts {
-            close(gf.get(t).expect("fused gradient"), gc.get(t).expect("composed gradient"), 1e-4);
+            close(
+                gf.get(t).expect("fused gradient"),
+                gc.get(t).expect("composed gradient"),
+                1e-4,
+            );
         }
     }
 
@@ -517,7 +527,11 @@ mod tests {
             p.matmul(&v)?.transpose(1, 2)?.reshape((b, t, h * d))
         };
         check(
-            &[rand(&[b, t, h * d], 20), rand(&[b, t, kvh * d], 21), rand(&[b, t, kvh * d], 22)],
+            &[
+                rand(&[b, t, h * d], 20),
+                rand(&[b, t, kvh * d], 21),
+                rand(&[b, t, kvh * d], 22),
+            ],
             |x| super::super::grad_attention::causal_attention(&x[0], &x[1], &x[2], h, kvh, d),
             composed,
         );

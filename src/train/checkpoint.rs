@@ -79,7 +79,10 @@ pub fn write_model_folder(
 ) -> Result<(), CheckpointError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = parent.join(format!(".{name}.partial"));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
@@ -154,7 +157,12 @@ pub fn prune(out: &Path, keep: usize) {
     let mut all: Vec<(usize, PathBuf)> = rd
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let step: usize = e.file_name().to_string_lossy().strip_prefix("checkpoint-")?.parse().ok()?;
+            let step: usize = e
+                .file_name()
+                .to_string_lossy()
+                .strip_prefix("checkpoint-")?
+                .parse()
+                .ok()?;
             Some((step, e.path()))
         })
         .collect();

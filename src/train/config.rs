@@ -16,6 +16,7 @@ pub struct LoraSettings {
 
 /// Everything a run needs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TrainSettings {
     pub model: PathBuf,
     pub data: PathBuf,
@@ -43,6 +44,13 @@ pub struct TrainSettings {
     /// Continue from the newest checkpoint in `out` (weights, optimizer state, step).
     #[serde(default)]
     pub resume: bool,
+}
+
+impl Default for TrainSettings {
+    /// The s1 preset with no paths chosen yet.
+    fn default() -> Self {
+        Self::s1(PathBuf::new(), PathBuf::new(), PathBuf::new())
+    }
 }
 
 impl TrainSettings {

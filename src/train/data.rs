@@ -72,7 +72,11 @@ pub enum DataError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
-    Row { path: PathBuf, line: usize, message: String },
+    Row {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
 }
@@ -149,7 +153,11 @@ pub fn read_rows(path: &Path, columns: &TraceColumns) -> Result<Vec<S1Row>, Data
         None => {
             let auto = [TraceColumns::S1k, TraceColumns::Deepseek, TraceColumns::Gemini]
                 .into_iter()
-                .find_map(|c| c.columns().filter(|(t, _)| first.contains_key(*t)).map(|(t, a)| (t.to_string(), a.to_string())));
+                .find_map(|c| {
+                    c.columns()
+                        .filter(|(t, _)| first.contains_key(*t))
+                        .map(|(t, a)| (t.to_string(), a.to_string()))
+                });
             auto.ok_or_else(|| DataError::File {
                 path: path.into(),
                 message: format!(
@@ -177,7 +185,10 @@ pub fn read_rows(path: &Path, columns: &TraceColumns) -> Result<Vec<S1Row>, Data
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    other => Err(row_err(line, format!("`{trace_col}` holds {} instead of strings", kind(other)))),
+                    other => Err(row_err(
+                        line,
+                        format!("`{trace_col}` holds {} instead of strings", kind(other)),
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
             Some(Value::Null) | None => return Err(row_err(line, format!("missing `{trace_col}`"))),
@@ -242,16 +253,22 @@ impl Renderer<'_> {
         let user = ChatMessage::new("user", row.question.clone());
         let full = self
             .template
-            .render(&[user.clone(), ChatMessage::new("assistant", row.assistant_text())], false, None)
+            .render(
+                &[user.clone(), ChatMessage::new("assistant", row.assistant_text())],
+                false,
+                None,
+            )
             .map_err(|e| format!("chat template: {e}"))?;
         let prompt = self
             .template
             .render(&[user], true, None)
             .map_err(|e| format!("chat template: {e}"))?;
         if !full.starts_with(&prompt) {
-            return Err("the chat template renders the conversation so that it does not start with its own \
+            return Err(
+                "the chat template renders the conversation so that it does not start with its own \
                         generation prompt; cannot tell the assistant part apart"
-                .into());
+                    .into(),
+            );
         }
         Ok((full, prompt))
     }

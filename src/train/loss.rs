@@ -40,7 +40,9 @@ pub fn head_cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32], for_backw
 
 /// The portable path: candle ops per chunk of rows with targets.
 fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
-    let rows: Vec<u32> = (0..targets.len() as u32).filter(|&r| targets[r as usize] != IGNORE).collect();
+    let rows: Vec<u32> = (0..targets.len() as u32)
+        .filter(|&r| targets[r as usize] != IGNORE)
+        .collect();
     let mut total: Option<Tensor> = None;
     for chunk in rows.chunks(chunk_rows(w.dim(0)?) * 4) {
         let idx = Tensor::new(chunk, x.device())?;
@@ -107,7 +109,19 @@ fn pass(
         }
         let lg = &mut logits[..c * vocab];
         // SAFETY: xc [c, h], w [vocab, h] read transposed, lg [c, vocab].
-        unsafe { matmul(c, vocab, h, lg.as_mut_ptr(), vocab, View::rows(&xc, h), View::rows_t(w, h), false, threads()) };
+        unsafe {
+            matmul(
+                c,
+                vocab,
+                h,
+                lg.as_mut_ptr(),
+                vocab,
+                View::rows(&xc, h),
+                View::rows_t(w, h),
+                false,
+                threads(),
+            )
+        };
         let chunk_losses: Vec<f32> = lg
             .par_chunks_mut(vocab)
             .zip(rs.par_iter())
@@ -135,8 +149,28 @@ fn pass(
         if let Some(st) = stash.as_mut() {
             // SAFETY: lg [c, vocab], w [vocab, h] -> dxc [c, h]; lg^T [vocab, c], xc [c, h] -> dw.
             unsafe {
-                matmul(c, h, vocab, dxc.as_mut_ptr(), h, View::rows(lg, vocab), View::rows(w, h), false, threads());
-                matmul(vocab, h, c, st.dw.as_mut_ptr(), h, View::rows_t(lg, vocab), View::rows(&xc, h), ci > 0, threads());
+                matmul(
+                    c,
+                    h,
+                    vocab,
+                    dxc.as_mut_ptr(),
+                    h,
+                    View::rows(lg, vocab),
+                    View::rows(w, h),
+                    false,
+                    threads(),
+                );
+                matmul(
+                    vocab,
+                    h,
+                    c,
+                    st.dw.as_mut_ptr(),
+                    h,
+                    View::rows_t(lg, vocab),
+                    View::rows(&xc, h),
+                    ci > 0,
+                    threads(),
+                );
             }
             for (i, &r) in rs.iter().enumerate() {
                 st.dx[r as usize * h..(r as usize + 1) * h].copy_from_slice(&dxc[i * h..(i + 1) * h]);
@@ -156,7 +190,10 @@ fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
 
 fn check_targets(rows: &[u32], targets: &[u32], vocab: usize) -> Result<()> {
     if let Some(&bad) = rows.iter().find(|&&r| targets[r as usize] as usize >= vocab) {
-        candle_core::bail!("target id {} is outside the vocabulary ({vocab})", targets[bad as usize]);
+        candle_core::bail!(
+            "target id {} is outside the vocabulary ({vocab})",
+            targets[bad as usize]
+        );
     }
     Ok(())
 }
@@ -186,8 +223,12 @@ impl CustomOp2 for HeadCrossEntropy {
         if let (Some(mut st), true) = (stash, is_uniform) {
             // The upstream gradient is the same for every row: scale the stashed gradients.
             let c = uniform.unwrap_or(0.0);
-            st.dx.par_chunks_mut(16384).for_each(|p| p.iter_mut().for_each(|v| *v *= c));
-            st.dw.par_chunks_mut(16384).for_each(|p| p.iter_mut().for_each(|v| *v *= c));
+            st.dx
+                .par_chunks_mut(16384)
+                .for_each(|p| p.iter_mut().for_each(|v| *v *= c));
+            st.dw
+                .par_chunks_mut(16384)
+                .for_each(|p| p.iter_mut().for_each(|v| *v *= c));
             let dev = x.device();
             return Ok((
                 Some(Tensor::from_vec(st.dx, (n, h), dev)?),
@@ -249,20 +290,30 @@ mod tests {
         let (n, h, vocab) = (40usize, 12usize, 50usize);
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (n, h), &Device::Cpu).unwrap()).unwrap();
         let w = Var::from_tensor(&Tensor::randn(0f32, 1.0, (vocab, h), &Device::Cpu).unwrap()).unwrap();
-        let targets: Vec<u32> = (0..n).map(|i| if i % 7 == 3 { IGNORE } else { (i * 13 % vocab) as u32 }).collect();
+        let targets: Vec<u32> = (0..n)
+            .map(|i| if i % 7 == 3 { IGNORE } else { (i * 13 % vocab) as u32 })
+            .collect();
         let rows: Vec<u32> = (0..n as u32).filter(|&r| targets[r as usize] != IGNORE).collect();
         let weights: Vec<f32> = (0..n).map(|i| 0.5 + (i % 3) as f32).collect();
         for per_row in [false, true] {
             let reference = {
                 let idx = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
-                let logits = x.as_tensor().index_select(&idx, 0).unwrap().matmul(&w.as_tensor().t().unwrap()).unwrap();
+                let logits = x
+                    .as_tensor()
+                    .index_select(&idx, 0)
+                    .unwrap()
+                    .matmul(&w.as_tensor().t().unwrap())
+                    .unwrap();
                 let lse = logits.log_sum_exp(D::Minus1).unwrap();
                 let tg: Vec<u32> = rows.iter().map(|&r| targets[r as usize]).collect();
                 let tg = Tensor::new(tg.as_slice(), &Device::Cpu).unwrap().unsqueeze(1).unwrap();
                 let l = (lse - logits.gather(&tg, 1).unwrap().squeeze(1).unwrap()).unwrap();
                 if per_row {
                     let wr: Vec<f32> = rows.iter().map(|&r| weights[r as usize]).collect();
-                    (l * Tensor::new(wr.as_slice(), &Device::Cpu).unwrap()).unwrap().sum_all().unwrap()
+                    (l * Tensor::new(wr.as_slice(), &Device::Cpu).unwrap())
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
                 } else {
                     (l.sum_all().unwrap() * 0.25).unwrap()
                 }
@@ -275,7 +326,10 @@ mod tests {
                     stash: Mutex::new(None),
                 };
                 let l = x.as_tensor().apply_op2(w.as_tensor(), op).unwrap();
-                (l * Tensor::new(weights.as_slice(), &Device::Cpu).unwrap()).unwrap().sum_all().unwrap()
+                (l * Tensor::new(weights.as_slice(), &Device::Cpu).unwrap())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
             } else {
                 (head_cross_entropy_sum(x.as_tensor(), w.as_tensor(), &targets, true).unwrap() * 0.25).unwrap()
             };
@@ -284,7 +338,15 @@ mod tests {
             let (go, gr) = (ours.backward().unwrap(), reference.backward().unwrap());
             for v in [&x, &w] {
                 let d = (go.get(v.as_tensor()).unwrap() - gr.get(v.as_tensor()).unwrap()).unwrap();
-                let err = d.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+                let err = d
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 assert!(err < 1e-4, "per_row {per_row}: gradient error {err}");
             }
         }

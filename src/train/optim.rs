@@ -76,7 +76,10 @@ impl AdamW {
                 let dev_state = if on_cpu {
                     None
                 } else {
-                    Some((var.zeros_like()?.to_dtype(DType::F32)?, var.zeros_like()?.to_dtype(DType::F32)?))
+                    Some((
+                        var.zeros_like()?.to_dtype(DType::F32)?,
+                        var.zeros_like()?.to_dtype(DType::F32)?,
+                    ))
                 };
                 Ok(Slot {
                     decay: decays(&name),
@@ -88,11 +91,7 @@ impl AdamW {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self {
-            params,
-            slots,
-            step: 0,
-        })
+        Ok(Self { params, slots, step: 0 })
     }
 
     /// One update with learning rate `lr` from `grads` (by slot), each scaled by `grad_scale`
@@ -148,7 +147,10 @@ impl AdamW {
                         Tensor::from_slice(&s.v, shape, &candle_core::Device::Cpu)?,
                     )
                 }
-                Some((m, v)) => (m.to_device(&candle_core::Device::Cpu)?, v.to_device(&candle_core::Device::Cpu)?),
+                Some((m, v)) => (
+                    m.to_device(&candle_core::Device::Cpu)?,
+                    v.to_device(&candle_core::Device::Cpu)?,
+                ),
             };
             out.insert(format!("m.{}", s.name), m);
             out.insert(format!("v.{}", s.name), v);
@@ -162,7 +164,11 @@ impl AdamW {
             let get = |k: String| -> std::result::Result<Tensor, String> {
                 let t = state.get(&k).ok_or_else(|| format!("optimizer state lacks `{k}`"))?;
                 if t.dims() != s.var.dims() {
-                    return Err(format!("optimizer state `{k}` has shape {:?}, the model {:?}", t.dims(), s.var.dims()));
+                    return Err(format!(
+                        "optimizer state `{k}` has shape {:?}, the model {:?}",
+                        t.dims(),
+                        s.var.dims()
+                    ));
                 }
                 Ok(t.clone())
             };
@@ -170,12 +176,21 @@ impl AdamW {
             let v = get(format!("v.{}", s.name))?;
             match &mut s.dev_state {
                 None => {
-                    s.m = m.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?;
-                    s.v = v.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string())?;
+                    s.m = m
+                        .flatten_all()
+                        .and_then(|t| t.to_vec1::<f32>())
+                        .map_err(|e| e.to_string())?;
+                    s.v = v
+                        .flatten_all()
+                        .and_then(|t| t.to_vec1::<f32>())
+                        .map_err(|e| e.to_string())?;
                 }
                 Some(dev) => {
                     let d = s.var.device();
-                    *dev = (m.to_device(d).map_err(|e| e.to_string())?, v.to_device(d).map_err(|e| e.to_string())?);
+                    *dev = (
+                        m.to_device(d).map_err(|e| e.to_string())?,
+                        v.to_device(d).map_err(|e| e.to_string())?,
+                    );
                 }
             }
         }

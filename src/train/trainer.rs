@@ -47,15 +47,24 @@ pub enum TrainEvent {
     },
     Warning(String),
     Step(StepRecord),
-    Checkpoint { step: usize, path: PathBuf },
+    Checkpoint {
+        step: usize,
+        path: PathBuf,
+    },
     /// The run ended: finished, stopped or failed (always the last event).
     Finished(TrainOutcome),
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainOutcome {
-    Done { final_checkpoint: PathBuf, steps: usize },
-    Stopped { last_checkpoint: Option<PathBuf>, step: usize },
+    Done {
+        final_checkpoint: PathBuf,
+        steps: usize,
+    },
+    Stopped {
+        last_checkpoint: Option<PathBuf>,
+        step: usize,
+    },
     Failed(String),
 }
 
@@ -68,7 +77,11 @@ pub enum TrainError {
     #[error(transparent)]
     Data(#[from] data::DataError),
     #[error("{path}:{line}: {message}")]
-    Render { path: PathBuf, line: usize, message: String },
+    Render {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
     #[error("{0}")]
@@ -89,7 +102,10 @@ pub fn device(name: &str) -> Result<Device, TrainError> {
 }
 
 /// Renders every row (in parallel); errors name the file and row.
-pub fn prepare_examples(settings: &TrainSettings, renderer: &Renderer<'_>) -> Result<(Vec<Example>, usize), TrainError> {
+pub fn prepare_examples(
+    settings: &TrainSettings,
+    renderer: &Renderer<'_>,
+) -> Result<(Vec<Example>, usize), TrainError> {
     let rows = data::read_rows(&settings.data, &settings.trace_columns)?;
     let examples: Vec<Example> = rows
         .par_iter()
@@ -205,8 +221,10 @@ fn run_inner(
             )));
         }
         let p = dir.join("optimizer.safetensors");
-        let st = candle_core::safetensors::load(&p, &Device::Cpu).map_err(|e| TrainError::Resume(format!("{}: {e}", p.display())))?;
-        opt.load_state(&st, *step).map_err(|e| TrainError::Resume(format!("{}: {e}", p.display())))?;
+        let st = candle_core::safetensors::load(&p, &Device::Cpu)
+            .map_err(|e| TrainError::Resume(format!("{}: {e}", p.display())))?;
+        opt.load_state(&st, *step)
+            .map_err(|e| TrainError::Resume(format!("{}: {e}", p.display())))?;
         start_step = *step;
     }
     emit(TrainEvent::Started {
@@ -225,10 +243,7 @@ fn run_inner(
     let mut acc: Vec<Option<Tensor>> = vec![None; vars.len()];
     for (step, rows) in schedule.iter().enumerate().skip(start_step) {
         if cancel.is_cancelled() {
-            return Ok(TrainOutcome::Stopped {
-                last_checkpoint,
-                step,
-            });
+            return Ok(TrainOutcome::Stopped { last_checkpoint, step });
         }
         let t0 = Instant::now();
         let micro: Vec<MicroBatch> = rows
@@ -242,10 +257,7 @@ fn run_inner(
         for mb in &micro {
             loss_sum += accumulate_micro_batch(&dec, &vars, mb, scale, settings.gradient_checkpointing, &mut acc)?;
             if cancel.is_cancelled() {
-                return Ok(TrainOutcome::Stopped {
-                    last_checkpoint,
-                    step,
-                });
+                return Ok(TrainOutcome::Stopped { last_checkpoint, step });
             }
         }
         let grads: Vec<Tensor> = acc
@@ -358,7 +370,10 @@ fn save_checkpoint(
         "model.safetensors",
         &params,
         true,
-        &[("trainer_state.json", state_json), ("training_settings.json", settings_json)],
+        &[
+            ("trainer_state.json", state_json),
+            ("training_settings.json", settings_json),
+        ],
         Some(("optimizer.safetensors", &opt_state)),
     )?;
     Ok(())

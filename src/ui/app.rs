@@ -8,7 +8,8 @@ use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 
 use super::settings::{Settings, View};
-use super::{chat_ui, empty_views};
+use super::train_state::{TrainPath, TrainState};
+use super::{chat_ui, empty_views, train_ui};
 use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 use crate::model::LoadOptions;
@@ -27,6 +28,11 @@ pub enum Command {
     Regenerate,
     ClearConversation,
     Copy(String),
+    StartTraining { resume: bool },
+    StopTraining,
+    PickTrainPath(TrainPath),
+    SetTrainPath(TrainPath, PathBuf),
+    ChatWithCheckpoint(PathBuf),
 }
 
 /// Where the model is.
@@ -72,18 +78,21 @@ pub struct StudioApp {
     /// Durations of the last frames' logic, for the status bar (and the frame-time bench).
     pub frame_times: Vec<Duration>,
     pub notice: Option<String>,
+    pub train: TrainState,
+    pub(super) notify: Notify,
 }
 
 #[derive(Debug)]
 enum DialogResult {
     Model(Option<PathBuf>),
     Workspace(Option<PathBuf>),
+    Train(TrainPath, Option<PathBuf>),
 }
 
 impl StudioApp {
     /// A studio with `settings`; `notify` wakes the UI when a worker has news.
     pub fn new(settings: Settings, notify: Notify) -> anyhow::Result<Self> {
-        let inference = InferenceHandle::spawn(notify)?;
+        let inference = InferenceHandle::spawn(notify.clone())?;
         Ok(Self {
             settings,
             model: ModelStatus::None,
@@ -100,6 +109,8 @@ impl StudioApp {
             next_id: 1,
             frame_times: Vec::new(),
             notice: None,
+            train: TrainState::default(),
+            notify,
         })
     }
 
@@ -122,6 +133,7 @@ impl StudioApp {
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = Instant::now();
         self.drain_events(Duration::from_millis(4));
+        self.drain_training(Duration::from_millis(2));
         self.drain_dialogs();
         self.take_dropped_files(ui.ctx());
         self.handle_commands(ui.ctx());
@@ -131,7 +143,7 @@ impl StudioApp {
         match self.settings.view {
             View::Chat => chat_ui::chat_view_ui(self, ui),
             View::Curate => empty_views::curate_ui(ui),
-            View::Train => empty_views::train_ui(ui),
+            View::Train => train_ui::train_view_ui(self, ui),
             View::Evaluate => empty_views::evaluate_ui(ui),
         }
         self.handle_commands(ui.ctx());
@@ -220,7 +232,8 @@ impl StudioApp {
             match r {
                 DialogResult::Model(Some(p)) => self.command(Command::OpenModel(p)),
                 DialogResult::Workspace(Some(p)) => self.command(Command::SetWorkspace(p)),
-                DialogResult::Model(None) | DialogResult::Workspace(None) => {}
+                DialogResult::Train(which, Some(p)) => self.command(Command::SetTrainPath(which, p)),
+                DialogResult::Model(None) | DialogResult::Workspace(None) | DialogResult::Train(_, None) => {}
             }
         }
     }
@@ -341,7 +354,10 @@ impl StudioApp {
                         };
                     }
                 }
-                Command::PickModelFolder | Command::PickModelFile | Command::PickWorkspace => {
+                Command::PickModelFolder
+                | Command::PickModelFile
+                | Command::PickWorkspace
+                | Command::PickTrainPath(_) => {
                     let tx = self.dialogs.0.clone();
                     let ctx = ctx.clone();
                     let spawned = std::thread::Builder::new()
@@ -357,6 +373,18 @@ impl StudioApp {
                                         .add_filter("GGUF", &["gguf"])
                                         .pick_file(),
                                 ),
+                                Command::PickTrainPath(which) => {
+                                    let d = rfd::FileDialog::new();
+                                    let p = match which {
+                                        TrainPath::Model => d.set_title("Base model folder").pick_folder(),
+                                        TrainPath::Data => d
+                                            .set_title("Training data (s1K schema)")
+                                            .add_filter("JSON lines", &["jsonl", "json"])
+                                            .pick_file(),
+                                        TrainPath::Out => d.set_title("Output folder").pick_folder(),
+                                    };
+                                    DialogResult::Train(which, p)
+                                }
                                 _ => DialogResult::Workspace(
                                     rfd::FileDialog::new()
                                         .set_title("Choose the workspace folder")
@@ -404,6 +432,10 @@ impl StudioApp {
                     self.chat.error = None;
                 }
                 Command::Copy(text) => ctx.copy_text(text),
+                c @ (Command::StartTraining { .. }
+                | Command::StopTraining
+                | Command::SetTrainPath(..)
+                | Command::ChatWithCheckpoint(_)) => self.handle_train_command(c),
             }
         }
     }
@@ -421,6 +453,9 @@ impl eframe::App for StudioApp {
     fn on_exit(&mut self) {
         if let Some(r) = &self.chat.running {
             r.cancel.cancel();
+        }
+        if let Some(j) = &self.train.job {
+            j.stop();
         }
     }
 }

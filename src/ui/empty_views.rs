@@ -24,15 +24,6 @@ pub fn curate_ui(ui: &mut egui::Ui) {
     );
 }
 
-pub fn train_ui(ui: &mut egui::Ui) {
-    empty_state_ui(
-        ui,
-        "Training is not built yet",
-        "This view will fine-tune a model on a curated set with the s1 recipe and chart its loss live.",
-        "The decoder already trains (gradients reach every weight); the trainer comes next.",
-    );
-}
-
 pub fn evaluate_ui(ui: &mut egui::Ui) {
     empty_state_ui(
         ui,

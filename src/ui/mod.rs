@@ -5,6 +5,8 @@ pub mod chat_ui;
 pub mod empty_views;
 pub mod settings;
 pub mod thinking_controls_ui;
+pub mod train_state;
+pub mod train_ui;
 
 pub use app::{Command, ModelStatus, StudioApp};
 pub use settings::Settings;

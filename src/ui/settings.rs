@@ -162,10 +162,24 @@ pub struct Settings {
     /// Most recent first.
     pub recent_models: Vec<PathBuf>,
     pub chat: ChatSettings,
+    /// The Train view's form.
+    pub train: crate::train::TrainSettings,
+    /// Output folders of runs started from the Train view, oldest first.
+    pub train_runs: Vec<PathBuf>,
 }
 
 impl Settings {
     pub const RECENT_MAX: usize = 8;
+    pub const RUNS_MAX: usize = 20;
+
+    pub fn remember_run(&mut self, out: PathBuf) {
+        self.train_runs.retain(|p| p != &out);
+        self.train_runs.push(out);
+        let n = self.train_runs.len();
+        if n > Self::RUNS_MAX {
+            self.train_runs.drain(..n - Self::RUNS_MAX);
+        }
+    }
 
     pub fn remember_model(&mut self, path: PathBuf) {
         self.recent_models.retain(|p| p != &path);

@@ -1,0 +1,408 @@
+//! The Train view: the launcher form with the s1 preset (a tooltip per field), Start / Stop /
+//! Resume, live charts of loss (raw and smoothed), learning rate, gradient norm and tokens/s with
+//! the ETA, the run history with loss curves overlaid, and "Chat with this checkpoint".
+
+use eframe::egui::{self, RichText};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use super::app::{Command, StudioApp};
+use super::train_state::{TrainPath, TrainStatus};
+use crate::train::TrainSettings;
+
+pub fn train_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    app.load_history();
+    egui::Panel::left("train-form")
+        .resizable(true)
+        .default_size(360.0)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| form_ui(app, ui));
+        });
+    egui::CentralPanel::default().show(ui, |ui| {
+        egui::ScrollArea::vertical().show(ui, |ui| run_ui(app, ui));
+    });
+}
+
+fn path_row(app: &mut StudioApp, ui: &mut egui::Ui, label: &str, tip: &str, which: TrainPath) {
+    let current = match which {
+        TrainPath::Model => &app.settings.train.model,
+        TrainPath::Data => &app.settings.train.data,
+        TrainPath::Out => &app.settings.train.out,
+    };
+    let mut text = current.display().to_string();
+    let l = ui.label(label).on_hover_text(tip);
+    ui.horizontal(|ui| {
+        let r = ui
+            .add(egui::TextEdit::singleline(&mut text).desired_width(250.0))
+            .labelled_by(l.id)
+            .on_hover_text(tip);
+        if r.changed() {
+            app.command(Command::SetTrainPath(which, text.clone().into()));
+        }
+        if ui
+            .button("Choose…")
+            .on_hover_text(format!("Pick the {}", label.to_lowercase()))
+            .clicked()
+        {
+            app.command(Command::PickTrainPath(which));
+        }
+    });
+}
+
+fn number<T: egui::emath::Numeric>(
+    ui: &mut egui::Ui,
+    label: &str,
+    tip: &str,
+    v: &mut T,
+    speed: f64,
+    range: std::ops::RangeInclusive<T>,
+) {
+    let l = ui.label(label).on_hover_text(tip);
+    ui.add(egui::DragValue::new(v).speed(speed).range(range))
+        .labelled_by(l.id)
+        .on_hover_text(tip);
+    ui.end_row();
+}
+
+fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    ui.heading("Fine-tune");
+    ui.weak("Supervised fine-tuning with the s1 recipe: the loss covers the assistant's thinking and answer only.");
+    ui.add_space(6.0);
+    path_row(
+        app,
+        ui,
+        "Base model",
+        "A Hugging Face folder: config.json, model.safetensors, tokenizer.json (e.g. Qwen2.5-0.5B-Instruct)",
+        TrainPath::Model,
+    );
+    path_row(
+        app,
+        ui,
+        "Training data",
+        "Rows in the s1K schema (question, thinking_trajectories, attempt) or s1K-1.1's columns, as .jsonl or .json",
+        TrainPath::Data,
+    );
+    path_row(
+        app,
+        ui,
+        "Output folder",
+        "checkpoint-N folders (Hugging Face layout) and trainer_log.jsonl go here",
+        TrainPath::Out,
+    );
+    ui.add_space(6.0);
+    let running = app.train.is_running();
+    let s = &mut app.settings.train;
+    ui.add_enabled_ui(!running, |ui| {
+        egui::Grid::new("train-hyper")
+            .num_columns(2)
+            .spacing([12.0, 4.0])
+            .show(ui, |ui| {
+                number(
+                    ui,
+                    "Epochs",
+                    "Passes over the data (s1: 5)",
+                    &mut s.epochs,
+                    0.1,
+                    1..=1000,
+                );
+                let l = ui
+                    .label("Learning rate")
+                    .on_hover_text("Peak learning rate after warmup (s1: 1e-5)");
+                ui.add(
+                    egui::DragValue::new(&mut s.lr)
+                        .speed(1e-6)
+                        .range(1e-8..=1.0)
+                        .custom_formatter(|v, _| format!("{v:.2e}")),
+                )
+                .labelled_by(l.id);
+                ui.end_row();
+                number(
+                    ui,
+                    "Warmup ratio",
+                    "Share of the steps with a linear warmup, then cosine decay to 0 (s1: 0.05)",
+                    &mut s.warmup_ratio,
+                    0.005,
+                    0.0..=0.99,
+                );
+                number(
+                    ui,
+                    "Weight decay",
+                    "AdamW decoupled weight decay; not on biases and norms (s1: 1e-4)",
+                    &mut s.adam.weight_decay,
+                    1e-5,
+                    0.0..=1.0,
+                );
+                number(
+                    ui,
+                    "Beta 1",
+                    "AdamW first-moment decay (s1: 0.9)",
+                    &mut s.adam.beta1,
+                    0.001,
+                    0.0..=0.999,
+                );
+                number(
+                    ui,
+                    "Beta 2",
+                    "AdamW second-moment decay (s1: 0.95)",
+                    &mut s.adam.beta2,
+                    0.001,
+                    0.0..=0.9999,
+                );
+                number(
+                    ui,
+                    "Batch",
+                    "Rows per micro-batch (s1: 1 per GPU)",
+                    &mut s.batch,
+                    0.1,
+                    1..=512,
+                );
+                number(
+                    ui,
+                    "Grad accumulation",
+                    "Micro-batches per optimizer step; global batch = batch x this (s1: 16)",
+                    &mut s.grad_accum,
+                    0.1,
+                    1..=4096,
+                );
+                number(
+                    ui,
+                    "Block size",
+                    "Tokens per example; longer ones are truncated with a warning (s1: 32,768; s1.1: 20,000)",
+                    &mut s.block_size,
+                    16.0,
+                    2..=1 << 20,
+                );
+                number(
+                    ui,
+                    "Max grad norm",
+                    "Gradient-norm clipping; 0 turns it off (s1: 1.0)",
+                    &mut s.max_grad_norm,
+                    0.01,
+                    0.0..=1e6,
+                );
+                number(
+                    ui,
+                    "Seed",
+                    "Shuffling order of the examples",
+                    &mut s.seed,
+                    1.0,
+                    0..=u64::MAX,
+                );
+                number(
+                    ui,
+                    "Save every",
+                    "Also save a checkpoint every N steps (0: at each epoch's end only)",
+                    &mut s.save_every,
+                    1.0,
+                    0..=1 << 30,
+                );
+            });
+        ui.checkbox(&mut s.gradient_checkpointing, "Gradient checkpointing")
+            .on_hover_text(
+            "Keep only each layer's input and run the layer again in the backward pass: less memory, ~30% more compute",
+        );
+        egui::ComboBox::from_label("Device")
+            .selected_text(s.device.clone())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.device, "cpu".to_string(), "cpu");
+                if cfg!(feature = "cuda") {
+                    ui.selectable_value(&mut s.device, "cuda".to_string(), "cuda");
+                }
+            })
+            .response
+            .on_hover_text("Where the model trains (CUDA when this build has it)");
+        ui.label(format!("Global batch: {}", s.global_batch()));
+        if ui
+            .button("Reset to the s1 preset")
+            .on_hover_text("Every value as in simplescaling/s1's train/sft.sh")
+            .clicked()
+        {
+            let keep = (s.model.clone(), s.data.clone(), s.out.clone());
+            *s = TrainSettings::s1(keep.0, keep.1, keep.2);
+        }
+    });
+    ui.separator();
+    ui.horizontal(|ui| {
+        if running {
+            if ui
+                .button("Stop")
+                .on_hover_text("Stop after the current micro-batch; the last checkpoint stays")
+                .clicked()
+            {
+                app.command(Command::StopTraining);
+            }
+        } else {
+            if ui
+                .button("Start")
+                .on_hover_text("Start a new run in the output folder")
+                .clicked()
+            {
+                app.command(Command::StartTraining { resume: false });
+            }
+            if ui
+                .button("Resume")
+                .on_hover_text("Continue from the newest checkpoint in the output folder")
+                .clicked()
+            {
+                app.command(Command::StartTraining { resume: true });
+            }
+        }
+    });
+}
+
+/// Exponential moving average of the loss (smoothing 0.9, bias-corrected like TensorBoard's).
+fn smoothed(points: &[[f64; 2]]) -> Vec<[f64; 2]> {
+    let mut ema = 0.0;
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            ema = 0.9 * ema + 0.1 * p[1];
+            [p[0], ema / (1.0 - 0.9f64.powi(i as i32 + 1))]
+        })
+        .collect()
+}
+
+fn eta(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn run_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let t = &app.train;
+    match &t.status {
+        TrainStatus::Idle => {
+            ui.heading("No run yet");
+            ui.label(
+                "Choose a base model (a Hugging Face folder), the training data and an output folder, then Start.",
+            );
+            ui.weak("The same run from a terminal: s1-studio train --model DIR --data FILE --out DIR");
+        }
+        TrainStatus::Running => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.heading("Training");
+            });
+        }
+        TrainStatus::Done { checkpoint } => {
+            ui.heading("Done");
+            ui.label(format!("Final checkpoint: {}", checkpoint.display()));
+        }
+        TrainStatus::Stopped { checkpoint, step } => {
+            ui.heading(format!("Stopped at step {step}"));
+            match checkpoint {
+                Some(c) => ui.label(format!("Resume continues from {}", c.display())),
+                None => ui.label("No checkpoint was written yet."),
+            };
+        }
+        TrainStatus::Failed(e) => {
+            ui.heading("The run failed");
+            ui.colored_label(ui.visuals().error_fg_color, e.as_str());
+        }
+    }
+    if let Some(r) = t.records.last() {
+        ui.label(
+            RichText::new(format!(
+                "step {}/{} · epoch {:.2} · loss {:.4} · lr {:.2e} · grad norm {:.3} · {:.0} tokens/s · ETA {}",
+                r.step,
+                r.total_steps,
+                r.epoch,
+                r.loss,
+                r.lr,
+                r.grad_norm,
+                r.tokens_per_s,
+                eta(r.remaining)
+            ))
+            .monospace(),
+        );
+        ui.add(egui::ProgressBar::new(r.step as f32 / r.total_steps.max(1) as f32).desired_width(400.0));
+    } else if t.is_running() {
+        ui.label(if t.total_steps > 0 {
+            format!(
+                "{} examples, {} steps: the first step is running…",
+                t.examples, t.total_steps
+            )
+        } else {
+            "Loading the model and rendering the data…".to_string()
+        });
+    }
+    for w in &t.warnings {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {w}"));
+    }
+    if let Some(c) = t.last_checkpoint.clone() {
+        if ui
+            .button("Chat with this checkpoint")
+            .on_hover_text(format!("Open {} in the Chat view", c.display()))
+            .clicked()
+        {
+            app.command(Command::ChatWithCheckpoint(c));
+        }
+    }
+    ui.add_space(6.0);
+    let series = |f: &dyn Fn(&crate::train::StepRecord) -> f64| -> Vec<[f64; 2]> {
+        app.train.records.iter().map(|r| [r.step as f64, f(r)]).collect()
+    };
+    let loss = series(&|r| r.loss);
+    let lr = series(&|r| r.lr);
+    let gn = series(&|r| r.grad_norm);
+    let tps = series(&|r| r.tokens_per_s);
+    let h = 180.0;
+    ui.strong("Loss");
+    Plot::new("train-loss")
+        .height(h)
+        .legend(Legend::default())
+        .show(ui, |p| {
+            p.line(Line::new("loss", PlotPoints::from(loss.clone())));
+            p.line(Line::new("smoothed", PlotPoints::from(smoothed(&loss))));
+            for run in app.train.history.iter().filter(|r| r.shown) {
+                let name = run
+                    .out
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                p.line(Line::new(format!("past: {name}"), PlotPoints::from(run.losses.clone())));
+            }
+        });
+    ui.columns(3, |cols| {
+        for (ui, (title, pts)) in cols
+            .iter_mut()
+            .zip([("Learning rate", lr), ("Gradient norm", gn), ("Tokens/s", tps)])
+        {
+            ui.strong(title);
+            Plot::new(format!("train-{title}")).height(140.0).show(ui, |p| {
+                p.line(Line::new(title, PlotPoints::from(pts)));
+            });
+        }
+    });
+    ui.add_space(6.0);
+    egui::CollapsingHeader::new(format!("Run history ({})", app.train.history.len()))
+        .default_open(false)
+        .show(ui, |ui| {
+            if app.train.history.is_empty() {
+                ui.weak("Runs started here are listed with their loss curves.");
+            }
+            let mut chat = None;
+            for run in app.train.history.iter_mut() {
+                ui.horizontal(|ui| {
+                    let last = run
+                        .losses
+                        .last()
+                        .map(|l| format!("{} steps, last loss {:.4}", l[0], l[1]))
+                        .unwrap_or_default();
+                    ui.checkbox(&mut run.shown, format!("{} ({last})", run.out.display()))
+                        .on_hover_text("Overlay this run's loss curve");
+                    if let Some((_, dir)) = crate::train::checkpoint::latest_checkpoint(&run.out) {
+                        if ui
+                            .small_button("Chat")
+                            .on_hover_text(format!("Open {}", dir.display()))
+                            .clicked()
+                        {
+                            chat = Some(dir);
+                        }
+                    }
+                });
+            }
+            if let Some(c) = chat {
+                app.command(Command::ChatWithCheckpoint(c));
+            }
+        });
+}
