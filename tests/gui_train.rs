@@ -44,7 +44,8 @@ fn settings(epochs: usize) -> Settings {
 fn type_path(h: &mut egui_kittest::Harness<'static, s1_studio::ui::StudioApp>, label: &str, p: &Path) {
     h.get_by_role_and_label(Role::TextInput, label).focus();
     h.run();
-    h.get_by_role_and_label(Role::TextInput, label).type_text(&p.display().to_string());
+    h.get_by_role_and_label(Role::TextInput, label)
+        .type_text(&p.display().to_string());
     h.run();
 }
 
@@ -73,7 +74,9 @@ fn a_short_run_from_the_view_then_chat_with_its_checkpoint() {
         |a| !a.train.is_running(),
     );
     let t = &h.state().train;
-    let TrainStatus::Done { checkpoint } = t.status.clone() else { panic!("{:?}", t.status) };
+    let TrainStatus::Done { checkpoint } = t.status.clone() else {
+        panic!("{:?}", t.status)
+    };
     assert!(saw_running_chart, "no step arrived while the run was going");
     // 8 rows, global batch 4, 2 epochs.
     assert_eq!(t.records.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
@@ -82,7 +85,12 @@ fn a_short_run_from_the_view_then_chat_with_its_checkpoint() {
     // The history lists the run; the checkpoint opens in the Chat view.
     assert_eq!(h.state().train.history.len(), 1);
     h.get_by_label("Chat with this checkpoint").click();
-    step_until(&mut h, Duration::from_secs(60), |_| {}, |a| matches!(a.model, ModelStatus::Loaded(_) | ModelStatus::Failed { .. }));
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| matches!(a.model, ModelStatus::Loaded(_) | ModelStatus::Failed { .. }),
+    );
     assert_eq!(h.state().settings.view, View::Chat);
     match &h.state().model {
         ModelStatus::Loaded(info) => assert_eq!(info.path, checkpoint),
@@ -102,14 +110,22 @@ fn stop_ends_a_run_and_a_bad_form_says_what_is_missing() {
     // Nothing chosen yet: a clear message, no run.
     h.get_by_label("Start").click();
     h.run();
-    assert_eq!(h.state().train.status, TrainStatus::Failed("choose the base model first".into()));
+    assert_eq!(
+        h.state().train.status,
+        TrainStatus::Failed("choose the base model first".into())
+    );
     s.train.model = d.join("model");
     s.train.data = d.join("rows.jsonl");
     s.train.out = d.join("out");
     h.state_mut().settings = s;
     h.run();
     h.get_by_label("Start").click();
-    step_until(&mut h, Duration::from_secs(120), |_| {}, |a| !a.train.records.is_empty());
+    step_until(
+        &mut h,
+        Duration::from_secs(120),
+        |_| {},
+        |a| !a.train.records.is_empty(),
+    );
     h.get_by_label("Stop").click();
     step_until(&mut h, Duration::from_secs(120), |_| {}, |a| !a.train.is_running());
     match &h.state().train.status {

@@ -5,6 +5,7 @@ mod bench_train;
 mod device;
 mod generate;
 mod init_model;
+mod merge_lora;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ pub enum Command {
     Generate(generate::GenerateArgs),
     /// Fine-tune a model on s1K-format rows (the s1 recipe)
     Train(train::TrainArgs),
+    /// Fold a LoRA adapter (peft layout) into its base model
+    MergeLora(merge_lora::MergeLoraArgs),
     /// Write a randomly initialised Hugging Face model folder
     InitModel(init_model::InitModelArgs),
     /// Benchmarks against named baselines
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Generate(args)) => generate::run(args),
         Some(Command::InitModel(args)) => init_model::run(args),
         Some(Command::Train(args)) => train::run(args),
+        Some(Command::MergeLora(args)) => merge_lora::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,

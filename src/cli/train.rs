@@ -66,6 +66,15 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in --out (weights, optimizer state, step)
     #[arg(long)]
     resume: bool,
+    /// Train LoRA adapters of this rank instead of every weight (saved in peft's layout)
+    #[arg(long)]
+    lora_rank: Option<usize>,
+    /// LoRA alpha (default: 2 x rank); the update is scaled by alpha / rank
+    #[arg(long)]
+    lora_alpha: Option<f64>,
+    /// Modules that get adapters, comma-separated (default: all seven linear layers of a block)
+    #[arg(long, value_delimiter = ',')]
+    lora_targets: Option<Vec<String>>,
     /// cpu or cuda[:N]
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -95,6 +104,18 @@ pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
     set!(save_every = a.save_every);
     set!(save_total_limit = a.save_total_limit);
     s.gradient_checkpointing = a.gradient_checkpointing;
+    if let Some(r) = a.lora_rank {
+        let mut l = crate::train::LoraSettings::new(r);
+        if let Some(alpha) = a.lora_alpha {
+            l.alpha = alpha;
+        }
+        if let Some(t) = &a.lora_targets {
+            l.target_modules = t.clone();
+        }
+        s.lora = Some(l);
+    } else if a.lora_alpha.is_some() || a.lora_targets.is_some() {
+        bail!("--lora-alpha and --lora-targets need --lora-rank");
+    }
     s.resume = a.resume;
     s.device = a.device.clone();
     s.validate().map_err(anyhow::Error::msg)?;

@@ -64,7 +64,13 @@ unsafe impl Sync for OutPtr {}
 impl Decoder {
     /// Whether `forward` may run this call through [`Decoder::step_cpu`].
     pub(super) fn can_step_cpu(&self, b: usize, t: usize, cache: &KvCache) -> bool {
-        self.device.is_cpu() && self.dtype == DType::F32 && !self.differentiable && b == 1 && t <= 8 && cache.is_host()
+        self.device.is_cpu()
+            && self.dtype == DType::F32
+            && !self.differentiable
+            && !self.has_lora()
+            && b == 1
+            && t <= 8
+            && cache.is_host()
     }
 
     /// Feeds one token at the cache's end and returns the final hidden state (before the norm).

@@ -41,6 +41,8 @@ impl Path {
 pub struct Linear {
     pub(super) weight: Weight,
     pub(super) bias: Option<Tensor>,
+    /// A low-rank adapter being trained: `y += scale * (x A^T) B^T` (see lora.rs).
+    pub(super) lora: Option<super::lora::Lora>,
 }
 
 impl Linear {
@@ -51,10 +53,22 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        Ok(Self {
+            weight,
+            bias,
+            lora: None,
+        })
     }
 
     pub fn forward(&self, x: &Tensor, fast: bool) -> candle_core::Result<Tensor> {
+        if let Some(l) = &self.lora {
+            let base = Linear {
+                weight: self.weight.clone(),
+                bias: self.bias.clone(),
+                lora: None,
+            };
+            return base.forward(x, false)? + l.forward_composed(x)?;
+        }
         if fast {
             if let Some(mut ys) = Self::forward_cpu_kernel(&[self], x)? {
                 return Ok(ys.remove(0));
@@ -81,7 +95,7 @@ impl Linear {
 
     /// Several layers that read the same input (q/k/v, gate/up), in one pass when they can.
     fn forward_group(lins: &[&Linear], x: &Tensor, fast: bool) -> candle_core::Result<Vec<Tensor>> {
-        if fast {
+        if fast && lins.iter().all(|l| l.lora.is_none()) {
             if let Some(ys) = Self::forward_cpu_kernel(lins, x)? {
                 return Ok(ys);
             }
@@ -389,9 +403,13 @@ impl Attention {
 impl Linear {
     /// The fused CPU training linear (dense f32 weights).
     fn forward_train(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        match &self.weight {
-            Weight::Dense(w) => super::grad_linear::linear(x, w, self.bias.as_ref()),
+        let y = match &self.weight {
+            Weight::Dense(w) => super::grad_linear::linear(x, w, self.bias.as_ref())?,
             _ => candle_core::bail!("training needs dense weights"),
+        };
+        match &self.lora {
+            Some(l) => y + l.forward_fused(x)?,
+            None => Ok(y),
         }
     }
 }
@@ -519,6 +537,7 @@ impl Decoder {
             Linear {
                 weight: weights.matrix("model.embed_tokens.weight", cfg.vocab_size, h)?,
                 bias: None,
+                lora: None,
             }
         } else {
             Linear::load(weights, "lm_head", cfg.vocab_size, h, false)?

@@ -89,7 +89,9 @@ pub fn load_model_with_progress(
             stage: format!("loading layer {done} of {total}"),
         })
     };
-    if path.is_dir() {
+    if path.is_dir() && path.join("adapter_config.json").exists() && !path.join("config.json").exists() {
+        load_adapter_folder(path, opts, &mut layers)
+    } else if path.is_dir() {
         load_hf_folder(path, opts, &mut layers)
     } else {
         load_gguf(path, opts, &mut layers)
@@ -138,6 +140,53 @@ fn load_hf_folder(folder: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usiz
         path: folder.to_path_buf(),
         format: ModelFormat::HfFolder,
     })
+}
+
+/// Where an adapter's base model is: `base_model_name_or_path`, relative to the adapter folder
+/// when it is a relative path that exists there.
+pub fn adapter_base(adapter: &Path) -> Result<std::path::PathBuf> {
+    let cfg = super::lora::LoraConfig::read(adapter)?;
+    let conf = adapter.join("adapter_config.json");
+    let Some(base) = cfg.base_model_name_or_path.filter(|b| !b.is_empty()) else {
+        return Err(ModelError::bad(
+            &conf,
+            "no base_model_name_or_path: give the base model folder",
+        ));
+    };
+    let rel = adapter.join(&base);
+    let p = if rel.join("config.json").exists() {
+        rel
+    } else {
+        base.clone().into()
+    };
+    if !p.join("config.json").exists() {
+        return Err(ModelError::MissingFile {
+            path: p,
+            hint: format!(
+                " (the base model named in {}; it must be a local Hugging Face folder)",
+                conf.display()
+            ),
+        });
+    }
+    Ok(p)
+}
+
+/// A peft LoRA adapter folder: its base model, with the adapter merged into the weights.
+fn load_adapter_folder(dir: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usize, usize)) -> Result<LoadedModel> {
+    let base = adapter_base(dir)?;
+    let mut m = load_hf_folder(&base, opts, layers)?;
+    m.decoder.load_lora(dir)?;
+    m.decoder.merge_lora()?;
+    m.path = dir.to_path_buf();
+    Ok(m)
+}
+
+/// A base model with a peft adapter merged in (the adapter's own base path is not consulted).
+pub fn load_model_with_adapter(base: &Path, adapter: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
+    let mut m = load_hf_folder(base, opts, &mut |_, _| {})?;
+    m.decoder.load_lora(adapter)?;
+    m.decoder.merge_lora()?;
+    Ok(m)
 }
 
 fn load_gguf(path: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usize, usize)) -> Result<LoadedModel> {

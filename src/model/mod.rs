@@ -14,6 +14,7 @@ pub mod grad_linear;
 pub mod grad_ops;
 pub mod init;
 pub mod kv_cache;
+pub mod lora;
 mod params;
 pub mod tokenizer;
 pub mod weights;
@@ -25,5 +26,7 @@ pub use kv_cache::KvCache;
 pub mod loader;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
-pub use loader::{load_model, load_model_with_progress, LoadOptions, LoadProgress, LoadedModel, ModelFormat};
+pub use loader::{
+    load_model, load_model_with_adapter, load_model_with_progress, LoadOptions, LoadProgress, LoadedModel, ModelFormat,
+};
 pub use tokenizer::TextTokenizer;

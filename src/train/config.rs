@@ -46,6 +46,17 @@ pub struct TrainSettings {
     pub resume: bool,
 }
 
+impl LoraSettings {
+    /// Rank `rank`, alpha `2 * rank`, on every linear layer of the blocks.
+    pub fn new(rank: usize) -> Self {
+        Self {
+            rank,
+            alpha: 2.0 * rank as f64,
+            target_modules: crate::model::lora::MODULES.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+}
+
 impl Default for TrainSettings {
     /// The s1 preset with no paths chosen yet.
     fn default() -> Self {
@@ -111,6 +122,16 @@ impl TrainSettings {
             }
             if l.target_modules.is_empty() {
                 bad.push("LoRA needs at least one target module".into());
+            }
+            if let Some(m) = l
+                .target_modules
+                .iter()
+                .find(|m| !crate::model::lora::MODULES.contains(&m.as_str()))
+            {
+                bad.push(format!(
+                    "unknown LoRA target module `{m}` (use {})",
+                    crate::model::lora::MODULES.join(", ")
+                ));
             }
         }
         if bad.is_empty() {

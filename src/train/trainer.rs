@@ -15,6 +15,7 @@ use super::data::{self, Example, MicroBatch, Renderer};
 use super::optim::{self, AdamW};
 use super::step::accumulate_micro_batch;
 use crate::jobs::CancelToken;
+use crate::model::lora::LoraConfig;
 use crate::model::{load_model, Decoder, LoadOptions, ModelFormat};
 
 /// One optimizer step, as written to trainer_log.jsonl.
@@ -130,6 +131,9 @@ fn fingerprint(examples: &[Example], s: &TrainSettings) -> String {
         (e.loss_start, e.loss_end).hash(&mut h);
     }
     (s.epochs, s.batch, s.grad_accum, s.block_size, s.seed).hash(&mut h);
+    if let Some(l) = &s.lora {
+        (l.rank, &l.target_modules, l.alpha.to_bits()).hash(&mut h);
+    }
     s.lr.to_bits().hash(&mut h);
     format!("{:016x}", h.finish())
 }
@@ -164,7 +168,12 @@ fn run_inner(
         None
     };
     let base = settings.model.clone();
-    let weights_from = resume.as_ref().map(|(_, d)| d.clone()).unwrap_or_else(|| base.clone());
+    // Full fine-tuning resumes from the checkpoint's weights; LoRA from the base plus the
+    // checkpoint's adapter.
+    let weights_from = match (&resume, &settings.lora) {
+        (Some((_, d)), None) => d.clone(),
+        _ => base.clone(),
+    };
     let opts = LoadOptions {
         device: dev.clone(),
         dtype: Some(DType::F32),
@@ -205,7 +214,29 @@ fn run_inner(
 
     let mut dec = model.decoder;
     let parameters = dec.config().num_parameters();
-    let named = dec.make_trainable()?;
+    let lora_cfg = settings.lora.as_ref().map(|l| LoraConfig {
+        r: l.rank,
+        lora_alpha: l.alpha,
+        target_modules: l.target_modules.clone(),
+        use_rslora: false,
+        base_model_name_or_path: Some(std::path::absolute(&base).unwrap_or(base.clone()).display().to_string()),
+    });
+    let named = match &lora_cfg {
+        None => dec.make_trainable()?,
+        Some(cfg) => {
+            let init = match &resume {
+                Some((_, dir)) => {
+                    let p = dir.join("adapter_model.safetensors");
+                    Some(
+                        candle_core::safetensors::load(&p, &Device::Cpu)
+                            .map_err(|e| TrainError::Resume(format!("{}: {e}", p.display())))?,
+                    )
+                }
+                None => None,
+            };
+            dec.add_lora(cfg, settings.seed, init.as_ref())?
+        }
+    };
     let names: Vec<String> = named.iter().map(|(n, _)| n.clone()).collect();
     let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
     let trainable = vars.iter().map(|v| v.elem_count()).sum();
@@ -305,7 +336,7 @@ fn run_inner(
                 seed: settings.seed,
                 fingerprint: fp.clone(),
             };
-            save_checkpoint(&dir, &base, &mut dec, &names, &opt, &state, settings)?;
+            save_checkpoint(&dir, &base, &mut dec, &names, &opt, &state, settings, lora_cfg.as_ref())?;
             checkpoint::prune(&settings.out, settings.save_total_limit);
             emit(TrainEvent::Checkpoint {
                 step: step + 1,
@@ -346,6 +377,7 @@ fn open_log(path: &Path, keep_steps: usize) -> Result<std::fs::File, TrainError>
     std::fs::OpenOptions::new().append(true).open(path).map_err(io)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
     dir: &Path,
     base: &Path,
@@ -354,16 +386,36 @@ fn save_checkpoint(
     opt: &AdamW,
     state: &TrainerState,
     settings: &TrainSettings,
+    lora: Option<&LoraConfig>,
 ) -> Result<(), TrainError> {
+    let state_json = serde_json::to_vec_pretty(state).unwrap_or_default();
+    let settings_json = serde_json::to_vec_pretty(settings).unwrap_or_default();
+    let opt_state = opt.state_tensors()?;
+    if let Some(cfg) = lora {
+        // peft's layout: adapter_config.json + adapter_model.safetensors.
+        let tensors = dec.lora_tensors()?;
+        let conf = serde_json::to_vec_pretty(&cfg.to_peft_json()).unwrap_or_default();
+        checkpoint::write_model_folder(
+            dir,
+            base,
+            "adapter_model.safetensors",
+            &tensors,
+            false,
+            &[
+                ("adapter_config.json", conf),
+                ("trainer_state.json", state_json),
+                ("training_settings.json", settings_json),
+            ],
+            Some(("optimizer.safetensors", &opt_state)),
+        )?;
+        return Ok(());
+    }
     let params: HashMap<String, Tensor> = dec
         .parameters()?
         .into_iter()
         .filter(|(n, _)| names.contains(n))
         .map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<candle_core::Result<_>>()?;
-    let state_json = serde_json::to_vec_pretty(state).unwrap_or_default();
-    let settings_json = serde_json::to_vec_pretty(settings).unwrap_or_default();
-    let opt_state = opt.state_tensors()?;
     checkpoint::write_model_folder(
         dir,
         base,

@@ -196,6 +196,52 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     0..=1 << 30,
                 );
             });
+        let mut lora_on = s.lora.is_some();
+        if ui
+            .checkbox(&mut lora_on, "LoRA adapters")
+            .on_hover_text("Train low-rank adapters on a frozen base instead of every weight; saved in peft's layout")
+            .changed()
+        {
+            s.lora = lora_on.then(|| crate::train::LoraSettings::new(16));
+        }
+        if let Some(l) = s.lora.as_mut() {
+            egui::Grid::new("train-lora")
+                .num_columns(2)
+                .spacing([12.0, 4.0])
+                .show(ui, |ui| {
+                    number(
+                        ui,
+                        "LoRA rank",
+                        "Rank r of each adapter (A is r x in, B is out x r)",
+                        &mut l.rank,
+                        0.2,
+                        1..=1024,
+                    );
+                    number(
+                        ui,
+                        "LoRA alpha",
+                        "The update is scaled by alpha / rank",
+                        &mut l.alpha,
+                        0.5,
+                        0.0..=1e4,
+                    );
+                });
+            ui.horizontal_wrapped(|ui| {
+                for m in crate::model::lora::MODULES {
+                    let mut on = l.target_modules.iter().any(|t| t == m);
+                    if ui
+                        .checkbox(&mut on, *m)
+                        .on_hover_text(format!("Adapters on every {m}"))
+                        .changed()
+                    {
+                        l.target_modules.retain(|t| t != m);
+                        if on {
+                            l.target_modules.push(m.to_string());
+                        }
+                    }
+                }
+            });
+        }
         ui.checkbox(&mut s.gradient_checkpointing, "Gradient checkpointing")
             .on_hover_text(
             "Keep only each layer's input and run the layer again in the backward pass: less memory, ~30% more compute",
