@@ -221,3 +221,100 @@ fn lora_run_saves_a_peft_adapter_that_the_engine_loads_and_resumes() {
         assert!((a - b).abs() <= 1e-6 * b.abs(), "step {step}: {a} vs {b}");
     }
 }
+
+/// Recipe item 10: train until the loss is small, then the engine's generate (with s1's think /
+/// answer delimiters) reproduces the training answers.
+#[test]
+fn after_training_generate_reproduces_training_answers_in_the_think_answer_format() {
+    use s1_studio::generate::{chat, GenerateParams, MaxThinking, SamplingParams};
+    use s1_studio::model::init::{init_model, InitSpec, TemplateChoice};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spec = InitSpec {
+        arch: s1_studio::model::Arch::Qwen2,
+        hidden: 64,
+        layers: 2,
+        heads: 4,
+        kv_heads: 2,
+        intermediate: 128,
+        vocab: None,
+        // An untied head: more room to memorise in a model this small.
+        tie_embeddings: false,
+        max_position_embeddings: 256,
+        rope_theta: 1e6,
+        seed: 0,
+    };
+    init_model(
+        &spec,
+        &common::qwen_tokenizer(),
+        &TemplateChoice::Qwen25,
+        &d.join("model"),
+    )
+    .unwrap();
+    let words = [
+        "apple", "river", "stone", "cloud", "maple", "tiger", "piano", "lemon", "ocean", "eagle", "candle", "forest",
+        "violet", "rocket", "silver", "garden", "planet", "spider", "winter", "island", "copper", "falcon", "meadow",
+        "rabbit",
+    ];
+    let spelled = |w: &str| w.chars().map(|c| c.to_string()).collect::<Vec<_>>().join(" ");
+    let text: String = words
+        .iter()
+        .map(|w| {
+            let row = serde_json::json!({
+                "question": format!("Spell the word {w}."),
+                "thinking_trajectories": [format!("The word is {w}."), format!("{}.", spelled(w))],
+                "attempt": spelled(w).to_uppercase(),
+            });
+            format!("{row}\n")
+        })
+        .collect();
+    std::fs::write(d.join("rows.jsonl"), text).unwrap();
+    let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join("out"));
+    s.epochs = 60;
+    s.lr = 1e-2;
+    s.warmup_ratio = 0.02;
+    s.batch = 8;
+    s.grad_accum = 1;
+    s.block_size = 128;
+    s.save_total_limit = 1;
+    let mut last = f64::NAN;
+    let out = run(&s, &CancelToken::new(), &mut |e| {
+        if let TrainEvent::Step(r) = e {
+            last = r.loss;
+        }
+    });
+    let TrainOutcome::Done { final_checkpoint, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert!(last < 0.3, "the loss is still {last}");
+    let m = load_model(&final_checkpoint, &LoadOptions::default()).unwrap();
+    let params = GenerateParams {
+        sampling: SamplingParams::default(),
+        budget: s1_studio::generate::BudgetConfig {
+            max_thinking: MaxThinking::Tokens(40),
+            ..Default::default()
+        },
+        max_new_tokens: Some(80),
+    };
+    let mut right = Vec::new();
+    for w in words {
+        let msg = [s1_studio::model::ChatMessage::new(
+            "user",
+            format!("Spell the word {w}."),
+        )];
+        let g = chat(&m, &msg, &params, &CancelToken::new(), &mut |_| {}).unwrap();
+        assert!(g.thinking.contains("The word is"), "{w}: thinking {:?}", g.thinking);
+        if g.answer.trim() == format!("Answer: {}", spelled(w).to_uppercase()) {
+            right.push(w);
+        }
+    }
+    eprintln!(
+        "final loss {last:.3}; exact training answers for {} of {}: {right:?}",
+        right.len(),
+        words.len()
+    );
+    assert!(
+        right.len() * 4 >= words.len(),
+        "only {right:?} reproduced their training answer"
+    );
+}
