@@ -210,7 +210,7 @@ fn settings_survive_a_restart() {
     let mut h = harness(app(restored));
     h.run();
     // The Train view is open again; back in Chat, the controls show the saved values.
-    h.get_by_label("Training is not built yet");
+    h.get_by_label("Fine-tune");
     h.get_by_label("Chat").click();
     h.run();
     assert_eq!(

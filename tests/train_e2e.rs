@@ -167,6 +167,29 @@ fn bad_inputs_fail_with_the_file_named() {
         panic!()
     };
     assert!(e.contains("nope"), "{e}");
+    // An empty dataset, a block size smaller than every prompt, a folder without weights.
+    std::fs::write(d.join("rows.jsonl"), "\n").unwrap();
+    let TrainOutcome::Failed(e) = run(&settings(d, "o"), &CancelToken::new(), &mut |_| {}) else {
+        panic!()
+    };
+    assert!(e.contains("rows.jsonl") && e.contains("no rows"), "{e}");
+    rows(&d.join("rows.jsonl"), 4);
+    let mut s = settings(d, "o");
+    s.block_size = 8;
+    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else {
+        panic!()
+    };
+    assert!(e.contains("block size of 8") && e.contains("--block-size"), "{e}");
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    for f in ["config.json", "tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(d.join("model").join(f), d.join("empty").join(f)).unwrap();
+    }
+    let mut s = settings(d, "o");
+    s.model = d.join("empty");
+    let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else {
+        panic!()
+    };
+    assert!(e.contains("empty") && e.contains("safetensors"), "{e}");
     let mut s = settings(d, "o");
     s.grad_accum = 0;
     let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else {

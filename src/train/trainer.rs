@@ -143,7 +143,7 @@ fn fingerprint(examples: &[Example], s: &TrainSettings) -> String {
 pub fn run(settings: &TrainSettings, cancel: &CancelToken, emit: &mut dyn FnMut(TrainEvent)) -> TrainOutcome {
     let outcome = match run_inner(settings, cancel, emit) {
         Ok(o) => o,
-        Err(e) => TrainOutcome::Failed(e.to_string()),
+        Err(e) => TrainOutcome::Failed(explain_oom(e).to_string()),
     };
     emit(TrainEvent::Finished(outcome.clone()));
     outcome
@@ -201,6 +201,15 @@ fn run_inner(
         )));
     }
     let no_loss = examples.iter().filter(|e| e.loss_end <= e.loss_start).count();
+    if no_loss == examples.len() {
+        let shortest = examples.iter().map(|e| e.loss_start).min().unwrap_or(0);
+        return Err(TrainError::Settings(format!(
+            "{}: the block size of {} tokens leaves no assistant token to train on in any example \
+             (the shortest prompt alone is {shortest} tokens); raise --block-size",
+            settings.data.display(),
+            settings.block_size
+        )));
+    }
     if no_loss > 0 {
         emit(TrainEvent::Warning(format!(
             "{no_loss} examples have no assistant tokens left after truncation and add nothing to the loss"
@@ -214,6 +223,9 @@ fn run_inner(
 
     let mut dec = model.decoder;
     let parameters = dec.config().num_parameters();
+    if dev.is_cpu() {
+        check_memory(parameters, settings)?;
+    }
     let lora_cfg = settings.lora.as_ref().map(|l| LoraConfig {
         r: l.rank,
         lora_alpha: l.alpha,
@@ -350,6 +362,47 @@ fn run_inner(
         final_checkpoint: last_checkpoint.unwrap_or_else(|| checkpoint::checkpoint_dir(&settings.out, total_steps)),
         steps: total_steps,
     })
+}
+
+/// Refuses a run whose weights, gradients and AdamW moments alone would not fit in the memory
+/// the system has available, naming what to lower.
+fn check_memory(parameters: usize, s: &TrainSettings) -> Result<(), TrainError> {
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    // f32 weights + gradients + two moments (full fine-tuning), or weights alone (LoRA).
+    let per_param = if s.lora.is_some() { 4 } else { 16 };
+    let need = parameters as u64 * per_param;
+    if need > available {
+        return Err(TrainError::Settings(format!(
+            "out of memory: {:.1} GB of weights, gradients and optimizer state for {:.1}M parameters, but {:.1} GB \
+             is available; use LoRA (--lora-rank 16) or a smaller model",
+            need as f64 / 1e9,
+            parameters as f64 / 1e6,
+            available as f64 / 1e9
+        )));
+    }
+    Ok(())
+}
+
+/// MemAvailable from /proc/meminfo (Linux), in bytes.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Adds what to lower to a device's out-of-memory error.
+fn explain_oom(e: TrainError) -> TrainError {
+    let text = e.to_string();
+    if text.to_lowercase().contains("out of memory") || text.contains("OUT_OF_MEMORY") {
+        return TrainError::Settings(format!(
+            "{text}: the device ran out of memory; lower --batch or --block-size, add --gradient-checkpointing, \
+             or train LoRA adapters (--lora-rank)"
+        ));
+    }
+    e
 }
 
 /// Opens trainer_log.jsonl: a fresh run truncates it; a resume keeps the steps up to the
