@@ -281,7 +281,6 @@ fn run_inner(
     let log_path = settings.out.join("trainer_log.jsonl");
     let mut log = open_log(&log_path, start_step)?;
     let started = Instant::now();
-    let mut tokens_done = 0usize;
     let mut last_checkpoint = resume.map(|(_, d)| d);
     let mut acc: Vec<Option<Tensor>> = vec![None; vars.len()];
     for (step, rows) in schedule.iter().enumerate().skip(start_step) {
@@ -315,7 +314,6 @@ fn run_inner(
         let lr = optim::lr_at(step, total_steps, settings.lr, settings.warmup_ratio);
         opt.apply(&grads, lr, optim::clip_scale(grad_norm, settings.max_grad_norm))?;
         let tokens: usize = micro.iter().map(|m| m.rows * m.seq).sum();
-        tokens_done += tokens;
         let elapsed = started.elapsed().as_secs_f64();
         let done = step + 1 - start_step;
         let record = StepRecord {
@@ -357,7 +355,6 @@ fn run_inner(
             last_checkpoint = Some(dir);
         }
     }
-    let _ = tokens_done;
     Ok(TrainOutcome::Done {
         final_checkpoint: last_checkpoint.unwrap_or_else(|| checkpoint::checkpoint_dir(&settings.out, total_steps)),
         steps: total_steps,
