@@ -117,6 +117,11 @@ fn trains_logs_checkpoints_and_resumes_exactly() {
         first.push(e)
     });
     assert!(matches!(out, TrainOutcome::Stopped { step: 5, .. }), "{out:?}");
+    // What a kill mid-save leaves: a hidden partial folder (never under a checkpoint's name),
+    // and a folder without trainer_state.json. Resume ignores both.
+    std::fs::create_dir_all(d.join("resumed/.checkpoint-6.partial")).unwrap();
+    std::fs::write(d.join("resumed/.checkpoint-6.partial/trainer_state.json"), "{").unwrap();
+    std::fs::create_dir_all(d.join("resumed/checkpoint-9")).unwrap();
     let mut s = s;
     s.resume = true;
     let mut second = Vec::new();
