@@ -4,9 +4,11 @@
 //! scripts/make_parity_fixtures.py), through the fused CPU path, the composed-ops path and with
 //! gradient checkpointing.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use candle_core::{DType, Device, Tensor};
+use std::path::PathBuf;
+
+use candle_core::{DType, Device};
 use s1_studio::model::decoder::Decoder;
 use s1_studio::model::weights::SafetensorsWeights;
 use s1_studio::model::ModelConfig;
@@ -14,32 +16,7 @@ use s1_studio::train::data::{MicroBatch, IGNORE};
 use s1_studio::train::step::accumulate_micro_batch;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/parity")
-        .join(name)
-}
-
-/// The fixture's batch as a micro-batch: targets are the next token's label.
-fn batch(exp: &std::collections::HashMap<String, Tensor>) -> MicroBatch {
-    let ids = exp["input_ids"].to_dtype(DType::U32).unwrap();
-    let labels = exp["labels"].to_dtype(DType::I64).unwrap().to_vec2::<i64>().unwrap();
-    let (rows, seq) = ids.dims2().unwrap();
-    let mut targets = vec![IGNORE; rows * seq];
-    for r in 0..rows {
-        for p in 0..seq - 1 {
-            if labels[r][p + 1] >= 0 {
-                targets[r * seq + p] = labels[r][p + 1] as u32;
-            }
-        }
-    }
-    let loss_tokens = targets.iter().filter(|&&t| t != IGNORE).count();
-    MicroBatch {
-        rows,
-        seq,
-        ids: ids.flatten_all().unwrap().to_vec1::<u32>().unwrap(),
-        targets,
-        loss_tokens,
-    }
+    common::fixture("parity").join(name)
 }
 
 /// Row `r` of a micro-batch alone.
@@ -73,7 +50,7 @@ fn check_accumulated(name: &str, checkpoint: bool, fused: bool, split: bool) {
         dec.set_fused_training_ops(false);
     }
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
-    let b = batch(&exp);
+    let b = common::labelled_batch(&exp);
     let mut acc = vec![None; vars.len()];
     let scale = 1.0 / b.loss_tokens as f64;
     let sum = if split {

@@ -2,14 +2,13 @@
 //! loads from peft's layout, the gradients of every adapter weight match PyTorch + peft, and the
 //! merged model gives the adapted model's logits.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use s1_studio::model::decoder::{Decoder, Logits};
 use s1_studio::model::lora::LoraConfig;
-use s1_studio::model::weights::SafetensorsWeights;
-use s1_studio::model::ModelConfig;
-use s1_studio::train::data::{MicroBatch, IGNORE};
 use s1_studio::train::step::accumulate_micro_batch;
 
 fn fixtures() -> PathBuf {
@@ -17,25 +16,10 @@ fn fixtures() -> PathBuf {
 }
 
 fn base() -> Decoder {
-    let dir = fixtures().join("parity/qwen2");
-    let cfg = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
-    let mut w = SafetensorsWeights::open(&dir, DType::F32, &Device::Cpu).unwrap();
-    Decoder::load(&cfg, &mut w, DType::F32, &Device::Cpu).unwrap()
+    common::fixture_decoder("qwen2")
 }
 
-fn rel(a: &Tensor, b: &Tensor) -> f32 {
-    let n = |t: &Tensor| {
-        t.sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .sqrt()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    };
-    n(&(a - b).unwrap()) / n(b).max(1e-12)
-}
+use common::rel;
 
 #[test]
 fn adapter_gradients_match_peft() {
@@ -52,29 +36,8 @@ fn adapter_gradients_match_peft() {
         let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
         let grads_fixture =
             candle_core::safetensors::load(fixtures().join("parity/qwen2/grads.safetensors"), &Device::Cpu).unwrap();
-        let ids = grads_fixture["input_ids"].to_dtype(DType::U32).unwrap();
-        let labels = grads_fixture["labels"]
-            .to_dtype(DType::I64)
-            .unwrap()
-            .to_vec2::<i64>()
-            .unwrap();
-        let (rows, seq) = ids.dims2().unwrap();
-        let mut targets = vec![IGNORE; rows * seq];
-        for r in 0..rows {
-            for p in 0..seq - 1 {
-                if labels[r][p + 1] >= 0 {
-                    targets[r * seq + p] = labels[r][p + 1] as u32;
-                }
-            }
-        }
-        let n = targets.iter().filter(|&&t| t != IGNORE).count();
-        let b = MicroBatch {
-            rows,
-            seq,
-            ids: ids.flatten_all().unwrap().to_vec1().unwrap(),
-            targets,
-            loss_tokens: n,
-        };
+        let b = common::labelled_batch(&grads_fixture);
+        let n = b.loss_tokens;
         let mut acc = vec![None; vars.len()];
         let loss = accumulate_micro_batch(&dec, &vars, &b, 1.0 / n as f64, false, &mut acc).unwrap() / n as f64;
         let want = exp["loss"].to_vec1::<f32>().unwrap()[0] as f64;

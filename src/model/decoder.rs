@@ -61,14 +61,15 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor, fast: bool) -> candle_core::Result<Tensor> {
-        if let Some(l) = &self.lora {
-            let base = Linear {
-                weight: self.weight.clone(),
-                bias: self.bias.clone(),
-                lora: None,
-            };
-            return base.forward(x, false)? + l.forward_composed(x)?;
+        match &self.lora {
+            // The fast kernels know nothing of adapters (inference merges them at load).
+            Some(l) => self.forward_base(x, false)? + l.forward_composed(x)?,
+            None => self.forward_base(x, fast),
         }
+    }
+
+    /// `x W^T + b`, without any adapter.
+    fn forward_base(&self, x: &Tensor, fast: bool) -> candle_core::Result<Tensor> {
         if fast {
             if let Some(mut ys) = Self::forward_cpu_kernel(&[self], x)? {
                 return Ok(ys.remove(0));
@@ -580,10 +581,10 @@ impl Decoder {
     }
 
     fn path(&self) -> Path {
-        match (self.differentiable, self.fused_training) {
-            (false, _) => Path::Inference,
-            (true, true) => Path::Train,
-            (true, false) => Path::TrainComposed,
+        if self.differentiable {
+            self.train_path()
+        } else {
+            Path::Inference
         }
     }
 

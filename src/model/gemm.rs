@@ -1,5 +1,17 @@
 //! Strided f32 matrix products on the CPU through the `gemm` crate (the kernels candle's CPU
-//! matmul uses), for the fused training ops that read and write their operands in place.
+//! matmul uses), for the fused training ops that read and write their operands in place, and the
+//! slice access those ops share.
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// The f32 values of a contiguous CPU op argument; `op` names the op in the error.
+pub fn f32_slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&data[a..b]),
+        None => candle_core::bail!("{op}: expects a contiguous input"),
+    }
+}
 
 /// A matrix view: base pointer, row stride and column stride, in elements.
 #[derive(Clone, Copy)]

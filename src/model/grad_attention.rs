@@ -9,20 +9,12 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{matmul, SendPtr, View};
+use super::gemm::{f32_slice as slice, matmul, SendPtr, View};
 
 /// Query rows per causal block: a block of rows sees keys up to its last row only.
 const BLOCK: usize = 64;
 /// Keep the probabilities for the backward up to this many floats (256 MB).
 const KEEP_PROBS: usize = 64 << 20;
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{op}: expects a contiguous input"),
-    }
-}
 
 #[derive(Clone, Copy)]
 struct Dims {
@@ -40,6 +32,29 @@ impl Dims {
     }
 }
 
+/// Rows `r0..r1` (columns `0..r1`, the keys they can see) of `a_h b_g^T` into `dst` `[t, t]`:
+/// `a` is a query-head slice (rows `h * d` apart), `b` a kv-head slice (rows `kvh * d` apart).
+/// The scores (q k^T) in the forward and dP (dO v^T) in the backward.
+fn visible_block(dm: Dims, r0: usize, r1: usize, a: &[f32], b: &[f32], dst: &mut [f32]) {
+    let Dims { t, h, kvh, d, .. } = dm;
+    debug_assert!(dst.len() >= r1 * t && a.len() >= (r1 - 1) * h * d + d && b.len() >= (r1 - 1) * kvh * d + d);
+    // SAFETY: the callers pass whole head slices of [b, t, heads * d] tensors and a [t, t] buffer,
+    // which bound every row read and written (checked above in debug builds).
+    unsafe {
+        matmul(
+            r1 - r0,
+            r1,
+            d,
+            dst[r0 * t..].as_mut_ptr(),
+            t,
+            View::rows(&a[r0 * h * d..], h * d),
+            View::rows_t(b, kvh * d),
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// Scores and causal softmax of head `hh` of batch `bi` into `p` `[t, t]` (row i valid in
 /// columns 0..=i, zero after).
 fn probs_head(q: &[f32], k: &[f32], dm: Dims, bi: usize, hh: usize, p: &mut [f32]) {
@@ -51,21 +66,7 @@ fn probs_head(q: &[f32], k: &[f32], dm: Dims, bi: usize, hh: usize, p: &mut [f32
     let kg = &k[(bi * t * kvh + g) * d..];
     for r0 in (0..t).step_by(BLOCK) {
         let r1 = (r0 + BLOCK).min(t);
-        // SAFETY: rows r0..r1 of q_h ([t, d], rows h*d apart), keys 0..r1 of k_g read transposed,
-        // into rows r0..r1 of p (rows t apart), columns 0..r1.
-        unsafe {
-            matmul(
-                r1 - r0,
-                r1,
-                d,
-                p[r0 * t..].as_mut_ptr(),
-                t,
-                View::rows(&qh[r0 * h * d..], h * d),
-                View::rows_t(kg, kvh * d),
-                false,
-                gemm::Parallelism::None,
-            );
-        }
+        visible_block(dm, r0, r1, qh, kg, p);
         for i in r0..r1 {
             let row = &mut p[i * t..(i + 1) * t];
             let (vis, hidden) = row.split_at_mut(i + 1);
@@ -253,17 +254,7 @@ impl CustomOp3 for AttentionBwd {
                         for r0 in (0..t).step_by(BLOCK) {
                             let r1 = (r0 + BLOCK).min(t);
                             // dP = dO_h V_g^T on the visible block.
-                            matmul(
-                                r1 - r0,
-                                r1,
-                                d,
-                                dp[r0 * t..].as_mut_ptr(),
-                                t,
-                                View::rows(&doh[r0 * h * d..], h * d),
-                                View::rows_t(vg, kvh * d),
-                                false,
-                                gemm::Parallelism::None,
-                            );
+                            visible_block(dm, r0, r1, doh, vg, dp);
                             // dS = scale * P * (dP - rowsum(P * dP)), in place in dp.
                             for i in r0..r1 {
                                 let pr = &p[i * t..i * t + i + 1];

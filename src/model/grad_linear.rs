@@ -5,15 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{matmul, threads, View};
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{op}: expects a contiguous input"),
-    }
-}
+use super::gemm::{f32_slice as slice, matmul, threads, View};
 
 fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usize]) -> Result<(CpuStorage, Shape)> {
     let rows = x.len() / inp;
@@ -38,7 +30,10 @@ fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usiz
         );
     }
     let mut dims = out_dims.to_vec();
-    *dims.last_mut().expect("rank >= 1") = out;
+    match dims.last_mut() {
+        Some(d) => *d = out,
+        None => candle_core::bail!("s1-linear: expects an input of rank 1 or more"),
+    }
     Ok((CpuStorage::F32(y), Shape::from(dims)))
 }
 

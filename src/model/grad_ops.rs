@@ -8,20 +8,14 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::gemm::f32_slice as slice;
+
 /// Whether the fused training ops apply to `x` (f32 on the CPU).
 pub fn supported(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 /// The f32 slice of a contiguous CPU tensor argument.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("{op}: expects a contiguous input"),
-    }
-}
-
 /// Rows per parallel task so that each task has at least ~16K elements.
 fn rows_per_task(width: usize) -> usize {
     (16384 / width.max(1)).max(1)

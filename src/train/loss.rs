@@ -181,11 +181,7 @@ fn pass(
 }
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("head_cross_entropy: expects contiguous inputs"),
-    }
+    crate::model::gemm::f32_slice(s, l, "head_cross_entropy")
 }
 
 fn check_targets(rows: &[u32], targets: &[u32], vocab: usize) -> Result<()> {

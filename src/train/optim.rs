@@ -219,14 +219,14 @@ impl InplaceOp2 for AdamWStep<'_> {
     }
 
     fn cpu_fwd(&self, ws: &mut CpuStorage, wl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<()> {
-        let (Some((wa, wb)), Some((ga, gb))) = (wl.contiguous_offsets(), gl.contiguous_offsets()) else {
+        let Some((wa, wb)) = wl.contiguous_offsets() else {
             candle_core::bail!("s1-adamw: expects contiguous tensors");
         };
         let CpuStorage::F32(w) = ws else {
             candle_core::bail!("s1-adamw: expects f32 weights");
         };
         let w = &mut w[wa..wb];
-        let g = &gs.as_slice::<f32>()?[ga..gb];
+        let g = crate::model::gemm::f32_slice(gs, gl, "s1-adamw")?;
         let mut m = self.m.borrow_mut();
         let mut v = self.v.borrow_mut();
         if g.len() != w.len() || m.len() != w.len() {

@@ -97,13 +97,13 @@ impl InplaceOp2 for AddInto {
     }
 
     fn cpu_fwd(&self, a: &mut CpuStorage, al: &Layout, b: &CpuStorage, bl: &Layout) -> Result<()> {
-        let (Some((a0, a1)), Some((b0, b1))) = (al.contiguous_offsets(), bl.contiguous_offsets()) else {
+        let Some((a0, a1)) = al.contiguous_offsets() else {
             candle_core::bail!("s1-add-into: expects contiguous tensors");
         };
         let CpuStorage::F32(a) = a else {
             candle_core::bail!("s1-add-into: expects f32");
         };
-        let b = &b.as_slice::<f32>()?[b0..b1];
+        let b = crate::model::gemm::f32_slice(b, bl, "s1-add-into")?;
         a[a0..a1]
             .par_chunks_mut(16384)
             .zip(b.par_chunks(16384))

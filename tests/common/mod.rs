@@ -47,6 +47,60 @@ pub fn tiny_qwen(dir: &Path, max_pos: usize) -> s1_studio::model::ModelConfig {
     init_model(&spec, &qwen_tokenizer(), &TemplateChoice::Qwen25, dir).unwrap()
 }
 
+/// A decoder (f32, CPU) from a parity fixture folder under tests/fixtures/parity.
+pub fn fixture_decoder(name: &str) -> s1_studio::model::Decoder {
+    use candle_core::{DType, Device};
+    let dir = fixture("parity").join(name);
+    let cfg = s1_studio::model::ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
+    let mut w = s1_studio::model::weights::SafetensorsWeights::open(&dir, DType::F32, &Device::Cpu).unwrap();
+    s1_studio::model::Decoder::load(&cfg, &mut w, DType::F32, &Device::Cpu).unwrap()
+}
+
+/// A fixture's `input_ids` and transformers-style `labels` (-100: no loss) as a micro-batch whose
+/// target at position p is the label of token p + 1.
+pub fn labelled_batch(
+    exp: &std::collections::HashMap<String, candle_core::Tensor>,
+) -> s1_studio::train::data::MicroBatch {
+    use s1_studio::train::data::IGNORE;
+    let ids = exp["input_ids"].to_dtype(candle_core::DType::U32).unwrap();
+    let labels = exp["labels"]
+        .to_dtype(candle_core::DType::I64)
+        .unwrap()
+        .to_vec2::<i64>()
+        .unwrap();
+    let (rows, seq) = ids.dims2().unwrap();
+    let mut targets = vec![IGNORE; rows * seq];
+    for r in 0..rows {
+        for p in 0..seq - 1 {
+            if labels[r][p + 1] >= 0 {
+                targets[r * seq + p] = labels[r][p + 1] as u32;
+            }
+        }
+    }
+    s1_studio::train::data::MicroBatch {
+        rows,
+        seq,
+        loss_tokens: targets.iter().filter(|&&t| t != IGNORE).count(),
+        ids: ids.flatten_all().unwrap().to_vec1::<u32>().unwrap(),
+        targets,
+    }
+}
+
+/// ||a - b|| / ||b||.
+pub fn rel(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    let n = |t: &candle_core::Tensor| {
+        t.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .sqrt()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    n(&(a - b).unwrap()) / n(b).max(1e-12)
+}
+
 /// The studio in a headless egui_kittest harness (no display, no GPU).
 pub mod gui {
     use std::time::{Duration, Instant};
