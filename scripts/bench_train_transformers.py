@@ -20,11 +20,13 @@ ap.add_argument("--seq", type=int, default=256)
 ap.add_argument("--steps", type=int, default=5)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--device", default="cpu")
-ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
+# f32; bf16 (weights, gradients and AdamW state in bf16); amp (f32 weights under bf16 autocast,
+# what transformers' Trainer does with bf16=True)
+ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "amp"])
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dev = "cuda" if a.device.startswith("cuda") else "cpu"
-dtype = torch.float32 if a.dtype == "f32" else torch.bfloat16
+dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
 model = AutoModelForCausalLM.from_pretrained(a.model, dtype=dtype).to(dev).train()
 vocab = model.config.vocab_size
 ids = torch.tensor([[(r * 7919 + i * 104729 + 17) % vocab for i in range(a.seq)] for r in range(a.batch)], device=dev)
@@ -40,7 +42,8 @@ times, losses = [], []
 for step in range(a.steps + 1):  # the first step warms up
     sync()
     t = time.perf_counter()
-    loss = model(input_ids=ids, labels=ids).loss
+    with torch.autocast(device_type=dev, dtype=torch.bfloat16, enabled=a.dtype == "amp"):
+        loss = model(input_ids=ids, labels=ids).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()

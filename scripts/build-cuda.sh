@@ -51,4 +51,4 @@ fi
 cd "$root"
 cmd=build
 case "${1:-}" in build|test|run|clippy|check) cmd="$1"; shift ;; esac
-cargo "$cmd" --release --features cuda "$@"
+cargo "$cmd" --profile "${S1_CUDA_PROFILE:-release}" --features cuda "$@"

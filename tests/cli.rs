@@ -120,3 +120,41 @@ fn min_above_max_is_reported() {
         "{err}"
     );
 }
+
+/// bf16 training is a CUDA feature: on the CPU it is refused with a clear message, before any work.
+#[test]
+fn bf16_training_on_the_cpu_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let r = bin()
+        .args(["train", "--model"])
+        .arg(d.path())
+        .args(["--data", "rows.jsonl", "--out"])
+        .arg(d.path().join("out"))
+        .args(["--dtype", "bf16"])
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("bf16 training needs a CUDA device"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `bench grads` checks the loss and every gradient against the transformers fixtures.
+#[test]
+fn bench_grads_checks_the_fixtures_on_the_cpu() {
+    let r = bin()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["bench", "grads", "--device", "cpu"])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{out}\n{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.contains("all gradients within 1e-4 of the reference"), "{out}");
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.starts_with("qwen2") || l.starts_with("llama"))
+            .count(),
+        6,
+        "{out}"
+    );
+}

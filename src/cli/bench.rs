@@ -20,6 +20,8 @@ pub enum BenchCommand {
     Decode(DecodeArgs),
     /// One SFT step (forward, backward, AdamW) against PyTorch + transformers
     Train(super::bench_train::TrainBenchArgs),
+    /// Loss and gradients on a device/precision against the transformers parity fixtures
+    Grads(super::bench_grads::GradsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +61,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Decode(a) => decode(a),
         BenchCommand::Train(a) => super::bench_train::run(a),
+        BenchCommand::Grads(a) => super::bench_grads::run(a),
     }
 }
 

@@ -1,6 +1,9 @@
 //! `s1-studio bench train`: one SFT step (forward, backward, clipping, AdamW) of the 29.4M
-//! Qwen2 benchmark model on a 4 x 256 batch, against PyTorch + transformers on the same model,
-//! the same batch and the same optimizer settings, measured in the same run.
+//! Qwen2 benchmark model (or a random model of Qwen2.5-0.5B's shape) on a 4 x 256 batch,
+//! against PyTorch + transformers on the same model, the same batch and the same optimizer
+//! settings, measured in the same run. In bf16 (CUDA) the weights compute in bf16 and the
+//! optimizer keeps f32 masters; the baselines are PyTorch in pure bf16 and PyTorch with f32
+//! weights under bf16 autocast (what transformers' Trainer does with `bf16=True`).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,15 +16,60 @@ use super::bench::{baseline_json, bench_config};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
 use crate::model::weights::SafetensorsWeights;
+use crate::train::config::TrainDtype;
 use crate::train::data::{MicroBatch, IGNORE};
 use crate::train::optim::{self, AdamW, AdamWParams};
 use crate::train::step::accumulate_micro_batch;
 
+/// The benchmark model's shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    /// The 29.4M Qwen2 of the engine benchmarks (vocabulary 8,192).
+    #[value(name = "29m")]
+    M29,
+    /// Qwen2.5-0.5B's shape (494M parameters, vocabulary 151,936), random weights.
+    #[value(name = "0.5b")]
+    B05,
+}
+
+impl Shape {
+    fn config(self) -> ModelConfig {
+        let mut c = bench_config();
+        if self == Shape::B05 {
+            c.vocab_size = 151_936;
+            c.hidden_size = 896;
+            c.intermediate_size = 4864;
+            c.num_layers = 24;
+            c.num_heads = 14;
+            c.num_kv_heads = 2;
+            c.head_dim = 64;
+            c.max_position_embeddings = 32_768;
+        }
+        c
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Shape::M29 => "qwen2-29.4M",
+            Shape::B05 => "qwen2.5-0.5B-shape",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TrainBenchArgs {
-    /// Where to write the random Qwen2 benchmark model (reused when present)
-    #[arg(long, default_value = "target/bench/qwen2-29m")]
-    model_dir: PathBuf,
+    /// Where to write the random benchmark model (reused when present); default
+    /// target/bench/<shape>
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "29m")]
+    shape: Shape,
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: TrainDtype,
+    /// Peak dense TFLOP/s of the device at this precision, for MFU (default: 989 for bf16 on
+    /// CUDA, an H100/H200's dense bf16 rate; none otherwise)
+    #[arg(long)]
+    peak_tflops: Option<f64>,
     #[arg(long, default_value_t = 4)]
     batch: usize,
     #[arg(long, default_value_t = 256)]
@@ -32,6 +80,10 @@ pub struct TrainBenchArgs {
     /// Gradient checkpointing per layer
     #[arg(long)]
     checkpointing: bool,
+    /// Print each step's forward+backward, norm and optimizer times (S1_PROFILE_STEP=1 splits
+    /// the forward and backward further)
+    #[arg(long)]
+    phases: bool,
     /// cpu or cuda[:N]; the PyTorch baseline runs on the same
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -66,17 +118,37 @@ fn batch(rows: usize, seq: usize, vocab: usize) -> MicroBatch {
     }
 }
 
+/// Model FLOPs of one training step per token (forward + backward): 6 per weight of every
+/// matrix product (the head included, embeddings excluded) plus the attention's
+/// 12 * layers * seq * heads * head_dim (PaLM's accounting, no causal discount).
+pub fn flops_per_token(c: &ModelConfig, seq: usize) -> f64 {
+    let (h, d) = (c.hidden_size as f64, c.head_dim as f64);
+    let q = c.num_heads as f64 * d;
+    let kv = c.num_kv_heads as f64 * d;
+    let per_layer = h * q + 2.0 * h * kv + q * h + 3.0 * h * c.intermediate_size as f64;
+    let matmul = per_layer * c.num_layers as f64 + c.vocab_size as f64 * h;
+    6.0 * matmul + 12.0 * c.num_layers as f64 * seq as f64 * q
+}
+
 pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     crate::train::alloc::keep_freed_memory();
-    let cfg = bench_config();
-    if !a.model_dir.join("model.safetensors").exists() {
-        crate::model::init::write_weights(&cfg, 0, &a.model_dir)?;
+    let cfg = a.shape.config();
+    let model_dir = a
+        .model_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("target/bench").join(a.shape.label()));
+    if !model_dir.join("model.safetensors").exists() {
+        crate::model::init::write_weights(&cfg, 0, &model_dir)?;
     }
     let dev = super::parse_device(&a.device)?;
-    let loaded = ModelConfig::from_hf_file(&a.model_dir.join("config.json"))?;
-    let mut w = SafetensorsWeights::open(&a.model_dir, DType::F32, &dev)?;
-    let mut dec = Decoder::load(&loaded, &mut w, DType::F32, &dev)?;
+    let dtype = a.dtype.dtype();
+    if dtype == DType::BF16 && dev.is_cpu() {
+        anyhow::bail!("--dtype bf16 trains on CUDA only (the CPU trainer computes in f32)");
+    }
+    let loaded = ModelConfig::from_hf_file(&model_dir.join("config.json"))?;
+    let mut w = SafetensorsWeights::open(&model_dir, dtype, &dev)?;
+    let mut dec = Decoder::load(&loaded, &mut w, dtype, &dev)?;
     let named = dec.make_trainable()?;
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
     let mut opt = AdamW::new(named, AdamWParams::default())?;
@@ -91,8 +163,20 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|g| g.context("a parameter got no gradient"))
             .collect::<anyhow::Result<_>>()?;
+        let t_fb = t.elapsed().as_secs_f64();
         let norm = optim::global_norm(&grads)?;
+        let t_norm = t.elapsed().as_secs_f64();
         opt.apply(&grads, 1e-5, optim::clip_scale(norm, 1.0))?;
+        if a.phases {
+            dev.synchronize()?;
+            let end = t.elapsed().as_secs_f64();
+            eprintln!(
+                "step {step}: forward+backward {:.2} ms, norm {:.2} ms, AdamW {:.2} ms",
+                t_fb * 1e3,
+                (t_norm - t_fb) * 1e3,
+                (end - t_norm) * 1e3
+            );
+        }
         if !dev.is_cpu() {
             dev.synchronize()?;
         }
@@ -105,12 +189,15 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     let step_s = times[times.len() / 2];
     let tokens = (a.batch * a.seq) as f64;
     let ours = tokens / step_s;
-    let base = if a.no_baselines {
-        None
-    } else {
+    let dtype_names: &[&str] = match a.dtype {
+        TrainDtype::F32 => &["f32"],
+        TrainDtype::Bf16 => &["bf16", "amp"],
+    };
+    let mut bases = Vec::new();
+    for name in dtype_names.iter().filter(|_| !a.no_baselines) {
         let args = vec![
             "--model".to_string(),
-            a.model_dir.display().to_string(),
+            model_dir.display().to_string(),
             "--batch".into(),
             a.batch.to_string(),
             "--seq".into(),
@@ -121,37 +208,72 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
             threads.to_string(),
             "--device".into(),
             a.device.clone(),
+            "--dtype".into(),
+            name.to_string(),
         ];
-        Some(baseline_json(&a.python, "bench_train_transformers.py", &args)?)
-    };
+        bases.push(baseline_json(&a.python, "bench_train_transformers.py", &args)?);
+    }
+    let peak = a
+        .peak_tflops
+        .or((a.dtype == TrainDtype::Bf16 && !dev.is_cpu()).then_some(989.0));
+    let flops = flops_per_token(&cfg, a.seq);
+    let mfu = |tps: f64| peak.map(|p| 100.0 * tps * flops / (p * 1e12));
+    let fmt_mfu = |m: Option<f64>| m.map(|m| format!("{m:.2}%")).unwrap_or_else(|| "-".into());
     println!(
-        "train step (forward, backward, clip, AdamW), qwen2-29.4M f32, batch {}x{}, {threads} threads, {}, median of {}{}",
+        "train step (forward, backward, clip, AdamW), {} {:?}, batch {}x{}, {threads} threads, {}, median of {}{}",
+        a.shape.label(),
+        a.dtype,
         a.batch,
         a.seq,
         a.device,
         a.steps,
-        if a.checkpointing { ", gradient checkpointing" } else { "" }
+        if a.checkpointing {
+            ", gradient checkpointing"
+        } else {
+            ""
+        }
     );
-    println!("{:<28} {:>10} {:>12} {:>10}", "", "step s", "tokens/s", "first loss");
     println!(
-        "{:<28} {:>10.3} {:>12.1} {:>10.4}",
-        "s1-studio", step_s, ours, losses[0]
+        "{:<44} {:>10} {:>12} {:>10} {:>8}",
+        "", "step s", "tokens/s", "first loss", "MFU"
     );
-    let mut json = serde_json::json!({"step_s": step_s, "tokens_per_s": ours, "losses": losses, "device": a.device});
-    if let Some(b) = &base {
+    println!(
+        "{:<44} {:>10.4} {:>12.1} {:>10.4} {:>8}",
+        "s1-studio",
+        step_s,
+        ours,
+        losses[0],
+        fmt_mfu(mfu(ours))
+    );
+    let mut json = serde_json::json!({
+        "step_s": step_s, "tokens_per_s": ours, "losses": losses, "device": a.device,
+        "shape": a.shape.label(), "dtype": format!("{:?}", a.dtype), "flops_per_token": flops,
+        "peak_tflops": peak, "mfu_percent": mfu(ours),
+    });
+    let mut base_json = Vec::new();
+    for (b, name) in bases.iter().zip(dtype_names) {
         let bt = b["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
         let bl = b["losses"].get(0).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        let label = format!("{} ({name})", b["engine"].as_str().unwrap_or("baseline"));
         println!(
-            "{:<28} {:>10.3} {:>12.1} {:>10.4}",
-            b["engine"].as_str().unwrap_or("baseline"),
+            "{:<44} {:>10.4} {:>12.1} {:>10.4} {:>8}",
+            label,
             b["step_s"].as_f64().unwrap_or(f64::NAN),
             bt,
-            bl
+            bl,
+            fmt_mfu(mfu(bt))
         );
-        println!("ratio (tokens/s): {:.2}x", ours / bt);
-        json["baseline"] = b.clone();
-        json["ratio"] = serde_json::json!(ours / bt);
+        println!("ratio against {name} (tokens/s): {:.2}x", ours / bt);
+        let mut b = b.clone();
+        b["dtype"] = serde_json::json!(name);
+        b["ratio"] = serde_json::json!(ours / bt);
+        base_json.push(b);
     }
+    if let Some(first) = base_json.first() {
+        json["ratio"] = first["ratio"].clone();
+        json["baseline"] = first.clone();
+    }
+    json["baselines"] = serde_json::json!(base_json);
     if let Some(p) = a.json {
         std::fs::write(&p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;
     }

@@ -13,9 +13,41 @@ pub fn parse_device(s: &str) -> anyhow::Result<Device> {
             if !cfg!(feature = "cuda") {
                 bail!("device `{s}`: this build has no CUDA support (build with `--features cuda`)");
             }
-            Device::new_cuda(ordinal).with_context(|| format!("device `{s}`: CUDA is not available"))
+            let dev = Device::new_cuda(ordinal).with_context(|| format!("device `{s}`: CUDA is not available"))?;
+            #[cfg(feature = "cuda")]
+            if let Device::Cuda(d) = &dev {
+                // candle runs every op of a device on its one stream, so the per-tensor events
+                // that cudarc records for multi-stream use are pure overhead (one or more driver
+                // calls per kernel argument).
+                // SAFETY: no tensor of this process is used on another stream.
+                unsafe { d.disable_event_tracking() };
+                keep_pool_memory(d);
+            }
+            Ok(dev)
         }
         other => bail!("device `{other}`: expected cpu, cuda or cuda:N"),
+    }
+}
+
+/// candle allocates through the stream-ordered allocator (cuMemAllocAsync), whose default pool
+/// returns its memory to the driver at every synchronisation (release threshold 0): a training
+/// step, which reads its loss back, then maps its gigabytes of activations afresh each time.
+/// Keeping the pool's memory (as PyTorch's caching allocator does) removes that cost.
+#[cfg(feature = "cuda")]
+fn keep_pool_memory(d: &candle_core::CudaDevice) {
+    use candle_core::cuda_backend::cudarc::driver::sys;
+    let dev = d.cuda_stream().context().cu_device();
+    // SAFETY: plain driver calls on a valid device handle; a failure leaves the default.
+    unsafe {
+        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+        if sys::cuDeviceGetDefaultMemPool(&mut pool, dev) == sys::CUresult::CUDA_SUCCESS {
+            let mut threshold = u64::MAX;
+            let _ = sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                &mut threshold as *mut u64 as *mut std::ffi::c_void,
+            );
+        }
     }
 }
 

@@ -78,6 +78,9 @@ pub struct TrainArgs {
     /// cpu or cuda[:N]
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// f32, or bf16 (CUDA: bf16 compute, f32 master weights and optimizer state)
+    #[arg(long, value_enum, default_value = "f32")]
+    dtype: crate::train::config::TrainDtype,
 }
 
 pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
@@ -118,6 +121,7 @@ pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
     }
     s.resume = a.resume;
     s.device = a.device.clone();
+    s.dtype = a.dtype;
     s.validate().map_err(anyhow::Error::msg)?;
     Ok(s)
 }

@@ -34,6 +34,12 @@ impl Path {
     fn fused(self, x: &Tensor) -> bool {
         self == Path::Train && super::grad_ops::supported(x)
     }
+
+    /// Whether the fused RMSNorm, causal softmax and SwiGLU apply to `x`: on the CPU path, or
+    /// as CUDA kernels.
+    fn kernels(self, x: &Tensor) -> bool {
+        self == Path::Train && (super::grad_ops::supported(x) || super::grad_ops::supported_cuda(x))
+    }
 }
 
 /// A linear layer `y = x W^T + b` over dense or quantized weights.
@@ -217,7 +223,7 @@ impl RmsNorm {
         if !path.diff() {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
         }
-        if path.fused(x) && self.weight.dtype() == DType::F32 {
+        if path.kernels(x) && self.weight.dtype() == x.dtype() {
             return super::grad_ops::rms_norm(x, &self.weight, self.eps as f32);
         }
         // As transformers: normalise in f32, cast back, then scale.
@@ -350,7 +356,7 @@ impl Attention {
         let n_rep = h / kvh;
         let q = q.reshape((b, kvh, n_rep * t, d))?;
         let scale = 1.0 / (d as f64).sqrt();
-        if path.fused(&q) {
+        if path.kernels(&q) {
             // Scale, causal mask and softmax in one op with a backward.
             let start = total - t;
             let probs = super::grad_ops::causal_softmax(&q.matmul(&k.t()?)?, scale as f32, t, start)?;
@@ -440,6 +446,9 @@ impl Mlp {
             return self.down_proj.forward_train(&super::grad_ops::swiglu(&g, &u)?);
         }
         let gu = Linear::forward_group(&[&self.gate_proj, &self.up_proj], x, fast)?;
+        if path.kernels(x) {
+            return self.down_proj.forward(&super::grad_ops::swiglu(&gu[0], &gu[1])?, fast);
+        }
         let gate = candle_nn::ops::silu(&gu[0])?;
         self.down_proj.forward(&(gate * &gu[1])?, fast)
     }
@@ -648,9 +657,7 @@ impl Decoder {
     /// Training: the input embeddings `[b, t, hidden]` of `input_ids` `[b, t]`.
     pub fn embed(&self, input_ids: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        self.embed_tokens
-            .index_select(&input_ids.flatten_all()?, 0)?
-            .reshape((b, t, self.cfg.hidden_size))
+        super::grad_ops::embedding(&self.embed_tokens, input_ids)?.reshape((b, t, self.cfg.hidden_size))
     }
 
     /// Training: the rotary tables for positions `0..t`.
@@ -663,7 +670,7 @@ impl Decoder {
     pub fn layer_forward(&self, i: usize, x: &Tensor, tables: (&Tensor, &Tensor)) -> candle_core::Result<Tensor> {
         let t = x.dim(1)?;
         let path = self.train_path();
-        let mask = if t > 1 && !path.fused(x) {
+        let mask = if t > 1 && !path.kernels(x) {
             Some(causal_mask(t, 0, &self.device)?)
         } else {
             None

@@ -1,9 +1,10 @@
-//! Fused CPU ops with a backward pass, for the decoder's training path: RMSNorm, rotary
+//! Fused ops with a backward pass, for the decoder's training path: RMSNorm, rotary
 //! embedding, the causal softmax of attention, and SwiGLU. candle's own fused rms_norm, softmax
 //! and rope have no backward (gradients stop there without an error), and their differentiable
-//! compositions run one single-threaded elementwise op at a time. These run f32 rows in parallel
-//! (rayon) and compute their gradients in one pass each. Other devices and dtypes take the
-//! composed differentiable ops in decoder.rs.
+//! compositions run one single-threaded elementwise op at a time. On the CPU these run f32 rows
+//! in parallel (rayon) and compute their gradients in one pass each; with the `cuda` feature,
+//! RMSNorm, the causal softmax and SwiGLU also run as CUDA kernels (cuda_ops.rs) in f32 or bf16.
+//! Anything else takes the composed differentiable ops in decoder.rs.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -13,6 +14,25 @@ use super::gemm::f32_slice as slice;
 /// Whether the fused training ops apply to `x` (f32 on the CPU).
 pub fn supported(x: &Tensor) -> bool {
     x.device().is_cpu() && x.dtype() == DType::F32
+}
+
+/// Whether RMSNorm, the causal softmax and SwiGLU have CUDA kernels for `x` (f32 or bf16 on a
+/// CUDA device, in a build with the `cuda` feature), unless S1_NO_CUDA_KERNELS is set (to time
+/// or check candle's composed ops instead).
+pub fn supported_cuda(x: &Tensor) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        use std::sync::OnceLock;
+        static OFF: OnceLock<bool> = OnceLock::new();
+        x.device().is_cuda()
+            && super::cuda_ops::supported(x.dtype())
+            && !*OFF.get_or_init(|| std::env::var_os("S1_NO_CUDA_KERNELS").is_some())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = x;
+        false
+    }
 }
 
 /// The f32 slice of a contiguous CPU tensor argument.
@@ -49,6 +69,17 @@ impl CustomOp2 for RmsNorm {
             }
         });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ws: &candle_core::CudaStorage,
+        wl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((super::cuda_ops::rms_fwd(xs, xl, ws, wl, self.eps)?, xl.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -120,6 +151,22 @@ impl CustomOp3 for RmsNormBwd {
             );
         out[x.len()..].copy_from_slice(&dw);
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, h))))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ws: &candle_core::CudaStorage,
+        wl: &Layout,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let h = wl.shape().elem_count();
+        let rows = xl.shape().elem_count() / h;
+        let out = super::cuda_ops::rms_bwd((xs, xl), (ws, wl), (gs, gl), self.eps)?;
+        Ok((out, Shape::from((rows + 1, h))))
     }
 }
 
@@ -274,6 +321,12 @@ impl CustomOp1 for CausalSoftmax {
         Ok((CpuStorage::F32(p), sl.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(&self, ss: &candle_core::CudaStorage, sl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
+        let p = super::cuda_ops::csm_fwd(ss, sl, self.scale, self.t, self.start)?;
+        Ok((p, sl.shape().clone()))
+    }
+
     fn bwd(&self, _s: &Tensor, p: &Tensor, dp: &Tensor) -> Result<Option<Tensor>> {
         let ds = p.apply_op2_no_bwd(&dp.contiguous()?, &SoftmaxBwd { scale: self.scale })?;
         Ok(Some(ds))
@@ -308,6 +361,18 @@ impl CustomOp2 for SoftmaxBwd {
                 }
             });
         Ok((CpuStorage::F32(ds), pl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        ps: &candle_core::CudaStorage,
+        pl: &Layout,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let ds = super::cuda_ops::csm_bwd((ps, pl), (gs, gl), self.scale)?;
+        Ok((ds, pl.shape().clone()))
     }
 }
 
@@ -347,6 +412,17 @@ impl CustomOp2 for SwiGlu {
                 }
             });
         Ok((CpuStorage::F32(y), gl.shape().clone()))
+    }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+        us: &candle_core::CudaStorage,
+        ul: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        Ok((super::cuda_ops::swiglu_fwd((gs, gl), (us, ul))?, gl.shape().clone()))
     }
 
     fn bwd(&self, g: &Tensor, u: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -393,11 +469,103 @@ impl CustomOp3 for SwiGluBwd {
             });
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+        us: &candle_core::CudaStorage,
+        ul: &Layout,
+        ds: &candle_core::CudaStorage,
+        dl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let n = gl.shape().elem_count();
+        Ok((
+            super::cuda_ops::swiglu_bwd((gs, gl), (us, ul), (ds, dl))?,
+            Shape::from((2, n)),
+        ))
+    }
 }
 
 /// `silu(g) * u` elementwise (contiguous f32 on the CPU), with a backward.
 pub fn swiglu(g: &Tensor, u: &Tensor) -> Result<Tensor> {
     g.contiguous()?.apply_op2(&u.contiguous()?, SwiGlu)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embedding rows on CUDA: candle's index_select backward (index_add) loops over the ids serially
+// in the table's dtype; this op adds the row gradients with f32 atomics.
+
+#[cfg(feature = "cuda")]
+struct Embedding;
+
+#[cfg(feature = "cuda")]
+impl CustomOp2 for Embedding {
+    fn name(&self) -> &'static str {
+        "s1-embedding"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("s1-embedding runs on CUDA (the CPU uses index_select)")
+    }
+
+    fn cuda_fwd(
+        &self,
+        ws: &candle_core::CudaStorage,
+        wl: &Layout,
+        is: &candle_core::CudaStorage,
+        il: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let h = wl.shape().dims2()?.1;
+        let n = il.shape().elem_count();
+        Ok((super::cuda_ops::emb_fwd((ws, wl), (is, il))?, Shape::from((n, h))))
+    }
+
+    fn bwd(&self, w: &Tensor, ids: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let vocab = w.dim(0)?;
+        let dw = ids.apply_op2_no_bwd(&dy.contiguous()?, &EmbeddingBwd { vocab })?;
+        Ok((Some(dw), None))
+    }
+}
+
+#[cfg(feature = "cuda")]
+struct EmbeddingBwd {
+    vocab: usize,
+}
+
+#[cfg(feature = "cuda")]
+impl CustomOp2 for EmbeddingBwd {
+    fn name(&self) -> &'static str {
+        "s1-embedding-bwd"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("s1-embedding-bwd runs on CUDA")
+    }
+
+    fn cuda_fwd(
+        &self,
+        is: &candle_core::CudaStorage,
+        il: &Layout,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let h = gl.shape().dims2()?.1;
+        let dw = super::cuda_ops::emb_bwd(self.vocab, (is, il), (gs, gl))?;
+        Ok((dw, Shape::from((self.vocab, h))))
+    }
+}
+
+/// Rows `ids` (u32, any shape, flattened) of `table` `[vocab, h]` as `[n, h]`, with a backward
+/// to the table: the CUDA kernels where they apply, else candle's index_select.
+pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
+    let ids = ids.flatten_all()?;
+    #[cfg(feature = "cuda")]
+    if supported_cuda(table) && ids.dtype() == DType::U32 {
+        return table.contiguous()?.apply_op2(&ids.contiguous()?, Embedding);
+    }
+    table.index_select(&ids, 0)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@ pub mod config;
 pub mod cpu_decode;
 pub mod cpu_gemv;
 pub mod cpu_pool;
+#[cfg(feature = "cuda")]
+pub mod cuda_ops;
 pub mod decoder;
 pub mod error;
 pub mod gemm;

@@ -41,9 +41,32 @@ pub struct TrainSettings {
     pub save_total_limit: usize,
     /// "cpu" or "cuda[:N]".
     pub device: String,
+    /// The precision the model computes in; bf16 keeps f32 master weights in the optimizer.
+    #[serde(default)]
+    pub dtype: TrainDtype,
     /// Continue from the newest checkpoint in `out` (weights, optimizer state, step).
     #[serde(default)]
     pub resume: bool,
+}
+
+/// Training precision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainDtype {
+    /// f32 everywhere (the CPU trainer's only precision).
+    #[default]
+    F32,
+    /// bf16 weights and activations with f32 master weights and optimizer state (CUDA).
+    Bf16,
+}
+
+impl TrainDtype {
+    pub fn dtype(self) -> candle_core::DType {
+        match self {
+            TrainDtype::F32 => candle_core::DType::F32,
+            TrainDtype::Bf16 => candle_core::DType::BF16,
+        }
+    }
 }
 
 impl LoraSettings {
@@ -87,6 +110,7 @@ impl TrainSettings {
             save_every: 0,
             save_total_limit: 2,
             device: "cpu".into(),
+            dtype: TrainDtype::F32,
             resume: false,
         }
     }
@@ -109,6 +133,9 @@ impl TrainSettings {
         }
         if self.batch == 0 || self.grad_accum == 0 {
             bad.push("batch and grad-accum must be at least 1".into());
+        }
+        if self.dtype == TrainDtype::Bf16 && self.device.trim() == "cpu" {
+            bad.push("bf16 training needs a CUDA device; on the CPU train in f32".into());
         }
         if self.block_size < 2 {
             bad.push("block size must be at least 2 tokens".into());

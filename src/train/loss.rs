@@ -38,20 +38,39 @@ pub fn head_cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32], for_backw
     chunked_candle(x, w, targets)
 }
 
-/// The portable path: candle ops per chunk of rows with targets.
+/// Other devices: per chunk of rows with targets, the logits product and then candle's ops,
+/// or on CUDA the cross-entropy kernel (one pass forward, one backward; chunks of ~256M
+/// logits, since the graph keeps each chunk's logits for the backward anyway).
 fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
     let rows: Vec<u32> = (0..targets.len() as u32)
         .filter(|&r| targets[r as usize] != IGNORE)
         .collect();
+    let vocab = w.dim(0)?;
+    let kernel = crate::model::grad_ops::supported_cuda(x);
+    let chunk = if kernel {
+        ((1usize << 28) / vocab.max(1)).max(256)
+    } else {
+        chunk_rows(vocab) * 4
+    };
     let mut total: Option<Tensor> = None;
-    for chunk in rows.chunks(chunk_rows(w.dim(0)?) * 4) {
+    for chunk in rows.chunks(chunk) {
         let idx = Tensor::new(chunk, x.device())?;
         let xs = x.index_select(&idx, 0)?;
-        let logits = xs.matmul(&w.t()?)?.to_dtype(DType::F32)?;
-        let lse = logits.log_sum_exp(D::Minus1)?;
         let tg: Vec<u32> = chunk.iter().map(|&r| targets[r as usize]).collect();
-        let tg = Tensor::new(tg.as_slice(), x.device())?.unsqueeze(1)?;
-        let picked = logits.gather(&tg, 1)?.squeeze(1)?;
+        let tg = Tensor::new(tg.as_slice(), x.device())?;
+        let logits = xs.matmul(&w.t()?)?;
+        #[cfg(feature = "cuda")]
+        if kernel {
+            let part = logits.apply_op2(&tg, RowCrossEntropy)?.sum_all()?;
+            total = Some(match total {
+                Some(t) => (t + part)?,
+                None => part,
+            });
+            continue;
+        }
+        let logits = logits.to_dtype(DType::F32)?;
+        let lse = logits.log_sum_exp(D::Minus1)?;
+        let picked = logits.gather(&tg.unsqueeze(1)?, 1)?.squeeze(1)?;
         let part = (lse - picked)?.sum_all()?;
         total = Some(match total {
             Some(t) => (t + part)?,
@@ -61,6 +80,72 @@ fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
     match total {
         Some(t) => Ok(t),
         None => Tensor::new(0f32, x.device()),
+    }
+}
+
+/// Per-row cross-entropy of logits `[rows, vocab]` against u32 targets (CUDA kernels).
+#[cfg(feature = "cuda")]
+struct RowCrossEntropy;
+
+#[cfg(feature = "cuda")]
+impl CustomOp2 for RowCrossEntropy {
+    fn name(&self) -> &'static str {
+        "s1-row-cross-entropy"
+    }
+
+    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("s1-row-cross-entropy runs on CUDA (the CPU uses the fused head op)")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ts: &candle_core::CudaStorage,
+        tl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let rows = xl.shape().dims2()?.0;
+        Ok((crate::model::cuda_ops::ce_fwd((xs, xl), (ts, tl))?, Shape::from(rows)))
+    }
+
+    fn bwd(&self, x: &Tensor, t: &Tensor, _loss: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = g.to_dtype(DType::F32)?.contiguous()?;
+        Ok((Some(x.apply_op3_no_bwd(t, &g, &RowCrossEntropyBwd)?), None))
+    }
+}
+
+#[cfg(feature = "cuda")]
+struct RowCrossEntropyBwd;
+
+#[cfg(feature = "cuda")]
+impl CustomOp3 for RowCrossEntropyBwd {
+    fn name(&self) -> &'static str {
+        "s1-row-cross-entropy-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        candle_core::bail!("s1-row-cross-entropy-bwd runs on CUDA")
+    }
+
+    fn cuda_fwd(
+        &self,
+        xs: &candle_core::CudaStorage,
+        xl: &Layout,
+        ts: &candle_core::CudaStorage,
+        tl: &Layout,
+        gs: &candle_core::CudaStorage,
+        gl: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let dx = crate::model::cuda_ops::ce_bwd((xs, xl), (ts, tl), (gs, gl))?;
+        Ok((dx, xl.shape().clone()))
     }
 }
 

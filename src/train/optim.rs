@@ -55,6 +55,9 @@ pub struct Slot {
     pub v: Vec<f32>,
     /// Moments on other devices.
     dev_state: Option<(Tensor, Tensor)>,
+    /// The f32 master copy of a weight kept in lower precision (bf16 training): the update is
+    /// made on it and the variable receives its rounding, so small updates are not lost.
+    master: Option<Tensor>,
     pub decay: bool,
 }
 
@@ -81,9 +84,15 @@ impl AdamW {
                         var.zeros_like()?.to_dtype(DType::F32)?,
                     ))
                 };
+                let master = if var.dtype() == DType::F32 {
+                    None
+                } else {
+                    Some(var.as_tensor().to_dtype(DType::F32)?)
+                };
                 Ok(Slot {
                     decay: decays(&name),
                     name,
+                    master,
                     var,
                     m: if on_cpu { vec![0.0; n] } else { Vec::new() },
                     v: if on_cpu { vec![0.0; n] } else { Vec::new() },
@@ -120,15 +129,37 @@ impl AdamW {
                     };
                     slot.var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
                 }
+                #[cfg(feature = "cuda")]
+                Some((m, v)) if crate::model::grad_ops::supported_cuda(slot.var.as_tensor()) => {
+                    let args = crate::model::cuda_ops::AdamWArgs {
+                        beta1: p.beta1 as f32,
+                        beta2: p.beta2 as f32,
+                        eps: p.eps as f32,
+                        decay: (1.0 - lr * wd) as f32,
+                        step: (lr / bc1) as f32,
+                        bc2_sqrt: bc2.sqrt() as f32,
+                        grad_scale: grad_scale as f32,
+                    };
+                    let g = g.to_dtype(slot.var.dtype())?.contiguous()?;
+                    crate::model::cuda_ops::adamw(slot.var.as_tensor(), &g, m, v, slot.master.as_ref(), args)?;
+                }
                 Some((m, v)) => {
                     let g = (g.to_dtype(DType::F32)? * grad_scale)?;
                     *m = ((&*m * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
                     *v = ((&*v * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
-                    let w = slot.var.as_tensor().to_dtype(DType::F32)?;
+                    let w = match &slot.master {
+                        Some(w) => w.clone(),
+                        None => slot.var.as_tensor().clone(),
+                    };
                     let w = (w * (1.0 - lr * wd))?;
                     let denom = ((v.sqrt()? / bc2.sqrt())? + p.eps)?;
                     let w = (w - ((&*m / denom)? * (lr / bc1))?)?;
-                    slot.var.set(&w.to_dtype(slot.var.dtype())?)?;
+                    if slot.master.is_some() {
+                        slot.var.set(&w.to_dtype(slot.var.dtype())?)?;
+                        slot.master = Some(w);
+                    } else {
+                        slot.var.set(&w)?;
+                    }
                 }
             }
         }
@@ -154,8 +185,20 @@ impl AdamW {
             };
             out.insert(format!("m.{}", s.name), m);
             out.insert(format!("v.{}", s.name), v);
+            if let Some(w) = &s.master {
+                out.insert(format!("w.{}", s.name), w.to_device(&candle_core::Device::Cpu)?);
+            }
         }
         Ok(out)
+    }
+
+    /// The f32 master weights of the variables kept in lower precision, by name (what a
+    /// checkpoint saves for them).
+    pub fn master_weights(&self) -> HashMap<&str, &Tensor> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.master.as_ref().map(|w| (s.name.as_str(), w)))
+            .collect()
     }
 
     /// Restores the moments saved by [`AdamW::state_tensors`].
@@ -192,6 +235,18 @@ impl AdamW {
                         v.to_device(d).map_err(|e| e.to_string())?,
                     );
                 }
+            }
+            // The f32 masters of a lower-precision run (absent in an f32 run's state: then the
+            // loaded weights are the master).
+            if s.master.is_some() && state.contains_key(&format!("w.{}", s.name)) {
+                let w = get(format!("w.{}", s.name))?
+                    .to_device(s.var.device())
+                    .and_then(|t| t.to_dtype(DType::F32))
+                    .map_err(|e| e.to_string())?;
+                s.var
+                    .set(&w.to_dtype(s.var.dtype()).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                s.master = Some(w);
             }
         }
         self.step = step;
@@ -252,9 +307,20 @@ impl InplaceOp2 for AdamWStep<'_> {
     }
 }
 
-/// The global L2 norm of `grads` (f64 accumulation).
+/// The global L2 norm of `grads` (f64 accumulation on the CPU; on other devices an f32 sum
+/// kept on the device, read back once).
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
+    #[cfg(feature = "cuda")]
+    if let Some(candle_core::Device::Cuda(dev)) = grads.first().map(|g| g.device()) {
+        if grads
+            .iter()
+            .all(|g| g.device().same_device(grads[0].device()) && crate::model::grad_ops::supported_cuda(g))
+        {
+            return Ok(crate::model::cuda_ops::sum_of_squares(dev, grads)?.sqrt());
+        }
+    }
     let mut sum = 0f64;
+    let mut dev_sum: Option<Tensor> = None;
     for g in grads {
         if g.device().is_cpu() && g.dtype() == DType::F32 {
             let (st, l) = g.storage_and_layout();
@@ -271,8 +337,15 @@ pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
             };
             sum += s;
         } else {
-            sum += g.to_dtype(DType::F32)?.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            let s = g.to_dtype(DType::F32)?.sqr()?.sum_all()?;
+            dev_sum = Some(match dev_sum {
+                Some(t) => (t + s)?,
+                None => s,
+            });
         }
+    }
+    if let Some(t) = dev_sum {
+        sum += t.to_scalar::<f32>()? as f64;
     }
     Ok(sum.sqrt())
 }
@@ -338,5 +411,40 @@ mod tests {
         for i in 0..4 {
             assert!((got[i] as f64 - w[i]).abs() < 1e-6, "{got:?} vs {w:?}");
         }
+    }
+
+    /// bf16 weights keep an f32 master: 100 updates of 1e-4 on a weight of 1.0 (each below
+    /// bf16's spacing of 2^-7 there) still move it, the master is in the optimizer's state, and a
+    /// restored optimizer continues from it exactly.
+    #[test]
+    fn bf16_weights_update_through_an_f32_master() {
+        use candle_core::{DType, Device};
+        let w0 = Tensor::ones(3, DType::BF16, &Device::Cpu).unwrap();
+        let var = Var::from_tensor(&w0).unwrap();
+        let p = AdamWParams {
+            weight_decay: 0.0,
+            ..AdamWParams::default()
+        };
+        let mut opt = AdamW::new(vec![("x.weight".into(), var.clone())], p).unwrap();
+        let g = Tensor::ones(3, DType::BF16, &Device::Cpu).unwrap();
+        for _ in 0..100 {
+            opt.apply(std::slice::from_ref(&g), 1e-4, 1.0).unwrap();
+        }
+        // Each step moves the master by ~lr (Adam's normalised step): ~1.0 - 100 * 1e-4.
+        let master = opt.master_weights()["x.weight"].to_vec1::<f32>().unwrap();
+        assert!((master[0] - 0.99).abs() < 1e-4, "master {master:?}");
+        let w = var.as_tensor().to_dtype(DType::F32).unwrap().to_vec1::<f32>().unwrap();
+        assert!((w[0] - 0.99).abs() < 4e-3 && w[0] < 1.0, "bf16 weight {w:?}");
+        // Save and restore into a fresh optimizer over a reloaded (rounded) weight.
+        let state = opt.state_tensors().unwrap();
+        assert!(state.contains_key("w.x.weight"));
+        let var2 = Var::from_tensor(&var.as_tensor().copy().unwrap()).unwrap();
+        let mut opt2 = AdamW::new(vec![("x.weight".into(), var2.clone())], p).unwrap();
+        opt2.load_state(&state, opt.step).unwrap();
+        opt.apply(std::slice::from_ref(&g), 1e-4, 1.0).unwrap();
+        opt2.apply(std::slice::from_ref(&g), 1e-4, 1.0).unwrap();
+        let a = opt.master_weights()["x.weight"].to_vec1::<f32>().unwrap();
+        let b = opt2.master_weights()["x.weight"].to_vec1::<f32>().unwrap();
+        assert_eq!(a, b);
     }
 }

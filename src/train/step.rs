@@ -29,14 +29,20 @@ pub fn accumulate_micro_batch(
         head_cross_entropy_sum(&x, dec.head_weight()?, &batch.targets, true)
     };
     if !checkpoint {
+        let mut phases = Phases::new(device);
         let mut x = dec.embed(&ids)?;
         for i in 0..dec.num_layers() {
             x = dec.layer_forward(i, &x, (&cos, &sin))?;
         }
+        phases.mark("layers forward")?;
         let sum = head(&x)?;
         let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        phases.mark("head + loss forward")?;
         let mut grads = (sum * loss_scale)?.backward()?;
+        phases.mark("backward")?;
         add_grads(vars, &mut grads, acc)?;
+        phases.mark("accumulate")?;
+        phases.report();
         return Ok(value);
     }
     // Forward without keeping the graph: the input of every layer.
@@ -70,6 +76,44 @@ pub fn accumulate_micro_batch(
     let mut grads = (dec.embed(&ids)? * &upstream)?.sum_all()?.backward()?;
     add_grads(vars, &mut grads, acc)?;
     Ok(value)
+}
+
+/// With S1_PROFILE_STEP set, the time of each phase of a micro-batch (the device synchronised
+/// at each mark) is printed to stderr: where a step's time goes, on any device.
+struct Phases<'a> {
+    device: &'a candle_core::Device,
+    on: bool,
+    last: std::time::Instant,
+    marks: Vec<(&'static str, f64)>,
+}
+
+impl<'a> Phases<'a> {
+    fn new(device: &'a candle_core::Device) -> Self {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let on = *ON.get_or_init(|| std::env::var_os("S1_PROFILE_STEP").is_some());
+        Self {
+            device,
+            on,
+            last: std::time::Instant::now(),
+            marks: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, what: &'static str) -> Result<()> {
+        if self.on {
+            self.device.synchronize()?;
+            self.marks.push((what, self.last.elapsed().as_secs_f64() * 1e3));
+            self.last = std::time::Instant::now();
+        }
+        Ok(())
+    }
+
+    fn report(&self) {
+        if self.on {
+            let parts: Vec<String> = self.marks.iter().map(|(w, ms)| format!("{w} {ms:.2} ms")).collect();
+            eprintln!("micro-batch: {}", parts.join(", "));
+        }
+    }
 }
 
 /// Moves each variable's gradient out of `grads` into its slot of `acc`, or adds it there.

@@ -176,7 +176,7 @@ fn run_inner(
     };
     let opts = LoadOptions {
         device: dev.clone(),
-        dtype: Some(DType::F32),
+        dtype: Some(settings.dtype.dtype()),
         dequantize: true,
     };
     let model = load_model(&weights_from, &opts)?;
@@ -427,6 +427,19 @@ fn open_log(path: &Path, keep_steps: usize) -> Result<std::fs::File, TrainError>
     std::fs::OpenOptions::new().append(true).open(path).map_err(io)
 }
 
+/// Replaces the tensors that the optimizer keeps an f32 master of (bf16 training) with that
+/// master, so checkpoints hold the full-precision weights; everything is saved in f32.
+fn master_over(tensors: &mut HashMap<String, Tensor>, opt: &AdamW) -> candle_core::Result<()> {
+    let masters = opt.master_weights();
+    for (name, t) in tensors.iter_mut() {
+        *t = match masters.get(name.as_str()) {
+            Some(w) => w.to_device(&Device::Cpu)?.contiguous()?,
+            None => t.to_dtype(DType::F32)?,
+        };
+    }
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn save_checkpoint(
     dir: &Path,
@@ -443,7 +456,8 @@ fn save_checkpoint(
     let opt_state = opt.state_tensors()?;
     if let Some(cfg) = lora {
         // peft's layout: adapter_config.json + adapter_model.safetensors.
-        let tensors = dec.lora_tensors()?;
+        let mut tensors = dec.lora_tensors()?;
+        master_over(&mut tensors, opt)?;
         let conf = serde_json::to_vec_pretty(&cfg.to_peft_json()).unwrap_or_default();
         checkpoint::write_model_folder(
             dir,
@@ -460,12 +474,13 @@ fn save_checkpoint(
         )?;
         return Ok(());
     }
-    let params: HashMap<String, Tensor> = dec
+    let mut params: HashMap<String, Tensor> = dec
         .parameters()?
         .into_iter()
         .filter(|(n, _)| names.contains(n))
         .map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?)))
         .collect::<candle_core::Result<_>>()?;
+    master_over(&mut params, opt)?;
     checkpoint::write_model_folder(
         dir,
         base,

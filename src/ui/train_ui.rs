@@ -7,6 +7,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::app::{Command, StudioApp};
 use super::train_state::{TrainPath, TrainStatus};
+use crate::train::config::TrainDtype;
 use crate::train::TrainSettings;
 
 pub fn train_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
@@ -256,6 +257,22 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             })
             .response
             .on_hover_text("Where the model trains (CUDA when this build has it)");
+        if s.device == "cpu" {
+            s.dtype = TrainDtype::F32;
+        }
+        ui.add_enabled_ui(s.device != "cpu", |ui| {
+            egui::ComboBox::from_label("Precision")
+                .selected_text(format!("{:?}", s.dtype).to_lowercase())
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut s.dtype, TrainDtype::F32, "f32");
+                    ui.selectable_value(&mut s.dtype, TrainDtype::Bf16, "bf16");
+                })
+                .response
+                .on_hover_text(
+                    "bf16: the model computes in bf16 and the optimizer keeps f32 master weights (CUDA); \
+                     the CPU trains in f32",
+                );
+        });
         ui.label(format!("Global batch: {}", s.global_batch()));
         if ui
             .button("Reset to the s1 preset")

@@ -56,34 +56,11 @@ pub fn fixture_decoder(name: &str) -> s1_studio::model::Decoder {
     s1_studio::model::Decoder::load(&cfg, &mut w, DType::F32, &Device::Cpu).unwrap()
 }
 
-/// A fixture's `input_ids` and transformers-style `labels` (-100: no loss) as a micro-batch whose
-/// target at position p is the label of token p + 1.
+/// A fixture's `input_ids` and `labels` as a micro-batch (see `train::parity::labelled_batch`).
 pub fn labelled_batch(
     exp: &std::collections::HashMap<String, candle_core::Tensor>,
 ) -> s1_studio::train::data::MicroBatch {
-    use s1_studio::train::data::IGNORE;
-    let ids = exp["input_ids"].to_dtype(candle_core::DType::U32).unwrap();
-    let labels = exp["labels"]
-        .to_dtype(candle_core::DType::I64)
-        .unwrap()
-        .to_vec2::<i64>()
-        .unwrap();
-    let (rows, seq) = ids.dims2().unwrap();
-    let mut targets = vec![IGNORE; rows * seq];
-    for r in 0..rows {
-        for p in 0..seq - 1 {
-            if labels[r][p + 1] >= 0 {
-                targets[r * seq + p] = labels[r][p + 1] as u32;
-            }
-        }
-    }
-    s1_studio::train::data::MicroBatch {
-        rows,
-        seq,
-        loss_tokens: targets.iter().filter(|&&t| t != IGNORE).count(),
-        ids: ids.flatten_all().unwrap().to_vec1::<u32>().unwrap(),
-        targets,
-    }
+    s1_studio::train::parity::labelled_batch(exp).unwrap()
 }
 
 /// ||a - b|| / ||b||.
