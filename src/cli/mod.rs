@@ -38,6 +38,19 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+impl Cli {
+    /// Whether the command trains (train, bench train, bench grads).
+    pub fn trains(&self) -> bool {
+        matches!(
+            self.command,
+            Some(Command::Train(_))
+                | Some(Command::Bench(
+                    bench::BenchCommand::Train(_) | bench::BenchCommand::Grads(_)
+                ))
+        )
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct UiArgs {
     /// A model to open at start: a Hugging Face folder or a .gguf file
