@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod generate;
+pub mod grade;
 pub mod jobs;
 pub mod model;
 pub mod train;

@@ -158,3 +158,54 @@ fn bench_grads_checks_the_fixtures_on_the_cpu() {
         "{out}"
     );
 }
+
+/// `grade` writes extracted/reference/verdict per row, prints the summary, and names the file
+/// and line of a row without the response field.
+#[test]
+fn grade_writes_verdicts_and_names_bad_rows() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        concat!(
+            r#"{"r": "<|im_start|>answer\nFinal Answer: $\\boxed{\\dfrac{1}{2}}$", "a": "0.5"}"#,
+            "\n",
+            r#"{"r": "so \\boxed{3}", "a": "4"}"#,
+            "\n",
+            r#"{"r": "I am not sure", "a": "4"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    let out = d.path().join("out.jsonl");
+    let r = bin()
+        .args(["grade", "--input"])
+        .arg(&input)
+        .args(["--response-field", "r", "--reference-field", "a", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{stdout}{}", String::from_utf8_lossy(&r.stderr));
+    assert!(stdout.contains("accuracy 33.3%"), "{stdout}");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let verdicts: Vec<&str> = rows.iter().map(|r| r["verdict"].as_str().unwrap()).collect();
+    assert_eq!(verdicts, ["correct", "incorrect", "incorrect"]);
+    assert_eq!(rows[0]["extracted"], "\\dfrac{1}{2}");
+    assert!(rows[2]["extracted"].is_null());
+
+    std::fs::write(&input, "{\"r\": \"x\", \"a\": \"1\"}\n{\"a\": \"1\"}\n").unwrap();
+    let r = bin()
+        .args(["grade", "--input"])
+        .arg(&input)
+        .args(["--response-field", "r", "--reference-field", "a"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(err.contains("in.jsonl:2: no field `r`"), "{err}");
+}

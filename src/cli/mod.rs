@@ -5,6 +5,7 @@ mod bench_grads;
 mod bench_train;
 mod device;
 mod generate;
+mod grade;
 mod init_model;
 mod merge_lora;
 mod train;
@@ -33,6 +34,8 @@ pub enum Command {
     MergeLora(merge_lora::MergeLoraArgs),
     /// Write a randomly initialised Hugging Face model folder
     InitModel(init_model::InitModelArgs),
+    /// Grade responses against references offline (MATH/AIME/GSM8K/multiple choice)
+    Grade(grade::GradeArgs),
     /// Benchmarks against named baselines
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Train(args)) => train::run(args),
         Some(Command::MergeLora(args)) => merge_lora::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
+        Some(Command::Grade(args)) => grade::run(args),
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,
             view: args.view,
