@@ -4,6 +4,7 @@ mod bench;
 mod bench_grads;
 mod bench_train;
 mod device;
+mod eval;
 mod generate;
 mod grade;
 mod init_model;
@@ -34,6 +35,8 @@ pub enum Command {
     MergeLora(merge_lora::MergeLoraArgs),
     /// Write a randomly initialised Hugging Face model folder
     InitModel(init_model::InitModelArgs),
+    /// A thinking-budget sweep over a benchmark: samples, metrics and the scaling plot
+    Eval(eval::EvalArgs),
     /// Grade responses against references offline (MATH/AIME/GSM8K/multiple choice)
     Grade(grade::GradeArgs),
     /// Benchmarks against named baselines
@@ -73,6 +76,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::MergeLora(args)) => merge_lora::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Grade(args)) => grade::run(args),
+        Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,
             view: args.view,

@@ -10,10 +10,12 @@ pub mod normalize;
 use serde::{Deserialize, Serialize};
 
 /// What a grader concluded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Correct,
+    /// Also what a response without an answer gets.
+    #[default]
     Incorrect,
     /// The answer was found but the rules cannot decide (e.g. symbolic forms they do not know).
     Undecided,

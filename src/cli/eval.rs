@@ -1,0 +1,189 @@
+//! `s1-studio eval`: a budget sweep of a model over a benchmark, graded offline; writes
+//! samples.jsonl (resumable), metrics.json and scaling.svg into the output folder.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::device::{parse_device, parse_dtype};
+use crate::eval::{bench, metrics, plot, sweep};
+use crate::generate::MaxThinking;
+use crate::grade::Kind;
+use crate::jobs::CancelToken;
+use crate::model::{load_model, LoadOptions};
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A Hugging Face folder or a .gguf file
+    #[arg(long)]
+    model: PathBuf,
+    /// math500, aime24, aime25, amc23, gsm8k, or a JSONL file (question + answer columns)
+    #[arg(long)]
+    bench: String,
+    /// Grade as (default: the benchmark's own; files: gsm8k when answers have ####, else math)
+    #[arg(long, value_enum)]
+    kind: Option<Kind>,
+    /// Use the first N questions
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Thinking budgets to sweep: token counts, `auto`, `unlimited`
+    #[arg(long, value_delimiter = ',', default_value = "512,1024,2048")]
+    max_thinking: Vec<String>,
+    /// Numbers of ignored ends of thinking ("Wait") to sweep
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    waits: Vec<String>,
+    /// Minimum thinking tokens for every setting
+    #[arg(long, default_value_t = 0)]
+    min_thinking: usize,
+    /// Samples per question and setting (seeds seed, seed+1, ...)
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// 0: greedy (s1's evaluation)
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Bound on all tokens generated per sample
+    #[arg(long)]
+    max_tokens: Option<usize>,
+    /// Output folder (samples.jsonl, metrics.json, scaling.svg)
+    #[arg(long, default_value = "eval-out")]
+    out: PathBuf,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value = "auto")]
+    dtype: String,
+}
+
+/// The sweep's settings from the lists; errors name the bad entry.
+pub fn settings(max: &[String], waits: &[String], min: usize) -> anyhow::Result<Vec<sweep::Setting>> {
+    let max: Vec<MaxThinking> = max
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse::<MaxThinking>()
+                .map_err(|e| anyhow::anyhow!("--max-thinking: {e}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let waits: Vec<usize> = waits
+        .iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--waits: `{s}` is not a number"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    if max.is_empty() || waits.is_empty() {
+        bail!("empty sweep: give at least one --max-thinking budget and one --waits count");
+    }
+    Ok(max
+        .iter()
+        .flat_map(|&m| {
+            waits.iter().map(move |&w| sweep::Setting {
+                max_thinking: m,
+                waits: w,
+                min_thinking: min,
+            })
+        })
+        .collect())
+}
+
+pub fn run(a: EvalArgs) -> anyhow::Result<()> {
+    let settings = settings(&a.max_thinking, &a.waits, a.min_thinking)?;
+    if a.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    let bench = bench::load(&a.bench, a.kind).map_err(anyhow::Error::msg)?;
+    let opts = LoadOptions {
+        device: parse_device(&a.device)?,
+        dtype: parse_dtype(&a.dtype)?,
+        dequantize: false,
+    };
+    let model = load_model(&a.model, &opts).with_context(|| format!("loading {}", a.model.display()))?;
+    let cfg = sweep::SweepConfig {
+        settings,
+        limit: a.limit,
+        samples: a.samples,
+        temperature: a.temperature,
+        top_p: a.top_p,
+        seed: a.seed,
+        max_new_tokens: a.max_tokens,
+    };
+    let cancel = CancelToken::new();
+    {
+        let c = cancel.clone();
+        let _ = ctrlc::set_handler(move || {
+            if c.is_cancelled() {
+                std::process::exit(130);
+            }
+            c.cancel();
+        });
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} samples  {msg}  [{elapsed} < {eta}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut correct = 0usize;
+    let samples = sweep::run(&model, &bench, &cfg, &a.out, &cancel, &mut |p, s| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        if s.is_none() && p.resumed > 0 {
+            bar.println(format!(
+                "resuming: {} of {} samples already in samples.jsonl",
+                p.resumed, p.total
+            ));
+        }
+        if let Some(s) = s {
+            correct += (s.verdict == crate::grade::Verdict::Correct) as usize;
+            bar.set_message(format!("{correct} correct this run"));
+        }
+    })
+    .map_err(anyhow::Error::msg)?;
+    bar.finish_and_clear();
+    if samples.is_empty() {
+        bail!("no samples were generated");
+    }
+    let m = metrics::compute(&samples);
+    let mpath = a.out.join("metrics.json");
+    let mut json = serde_json::to_value(&m)?;
+    json["benchmark"] = serde_json::json!(bench.name);
+    json["model"] = serde_json::json!(a.model.display().to_string());
+    std::fs::write(&mpath, serde_json::to_string_pretty(&json)?).with_context(|| format!("{}", mpath.display()))?;
+    let svg = plot::scaling_svg(&m, &format!("{} — {}", bench.name, a.model.display()));
+    let ppath = a.out.join("scaling.svg");
+    std::fs::write(&ppath, svg).with_context(|| format!("{}", ppath.display()))?;
+    println!(
+        "{:<28} {:>8} {:>10} {:>12} {:>10}",
+        "setting", "samples", "accuracy", "thinking", "in bounds"
+    );
+    for s in &m.settings {
+        println!(
+            "{:<28} {:>8} {:>9.1}% {:>12.1} {:>9.0}%",
+            s.setting, s.samples, s.accuracy, s.mean_thinking_tokens, s.controlled
+        );
+    }
+    println!(
+        "Control {:.1}%  Scaling {}  Performance {:.1}%",
+        m.control,
+        m.scaling_per_1k_tokens
+            .map(|v| format!("{v:.3} points per 1k thinking tokens"))
+            .unwrap_or_else(|| "- (one length)".into()),
+        m.performance
+    );
+    if cancel.is_cancelled() {
+        println!("stopped early; rerun the same command to continue");
+    }
+    println!(
+        "wrote {}, {} and {}",
+        a.out.join("samples.jsonl").display(),
+        mpath.display(),
+        ppath.display()
+    );
+    Ok(())
+}

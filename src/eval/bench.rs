@@ -1,0 +1,150 @@
+//! Benchmarks: the named sets that ship in assets/eval (compiled into the binary) or a user's
+//! JSONL file with a question column and an answer column.
+
+use std::path::Path;
+
+use crate::grade::Kind;
+
+/// One question of a benchmark.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Question {
+    pub id: String,
+    pub question: String,
+    pub reference: String,
+}
+
+/// A loaded benchmark.
+#[derive(Debug, Clone)]
+pub struct Benchmark {
+    pub name: String,
+    pub kind: Kind,
+    pub questions: Vec<Question>,
+}
+
+/// The named benchmarks: name, contents, how answers are graded.
+pub const NAMED: &[(&str, &str, Kind)] = &[
+    ("math500", include_str!("../../assets/eval/math500.jsonl"), Kind::Math),
+    ("aime24", include_str!("../../assets/eval/aime24.jsonl"), Kind::Aime),
+    ("aime25", include_str!("../../assets/eval/aime25.jsonl"), Kind::Aime),
+    ("amc23", include_str!("../../assets/eval/amc23.jsonl"), Kind::Math),
+    ("gsm8k", include_str!("../../assets/eval/gsm8k_test.jsonl"), Kind::Gsm8k),
+];
+
+const QUESTION_COLUMNS: &[&str] = &["problem", "question", "Question", "prompt"];
+const ANSWER_COLUMNS: &[&str] = &["answer", "final_answer", "Answer", "solution_answer"];
+const ID_COLUMNS: &[&str] = &["unique_id", "id", "idx"];
+
+fn text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Array(a) if a.len() == 1 => text(&a[0]),
+        _ => None,
+    }
+}
+
+/// Parses JSONL rows; `origin` names the file in errors.
+pub fn parse(origin: &str, contents: &str, kind: Option<Kind>) -> Result<(Vec<Question>, Kind), String> {
+    let mut out = Vec::new();
+    let mut gsm8k_like = true;
+    for (i, line) in contents.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("{origin}:{}: not a JSON object ({e})", i + 1))?;
+        let pick = |cols: &[&str]| cols.iter().find_map(|c| row.get(*c).and_then(text));
+        if row.get("Correct Answer").is_some() && row.get("Incorrect Answer 1").is_some() {
+            return Err(format!(
+                "{origin}:{}: GPQA's columns are not supported yet (its choices must be shuffled into the prompt)",
+                i + 1
+            ));
+        }
+        let question = pick(QUESTION_COLUMNS).ok_or_else(|| {
+            format!(
+                "{origin}:{}: no question column (one of {})",
+                i + 1,
+                QUESTION_COLUMNS.join(", ")
+            )
+        })?;
+        let reference = pick(ANSWER_COLUMNS).ok_or_else(|| {
+            format!(
+                "{origin}:{}: no answer column (one of {})",
+                i + 1,
+                ANSWER_COLUMNS.join(", ")
+            )
+        })?;
+        gsm8k_like &= reference.contains("####");
+        let id = pick(ID_COLUMNS).unwrap_or_else(|| (i + 1).to_string());
+        out.push(Question {
+            id,
+            question,
+            reference,
+        });
+    }
+    if out.is_empty() {
+        return Err(format!("{origin}: no questions"));
+    }
+    let kind = kind.unwrap_or(if gsm8k_like { Kind::Gsm8k } else { Kind::Math });
+    Ok((out, kind))
+}
+
+/// A named benchmark or a JSONL file; `kind` overrides the grading.
+pub fn load(spec: &str, kind: Option<Kind>) -> Result<Benchmark, String> {
+    if let Some((name, contents, k)) = NAMED.iter().find(|(n, _, _)| *n == spec) {
+        let (questions, _) = parse(name, contents, Some(kind.unwrap_or(*k)))?;
+        return Ok(Benchmark {
+            name: name.to_string(),
+            kind: kind.unwrap_or(*k),
+            questions,
+        });
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        let names: Vec<&str> = NAMED.iter().map(|n| n.0).collect();
+        return Err(format!(
+            "{spec}: neither a named benchmark ({}) nor a file",
+            names.join(", ")
+        ));
+    }
+    let contents = std::fs::read_to_string(path).map_err(|e| format!("{spec}: {e}"))?;
+    let (questions, kind) = parse(spec, &contents, kind)?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Benchmark { name, kind, questions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_sets_load_with_their_sizes() {
+        for (name, n, kind) in [
+            ("math500", 500, Kind::Math),
+            ("aime24", 30, Kind::Aime),
+            ("aime25", 30, Kind::Aime),
+            ("amc23", 40, Kind::Math),
+            ("gsm8k", 1319, Kind::Gsm8k),
+        ] {
+            let b = load(name, None).unwrap();
+            assert_eq!((b.questions.len(), b.kind), (n, kind), "{name}");
+        }
+        assert!(load("math500", None).unwrap().questions[0]
+            .question
+            .starts_with("Convert the point"));
+    }
+
+    #[test]
+    fn bad_files_say_what_is_missing() {
+        let e = parse("x.jsonl", "{\"problem\": \"1+1?\"}\n", None).unwrap_err();
+        assert!(e.contains("x.jsonl:1: no answer column"), "{e}");
+        let gpqa = "{\"Question\": \"q\", \"Correct Answer\": \"a\", \"Incorrect Answer 1\": \"b\"}";
+        assert!(parse("g.jsonl", gpqa, None).unwrap_err().contains("GPQA"));
+        let (q, k) = parse("q.jsonl", "{\"question\": \"q\", \"answer\": \"so #### 4\"}", None).unwrap();
+        assert_eq!((q[0].id.as_str(), k), ("1", Kind::Gsm8k));
+        assert!(parse("e.jsonl", "\n", None).unwrap_err().contains("no questions"));
+    }
+}

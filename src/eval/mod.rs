@@ -1,0 +1,7 @@
+//! Evaluation: benchmarks, budget sweeps through the engine's budget forcing, the s1 metrics
+//! (Control, Scaling, Performance) and the test-time-scaling plot.
+
+pub mod bench;
+pub mod metrics;
+pub mod plot;
+pub mod sweep;

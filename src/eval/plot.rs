@@ -1,0 +1,108 @@
+//! The test-time-scaling plot as SVG: accuracy against mean thinking tokens, one point per
+//! setting, joined in order of length, each labelled with its setting.
+
+use std::fmt::Write;
+
+use super::metrics::SweepMetrics;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// An SVG document of `m`'s settings, titled `title`.
+pub fn scaling_svg(m: &SweepMetrics, title: &str) -> String {
+    let (w, h, l, r, t, b) = (720.0, 440.0, 70.0, 30.0, 50.0, 60.0);
+    let mut pts: Vec<(f64, f64, &str)> = m
+        .settings
+        .iter()
+        .map(|s| (s.mean_thinking_tokens, s.accuracy, s.setting.as_str()))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 1.08;
+    let x = |v: f64| l + (w - l - r) * v / xmax;
+    let y = |v: f64| h - b - (h - t - b) * v / 100.0;
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = write!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="28" font-size="15" text-anchor="middle">{}</text>"#,
+        w / 2.0,
+        esc(title)
+    );
+    for i in 0..=5 {
+        let v = 20.0 * i as f64;
+        let _ = write!(
+            s,
+            r##"<line x1="{l}" x2="{}" y1="{y0}" y2="{y0}" stroke="#ddd"/><text x="{}" y="{}" text-anchor="end">{v}</text>"##,
+            w - r,
+            l - 8.0,
+            y(v) + 4.0,
+            y0 = y(v)
+        );
+        let xv = xmax * i as f64 / 5.0;
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{:.0}</text>"#,
+            x(xv),
+            h - b + 18.0,
+            xv
+        );
+    }
+    let _ = write!(
+        s,
+        r##"<line x1="{l}" x2="{l}" y1="{t}" y2="{}" stroke="#333"/><line x1="{l}" x2="{}" y1="{}" y2="{}" stroke="#333"/>"##,
+        h - b,
+        w - r,
+        h - b,
+        h - b
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">mean thinking tokens</text><text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">accuracy (%)</text>"#,
+        (l + w - r) / 2.0,
+        h - 18.0,
+        (t + h - b) / 2.0,
+        (t + h - b) / 2.0
+    );
+    let path: Vec<String> = pts.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect();
+    let _ = write!(
+        s,
+        r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
+        path.join(" ")
+    );
+    for p in &pts {
+        // labels near the right edge extend to the left of their point
+        let right = x(p.0) > w - r - 120.0;
+        let _ = write!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="#1f77b4"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#555" text-anchor="{}">{}</text>"##,
+            x(p.0),
+            y(p.1),
+            x(p.0) + if right { -6.0 } else { 6.0 },
+            y(p.1) - 6.0,
+            if right { "end" } else { "start" },
+            esc(p.2)
+        );
+    }
+    let summary = format!(
+        "Control {:.0}%  Scaling {}  Performance {:.1}%",
+        m.control,
+        m.scaling_per_1k_tokens
+            .map(|v| format!("{v:.2} pts/1k tokens"))
+            .unwrap_or_else(|| "-".into()),
+        m.performance
+    );
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="end" fill="#333">{}</text>"##,
+        w - r,
+        t - 6.0,
+        esc(&summary)
+    );
+    s.push_str("</svg>\n");
+    s
+}

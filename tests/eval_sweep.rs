@@ -1,0 +1,131 @@
+//! `s1-studio eval` end to end on a tiny model over a slice of MATH500: samples with every field,
+//! metrics with Control/Scaling/Performance, the SVG plot; a rerun resumes (also after a write
+//! cut off mid-line); bad sweeps and benchmark files get clear errors.
+
+mod common;
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_s1-studio"))
+}
+
+fn lines(p: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn sweep_writes_samples_metrics_and_plot_and_resumes() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    common::tiny_qwen(&model, 512);
+    let out = d.path().join("out");
+    let run = || {
+        let r = bin()
+            .args(["eval", "--model"])
+            .arg(&model)
+            .args([
+                "--bench",
+                "math500",
+                "--limit",
+                "3",
+                "--max-thinking",
+                "8,24",
+                "--waits",
+                "0,1",
+            ])
+            .args(["--max-tokens", "48", "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&r.stdout).into_owned();
+        assert!(r.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&r.stderr));
+        stdout
+    };
+    let stdout = run();
+    let samples = lines(&out.join("samples.jsonl"));
+    assert_eq!(samples.len(), 12, "3 questions x 4 settings");
+    for key in [
+        "setting",
+        "prompt",
+        "thinking",
+        "answer",
+        "extracted",
+        "reference",
+        "verdict",
+        "thinking_tokens",
+        "waits_injected",
+        "forced_end",
+    ] {
+        assert!(samples.iter().all(|s| s.get(key).is_some()), "every sample has `{key}`");
+    }
+    for s in &samples {
+        let max: u64 = if s["setting"].as_str().unwrap().starts_with("max=8 ") {
+            8
+        } else {
+            24
+        };
+        assert!(s["thinking_tokens"].as_u64().unwrap() <= max, "{s}");
+    }
+    assert_eq!(samples[0]["reference"], "\\left( 3, \\frac{\\pi}{2} \\right)");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["settings"].as_array().unwrap().len(), 4);
+    assert_eq!(m["control"], 100.0, "budget forcing keeps every run within its budget");
+    assert!(m.get("scaling").is_some() && m["performance"].is_number(), "{m}");
+    let svg = std::fs::read_to_string(out.join("scaling.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("max=24 waits=1"), "{svg}");
+    assert!(stdout.contains("Control 100.0%"), "{stdout}");
+
+    // A rerun finds everything done.
+    let stdout = run();
+    assert_eq!(lines(&out.join("samples.jsonl")).len(), 12);
+    assert!(stdout.contains("setting"), "{stdout}");
+
+    // A run killed mid-write: 5 whole lines and half of the 6th; the rerun fills in the rest.
+    let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    let keep: Vec<&str> = text.lines().take(6).collect();
+    let cut = format!("{}\n{}", keep[..5].join("\n"), &keep[5][..keep[5].len() / 2]);
+    std::fs::write(out.join("samples.jsonl"), cut).unwrap();
+    run();
+    let again = lines(&out.join("samples.jsonl"));
+    assert_eq!(again.len(), 12, "the cut line is regenerated, nothing twice");
+    let mut keys: Vec<String> = again
+        .iter()
+        .map(|s| format!("{} {} {}", s["setting"], s["question_id"], s["sample"]))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 12);
+}
+
+#[test]
+fn bad_sweeps_and_benchmarks_are_clear_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let err = |args: &[&str]| {
+        let r = bin()
+            .arg("eval")
+            .args(["--model", "/nonexistent"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(1));
+        String::from_utf8_lossy(&r.stderr).into_owned()
+    };
+    let e = err(&["--bench", "math500", "--max-thinking", "512,lots"]);
+    assert!(e.contains("`lots`: expected a number of tokens"), "{e}");
+    let e = err(&["--bench", "math500", "--waits", "1,x"]);
+    assert!(e.contains("--waits: `x` is not a number"), "{e}");
+    let e = err(&["--bench", "math500", "--max-thinking", ""]);
+    assert!(e.contains("empty sweep"), "{e}");
+    let f = d.path().join("b.jsonl");
+    std::fs::write(&f, "{\"problem\": \"What is 1+1?\"}\n").unwrap();
+    let e = err(&["--bench", f.to_str().unwrap()]);
+    assert!(e.contains("b.jsonl:1: no answer column"), "{e}");
+    let e = err(&["--bench", "mathh500"]);
+    assert!(e.contains("neither a named benchmark"), "{e}");
+}
