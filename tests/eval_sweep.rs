@@ -119,7 +119,7 @@ fn bad_sweeps_and_benchmarks_are_clear_errors() {
     let e = err(&["--bench", "math500", "--max-thinking", "512,lots"]);
     assert!(e.contains("`lots`: expected a number of tokens"), "{e}");
     let e = err(&["--bench", "math500", "--waits", "1,x"]);
-    assert!(e.contains("--waits: `x` is not a number"), "{e}");
+    assert!(e.contains("waits: `x` is not a number"), "{e}");
     let e = err(&["--bench", "math500", "--max-thinking", ""]);
     assert!(e.contains("empty sweep"), "{e}");
     let f = d.path().join("b.jsonl");

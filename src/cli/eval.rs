@@ -8,7 +8,6 @@ use clap::Args;
 
 use super::device::{parse_device, parse_dtype};
 use crate::eval::{bench, metrics, plot, sweep};
-use crate::generate::MaxThinking;
 use crate::grade::Kind;
 use crate::jobs::CancelToken;
 use crate::model::{load_model, LoadOptions};
@@ -58,43 +57,8 @@ pub struct EvalArgs {
     dtype: String,
 }
 
-/// The sweep's settings from the lists; errors name the bad entry.
-pub fn settings(max: &[String], waits: &[String], min: usize) -> anyhow::Result<Vec<sweep::Setting>> {
-    let max: Vec<MaxThinking> = max
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<MaxThinking>()
-                .map_err(|e| anyhow::anyhow!("--max-thinking: {e}"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let waits: Vec<usize> = waits
-        .iter()
-        .filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("--waits: `{s}` is not a number"))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    if max.is_empty() || waits.is_empty() {
-        bail!("empty sweep: give at least one --max-thinking budget and one --waits count");
-    }
-    Ok(max
-        .iter()
-        .flat_map(|&m| {
-            waits.iter().map(move |&w| sweep::Setting {
-                max_thinking: m,
-                waits: w,
-                min_thinking: min,
-            })
-        })
-        .collect())
-}
-
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let settings = settings(&a.max_thinking, &a.waits, a.min_thinking)?;
+    let settings = sweep::settings_from_lists(&a.max_thinking, &a.waits, a.min_thinking).map_err(anyhow::Error::msg)?;
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }

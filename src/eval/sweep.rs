@@ -34,6 +34,36 @@ impl Setting {
     }
 }
 
+/// The settings of a sweep from its lists (every budget with every waits count); errors name
+/// the bad entry.
+pub fn settings_from_lists(max: &[String], waits: &[String], min_thinking: usize) -> Result<Vec<Setting>, String> {
+    let max: Vec<MaxThinking> = max
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<MaxThinking>().map_err(|e| format!("budgets: {e}")))
+        .collect::<Result<_, _>>()?;
+    let waits: Vec<usize> = waits
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format!("waits: `{s}` is not a number")))
+        .collect::<Result<_, _>>()?;
+    if max.is_empty() || waits.is_empty() {
+        return Err("empty sweep: give at least one thinking budget and one waits count".into());
+    }
+    Ok(max
+        .iter()
+        .flat_map(|&m| {
+            waits.iter().map(move |&w| Setting {
+                max_thinking: m,
+                waits: w,
+                min_thinking,
+            })
+        })
+        .collect())
+}
+
 /// One generated and graded sample (a line of samples.jsonl).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -134,7 +164,9 @@ pub fn run(
         .open(&path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     // A line cut off by a kill has no newline: end it, so the next sample starts a line.
-    let cut = std::fs::read(&path).map(|b| b.last().is_some_and(|&c| c != b'\n')).unwrap_or(false);
+    let cut = std::fs::read(&path)
+        .map(|b| b.last().is_some_and(|&c| c != b'\n'))
+        .unwrap_or(false);
     if cut {
         writeln!(file).map_err(|e| format!("{}: {e}", path.display()))?;
     }

@@ -1,10 +1,12 @@
-//! Long work off the UI thread: cancel tokens, the inference worker and the training job. The same jobs drive the
+//! Long work off the UI thread: cancel tokens, the inference worker, the training and evaluation jobs. The same jobs drive the
 //! CLI and the GUI; nothing here knows about egui (a UI passes a `Notify` to be woken).
 
 mod cancel;
+pub mod evaluation;
 pub mod inference;
 pub mod training;
 
 pub use cancel::CancelToken;
+pub use evaluation::{EvalEvent, EvalJob, EvalRequest};
 pub use inference::{Delta, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 pub use training::TrainingJob;

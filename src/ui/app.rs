@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 
+use super::eval_state::EvalState;
 use super::settings::{Settings, View};
 use super::train_state::{TrainPath, TrainState};
-use super::{chat_ui, empty_views, train_ui};
+use super::{chat_ui, empty_views, eval_ui, train_ui};
 use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 use crate::model::LoadOptions;
@@ -79,6 +80,7 @@ pub struct StudioApp {
     pub frame_times: Vec<Duration>,
     pub notice: Option<String>,
     pub train: TrainState,
+    pub eval: EvalState,
     pub(super) notify: Notify,
 }
 
@@ -110,6 +112,7 @@ impl StudioApp {
             frame_times: Vec::new(),
             notice: None,
             train: TrainState::default(),
+            eval: EvalState::default(),
             notify,
         })
     }
@@ -134,6 +137,7 @@ impl StudioApp {
         let start = Instant::now();
         self.drain_events(Duration::from_millis(4));
         self.drain_training(Duration::from_millis(2));
+        self.drain_eval(Duration::from_millis(2));
         self.drain_dialogs();
         self.take_dropped_files(ui.ctx());
         self.handle_commands(ui.ctx());
@@ -144,7 +148,7 @@ impl StudioApp {
             View::Chat => chat_ui::chat_view_ui(self, ui),
             View::Curate => empty_views::curate_ui(ui),
             View::Train => train_ui::train_view_ui(self, ui),
-            View::Evaluate => empty_views::evaluate_ui(ui),
+            View::Evaluate => eval_ui::eval_view_ui(self, ui),
         }
         self.handle_commands(ui.ctx());
         if self.frame_times.len() >= 240 {
@@ -455,6 +459,9 @@ impl eframe::App for StudioApp {
             r.cancel.cancel();
         }
         if let Some(j) = &self.train.job {
+            j.stop();
+        }
+        if let Some(j) = &self.eval.job {
             j.stop();
         }
     }

@@ -23,12 +23,3 @@ pub fn curate_ui(ui: &mut egui::Ui) {
         "Until then there is nothing to curate here; the engine and chat work today.",
     );
 }
-
-pub fn evaluate_ui(ui: &mut egui::Ui) {
-    empty_state_ui(
-        ui,
-        "Evaluation is not built yet",
-        "This view will sweep thinking budgets over AIME, MATH500 and GSM8K and plot accuracy against thinking tokens.",
-        "Single prompts with a budget run today in the Chat view or with `s1-studio generate`.",
-    );
-}

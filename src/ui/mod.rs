@@ -3,6 +3,8 @@
 pub mod app;
 pub mod chat_ui;
 pub mod empty_views;
+pub mod eval_state;
+pub mod eval_ui;
 pub mod settings;
 pub mod thinking_controls_ui;
 pub mod train_state;

@@ -166,6 +166,8 @@ pub struct Settings {
     pub train: crate::train::TrainSettings,
     /// Output folders of runs started from the Train view, oldest first.
     pub train_runs: Vec<PathBuf>,
+    /// The Evaluate view's form.
+    pub eval: super::eval_state::EvalForm,
 }
 
 impl Settings {

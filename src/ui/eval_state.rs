@@ -1,0 +1,199 @@
+//! The Evaluate view's form (persisted) and runtime state: the sweep job, its samples as they
+//! arrive, the metrics, the per-sample browser's filter and selection.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::app::StudioApp;
+use crate::eval::metrics::{self, SweepMetrics};
+use crate::eval::sweep::{self, Progress, Sample, SweepConfig};
+use crate::grade::Verdict;
+use crate::jobs::{EvalEvent, EvalJob, EvalRequest};
+
+/// The form, as typed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct EvalForm {
+    pub model: String,
+    /// A named benchmark or a JSONL path.
+    pub bench: String,
+    /// Comma-separated thinking budgets (numbers, auto, unlimited).
+    pub budgets: String,
+    /// Comma-separated numbers of ignored ends of thinking.
+    pub waits: String,
+    /// The first N questions (empty: all).
+    pub limit: String,
+    pub samples: usize,
+    pub temperature: f64,
+    /// Bound on all generated tokens per sample (empty: none).
+    pub max_tokens: String,
+    pub out: String,
+}
+
+impl Default for EvalForm {
+    fn default() -> Self {
+        Self {
+            model: String::new(),
+            bench: "math500".into(),
+            budgets: "512,1024,2048".into(),
+            waits: "0".into(),
+            limit: "50".into(),
+            samples: 1,
+            temperature: 0.0,
+            max_tokens: String::new(),
+            out: "eval-out".into(),
+        }
+    }
+}
+
+impl EvalForm {
+    /// The job this form asks for, or what is wrong with it.
+    pub fn request(&self) -> Result<EvalRequest, String> {
+        if self.model.trim().is_empty() {
+            return Err("choose a model first".into());
+        }
+        let list = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
+        let settings = sweep::settings_from_lists(&list(&self.budgets), &list(&self.waits), 0)?;
+        let num = |what: &str, s: &str| -> Result<Option<usize>, String> {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(None);
+            }
+            s.parse()
+                .map(Some)
+                .map_err(|_| format!("{what}: `{s}` is not a number"))
+        };
+        if self.samples == 0 {
+            return Err("samples must be at least 1".into());
+        }
+        Ok(EvalRequest {
+            model: PathBuf::from(self.model.trim()),
+            bench: self.bench.trim().to_string(),
+            config: SweepConfig {
+                settings,
+                limit: num("questions", &self.limit)?,
+                samples: self.samples,
+                temperature: self.temperature,
+                top_p: 1.0,
+                seed: 0,
+                max_new_tokens: num("max tokens", &self.max_tokens)?,
+            },
+            out: PathBuf::from(self.out.trim()),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvalStatus {
+    Idle,
+    Running,
+    Done,
+    Stopped,
+    Failed(String),
+}
+
+/// Runtime state (not persisted).
+pub struct EvalState {
+    pub job: Option<EvalJob>,
+    pub status: EvalStatus,
+    pub samples: Vec<Sample>,
+    pub progress: Option<Progress>,
+    /// Metrics of `samples`, recomputed when a sample arrives.
+    pub metrics: Option<SweepMetrics>,
+    /// The browser shows only this verdict (None: all).
+    pub filter: Option<Verdict>,
+    pub selected: Option<usize>,
+}
+
+impl Default for EvalState {
+    fn default() -> Self {
+        Self {
+            job: None,
+            status: EvalStatus::Idle,
+            samples: Vec::new(),
+            progress: None,
+            metrics: None,
+            filter: None,
+            selected: None,
+        }
+    }
+}
+
+impl EvalState {
+    pub fn is_running(&self) -> bool {
+        self.status == EvalStatus::Running
+    }
+
+    fn refresh_metrics(&mut self) {
+        self.metrics = (!self.samples.is_empty()).then(|| metrics::compute(&self.samples));
+    }
+}
+
+impl StudioApp {
+    /// Starts the sweep the Evaluate form describes.
+    pub fn start_eval(&mut self) {
+        if self.eval.is_running() {
+            return;
+        }
+        let req = match self.settings.eval.request() {
+            Ok(r) => r,
+            Err(e) => {
+                self.eval.status = EvalStatus::Failed(e);
+                return;
+            }
+        };
+        match EvalJob::spawn(req, self.notify.clone()) {
+            Ok(job) => {
+                self.eval = EvalState {
+                    job: Some(job),
+                    status: EvalStatus::Running,
+                    filter: self.eval.filter,
+                    ..EvalState::default()
+                };
+            }
+            Err(e) => self.eval.status = EvalStatus::Failed(format!("could not start the evaluation thread: {e}")),
+        }
+    }
+
+    pub fn stop_eval(&mut self) {
+        if let Some(j) = &self.eval.job {
+            j.stop();
+        }
+    }
+
+    pub(super) fn drain_eval(&mut self, budget: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < budget {
+            let Some(job) = &self.eval.job else { return };
+            let Ok(ev) = job.events.try_recv() else { return };
+            let e = &mut self.eval;
+            match ev {
+                EvalEvent::Started { earlier, .. } => {
+                    e.samples = earlier;
+                    e.refresh_metrics();
+                }
+                EvalEvent::Sample(s) => {
+                    e.samples.push(*s);
+                    e.refresh_metrics();
+                }
+                EvalEvent::Progress(p) => e.progress = Some(p),
+                EvalEvent::Finished(r) => {
+                    let stopped = e.job.as_ref().is_some_and(|j| j.cancel.is_cancelled());
+                    e.status = match r {
+                        Err(msg) => EvalStatus::Failed(msg),
+                        Ok(m) => {
+                            e.metrics = Some(m);
+                            if stopped {
+                                EvalStatus::Stopped
+                            } else {
+                                EvalStatus::Done
+                            }
+                        }
+                    };
+                    e.job = None;
+                    return;
+                }
+            }
+        }
+    }
+}

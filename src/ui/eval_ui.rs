@@ -1,0 +1,243 @@
+//! The Evaluate view: a model, a benchmark and the budgets to sweep; Run and Stop with
+//! progress; the scaling plot filling in as samples arrive; Control, Scaling and Performance;
+//! and a per-sample browser (question, thinking, answer, extracted answer, verdict) filtered by
+//! verdict.
+
+use eframe::egui::{self, RichText};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+
+use super::app::StudioApp;
+use super::eval_state::EvalStatus;
+use crate::eval::bench::NAMED;
+use crate::grade::Verdict;
+
+fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
+    ui.horizontal(|ui| {
+        let l = ui.label(label);
+        ui.add(egui::TextEdit::singleline(value).desired_width(260.0))
+            .labelled_by(l.id)
+            .on_hover_text(hint);
+    });
+}
+
+fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let running = app.eval.is_running();
+    let f = &mut app.settings.eval;
+    ui.add_enabled_ui(!running, |ui| {
+        field(ui, "Model", &mut f.model, "A Hugging Face folder or a .gguf file");
+        ui.horizontal(|ui| {
+            let l = ui.label("Benchmark");
+            ui.add(egui::TextEdit::singleline(&mut f.bench).desired_width(160.0))
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "A named benchmark (shipped with the app) or a JSONL file with question and answer columns",
+                );
+            egui::ComboBox::from_label("Named benchmarks")
+                .selected_text("pick…")
+                .show_ui(ui, |ui| {
+                    for (name, _, _) in NAMED {
+                        if ui.selectable_label(f.bench == *name, *name).clicked() {
+                            f.bench = name.to_string();
+                        }
+                    }
+                });
+        });
+        field(
+            ui,
+            "Budgets",
+            &mut f.budgets,
+            "Maximum thinking tokens to sweep: numbers, auto, unlimited",
+        );
+        field(
+            ui,
+            "Waits",
+            &mut f.waits,
+            "How many ends of thinking to ignore (\"Wait\"), e.g. 0,1,2,4",
+        );
+        field(ui, "Questions", &mut f.limit, "Use the first N questions (empty: all)");
+        field(
+            ui,
+            "Max tokens",
+            &mut f.max_tokens,
+            "Bound on all generated tokens per sample (empty: none)",
+        );
+        ui.horizontal(|ui| {
+            ui.label("Samples");
+            ui.add(egui::DragValue::new(&mut f.samples).range(1..=64))
+                .on_hover_text("Samples per question and setting (majority vote needs several)");
+            ui.label("Temperature");
+            ui.add(egui::DragValue::new(&mut f.temperature).range(0.0..=2.0).speed(0.05))
+                .on_hover_text("0 is greedy, as s1 evaluates");
+        });
+        field(
+            ui,
+            "Output folder",
+            &mut f.out,
+            "samples.jsonl, metrics.json and scaling.svg go here; a rerun resumes",
+        );
+    });
+    ui.horizontal(|ui| {
+        if running {
+            if ui
+                .button("Stop")
+                .on_hover_text("Stop after the current sample; a rerun resumes")
+                .clicked()
+            {
+                app.stop_eval();
+            }
+        } else if ui
+            .button("Run")
+            .on_hover_text("Generate every question under every setting, grade, and plot")
+            .clicked()
+        {
+            app.start_eval();
+        }
+        if let Some(p) = app.eval.progress {
+            ui.add(
+                egui::ProgressBar::new(p.done as f32 / p.total.max(1) as f32)
+                    .text(format!("{}/{} samples", p.done, p.total))
+                    .desired_width(240.0),
+            );
+        }
+    });
+    match &app.eval.status {
+        EvalStatus::Failed(e) => {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        EvalStatus::Stopped => {
+            ui.label("Stopped; Run continues where it stopped.");
+        }
+        EvalStatus::Done => {
+            ui.label(format!("Done: results in {}", app.settings.eval.out));
+        }
+        _ => {}
+    }
+}
+
+fn plot_ui(app: &StudioApp, ui: &mut egui::Ui) {
+    let Some(m) = &app.eval.metrics else {
+        ui.weak("The scaling curve appears here as samples arrive.");
+        return;
+    };
+    ui.label(
+        RichText::new(format!(
+            "Control {:.0}%   Scaling {}   Performance {:.1}%",
+            m.control,
+            m.scaling_per_1k_tokens
+                .map(|v| format!("{v:.2} points per 1k tokens"))
+                .unwrap_or_else(|| "–".into()),
+            m.performance
+        ))
+        .strong(),
+    );
+    let mut pts: Vec<[f64; 2]> = m
+        .settings
+        .iter()
+        .map(|s| [s.mean_thinking_tokens, s.accuracy])
+        .collect();
+    pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    Plot::new("scaling")
+        .height(220.0)
+        .legend(Legend::default())
+        .x_axis_label("mean thinking tokens")
+        .y_axis_label("accuracy (%)")
+        .include_y(0.0)
+        .include_y(100.0)
+        .show(ui, |p| {
+            p.line(Line::new("budget forcing", PlotPoints::from(pts.clone())));
+            p.points(Points::new("settings", PlotPoints::from(pts)).radius(4.0));
+        });
+    egui::Grid::new("eval-settings").striped(true).show(ui, |ui| {
+        ui.strong("setting");
+        ui.strong("samples");
+        ui.strong("accuracy");
+        ui.strong("thinking");
+        ui.end_row();
+        for s in &m.settings {
+            ui.label(&s.setting);
+            ui.label(s.samples.to_string());
+            ui.label(format!("{:.1}%", s.accuracy));
+            ui.label(format!("{:.0}", s.mean_thinking_tokens));
+            ui.end_row();
+        }
+    });
+}
+
+fn verdict_text(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Correct => "correct",
+        Verdict::Incorrect => "incorrect",
+        Verdict::Undecided => "undecided",
+    }
+}
+
+fn browser_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let e = &mut app.eval;
+    ui.horizontal(|ui| {
+        egui::ComboBox::from_label("Show")
+            .selected_text(e.filter.map(verdict_text).unwrap_or("all"))
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut e.filter, None, "all");
+                for v in [Verdict::Correct, Verdict::Incorrect, Verdict::Undecided] {
+                    ui.selectable_value(&mut e.filter, Some(v), verdict_text(v));
+                }
+            });
+        let shown = e
+            .samples
+            .iter()
+            .filter(|s| e.filter.is_none_or(|f| s.verdict == f))
+            .count();
+        ui.weak(format!("{shown} of {} samples", e.samples.len()));
+    });
+    egui::ScrollArea::vertical()
+        .id_salt("samples")
+        .max_height(160.0)
+        .show(ui, |ui| {
+            for (i, s) in e.samples.iter().enumerate() {
+                if e.filter.is_some_and(|f| s.verdict != f) {
+                    continue;
+                }
+                let text = format!(
+                    "{} · question {} · {}",
+                    s.setting,
+                    s.question_id,
+                    verdict_text(s.verdict)
+                );
+                if ui.selectable_label(e.selected == Some(i), text).clicked() {
+                    e.selected = Some(i);
+                }
+            }
+        });
+    let Some(s) = e.selected.and_then(|i| e.samples.get(i)) else {
+        return;
+    };
+    ui.separator();
+    egui::ScrollArea::vertical().id_salt("sample").show(ui, |ui| {
+        ui.label(RichText::new(&s.prompt).strong());
+        egui::CollapsingHeader::new(format!(
+            "Thinking ({} tokens, {} waits)",
+            s.thinking_tokens, s.waits_injected
+        ))
+        .id_salt("thinking")
+        .show(ui, |ui| {
+            ui.label(RichText::new(&s.thinking).weak());
+        });
+        ui.label(&s.answer);
+        ui.horizontal(|ui| {
+            ui.label(format!("extracted: {}", s.extracted.as_deref().unwrap_or("(none)")));
+            ui.label(format!("reference: {}", s.reference));
+            ui.strong(verdict_text(s.verdict));
+        });
+    });
+}
+
+pub fn eval_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.columns(2, |cols| {
+            form_ui(app, &mut cols[0]);
+            cols[0].separator();
+            browser_ui(app, &mut cols[0]);
+            plot_ui(app, &mut cols[1]);
+        });
+    });
+}

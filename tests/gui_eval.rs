@@ -1,0 +1,94 @@
+//! The Evaluate view driven through egui_kittest, finding widgets by label: a tiny sweep over a
+//! MATH500 slice typed into the form, Run, samples and the metrics arriving live, the verdict
+//! filter of the sample browser, a sample's details; a bad budget list says what is wrong.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::gui::{app, harness, step_until};
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use s1_studio::grade::Verdict;
+use s1_studio::ui::eval_state::EvalStatus;
+use s1_studio::ui::settings::View;
+use s1_studio::ui::Settings;
+
+fn form(model: &Path, out: &Path, budgets: &str) -> Settings {
+    let mut s = Settings {
+        view: View::Evaluate,
+        ..Default::default()
+    };
+    s.eval.model = model.display().to_string();
+    s.eval.out = out.display().to_string();
+    s.eval.budgets = budgets.into();
+    s.eval.waits = "0,1".into();
+    s.eval.limit = "2".into();
+    s.eval.max_tokens = "40".into();
+    s
+}
+
+#[test]
+fn a_tiny_sweep_from_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    let mut h = harness(app(form(&d.join("model"), &d.join("out"), "8")));
+    h.run();
+    // The budgets are typed into the form.
+    h.get_by_role_and_label(Role::TextInput, "Budgets").focus();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Budgets").type_text(",16");
+    h.run();
+    assert_eq!(h.state().settings.eval.budgets, "8,16");
+    h.get_by_label("Run").click();
+    let mut saw_live = false;
+    step_until(
+        &mut h,
+        Duration::from_secs(120),
+        |h| {
+            let e = &h.state().eval;
+            if e.is_running() && e.metrics.is_some() {
+                saw_live = true;
+            }
+        },
+        |a| !a.eval.is_running(),
+    );
+    let e = &h.state().eval;
+    assert_eq!(e.status, EvalStatus::Done, "{:?}", e.status);
+    assert!(saw_live, "no sample arrived while the sweep ran");
+    assert_eq!(e.samples.len(), 8, "2 questions x (2 budgets x 2 waits)");
+    let m = e.metrics.clone().unwrap();
+    assert_eq!(m.settings.len(), 4);
+    assert_eq!(m.control, 100.0);
+    assert!(d.join("out/samples.jsonl").exists());
+    h.run();
+    h.get_by_label_contains("Control 100%");
+    // Filter to incorrect answers (a random tiny model gets them all wrong) and open one.
+    h.state_mut().eval.filter = Some(Verdict::Incorrect);
+    h.run();
+    h.get_by_label_contains("8 of 8 samples");
+    h.get_by_label_contains("max=16 waits=1 · question test/precalculus/807.json").click();
+    h.run();
+    assert!(h.state().eval.selected.is_some());
+    h.get_by_label_contains("reference: \\left( 3, \\frac{\\pi}{2} \\right)");
+    h.state_mut().eval.filter = Some(Verdict::Correct);
+    h.run();
+    h.get_by_label_contains("0 of 8 samples");
+}
+
+#[test]
+fn a_bad_budget_list_says_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut h = harness(app(form(&d.join("model"), &d.join("out"), "8,many")));
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    assert_eq!(
+        h.state().eval.status,
+        EvalStatus::Failed("budgets: `many`: expected a number of tokens, `auto` or `unlimited`".into())
+    );
+    h.get_by_label_contains("expected a number of tokens");
+}
