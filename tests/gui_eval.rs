@@ -69,7 +69,8 @@ fn a_tiny_sweep_from_the_view() {
     h.state_mut().eval.filter = Some(Verdict::Incorrect);
     h.run();
     h.get_by_label_contains("8 of 8 samples");
-    h.get_by_label_contains("max=16 waits=1 · question test/precalculus/807.json").click();
+    h.get_by_label_contains("max=16 waits=1 · question test/precalculus/807.json")
+        .click();
     h.run();
     assert!(h.state().eval.selected.is_some());
     h.get_by_label_contains("reference: \\left( 3, \\frac{\\pi}{2} \\right)");
