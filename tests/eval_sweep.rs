@@ -103,6 +103,89 @@ fn sweep_writes_samples_metrics_and_plot_and_resumes() {
     assert_eq!(keys.len(), 12);
 }
 
+/// The baselines on the same sweep: the token-conditional prompt, rejection sampling, and
+/// majority vote over 2 samples; each curve gets its own Control/Scaling/Performance.
+#[test]
+fn baselines_and_majority_vote() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    common::tiny_qwen(&model, 512);
+    let out = d.path().join("out");
+    let r = bin()
+        .args(["eval", "--model"])
+        .arg(&model)
+        .args([
+            "--bench",
+            "gsm8k",
+            "--limit",
+            "2",
+            "--max-thinking",
+            "8",
+            "--waits",
+            "0",
+        ])
+        .args([
+            "--baselines",
+            "prompt,reject",
+            "--reject-tries",
+            "2",
+            "--samples",
+            "2",
+            "--temperature",
+            "0.9",
+        ])
+        .args(["--max-tokens", "40", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&r.stderr));
+    let samples = lines(&out.join("samples.jsonl"));
+    assert_eq!(samples.len(), 12, "3 settings x 2 questions x 2 samples");
+    for s in &samples {
+        let setting = s["setting"].as_str().unwrap();
+        let attempts = s["attempts"].as_u64().unwrap();
+        let tokens = s["thinking_tokens"].as_u64().unwrap();
+        match setting {
+            "max=8 waits=0" => assert!(tokens <= 8 && attempts == 1, "{s}"),
+            "prompt max=8" => {
+                assert!(
+                    s["prompt"].as_str().unwrap().ends_with("Think for up to 8 tokens."),
+                    "{s}"
+                );
+                assert_eq!(attempts, 1);
+            }
+            "reject max=8" => assert!(attempts <= 2 && (tokens <= 8 || attempts == 2), "{s}"),
+            other => panic!("unexpected setting {other}"),
+        }
+    }
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    let series: Vec<&str> = m["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["series"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        series,
+        ["budget forcing", "token-conditional prompt", "rejection sampling"]
+    );
+    assert!(
+        m["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["majority_accuracy"].is_number()),
+        "{m}"
+    );
+    let svg = std::fs::read_to_string(out.join("scaling.svg")).unwrap();
+    assert!(
+        svg.contains("rejection sampling") && svg.contains("majority vote"),
+        "{svg}"
+    );
+}
+
 #[test]
 fn bad_sweeps_and_benchmarks_are_clear_errors() {
     let d = tempfile::tempdir().unwrap();
@@ -126,6 +209,8 @@ fn bad_sweeps_and_benchmarks_are_clear_errors() {
     std::fs::write(&f, "{\"problem\": \"What is 1+1?\"}\n").unwrap();
     let e = err(&["--bench", f.to_str().unwrap()]);
     assert!(e.contains("b.jsonl:1: no answer column"), "{e}");
+    let e = err(&["--bench", "math500", "--baselines", "vote"]);
+    assert!(e.contains("`vote` is not one of prompt, reject"), "{e}");
     let e = err(&["--bench", "mathh500"]);
     assert!(e.contains("neither a named benchmark"), "{e}");
 }

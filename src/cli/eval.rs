@@ -32,6 +32,14 @@ pub struct EvalArgs {
     /// Numbers of ignored ends of thinking ("Wait") to sweep
     #[arg(long, value_delimiter = ',', default_value = "0")]
     waits: Vec<String>,
+    /// Baselines on the same plot, for each numeric budget: `prompt` ("Think for up to N
+    /// tokens." in the prompt, no forcing) and `reject` (resample until the thinking fits).
+    /// Majority vote comes from --samples above 1.
+    #[arg(long, value_delimiter = ',')]
+    baselines: Vec<String>,
+    /// Tries per sample for rejection sampling (use a temperature above 0)
+    #[arg(long, default_value_t = 8)]
+    reject_tries: usize,
     /// Minimum thinking tokens for every setting
     #[arg(long, default_value_t = 0)]
     min_thinking: usize,
@@ -58,7 +66,24 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let settings = sweep::settings_from_lists(&a.max_thinking, &a.waits, a.min_thinking).map_err(anyhow::Error::msg)?;
+    let mut settings =
+        sweep::settings_from_lists(&a.max_thinking, &a.waits, a.min_thinking).map_err(anyhow::Error::msg)?;
+    let mut methods = Vec::new();
+    for b in a.baselines.iter().map(|b| b.trim()).filter(|b| !b.is_empty()) {
+        methods.push(match b {
+            "prompt" => sweep::Method::TokenPrompt,
+            "reject" => sweep::Method::Rejection { tries: a.reject_tries },
+            other => bail!("--baselines: `{other}` is not one of prompt, reject"),
+        });
+    }
+    let budgets: Vec<crate::generate::MaxThinking> = settings.iter().map(|s| s.max_thinking).collect();
+    let mut budgets_dedup = budgets.clone();
+    budgets_dedup.dedup();
+    let extra = sweep::baseline_settings(&budgets_dedup, &methods);
+    if !methods.is_empty() && extra.is_empty() {
+        bail!("--baselines need numeric --max-thinking budgets");
+    }
+    settings.extend(extra);
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }

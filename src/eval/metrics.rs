@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::sweep::Sample;
+use super::sweep::{Sample, Setting};
+use crate::grade::normalize::normalize;
 use crate::grade::Verdict;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +19,23 @@ pub struct SettingMetrics {
     pub mean_thinking_tokens: f64,
     /// Percent of this setting's runs within [min, max] thinking tokens.
     pub controlled: f64,
+    /// Which curve the setting belongs to (budget forcing, or a baseline).
+    pub series: String,
+    /// With several samples per question: percent of questions whose most common answer is
+    /// correct (parallel scaling by majority vote).
+    pub majority_accuracy: Option<f64>,
+    /// Thinking tokens spent per question, all its samples together (majority vote's x-axis).
+    pub mean_total_thinking_tokens: f64,
+}
+
+/// Control, Scaling and Performance of one curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesMetrics {
+    pub series: String,
+    pub control: f64,
+    pub scaling: Option<f64>,
+    pub scaling_per_1k_tokens: Option<f64>,
+    pub performance: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,10 +51,69 @@ pub struct SweepMetrics {
     pub scaling_per_1k_tokens: Option<f64>,
     /// The best accuracy of the sweep, percent.
     pub performance: f64,
+    /// The same three numbers per curve (budget forcing and each baseline present).
+    pub series: Vec<SeriesMetrics>,
 }
 
 fn within(s: &Sample) -> bool {
     s.thinking_tokens >= s.min_thinking && s.max_thinking.is_none_or(|m| s.thinking_tokens <= m)
+}
+
+/// Percent of questions whose most common normalised answer is graded correct (ties: the
+/// answer seen first); None with one sample per question.
+fn majority(rows: &[&Sample]) -> Option<f64> {
+    let mut by_q: Vec<(&str, Vec<&Sample>)> = Vec::new();
+    for s in rows {
+        match by_q.iter_mut().find(|(q, _)| *q == s.question_id) {
+            Some((_, v)) => v.push(s),
+            None => by_q.push((&s.question_id, vec![s])),
+        }
+    }
+    if by_q.iter().all(|(_, v)| v.len() < 2) {
+        return None;
+    }
+    let correct = by_q
+        .iter()
+        .filter(|(_, v)| {
+            let mut votes: Vec<(String, usize, Verdict)> = Vec::new();
+            for s in v.iter().filter(|s| s.extracted.is_some()) {
+                let key = normalize(s.extracted.as_deref().unwrap_or(""));
+                match votes.iter_mut().find(|(k, _, _)| *k == key) {
+                    Some(e) => e.1 += 1,
+                    None => votes.push((key, 1, s.verdict)),
+                }
+            }
+            let best = votes.iter().map(|v| v.1).max().unwrap_or(0);
+            votes
+                .iter()
+                .find(|v| v.1 == best)
+                .is_some_and(|v| v.2 == Verdict::Correct)
+        })
+        .count();
+    Some(100.0 * correct as f64 / by_q.len() as f64)
+}
+
+/// Control, Scaling and Performance over the settings `ms` and their `samples`.
+fn series_metrics(series: &str, ms: &[&SettingMetrics], samples: &[&Sample]) -> SeriesMetrics {
+    let mut by_len: Vec<(f64, f64)> = ms.iter().map(|m| (m.mean_thinking_tokens, m.accuracy)).collect();
+    by_len.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut slopes = Vec::new();
+    for i in 0..by_len.len() {
+        for j in i + 1..by_len.len() {
+            let (a, b) = (by_len[i], by_len[j]);
+            if b.0 > a.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    let scaling = (!slopes.is_empty()).then(|| slopes.iter().sum::<f64>() / slopes.len() as f64);
+    SeriesMetrics {
+        series: series.to_string(),
+        control: 100.0 * samples.iter().filter(|s| within(s)).count() as f64 / samples.len().max(1) as f64,
+        scaling,
+        scaling_per_1k_tokens: scaling.map(|s| s * 1000.0),
+        performance: ms.iter().map(|m| m.accuracy).fold(0.0, f64::max),
+    }
 }
 
 /// The metrics of `samples`, settings in first-seen order.
@@ -59,27 +136,50 @@ pub fn compute(samples: &[Sample]) -> SweepMetrics {
                 undecided: rows.iter().filter(|s| s.verdict == Verdict::Undecided).count(),
                 mean_thinking_tokens: rows.iter().map(|s| s.thinking_tokens as f64).sum::<f64>() / n,
                 controlled: 100.0 * rows.iter().filter(|s| within(s)).count() as f64 / n,
+                series: Setting::series(name).to_string(),
+                majority_accuracy: majority(&rows),
+                mean_total_thinking_tokens: {
+                    let questions: std::collections::HashSet<&str> =
+                        rows.iter().map(|s| s.question_id.as_str()).collect();
+                    rows.iter().map(|s| s.thinking_tokens as f64).sum::<f64>() / questions.len().max(1) as f64
+                },
             }
         })
         .collect();
-    let mut by_len: Vec<(f64, f64)> = settings.iter().map(|m| (m.mean_thinking_tokens, m.accuracy)).collect();
-    by_len.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut slopes = Vec::new();
-    for i in 0..by_len.len() {
-        for j in i + 1..by_len.len() {
-            let (a, b) = (by_len[i], by_len[j]);
-            if b.0 > a.0 {
-                slopes.push((b.1 - a.1) / (b.0 - a.0));
-            }
+    let mut names: Vec<&str> = Vec::new();
+    for m in &settings {
+        if !names.contains(&m.series.as_str()) {
+            names.push(&m.series);
         }
     }
-    let scaling = (!slopes.is_empty()).then(|| slopes.iter().sum::<f64>() / slopes.len() as f64);
+    let series: Vec<SeriesMetrics> = names
+        .iter()
+        .map(|name| {
+            let ms: Vec<&SettingMetrics> = settings.iter().filter(|m| m.series == *name).collect();
+            let rows: Vec<&Sample> = samples
+                .iter()
+                .filter(|s| Setting::series(&s.setting) == *name)
+                .collect();
+            series_metrics(name, &ms, &rows)
+        })
+        .collect();
+    // The headline numbers are budget forcing's (all settings when there is none).
+    let main = series
+        .iter()
+        .find(|s| s.series == "budget forcing")
+        .cloned()
+        .unwrap_or_else(|| {
+            let ms: Vec<&SettingMetrics> = settings.iter().collect();
+            let rows: Vec<&Sample> = samples.iter().collect();
+            series_metrics("all", &ms, &rows)
+        });
     SweepMetrics {
-        control: 100.0 * samples.iter().filter(|s| within(s)).count() as f64 / samples.len().max(1) as f64,
-        scaling,
-        scaling_per_1k_tokens: scaling.map(|s| s * 1000.0),
-        performance: settings.iter().map(|m| m.accuracy).fold(0.0, f64::max),
+        control: main.control,
+        scaling: main.scaling,
+        scaling_per_1k_tokens: main.scaling_per_1k_tokens,
+        performance: main.performance,
         settings,
+        series,
     }
 }
 
@@ -109,6 +209,10 @@ mod tests {
             sample("C", 150, Some(200), false),
             sample("C", 250, Some(200), false),
         ];
+        let mut s = s;
+        for (i, x) in s.iter_mut().enumerate() {
+            x.question_id = i.to_string();
+        }
         let m = compute(&s);
         assert_eq!(m.settings.len(), 3);
         assert_eq!(m.settings[0].accuracy, 50.0);
@@ -120,5 +224,45 @@ mod tests {
         assert!((m.scaling.unwrap() - 0.25).abs() < 1e-12);
         assert!((m.scaling_per_1k_tokens.unwrap() - 250.0).abs() < 1e-9);
         assert_eq!(m.performance, 100.0);
+        assert_eq!(m.series.len(), 1);
+        assert_eq!(m.settings[0].majority_accuracy, None, "one sample per question");
+    }
+
+    #[test]
+    fn majority_vote_and_baseline_series() {
+        let mut s = Vec::new();
+        // Question 1: answers 2, 2, 3 (2 is correct) -> majority correct; question 2: 5, 7, 7
+        // (5 is correct) -> majority wrong.
+        for (q, ans, correct) in [
+            ("1", "2", true),
+            ("1", "2.0", true),
+            ("1", "3", false),
+            ("2", "5", true),
+            ("2", "7", false),
+            ("2", "7", false),
+        ] {
+            let mut x = sample("max=100 waits=0", 50, Some(100), correct);
+            x.question_id = q.into();
+            x.extracted = Some(ans.into());
+            s.push(x);
+        }
+        s.push(sample("prompt max=100", 150, Some(100), true));
+        s.push(sample("prompt max=200", 150, Some(200), false));
+        let m = compute(&s);
+        let f = &m.settings[0];
+        assert_eq!(f.majority_accuracy, Some(50.0));
+        assert_eq!(f.accuracy, 50.0);
+        assert_eq!(
+            f.mean_total_thinking_tokens, 150.0,
+            "3 samples x 50 tokens per question"
+        );
+        assert_eq!(
+            m.series.iter().map(|x| x.series.as_str()).collect::<Vec<_>>(),
+            ["budget forcing", "token-conditional prompt"]
+        );
+        let p = &m.series[1];
+        assert_eq!(p.control, 50.0, "150 tokens overran the budget of 100");
+        assert_eq!(p.scaling, None, "both prompt settings used 150 tokens");
+        assert_eq!(m.control, 100.0, "the headline numbers are budget forcing's");
     }
 }

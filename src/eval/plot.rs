@@ -5,6 +5,9 @@ use std::fmt::Write;
 
 use super::metrics::SweepMetrics;
 
+/// A named curve: points (tokens, accuracy, label).
+type Curve<'a> = (String, Vec<(f64, f64, &'a str)>);
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -12,12 +15,28 @@ fn esc(s: &str) -> String {
 /// An SVG document of `m`'s settings, titled `title`.
 pub fn scaling_svg(m: &SweepMetrics, title: &str) -> String {
     let (w, h, l, r, t, b) = (720.0, 440.0, 70.0, 30.0, 50.0, 60.0);
-    let mut pts: Vec<(f64, f64, &str)> = m
-        .settings
-        .iter()
-        .map(|s| (s.mean_thinking_tokens, s.accuracy, s.setting.as_str()))
-        .collect();
-    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // One curve per series; majority vote (several samples) against all tokens spent.
+    let mut curves: Vec<Curve> = Vec::new();
+    for st in &m.settings {
+        let mut add = |name: &str, p: (f64, f64, &'_ str)| {
+            let p = (p.0, p.1, st.setting.as_str());
+            match curves.iter_mut().find(|c| c.0 == name) {
+                Some(c) => c.1.push(p),
+                None => curves.push((name.to_string(), vec![p])),
+            }
+        };
+        add(&st.series, (st.mean_thinking_tokens, st.accuracy, ""));
+        if let Some(maj) = st.majority_accuracy {
+            add(
+                "majority vote (all samples' tokens)",
+                (st.mean_total_thinking_tokens, maj, ""),
+            );
+        }
+    }
+    for c in &mut curves {
+        c.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    let pts: Vec<(f64, f64, &str)> = curves.iter().flat_map(|c| c.1.iter().copied()).collect();
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 1.08;
     let x = |v: f64| l + (w - l - r) * v / xmax;
     let y = |v: f64| h - b - (h - t - b) * v / 100.0;
@@ -68,24 +87,38 @@ pub fn scaling_svg(m: &SweepMetrics, title: &str) -> String {
         (t + h - b) / 2.0,
         (t + h - b) / 2.0
     );
-    let path: Vec<String> = pts.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect();
-    let _ = write!(
-        s,
-        r##"<polyline points="{}" fill="none" stroke="#1f77b4" stroke-width="2"/>"##,
-        path.join(" ")
-    );
-    for p in &pts {
-        // labels near the right edge extend to the left of their point
-        let right = x(p.0) > w - r - 120.0;
+    const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+    for (ci, (name, cpts)) in curves.iter().enumerate() {
+        let color = COLORS[ci % COLORS.len()];
+        let path: Vec<String> = cpts.iter().map(|p| format!("{:.1},{:.1}", x(p.0), y(p.1))).collect();
         let _ = write!(
             s,
-            r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="#1f77b4"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#555" text-anchor="{}">{}</text>"##,
-            x(p.0),
-            y(p.1),
-            x(p.0) + if right { -6.0 } else { 6.0 },
-            y(p.1) - 6.0,
-            if right { "end" } else { "start" },
-            esc(p.2)
+            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
+            path.join(" ")
+        );
+        for p in cpts {
+            // labels near the right edge extend to the left of their point
+            let right = x(p.0) > w - r - 120.0;
+            let _ = write!(
+                s,
+                r##"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{color}"/><text x="{:.1}" y="{:.1}" font-size="10" fill="#555" text-anchor="{}">{}</text>"##,
+                x(p.0),
+                y(p.1),
+                x(p.0) + if right { -6.0 } else { 6.0 },
+                y(p.1) - 6.0,
+                if right { "end" } else { "start" },
+                esc(p.2)
+            );
+        }
+        let ly = t + 16.0 + 16.0 * ci as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{}" y="{}" width="12" height="3" fill="{color}"/><text x="{}" y="{}" font-size="11">{}</text>"#,
+            l + 12.0,
+            ly - 4.0,
+            l + 30.0,
+            ly,
+            esc(name)
         );
     }
     let summary = format!(

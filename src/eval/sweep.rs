@@ -8,11 +8,24 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::bench::Benchmark;
+use super::bench::{Benchmark, Question};
 use crate::generate::{chat, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
 use crate::grade::{grade, Verdict};
 use crate::jobs::CancelToken;
 use crate::model::{ChatMessage, LoadedModel};
+
+/// How a setting holds thinking to its budget (S1_RECIPE.md §5: budget forcing and the
+/// baselines it is compared with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// s1's budget forcing: the end of thinking forced at the budget, "Wait" for the waits.
+    Forcing,
+    /// Token-conditional control: "Think for up to N tokens." after the question, no forcing.
+    TokenPrompt,
+    /// Rejection sampling: generate without a budget until the thinking fits N tokens, at most
+    /// `tries` times (the last try is kept when none fits).
+    Rejection { tries: usize },
+}
 
 /// One budget setting of the sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,18 +33,52 @@ pub struct Setting {
     pub max_thinking: MaxThinking,
     pub waits: usize,
     pub min_thinking: usize,
+    pub method: Method,
 }
 
 impl Setting {
-    /// The setting's name in samples and metrics, e.g. `max=512 waits=0`.
+    /// The setting's name in samples and metrics, e.g. `max=512 waits=0`, `prompt max=512`,
+    /// `reject max=512`.
     pub fn key(&self) -> String {
         let max = match self.max_thinking {
             MaxThinking::Tokens(n) => n.to_string(),
             MaxThinking::Auto => "auto".into(),
             MaxThinking::Unlimited => "unlimited".into(),
         };
-        format!("max={max} waits={}", self.waits)
+        match self.method {
+            Method::Forcing => format!("max={max} waits={}", self.waits),
+            Method::TokenPrompt => format!("prompt max={max}"),
+            Method::Rejection { .. } => format!("reject max={max}"),
+        }
     }
+
+    /// The series a setting's point belongs to in plots.
+    pub fn series(key: &str) -> &'static str {
+        if key.starts_with("prompt ") {
+            "token-conditional prompt"
+        } else if key.starts_with("reject ") {
+            "rejection sampling"
+        } else {
+            "budget forcing"
+        }
+    }
+}
+
+/// The baseline settings for the numeric budgets of `max`: one per method in `methods`.
+pub fn baseline_settings(max: &[MaxThinking], methods: &[Method]) -> Vec<Setting> {
+    methods
+        .iter()
+        .flat_map(|&method| {
+            max.iter().filter_map(move |&m| {
+                matches!(m, MaxThinking::Tokens(_)).then_some(Setting {
+                    max_thinking: m,
+                    waits: 0,
+                    min_thinking: 0,
+                    method,
+                })
+            })
+        })
+        .collect()
 }
 
 /// The settings of a sweep from its lists (every budget with every waits count); errors name
@@ -59,6 +106,7 @@ pub fn settings_from_lists(max: &[String], waits: &[String], min_thinking: usize
                 max_thinking: m,
                 waits: w,
                 min_thinking,
+                method: Method::Forcing,
             })
         })
         .collect())
@@ -82,8 +130,15 @@ pub struct Sample {
     pub waits_injected: usize,
     pub forced_end: bool,
     pub min_thinking: usize,
-    /// The thinking budget in force (None: unlimited).
+    /// The thinking budget in force, or the one asked for by a baseline (None: unlimited).
     pub max_thinking: Option<usize>,
+    /// Generations made for this sample (rejection sampling: up to its tries).
+    #[serde(default = "one")]
+    pub attempts: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What a sweep runs besides the model and the benchmark.
@@ -107,6 +162,87 @@ pub struct Progress {
     pub total: usize,
     /// Samples found in samples.jsonl from an earlier run.
     pub resumed: usize,
+}
+
+/// Generates and grades sample `k` of question `q` under `setting`.
+fn sample(
+    model: &LoadedModel,
+    bench: &Benchmark,
+    cfg: &SweepConfig,
+    setting: &Setting,
+    q: &Question,
+    k: usize,
+    cancel: &CancelToken,
+) -> Result<Sample, String> {
+    let budget_n = match setting.max_thinking {
+        MaxThinking::Tokens(n) => Some(n),
+        _ => None,
+    };
+    let (budget, prompt, tries) = match setting.method {
+        Method::Forcing => (
+            BudgetConfig {
+                min_thinking: setting.min_thinking,
+                max_thinking: setting.max_thinking,
+                num_ignore: setting.waits,
+                ..BudgetConfig::default()
+            },
+            q.question.clone(),
+            1,
+        ),
+        Method::TokenPrompt => (
+            BudgetConfig::default(),
+            format!("{}\n\nThink for up to {} tokens.", q.question, budget_n.unwrap_or(0)),
+            1,
+        ),
+        Method::Rejection { tries } => (BudgetConfig::default(), q.question.clone(), tries.max(1)),
+    };
+    let messages = [ChatMessage::new("user", &prompt)];
+    let mut attempts = 0;
+    let gen = loop {
+        attempts += 1;
+        let params = GenerateParams {
+            sampling: SamplingParams {
+                temperature: cfg.temperature,
+                top_p: cfg.top_p,
+                top_k: 0,
+                // Each try of each sample draws differently (with a temperature above 0).
+                seed: cfg
+                    .seed
+                    .wrapping_add(k as u64)
+                    .wrapping_add(1_000_003 * (attempts as u64 - 1)),
+            },
+            budget: budget.clone(),
+            max_new_tokens: cfg.max_new_tokens,
+        };
+        let gen =
+            chat(model, &messages, &params, cancel, &mut |_| {}).map_err(|e| format!("question {}: {e}", q.id))?;
+        let fits = budget_n.is_none_or(|n| gen.thinking_tokens <= n);
+        if fits || attempts >= tries || cancel.is_cancelled() {
+            break gen;
+        }
+    };
+    let g = grade(&format!("<|im_start|>answer\n{}", gen.answer), &q.reference, bench.kind);
+    Ok(Sample {
+        setting: setting.key(),
+        question_id: q.id.clone(),
+        sample: k,
+        prompt,
+        thinking: gen.thinking,
+        answer: gen.answer,
+        extracted: g.extracted,
+        reference: g.reference,
+        verdict: g.verdict,
+        thinking_tokens: gen.thinking_tokens,
+        answer_tokens: gen.answer_tokens,
+        waits_injected: gen.waits_injected,
+        forced_end: gen.forced_end,
+        min_thinking: setting.min_thinking,
+        max_thinking: match setting.method {
+            Method::Forcing => gen.max_thinking,
+            _ => budget_n,
+        },
+        attempts,
+    })
 }
 
 /// Reads samples.jsonl; a line that does not parse (a write cut off by a kill) is skipped.
@@ -179,45 +315,10 @@ pub fn run(
                 if cancel.is_cancelled() {
                     return Ok(all);
                 }
-                let params = GenerateParams {
-                    sampling: SamplingParams {
-                        temperature: cfg.temperature,
-                        top_p: cfg.top_p,
-                        top_k: 0,
-                        seed: cfg.seed.wrapping_add(k as u64),
-                    },
-                    budget: BudgetConfig {
-                        min_thinking: setting.min_thinking,
-                        max_thinking: setting.max_thinking,
-                        num_ignore: setting.waits,
-                        ..BudgetConfig::default()
-                    },
-                    max_new_tokens: cfg.max_new_tokens,
-                };
-                let messages = [ChatMessage::new("user", &q.question)];
-                let gen = chat(model, &messages, &params, cancel, &mut |_| {})
-                    .map_err(|e| format!("question {}: {e}", q.id))?;
+                let s = sample(model, bench, cfg, setting, q, k, cancel)?;
                 if cancel.is_cancelled() {
                     return Ok(all); // a cut-off generation is not a sample
                 }
-                let g = grade(&format!("<|im_start|>answer\n{}", gen.answer), &q.reference, bench.kind);
-                let s = Sample {
-                    setting: setting.key(),
-                    question_id: q.id.clone(),
-                    sample: k,
-                    prompt: q.question.clone(),
-                    thinking: gen.thinking,
-                    answer: gen.answer,
-                    extracted: g.extracted,
-                    reference: g.reference,
-                    verdict: g.verdict,
-                    thinking_tokens: gen.thinking_tokens,
-                    answer_tokens: gen.answer_tokens,
-                    waits_injected: gen.waits_injected,
-                    forced_end: gen.forced_end,
-                    min_thinking: setting.min_thinking,
-                    max_thinking: gen.max_thinking,
-                };
                 let line = serde_json::to_string(&s).map_err(|e| e.to_string())?;
                 writeln!(file, "{line}")
                     .and_then(|_| file.flush())
