@@ -17,7 +17,8 @@ pub struct EvalArgs {
     /// A Hugging Face folder or a .gguf file
     #[arg(long)]
     model: PathBuf,
-    /// math500, aime24, aime25, amc23, gsm8k, or a JSONL file (question + answer columns)
+    /// math500, aime24, aime25, amc23, gsm8k, or a JSONL file (question + answer columns, or
+    /// GPQA's Question / Correct Answer / Incorrect Answer 1-3 as multiple choice)
     #[arg(long)]
     bench: String,
     /// Grade as (default: the benchmark's own; files: gsm8k when answers have ####, else math)

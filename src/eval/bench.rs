@@ -43,10 +43,58 @@ fn text(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// A GPQA row (`Question`, `Correct Answer`, `Incorrect Answer 1..3`) as a multiple-choice
+/// question: the four choices in an order fixed by the question's text (so every run and every
+/// machine asks the same), the reference the correct choice's letter.
+fn gpqa_question(row: &serde_json::Value) -> Result<Question, String> {
+    let get = |k: &str| {
+        row.get(k)
+            .and_then(text)
+            .map(|s| s.trim().to_string())
+            .ok_or_else(|| format!("GPQA row without `{k}`"))
+    };
+    let question = get("Question")?;
+    let mut choices = vec![(get("Correct Answer")?, true)];
+    for k in 1..=3 {
+        choices.push((get(&format!("Incorrect Answer {k}"))?, false));
+    }
+    // FNV-1a of the question seeds a Fisher-Yates shuffle.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in question.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    for i in (1..choices.len()).rev() {
+        h = h.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        choices.swap(i, (h >> 33) as usize % (i + 1));
+    }
+    let letters = ['A', 'B', 'C', 'D'];
+    let listed: Vec<String> = choices
+        .iter()
+        .zip(letters)
+        .map(|((c, _), l)| format!("({l}) {c}"))
+        .collect();
+    let answer = choices
+        .iter()
+        .zip(letters)
+        .find(|((_, ok), _)| *ok)
+        .map(|(_, l)| l.to_string())
+        .unwrap_or_default();
+    let id = ["Record ID", "id"].iter().find_map(|k| row.get(*k).and_then(text));
+    Ok(Question {
+        id: id.unwrap_or_else(|| format!("{:016x}", h)),
+        question: format!(
+            "{question}\n\nChoices:\n{}\n\nGive the letter of the correct choice as \\boxed{{X}}.",
+            listed.join("\n")
+        ),
+        reference: answer,
+    })
+}
+
 /// Parses JSONL rows; `origin` names the file in errors.
 pub fn parse(origin: &str, contents: &str, kind: Option<Kind>) -> Result<(Vec<Question>, Kind), String> {
     let mut out = Vec::new();
     let mut gsm8k_like = true;
+    let mut mc = false;
     for (i, line) in contents.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
@@ -55,10 +103,9 @@ pub fn parse(origin: &str, contents: &str, kind: Option<Kind>) -> Result<(Vec<Qu
             serde_json::from_str(line).map_err(|e| format!("{origin}:{}: not a JSON object ({e})", i + 1))?;
         let pick = |cols: &[&str]| cols.iter().find_map(|c| row.get(*c).and_then(text));
         if row.get("Correct Answer").is_some() && row.get("Incorrect Answer 1").is_some() {
-            return Err(format!(
-                "{origin}:{}: GPQA's columns are not supported yet (its choices must be shuffled into the prompt)",
-                i + 1
-            ));
+            out.push(gpqa_question(&row).map_err(|e| format!("{origin}:{}: {e}", i + 1))?);
+            mc = true;
+            continue;
         }
         let question = pick(QUESTION_COLUMNS).ok_or_else(|| {
             format!(
@@ -85,7 +132,13 @@ pub fn parse(origin: &str, contents: &str, kind: Option<Kind>) -> Result<(Vec<Qu
     if out.is_empty() {
         return Err(format!("{origin}: no questions"));
     }
-    let kind = kind.unwrap_or(if gsm8k_like { Kind::Gsm8k } else { Kind::Math });
+    let kind = kind.unwrap_or(if mc {
+        Kind::Mc
+    } else if gsm8k_like {
+        Kind::Gsm8k
+    } else {
+        Kind::Math
+    });
     Ok((out, kind))
 }
 
@@ -137,12 +190,45 @@ mod tests {
             .starts_with("Convert the point"));
     }
 
+    /// A GPQA file in its documented columns: four choices, the same order on every load, the
+    /// reference the correct one's letter, graded as multiple choice.
+    #[test]
+    fn gpqa_columns_become_multiple_choice() {
+        let row = serde_json::json!({
+            "Question": "Which gas is most abundant in Earth's atmosphere?",
+            "Correct Answer": "Nitrogen", "Incorrect Answer 1": "Oxygen",
+            "Incorrect Answer 2": "Argon", "Incorrect Answer 3": "Carbon dioxide",
+            "Record ID": "rec1"
+        });
+        let text = format!("{row}\n");
+        let (qs, kind) = parse("gpqa.jsonl", &text, None).unwrap();
+        assert_eq!(kind, Kind::Mc);
+        let q = &qs[0];
+        assert_eq!(q.id, "rec1");
+        for c in ["Nitrogen", "Oxygen", "Argon", "Carbon dioxide"] {
+            assert!(q.question.contains(c), "{}", q.question);
+        }
+        let letter = q.reference.chars().next().unwrap();
+        assert!(q.question.contains(&format!("({letter}) Nitrogen")), "{}", q.question);
+        assert_eq!(
+            parse("gpqa.jsonl", &text, None).unwrap().0[0],
+            *q,
+            "the same order every time"
+        );
+        let answer = format!("The answer is \\boxed{{{letter}}}");
+        assert_eq!(
+            crate::grade::grade(&answer, &q.reference, Kind::Mc).verdict,
+            crate::grade::Verdict::Correct
+        );
+    }
+
     #[test]
     fn bad_files_say_what_is_missing() {
         let e = parse("x.jsonl", "{\"problem\": \"1+1?\"}\n", None).unwrap_err();
         assert!(e.contains("x.jsonl:1: no answer column"), "{e}");
         let gpqa = "{\"Question\": \"q\", \"Correct Answer\": \"a\", \"Incorrect Answer 1\": \"b\"}";
-        assert!(parse("g.jsonl", gpqa, None).unwrap_err().contains("GPQA"));
+        let e = parse("g.jsonl", gpqa, None).unwrap_err();
+        assert!(e.contains("g.jsonl:1: GPQA row without `Incorrect Answer 2`"), "{e}");
         let (q, k) = parse("q.jsonl", "{\"question\": \"q\", \"answer\": \"so #### 4\"}", None).unwrap();
         assert_eq!((q[0].id.as_str(), k), ("1", Kind::Gsm8k));
         assert!(parse("e.jsonl", "\n", None).unwrap_err().contains("no questions"));
