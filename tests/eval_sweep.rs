@@ -186,6 +186,49 @@ fn baselines_and_majority_vote() {
     );
 }
 
+/// A batched sweep writes the same samples as one generated one at a time (greedy).
+#[test]
+fn batched_sweep_equals_one_at_a_time() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    common::tiny_qwen(&model, 512);
+    let run = |batch: &str| {
+        let out = d.path().join(format!("out-{batch}"));
+        let r = bin()
+            .args(["eval", "--model"])
+            .arg(&model)
+            .args([
+                "--bench",
+                "math500",
+                "--limit",
+                "5",
+                "--max-thinking",
+                "6,12",
+                "--waits",
+                "0,2",
+            ])
+            .args(["--max-tokens", "30", "--batch", batch, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let mut rows: Vec<String> = lines(&out.join("samples.jsonl"))
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {} {}",
+                    s["setting"], s["question_id"], s["thinking"], s["answer"]
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let one = run("1");
+    assert_eq!(one.len(), 20);
+    assert_eq!(run("4"), one);
+}
+
 #[test]
 fn bad_sweeps_and_benchmarks_are_clear_errors() {
     let d = tempfile::tempdir().unwrap();

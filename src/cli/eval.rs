@@ -57,6 +57,9 @@ pub struct EvalArgs {
     /// Bound on all tokens generated per sample
     #[arg(long)]
     max_tokens: Option<usize>,
+    /// Sequences generated at once (the weights are read once per step for all of them)
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
     /// Output folder (samples.jsonl, metrics.json, scaling.svg)
     #[arg(long, default_value = "eval-out")]
     out: PathBuf,
@@ -103,7 +106,11 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         top_p: a.top_p,
         seed: a.seed,
         max_new_tokens: a.max_tokens,
+        batch: a.batch,
     };
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
     let cancel = CancelToken::new();
     {
         let c = cancel.clone();
@@ -120,6 +127,8 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut correct = 0usize;
+    let mut generated = 0usize;
+    let started = std::time::Instant::now();
     let samples = sweep::run(&model, &bench, &cfg, &a.out, &cancel, &mut |p, s| {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
@@ -131,6 +140,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         }
         if let Some(s) = s {
             correct += (s.verdict == crate::grade::Verdict::Correct) as usize;
+            generated += s.thinking_tokens + s.answer_tokens;
             bar.set_message(format!("{correct} correct this run"));
         }
     })
@@ -166,6 +176,14 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| "- (one length)".into()),
         m.performance
     );
+    let secs = started.elapsed().as_secs_f64();
+    if generated > 0 {
+        println!(
+            "generated {generated} tokens in {secs:.1} s: {:.1} tokens/s (batch {}, prefill included)",
+            generated as f64 / secs,
+            a.batch
+        );
+    }
     if cancel.is_cancelled() {
         println!("stopped early; rerun the same command to continue");
     }

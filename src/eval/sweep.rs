@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::bench::{Benchmark, Question};
-use crate::generate::{chat, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
+use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
 use crate::grade::{grade, Verdict};
 use crate::jobs::CancelToken;
 use crate::model::{ChatMessage, LoadedModel};
@@ -153,6 +153,9 @@ pub struct SweepConfig {
     pub top_p: f64,
     pub seed: u64,
     pub max_new_tokens: Option<usize>,
+    /// Sequences generated at once (budget forcing and the token-conditional prompt; rejection
+    /// sampling runs one at a time).
+    pub batch: usize,
 }
 
 /// Progress of a sweep.
@@ -164,65 +167,62 @@ pub struct Progress {
     pub resumed: usize,
 }
 
-/// Generates and grades sample `k` of question `q` under `setting`.
-fn sample(
-    model: &LoadedModel,
-    bench: &Benchmark,
-    cfg: &SweepConfig,
-    setting: &Setting,
-    q: &Question,
-    k: usize,
-    cancel: &CancelToken,
-) -> Result<Sample, String> {
+/// The prompt text, budget and tries of a setting for question `q`.
+fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option<usize>) {
     let budget_n = match setting.max_thinking {
         MaxThinking::Tokens(n) => Some(n),
         _ => None,
     };
-    let (budget, prompt, tries) = match setting.method {
+    match setting.method {
         Method::Forcing => (
+            q.question.clone(),
             BudgetConfig {
                 min_thinking: setting.min_thinking,
                 max_thinking: setting.max_thinking,
                 num_ignore: setting.waits,
                 ..BudgetConfig::default()
             },
-            q.question.clone(),
             1,
+            budget_n,
         ),
         Method::TokenPrompt => (
-            BudgetConfig::default(),
             format!("{}\n\nThink for up to {} tokens.", q.question, budget_n.unwrap_or(0)),
+            BudgetConfig::default(),
             1,
+            budget_n,
         ),
-        Method::Rejection { tries } => (BudgetConfig::default(), q.question.clone(), tries.max(1)),
-    };
-    let messages = [ChatMessage::new("user", &prompt)];
-    let mut attempts = 0;
-    let gen = loop {
-        attempts += 1;
-        let params = GenerateParams {
-            sampling: SamplingParams {
-                temperature: cfg.temperature,
-                top_p: cfg.top_p,
-                top_k: 0,
-                // Each try of each sample draws differently (with a temperature above 0).
-                seed: cfg
-                    .seed
-                    .wrapping_add(k as u64)
-                    .wrapping_add(1_000_003 * (attempts as u64 - 1)),
-            },
-            budget: budget.clone(),
-            max_new_tokens: cfg.max_new_tokens,
-        };
-        let gen =
-            chat(model, &messages, &params, cancel, &mut |_| {}).map_err(|e| format!("question {}: {e}", q.id))?;
-        let fits = budget_n.is_none_or(|n| gen.thinking_tokens <= n);
-        if fits || attempts >= tries || cancel.is_cancelled() {
-            break gen;
-        }
-    };
+        Method::Rejection { tries } => (q.question.clone(), BudgetConfig::default(), tries.max(1), budget_n),
+    }
+}
+
+fn params(cfg: &SweepConfig, budget: &BudgetConfig, k: usize, attempt: usize) -> GenerateParams {
+    GenerateParams {
+        sampling: SamplingParams {
+            temperature: cfg.temperature,
+            top_p: cfg.top_p,
+            top_k: 0,
+            // Each try of each sample draws differently (with a temperature above 0).
+            seed: cfg.seed.wrapping_add(k as u64).wrapping_add(1_000_003 * attempt as u64),
+        },
+        budget: budget.clone(),
+        max_new_tokens: cfg.max_new_tokens,
+    }
+}
+
+/// Grades a generation into a sample.
+#[allow(clippy::too_many_arguments)]
+fn graded(
+    bench: &Benchmark,
+    setting: &Setting,
+    q: &Question,
+    k: usize,
+    prompt: String,
+    gen: crate::generate::Generation,
+    budget_n: Option<usize>,
+    attempts: usize,
+) -> Sample {
     let g = grade(&format!("<|im_start|>answer\n{}", gen.answer), &q.reference, bench.kind);
-    Ok(Sample {
+    Sample {
         setting: setting.key(),
         question_id: q.id.clone(),
         sample: k,
@@ -242,7 +242,57 @@ fn sample(
             _ => budget_n,
         },
         attempts,
-    })
+    }
+}
+
+/// Generates and grades sample `k` of question `q` under `setting`, alone.
+fn sample(
+    model: &LoadedModel,
+    bench: &Benchmark,
+    cfg: &SweepConfig,
+    setting: &Setting,
+    q: &Question,
+    k: usize,
+    cancel: &CancelToken,
+) -> Result<Sample, String> {
+    let (prompt, budget, tries, budget_n) = plan(setting, q);
+    let messages = [ChatMessage::new("user", &prompt)];
+    let mut attempts = 0;
+    let gen = loop {
+        attempts += 1;
+        let p = params(cfg, &budget, k, attempts - 1);
+        let gen = chat(model, &messages, &p, cancel, &mut |_| {}).map_err(|e| format!("question {}: {e}", q.id))?;
+        let fits = budget_n.is_none_or(|n| gen.thinking_tokens <= n);
+        if fits || attempts >= tries || cancel.is_cancelled() {
+            break gen;
+        }
+    };
+    Ok(graded(bench, setting, q, k, prompt, gen, budget_n, attempts))
+}
+
+/// Generates and grades several samples of one setting at once.
+fn sample_batch(
+    model: &LoadedModel,
+    bench: &Benchmark,
+    cfg: &SweepConfig,
+    setting: &Setting,
+    items: &[(&Question, usize)],
+    cancel: &CancelToken,
+) -> Result<Vec<Sample>, String> {
+    let plans: Vec<_> = items.iter().map(|(q, _)| plan(setting, q)).collect();
+    let convs: Vec<Vec<ChatMessage>> = plans.iter().map(|p| vec![ChatMessage::new("user", &p.0)]).collect();
+    let ps: Vec<GenerateParams> = items
+        .iter()
+        .zip(&plans)
+        .map(|((_, k), p)| params(cfg, &p.1, *k, 0))
+        .collect();
+    let gens = chat_batch(model, &convs, &ps, cancel).map_err(|e| format!("question {}: {e}", items[0].0.id))?;
+    Ok(items
+        .iter()
+        .zip(plans)
+        .zip(gens)
+        .map(|(((q, k), p), gen)| graded(bench, setting, q, *k, p.0, gen, p.3, 1))
+        .collect())
 }
 
 /// Reads samples.jsonl; a line that does not parse (a write cut off by a kill) is skipped.
@@ -307,18 +357,28 @@ pub fn run(
         writeln!(file).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     for setting in &cfg.settings {
-        for q in questions {
-            for k in 0..cfg.samples {
-                if done.contains(&(setting.key(), q.id.clone(), k)) {
-                    continue;
-                }
-                if cancel.is_cancelled() {
-                    return Ok(all);
-                }
-                let s = sample(model, bench, cfg, setting, q, k, cancel)?;
-                if cancel.is_cancelled() {
-                    return Ok(all); // a cut-off generation is not a sample
-                }
+        let pending: Vec<(&Question, usize)> = questions
+            .iter()
+            .flat_map(|q| (0..cfg.samples).map(move |k| (q, k)))
+            .filter(|(q, k)| !done.contains(&(setting.key(), q.id.clone(), *k)))
+            .collect();
+        let width = match setting.method {
+            Method::Rejection { .. } => 1,
+            _ => cfg.batch.max(1),
+        };
+        for chunk in pending.chunks(width) {
+            if cancel.is_cancelled() {
+                return Ok(all);
+            }
+            let new = if chunk.len() == 1 {
+                vec![sample(model, bench, cfg, setting, chunk[0].0, chunk[0].1, cancel)?]
+            } else {
+                sample_batch(model, bench, cfg, setting, chunk, cancel)?
+            };
+            if cancel.is_cancelled() {
+                return Ok(all); // cut-off generations are not samples
+            }
+            for s in new {
                 let line = serde_json::to_string(&s).map_err(|e| e.to_string())?;
                 writeln!(file, "{line}")
                     .and_then(|_| file.flush())

@@ -130,6 +130,152 @@ pub struct Generation {
     pub tokens_per_s: f64,
 }
 
+/// One sequence's generation state: budget forcing, sampling, detokenizing, timing. The same
+/// state machine serves one generation ([`generate`]) and many at once ([`generate_batch`]).
+struct SeqState {
+    forcer: BudgetForcer,
+    sampler: Sampler,
+    thinking: IncrementalDecoder,
+    answer: IncrementalDecoder,
+    output_ids: Vec<u32>,
+    prompt_tokens: usize,
+    started: Instant,
+    prefill_s: f64,
+    decode_start: Instant,
+    sampled: usize,
+}
+
+/// What a sequence needs after a sampled token.
+enum Next {
+    Feed { rewind: usize, feed: Vec<u32> },
+    Done(StopReason),
+}
+
+impl SeqState {
+    /// Checks the room left and starts the forcer; returns the state and the tokens to feed
+    /// first (the prompt and the opening delimiter).
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        position: usize,
+        context: usize,
+        codec: &dyn Codec,
+        prompt: &Prompt,
+        eos_ids: &[u32],
+        max_token_id: u32,
+        params: &GenerateParams,
+        on_event: &mut dyn FnMut(StreamEvent<'_>),
+    ) -> Result<(Self, Vec<u32>), GenerateError> {
+        let room = context.saturating_sub(position + prompt.ids.len());
+        if prompt.ids.is_empty() || room == 0 {
+            return Err(ModelError::ContextOverflow {
+                prompt: prompt.ids.len(),
+                reserve: 1,
+                context,
+            }
+            .into());
+        }
+        let max_new = params.max_new_tokens.unwrap_or(room).min(room);
+        let mut st = Self {
+            forcer: BudgetForcer::new(&params.budget, codec, eos_ids, max_new)?,
+            sampler: Sampler::new(params.sampling.clone(), max_token_id),
+            thinking: IncrementalDecoder::new(),
+            answer: IncrementalDecoder::new(),
+            output_ids: Vec::new(),
+            prompt_tokens: prompt.ids.len(),
+            started: Instant::now(),
+            prefill_s: 0.0,
+            decode_start: Instant::now(),
+            sampled: 0,
+        };
+        let mut feed = prompt.ids.clone();
+        let opening = st.forcer.start(prompt.has_thinking_start, codec);
+        feed.extend(&opening);
+        st.output_ids.extend(&opening);
+        stream(&mut st.forcer, codec, &mut st.thinking, &mut st.answer, on_event);
+        Ok((st, feed))
+    }
+
+    /// The prompt's logits arrived: decoding starts.
+    fn prefilled(&mut self) {
+        self.prefill_s = self.started.elapsed().as_secs_f64();
+        self.decode_start = Instant::now();
+    }
+
+    /// Samples from `logits` and advances the forcer.
+    fn next(
+        &mut self,
+        logits: &mut [f32],
+        codec: &dyn Codec,
+        cancel: &CancelToken,
+        on_event: &mut dyn FnMut(StreamEvent<'_>),
+    ) -> Next {
+        if cancel.is_cancelled() {
+            self.forcer.finish();
+            return Next::Done(StopReason::Cancelled);
+        }
+        let id = self.sampler.sample(logits, &self.forcer.banned());
+        self.sampled += 1;
+        let step = self.forcer.on_token(id, codec);
+        stream(&mut self.forcer, codec, &mut self.thinking, &mut self.answer, on_event);
+        on_event(StreamEvent::Counts {
+            thinking: self.forcer.thinking_tokens(),
+            answer: self.forcer.answer_tokens(),
+        });
+        match step {
+            Step::Stop(reason) => Next::Done(reason),
+            Step::Feed { rewind, feed } => {
+                if rewind > 0 {
+                    self.output_ids.truncate(self.output_ids.len().saturating_sub(rewind));
+                }
+                self.output_ids.extend(&feed);
+                match self.forcer.stopped() {
+                    Some(reason) => Next::Done(reason),
+                    None => Next::Feed { rewind, feed },
+                }
+            }
+        }
+    }
+
+    fn finish(
+        mut self,
+        stop_reason: StopReason,
+        codec: &dyn Codec,
+        on_event: &mut dyn FnMut(StreamEvent<'_>),
+    ) -> Generation {
+        stream(&mut self.forcer, codec, &mut self.thinking, &mut self.answer, on_event);
+        for (dec, phase) in [(&mut self.thinking, Phase::Thinking), (&mut self.answer, Phase::Answer)] {
+            if let Some(rest) = dec.flush(codec) {
+                on_event(if phase == Phase::Thinking {
+                    StreamEvent::Thinking(&rest)
+                } else {
+                    StreamEvent::Answer(&rest)
+                });
+            }
+        }
+        let decode_s = self.decode_start.elapsed().as_secs_f64();
+        Generation {
+            thinking: self.thinking.text().to_string(),
+            answer: self.answer.text().to_string(),
+            prompt_tokens: self.prompt_tokens,
+            thinking_tokens: self.forcer.thinking_tokens(),
+            answer_tokens: self.forcer.answer_tokens(),
+            waits_injected: self.forcer.waits_injected(),
+            forced_end: self.forcer.forced_end(),
+            max_thinking: self.forcer.max_thinking(),
+            stop_reason,
+            injections: self.forcer.injections().to_vec(),
+            output_ids: self.output_ids,
+            prefill_s: self.prefill_s,
+            decode_s,
+            tokens_per_s: if decode_s > 0.0 {
+                self.sampled as f64 / decode_s
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
 /// Runs one generation under budget forcing, streaming deltas to `on_event`.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
@@ -142,56 +288,24 @@ pub fn generate(
     cancel: &CancelToken,
     on_event: &mut dyn FnMut(StreamEvent<'_>),
 ) -> Result<Generation, GenerateError> {
-    let context = model.context_len();
-    let room = context.saturating_sub(model.position() + prompt.ids.len());
-    if prompt.ids.is_empty() || room == 0 {
-        return Err(ModelError::ContextOverflow {
-            prompt: prompt.ids.len(),
-            reserve: 1,
-            context,
-        }
-        .into());
-    }
-    let max_new = params.max_new_tokens.unwrap_or(room).min(room);
-    let mut forcer = BudgetForcer::new(&params.budget, codec, eos_ids, max_new)?;
-    let mut sampler = Sampler::new(params.sampling.clone(), max_token_id);
-    let mut thinking = IncrementalDecoder::new();
-    let mut answer = IncrementalDecoder::new();
-    let mut output_ids: Vec<u32> = Vec::new();
-
-    let started = Instant::now();
-    let mut feed = prompt.ids.clone();
-    let opening = forcer.start(prompt.has_thinking_start, codec);
-    feed.extend(&opening);
-    output_ids.extend(&opening);
-    stream(&mut forcer, codec, &mut thinking, &mut answer, on_event);
+    let (mut st, feed) = SeqState::start(
+        model.position(),
+        model.context_len(),
+        codec,
+        prompt,
+        eos_ids,
+        max_token_id,
+        params,
+        on_event,
+    )?;
     let mut logits = model.feed(&feed)?;
-    let prefill_s = started.elapsed().as_secs_f64();
-    let decode_start = Instant::now();
-    let mut sampled = 0usize;
+    st.prefilled();
     let stop_reason = loop {
-        if cancel.is_cancelled() {
-            forcer.finish();
-            break StopReason::Cancelled;
-        }
-        let id = sampler.sample(&mut logits, &forcer.banned());
-        sampled += 1;
-        let step = forcer.on_token(id, codec);
-        stream(&mut forcer, codec, &mut thinking, &mut answer, on_event);
-        on_event(StreamEvent::Counts {
-            thinking: forcer.thinking_tokens(),
-            answer: forcer.answer_tokens(),
-        });
-        match step {
-            Step::Stop(reason) => break reason,
-            Step::Feed { rewind, feed } => {
+        match st.next(&mut logits, codec, cancel, on_event) {
+            Next::Done(reason) => break reason,
+            Next::Feed { rewind, feed } => {
                 if rewind > 0 {
                     model.rewind(rewind);
-                    output_ids.truncate(output_ids.len().saturating_sub(rewind));
-                }
-                output_ids.extend(&feed);
-                if let Some(reason) = forcer.stopped() {
-                    break reason;
                 }
                 if !feed.is_empty() {
                     logits = model.feed(&feed)?;
@@ -199,33 +313,7 @@ pub fn generate(
             }
         }
     };
-    stream(&mut forcer, codec, &mut thinking, &mut answer, on_event);
-    for (dec, phase) in [(&mut thinking, Phase::Thinking), (&mut answer, Phase::Answer)] {
-        if let Some(rest) = dec.flush(codec) {
-            on_event(if phase == Phase::Thinking {
-                StreamEvent::Thinking(&rest)
-            } else {
-                StreamEvent::Answer(&rest)
-            });
-        }
-    }
-    let decode_s = decode_start.elapsed().as_secs_f64();
-    Ok(Generation {
-        thinking: thinking.text().to_string(),
-        answer: answer.text().to_string(),
-        prompt_tokens: prompt.ids.len(),
-        thinking_tokens: forcer.thinking_tokens(),
-        answer_tokens: forcer.answer_tokens(),
-        waits_injected: forcer.waits_injected(),
-        forced_end: forcer.forced_end(),
-        max_thinking: forcer.max_thinking(),
-        stop_reason,
-        injections: forcer.injections().to_vec(),
-        output_ids,
-        prefill_s,
-        decode_s,
-        tokens_per_s: if decode_s > 0.0 { sampled as f64 / decode_s } else { 0.0 },
-    })
+    Ok(st.finish(stop_reason, codec, on_event))
 }
 
 fn stream(
@@ -312,4 +400,96 @@ pub fn chat(
         cancel,
         on_event,
     )
+}
+
+/// Several conversations generated at once, each with its own parameters and budget state.
+/// Prompts are prefilled one by one; then every decode step that feeds one token to several
+/// sequences runs them through the decoder together (the weights read once for all of them,
+/// on the CPU path), while a sequence that must be fed several tokens (an injected "Wait" or a
+/// forced end) is fed on its own. Greedy results equal those of [`chat`] for each conversation.
+pub fn chat_batch(
+    model: &LoadedModel,
+    conversations: &[Vec<ChatMessage>],
+    params: &[GenerateParams],
+    cancel: &CancelToken,
+) -> Result<Vec<Generation>, GenerateError> {
+    if conversations.len() != params.len() {
+        return Err(GenerateError::Candle(candle_core::Error::Msg(format!(
+            "{} conversations but {} parameter sets",
+            conversations.len(),
+            params.len()
+        ))));
+    }
+    let dec = &model.decoder;
+    let codec: &dyn Codec = &model.tokenizer;
+    let eos = &model.tokenizer.special.eos_ids;
+    let max_id = model.tokenizer.max_token_id;
+    let context = dec.config().max_position_embeddings;
+    let n = conversations.len();
+    let mut caches: Vec<KvCache> = (0..n).map(|_| dec.new_cache()).collect();
+    let mut states: Vec<Option<SeqState>> = Vec::with_capacity(n);
+    let mut logits: Vec<Vec<f32>> = Vec::with_capacity(n);
+    let feed_one = |cache: &mut KvCache, tokens: &[u32]| -> Result<Vec<f32>, GenerateError> {
+        let ids = Tensor::new(tokens, dec.device())?.unsqueeze(0)?;
+        Ok(dec
+            .forward(&ids, Some(cache), Logits::Last)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    };
+    for (i, (msgs, p)) in conversations.iter().zip(params).enumerate() {
+        let prompt = build_prompt(model, msgs, &p.budget)?;
+        let (mut st, feed) = SeqState::start(0, context, codec, &prompt, eos, max_id, p, &mut |_| {})?;
+        logits.push(feed_one(&mut caches[i], &feed)?);
+        st.prefilled();
+        states.push(Some(st));
+    }
+    let mut results: Vec<Option<Generation>> = (0..n).map(|_| None).collect();
+    while states.iter().any(Option::is_some) {
+        let mut singles: Vec<(usize, u32)> = Vec::new();
+        for i in 0..n {
+            let Some(st) = states[i].as_mut() else { continue };
+            match st.next(&mut logits[i], codec, cancel, &mut |_| {}) {
+                Next::Done(reason) => {
+                    let st = states[i].take().expect("active");
+                    results[i] = Some(st.finish(reason, codec, &mut |_| {}));
+                }
+                Next::Feed { rewind, feed } => {
+                    if rewind > 0 {
+                        let len = caches[i].len();
+                        caches[i].truncate(len.saturating_sub(rewind));
+                    }
+                    match feed.len() {
+                        0 => {}
+                        1 => singles.push((i, feed[0])),
+                        _ => logits[i] = feed_one(&mut caches[i], &feed)?,
+                    }
+                }
+            }
+        }
+        if singles.is_empty() {
+            continue;
+        }
+        let tokens: Vec<u32> = singles.iter().map(|s| s.1).collect();
+        let mut batch: Vec<&mut KvCache> = caches
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| singles.iter().any(|s| s.0 == *i))
+            .map(|(_, c)| c)
+            .collect();
+        if batch.len() > 1 && dec.can_step_cpu_batch(&batch) {
+            let hidden = dec.step_cpu_batch(&tokens, &mut batch)?;
+            for ((i, _), l) in singles.iter().zip(dec.head_cpu_batch(&hidden)?) {
+                logits[*i] = l;
+            }
+        } else {
+            drop(batch);
+            for &(i, t) in &singles {
+                logits[i] = feed_one(&mut caches[i], &[t])?;
+            }
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every sequence finished"))
+        .collect())
 }

@@ -75,105 +75,199 @@ impl Decoder {
 
     /// Feeds one token at the cache's end and returns the final hidden state (before the norm).
     pub(super) fn step_cpu(&self, token: u32, cache: &mut KvCache) -> candle_core::Result<Vec<f32>> {
+        Ok(self.step_cpu_batch(&[token], &mut [cache])?.remove(0))
+    }
+
+    /// Feeds one token to each of several sequences (each at its own cache's end, so at its own
+    /// position) and returns their final hidden states: the weights are read once for all rows.
+    pub fn step_cpu_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> candle_core::Result<Vec<Vec<f32>>> {
         let cfg = &self.cfg;
         let (hsz, d) = (cfg.hidden_size, cfg.head_dim);
         let (nh, nkv) = (cfg.num_heads, cfg.num_kv_heads);
         let n_rep = nh / nkv;
-        let pos = cache.len();
-        if token as usize >= cfg.vocab_size {
-            candle_core::bail!("token id {token} is outside the embedding ({} rows)", cfg.vocab_size);
+        let bsz = tokens.len();
+        if caches.len() != bsz {
+            candle_core::bail!("cpu decode: {bsz} tokens for {} caches", caches.len());
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+            candle_core::bail!("token id {t} is outside the embedding ({} rows)", cfg.vocab_size);
         }
         let mut x = with_f32(&self.embed_tokens, |e| {
-            e[token as usize * hsz..(token as usize + 1) * hsz].to_vec()
+            tokens
+                .iter()
+                .flat_map(|&t| e[t as usize * hsz..(t as usize + 1) * hsz].iter().copied())
+                .collect::<Vec<f32>>()
         })?;
-        let (cos, sin): (Vec<f32>, Vec<f32>) = self
-            .rotary
-            .inv_freq
+        let positions: Vec<usize> = caches.iter().map(|c| c.len()).collect();
+        let tables: Vec<(Vec<f32>, Vec<f32>)> = positions
             .iter()
-            .map(|&f| {
-                let a = pos as f32 * f;
-                (a.cos(), a.sin())
+            .map(|&pos| {
+                self.rotary
+                    .inv_freq
+                    .iter()
+                    .map(|&f| {
+                        let a = pos as f32 * f;
+                        (a.cos(), a.sin())
+                    })
+                    .unzip()
             })
-            .unzip();
+            .collect();
         let scale = 1.0 / (d as f32).sqrt();
-        let gemv = |lins: &[&Linear], x: &[f32]| -> candle_core::Result<Vec<f32>> {
-            Linear::gemv_many(lins, x, 1)?
-                .ok_or_else(|| candle_core::Error::Msg("cpu decode: unsupported weight".into()))
+        // W x for every row; the dense kernels take at most 8 rows at a time.
+        let gemv = |lins: &[&Linear], x: &[f32]| -> candle_core::Result<Vec<Vec<f32>>> {
+            let k = x.len() / bsz;
+            let mut per_mat: Vec<Vec<f32>> = lins.iter().map(|_| Vec::new()).collect();
+            for rows in x.chunks(8 * k) {
+                let m = rows.len() / k;
+                let y = Linear::gemv_many(lins, rows, m)?
+                    .ok_or_else(|| candle_core::Error::Msg("cpu decode: unsupported weight".into()))?;
+                let mut off = 0;
+                for (i, l) in lins.iter().enumerate() {
+                    let n = l.out_features()? * m;
+                    per_mat[i].extend_from_slice(&y[off..off + n]);
+                    off += n;
+                }
+            }
+            Ok(per_mat)
+        };
+        let rms_rows = |x: &[f32], w: &Tensor, eps: f64| -> candle_core::Result<Vec<f32>> {
+            let mut out = Vec::with_capacity(x.len());
+            for row in x.chunks_exact(hsz) {
+                out.extend(rms_norm(row, w, eps)?);
+            }
+            Ok(out)
         };
         for (li, layer) in self.layers.iter().enumerate() {
             let att = &layer.self_attn;
-            let h = rms_norm(&x, &layer.input_layernorm.weight, layer.input_layernorm.eps)?;
+            let h = rms_rows(&x, &layer.input_layernorm.weight, layer.input_layernorm.eps)?;
             let mut qkv = gemv(&[&att.q_proj, &att.k_proj, &att.v_proj], &h)?;
-            let (q, kv) = qkv.split_at_mut(nh * d);
-            let (k, v) = kv.split_at_mut(nkv * d);
-            add_bias(q, &att.q_proj)?;
-            add_bias(k, &att.k_proj)?;
-            add_bias(v, &att.v_proj)?;
-            rope(q, d, &cos, &sin, self.rotary.interleaved);
-            rope(k, d, &cos, &sin, self.rotary.interleaved);
-            let Some(store) = cache.host(li, nkv, d) else {
-                candle_core::bail!("cpu decode: the cache holds device tensors");
-            };
-            store.reserve(pos + 1, pos);
-            for g in 0..nkv {
-                store.write(g, pos, &k[g * d..(g + 1) * d], &v[g * d..(g + 1) * d]);
-            }
-            let len = pos + 1;
-            let mut attn = vec![0f32; nh * d];
-            let out = OutPtr(attn.as_mut_ptr());
-            let out = &out;
-            let q = &*q;
-            let store = &*store;
-            let head = |hq: usize| {
-                let g = hq / n_rep;
-                let (keys, vals) = (store.keys(g, len), store.values(g, len));
-                let qh = &q[hq * d..(hq + 1) * d];
-                let mut scores: Vec<f32> = keys.chunks_exact(d).map(|kt| dot(qh, kt) * scale).collect();
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0.0;
-                for s in scores.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
+            let v_all = qkv.pop().unwrap_or_default();
+            let mut k_all = qkv.pop().unwrap_or_default();
+            let mut q_all = qkv.pop().unwrap_or_default();
+            let mut attn = vec![0f32; bsz * nh * d];
+            for b in 0..bsz {
+                let q = &mut q_all[b * nh * d..(b + 1) * nh * d];
+                let k = &mut k_all[b * nkv * d..(b + 1) * nkv * d];
+                let v = &v_all[b * nkv * d..(b + 1) * nkv * d];
+                add_bias(q, &att.q_proj)?;
+                add_bias(k, &att.k_proj)?;
+                let mut v = v.to_vec();
+                add_bias(&mut v, &att.v_proj)?;
+                let (cos, sin) = &tables[b];
+                rope(q, d, cos, sin, self.rotary.interleaved);
+                rope(k, d, cos, sin, self.rotary.interleaved);
+                let pos = positions[b];
+                let Some(store) = caches[b].host(li, nkv, d) else {
+                    candle_core::bail!("cpu decode: the cache holds device tensors");
+                };
+                store.reserve(pos + 1, pos);
+                for g in 0..nkv {
+                    store.write(g, pos, &k[g * d..(g + 1) * d], &v[g * d..(g + 1) * d]);
                 }
-                let mut o = vec![0f32; d];
-                for (p, vt) in scores.iter().zip(vals.chunks_exact(d)) {
-                    let w = p / sum;
-                    o.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
-                }
-                // SAFETY: head hq writes only attn[hq*d..(hq+1)*d].
-                unsafe { std::ptr::copy_nonoverlapping(o.as_ptr(), out.0.add(hq * d), d) };
-            };
-            if len * d * nh > 1 << 16 {
-                SpinPool::global().run(nh, &head);
-            } else {
-                (0..nh).for_each(head);
             }
-            let mut o = gemv(&[&att.o_proj], &attn)?;
-            add_bias(&mut o, &att.o_proj)?;
+            {
+                let out = OutPtr(attn.as_mut_ptr());
+                let out = &out;
+                let q_all = &q_all;
+                let stores: Vec<&super::kv_cache::HostKv> = caches
+                    .iter_mut()
+                    .map(|c| c.host(li, nkv, d).map(|s| &*s))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| candle_core::Error::Msg("cpu decode: the cache holds device tensors".into()))?;
+                let stores = &stores;
+                let positions = &positions;
+                let head = |task: usize| {
+                    let (b, hq) = (task / nh, task % nh);
+                    let g = hq / n_rep;
+                    let len = positions[b] + 1;
+                    let (keys, vals) = (stores[b].keys(g, len), stores[b].values(g, len));
+                    let qh = &q_all[(b * nh + hq) * d..(b * nh + hq + 1) * d];
+                    let mut scores: Vec<f32> = keys.chunks_exact(d).map(|kt| dot(qh, kt) * scale).collect();
+                    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let mut sum = 0.0;
+                    for s in scores.iter_mut() {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    }
+                    let mut o = vec![0f32; d];
+                    for (p, vt) in scores.iter().zip(vals.chunks_exact(d)) {
+                        let w = p / sum;
+                        o.iter_mut().zip(vt).for_each(|(o, v)| *o += w * v);
+                    }
+                    // SAFETY: task (b, hq) writes only its own d values of attn.
+                    unsafe { std::ptr::copy_nonoverlapping(o.as_ptr(), out.0.add((b * nh + hq) * d), d) };
+                };
+                let work: usize = positions.iter().map(|p| (p + 1) * d * nh).sum();
+                if work > 1 << 16 {
+                    SpinPool::global().run(bsz * nh, &head);
+                } else {
+                    (0..bsz * nh).for_each(head);
+                }
+            }
+            let mut o = gemv(&[&att.o_proj], &attn)?.remove(0);
+            for row in o.chunks_exact_mut(hsz) {
+                add_bias(row, &att.o_proj)?;
+            }
             x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
-            let h = rms_norm(
+            let h = rms_rows(
                 &x,
                 &layer.post_attention_layernorm.weight,
                 layer.post_attention_layernorm.eps,
             )?;
             let mlp = &layer.mlp;
             let mut gu = gemv(&[&mlp.gate_proj, &mlp.up_proj], &h)?;
-            let (g, u) = gu.split_at_mut(cfg.intermediate_size);
-            add_bias(g, &mlp.gate_proj)?;
-            add_bias(u, &mlp.up_proj)?;
-            for (g, u) in g.iter_mut().zip(u.iter()) {
-                *g = *g / (1.0 + (-*g).exp()) * u;
+            let u_all = gu.pop().unwrap_or_default();
+            let mut g_all = gu.pop().unwrap_or_default();
+            let inter = cfg.intermediate_size;
+            for (g, u) in g_all.chunks_exact_mut(inter).zip(u_all.chunks_exact(inter)) {
+                let mut u = u.to_vec();
+                add_bias(g, &mlp.gate_proj)?;
+                add_bias(&mut u, &mlp.up_proj)?;
+                for (g, u) in g.iter_mut().zip(u.iter()) {
+                    *g = *g / (1.0 + (-*g).exp()) * u;
+                }
             }
-            let mut down = gemv(&[&mlp.down_proj], g)?;
-            add_bias(&mut down, &mlp.down_proj)?;
+            let mut down = gemv(&[&mlp.down_proj], &g_all)?.remove(0);
+            for row in down.chunks_exact_mut(hsz) {
+                add_bias(row, &mlp.down_proj)?;
+            }
             x.iter_mut().zip(&down).for_each(|(x, o)| *x += o);
         }
-        cache.advance(1);
-        Ok(x)
+        for c in caches.iter_mut() {
+            c.advance(1);
+        }
+        Ok(x.chunks_exact(hsz).map(|r| r.to_vec()).collect())
+    }
+
+    /// Final norm and output head for several hidden states, the head's weights read once per
+    /// 8 rows.
+    pub fn head_cpu_batch(&self, hidden: &[Vec<f32>]) -> candle_core::Result<Vec<Vec<f32>>> {
+        let mut normed = Vec::with_capacity(hidden.iter().map(Vec::len).sum());
+        for h in hidden {
+            normed.extend(rms_norm(h, &self.norm.weight, self.norm.eps)?);
+        }
+        let hsz = self.cfg.hidden_size;
+        let mut out = Vec::with_capacity(hidden.len());
+        for rows in normed.chunks(8 * hsz) {
+            let m = rows.len() / hsz;
+            let logits = Linear::gemv_many(&[&self.lm_head], rows, m)?
+                .ok_or_else(|| candle_core::Error::Msg("cpu decode: unsupported head weight".into()))?;
+            for row in logits.chunks_exact(logits.len() / m) {
+                let mut row = row.to_vec();
+                add_bias(&mut row, &self.lm_head)?;
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether [`Decoder::step_cpu_batch`] can run with these caches.
+    pub fn can_step_cpu_batch(&self, caches: &[&mut KvCache]) -> bool {
+        caches.iter().all(|c| self.can_step_cpu(1, 1, c))
     }
 
     /// Final norm and output head for one hidden state.
-    pub(super) fn head_cpu(&self, x: &[f32]) -> candle_core::Result<Vec<f32>> {
+    pub fn head_cpu(&self, x: &[f32]) -> candle_core::Result<Vec<f32>> {
         let h = rms_norm(x, &self.norm.weight, self.norm.eps)?;
         let mut logits = Linear::gemv_many(&[&self.lm_head], &h, 1)?
             .ok_or_else(|| candle_core::Error::Msg("cpu decode: unsupported head weight".into()))?;

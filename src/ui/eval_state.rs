@@ -28,6 +28,8 @@ pub struct EvalForm {
     /// Bound on all generated tokens per sample (empty: none).
     pub max_tokens: String,
     pub out: String,
+    /// Sequences generated at once.
+    pub batch: usize,
 }
 
 impl Default for EvalForm {
@@ -42,6 +44,7 @@ impl Default for EvalForm {
             temperature: 0.0,
             max_tokens: String::new(),
             out: "eval-out".into(),
+            batch: 8,
         }
     }
 }
@@ -77,6 +80,7 @@ impl EvalForm {
                 top_p: 1.0,
                 seed: 0,
                 max_new_tokens: num("max tokens", &self.max_tokens)?,
+                batch: self.batch.max(1),
             },
             out: PathBuf::from(self.out.trim()),
         })

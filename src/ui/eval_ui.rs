@@ -68,6 +68,9 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ui.label("Temperature");
             ui.add(egui::DragValue::new(&mut f.temperature).range(0.0..=2.0).speed(0.05))
                 .on_hover_text("0 is greedy, as s1 evaluates");
+            ui.label("Batch");
+            ui.add(egui::DragValue::new(&mut f.batch).range(1..=64))
+                .on_hover_text("Sequences generated at once: faster, the same results");
         });
         field(
             ui,
