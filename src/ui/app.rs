@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 
-use super::eval_state::EvalState;
+use super::eval_state::{EvalPath, EvalState};
 use super::settings::{Settings, View};
 use super::train_state::{TrainPath, TrainState};
 use super::{chat_ui, empty_views, eval_ui, train_ui};
@@ -34,6 +34,7 @@ pub enum Command {
     PickTrainPath(TrainPath),
     SetTrainPath(TrainPath, PathBuf),
     ChatWithCheckpoint(PathBuf),
+    PickEvalPath(EvalPath),
 }
 
 /// Where the model is.
@@ -89,6 +90,7 @@ enum DialogResult {
     Model(Option<PathBuf>),
     Workspace(Option<PathBuf>),
     Train(TrainPath, Option<PathBuf>),
+    Eval(EvalPath, Option<PathBuf>),
 }
 
 impl StudioApp {
@@ -237,7 +239,19 @@ impl StudioApp {
                 DialogResult::Model(Some(p)) => self.command(Command::OpenModel(p)),
                 DialogResult::Workspace(Some(p)) => self.command(Command::SetWorkspace(p)),
                 DialogResult::Train(which, Some(p)) => self.command(Command::SetTrainPath(which, p)),
-                DialogResult::Model(None) | DialogResult::Workspace(None) | DialogResult::Train(_, None) => {}
+                DialogResult::Eval(which, Some(p)) => {
+                    let f = &mut self.settings.eval;
+                    let text = p.display().to_string();
+                    match which {
+                        EvalPath::ModelFolder | EvalPath::ModelFile => f.model = text,
+                        EvalPath::Bench => f.bench = text,
+                        EvalPath::Out => f.out = text,
+                    }
+                }
+                DialogResult::Model(None)
+                | DialogResult::Workspace(None)
+                | DialogResult::Train(_, None)
+                | DialogResult::Eval(_, None) => {}
             }
         }
     }
@@ -361,7 +375,8 @@ impl StudioApp {
                 Command::PickModelFolder
                 | Command::PickModelFile
                 | Command::PickWorkspace
-                | Command::PickTrainPath(_) => {
+                | Command::PickTrainPath(_)
+                | Command::PickEvalPath(_) => {
                     let tx = self.dialogs.0.clone();
                     let ctx = ctx.clone();
                     let spawned = std::thread::Builder::new()
@@ -388,6 +403,21 @@ impl StudioApp {
                                         TrainPath::Out => d.set_title("Output folder").pick_folder(),
                                     };
                                     DialogResult::Train(which, p)
+                                }
+                                Command::PickEvalPath(which) => {
+                                    let d = rfd::FileDialog::new();
+                                    let p = match which {
+                                        EvalPath::ModelFolder => d.set_title("Model folder").pick_folder(),
+                                        EvalPath::ModelFile => {
+                                            d.set_title("GGUF model").add_filter("GGUF", &["gguf"]).pick_file()
+                                        }
+                                        EvalPath::Bench => d
+                                            .set_title("Benchmark (JSON lines)")
+                                            .add_filter("JSON lines", &["jsonl"])
+                                            .pick_file(),
+                                        EvalPath::Out => d.set_title("Output folder").pick_folder(),
+                                    };
+                                    DialogResult::Eval(which, p)
                                 }
                                 _ => DialogResult::Workspace(
                                     rfd::FileDialog::new()

@@ -10,6 +10,15 @@ use crate::eval::sweep::{self, Progress, Sample, SweepConfig};
 use crate::grade::Verdict;
 use crate::jobs::{EvalEvent, EvalJob, EvalRequest};
 
+/// Which path a picker fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalPath {
+    ModelFolder,
+    ModelFile,
+    Bench,
+    Out,
+}
+
 /// The form, as typed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]

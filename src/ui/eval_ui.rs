@@ -6,8 +6,8 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use super::app::StudioApp;
-use super::eval_state::EvalStatus;
+use super::app::{Command, StudioApp};
+use super::eval_state::{EvalPath, EvalStatus};
 use crate::eval::bench::NAMED;
 use crate::grade::Verdict;
 
@@ -22,9 +22,24 @@ fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
 
 fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     let running = app.eval.is_running();
+    let mut pick = None;
     let f = &mut app.settings.eval;
     ui.add_enabled_ui(!running, |ui| {
         field(ui, "Model", &mut f.model, "A Hugging Face folder or a .gguf file");
+        ui.horizontal(|ui| {
+            if ui.button("Model folder…").clicked() {
+                pick = Some(EvalPath::ModelFolder);
+            }
+            if ui.button("GGUF file…").clicked() {
+                pick = Some(EvalPath::ModelFile);
+            }
+            if ui.button("Benchmark file…").clicked() {
+                pick = Some(EvalPath::Bench);
+            }
+            if ui.button("Output folder…").clicked() {
+                pick = Some(EvalPath::Out);
+            }
+        });
         ui.horizontal(|ui| {
             let l = ui.label("Benchmark");
             ui.add(egui::TextEdit::singleline(&mut f.bench).desired_width(160.0))
@@ -79,6 +94,9 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             "samples.jsonl, metrics.json and scaling.svg go here; a rerun resumes",
         );
     });
+    if let Some(which) = pick {
+        app.command(Command::PickEvalPath(which));
+    }
     ui.horizontal(|ui| {
         if running {
             if ui
