@@ -61,3 +61,37 @@ fn chat_panel_with_smollm2_under_a_budget() {
     assert!(a.forced_end_at.is_some());
     h.snapshot_options("chat_panel", &options);
 }
+
+/// A real screenshot of the Evaluate view after a small sweep: SmolLM2-135M-Instruct (GGUF) on
+/// the first 6 GSM8K questions at three thinking budgets, 2 samples each (so majority vote shows),
+/// batch 6. The image is tests/snapshots/evaluate_view.png, shown in README.md.
+#[test]
+fn evaluate_view_after_a_small_sweep() {
+    let gguf = common::smollm2_gguf();
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("evaluate-snapshot");
+    let _ = std::fs::remove_dir_all(&out);
+    let mut s = Settings {
+        view: s1_studio::ui::settings::View::Evaluate,
+        ..Default::default()
+    };
+    s.eval.model = gguf.display().to_string();
+    s.eval.bench = "gsm8k".into();
+    s.eval.budgets = "16,48,96".into();
+    s.eval.limit = "6".into();
+    s.eval.samples = 2;
+    s.eval.max_tokens = "160".into();
+    s.eval.batch = 6;
+    s.eval.out = out.display().to_string();
+    let mut h = harness_with(Harness::<StudioApp>::builder().wgpu(), app(s));
+    h.run();
+    h.get_by_label("Run").click();
+    step_until(&mut h, Duration::from_secs(300), |_| {}, |a| !a.eval.is_running());
+    assert_eq!(h.state().eval.samples.len(), 36);
+    // Paths differ between checkouts: show the same ones wherever the repository is.
+    h.state_mut().eval.selected = Some(0);
+    h.state_mut().settings.eval.model = "models/SmolLM2-135M-Instruct.Q4_1.gguf".into();
+    h.state_mut().settings.eval.out = "runs/eval-gsm8k".into();
+    h.run();
+    let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2500);
+    h.snapshot_options("evaluate_view", &options);
+}
