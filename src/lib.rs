@@ -3,6 +3,7 @@
 //! The library holds every capability; the binary (`src/main.rs`) only parses the command line.
 
 pub mod cli;
+pub mod curate;
 pub mod eval;
 pub mod generate;
 pub mod grade;
