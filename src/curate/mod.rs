@@ -1,6 +1,7 @@
 //! Curation (S1_RECIPE.md §1): from a question pool to an s1K-style selection. So far: the
-//! seeded s1 sampler and the paper's ablation selections.
+//! quality rules, the seeded s1 sampler and the paper's ablation selections.
 
+pub mod quality;
 pub mod select;
 
 /// A question's key: the first 16 hex digits of sha256 of its text (s1's).
