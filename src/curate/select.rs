@@ -128,7 +128,7 @@ fn draw(seed_set: &[Candidate], pool: &[Candidate], cfg: &SelectConfig, length_w
             weighted(&mut rng, &w)
         };
         let name = names[pick].clone();
-        let qs = domains.get_mut(&name).expect("picked domain");
+        let Some(qs) = domains.get_mut(&name) else { break };
         let i = if length_weighted {
             let w: Vec<f64> = (0..qs.len()).map(|r| (-(r as f64)).exp2()).collect();
             weighted(&mut rng, &w)

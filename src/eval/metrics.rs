@@ -3,6 +3,8 @@
 //! (the average slope over all pairs of settings, accuracy in percent per thinking token, and per
 //! 1,000 tokens for reading) and Performance (the best accuracy).
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::sweep::{Sample, Setting};
@@ -62,35 +64,56 @@ fn within(s: &Sample) -> bool {
 /// Percent of questions whose most common normalised answer is graded correct (ties: the
 /// answer seen first); None with one sample per question.
 fn majority(rows: &[&Sample]) -> Option<f64> {
-    let mut by_q: Vec<(&str, Vec<&Sample>)> = Vec::new();
+    let mut by_q: HashMap<&str, Vec<&Sample>> = HashMap::new();
     for s in rows {
-        match by_q.iter_mut().find(|(q, _)| *q == s.question_id) {
-            Some((_, v)) => v.push(s),
-            None => by_q.push((&s.question_id, vec![s])),
-        }
+        by_q.entry(s.question_id.as_str()).or_default().push(s);
     }
-    if by_q.iter().all(|(_, v)| v.len() < 2) {
+    if by_q.values().all(|v| v.len() < 2) {
         return None;
     }
     let correct = by_q
-        .iter()
-        .filter(|(_, v)| {
-            let mut votes: Vec<(String, usize, Verdict)> = Vec::new();
-            for s in v.iter().filter(|s| s.extracted.is_some()) {
-                let key = normalize(s.extracted.as_deref().unwrap_or(""));
-                match votes.iter_mut().find(|(k, _, _)| *k == key) {
-                    Some(e) => e.1 += 1,
-                    None => votes.push((key, 1, s.verdict)),
-                }
+        .values()
+        .filter(|v| {
+            // answer -> (votes, the verdict of its first sample, the order it was first seen)
+            let mut votes: HashMap<String, (usize, Verdict, usize)> = HashMap::new();
+            for (i, s) in v.iter().enumerate() {
+                let Some(a) = &s.extracted else { continue };
+                votes.entry(normalize(a)).or_insert((0, s.verdict, i)).0 += 1;
             }
-            let best = votes.iter().map(|v| v.1).max().unwrap_or(0);
             votes
-                .iter()
-                .find(|v| v.1 == best)
-                .is_some_and(|v| v.2 == Verdict::Correct)
+                .values()
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.2.cmp(&a.2)))
+                .is_some_and(|v| v.1 == Verdict::Correct)
         })
         .count();
     Some(100.0 * correct as f64 / by_q.len() as f64)
+}
+
+/// A named curve: points (tokens, accuracy, setting).
+pub type Curve<'a> = (String, Vec<(f64, f64, &'a str)>);
+
+/// The curves to plot: one per series (mean thinking tokens, accuracy, setting), and majority
+/// vote (all the tokens a question's samples spent, majority accuracy) where there is one;
+/// points in order of tokens.
+pub fn curves(m: &SweepMetrics) -> Vec<Curve<'_>> {
+    let mut out: Vec<Curve> = Vec::new();
+    for st in &m.settings {
+        let mut points = vec![(st.series.as_str(), st.mean_thinking_tokens, st.accuracy)];
+        if let Some(maj) = st.majority_accuracy {
+            points.push(("majority vote", st.mean_total_thinking_tokens, maj));
+        }
+        for (name, x, y) in points {
+            let p = (x, y, st.setting.as_str());
+            match out.iter_mut().find(|c| c.0 == name) {
+                Some(c) => c.1.push(p),
+                None => out.push((name.to_string(), vec![p])),
+            }
+        }
+    }
+    for c in &mut out {
+        c.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
 }
 
 /// Control, Scaling and Performance over the settings `ms` and their `samples`.

@@ -5,9 +5,6 @@ use std::fmt::Write;
 
 use super::metrics::SweepMetrics;
 
-/// A named curve: points (tokens, accuracy, label).
-type Curve<'a> = (String, Vec<(f64, f64, &'a str)>);
-
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -15,27 +12,7 @@ fn esc(s: &str) -> String {
 /// An SVG document of `m`'s settings, titled `title`.
 pub fn scaling_svg(m: &SweepMetrics, title: &str) -> String {
     let (w, h, l, r, t, b) = (720.0, 440.0, 70.0, 30.0, 50.0, 60.0);
-    // One curve per series; majority vote (several samples) against all tokens spent.
-    let mut curves: Vec<Curve> = Vec::new();
-    for st in &m.settings {
-        let mut add = |name: &str, p: (f64, f64, &'_ str)| {
-            let p = (p.0, p.1, st.setting.as_str());
-            match curves.iter_mut().find(|c| c.0 == name) {
-                Some(c) => c.1.push(p),
-                None => curves.push((name.to_string(), vec![p])),
-            }
-        };
-        add(&st.series, (st.mean_thinking_tokens, st.accuracy, ""));
-        if let Some(maj) = st.majority_accuracy {
-            add(
-                "majority vote (all samples' tokens)",
-                (st.mean_total_thinking_tokens, maj, ""),
-            );
-        }
-    }
-    for c in &mut curves {
-        c.1.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
+    let curves = super::metrics::curves(m);
     let pts: Vec<(f64, f64, &str)> = curves.iter().flat_map(|c| c.1.iter().copied()).collect();
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 1.08;
     let x = |v: f64| l + (w - l - r) * v / xmax;

@@ -447,13 +447,11 @@ pub fn chat_batch(
     while states.iter().any(Option::is_some) {
         let mut singles: Vec<(usize, u32)> = Vec::new();
         for i in 0..n {
-            let Some(st) = states[i].as_mut() else { continue };
+            let Some(mut st) = states[i].take() else { continue };
             match st.next(&mut logits[i], codec, cancel, &mut |_| {}) {
-                Next::Done(reason) => {
-                    let st = states[i].take().expect("active");
-                    results[i] = Some(st.finish(reason, codec, &mut |_| {}));
-                }
+                Next::Done(reason) => results[i] = Some(st.finish(reason, codec, &mut |_| {})),
                 Next::Feed { rewind, feed } => {
+                    states[i] = Some(st);
                     if rewind > 0 {
                         let len = caches[i].len();
                         caches[i].truncate(len.saturating_sub(rewind));
@@ -488,8 +486,8 @@ pub fn chat_batch(
             }
         }
     }
-    Ok(results
+    results
         .into_iter()
-        .map(|r| r.expect("every sequence finished"))
-        .collect())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| GenerateError::Candle(candle_core::Error::Msg("a sequence did not finish".into())))
 }

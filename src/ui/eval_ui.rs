@@ -151,19 +151,7 @@ fn plot_ui(app: &StudioApp, ui: &mut egui::Ui) {
         ))
         .strong(),
     );
-    // One curve per series (budget forcing, each baseline), and majority vote against all the
-    // tokens its samples spent.
-    let mut curves: Vec<(String, Vec<[f64; 2]>)> = Vec::new();
-    for st in &m.settings {
-        let mut add = |name: &str, p: [f64; 2]| match curves.iter_mut().find(|c| c.0 == name) {
-            Some(c) => c.1.push(p),
-            None => curves.push((name.to_string(), vec![p])),
-        };
-        add(&st.series, [st.mean_thinking_tokens, st.accuracy]);
-        if let Some(maj) = st.majority_accuracy {
-            add("majority vote", [st.mean_total_thinking_tokens, maj]);
-        }
-    }
+    let curves = crate::eval::metrics::curves(m);
     Plot::new("scaling")
         .height(220.0)
         .legend(Legend::default())
@@ -172,8 +160,8 @@ fn plot_ui(app: &StudioApp, ui: &mut egui::Ui) {
         .include_y(0.0)
         .include_y(100.0)
         .show(ui, |p| {
-            for (name, mut pts) in curves {
-                pts.sort_by(|a, b| a[0].total_cmp(&b[0]));
+            for (name, pts) in curves {
+                let pts: Vec<[f64; 2]> = pts.iter().map(|p| [p.0, p.1]).collect();
                 p.line(Line::new(name.clone(), PlotPoints::from(pts.clone())));
                 p.points(Points::new(name, PlotPoints::from(pts)).radius(4.0));
             }
