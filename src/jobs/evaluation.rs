@@ -4,8 +4,7 @@
 
 use std::path::PathBuf;
 
-use crossbeam_channel::{bounded, Receiver};
-
+use super::job::Job;
 use super::{CancelToken, Notify};
 use crate::eval::sweep::{self, Progress, Sample, SweepConfig};
 use crate::eval::{bench, metrics};
@@ -33,11 +32,8 @@ pub enum EvalEvent {
     Finished(Result<metrics::SweepMetrics, String>),
 }
 
-pub struct EvalJob {
-    pub events: Receiver<EvalEvent>,
-    pub cancel: CancelToken,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+/// A running (or finished) sweep.
+pub type EvalJob = Job<EvalEvent>;
 
 fn run(
     req: &EvalRequest,
@@ -70,43 +66,11 @@ fn run(
 }
 
 impl EvalJob {
+    /// Starts the sweep `req` on its own thread ("s1-eval").
     pub fn spawn(req: EvalRequest, notify: Notify) -> std::io::Result<Self> {
-        let (tx, rx) = bounded(1024);
-        let cancel = CancelToken::new();
-        let c = cancel.clone();
-        let thread = std::thread::Builder::new().name("s1-eval".into()).spawn(move || {
-            let mut send = |e| {
-                let _ = tx.send(e);
-                notify();
-            };
-            let r = run(&req, &c, &mut send);
-            send(EvalEvent::Finished(r));
-        })?;
-        Ok(Self {
-            events: rx,
-            cancel,
-            thread: Some(thread),
+        Job::run("s1-eval", notify, move |cancel, emit| {
+            let r = run(&req, cancel, emit);
+            emit(EvalEvent::Finished(r));
         })
-    }
-
-    pub fn stop(&self) {
-        self.cancel.cancel();
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(|t| t.is_finished())
-    }
-}
-
-impl Drop for EvalJob {
-    fn drop(&mut self) {
-        self.cancel.cancel();
-        if let Some(t) = self.thread.take() {
-            while !t.is_finished() {
-                while self.events.try_recv().is_ok() {}
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            let _ = t.join();
-        }
     }
 }

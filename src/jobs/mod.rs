@@ -4,6 +4,7 @@
 mod cancel;
 pub mod evaluation;
 pub mod inference;
+pub mod job;
 pub mod training;
 
 pub use cancel::CancelToken;
