@@ -80,10 +80,13 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             other => bail!("--baselines: `{other}` is not one of prompt, reject"),
         });
     }
-    let budgets: Vec<crate::generate::MaxThinking> = settings.iter().map(|s| s.max_thinking).collect();
-    let mut budgets_dedup = budgets.clone();
-    budgets_dedup.dedup();
-    let extra = sweep::baseline_settings(&budgets_dedup, &methods);
+    let mut budgets: Vec<crate::generate::MaxThinking> = Vec::new();
+    for s in &settings {
+        if !budgets.contains(&s.max_thinking) {
+            budgets.push(s.max_thinking);
+        }
+    }
+    let extra = sweep::baseline_settings(&budgets, &methods);
     if !methods.is_empty() && extra.is_empty() {
         bail!("--baselines need numeric --max-thinking budgets");
     }

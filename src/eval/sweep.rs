@@ -81,6 +81,17 @@ pub fn baseline_settings(max: &[MaxThinking], methods: &[Method]) -> Vec<Setting
         .collect()
 }
 
+/// `v` without repeats, in first-seen order.
+fn unique<T: PartialEq>(v: Vec<T>) -> Vec<T> {
+    let mut out = Vec::with_capacity(v.len());
+    for x in v {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
 /// The settings of a sweep from its lists (every budget with every waits count); errors name
 /// the bad entry.
 pub fn settings_from_lists(max: &[String], waits: &[String], min_thinking: usize) -> Result<Vec<Setting>, String> {
@@ -99,6 +110,8 @@ pub fn settings_from_lists(max: &[String], waits: &[String], min_thinking: usize
     if max.is_empty() || waits.is_empty() {
         return Err("empty sweep: give at least one thinking budget and one waits count".into());
     }
+    // A value listed twice is one setting (twice, it would be generated twice).
+    let (max, waits) = (unique(max), unique(waits));
     Ok(max
         .iter()
         .flat_map(|&m| {
