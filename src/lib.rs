@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod curate;
+pub mod data;
 pub mod eval;
 pub mod generate;
 pub mod grade;
@@ -11,3 +12,4 @@ pub mod jobs;
 pub mod model;
 pub mod train;
 pub mod ui;
+pub mod workspace;

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_grads;
 mod bench_train;
+mod curate;
 mod device;
 mod eval;
 mod generate;
@@ -37,6 +38,8 @@ pub enum Command {
     InitModel(init_model::InitModelArgs),
     /// A thinking-budget sweep over a benchmark: samples, metrics and the scaling plot
     Eval(eval::EvalArgs),
+    /// Curate a pool into an s1K-style set (the s1 funnel) in a workspace folder
+    Curate(curate::CurateArgs),
     /// Grade responses against references offline (MATH/AIME/GSM8K/multiple choice)
     Grade(grade::GradeArgs),
     /// Benchmarks against named baselines
@@ -76,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::MergeLora(args)) => merge_lora::run(args),
         Some(Command::Bench(cmd)) => bench::run(cmd),
         Some(Command::Grade(args)) => grade::run(args),
+        Some(Command::Curate(args)) => curate::run(args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,

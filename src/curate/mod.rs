@@ -1,8 +1,18 @@
-//! Curation (S1_RECIPE.md §1): from a question pool to an s1K-style selection. So far: the
-//! quality rules, the seeded s1 sampler and the paper's ablation selections.
+//! Curation (S1_RECIPE.md §1): from a question pool to an s1K-style selection, over a workspace
+//! (src/workspace): import, the quality rules, decontamination, traces and their lengths,
+//! difficulty attempts, domains, the seeded s1 sampler and its ablations, export and the funnel.
 
+pub mod annotate;
+pub mod backend;
+pub mod classify;
+pub mod decontam;
+pub mod export;
+pub mod funnel;
+pub mod import;
 pub mod quality;
+pub mod rules;
 pub mod select;
+pub mod selection;
 
 /// A question's key: the first 16 hex digits of sha256 of its text (s1's).
 pub fn question_key(question: &str) -> String {

@@ -106,41 +106,34 @@ impl S1Row {
     }
 }
 
-/// Reads rows from a `.jsonl` file (one object per line) or a `.json` file (an array of objects).
+/// Reads rows from a `.jsonl` file (one object per line), a `.json` file (an array of objects) or a
+/// `.parquet` file (e.g. the curation export, or a Hugging Face `datasets` file).
 pub fn read_rows(path: &Path, columns: &TraceColumns) -> Result<Vec<S1Row>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.into(),
-        source,
-    })?;
     let row_err = |line: usize, message: String| DataError::Row {
         path: path.into(),
         line,
         message,
     };
     let mut objects: Vec<(usize, serde_json::Map<String, Value>)> = Vec::new();
-    let is_json_array = text.trim_start().starts_with('[');
-    if is_json_array {
-        let v: Value = serde_json::from_str(&text).map_err(|e| DataError::File {
-            path: path.into(),
-            message: format!("not valid JSON: {e}"),
-        })?;
-        for (i, item) in v.as_array().into_iter().flatten().enumerate() {
-            match item {
-                Value::Object(o) => objects.push((i + 1, o.clone())),
-                _ => return Err(row_err(i + 1, "row is not a JSON object".into())),
-            }
+    let mut bad: Option<DataError> = None;
+    crate::data::read::for_each_row(path, |row| match row {
+        Ok(r) => {
+            objects.push((r.line, r.columns));
+            true
         }
-    } else {
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Value>(line) {
-                Ok(Value::Object(o)) => objects.push((i + 1, o)),
-                Ok(_) => return Err(row_err(i + 1, "row is not a JSON object".into())),
-                Err(e) => return Err(row_err(i + 1, format!("not valid JSON: {e}"))),
-            }
+        Err(e) => {
+            bad = Some(row_err(e.line, e.message));
+            false
         }
+    })
+    .map_err(|e| DataError::File {
+        path: path.into(),
+        message: match e {
+            crate::data::read::ReadError::File { message, .. } => message,
+        },
+    })?;
+    if let Some(e) = bad {
+        return Err(e);
     }
     let Some((_, first)) = objects.first() else {
         return Err(DataError::File {

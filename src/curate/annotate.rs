@@ -1,0 +1,557 @@
+//! The model-driven steps: thinking traces, difficulty attempts (graded offline or by an LLM
+//! judge) and domain labels. Each works through the questions that still lack its annotation,
+//! commits every result the moment it arrives (so a kill loses nothing finished and a rerun
+//! resumes), and records failures apart so they can be retried.
+
+use std::path::Path;
+
+use rusqlite::params;
+
+use super::backend::{Backend, Completion, Endpoint, Request};
+use super::{classify, funnel};
+use crate::grade::{self, Kind, Verdict};
+use crate::jobs::CancelToken;
+use crate::workspace::{now, Workspace};
+
+/// What a step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Questions that needed the annotation when the step started.
+    pub pending: usize,
+    pub done: usize,
+    pub failed: usize,
+    /// Already annotated, skipped.
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenOptions {
+    pub max_tokens: usize,
+    pub temperature: f64,
+    /// At most this many questions this run.
+    pub limit: Option<usize>,
+}
+
+/// A question's reference answer for grading: its answer, else the last `\boxed{}` of its
+/// solution, else the solution.
+pub fn reference(answer: Option<&str>, solution: Option<&str>) -> Option<String> {
+    answer
+        .map(str::to_string)
+        .or_else(|| solution.and_then(grade::extract::last_boxed))
+        .or_else(|| solution.map(str::to_string))
+}
+
+fn record_failure(ws: &Workspace, step: &str, key: &str, model: &str, message: &str) -> anyhow::Result<()> {
+    ws.conn.execute(
+        "INSERT INTO failures (step, key, model, message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![step, key, model, message, now()],
+    )?;
+    Ok(())
+}
+
+struct Pending {
+    key: String,
+    question: String,
+    answer: Option<String>,
+    solution: Option<String>,
+}
+
+fn load_pending(
+    ws: &Workspace,
+    sql: &str,
+    limit: Option<usize>,
+    among: Option<&[String]>,
+) -> anyhow::Result<Vec<Pending>> {
+    let mut st = ws.conn.prepare(sql)?;
+    let rows = st.query_map([], |r| {
+        Ok(Pending {
+            key: r.get(0)?,
+            question: r.get(1)?,
+            answer: r.get(2)?,
+            solution: r.get(3)?,
+        })
+    })?;
+    let mut out: Vec<Pending> = rows.collect::<Result<_, _>>()?;
+    if let Some(keys) = among {
+        let set: std::collections::HashSet<&String> = keys.iter().collect();
+        out.retain(|p| set.contains(&p.key));
+    }
+    if let Some(n) = limit {
+        out.truncate(n);
+    }
+    Ok(out)
+}
+
+/// Stand-in traces: each question's own column (`solution`) as its trace, and its answer (or the
+/// solution's last `\boxed{}`) as the attempt. For testing the funnel offline, where no reasoning
+/// model is at hand; the origin says so.
+pub fn traces_from_column(ws: &mut Workspace, column: &str) -> anyhow::Result<StepReport> {
+    if !["solution", "answer", "question"].contains(&column) {
+        anyhow::bail!("--from-column takes solution, answer or question, not `{column}`");
+    }
+    let pending = load_pending(
+        ws,
+        "SELECT q.key, q.question, q.answer, q.solution FROM questions q
+         WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.key = q.key) ORDER BY q.id",
+        None,
+        None,
+    )?;
+    let mut rep = StepReport {
+        pending: pending.len(),
+        ..Default::default()
+    };
+    let tx = ws.conn.transaction()?;
+    {
+        let mut ins =
+            tx.prepare("INSERT OR IGNORE INTO traces (key, trace, attempt, origin, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let origin = format!("stand-in:{column}");
+        for p in &pending {
+            let trace = match column {
+                "solution" => p.solution.clone(),
+                "answer" => p.answer.clone(),
+                _ => Some(p.question.clone()),
+            };
+            match trace {
+                Some(t) => {
+                    let attempt = reference(p.answer.as_deref(), p.solution.as_deref());
+                    ins.execute(params![p.key, t, attempt, origin, now()])?;
+                    rep.done += 1;
+                }
+                None => rep.skipped += 1,
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(rep)
+}
+
+/// Traces from a model: the question as the prompt, the model's thinking as the trace and its
+/// answer as the attempt. A reply without separate thinking is a failure (the model did not think).
+pub fn generate_traces(
+    ws: &Workspace,
+    backend: &dyn Backend,
+    opts: &GenOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<StepReport> {
+    let pending = load_pending(
+        ws,
+        "SELECT q.key, q.question, q.answer, q.solution FROM questions q
+         WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.key = q.key) AND coalesce(q.manual, '') != 'exclude'
+         ORDER BY q.id",
+        opts.limit,
+        None,
+    )?;
+    let requests: Vec<Request> = pending
+        .iter()
+        .map(|p| Request {
+            user: p.question.clone(),
+            max_tokens: opts.max_tokens,
+            temperature: opts.temperature,
+            thinking: true,
+        })
+        .collect();
+    let model = backend.name();
+    let origin = format!("model:{model}");
+    let mut rep = StepReport {
+        pending: pending.len(),
+        ..Default::default()
+    };
+    let total = pending.len();
+    backend.run(&requests, cancel, &mut |i, r| {
+        let p = &pending[i];
+        match r {
+            Ok(Completion {
+                thinking: Some(t),
+                text,
+            }) => {
+                ws.conn.execute(
+                    "INSERT OR REPLACE INTO traces (key, trace, attempt, origin, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![p.key, t, text, origin, now()],
+                )?;
+                rep.done += 1;
+            }
+            Ok(_) => {
+                record_failure(ws, "traces", &p.key, &model, "the reply had no separate thinking")?;
+                rep.failed += 1;
+            }
+            Err(e) => {
+                record_failure(ws, "traces", &p.key, &model, &e)?;
+                rep.failed += 1;
+            }
+        }
+        progress(rep.done + rep.failed, total);
+        Ok(())
+    })?;
+    Ok(rep)
+}
+
+/// Trace lengths in tokens of `tokenizer` (a tokenizer.json or a folder holding one), and the
+/// grade of each trace's attempt against the reference (the seed set needs it), for every trace
+/// not yet measured (or all, with `again`).
+pub fn measure_traces(ws: &mut Workspace, tokenizer: &Path, again: bool) -> anyhow::Result<StepReport> {
+    let file = if tokenizer.is_dir() {
+        tokenizer.join("tokenizer.json")
+    } else {
+        tokenizer.to_path_buf()
+    };
+    let tok = tokenizers::Tokenizer::from_file(&file)
+        .map_err(|e| anyhow::anyhow!("{}: cannot load the tokenizer ({e})", file.display()))?;
+    let rows: Vec<(String, String, Option<String>, Option<String>, Option<String>, String)> = {
+        let mut st = ws.conn.prepare(&format!(
+            "SELECT t.key, t.trace, t.attempt, q.answer, q.solution, q.source FROM traces t JOIN questions q ON q.key = t.key {}",
+            if again { "" } else { "WHERE t.tokens IS NULL" }
+        ))?;
+        let it = st.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })?;
+        it.collect::<Result<_, _>>()?
+    };
+    use rayon::prelude::*;
+    let measured: Vec<(String, usize, Option<bool>)> = rows
+        .par_iter()
+        .map(|(key, trace, attempt, answer, solution, source)| {
+            let n = tok.encode_fast(trace.as_str(), false).map(|e| e.len()).unwrap_or(0);
+            let correct = match (attempt, reference(answer.as_deref(), solution.as_deref())) {
+                (Some(a), Some(r)) => {
+                    let kind = if source.to_ascii_lowercase().contains("gpqa") {
+                        Kind::Mc
+                    } else {
+                        Kind::Math
+                    };
+                    match grade::grade(a, &r, kind).verdict {
+                        Verdict::Correct => Some(true),
+                        Verdict::Incorrect => Some(false),
+                        Verdict::Undecided => None,
+                    }
+                }
+                _ => None,
+            };
+            (key.clone(), n, correct)
+        })
+        .collect();
+    let tx = ws.conn.transaction()?;
+    {
+        let mut up = tx.prepare("UPDATE traces SET tokens = ?2, correct = ?3 WHERE key = ?1")?;
+        for (k, n, c) in &measured {
+            up.execute(params![k, *n as i64, c.map(|c| c as i64)])?;
+        }
+        tx.execute(
+            "INSERT INTO settings (k, v) VALUES ('traces.tokenizer', ?1) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            [file.display().to_string()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(StepReport {
+        pending: rows.len(),
+        done: measured.len(),
+        ..Default::default()
+    })
+}
+
+/// How attempts are graded.
+pub enum Grader {
+    /// The offline grader (answer extraction + equivalence) against the reference answer.
+    Offline,
+    /// An LLM judge through an endpoint, with s1's protocol: it compares the attempt with the
+    /// reference solution and ends its reply with Yes or No.
+    Judge(Endpoint),
+}
+
+/// The judge's prompt (s1's protocol: explain, then end with Yes or No on its own line).
+pub fn judge_prompt(question: &str, attempt: &str, solution: &str) -> String {
+    format!(
+        "You are grading a student's attempt at a problem. Compare the attempt with the correct \
+         solution. If the correct solution ends in a number, expression or choice, the attempt is \
+         correct only if its final answer is equivalent; otherwise judge whether its reasoning \
+         reaches the correct result.\n\n# Problem\n{question}\n\n## Attempt\n{attempt}\n\n## Correct \
+         solution\n{solution}\n\nExplain your reasoning, then end your reply on a new line with only \
+         \"Yes\" or \"No\" (without quotes)."
+    )
+}
+
+/// A judge's verdict: its last non-empty line, stripped of markup, must be Yes or No.
+pub fn judge_verdict(reply: &str) -> Verdict {
+    let last = reply.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let word: String = last
+        .chars()
+        .filter(|c| c.is_alphabetic())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    match word.as_str() {
+        "yes" => Verdict::Correct,
+        "no" => Verdict::Incorrect,
+        _ => Verdict::Undecided,
+    }
+}
+
+/// Difficulty attempts by one model on the questions that passed quality and decontamination and
+/// that this model has not attempted yet; each graded and committed as it arrives.
+pub fn attempts(
+    ws: &Workspace,
+    backend: &dyn Backend,
+    grader: &Grader,
+    opts: &GenOptions,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<StepReport> {
+    let model = backend.name();
+    let f = funnel::compute(ws)?;
+    let mut st = ws.conn.prepare(
+        "SELECT q.key, q.question, q.answer, q.solution FROM questions q
+         WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.key = q.key AND a.model = ?1) ORDER BY q.id",
+    )?;
+    let rows = st.query_map([&model], |r| {
+        Ok(Pending {
+            key: r.get(0)?,
+            question: r.get(1)?,
+            answer: r.get(2)?,
+            solution: r.get(3)?,
+        })
+    })?;
+    let eligible: std::collections::HashSet<&String> = f.after_decontam.iter().collect();
+    let mut pending: Vec<Pending> = rows
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|p| eligible.contains(&p.key))
+        .collect();
+    let skipped = f.after_decontam.len() - pending.len();
+    if let Some(n) = opts.limit {
+        pending.truncate(n);
+    }
+    let requests: Vec<Request> = pending
+        .iter()
+        .map(|p| Request {
+            user: p.question.clone(),
+            max_tokens: opts.max_tokens,
+            temperature: opts.temperature,
+            thinking: false,
+        })
+        .collect();
+    let mut rep = StepReport {
+        pending: pending.len(),
+        skipped,
+        ..Default::default()
+    };
+    let total = pending.len();
+    let judge_agent = match grader {
+        Grader::Judge(e) => Some((e, ureq::Agent::new_with_defaults())),
+        Grader::Offline => None,
+    };
+    backend.run(&requests, cancel, &mut |i, r| {
+        let p = &pending[i];
+        match r {
+            Ok(c) => {
+                let response = c.text;
+                let (verdict, grader_name, reason) = match &judge_agent {
+                    None => match reference(p.answer.as_deref(), p.solution.as_deref()) {
+                        Some(r) => (
+                            grade::grade(&response, &r, Kind::Math).verdict,
+                            "offline".to_string(),
+                            None,
+                        ),
+                        None => (
+                            Verdict::Undecided,
+                            "offline".to_string(),
+                            Some("no reference".to_string()),
+                        ),
+                    },
+                    Some((e, agent)) => {
+                        let sol = p.solution.as_deref().or(p.answer.as_deref()).unwrap_or("");
+                        let req = Request {
+                            user: judge_prompt(&p.question, &response, sol),
+                            max_tokens: 2048,
+                            temperature: 0.0,
+                            thinking: false,
+                        };
+                        match e.complete(agent, &req, cancel) {
+                            Ok(j) => (judge_verdict(&j.text), format!("judge:{}", e.model), Some(j.text)),
+                            Err(err) => {
+                                record_failure(ws, "judge", &p.key, &e.model, &err)?;
+                                rep.failed += 1;
+                                progress(rep.done + rep.failed, total);
+                                return Ok(());
+                            }
+                        }
+                    }
+                };
+                let v = serde_json::to_value(verdict)?
+                    .as_str()
+                    .unwrap_or("undecided")
+                    .to_string();
+                ws.conn.execute(
+                    "INSERT OR REPLACE INTO attempts (key, model, response, verdict, grader, reason, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![p.key, model, response, v, grader_name, reason, now()],
+                )?;
+                rep.done += 1;
+            }
+            Err(e) => {
+                record_failure(ws, "attempt", &p.key, &model, &e)?;
+                rep.failed += 1;
+            }
+        }
+        progress(rep.done + rep.failed, total);
+        Ok(())
+    })?;
+    Ok(rep)
+}
+
+/// Domain labels for the questions that passed the funnel so far (or every question, with
+/// `all`) and have none yet.
+pub fn classify_domains(
+    ws: &Workspace,
+    backend: &dyn Backend,
+    opts: &GenOptions,
+    all: bool,
+    cancel: &CancelToken,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<StepReport> {
+    let f = funnel::compute(ws)?;
+    let pending = load_pending(
+        ws,
+        "SELECT q.key, q.question, q.answer, q.solution FROM questions q
+         WHERE NOT EXISTS (SELECT 1 FROM domains d WHERE d.key = q.key) ORDER BY q.id",
+        None,
+        if all { None } else { Some(&f.survivors) },
+    )?;
+    let pending: Vec<Pending> = match opts.limit {
+        Some(n) => pending.into_iter().take(n).collect(),
+        None => pending,
+    };
+    let requests: Vec<Request> = pending
+        .iter()
+        .map(|p| Request {
+            user: classify::prompt(&p.question),
+            max_tokens: opts.max_tokens,
+            temperature: opts.temperature,
+            thinking: false,
+        })
+        .collect();
+    let model = backend.name();
+    let mut rep = StepReport {
+        pending: pending.len(),
+        ..Default::default()
+    };
+    let total = pending.len();
+    backend.run(&requests, cancel, &mut |i, r| {
+        let p = &pending[i];
+        match r.map(|c| (classify::parse_code(&c.text), c.text)) {
+            Ok((Some(code), raw)) => {
+                ws.conn.execute(
+                    "INSERT OR REPLACE INTO domains (key, code, origin, raw, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![p.key, code, format!("model:{model}"), raw, now()],
+                )?;
+                rep.done += 1;
+            }
+            Ok((None, raw)) => {
+                let tail: String = raw
+                    .chars()
+                    .rev()
+                    .take(80)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                record_failure(
+                    ws,
+                    "classify",
+                    &p.key,
+                    &model,
+                    &format!("no MSC code at the end of the reply: …{tail}"),
+                )?;
+                rep.failed += 1;
+            }
+            Err(e) => {
+                record_failure(ws, "classify", &p.key, &model, &e)?;
+                rep.failed += 1;
+            }
+        }
+        progress(rep.done + rep.failed, total);
+        Ok(())
+    })?;
+    Ok(rep)
+}
+
+/// Domains from a column of the questions' metadata (e.g. MATH's `type` mapped by the user) or a
+/// JSONL file of `{key, domain}`: imported as they are when they are MSC codes.
+pub fn domains_from_map(ws: &mut Workspace, map: &[(String, String)]) -> anyhow::Result<StepReport> {
+    let mut rep = StepReport {
+        pending: map.len(),
+        ..Default::default()
+    };
+    let tx = ws.conn.transaction()?;
+    {
+        let mut ins =
+            tx.prepare("INSERT OR REPLACE INTO domains (key, code, origin, at) VALUES (?1, ?2, 'import', ?3)")?;
+        for (k, d) in map {
+            match classify::parse_code(d) {
+                Some(code) => {
+                    rep.done += ins.execute(params![k, code, now()])?;
+                }
+                None => rep.failed += 1,
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(rep)
+}
+
+/// Domains from the questions' own subject labels (metadata `type`, `subject` or `subfield`)
+/// through [`classify::code_for_subject`], for questions without a domain.
+pub fn domains_from_subjects(ws: &mut Workspace) -> anyhow::Result<StepReport> {
+    let rows: Vec<(String, String)> = {
+        let mut st = ws.conn.prepare(
+            "SELECT q.key, q.metadata FROM questions q WHERE NOT EXISTS (SELECT 1 FROM domains d WHERE d.key = q.key)",
+        )?;
+        let it = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        it.collect::<Result<_, _>>()?
+    };
+    let mut rep = StepReport {
+        pending: rows.len(),
+        ..Default::default()
+    };
+    let tx = ws.conn.transaction()?;
+    {
+        let mut ins = tx
+            .prepare("INSERT OR IGNORE INTO domains (key, code, origin, raw, at) VALUES (?1, ?2, 'subject', ?3, ?4)")?;
+        for (key, meta) in &rows {
+            let subject = serde_json::from_str::<serde_json::Value>(meta).ok().and_then(|m| {
+                ["type", "subject", "subfield"]
+                    .iter()
+                    .find_map(|k| m.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+            });
+            match subject
+                .as_deref()
+                .and_then(|s| classify::code_for_subject(s).map(|c| (s, c)))
+            {
+                Some((s, code)) => {
+                    ins.execute(params![key, code, s, now()])?;
+                    rep.done += 1;
+                }
+                None => rep.failed += 1,
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judge_verdicts() {
+        assert_eq!(judge_verdict("The attempt matches.\n\nYes"), Verdict::Correct);
+        assert_eq!(judge_verdict("Wrong value.\n**No**.\n"), Verdict::Incorrect);
+        assert_eq!(judge_verdict("Yes, but then no idea"), Verdict::Undecided);
+    }
+
+    #[test]
+    fn reference_prefers_the_answer_then_the_box() {
+        assert_eq!(reference(Some("3"), Some("so \\boxed{4}")).as_deref(), Some("3"));
+        assert_eq!(reference(None, Some("so \\boxed{4}")).as_deref(), Some("4"));
+        assert_eq!(reference(None, None), None);
+    }
+}

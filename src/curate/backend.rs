@@ -1,0 +1,322 @@
+//! Where curation's model calls go: a local model through the engine (batched), or any
+//! OpenAI-compatible chat endpoint (vLLM, a cloud reasoning model, a cluster's gateway) with a
+//! concurrency limit and retries with exponential backoff. Results come back one by one, as each
+//! finishes, so the caller can commit each as it arrives.
+
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded};
+use serde_json::{json, Value};
+
+use crate::generate::{chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
+use crate::jobs::CancelToken;
+use crate::model::{ChatMessage, LoadedModel};
+
+/// One prompt.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub user: String,
+    pub max_tokens: usize,
+    pub temperature: f64,
+    /// Let a local model think first (its chat template's thinking delimiters); off, it answers
+    /// directly. Endpoints decide for themselves.
+    pub thinking: bool,
+}
+
+/// A model's reply: its thinking (when the model or server separates it) and its answer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Completion {
+    pub thinking: Option<String>,
+    pub text: String,
+}
+
+pub trait Backend: Send + Sync {
+    /// The model's name as stored with its results.
+    fn name(&self) -> String;
+    /// Runs `requests`, calling `done(i, result)` as each finishes (in any order). Stops early
+    /// when `cancel` is set; returns the number finished.
+    fn run(
+        &self,
+        requests: &[Request],
+        cancel: &CancelToken,
+        done: &mut dyn FnMut(usize, Result<Completion, String>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<usize>;
+}
+
+/// Splits `<think>...</think>` off a reply that carries its thinking inline.
+pub fn split_thinking(text: &str) -> Completion {
+    if let Some(end) = text.find("</think>") {
+        let head = &text[..end];
+        let thinking = head.strip_prefix("<think>").unwrap_or(head).trim();
+        return Completion {
+            thinking: (!thinking.is_empty()).then(|| thinking.to_string()),
+            text: text[end + "</think>".len()..].trim().to_string(),
+        };
+    }
+    Completion {
+        thinking: None,
+        text: text.to_string(),
+    }
+}
+
+/// An OpenAI-compatible `/chat/completions` endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// e.g. `http://localhost:8000/v1`
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub model: String,
+    pub concurrency: usize,
+    /// Retries after the first try (429, 5xx and network errors only).
+    pub retries: usize,
+    /// The first backoff; doubled on each retry.
+    pub backoff: Duration,
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    pub fn new(base_url: &str, model: &str) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key: None,
+            model: model.to_string(),
+            concurrency: 8,
+            retries: 5,
+            backoff: Duration::from_millis(500),
+            timeout: Duration::from_secs(1800),
+        }
+    }
+
+    fn agent(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(self.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into()
+    }
+
+    /// One request with retries.
+    pub fn complete(&self, agent: &ureq::Agent, req: &Request, cancel: &CancelToken) -> Result<Completion, String> {
+        let url = format!("{}/chat/completions", self.base_url);
+        let body = json!({
+            "model": self.model,
+            "messages": [{"role": "user", "content": req.user}],
+            "max_tokens": req.max_tokens,
+            "temperature": req.temperature,
+        });
+        let mut wait = self.backoff;
+        let mut last = String::new();
+        for attempt in 0..=self.retries {
+            if attempt > 0 {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                std::thread::sleep(wait);
+                wait *= 2;
+            }
+            let mut r = agent.post(&url).header("Content-Type", "application/json");
+            if let Some(k) = &self.api_key {
+                r = r.header("Authorization", &format!("Bearer {k}"));
+            }
+            let mut resp = match r.send(body.to_string()) {
+                Ok(resp) => resp,
+                Err(e) => {
+                    last = format!("{url}: {e}");
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            if status == 429 || status >= 500 {
+                last = format!("{url}: HTTP {status}: {}", text.chars().take(300).collect::<String>());
+                continue;
+            }
+            if status != 200 {
+                return Err(format!(
+                    "{url}: HTTP {status}: {}",
+                    text.chars().take(300).collect::<String>()
+                ));
+            }
+            return parse_reply(&text).map_err(|e| format!("{url}: {e}"));
+        }
+        Err(format!("gave up after {} tries: {last}", self.retries + 1))
+    }
+}
+
+/// A chat-completions reply: `choices[0].message.content`, with the thinking from
+/// `reasoning_content` / `reasoning` (vLLM, DeepSeek) or inline `<think>` tags.
+pub fn parse_reply(text: &str) -> Result<Completion, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("reply is not JSON ({e})"))?;
+    let msg = v.pointer("/choices/0/message").ok_or_else(|| {
+        format!(
+            "reply without choices[0].message: {}",
+            text.chars().take(200).collect::<String>()
+        )
+    })?;
+    let content = msg.get("content").and_then(Value::as_str).unwrap_or("");
+    let reasoning = ["reasoning_content", "reasoning"]
+        .iter()
+        .find_map(|k| msg.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.trim().is_empty());
+    Ok(match reasoning {
+        Some(r) => Completion {
+            thinking: Some(r.to_string()),
+            text: content.to_string(),
+        },
+        None => split_thinking(content),
+    })
+}
+
+impl Backend for Endpoint {
+    fn name(&self) -> String {
+        self.model.clone()
+    }
+
+    fn run(
+        &self,
+        requests: &[Request],
+        cancel: &CancelToken,
+        done: &mut dyn FnMut(usize, Result<Completion, String>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<usize> {
+        let (job_tx, job_rx) = bounded::<usize>(self.concurrency.max(1));
+        let (res_tx, res_rx) = unbounded::<(usize, Result<Completion, String>)>();
+        let agent = self.agent();
+        let mut finished = 0;
+        std::thread::scope(|s| -> anyhow::Result<()> {
+            for w in 0..self.concurrency.max(1) {
+                let (job_rx, res_tx, agent) = (job_rx.clone(), res_tx.clone(), agent.clone());
+                std::thread::Builder::new()
+                    .name(format!("endpoint-{w}"))
+                    .spawn_scoped(s, move || {
+                        for i in job_rx {
+                            if cancel.is_cancelled() {
+                                break;
+                            }
+                            let r = self.complete(&agent, &requests[i], cancel);
+                            if res_tx.send((i, r)).is_err() {
+                                break;
+                            }
+                        }
+                    })?;
+            }
+            drop(res_tx);
+            drop(job_rx);
+            let mut next = 0;
+            let mut outstanding = 0;
+            let mut failed: Option<anyhow::Error> = None;
+            loop {
+                // Keep the workers fed without blocking on a full queue.
+                while next < requests.len() && !cancel.is_cancelled() && failed.is_none() {
+                    match job_tx.try_send(next) {
+                        Ok(()) => {
+                            next += 1;
+                            outstanding += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if outstanding == 0 {
+                    break;
+                }
+                match res_rx.recv_timeout(Duration::from_millis(100)) {
+                    Ok((i, r)) => {
+                        outstanding -= 1;
+                        if failed.is_none() {
+                            match done(i, r) {
+                                Ok(()) => finished += 1,
+                                Err(e) => failed = Some(e),
+                            }
+                        }
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            drop(job_tx);
+            failed.map_or(Ok(()), Err)
+        })?;
+        Ok(finished)
+    }
+}
+
+/// A local model through the engine, `batch` prompts at a time.
+pub struct Local {
+    pub model: LoadedModel,
+    pub name: String,
+    pub batch: usize,
+}
+
+impl Backend for Local {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn run(
+        &self,
+        requests: &[Request],
+        cancel: &CancelToken,
+        done: &mut dyn FnMut(usize, Result<Completion, String>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<usize> {
+        let mut finished = 0;
+        for (c, chunk) in requests.chunks(self.batch.max(1)).enumerate() {
+            if cancel.is_cancelled() {
+                break;
+            }
+            let convs: Vec<Vec<ChatMessage>> = chunk.iter().map(|r| vec![ChatMessage::new("user", &r.user)]).collect();
+            let params: Vec<GenerateParams> = chunk
+                .iter()
+                .map(|r| GenerateParams {
+                    sampling: SamplingParams {
+                        temperature: r.temperature,
+                        ..Default::default()
+                    },
+                    budget: BudgetConfig {
+                        thinking: r.thinking,
+                        max_thinking: MaxThinking::Unlimited,
+                        ..Default::default()
+                    },
+                    max_new_tokens: Some(r.max_tokens),
+                })
+                .collect();
+            let base = c * self.batch.max(1);
+            match chat_batch(&self.model, &convs, &params, cancel) {
+                Ok(gens) => {
+                    for (j, g) in gens.into_iter().enumerate() {
+                        let thinking = (!g.thinking.trim().is_empty()).then(|| g.thinking.trim().to_string());
+                        let c = match thinking {
+                            Some(t) => Completion {
+                                thinking: Some(t),
+                                text: g.answer.trim().to_string(),
+                            },
+                            None => split_thinking(g.answer.trim()),
+                        };
+                        done(base + j, Ok(c))?;
+                        finished += 1;
+                    }
+                }
+                Err(e) => {
+                    for j in 0..chunk.len() {
+                        done(base + j, Err(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        Ok(finished)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_with_separate_or_inline_thinking() {
+        let r = parse_reply(r#"{"choices":[{"message":{"content":"42","reasoning_content":"hmm"}}]}"#).unwrap();
+        assert_eq!((r.thinking.as_deref(), r.text.as_str()), (Some("hmm"), "42"));
+        let r = parse_reply(r#"{"choices":[{"message":{"content":"<think>a\nb</think>\n\nSo 7."}}]}"#).unwrap();
+        assert_eq!((r.thinking.as_deref(), r.text.as_str()), (Some("a\nb"), "So 7."));
+        let r = parse_reply(r#"{"choices":[{"message":{"content":"plain"}}]}"#).unwrap();
+        assert_eq!((r.thinking, r.text.as_str()), (None, "plain"));
+        assert!(parse_reply(r#"{"error":"x"}"#).unwrap_err().contains("choices"));
+    }
+}

@@ -1,0 +1,7 @@
+//! Records and pools: reading dataset files (JSONL, JSON, Parquet), the known source shapes and
+//! column mapping, writing Parquet, and n-gram decontamination.
+
+pub mod decontam;
+pub mod parquet_io;
+pub mod read;
+pub mod record;
