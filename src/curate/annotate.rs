@@ -113,7 +113,8 @@ pub fn traces_from_column(ws: &mut Workspace, column: &str) -> anyhow::Result<St
             };
             match trace {
                 Some(t) => {
-                    let attempt = reference(p.answer.as_deref(), p.solution.as_deref());
+                    let attempt = reference(p.answer.as_deref(), p.solution.as_deref())
+                        .map(|r| format!("The final answer is $\\boxed{{{r}}}$."));
                     ins.execute(params![p.key, t, attempt, origin, now()])?;
                     rep.done += 1;
                 }

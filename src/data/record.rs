@@ -360,7 +360,7 @@ mod tests {
         let mut m = ColumnMap::default();
         apply_overrides(&mut m, "question=prompt, solution=output,answer=").unwrap();
         assert_eq!(
-            (m.question.as_str(), m.solution.as_deref(), m.answer),
+            (m.question.as_str(), m.solution.as_deref(), m.answer.as_deref()),
             ("prompt", Some("output"), None)
         );
         assert!(apply_overrides(&mut m, "colour=x")

@@ -59,9 +59,19 @@ fn bindings(vars: &[char], probe: usize) -> BTreeMap<char, f64> {
         .collect()
 }
 
-/// Equal up to f64 rounding of the evaluation (exact answers: 2010012/2010013 is not 1).
+/// Equal up to f64 rounding of the evaluation (exact answers: 2010012/2010013 is not 1), relative
+/// to the larger value. Against an exact 0, only the rounding noise of evaluating O(1) terms
+/// (about 1e-16, e.g. sin(pi)) counts as 0: a value far below it is a genuinely small answer
+/// (1/2^98 is not 0), and one above it is not 0 either.
 fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+    if a == b {
+        return true;
+    }
+    if a == 0.0 || b == 0.0 {
+        let x = (a + b).abs();
+        return x < 1e-13 && x > 1e-22;
+    }
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs())
 }
 
 /// Compares two numeric expressions by value at three probes. None: not both evaluable.
@@ -188,6 +198,15 @@ pub fn math_equivalent(answer: &str, reference: &str) -> Verdict {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tiny_answers_are_not_zero_but_rounding_noise_is() {
+        assert!(!super::close(0.0, 2f64.powi(-98)));
+        assert!(super::close(0.0, std::f64::consts::PI.sin()));
+        assert!(!super::close(0.0, 1e-9));
+        assert!(!super::close(1e-10, 2e-10));
+        assert!(super::close(1.0 / 3.0, 0.333_333_333_333_333_3));
+    }
+
     use super::*;
 
     #[test]

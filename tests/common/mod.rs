@@ -123,3 +123,4 @@ pub mod gui {
         }
     }
 }
+pub mod mock_endpoint;
