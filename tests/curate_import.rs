@@ -26,7 +26,7 @@ fn s1k_parquet_from_datasets() {
     let (trace, attempt, origin): (String, String, String) = ws
         .conn
         .query_row(
-            "SELECT t.trace, t.attempt, t.origin FROM traces t JOIN questions q ON q.key = t.key WHERE q.question = 'How many primes are below 30?'",
+            "SELECT trace, trace_attempt, trace_origin FROM questions WHERE question = 'How many primes are below 30?'",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
@@ -71,7 +71,9 @@ fn s1k11_parquet_takes_the_deepseek_traces_and_keeps_the_rest_as_metadata() {
     assert_eq!((r.shape, r.added, r.traces), (Shape::S1k11, 1, 1));
     let (trace, attempt): (String, String) = ws
         .conn
-        .query_row("SELECT trace, attempt FROM traces", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT trace, trace_attempt FROM questions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!(
         (trace.as_str(), attempt.as_str()),
@@ -87,7 +89,7 @@ fn s1k11_parquet_takes_the_deepseek_traces_and_keeps_the_rest_as_metadata() {
     import::import(&mut ws2, &p, &opts, |_| {}).unwrap();
     let trace: String = ws2
         .conn
-        .query_row("SELECT trace FROM traces", [], |r| r.get(0))
+        .query_row("SELECT trace FROM questions", [], |r| r.get(0))
         .unwrap();
     assert_eq!(trace, "6*7");
     // The struct column reads as JSON (kept whole when the row has its own metadata string).

@@ -102,9 +102,11 @@ fn the_shared_pool_through_the_whole_funnel() {
     let tok = tokenizers::Tokenizer::from_file(common::qwen_tokenizer()).unwrap();
     let (trace, tokens): (String, i64) = ws
         .conn
-        .query_row("SELECT trace, tokens FROM traces ORDER BY rowid LIMIT 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT trace, trace_tokens FROM questions ORDER BY id LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!(tokens as usize, tok.encode(trace.as_str(), false).unwrap().len());
 
@@ -269,10 +271,11 @@ fn the_shared_pool_through_the_whole_funnel() {
     let f = funnel::compute(&ws).unwrap();
     let seeds: Vec<&String> = a.selected.iter().take(a.seed_set).collect();
     for k in &seeds {
-        assert!(selection::is_seed(&f.states[*k]));
+        assert!(selection::is_seed(f.state(k).unwrap()));
     }
+    let survivors = f.survivor_keys();
     for k in &a.selected {
-        assert!(f.survivors.contains(k));
+        assert!(survivors.contains(k.as_str()));
     }
     let uniq: HashSet<&String> = a.selected.iter().collect();
     assert_eq!(uniq.len(), 1000);
@@ -280,7 +283,7 @@ fn the_shared_pool_through_the_whole_funnel() {
     let lens: Vec<usize> = longest
         .selected
         .iter()
-        .map(|k| f.states[k].trace_tokens.unwrap())
+        .map(|k| f.state(k).unwrap().trace_tokens.unwrap())
         .collect();
     assert!(lens.windows(2).all(|w| w[0] >= w[1]));
     let random = sel(&mut ws, selection::Method::Random, 3, "random");
@@ -289,7 +292,7 @@ fn the_shared_pool_through_the_whole_funnel() {
     let domains_of = |keys: &[String]| -> HashMap<String, usize> {
         let mut m = HashMap::new();
         for k in keys {
-            *m.entry(f.states[k].domain.clone().unwrap()).or_insert(0) += 1;
+            *m.entry(f.state(k).unwrap().domain.clone().unwrap()).or_insert(0) += 1;
         }
         m
     };

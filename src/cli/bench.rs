@@ -22,6 +22,8 @@ pub enum BenchCommand {
     Train(super::bench_train::TrainBenchArgs),
     /// Loss and gradients on a device/precision against the transformers parity fixtures
     Grads(super::bench_grads::GradsArgs),
+    /// A synthetic pool (1M rows) through import, rules, dedup, decontamination and selection
+    Curate(super::bench_curate::CurateBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +64,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Decode(a) => decode(a),
         BenchCommand::Train(a) => super::bench_train::run(a),
         BenchCommand::Grads(a) => super::bench_grads::run(a),
+        BenchCommand::Curate(a) => super::bench_curate::run(a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each a thin wrapper over the library.
 
 mod bench;
+mod bench_curate;
 mod bench_grads;
 mod bench_train;
 mod curate;

@@ -41,6 +41,14 @@ pub fn reference(answer: Option<&str>, solution: Option<&str>) -> Option<String>
         .or_else(|| solution.map(str::to_string))
 }
 
+/// Stores a trace (key, trace, attempt, origin, at); its length and grade are measured after.
+const SET_TRACE: &str = "UPDATE questions SET trace = ?2, trace_attempt = ?3, trace_origin = ?4, trace_at = ?5,
+     trace_tokens = NULL, trace_correct = NULL WHERE key = ?1";
+
+/// Stores a domain (key, code, origin, raw reply, at).
+const SET_DOMAIN: &str =
+    "UPDATE questions SET domain = ?2, domain_origin = ?3, domain_raw = ?4, domain_at = ?5 WHERE key = ?1";
+
 fn record_failure(ws: &Workspace, step: &str, key: &str, model: &str, message: &str) -> anyhow::Result<()> {
     ws.conn.execute(
         "INSERT INTO failures (step, key, model, message, at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -60,7 +68,7 @@ fn load_pending(
     ws: &Workspace,
     sql: &str,
     limit: Option<usize>,
-    among: Option<&[String]>,
+    among: Option<&std::collections::HashSet<&str>>,
 ) -> anyhow::Result<Vec<Pending>> {
     let mut st = ws.conn.prepare(sql)?;
     let rows = st.query_map([], |r| {
@@ -72,9 +80,8 @@ fn load_pending(
         })
     })?;
     let mut out: Vec<Pending> = rows.collect::<Result<_, _>>()?;
-    if let Some(keys) = among {
-        let set: std::collections::HashSet<&String> = keys.iter().collect();
-        out.retain(|p| set.contains(&p.key));
+    if let Some(set) = among {
+        out.retain(|p| set.contains(p.key.as_str()));
     }
     if let Some(n) = limit {
         out.truncate(n);
@@ -92,7 +99,7 @@ pub fn traces_from_column(ws: &mut Workspace, column: &str) -> anyhow::Result<St
     let pending = load_pending(
         ws,
         "SELECT q.key, q.question, q.answer, q.solution FROM questions q
-         WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.key = q.key) ORDER BY q.id",
+         WHERE q.trace IS NULL ORDER BY q.id",
         None,
         None,
     )?;
@@ -102,8 +109,7 @@ pub fn traces_from_column(ws: &mut Workspace, column: &str) -> anyhow::Result<St
     };
     let tx = ws.conn.transaction()?;
     {
-        let mut ins =
-            tx.prepare("INSERT OR IGNORE INTO traces (key, trace, attempt, origin, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+        let mut ins = tx.prepare(SET_TRACE)?;
         let origin = format!("stand-in:{column}");
         for p in &pending {
             let trace = match column {
@@ -138,7 +144,7 @@ pub fn generate_traces(
     let pending = load_pending(
         ws,
         "SELECT q.key, q.question, q.answer, q.solution FROM questions q
-         WHERE NOT EXISTS (SELECT 1 FROM traces t WHERE t.key = q.key) AND coalesce(q.manual, '') != 'exclude'
+         WHERE q.trace IS NULL AND coalesce(q.manual, '') != 'exclude'
          ORDER BY q.id",
         opts.limit,
         None,
@@ -166,10 +172,7 @@ pub fn generate_traces(
                 thinking: Some(t),
                 text,
             }) => {
-                ws.conn.execute(
-                    "INSERT OR REPLACE INTO traces (key, trace, attempt, origin, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![p.key, t, text, origin, now()],
-                )?;
+                ws.conn.execute(SET_TRACE, params![p.key, t, text, origin, now()])?;
                 rep.done += 1;
             }
             Ok(_) => {
@@ -200,8 +203,8 @@ pub fn measure_traces(ws: &mut Workspace, tokenizer: &Path, again: bool) -> anyh
         .map_err(|e| anyhow::anyhow!("{}: cannot load the tokenizer ({e})", file.display()))?;
     let rows: Vec<(String, String, Option<String>, Option<String>, Option<String>, String)> = {
         let mut st = ws.conn.prepare(&format!(
-            "SELECT t.key, t.trace, t.attempt, q.answer, q.solution, q.source FROM traces t JOIN questions q ON q.key = t.key {}",
-            if again { "" } else { "WHERE t.tokens IS NULL" }
+            "SELECT key, trace, trace_attempt, answer, solution, source FROM questions WHERE trace IS NOT NULL {}",
+            if again { "" } else { "AND trace_tokens IS NULL" }
         ))?;
         let it = st.query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
@@ -233,7 +236,7 @@ pub fn measure_traces(ws: &mut Workspace, tokenizer: &Path, again: bool) -> anyh
         .collect();
     let tx = ws.conn.transaction()?;
     {
-        let mut up = tx.prepare("UPDATE traces SET tokens = ?2, correct = ?3 WHERE key = ?1")?;
+        let mut up = tx.prepare("UPDATE questions SET trace_tokens = ?2, trace_correct = ?3 WHERE key = ?1")?;
         for (k, n, c) in &measured {
             up.execute(params![k, *n as i64, c.map(|c| c as i64)])?;
         }
@@ -310,11 +313,11 @@ pub fn attempts(
             solution: r.get(3)?,
         })
     })?;
-    let eligible: std::collections::HashSet<&String> = f.after_decontam.iter().collect();
+    let eligible = f.after_decontam_keys();
     let mut pending: Vec<Pending> = rows
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
-        .filter(|p| eligible.contains(&p.key))
+        .filter(|p| eligible.contains(p.key.as_str()))
         .collect();
     let skipped = f.after_decontam.len() - pending.len();
     if let Some(n) = opts.limit {
@@ -409,12 +412,13 @@ pub fn classify_domains(
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<StepReport> {
     let f = funnel::compute(ws)?;
+    let survivors = f.survivor_keys();
     let pending = load_pending(
         ws,
         "SELECT q.key, q.question, q.answer, q.solution FROM questions q
-         WHERE NOT EXISTS (SELECT 1 FROM domains d WHERE d.key = q.key) ORDER BY q.id",
+         WHERE q.domain IS NULL ORDER BY q.id",
         None,
-        if all { None } else { Some(&f.survivors) },
+        if all { None } else { Some(&survivors) },
     )?;
     let pending: Vec<Pending> = match opts.limit {
         Some(n) => pending.into_iter().take(n).collect(),
@@ -439,10 +443,8 @@ pub fn classify_domains(
         let p = &pending[i];
         match r.map(|c| (classify::parse_code(&c.text), c.text)) {
             Ok((Some(code), raw)) => {
-                ws.conn.execute(
-                    "INSERT OR REPLACE INTO domains (key, code, origin, raw, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![p.key, code, format!("model:{model}"), raw, now()],
-                )?;
+                ws.conn
+                    .execute(SET_DOMAIN, params![p.key, code, format!("model:{model}"), raw, now()])?;
                 rep.done += 1;
             }
             Ok((None, raw)) => {
@@ -483,12 +485,11 @@ pub fn domains_from_map(ws: &mut Workspace, map: &[(String, String)]) -> anyhow:
     };
     let tx = ws.conn.transaction()?;
     {
-        let mut ins =
-            tx.prepare("INSERT OR REPLACE INTO domains (key, code, origin, at) VALUES (?1, ?2, 'import', ?3)")?;
+        let mut ins = tx.prepare(SET_DOMAIN)?;
         for (k, d) in map {
             match classify::parse_code(d) {
                 Some(code) => {
-                    rep.done += ins.execute(params![k, code, now()])?;
+                    rep.done += ins.execute(params![k, code, "import", None::<String>, now()])?;
                 }
                 None => rep.failed += 1,
             }
@@ -502,9 +503,9 @@ pub fn domains_from_map(ws: &mut Workspace, map: &[(String, String)]) -> anyhow:
 /// through [`classify::code_for_subject`], for questions without a domain.
 pub fn domains_from_subjects(ws: &mut Workspace) -> anyhow::Result<StepReport> {
     let rows: Vec<(String, String)> = {
-        let mut st = ws.conn.prepare(
-            "SELECT q.key, q.metadata FROM questions q WHERE NOT EXISTS (SELECT 1 FROM domains d WHERE d.key = q.key)",
-        )?;
+        let mut st = ws
+            .conn
+            .prepare("SELECT key, metadata FROM questions WHERE domain IS NULL")?;
         let it = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         it.collect::<Result<_, _>>()?
     };
@@ -514,8 +515,7 @@ pub fn domains_from_subjects(ws: &mut Workspace) -> anyhow::Result<StepReport> {
     };
     let tx = ws.conn.transaction()?;
     {
-        let mut ins = tx
-            .prepare("INSERT OR IGNORE INTO domains (key, code, origin, raw, at) VALUES (?1, ?2, 'subject', ?3, ?4)")?;
+        let mut ins = tx.prepare(SET_DOMAIN)?;
         for (key, meta) in &rows {
             let subject = serde_json::from_str::<serde_json::Value>(meta).ok().and_then(|m| {
                 ["type", "subject", "subfield"]
@@ -527,7 +527,7 @@ pub fn domains_from_subjects(ws: &mut Workspace) -> anyhow::Result<StepReport> {
                 .and_then(|s| classify::code_for_subject(s).map(|c| (s, c)))
             {
                 Some((s, code)) => {
-                    ins.execute(params![key, code, s, now()])?;
+                    ins.execute(params![key, code, "subject", s, now()])?;
                     rep.done += 1;
                 }
                 None => rep.failed += 1,

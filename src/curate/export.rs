@@ -36,8 +36,7 @@ pub const COLUMNS: [(&str, bool); 8] = [
 /// holds questions with traces; a hand-edited database might not).
 pub fn rows(ws: &Workspace, keys: &[String]) -> anyhow::Result<Vec<S1kRow>> {
     let mut st = ws.conn.prepare(
-        "SELECT q.solution, q.question, q.cot_type, q.source, q.metadata, t.trace, t.attempt
-         FROM questions q LEFT JOIN traces t ON t.key = q.key WHERE q.key = ?1",
+        "SELECT solution, question, cot_type, source, metadata, trace, trace_attempt FROM questions WHERE key = ?1",
     )?;
     keys.iter()
         .map(|k| {

@@ -31,59 +31,108 @@ pub struct QuestionState {
     pub trace_tokens: Option<usize>,
     pub trace_correct: Option<bool>,
     pub domain: Option<String>,
-    pub source: String,
+    /// The source names AIME, GPQA or MATH (the seed set and the benchmark distribution).
+    pub aime: bool,
+    pub gpqa: bool,
+    pub math: bool,
 }
 
 pub struct Funnel {
     pub stages: Vec<Stage>,
-    /// Keys (pool order) that passed quality and decontamination: what difficulty runs on.
-    pub after_decontam: Vec<String>,
-    /// Keys that passed every filter (difficulty included): what selection draws from.
-    pub survivors: Vec<String>,
-    pub states: HashMap<String, QuestionState>,
+    /// Every question's key, in pool order, and its state (same index).
+    pub keys: Vec<String>,
+    pub states: Vec<QuestionState>,
+    index: HashMap<u64, usize>,
+    /// Indexes of the questions that passed quality and decontamination: what difficulty runs on.
+    pub after_decontam: Vec<usize>,
+    /// Indexes of the questions that passed every filter (difficulty included): what selection
+    /// draws from.
+    pub survivors: Vec<usize>,
     /// Models with attempts.
     pub models: Vec<String>,
+}
+
+/// A key as a number (keys are 16 hex digits), for cheap lookups.
+fn key_id(key: &str) -> u64 {
+    u64::from_str_radix(key, 16).unwrap_or_else(|_| {
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+    })
+}
+
+impl Funnel {
+    /// The index of a key.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        self.index.get(&key_id(key)).copied().filter(|&i| self.keys[i] == key)
+    }
+
+    /// The state of a key.
+    pub fn state(&self, key: &str) -> Option<&QuestionState> {
+        self.position(key).map(|i| &self.states[i])
+    }
+
+    pub fn survivor_keys(&self) -> HashSet<&str> {
+        self.survivors.iter().map(|&i| self.keys[i].as_str()).collect()
+    }
+
+    pub fn after_decontam_keys(&self) -> HashSet<&str> {
+        self.after_decontam.iter().map(|&i| self.keys[i].as_str()).collect()
+    }
 }
 
 /// Builds the funnel from the workspace.
 pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
     let cfg = rules::config(ws)?;
     let enabled: HashSet<&str> = cfg.enabled.iter().map(|r| r.name()).collect();
-    let mut order: Vec<String> = Vec::new();
-    let mut states: HashMap<String, QuestionState> = HashMap::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut states: Vec<QuestionState> = Vec::new();
     {
         let mut st = ws
             .conn
-            .prepare("SELECT key, manual, source FROM questions ORDER BY id")?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (key, manual, source) = row?;
-            order.push(key.clone());
-            states.insert(
-                key,
-                QuestionState {
-                    manual: manual.as_deref().and_then(Manual::parse),
-                    source,
-                    ..Default::default()
-                },
-            );
+            .prepare("SELECT key, manual, source, trace_tokens, trace_correct, domain FROM questions ORDER BY id")?;
+        let mut rows = st.query([])?;
+        let mut kinds: HashMap<String, (bool, bool, bool)> = HashMap::new();
+        while let Some(r) = rows.next()? {
+            keys.push(r.get(0)?);
+            let manual: Option<String> = r.get(1)?;
+            let source = r.get_ref(2)?.as_str().unwrap_or("");
+            let (aime, gpqa, math) = match kinds.get(source) {
+                Some(k) => *k,
+                None => {
+                    let l = source.to_ascii_lowercase();
+                    let k = (l.contains("aime"), l.contains("gpqa"), l.contains("math"));
+                    kinds.insert(source.to_string(), k);
+                    k
+                }
+            };
+            states.push(QuestionState {
+                manual: manual.as_deref().and_then(Manual::parse),
+                trace_tokens: r.get::<_, Option<i64>>(3)?.map(|t| t as usize),
+                trace_correct: r.get::<_, Option<i64>>(4)?.map(|c| c != 0),
+                domain: r.get(5)?,
+                aime,
+                gpqa,
+                math,
+                ..Default::default()
+            });
         }
     }
+    let index: HashMap<u64, usize> = keys.iter().enumerate().map(|(i, k)| (key_id(k), i)).collect();
+    let find = |k: &str| index.get(&key_id(k)).copied();
     {
         let mut st = ws.conn.prepare("SELECT key, rule FROM flags")?;
-        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (key, rule) = row?;
-            let Some(s) = states.get_mut(&key) else { continue };
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let Some(i) = find(r.get_ref(0)?.as_str().unwrap_or("")) else {
+                continue;
+            };
+            let rule = r.get_ref(1)?.as_str().unwrap_or("");
+            let s = &mut states[i];
             if rule.starts_with("decontam:") || rule == super::decontam::AIME_YEAR_RULE {
                 s.contaminated = true;
-            } else if enabled.contains(rule.as_str()) {
-                if let Some(r) = Rule::parse(&rule) {
+            } else if enabled.contains(rule) {
+                if let Some(r) = Rule::parse(rule) {
                     s.quality.push(r);
                 }
             }
@@ -92,70 +141,45 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
     let mut models: Vec<String> = Vec::new();
     {
         let mut st = ws.conn.prepare("SELECT key, model, verdict FROM attempts")?;
-        for row in st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
-        })? {
-            let (key, model, verdict) = row?;
-            if !models.contains(&model) {
-                models.push(model);
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let model = r.get_ref(1)?.as_str().unwrap_or("");
+            if !models.iter().any(|m| m == model) {
+                models.push(model.to_string());
             }
-            if let Some(s) = states.get_mut(&key) {
-                s.attempted_by += 1;
-                s.any_correct |= verdict == "correct";
+            if let Some(i) = find(r.get_ref(0)?.as_str().unwrap_or("")) {
+                states[i].attempted_by += 1;
+                states[i].any_correct |= r.get_ref(2)?.as_str().unwrap_or("") == "correct";
             }
         }
     }
     models.sort();
-    {
-        let mut st = ws.conn.prepare("SELECT key, tokens, correct FROM traces")?;
-        for row in st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Option<i64>>(1)?,
-                r.get::<_, Option<i64>>(2)?,
-            ))
-        })? {
-            let (key, tokens, correct) = row?;
-            if let Some(s) = states.get_mut(&key) {
-                s.trace_tokens = tokens.map(|t| t as usize);
-                s.trace_correct = correct.map(|c| c != 0);
-            }
-        }
-    }
-    {
-        let mut st = ws.conn.prepare("SELECT key, code FROM domains")?;
-        for row in st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-            let (key, code) = row?;
-            if let Some(s) = states.get_mut(&key) {
-                s.domain = Some(code);
-            }
-        }
-    }
 
     let (rows_read, malformed): (i64, i64) = ws.conn.query_row(
         "SELECT coalesce(sum(rows), 0), coalesce(sum(malformed), 0) FROM imports",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    let valid_rows = (rows_read - malformed).max(0) as usize;
     let mut stages = vec![
         Stage {
             name: "rows imported".into(),
-            kept: (rows_read - malformed) as usize,
+            kept: valid_rows,
             dropped: malformed as usize,
             note: format!("{malformed} malformed rows skipped"),
         },
         Stage {
             name: "unique questions".into(),
-            kept: order.len(),
-            dropped: (rows_read - malformed) as usize - order.len(),
+            kept: keys.len(),
+            dropped: valid_rows.saturating_sub(keys.len()),
             note: "exact duplicates (same sha256 key) merged".into(),
         },
     ];
-    let mut cur: Vec<&String> = order.iter().collect();
-    let mut stage = |name: &str, note: String, keep: &dyn Fn(&QuestionState) -> bool, cur: &mut Vec<&String>| {
+    let mut cur: Vec<usize> = (0..keys.len()).collect();
+    let mut stage = |name: &str, note: String, keep: &dyn Fn(&QuestionState) -> bool, cur: &mut Vec<usize>| {
         let before = cur.len();
-        cur.retain(|k| {
-            let s = &states[*k];
+        cur.retain(|&i| {
+            let s = &states[i];
             s.manual == Some(Manual::Include) || keep(s)
         });
         stages.push(Stage {
@@ -165,7 +189,7 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
             note,
         });
     };
-    let excluded = states.values().filter(|s| s.manual == Some(Manual::Exclude)).count();
+    let excluded = states.iter().filter(|s| s.manual == Some(Manual::Exclude)).count();
     stage(
         "not excluded by hand",
         format!("{excluded} excluded by hand"),
@@ -212,9 +236,9 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         &|s| !s.contaminated,
         &mut cur,
     );
-    let after_decontam: Vec<String> = cur.iter().map(|k| (*k).clone()).collect();
+    let after_decontam = cur.clone();
     let n_models = models.len();
-    let pending = cur.iter().filter(|k| states[**k].attempted_by < n_models).count();
+    let pending = cur.iter().filter(|&&i| states[i].attempted_by < n_models).count();
     stage(
         "difficulty: no model correct",
         if n_models == 0 {
@@ -233,17 +257,17 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         &|s| n_models == 0 || (s.attempted_by >= n_models && !s.any_correct),
         &mut cur,
     );
-    let survivors: Vec<String> = cur.iter().map(|k| (*k).clone()).collect();
-    let no_trace = cur.iter().filter(|k| states[**k].trace_tokens.is_none()).count();
-    let no_domain = cur.iter().filter(|k| states[**k].domain.is_none()).count();
-    let selectable = cur
+    let survivors = cur;
+    let no_trace = survivors.iter().filter(|&&i| states[i].trace_tokens.is_none()).count();
+    let no_domain = survivors.iter().filter(|&&i| states[i].domain.is_none()).count();
+    let selectable = survivors
         .iter()
-        .filter(|k| states[**k].trace_tokens.is_some() && states[**k].domain.is_some())
+        .filter(|&&i| states[i].trace_tokens.is_some() && states[i].domain.is_some())
         .count();
     stages.push(Stage {
         name: "ready to select".into(),
         kept: selectable,
-        dropped: cur.len() - selectable,
+        dropped: survivors.len() - selectable,
         note: format!("{no_trace} without a trace length, {no_domain} without a domain"),
     });
     if let Some((name, n)) = ws
@@ -264,9 +288,11 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
     }
     Ok(Funnel {
         stages,
+        keys,
+        states,
+        index,
         after_decontam,
         survivors,
-        states,
         models,
     })
 }

@@ -85,6 +85,14 @@ pub fn import(
         .clone()
         .unwrap_or_else(|| path.file_stem().and_then(|s| s.to_str()).unwrap_or("pool").to_string());
 
+    // A reader thread parses rows and builds records (in parallel, a chunk at a time) while this
+    // thread inserts the previous chunk: parsing and SQLite overlap.
+    enum Msg {
+        Chunk(Vec<(usize, Result<Record, String>)>, usize),
+        Mapping(Shape, ColumnMap),
+        Failed(anyhow::Error),
+    }
+    let (tx_chunks, rx_chunks) = crossbeam_channel::bounded::<Msg>(2);
     let tx = ws.conn.transaction()?;
     tx.execute(
         "INSERT INTO imports (file, shape, mapping, rows, added, duplicates, malformed, at) VALUES (?1, '', '', 0, 0, 0, 0, ?2)",
@@ -104,131 +112,162 @@ pub fn import(
         domains: 0,
     };
     let mut mapping: Option<(Shape, ColumnMap)> = None;
-    let mut chunk: Vec<RawRow> = Vec::with_capacity(CHUNK);
-    let mut failure: Option<anyhow::Error> = None;
-    {
-        let mut ins_q = tx.prepare(
-            "INSERT OR IGNORE INTO questions (key, question, solution, answer, source, cot_type, metadata, import_id, line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        let mut dup_q = tx.prepare("UPDATE questions SET copies = copies + 1 WHERE key = ?1")?;
-        let mut ins_t =
-            tx.prepare("INSERT OR IGNORE INTO traces (key, trace, attempt, origin, at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        let mut ins_d = tx.prepare("INSERT OR IGNORE INTO domains (key, code, origin, at) VALUES (?1, ?2, ?3, ?4)")?;
-        let mut ins_e = tx.prepare("INSERT INTO import_errors (import_id, line, message) VALUES (?1, ?2, ?3)")?;
-
-        let mut record_error = |report: &mut ImportReport, e: RowError| -> rusqlite::Result<()> {
-            report.malformed += 1;
-            ins_e.execute(params![import_id, e.line as i64, e.message])?;
-            if report.errors.len() < KEEP_ERRORS {
-                report.errors.push(e);
-            }
-            Ok(())
-        };
-
-        let mut flush = |chunk: &mut Vec<RawRow>,
-                         map: &(Shape, ColumnMap),
-                         report: &mut ImportReport,
-                         record_error: &mut dyn FnMut(&mut ImportReport, RowError) -> rusqlite::Result<()>|
-         -> anyhow::Result<()> {
-            let (shape, cols) = map;
-            let built: Vec<(usize, Result<Record, String>)> = chunk
-                .par_iter()
-                .map(|r| (r.line, to_record(&r.columns, cols, *shape, &default_source)))
-                .collect();
-            chunk.clear();
-            let now = now();
-            for (line, rec) in built {
-                match rec {
-                    Err(message) => record_error(report, RowError { line, message })?,
-                    Ok(r) => {
-                        let added = ins_q.execute(params![
-                            r.key,
-                            r.question,
-                            r.solution,
-                            r.answer,
-                            r.source,
-                            r.cot_type,
-                            r.metadata,
-                            import_id,
-                            line as i64
-                        ])?;
-                        if added == 0 {
-                            report.duplicates += 1;
-                            dup_q.execute([&r.key])?;
-                            continue;
-                        }
-                        report.added += 1;
-                        if let Some(t) = &r.trace {
-                            let col = cols.trace.as_deref().unwrap_or("");
-                            report.traces +=
-                                ins_t.execute(params![r.key, t, r.attempt, format!("column:{col}"), now])?;
-                        }
-                        if let Some(d) = r.domain.as_deref().and_then(crate::curate::classify::parse_code) {
-                            report.domains += ins_d.execute(params![r.key, d, "column", now])?;
-                        }
-                    }
-                }
-            }
-            Ok(())
-        };
-
-        let res = for_each_row(path, |row| {
-            report.rows += 1;
-            let step = || -> anyhow::Result<()> {
-                match row {
-                    Err(e) => record_error(&mut report, e)?,
-                    Ok(row) => {
-                        if mapping.is_none() {
-                            let (shape, detected) = detect(&row.columns);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let reader = {
+            let name = name.clone();
+            let default_source = default_source.clone();
+            let overrides = opts.mapping.clone();
+            std::thread::Builder::new().name("import-read".into()).spawn_scoped(scope, move || {
+                let mut map: Option<(Shape, ColumnMap)> = None;
+                let mut chunk: Vec<Result<RawRow, RowError>> = Vec::with_capacity(CHUNK);
+                let mut rows = 0usize;
+                let send = |chunk: &mut Vec<Result<RawRow, RowError>>, map: &Option<(Shape, ColumnMap)>, rows: usize| {
+                    let mut built: Vec<(usize, Result<Record, String>)> = chunk
+                        .par_drain(..)
+                        .map(|r| match (r, map) {
+                            (Err(e), _) => (e.line, Err(e.message)),
+                            (Ok(r), Some((shape, cols))) => (r.line, to_record(&r.columns, cols, *shape, &default_source)),
+                            (Ok(r), None) => (r.line, Err("no mapping".into())),
+                        })
+                        .collect();
+                    // Inserting in key order walks the key indexes in order (far fewer page visits
+                    // than random sha256 keys); the stable sort keeps the first of equal keys first.
+                    built.sort_by(|a, b| match (&a.1, &b.1) {
+                        (Ok(x), Ok(y)) => x.key.cmp(&y.key),
+                        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+                        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+                        (Err(_), Err(_)) => a.0.cmp(&b.0),
+                    });
+                    tx_chunks.send(Msg::Chunk(built, rows)).is_ok()
+                };
+                let mut stop = false;
+                let res = for_each_row(path, |row| {
+                    rows += 1;
+                    if map.is_none() {
+                        if let Ok(r) = &row {
+                            let (shape, detected) = detect(&r.columns);
                             let mut cols = detected.unwrap_or_default();
-                            if let Some(o) = &opts.mapping {
-                                apply_overrides(&mut cols, o).map_err(|e| anyhow::anyhow!("{name}: mapping: {e}"))?;
+                            if let Some(o) = &overrides {
+                                if let Err(e) = apply_overrides(&mut cols, o) {
+                                    let _ = tx_chunks.send(Msg::Failed(anyhow::anyhow!("{name}: mapping: {e}")));
+                                    stop = true;
+                                    return false;
+                                }
                             }
                             if cols.question.is_empty() {
-                                let mut seen: Vec<&String> = row.columns.keys().collect();
+                                let mut seen: Vec<&String> = r.columns.keys().collect();
                                 seen.sort();
-                                anyhow::bail!(
-                                    "{name}: no question column found among {:?}; name it with --map question=COLUMN",
-                                    seen
-                                );
+                                let _ = tx_chunks.send(Msg::Failed(anyhow::anyhow!(
+                                    "{name}: no question column found among {seen:?}; name it with --map question=COLUMN"
+                                )));
+                                stop = true;
+                                return false;
                             }
-                            mapping = Some((shape, cols));
-                        }
-                        chunk.push(row);
-                        if chunk.len() >= CHUNK {
-                            flush(
-                                &mut chunk,
-                                mapping.as_ref().expect("set above"),
-                                &mut report,
-                                &mut record_error,
-                            )?;
+                            let _ = tx_chunks.send(Msg::Mapping(shape, cols.clone()));
+                            map = Some((shape, cols));
                         }
                     }
-                }
-                Ok(())
-            };
-            match step() {
-                Ok(()) => {
-                    if report.rows % CHUNK == 0 {
-                        progress(report.rows);
+                    chunk.push(row);
+                    if chunk.len() >= CHUNK && !send(&mut chunk, &map, rows) {
+                        stop = true;
+                        return false;
                     }
                     true
+                });
+                if stop {
+                    return;
                 }
-                Err(e) => {
-                    failure = Some(e);
-                    false
+                match res {
+                    Err(e) => {
+                        let _ = tx_chunks.send(Msg::Failed(e.into()));
+                    }
+                    Ok(()) => {
+                        send(&mut chunk, &map, rows);
+                    }
+                }
+            })?
+        };
+        let mut ins_q = tx.prepare(
+            "INSERT OR IGNORE INTO questions (key, question, solution, answer, source, cot_type, metadata, import_id, line,
+                 trace, trace_attempt, trace_origin, trace_tokens, trace_at, domain, domain_origin, domain_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?;
+        let mut dup_q = tx.prepare("UPDATE questions SET copies = copies + 1 WHERE key = ?1")?;
+        let mut ins_e = tx.prepare("INSERT INTO import_errors (import_id, line, message) VALUES (?1, ?2, ?3)")?;
+        let mut outcome = Ok(());
+        for msg in rx_chunks.iter() {
+            match msg {
+                Msg::Failed(e) => {
+                    outcome = Err(e);
+                    break;
+                }
+                Msg::Mapping(shape, cols) => mapping = Some((shape, cols)),
+                Msg::Chunk(built, rows) => {
+                    let step = || -> anyhow::Result<()> {
+                        let now = now();
+                        let trace_origin = format!(
+                            "column:{}",
+                            mapping.as_ref().and_then(|m| m.1.trace.as_deref()).unwrap_or("")
+                        );
+                        for (line, rec) in built {
+                            match rec {
+                                Err(message) => {
+                                    report.malformed += 1;
+                                    ins_e.execute(params![import_id, line as i64, message])?;
+                                    if report.errors.len() < KEEP_ERRORS {
+                                        report.errors.push(RowError { line, message });
+                                    }
+                                }
+                                Ok(r) => {
+                                    let domain = r.domain.as_deref().and_then(crate::curate::classify::parse_code);
+                                    let has_trace = r.trace.is_some();
+                                    let added = ins_q.execute(params![
+                                        r.key,
+                                        r.question,
+                                        r.solution,
+                                        r.answer,
+                                        r.source,
+                                        r.cot_type,
+                                        r.metadata,
+                                        import_id,
+                                        line as i64,
+                                        r.trace,
+                                        r.attempt,
+                                        has_trace.then_some(trace_origin.as_str()),
+                                        r.trace_tokens.map(|n| n as i64),
+                                        has_trace.then_some(now),
+                                        domain,
+                                        domain.as_ref().map(|_| "column"),
+                                        domain.as_ref().map(|_| now),
+                                    ])?;
+                                    if added == 0 {
+                                        report.duplicates += 1;
+                                        dup_q.execute([&r.key])?;
+                                        continue;
+                                    }
+                                    report.added += 1;
+                                    report.traces += has_trace as usize;
+                                    report.domains += domain.is_some() as usize;
+                                }
+                            }
+                        }
+                        Ok(())
+                    };
+                    report.rows = rows;
+                    if let Err(e) = step() {
+                        outcome = Err(e);
+                        break;
+                    }
+                    progress(rows);
                 }
             }
-        });
-        if let Some(e) = failure {
-            return Err(e);
         }
-        res?;
-        if let Some(map) = &mapping {
-            flush(&mut chunk, map, &mut report, &mut record_error)?;
-        }
-    }
+        drop(rx_chunks);
+        let _ = reader.join();
+        outcome
+    })?;
+    // Errors are listed in file order.
+    report.errors.sort_by_key(|e| e.line);
     progress(report.rows);
     let (shape, cols) = mapping.unwrap_or((Shape::Generic, ColumnMap::default()));
     report.shape = shape;

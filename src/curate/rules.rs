@@ -105,9 +105,9 @@ pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCoun
     }
     let rows: Vec<(String, String, String, bool, bool, bool, bool)> = {
         let mut st = ws.conn.prepare(
-            "SELECT q.key, q.question, q.source, q.solution IS NOT NULL, q.answer IS NOT NULL,
-                    t.key IS NOT NULL, t.attempt IS NOT NULL
-             FROM questions q LEFT JOIN traces t ON t.key = q.key",
+            "SELECT key, question, source, solution IS NOT NULL, answer IS NOT NULL,
+                    trace IS NOT NULL, trace_attempt IS NOT NULL
+             FROM questions",
         )?;
         let it = st.query_map([], |r| {
             Ok((

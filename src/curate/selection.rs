@@ -74,24 +74,19 @@ pub struct SelectionReport {
     pub per_domain: Vec<(String, usize)>,
 }
 
-fn is_source(s: &QuestionState, what: &str) -> bool {
-    s.source.to_ascii_lowercase().contains(what)
-}
-
 /// The seed set: GPQA and AIME questions whose trace's answer was correct, and MATH questions
 /// whose trace is longer than 5,600 tokens.
 pub fn is_seed(s: &QuestionState) -> bool {
-    let aime_or_gpqa = is_source(s, "aime") || is_source(s, "gpqa");
-    (aime_or_gpqa && s.trace_correct == Some(true))
-        || (is_source(s, "math") && s.trace_tokens.is_some_and(|t| t > SEED_MATH_TOKENS))
+    ((s.aime || s.gpqa) && s.trace_correct == Some(true))
+        || (s.math && s.trace_tokens.is_some_and(|t| t > SEED_MATH_TOKENS))
 }
 
 pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<SelectionReport> {
     let f = funnel::compute(ws)?;
-    let candidate = |k: &String| {
-        let s = &f.states[k];
+    let candidate = |&i: &usize| {
+        let s = &f.states[i];
         Some(Candidate {
-            key: k.clone(),
+            key: f.keys[i].clone(),
             domain: s.domain.clone()?,
             trace_tokens: s.trace_tokens?,
         })
@@ -104,7 +99,10 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
         );
     }
     let seeds: Vec<Candidate> = if opts.method == Method::S1 && opts.seed_set {
-        pool.iter().filter(|c| is_seed(&f.states[&c.key])).cloned().collect()
+        pool.iter()
+            .filter(|c| f.state(&c.key).is_some_and(is_seed))
+            .cloned()
+            .collect()
     } else {
         Vec::new()
     };
@@ -112,11 +110,11 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
     // stage), GPQA scaled by 0.5 |AIME| / |GPQA|.
     let mut aime = Vec::new();
     let mut gpqa = Vec::new();
-    for s in f.states.values() {
+    for s in &f.states {
         if let Some(d) = &s.domain {
-            if is_source(s, "aime") {
+            if s.aime {
                 aime.push(d.clone());
-            } else if is_source(s, "gpqa") {
+            } else if s.gpqa {
                 gpqa.push(d.clone());
             }
         }
@@ -174,7 +172,7 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
     tx.commit()?;
     let mut per: HashMap<String, usize> = HashMap::new();
     for k in &selected {
-        if let Some(d) = &f.states[k].domain {
+        if let Some(d) = f.state(k).and_then(|s| s.domain.as_ref()) {
             *per.entry(d.clone()).or_default() += 1;
         }
     }

@@ -27,6 +27,8 @@ pub struct Record {
     pub attempt: Option<String>,
     /// An MSC domain code that came with the row.
     pub domain: Option<String>,
+    /// The trace's length in tokens, when the file carries it.
+    pub trace_tokens: Option<usize>,
 }
 
 /// The recognised shapes of source files.
@@ -70,11 +72,23 @@ pub struct ColumnMap {
     pub cot_type: Option<String>,
     /// Text to put before the question (OlympiadBench's `context`).
     pub context: Option<String>,
+    /// Precomputed trace lengths in tokens.
+    #[serde(default)]
+    pub trace_tokens: Option<String>,
 }
 
 /// The fields a mapping can name, in `field=column` pairs.
-pub const FIELDS: [&str; 9] = [
-    "question", "solution", "answer", "trace", "attempt", "domain", "source", "cot_type", "context",
+pub const FIELDS: [&str; 10] = [
+    "question",
+    "solution",
+    "answer",
+    "trace",
+    "attempt",
+    "domain",
+    "source",
+    "cot_type",
+    "context",
+    "trace_tokens",
 ];
 
 fn first(cols: &Map<String, Value>, names: &[&str]) -> Option<String> {
@@ -181,6 +195,7 @@ pub fn detect(cols: &Map<String, Value>) -> (Shape, Option<ColumnMap>) {
             domain: first(cols, &["domain", "msc"]),
             source: s("source_type"),
             cot_type: s("cot_type"),
+            trace_tokens: s("trace_tokens"),
             ..Default::default()
         }),
     )
@@ -204,6 +219,7 @@ pub fn apply_overrides(map: &mut ColumnMap, overrides: &str) -> Result<(), Strin
             "source" => map.source = col,
             "cot_type" => map.cot_type = col,
             "context" => map.context = col,
+            "trace_tokens" => map.trace_tokens = col,
             other => return Err(format!("unknown field `{other}`; fields: {}", FIELDS.join(", "))),
         }
     }
@@ -273,6 +289,7 @@ pub fn to_record(
         map.source.as_ref(),
         map.cot_type.as_ref(),
         map.context.as_ref(),
+        map.trace_tokens.as_ref(),
     ]
     .into_iter()
     .flatten()
@@ -300,6 +317,19 @@ pub fn to_record(
         trace: map.trace.as_ref().and_then(|c| trace_of(cols.get(c))),
         attempt: get(&map.attempt, "\n"),
         domain: get(&map.domain, " "),
+        trace_tokens: match map.trace_tokens.as_ref().and_then(|c| cols.get(c)) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .ok_or_else(|| {
+                        format!(
+                            "`{}` is not a token count: {v}",
+                            map.trace_tokens.as_deref().unwrap_or("")
+                        )
+                    })? as usize,
+            ),
+        },
     })
 }
 

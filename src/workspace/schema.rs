@@ -13,23 +13,25 @@ CREATE TABLE IF NOT EXISTS imports (
     rows INTEGER NOT NULL, added INTEGER NOT NULL, duplicates INTEGER NOT NULL,
     malformed INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS import_errors (import_id INTEGER NOT NULL, line INTEGER NOT NULL, message TEXT NOT NULL);
+-- One row per question; the 1:1 annotations live in it (one insert per question on import, one
+-- update per annotation): the thinking trace and the generator's answer (`trace_attempt`), its
+-- length in tokens and the attempt's grade against the reference (`trace_correct`: 1/0, NULL
+-- when it could not be graded), and the MSC domain. Small columns come first so scans that need
+-- only them never read the long texts.
 CREATE TABLE IF NOT EXISTS questions (
-    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, question TEXT NOT NULL, solution TEXT, answer TEXT,
-    source TEXT NOT NULL, cot_type TEXT NOT NULL, metadata TEXT NOT NULL,
-    import_id INTEGER NOT NULL, line INTEGER NOT NULL, copies INTEGER NOT NULL DEFAULT 1,
-    manual TEXT CHECK (manual IN ('include', 'exclude')));
--- A thinking trace and the generator's answer; `correct`: the answer graded against the reference
--- (1/0, NULL when it could not be graded).
-CREATE TABLE IF NOT EXISTS traces (
-    key TEXT PRIMARY KEY, trace TEXT NOT NULL, attempt TEXT, origin TEXT NOT NULL,
-    tokens INTEGER, correct INTEGER, at INTEGER NOT NULL);
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE,
+    manual TEXT CHECK (manual IN ('include', 'exclude')), copies INTEGER NOT NULL DEFAULT 1,
+    import_id INTEGER NOT NULL, line INTEGER NOT NULL, source TEXT NOT NULL, cot_type TEXT NOT NULL,
+    trace_tokens INTEGER, trace_correct INTEGER, trace_origin TEXT, trace_at INTEGER,
+    domain TEXT, domain_origin TEXT, domain_at INTEGER,
+    answer TEXT, question TEXT NOT NULL, solution TEXT, metadata TEXT NOT NULL,
+    trace_attempt TEXT, domain_raw TEXT, trace TEXT);
 -- Quality and decontamination hits: rule names as in `curate::rules`.
-CREATE TABLE IF NOT EXISTS flags (key TEXT NOT NULL, rule TEXT NOT NULL, detail TEXT, PRIMARY KEY (key, rule));
+CREATE TABLE IF NOT EXISTS flags (key TEXT NOT NULL, rule TEXT NOT NULL, detail TEXT, PRIMARY KEY (key, rule)) WITHOUT ROWID;
 -- Difficulty: one attempt per question and model; verdict correct | incorrect | undecided.
 CREATE TABLE IF NOT EXISTS attempts (
     key TEXT NOT NULL, model TEXT NOT NULL, response TEXT NOT NULL, verdict TEXT NOT NULL,
     grader TEXT NOT NULL, reason TEXT, at INTEGER NOT NULL, PRIMARY KEY (key, model));
-CREATE TABLE IF NOT EXISTS domains (key TEXT PRIMARY KEY, code TEXT NOT NULL, origin TEXT NOT NULL, raw TEXT, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS selections (
     name TEXT PRIMARY KEY, method TEXT NOT NULL, seed INTEGER NOT NULL, target INTEGER NOT NULL,
     settings TEXT NOT NULL, at INTEGER NOT NULL);
