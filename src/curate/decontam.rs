@@ -42,7 +42,7 @@ pub fn set_from_file(path: &Path) -> anyhow::Result<EvalSet> {
         if let Ok(row) = row {
             let m = map.get_or_insert_with(|| crate::data::record::detect(&row.columns));
             if let Some(cols) = &m.1 {
-                if let Ok(r) = crate::data::record::to_record(&row.columns, cols, m.0, "") {
+                if let Ok(r) = crate::data::record::to_record(row.columns, cols, m.0, "") {
                     questions.push(r.question);
                 }
             }

@@ -126,7 +126,7 @@ pub fn import(
                         .par_drain(..)
                         .map(|r| match (r, map) {
                             (Err(e), _) => (e.line, Err(e.message)),
-                            (Ok(r), Some((shape, cols))) => (r.line, to_record(&r.columns, cols, *shape, &default_source)),
+                            (Ok(r), Some((shape, cols))) => (r.line, to_record(r.columns, cols, *shape, &default_source)),
                             (Ok(r), None) => (r.line, Err("no mapping".into())),
                         })
                         .collect();

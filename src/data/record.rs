@@ -226,16 +226,16 @@ pub fn apply_overrides(map: &mut ColumnMap, overrides: &str) -> Result<(), Strin
     Ok(())
 }
 
-/// A value as text: strings as they are, numbers printed, lists joined (`sep`), null and empty as
-/// none.
-fn text_of(v: Option<&Value>, sep: &str) -> Option<String> {
+/// A value as text: strings as they are (moved, not copied), numbers printed, lists joined
+/// (`sep`), null and empty as none.
+fn text_of(v: Option<Value>, sep: &str) -> Option<String> {
     let t = match v? {
         Value::Null => return None,
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Array(items) => {
-            let parts: Vec<String> = items.iter().filter_map(|i| text_of(Some(i), sep)).collect();
+            let parts: Vec<String> = items.into_iter().filter_map(|i| text_of(Some(i), sep)).collect();
             parts.join(sep)
         }
         other => other.to_string(),
@@ -244,42 +244,22 @@ fn text_of(v: Option<&Value>, sep: &str) -> Option<String> {
 }
 
 /// A trace column: s1K keeps a list with one trace; take the first non-empty.
-fn trace_of(v: Option<&Value>) -> Option<String> {
+fn trace_of(v: Option<Value>) -> Option<String> {
     match v? {
-        Value::Array(items) => items.iter().find_map(|i| text_of(Some(i), "")),
+        Value::Array(items) => items.into_iter().find_map(|i| text_of(Some(i), "")),
         other => text_of(Some(other), ""),
     }
 }
 
-/// Builds a record from a row. `default_source` names the source when no column does (the file's
-/// name). Errors name what is missing.
+/// Builds a record from a row, taking its values (no copies of the long texts). `default_source`
+/// names the source when no column does (the file's name). Errors name what is missing.
 pub fn to_record(
-    cols: &Map<String, Value>,
+    mut cols: Map<String, Value>,
     map: &ColumnMap,
     shape: Shape,
     default_source: &str,
 ) -> Result<Record, String> {
-    let mut question = match cols.get(&map.question) {
-        None => return Err(format!("no `{}` column", map.question)),
-        Some(v) => text_of(Some(v), "\n").ok_or_else(|| format!("empty `{}`", map.question))?,
-    };
-    if let Some(ctx) = map.context.as_ref().and_then(|c| text_of(cols.get(c), "\n")) {
-        question = format!("{ctx}\n\n{question}");
-    }
-    let get = |c: &Option<String>, sep: &str| c.as_ref().and_then(|c| text_of(cols.get(c), sep));
-    let mut solution = get(&map.solution, "\n\n");
-    let mut answer = get(&map.answer, ", ");
-    if shape == Shape::Gsm8k {
-        answer = solution
-            .as_deref()
-            .and_then(|s| s.rsplit_once("####"))
-            .map(|(_, a)| a.trim().to_string());
-    }
-    if solution.is_none() && answer.is_some() && shape != Shape::Gpqa {
-        // MATH train and similar: the answer is the only reference there is.
-        solution = answer.clone();
-    }
-    let mapped: Vec<&str> = [
+    let fields: [Option<&String>; 10] = [
         Some(&map.question),
         map.solution.as_ref(),
         map.answer.as_ref(),
@@ -290,20 +270,67 @@ pub fn to_record(
         map.cot_type.as_ref(),
         map.context.as_ref(),
         map.trace_tokens.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .map(String::as_str)
-    .collect();
-    let metadata = match cols.get("metadata") {
-        Some(Value::String(s)) => s.clone(),
-        _ => {
-            let rest: Map<String, Value> = cols
-                .iter()
-                .filter(|(k, _)| !mapped.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            Value::Object(rest).to_string()
+    ];
+    let mut mapped: Vec<&str> = fields.iter().flatten().map(|s| s.as_str()).collect();
+    // A column named by two fields is copied for the first and moved for the last.
+    let mut grab = |c: Option<&String>| -> Option<Value> {
+        let c = c?;
+        let uses = mapped.iter().filter(|m| **m == c.as_str()).count();
+        if uses > 1 {
+            let v = cols.get(c).cloned();
+            // Count this use as spent: the next lookup of the same column takes it.
+            if let Some(pos) = mapped.iter().position(|m| *m == c.as_str()) {
+                mapped.remove(pos);
+            }
+            v
+        } else {
+            cols.remove(c)
+        }
+    };
+    let mut question = match grab(Some(&map.question)) {
+        None => return Err(format!("no `{}` column", map.question)),
+        Some(v) => text_of(Some(v), "\n").ok_or_else(|| format!("empty `{}`", map.question))?,
+    };
+    if let Some(ctx) = text_of(grab(map.context.as_ref()), "\n") {
+        question = format!("{ctx}\n\n{question}");
+    }
+    let mut solution = text_of(grab(map.solution.as_ref()), "\n\n");
+    let mut answer = text_of(grab(map.answer.as_ref()), ", ");
+    let trace = trace_of(grab(map.trace.as_ref()));
+    let attempt = text_of(grab(map.attempt.as_ref()), "\n");
+    let domain = text_of(grab(map.domain.as_ref()), " ");
+    let source = text_of(grab(map.source.as_ref()), " ");
+    let cot_type = text_of(grab(map.cot_type.as_ref()), " ");
+    let trace_tokens = match grab(map.trace_tokens.as_ref()) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                .ok_or_else(|| {
+                    format!(
+                        "`{}` is not a token count: {v}",
+                        map.trace_tokens.as_deref().unwrap_or("")
+                    )
+                })? as usize,
+        ),
+    };
+    if shape == Shape::Gsm8k {
+        answer = solution
+            .as_deref()
+            .and_then(|s| s.rsplit_once("####"))
+            .map(|(_, a)| a.trim().to_string());
+    }
+    if solution.is_none() && answer.is_some() && shape != Shape::Gpqa {
+        // MATH train and similar: the answer is the only reference there is.
+        solution = answer.clone();
+    }
+    let metadata = match cols.remove("metadata") {
+        Some(Value::String(s)) => s,
+        other => {
+            if let Some(v) = other {
+                cols.insert("metadata".into(), v);
+            }
+            Value::Object(cols).to_string()
         }
     };
     Ok(Record {
@@ -311,25 +338,13 @@ pub fn to_record(
         question,
         solution,
         answer,
-        source: get(&map.source, " ").unwrap_or_else(|| default_source.to_string()),
-        cot_type: get(&map.cot_type, " ").unwrap_or_else(|| "math".to_string()),
+        source: source.unwrap_or_else(|| default_source.to_string()),
+        cot_type: cot_type.unwrap_or_else(|| "math".to_string()),
         metadata,
-        trace: map.trace.as_ref().and_then(|c| trace_of(cols.get(c))),
-        attempt: get(&map.attempt, "\n"),
-        domain: get(&map.domain, " "),
-        trace_tokens: match map.trace_tokens.as_ref().and_then(|c| cols.get(c)) {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .ok_or_else(|| {
-                        format!(
-                            "`{}` is not a token count: {v}",
-                            map.trace_tokens.as_deref().unwrap_or("")
-                        )
-                    })? as usize,
-            ),
-        },
+        trace,
+        attempt,
+        domain,
+        trace_tokens,
     })
 }
 
@@ -350,7 +365,7 @@ mod tests {
         );
         let (shape, map) = detect(&row);
         assert_eq!(shape, Shape::OlympiadBench);
-        let r = to_record(&row, &map.unwrap(), shape, "olympiad").unwrap();
+        let r = to_record(row.clone(), &map.unwrap(), shape, "olympiad").unwrap();
         assert_eq!(r.question, "Given x.\n\nQ?");
         assert_eq!(r.solution.as_deref(), Some("a\n\nb"));
         assert_eq!(r.answer.as_deref(), Some("2, 3"));
@@ -363,7 +378,7 @@ mod tests {
         let row = obj(json!({"question": "Q", "answer": "3+4=7\n#### 7"}));
         let (shape, map) = detect(&row);
         assert_eq!(shape, Shape::Gsm8k);
-        let r = to_record(&row, &map.unwrap(), shape, "gsm8k").unwrap();
+        let r = to_record(row.clone(), &map.unwrap(), shape, "gsm8k").unwrap();
         assert_eq!(
             (r.solution.as_deref(), r.answer.as_deref()),
             (Some("3+4=7\n#### 7"), Some("7"))
@@ -378,7 +393,7 @@ mod tests {
         );
         let (shape, map) = detect(&row);
         assert_eq!(shape, Shape::S1k);
-        let r = to_record(&row, &map.unwrap(), shape, "file").unwrap();
+        let r = to_record(row.clone(), &map.unwrap(), shape, "file").unwrap();
         assert_eq!(r.trace.as_deref(), Some("T"));
         assert_eq!(r.attempt.as_deref(), Some("A"));
         assert_eq!(r.source, "AI-MO/NuminaMath");
@@ -400,7 +415,7 @@ mod tests {
             .unwrap_err()
             .contains("field=column"));
         let row = obj(json!({"prompt": "  "}));
-        assert!(to_record(&row, &m, Shape::Generic, "f")
+        assert!(to_record(row.clone(), &m, Shape::Generic, "f")
             .unwrap_err()
             .contains("empty `prompt`"));
     }
