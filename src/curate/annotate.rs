@@ -201,7 +201,8 @@ pub fn measure_traces(ws: &mut Workspace, tokenizer: &Path, again: bool) -> anyh
     };
     let tok = tokenizers::Tokenizer::from_file(&file)
         .map_err(|e| anyhow::anyhow!("{}: cannot load the tokenizer ({e})", file.display()))?;
-    let rows: Vec<(String, String, Option<String>, Option<String>, Option<String>, String)> = {
+    type Row = (String, String, Option<String>, Option<String>, Option<String>, String);
+    let rows: Vec<Row> = {
         let mut st = ws.conn.prepare(&format!(
             "SELECT key, trace, trace_attempt, answer, solution, source FROM questions WHERE trace IS NOT NULL {}",
             if again { "" } else { "AND trace_tokens IS NULL" }

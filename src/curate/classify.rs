@@ -62,6 +62,26 @@ pub fn parse_code(reply: &str) -> Option<String> {
     None
 }
 
+/// A rough MSC code for a source's own subject label (MATH's `type`, OlympiadBench's
+/// `subfield`), for curating without a classifier model. Not s1's method (s1 asked an LLM); the
+/// origin of these labels says `subject`.
+pub fn code_for_subject(subject: &str) -> Option<&'static str> {
+    Some(match subject.trim().to_ascii_lowercase().as_str() {
+        "algebra" => "08",
+        "intermediate algebra" => "12",
+        "prealgebra" => "97",
+        "precalculus" => "26",
+        "number theory" => "11",
+        "geometry" => "51",
+        "counting & probability" | "counting and probability" => "05",
+        "combinatorics" => "05",
+        "probability" => "60",
+        "calculus" => "26",
+        "linear algebra" => "15",
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,24 +105,4 @@ mod tests {
         assert_eq!(parse_code("no code"), None);
         assert_eq!(parse_code("5"), None);
     }
-}
-
-/// A rough MSC code for a source's own subject label (MATH's `type`, OlympiadBench's
-/// `subfield`), for curating without a classifier model. Not s1's method (s1 asked an LLM); the
-/// origin of these labels says `subject`.
-pub fn code_for_subject(subject: &str) -> Option<&'static str> {
-    Some(match subject.trim().to_ascii_lowercase().as_str() {
-        "algebra" => "08",
-        "intermediate algebra" => "12",
-        "prealgebra" => "97",
-        "precalculus" => "26",
-        "number theory" => "11",
-        "geometry" => "51",
-        "counting & probability" | "counting and probability" => "05",
-        "combinatorics" => "05",
-        "probability" => "60",
-        "calculus" => "26",
-        "linear algebra" => "15",
-        _ => return None,
-    })
 }

@@ -50,6 +50,9 @@ pub struct Funnel {
     pub survivors: Vec<usize>,
     /// Models with attempts.
     pub models: Vec<String>,
+    /// Per question (same index): the stage that dropped it (an index into `stages`), or None
+    /// when it passed every filter.
+    pub dropped_at: Vec<Option<u8>>,
 }
 
 /// A key as a number (keys are 16 hex digits), for cheap lookups.
@@ -176,11 +179,17 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         },
     ];
     let mut cur: Vec<usize> = (0..keys.len()).collect();
+    let mut dropped_at: Vec<Option<u8>> = vec![None; keys.len()];
     let mut stage = |name: &str, note: String, keep: &dyn Fn(&QuestionState) -> bool, cur: &mut Vec<usize>| {
         let before = cur.len();
+        let at = stages.len() as u8;
         cur.retain(|&i| {
             let s = &states[i];
-            s.manual == Some(Manual::Include) || keep(s)
+            let kept = s.manual == Some(Manual::Include) || keep(s);
+            if !kept {
+                dropped_at[i] = Some(at);
+            }
+            kept
         });
         stages.push(Stage {
             name: name.into(),
@@ -258,6 +267,12 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         &mut cur,
     );
     let survivors = cur;
+    let ready_stage = stages.len() as u8;
+    for &i in &survivors {
+        if states[i].trace_tokens.is_none() || states[i].domain.is_none() {
+            dropped_at[i] = Some(ready_stage);
+        }
+    }
     let no_trace = survivors.iter().filter(|&&i| states[i].trace_tokens.is_none()).count();
     let no_domain = survivors.iter().filter(|&&i| states[i].domain.is_none()).count();
     let selectable = survivors
@@ -270,14 +285,13 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         dropped: survivors.len() - selectable,
         note: format!("{no_trace} without a trace length, {no_domain} without a domain"),
     });
-    if let Some((name, n)) = ws
+    if let Ok((name, n)) = ws
         .conn
         .query_row(
             "SELECT s.name, (SELECT count(*) FROM selection_items i WHERE i.name = s.name) FROM selections s ORDER BY at DESC, rowid DESC LIMIT 1",
             [],
             |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
         )
-        .ok()
     {
         stages.push(Stage {
             name: "selected".into(),
@@ -294,6 +308,7 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         after_decontam,
         survivors,
         models,
+        dropped_at,
     })
 }
 

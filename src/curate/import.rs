@@ -89,7 +89,7 @@ pub fn import(
     // thread inserts the previous chunk: parsing and SQLite overlap.
     enum Msg {
         Chunk(Vec<(usize, Result<Record, String>)>, usize),
-        Mapping(Shape, ColumnMap),
+        Mapping(Shape, Box<ColumnMap>),
         Failed(anyhow::Error),
     }
     let (tx_chunks, rx_chunks) = crossbeam_channel::bounded::<Msg>(2);
@@ -163,7 +163,7 @@ pub fn import(
                                 stop = true;
                                 return false;
                             }
-                            let _ = tx_chunks.send(Msg::Mapping(shape, cols.clone()));
+                            let _ = tx_chunks.send(Msg::Mapping(shape, Box::new(cols.clone())));
                             map = Some((shape, cols));
                         }
                     }
@@ -201,7 +201,7 @@ pub fn import(
                     outcome = Err(e);
                     break;
                 }
-                Msg::Mapping(shape, cols) => mapping = Some((shape, cols)),
+                Msg::Mapping(shape, cols) => mapping = Some((shape, *cols)),
                 Msg::Chunk(built, rows) => {
                     let step = || -> anyhow::Result<()> {
                         let now = now();

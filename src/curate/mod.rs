@@ -13,6 +13,7 @@ pub mod quality;
 pub mod rules;
 pub mod select;
 pub mod selection;
+pub mod snapshot;
 
 /// A question's key: the first 16 hex digits of sha256 of its text (s1's).
 pub fn question_key(question: &str) -> String {

@@ -14,10 +14,11 @@ use crate::workspace::{now, Workspace};
 /// s1's seed-set threshold: MATH questions with traces longer than this many tokens.
 pub const SEED_MATH_TOKENS: usize = 5600;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// s1's sampler: seed set, then domains (uniform, then benchmark-weighted), length-favouring.
+    #[default]
     S1,
     /// 1K-random.
     Random,

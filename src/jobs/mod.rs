@@ -2,12 +2,14 @@
 //! CLI and the GUI; nothing here knows about egui (a UI passes a `Notify` to be woken).
 
 mod cancel;
+pub mod curation;
 pub mod evaluation;
 pub mod inference;
 pub mod job;
 pub mod training;
 
 pub use cancel::CancelToken;
+pub use curation::{CurateEvent, CurateJob, CurateRequest};
 pub use evaluation::{EvalEvent, EvalJob, EvalRequest};
 pub use inference::{Delta, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 pub use training::TrainingJob;

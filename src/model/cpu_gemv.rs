@@ -51,7 +51,7 @@ impl QMatrix {
             QFormat::Q4_1 => 20,
             QFormat::Q8_0 => 34,
         };
-        if cols % 32 != 0 || bytes.len() != rows * cols / 32 * size {
+        if !cols.is_multiple_of(32) || bytes.len() != rows * cols / 32 * size {
             return None;
         }
         let chunks = bytes.chunks_exact(size);

@@ -42,7 +42,7 @@ pub enum TemplateChoice {
 impl InitSpec {
     fn config(&self, vocab: usize, eos: Vec<u32>) -> Result<ModelConfig> {
         let p = Path::new("init-model");
-        if self.heads == 0 || self.kv_heads == 0 || self.heads % self.kv_heads != 0 {
+        if self.heads == 0 || self.kv_heads == 0 || !self.heads.is_multiple_of(self.kv_heads) {
             return Err(ModelError::bad(
                 p,
                 format!(
@@ -51,7 +51,7 @@ impl InitSpec {
                 ),
             ));
         }
-        if self.hidden % self.heads != 0 || (self.hidden / self.heads) % 2 != 0 {
+        if !self.hidden.is_multiple_of(self.heads) || !(self.hidden / self.heads).is_multiple_of(2) {
             return Err(ModelError::bad(
                 p,
                 format!(

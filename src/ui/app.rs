@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use eframe::egui;
 
+use super::curate_state::{CuratePath, CurateState};
 use super::eval_state::{EvalPath, EvalState};
 use super::settings::{Settings, View};
 use super::train_state::{TrainPath, TrainState};
-use super::{chat_ui, empty_views, eval_ui, train_ui};
+use super::{chat_ui, curate_ui, eval_ui, train_ui};
 use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 use crate::model::LoadOptions;
@@ -35,6 +36,7 @@ pub enum Command {
     SetTrainPath(TrainPath, PathBuf),
     ChatWithCheckpoint(PathBuf),
     PickEvalPath(EvalPath),
+    PickCuratePath(CuratePath),
 }
 
 /// Where the model is.
@@ -82,6 +84,9 @@ pub struct StudioApp {
     pub notice: Option<String>,
     pub train: TrainState,
     pub eval: EvalState,
+    pub curate: CurateState,
+    /// Bumped when a new pool snapshot arrives (the table's cache key).
+    pub curate_generation: usize,
     pub(super) notify: Notify,
 }
 
@@ -91,6 +96,7 @@ enum DialogResult {
     Workspace(Option<PathBuf>),
     Train(TrainPath, Option<PathBuf>),
     Eval(EvalPath, Option<PathBuf>),
+    Curate(CuratePath, Option<PathBuf>),
 }
 
 impl StudioApp {
@@ -115,6 +121,8 @@ impl StudioApp {
             notice: None,
             train: TrainState::default(),
             eval: EvalState::default(),
+            curate: CurateState::default(),
+            curate_generation: 0,
             notify,
         })
     }
@@ -140,6 +148,7 @@ impl StudioApp {
         self.drain_events(Duration::from_millis(4));
         self.drain_training(Duration::from_millis(2));
         self.drain_eval(Duration::from_millis(2));
+        self.drain_curate(Duration::from_millis(2));
         self.drain_dialogs();
         self.take_dropped_files(ui.ctx());
         self.handle_commands(ui.ctx());
@@ -148,7 +157,7 @@ impl StudioApp {
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         match self.settings.view {
             View::Chat => chat_ui::chat_view_ui(self, ui),
-            View::Curate => empty_views::curate_ui(ui),
+            View::Curate => curate_ui::curate_view_ui(self, ui),
             View::Train => train_ui::train_view_ui(self, ui),
             View::Evaluate => eval_ui::eval_view_ui(self, ui),
         }
@@ -248,7 +257,17 @@ impl StudioApp {
                         EvalPath::Out => f.out = text,
                     }
                 }
+                DialogResult::Curate(which, Some(p)) => {
+                    let f = &mut self.settings.curate;
+                    let text = p.display().to_string();
+                    match which {
+                        CuratePath::Import => f.import_path = text,
+                        CuratePath::Tokenizer => f.tokenizer = text,
+                        CuratePath::Export => f.export_path = text,
+                    }
+                }
                 DialogResult::Model(None)
+                | DialogResult::Curate(_, None)
                 | DialogResult::Workspace(None)
                 | DialogResult::Train(_, None)
                 | DialogResult::Eval(_, None) => {}
@@ -376,7 +395,8 @@ impl StudioApp {
                 | Command::PickModelFile
                 | Command::PickWorkspace
                 | Command::PickTrainPath(_)
-                | Command::PickEvalPath(_) => {
+                | Command::PickEvalPath(_)
+                | Command::PickCuratePath(_) => {
                     let tx = self.dialogs.0.clone();
                     let ctx = ctx.clone();
                     let spawned = std::thread::Builder::new()
@@ -398,7 +418,7 @@ impl StudioApp {
                                         TrainPath::Model => d.set_title("Base model folder").pick_folder(),
                                         TrainPath::Data => d
                                             .set_title("Training data (s1K schema)")
-                                            .add_filter("JSON lines", &["jsonl", "json"])
+                                            .add_filter("s1K rows", &["jsonl", "json", "parquet"])
                                             .pick_file(),
                                         TrainPath::Out => d.set_title("Output folder").pick_folder(),
                                     };
@@ -418,6 +438,21 @@ impl StudioApp {
                                         EvalPath::Out => d.set_title("Output folder").pick_folder(),
                                     };
                                     DialogResult::Eval(which, p)
+                                }
+                                Command::PickCuratePath(which) => {
+                                    let d = rfd::FileDialog::new();
+                                    let p = match which {
+                                        CuratePath::Import => d
+                                            .set_title("Questions to import")
+                                            .add_filter("Datasets", &["jsonl", "json", "parquet"])
+                                            .pick_file(),
+                                        CuratePath::Tokenizer => d
+                                            .set_title("Tokenizer (tokenizer.json)")
+                                            .add_filter("tokenizer.json", &["json"])
+                                            .pick_file(),
+                                        CuratePath::Export => d.set_title("Export as (no extension)").save_file(),
+                                    };
+                                    DialogResult::Curate(which, p)
                                 }
                                 _ => DialogResult::Workspace(
                                     rfd::FileDialog::new()
@@ -492,6 +527,9 @@ impl eframe::App for StudioApp {
             j.stop();
         }
         if let Some(j) = &self.eval.job {
+            j.stop();
+        }
+        if let Some(j) = &self.curate.job {
             j.stop();
         }
     }

@@ -2,7 +2,8 @@
 
 pub mod app;
 pub mod chat_ui;
-pub mod empty_views;
+pub mod curate_state;
+pub mod curate_ui;
 pub mod eval_state;
 pub mod eval_ui;
 pub mod settings;

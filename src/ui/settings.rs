@@ -168,6 +168,8 @@ pub struct Settings {
     pub train_runs: Vec<PathBuf>,
     /// The Evaluate view's form.
     pub eval: super::eval_state::EvalForm,
+    /// The Curate view's form.
+    pub curate: super::curate_state::CurateForm,
 }
 
 impl Settings {

@@ -1,0 +1,286 @@
+//! The curation job: one step of the funnel (import, rules, decontamination, traces, domains,
+//! attempts, selection, export) on a named thread ("s1-curate") with its own connection to the
+//! workspace, progress over a channel, a cancel token for Stop, and a fresh snapshot of the pool
+//! at the end (also after a failure or a Stop: what finished is in the workspace).
+
+use std::path::PathBuf;
+
+use super::job::Job;
+use super::CancelToken;
+use crate::curate::annotate::{self, GenOptions, Grader};
+use crate::curate::backend::Endpoint;
+use crate::curate::quality::Rule;
+use crate::curate::snapshot::{self, PoolSnapshot};
+use crate::curate::{decontam, export, import, rules, selection};
+use crate::workspace::Workspace;
+
+/// One step to run.
+#[derive(Debug, Clone)]
+pub enum CurateRequest {
+    /// Only read the pool (after opening a workspace).
+    Refresh,
+    Import {
+        files: Vec<PathBuf>,
+        mapping: Option<String>,
+    },
+    /// The sample pool shipped in assets/ (written into the workspace's `sample-pool/`, then
+    /// imported).
+    ImportSample,
+    Rules {
+        enabled: Vec<Rule>,
+        required: Vec<String>,
+    },
+    /// Against the bundled evaluation sets plus these files.
+    Decontam {
+        extra: Vec<PathBuf>,
+    },
+    /// Stand-in traces from a column, then lengths with a tokenizer (when given).
+    TracesFromColumn {
+        column: String,
+        tokenizer: Option<PathBuf>,
+    },
+    /// Trace lengths only.
+    MeasureTraces {
+        tokenizer: PathBuf,
+    },
+    /// Traces by an endpoint model, then lengths (when a tokenizer is given).
+    TracesByEndpoint {
+        endpoint: Endpoint,
+        tokenizer: Option<PathBuf>,
+        max_tokens: usize,
+    },
+    DomainsFromSubjects,
+    DomainsByEndpoint {
+        endpoint: Endpoint,
+    },
+    Attempts {
+        endpoint: Endpoint,
+        max_tokens: usize,
+    },
+    Select(selection::SelectOptions),
+    /// A selection (None: the newest) to these files (.jsonl and/or .parquet).
+    Export {
+        selection: Option<String>,
+        out: Vec<PathBuf>,
+    },
+}
+
+impl CurateRequest {
+    pub fn label(&self) -> &'static str {
+        match self {
+            CurateRequest::Refresh => "reading the pool",
+            CurateRequest::Import { .. } | CurateRequest::ImportSample => "import",
+            CurateRequest::Rules { .. } => "quality rules",
+            CurateRequest::Decontam { .. } => "decontamination",
+            CurateRequest::TracesFromColumn { .. } | CurateRequest::TracesByEndpoint { .. } => "traces",
+            CurateRequest::MeasureTraces { .. } => "trace lengths",
+            CurateRequest::DomainsFromSubjects | CurateRequest::DomainsByEndpoint { .. } => "domains",
+            CurateRequest::Attempts { .. } => "difficulty attempts",
+            CurateRequest::Select(_) => "selection",
+            CurateRequest::Export { .. } => "export",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum CurateEvent {
+    Progress {
+        done: usize,
+        total: usize,
+    },
+    /// A line for the log.
+    Log(String),
+    Snapshot(Box<PoolSnapshot>),
+    /// The end: a summary, or what went wrong.
+    Finished(Result<String, String>),
+}
+
+pub type CurateJob = Job<CurateEvent>;
+
+/// The sample pool compiled in: (file name, contents).
+pub const SAMPLE_POOL: [(&str, &str); 3] = [
+    (
+        "aime_1983_2023.jsonl",
+        include_str!("../../assets/curate/pool/aime_1983_2023.jsonl"),
+    ),
+    (
+        "olympiadbench_en_comp_675.jsonl",
+        include_str!("../../assets/curate/pool/olympiadbench_en_comp_675.jsonl"),
+    ),
+    (
+        "math_test_minus_math500.jsonl",
+        include_str!("../../assets/curate/pool/math_test_minus_math500.jsonl"),
+    ),
+];
+
+fn step(
+    ws: &mut Workspace,
+    req: &CurateRequest,
+    cancel: &CancelToken,
+    send: &mut dyn FnMut(CurateEvent),
+) -> anyhow::Result<String> {
+    let mut progress = |d: usize, t: usize| send(CurateEvent::Progress { done: d, total: t });
+    let gen = |max_tokens: usize, temperature: f64| GenOptions {
+        max_tokens,
+        temperature,
+        limit: None,
+    };
+    let measure = |ws: &mut Workspace, tok: &Option<PathBuf>| -> anyhow::Result<String> {
+        match tok {
+            Some(t) => {
+                let r = annotate::measure_traces(ws, t, false)?;
+                Ok(format!("; {} trace lengths measured", r.done))
+            }
+            None => Ok("; no tokenizer chosen, so no trace lengths yet".into()),
+        }
+    };
+    Ok(match req {
+        CurateRequest::Refresh => "pool read".into(),
+        CurateRequest::Import { files, mapping } => {
+            let mut lines = Vec::new();
+            for f in files {
+                let opts = import::ImportOptions {
+                    mapping: mapping.clone(),
+                    ..Default::default()
+                };
+                let r = import::import(ws, f, &opts, |n| progress(n, 0))?;
+                let mut line = format!(
+                    "{}: {} shape, {} rows, {} new, {} duplicates, {} malformed",
+                    r.file,
+                    r.shape.name(),
+                    r.rows,
+                    r.added,
+                    r.duplicates,
+                    r.malformed
+                );
+                for e in r.errors.iter().take(3) {
+                    line += &format!("\n  line {}: {}", e.line, e.message);
+                }
+                lines.push(line);
+            }
+            lines.join("\n")
+        }
+        CurateRequest::ImportSample => {
+            let dir = ws.dir.join("sample-pool");
+            std::fs::create_dir_all(&dir)?;
+            let mut lines = Vec::new();
+            for (name, text) in SAMPLE_POOL {
+                let p = dir.join(name);
+                if !p.exists() {
+                    std::fs::write(&p, text)?;
+                }
+                match import::import(ws, &p, &Default::default(), |n| progress(n, 0)) {
+                    Ok(r) => lines.push(format!("{name}: {} new, {} duplicates", r.added, r.duplicates)),
+                    Err(e) if e.to_string().contains("already imported") => {
+                        lines.push(format!("{name}: already imported"))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            lines.join("\n")
+        }
+        CurateRequest::Rules { enabled, required } => {
+            let cfg = rules::RulesConfig {
+                enabled: enabled.clone(),
+                required: required.clone(),
+            };
+            let counts = rules::run(ws, &cfg)?;
+            let parts: Vec<String> = counts.iter().map(|c| format!("{} {}", c.rule.name(), c.hits)).collect();
+            format!("rule hits: {}", parts.join(", "))
+        }
+        CurateRequest::Decontam { extra } => {
+            let mut sets = decontam::bundled_sets();
+            for f in extra {
+                sets.push(decontam::set_from_file(f)?);
+            }
+            let r = decontam::run(ws, &sets)?;
+            let parts: Vec<String> = r.per_set.iter().map(|(n, _, h)| format!("{n} {h}")).collect();
+            format!(
+                "overlaps: {}; AIME after 2022: {}; {} flagged",
+                parts.join(", "),
+                r.aime_after_2022,
+                r.flagged
+            )
+        }
+        CurateRequest::TracesFromColumn { column, tokenizer } => {
+            let r = annotate::traces_from_column(ws, column)?;
+            format!("{} stand-in traces from `{column}`", r.done) + &measure(ws, tokenizer)?
+        }
+        CurateRequest::MeasureTraces { tokenizer } => measure(ws, &Some(tokenizer.clone()))?
+            .trim_start_matches("; ")
+            .to_string(),
+        CurateRequest::TracesByEndpoint {
+            endpoint,
+            tokenizer,
+            max_tokens,
+        } => {
+            let r = annotate::generate_traces(ws, endpoint, &gen(*max_tokens, 0.0), cancel, &mut progress)?;
+            format!("traces by {}: {} done, {} failed", endpoint.model, r.done, r.failed) + &measure(ws, tokenizer)?
+        }
+        CurateRequest::DomainsFromSubjects => {
+            let r = annotate::domains_from_subjects(ws)?;
+            format!(
+                "domains from subject labels: {} stored, {} without a known subject",
+                r.done, r.failed
+            )
+        }
+        CurateRequest::DomainsByEndpoint { endpoint } => {
+            let r = annotate::classify_domains(ws, endpoint, &gen(1024, 0.0), false, cancel, &mut progress)?;
+            format!("domains by {}: {} done, {} failed", endpoint.model, r.done, r.failed)
+        }
+        CurateRequest::Attempts { endpoint, max_tokens } => {
+            let r = annotate::attempts(
+                ws,
+                endpoint,
+                &Grader::Offline,
+                &gen(*max_tokens, 0.05),
+                cancel,
+                &mut progress,
+            )?;
+            format!("attempts by {}: {} done, {} failed", endpoint.model, r.done, r.failed)
+        }
+        CurateRequest::Select(opts) => {
+            let r = selection::run(ws, opts)?;
+            format!(
+                "selection `{}`: {} of {} candidates ({} from the seed set)",
+                r.name,
+                r.selected.len(),
+                r.candidates,
+                r.seed_set
+            )
+        }
+        CurateRequest::Export { selection: name, out } => {
+            let (name, keys) = selection::load(ws, name.as_deref())?;
+            let rows = export::rows(ws, &keys)?;
+            let mut lines = Vec::new();
+            for p in out {
+                match p.extension().and_then(|e| e.to_str()) {
+                    Some("jsonl") => export::write_jsonl(p, &rows)?,
+                    Some("parquet") => export::write_parquet(p, &rows)?,
+                    _ => anyhow::bail!("{}: give a .jsonl or .parquet path", p.display()),
+                }
+                lines.push(format!("{}: {} rows of `{name}`", p.display(), rows.len()));
+            }
+            lines.join("\n")
+        }
+    })
+}
+
+/// Starts a step on the workspace in `dir`.
+pub fn start(dir: PathBuf, req: CurateRequest, notify: super::Notify) -> std::io::Result<CurateJob> {
+    Job::run("s1-curate", notify, move |cancel, send| {
+        let mut ws = match Workspace::open(&dir) {
+            Ok(ws) => ws,
+            Err(e) => {
+                send(CurateEvent::Finished(Err(e.to_string())));
+                return;
+            }
+        };
+        let result = step(&mut ws, &req, cancel, send).map_err(|e| format!("{}: {e:#}", req.label()));
+        match snapshot::load(&ws) {
+            Ok(s) => send(CurateEvent::Snapshot(Box::new(s))),
+            Err(e) => send(CurateEvent::Log(format!("could not read the pool: {e}"))),
+        }
+        send(CurateEvent::Finished(result));
+    })
+}

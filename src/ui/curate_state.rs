@@ -1,0 +1,326 @@
+//! The Curate view's form (persisted) and runtime state: the running step, its log and progress,
+//! the pool snapshot, and the table's search, filter, sort and selection.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::app::StudioApp;
+use crate::curate::backend::Endpoint;
+use crate::curate::quality::Rule;
+use crate::curate::selection::{Method, SelectOptions};
+use crate::curate::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
+use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateRequest};
+use crate::workspace::{Manual, Workspace};
+
+/// Which path a picker fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CuratePath {
+    Import,
+    Tokenizer,
+    Export,
+}
+
+/// The form, as typed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CurateForm {
+    pub import_path: String,
+    /// `field=column` overrides.
+    pub mapping: String,
+    /// Rules switched off (by name).
+    pub rules_off: Vec<String>,
+    /// Fields the missing-field rule requires.
+    pub require: String,
+    /// tokenizer.json (or its folder) for trace lengths.
+    pub tokenizer: String,
+    /// An OpenAI-compatible endpoint for traces, attempts and domains.
+    pub endpoint: String,
+    pub endpoint_model: String,
+    pub concurrency: usize,
+    pub max_tokens: usize,
+    pub method: Method,
+    pub seed: u64,
+    pub target: usize,
+    /// Export path without extension: `.jsonl` and `.parquet` are written.
+    pub export_path: String,
+}
+
+impl Default for CurateForm {
+    fn default() -> Self {
+        Self {
+            import_path: String::new(),
+            mapping: String::new(),
+            rules_off: Vec::new(),
+            require: "solution,trace".into(),
+            tokenizer: String::new(),
+            endpoint: "http://localhost:8000/v1".into(),
+            endpoint_model: String::new(),
+            concurrency: 8,
+            max_tokens: 32768,
+            method: Method::S1,
+            seed: 0,
+            target: 1000,
+            export_path: String::new(),
+        }
+    }
+}
+
+impl CurateForm {
+    pub fn endpoint(&self) -> Result<Endpoint, String> {
+        if self.endpoint.trim().is_empty() || self.endpoint_model.trim().is_empty() {
+            return Err("give the endpoint's URL and model name".into());
+        }
+        let mut e = Endpoint::new(self.endpoint.trim(), self.endpoint_model.trim());
+        e.api_key = std::env::var("S1_API_KEY").ok();
+        e.concurrency = self.concurrency.max(1);
+        Ok(e)
+    }
+
+    pub fn tokenizer(&self) -> Option<PathBuf> {
+        let t = self.tokenizer.trim();
+        (!t.is_empty()).then(|| PathBuf::from(t))
+    }
+
+    pub fn rules_request(&self) -> CurateRequest {
+        CurateRequest::Rules {
+            enabled: Rule::ALL
+                .into_iter()
+                .filter(|r| !self.rules_off.iter().any(|o| o == r.name()))
+                .collect(),
+            required: self
+                .require
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+
+    pub fn select_request(&self) -> CurateRequest {
+        CurateRequest::Select(SelectOptions {
+            method: self.method,
+            seed: self.seed,
+            target: self.target,
+            ..Default::default()
+        })
+    }
+
+    /// The export files: the path as given with `.jsonl` and `.parquet`.
+    pub fn export_request(&self) -> Result<CurateRequest, String> {
+        let p = self.export_path.trim();
+        if p.is_empty() {
+            return Err("give an export path".into());
+        }
+        let base = PathBuf::from(p);
+        let stem = match base.extension().and_then(|e| e.to_str()) {
+            Some("jsonl") | Some("parquet") => base.with_extension(""),
+            _ => base,
+        };
+        Ok(CurateRequest::Export {
+            selection: None,
+            out: vec![stem.with_extension("jsonl"), stem.with_extension("parquet")],
+        })
+    }
+}
+
+/// Which rows the table shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowFilter {
+    #[default]
+    All,
+    /// Passed every filter.
+    Passed,
+    /// Dropped at this stage (index into the funnel).
+    DroppedAt(u8),
+    Selected,
+    Flagged,
+    ByHand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortBy {
+    #[default]
+    Pool,
+    Key,
+    Source,
+    Tokens,
+    Domain,
+    Stage,
+}
+
+#[derive(Default)]
+pub struct CurateState {
+    pub job: Option<CurateJob>,
+    /// The step running (its label).
+    pub running: Option<&'static str>,
+    pub progress: (usize, usize),
+    pub log: Vec<String>,
+    pub error: Option<String>,
+    pub snapshot: Option<PoolSnapshot>,
+    /// The workspace the snapshot is of.
+    pub snapshot_of: Option<PathBuf>,
+    pub search: String,
+    pub filter: RowFilter,
+    pub sort: SortBy,
+    pub descending: bool,
+    /// Rows shown (indexes into the snapshot), cached for (search, filter, sort).
+    pub visible: Vec<usize>,
+    visible_for: Option<(String, RowFilter, SortBy, bool, usize)>,
+    pub selected: Option<String>,
+    pub detail: Option<QuestionDetail>,
+}
+
+impl CurateState {
+    pub fn is_running(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// Recomputes the visible rows when the search, filter, sort or snapshot changed.
+    pub fn refresh_visible(&mut self, generation: usize) {
+        let key = (self.search.clone(), self.filter, self.sort, self.descending, generation);
+        if self.visible_for.as_ref() == Some(&key) {
+            return;
+        }
+        let Some(s) = &self.snapshot else {
+            self.visible.clear();
+            return;
+        };
+        let needle = self.search.trim().to_lowercase();
+        let keep = |r: &PoolRow| -> bool {
+            let f = match self.filter {
+                RowFilter::All => true,
+                RowFilter::Passed => r.dropped_at.is_none(),
+                RowFilter::DroppedAt(i) => r.dropped_at == Some(i),
+                RowFilter::Selected => r.selected,
+                RowFilter::Flagged => !r.flags.is_empty(),
+                RowFilter::ByHand => r.manual.is_some(),
+            };
+            f && (needle.is_empty()
+                || r.key.starts_with(&needle)
+                || r.preview.to_lowercase().contains(&needle)
+                || r.source.to_lowercase().contains(&needle))
+        };
+        let mut v: Vec<usize> = (0..s.rows.len()).filter(|&i| keep(&s.rows[i])).collect();
+        let rows = &s.rows;
+        match self.sort {
+            SortBy::Pool => {}
+            SortBy::Key => v.sort_by(|a, b| rows[*a].key.cmp(&rows[*b].key)),
+            SortBy::Source => v.sort_by(|a, b| rows[*a].source.cmp(&rows[*b].source)),
+            SortBy::Tokens => v.sort_by_key(|i| rows[*i].tokens),
+            SortBy::Domain => v.sort_by(|a, b| rows[*a].domain.cmp(&rows[*b].domain)),
+            SortBy::Stage => v.sort_by_key(|i| rows[*i].dropped_at.map(|d| d as i32).unwrap_or(i32::MAX)),
+        }
+        if self.descending {
+            v.reverse();
+        }
+        self.visible = v;
+        self.visible_for = Some(key);
+    }
+}
+
+impl StudioApp {
+    fn workspace_dir(&self) -> Option<PathBuf> {
+        self.settings.workspace.clone()
+    }
+
+    /// Starts a curation step on the workspace (one at a time).
+    pub fn start_curate(&mut self, req: CurateRequest) {
+        let Some(dir) = self.workspace_dir() else {
+            self.curate.error = Some("choose a workspace folder first (top bar)".into());
+            return;
+        };
+        if self.curate.is_running() {
+            return;
+        }
+        self.curate.error = None;
+        self.curate.progress = (0, 0);
+        self.curate.running = Some(req.label());
+        match curation::start(dir.clone(), req, self.notify.clone()) {
+            Ok(job) => {
+                self.curate.job = Some(job);
+                self.curate.snapshot_of = Some(dir);
+            }
+            Err(e) => {
+                self.curate.running = None;
+                self.curate.error = Some(format!("could not start the step: {e}"));
+            }
+        }
+    }
+
+    pub fn stop_curate(&mut self) {
+        if let Some(j) = &self.curate.job {
+            j.stop();
+        }
+    }
+
+    /// Reads the pool when the workspace changed (or was never read).
+    pub(super) fn ensure_curate_snapshot(&mut self) {
+        let dir = self.workspace_dir();
+        if dir.is_some() && !self.curate.is_running() && self.curate.snapshot_of != dir {
+            self.curate.snapshot = None;
+            self.curate.selected = None;
+            self.curate.detail = None;
+            self.start_curate(CurateRequest::Refresh);
+        }
+    }
+
+    pub(super) fn drain_curate(&mut self, budget: Duration) {
+        let start = Instant::now();
+        let mut finished = false;
+        if let Some(job) = &self.curate.job {
+            while start.elapsed() < budget {
+                let Ok(ev) = job.events.try_recv() else { break };
+                match ev {
+                    CurateEvent::Progress { done, total } => self.curate.progress = (done, total),
+                    CurateEvent::Log(l) => self.curate.log.push(l),
+                    CurateEvent::Snapshot(s) => {
+                        self.curate.snapshot = Some(*s);
+                        self.curate_generation += 1;
+                    }
+                    CurateEvent::Finished(r) => {
+                        match r {
+                            Ok(msg) => self.curate.log.push(msg),
+                            Err(e) => {
+                                self.curate.log.push(format!("failed: {e}"));
+                                self.curate.error = Some(e);
+                            }
+                        }
+                        finished = true;
+                    }
+                }
+            }
+        }
+        if finished {
+            self.curate.job = None;
+            self.curate.running = None;
+            if let Some(k) = self.curate.selected.clone() {
+                self.select_question(&k);
+            }
+        }
+        if self.curate.log.len() > 200 {
+            self.curate.log.drain(..100);
+        }
+    }
+
+    /// Opens a question in the inspector.
+    pub fn select_question(&mut self, key: &str) {
+        self.curate.selected = Some(key.to_string());
+        self.curate.detail = self
+            .workspace_dir()
+            .and_then(|d| Workspace::open_existing(&d).ok())
+            .and_then(|ws| crate::curate::snapshot::detail(&ws, key).ok());
+    }
+
+    /// Includes or excludes a question by hand (None: back to the funnel's verdict); persisted at
+    /// once, then the pool is re-read.
+    pub fn mark_question(&mut self, key: &str, manual: Option<Manual>) {
+        let Some(dir) = self.workspace_dir() else { return };
+        match Workspace::open_existing(&dir).and_then(|ws| ws.set_manual(key, manual)) {
+            Ok(()) => {
+                self.select_question(key);
+                self.start_curate(CurateRequest::Refresh);
+            }
+            Err(e) => self.curate.error = Some(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,513 @@
+//! The Curate view: the steps of the s1 funnel on the left (each a job with progress and Stop),
+//! the funnel's counts, the domain and trace-length histograms and the pool table in the middle
+//! (virtualised: only visible rows are laid out, so 60,000 rows scroll smoothly), and the sample
+//! inspector on the right with include/exclude by hand.
+
+use eframe::egui::{self, RichText};
+use egui_plot::{Bar, BarChart, Plot};
+
+use super::app::{Command, StudioApp};
+use super::curate_state::{CuratePath, RowFilter, SortBy};
+use crate::curate::classify;
+use crate::curate::quality::Rule;
+use crate::curate::selection::Method;
+use crate::jobs::CurateRequest;
+use crate::workspace::Manual;
+
+fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
+    ui.horizontal(|ui| {
+        let l = ui.label(label);
+        ui.add(egui::TextEdit::singleline(value).desired_width(200.0))
+            .labelled_by(l.id)
+            .on_hover_text(hint)
+            .changed()
+    })
+    .inner
+}
+
+fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let running = app.curate.is_running();
+    let mut req: Option<CurateRequest> = None;
+    let mut pick: Option<CuratePath> = None;
+    if app.settings.workspace.is_none() {
+        ui.label("Choose a workspace folder (top bar): the pool and every annotation are kept there.");
+        return;
+    }
+    ui.add_enabled_ui(!running, |ui| {
+        ui.heading("1. Pool");
+        let empty = app.curate.snapshot.as_ref().is_none_or(|s| s.rows.is_empty());
+        if empty {
+            ui.label("No questions yet. Start with the sample pool (AIME 1983-2023, OlympiadBench, MATH test) or import a file.");
+        }
+        if ui
+            .button("Use the sample pool")
+            .on_hover_text("6,150 competition questions with reference solutions (MIT), from assets/")
+            .clicked()
+        {
+            req = Some(CurateRequest::ImportSample);
+        }
+        let f = &mut app.settings.curate;
+        ui.horizontal(|ui| {
+            field(ui, "File", &mut f.import_path, "JSONL, JSON or Parquet (Hugging Face datasets files too)");
+            if ui.button("Browse…").clicked() {
+                pick = Some(CuratePath::Import);
+            }
+        });
+        field(ui, "Columns", &mut f.mapping, "optional field=column overrides, e.g. question=prompt,solution=output");
+        if ui.button("Import").clicked() {
+            if f.import_path.trim().is_empty() {
+                app.curate.error = Some("give a file to import".into());
+            } else {
+                let mapping = (!f.mapping.trim().is_empty()).then(|| f.mapping.trim().to_string());
+                req = Some(CurateRequest::Import {
+                    files: vec![f.import_path.trim().into()],
+                    mapping,
+                });
+            }
+        }
+
+        ui.separator();
+        ui.heading("2. Traces");
+        let f = &mut app.settings.curate;
+        ui.horizontal(|ui| {
+            field(ui, "Tokenizer", &mut f.tokenizer, "tokenizer.json (or its folder) for trace lengths, e.g. Qwen's");
+            if ui.button("Browse…").clicked() {
+                pick = Some(CuratePath::Tokenizer);
+            }
+        });
+        ui.horizontal(|ui| {
+            if ui
+                .button("Solutions as traces")
+                .on_hover_text("Stand-ins where no reasoning model is at hand: each reference solution becomes the trace")
+                .clicked()
+            {
+                req = Some(CurateRequest::TracesFromColumn {
+                    column: "solution".into(),
+                    tokenizer: f.tokenizer(),
+                });
+            }
+            if ui.button("Measure lengths").clicked() {
+                match f.tokenizer() {
+                    Some(t) => req = Some(CurateRequest::MeasureTraces { tokenizer: t }),
+                    None => app.curate.error = Some("choose a tokenizer first".into()),
+                }
+            }
+        });
+
+        ui.separator();
+        ui.heading("3. Quality");
+        let f = &mut app.settings.curate;
+        for r in Rule::ALL {
+            let mut on = !f.rules_off.iter().any(|o| o == r.name());
+            if ui.checkbox(&mut on, r.describe()).changed() {
+                f.rules_off.retain(|o| o != r.name());
+                if !on {
+                    f.rules_off.push(r.name().to_string());
+                }
+            }
+        }
+        field(ui, "Required", &mut f.require, "fields the missing-field rule requires: solution, answer, trace, attempt");
+        if ui.button("Run rules").clicked() {
+            req = Some(f.rules_request());
+        }
+        if ui
+            .button("Decontaminate")
+            .on_hover_text("word 8-grams against MATH500, AIME24/25, AMC23, GSM8K; AIME after 2022")
+            .clicked()
+        {
+            req = Some(CurateRequest::Decontam { extra: Vec::new() });
+        }
+
+        ui.separator();
+        ui.heading("4. Models (endpoint)");
+        let f = &mut app.settings.curate;
+        field(ui, "URL", &mut f.endpoint, "OpenAI-compatible base URL (vLLM, a cloud API); key from S1_API_KEY");
+        field(ui, "Model", &mut f.endpoint_model, "the model name the endpoint serves");
+        ui.add(egui::Slider::new(&mut f.concurrency, 1..=64).text("in flight"));
+        let ep = f.endpoint();
+        let max_tokens = f.max_tokens;
+        let tok = f.tokenizer();
+        ui.horizontal(|ui| {
+            for (label, which) in [("Traces", 0), ("Attempts", 1), ("Domains", 2)] {
+                if ui.button(label).clicked() {
+                    match &ep {
+                        Ok(e) => {
+                            req = Some(match which {
+                                0 => CurateRequest::TracesByEndpoint {
+                                    endpoint: e.clone(),
+                                    tokenizer: tok.clone(),
+                                    max_tokens,
+                                },
+                                1 => CurateRequest::Attempts {
+                                    endpoint: e.clone(),
+                                    max_tokens,
+                                },
+                                _ => CurateRequest::DomainsByEndpoint { endpoint: e.clone() },
+                            })
+                        }
+                        Err(e) => app.curate.error = Some(e.clone()),
+                    }
+                }
+            }
+        });
+        if ui
+            .button("Domains from subjects")
+            .on_hover_text("MATH's `type` / OlympiadBench's `subfield` mapped to MSC codes: a rough stand-in, not s1's classifier")
+            .clicked()
+        {
+            req = Some(CurateRequest::DomainsFromSubjects);
+        }
+
+        ui.separator();
+        ui.heading("5. Select and export");
+        let f = &mut app.settings.curate;
+        egui::ComboBox::from_label("Method")
+            .selected_text(f.method.name())
+            .show_ui(ui, |ui| {
+                for m in [Method::S1, Method::Random, Method::Diverse, Method::Longest] {
+                    ui.selectable_value(&mut f.method, m, m.name());
+                }
+            });
+        ui.add(egui::DragValue::new(&mut f.seed).prefix("seed "));
+        ui.add(egui::DragValue::new(&mut f.target).range(1..=100_000).prefix("target "));
+        if ui.button("Select").clicked() {
+            req = Some(f.select_request());
+        }
+        ui.horizontal(|ui| {
+            field(ui, "Export to", &mut f.export_path, "path without extension: .jsonl and .parquet are written");
+            if ui.button("Browse…").clicked() {
+                pick = Some(CuratePath::Export);
+            }
+        });
+        if ui.button("Export").clicked() {
+            match f.export_request() {
+                Ok(r) => req = Some(r),
+                Err(e) => app.curate.error = Some(e),
+            }
+        }
+    });
+    if let Some(p) = pick {
+        app.command(Command::PickCuratePath(p));
+    }
+    if let Some(r) = req {
+        app.start_curate(r);
+    }
+    ui.separator();
+    if let Some(label) = app.curate.running {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            let (d, t) = app.curate.progress;
+            if t > 0 {
+                ui.add(
+                    egui::ProgressBar::new(d as f32 / t as f32)
+                        .desired_width(140.0)
+                        .text(format!("{d}/{t}")),
+                );
+            }
+            ui.label(format!("Running: {label}"));
+            if ui.button("Stop").clicked() {
+                app.stop_curate();
+            }
+        });
+    }
+    if let Some(e) = &app.curate.error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
+    egui::CollapsingHeader::new("Log").default_open(true).show(ui, |ui| {
+        for l in app.curate.log.iter().rev().take(12) {
+            ui.weak(l);
+        }
+    });
+}
+
+fn funnel_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let Some(s) = &app.curate.snapshot else {
+        ui.weak("Reading the workspace…");
+        return;
+    };
+    let mut filter = None;
+    ui.horizontal_top(|ui| {
+        ui.vertical(|ui| {
+            ui.strong("Funnel");
+            egui::Grid::new("funnel").striped(true).show(ui, |ui| {
+                for (i, st) in s.stages.iter().enumerate() {
+                    ui.label(&st.name);
+                    ui.label(RichText::new(st.kept.to_string()).strong());
+                    if st.dropped > 0 && i >= 2 && st.name != "selected" {
+                        if ui
+                            .link(format!("-{}", st.dropped))
+                            .on_hover_text("show the questions it dropped")
+                            .clicked()
+                        {
+                            filter = Some(RowFilter::DroppedAt(i as u8));
+                        }
+                    } else {
+                        ui.weak(format!("-{}", st.dropped));
+                    }
+                    ui.weak(&st.note);
+                    ui.end_row();
+                }
+            });
+        });
+        ui.vertical(|ui| {
+            ui.strong("Domains (passed)");
+            let bars: Vec<Bar> = s
+                .domains
+                .iter()
+                .take(24)
+                .enumerate()
+                .map(|(i, (d, n))| {
+                    Bar::new(i as f64, *n as f64).name(format!("{d} {}", classify::title(d).unwrap_or("")))
+                })
+                .collect();
+            Plot::new("domains")
+                .height(150.0)
+                .width(260.0)
+                .show_axes([false, true])
+                .show(ui, |p| p.bar_chart(BarChart::new("domains", bars)));
+            ui.strong(format!("Trace length (passed, bins of {})", s.bin));
+            let bars: Vec<Bar> = s
+                .lengths
+                .iter()
+                .map(|(lo, n)| Bar::new(*lo as f64 + s.bin as f64 / 2.0, *n as f64).width(s.bin as f64 * 0.9))
+                .collect();
+            Plot::new("lengths")
+                .height(110.0)
+                .width(260.0)
+                .show(ui, |p| p.bar_chart(BarChart::new("tokens", bars)));
+        });
+    });
+    if let Some(f) = filter {
+        app.curate.filter = f;
+    }
+}
+
+fn stage_name(app: &StudioApp, at: Option<u8>) -> String {
+    match (at, &app.curate.snapshot) {
+        (None, _) => "passed".into(),
+        (Some(i), Some(s)) => s.stages.get(i as usize).map(|s| s.name.clone()).unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let generation = app.curate_generation;
+    ui.horizontal(|ui| {
+        let l = ui.label("Search");
+        ui.add(egui::TextEdit::singleline(&mut app.curate.search).desired_width(220.0))
+            .labelled_by(l.id);
+        let label = |f: RowFilter, app: &StudioApp| match f {
+            RowFilter::All => "all".to_string(),
+            RowFilter::Passed => "passed".into(),
+            RowFilter::DroppedAt(i) => format!("dropped: {}", stage_name(app, Some(i))),
+            RowFilter::Selected => "selected".into(),
+            RowFilter::Flagged => "flagged".into(),
+            RowFilter::ByHand => "marked by hand".into(),
+        };
+        let current = label(app.curate.filter, app);
+        let mut choice = app.curate.filter;
+        let stages = app.curate.snapshot.as_ref().map(|s| s.stages.len()).unwrap_or(0);
+        egui::ComboBox::from_label("Show")
+            .selected_text(current)
+            .show_ui(ui, |ui| {
+                for f in [
+                    RowFilter::All,
+                    RowFilter::Passed,
+                    RowFilter::Selected,
+                    RowFilter::Flagged,
+                    RowFilter::ByHand,
+                ]
+                .into_iter()
+                .chain((2..stages as u8).map(RowFilter::DroppedAt))
+                {
+                    let text = label(f, app);
+                    ui.selectable_value(&mut choice, f, text);
+                }
+            });
+        app.curate.filter = choice;
+    });
+    app.curate.refresh_visible(generation);
+    let n = app.curate.visible.len();
+    let total = app.curate.snapshot.as_ref().map(|s| s.rows.len()).unwrap_or(0);
+    ui.weak(format!("{n} of {total} questions"));
+    let widths = [150.0, 150.0, 60.0, 60.0, 170.0];
+    ui.horizontal(|ui| {
+        for (i, (name, by)) in [
+            ("key", SortBy::Key),
+            ("source", SortBy::Source),
+            ("tokens", SortBy::Tokens),
+            ("domain", SortBy::Domain),
+            ("stage", SortBy::Stage),
+            ("question", SortBy::Pool),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let arrow = if app.curate.sort == by && by != SortBy::Pool {
+                if app.curate.descending {
+                    " v"
+                } else {
+                    " ^"
+                }
+            } else {
+                ""
+            };
+            let w = widths.get(i).copied().unwrap_or(300.0);
+            if ui
+                .add_sized([w, 18.0], egui::Button::new(format!("{name}{arrow}")).frame(false))
+                .clicked()
+            {
+                if app.curate.sort == by {
+                    app.curate.descending = !app.curate.descending;
+                } else {
+                    app.curate.sort = by;
+                    app.curate.descending = false;
+                }
+            }
+        }
+    });
+    let row_h = 20.0;
+    let mut clicked: Option<String> = None;
+    egui::ScrollArea::vertical()
+        .id_salt("pool-table")
+        .auto_shrink([false, false])
+        .show_rows(ui, row_h, n, |ui, range| {
+            let Some(s) = &app.curate.snapshot else { return };
+            for vi in range {
+                let r = &s.rows[app.curate.visible[vi]];
+                let sel = app.curate.selected.as_deref() == Some(r.key.as_str());
+                ui.horizontal(|ui| {
+                    ui.set_height(row_h);
+                    let mut key = r.key.clone();
+                    if r.selected {
+                        key.push_str(" (selected)");
+                    }
+                    if let Some(m) = r.manual {
+                        key.push_str(if m == Manual::Include { " (+)" } else { " (-)" });
+                    }
+                    if ui
+                        .add_sized([widths[0], row_h], egui::Button::selectable(sel, key))
+                        .clicked()
+                    {
+                        clicked = Some(r.key.clone());
+                    }
+                    ui.add_sized([widths[1], row_h], egui::Label::new(&r.source).truncate());
+                    ui.add_sized(
+                        [widths[2], row_h],
+                        egui::Label::new(r.tokens.map(|t| t.to_string()).unwrap_or_else(|| "–".into())),
+                    );
+                    ui.add_sized(
+                        [widths[3], row_h],
+                        egui::Label::new(r.domain.clone().unwrap_or_else(|| "–".into())),
+                    );
+                    let stage = match r.dropped_at {
+                        None => "passed".to_string(),
+                        Some(i) => s.stages.get(i as usize).map(|s| s.name.clone()).unwrap_or_default(),
+                    };
+                    ui.add_sized([widths[4], row_h], egui::Label::new(stage).truncate());
+                    ui.add(egui::Label::new(&r.preview).truncate());
+                });
+            }
+        });
+    if let Some(k) = clicked {
+        app.select_question(&k);
+    }
+}
+
+fn inspector_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    let Some(d) = app.curate.detail.clone() else {
+        ui.weak("Click a question to inspect it.");
+        return;
+    };
+    ui.heading(&d.key);
+    ui.label(format!("source: {}", d.source));
+    ui.horizontal(|ui| {
+        let mark = match d.manual {
+            Some(Manual::Include) => "included by hand",
+            Some(Manual::Exclude) => "excluded by hand",
+            None => "as the funnel decides",
+        };
+        ui.label(mark);
+    });
+    ui.horizontal(|ui| {
+        if ui.button("Include").clicked() {
+            app.mark_question(&d.key, Some(Manual::Include));
+        }
+        if ui.button("Exclude").clicked() {
+            app.mark_question(&d.key, Some(Manual::Exclude));
+        }
+        if d.manual.is_some() && ui.button("Clear").clicked() {
+            app.mark_question(&d.key, None);
+        }
+    });
+    if !d.flags.is_empty() {
+        ui.strong("Flags");
+        for (rule, detail) in &d.flags {
+            ui.label(format!(
+                "{rule}{}",
+                detail.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(code) = &d.domain {
+        ui.label(format!("domain: {code} {}", classify::title(code).unwrap_or("")));
+    }
+    egui::ScrollArea::vertical().id_salt("inspector").show(ui, |ui| {
+        ui.strong("Question");
+        ui.label(&d.question);
+        if let Some(a) = &d.answer {
+            ui.strong("Answer");
+            ui.label(a);
+        }
+        if let Some(t) = &d.trace {
+            ui.strong(format!(
+                "Trace ({}, {} tokens{})",
+                d.trace_origin.as_deref().unwrap_or("?"),
+                d.trace_tokens
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "not measured".into()),
+                match d.trace_correct {
+                    Some(true) => ", its answer correct",
+                    Some(false) => ", its answer wrong",
+                    None => "",
+                }
+            ));
+            ui.label(t);
+        }
+        if let Some(a) = &d.trace_attempt {
+            ui.strong("Attempt (trace's answer)");
+            ui.label(a);
+        }
+        for (model, verdict, grader, response) in &d.attempts {
+            ui.strong(format!("Difficulty attempt by {model}: {verdict} ({grader})"));
+            ui.label(response);
+        }
+        if let Some(s) = &d.solution {
+            ui.strong("Reference solution");
+            ui.label(s);
+        }
+    });
+}
+
+pub fn curate_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+    app.ensure_curate_snapshot();
+    egui::Panel::left("curate-steps")
+        .resizable(true)
+        .default_size(340.0)
+        .show(ui, |ui| {
+            egui::ScrollArea::vertical()
+                .id_salt("curate-steps-scroll")
+                .show(ui, |ui| steps_ui(app, ui));
+        });
+    if app.curate.detail.is_some() {
+        egui::Panel::right("curate-inspector")
+            .resizable(true)
+            .default_size(380.0)
+            .show(ui, |ui| inspector_ui(app, ui));
+    }
+    egui::CentralPanel::default().show(ui, |ui| {
+        funnel_ui(app, ui);
+        ui.separator();
+        table_ui(app, ui);
+    });
+}
