@@ -92,7 +92,7 @@ fn attempts_graded_by_an_llm_judge() {
     // says Yes exactly to "right".
     let attempter = MockEndpoint::start(
         Duration::ZERO,
-        Arc::new(|q: &str| Ok(if q.len() % 2 == 0 { "right" } else { "wrong" }.to_string())),
+        Arc::new(|q: &str| Ok(if q.len().is_multiple_of(2) { "right" } else { "wrong" }.to_string())),
     );
     let judge = MockEndpoint::start(
         Duration::ZERO,
@@ -134,7 +134,11 @@ fn attempts_graded_by_an_llm_judge() {
     assert_eq!(rows.len(), 40);
     for (q, verdict, grader) in &rows {
         assert_eq!(grader, "judge:judge");
-        let expect = if q.len() % 2 == 0 { "correct" } else { "incorrect" };
+        let expect = if q.len().is_multiple_of(2) {
+            "correct"
+        } else {
+            "incorrect"
+        };
         assert_eq!(verdict, expect);
     }
     assert_eq!(judge.prompts().len(), 40);
