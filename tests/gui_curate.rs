@@ -45,7 +45,7 @@ fn import_rules_select_export_from_the_view() {
     };
     s.curate.tokenizer = common::qwen_tokenizer().display().to_string();
     s.curate.export_path = dir.path().join("out/s1k").display().to_string();
-    s.curate.target = 300;
+    s.curate.target = 1000;
     s.curate.seed = 11;
     std::fs::create_dir_all(dir.path().join("out")).unwrap();
     let mut h = harness(app(s));
@@ -77,9 +77,21 @@ fn import_rules_select_export_from_the_view() {
 
     click_and_wait(&mut h, "Select");
     let snap = h.state().curate.snapshot.clone().unwrap();
-    assert_eq!(snap.selection, Some(("s1-seed11".to_string(), 300)));
-    assert_eq!(snap.rows.iter().filter(|r| r.selected).count(), 300);
+    assert_eq!(snap.selection, Some(("s1-seed11".to_string(), 1000)));
+    assert_eq!(snap.rows.iter().filter(|r| r.selected).count(), 1000);
     assert_eq!(snap.stages.last().unwrap().name, "selected");
+    // The same seed again draws the same 1,000, in the same order.
+    let ws_dir = dir.path().join("ws");
+    let first =
+        s1_studio::curate::selection::load(&s1_studio::workspace::Workspace::open_existing(&ws_dir).unwrap(), None)
+            .unwrap()
+            .1;
+    click_and_wait(&mut h, "Select");
+    let again =
+        s1_studio::curate::selection::load(&s1_studio::workspace::Workspace::open_existing(&ws_dir).unwrap(), None)
+            .unwrap()
+            .1;
+    assert_eq!(first, again);
 
     click_and_wait(&mut h, "Export");
     let rows = s1_studio::train::data::read_rows(
@@ -87,13 +99,13 @@ fn import_rules_select_export_from_the_view() {
         &s1_studio::train::data::TraceColumns::Auto,
     )
     .unwrap();
-    assert_eq!(rows.len(), 300);
+    assert_eq!(rows.len(), 1000);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out/s1k.jsonl"))
             .unwrap()
             .lines()
             .count(),
-        300
+        1000
     );
 
     // The table: search narrows it; a click opens the inspector; Exclude is persisted.

@@ -401,6 +401,22 @@ mod tests {
     }
 
     #[test]
+    fn gpqa_columns() {
+        let row = obj(
+            json!({"Question": "Which gas?", "Correct Answer": "Argon", "Incorrect Answer 1": "Neon",
+                             "Explanation": "Noble.", "Record ID": "rec1"}),
+        );
+        let (shape, map) = detect(&row);
+        assert_eq!(shape, Shape::Gpqa);
+        let r = to_record(row, &map.unwrap(), shape, "gpqa_diamond").unwrap();
+        assert_eq!(
+            (r.question.as_str(), r.answer.as_deref(), r.solution.as_deref()),
+            ("Which gas?", Some("Argon"), Some("Noble."))
+        );
+        assert!(r.metadata.contains("Incorrect Answer 1") && r.metadata.contains("rec1"));
+    }
+
+    #[test]
     fn overrides_and_their_errors() {
         let mut m = ColumnMap::default();
         apply_overrides(&mut m, "question=prompt, solution=output,answer=").unwrap();
