@@ -10,6 +10,17 @@ fn main() -> std::process::ExitCode {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     let cli = s1_studio::cli::Cli::parse();
+    // A closed pipe (`s1-studio curate report | head`) ends the text-printing commands quietly,
+    // as other Unix tools do, instead of a panic in println!. Only those: the others write to
+    // child processes' pipes, where an error is better than a signal (sockets are not affected:
+    // std sends with MSG_NOSIGNAL).
+    #[cfg(unix)]
+    if cli.prints_text() {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // candle's CPU elementwise ops run on a pool of its own whose threads spin 25,000 times
     // before sleeping; in a training step, between the rayon-parallel products, those spinning
     // threads take the cores the products need (measured on 2 cores: a step 1.44 s -> 1.30 s

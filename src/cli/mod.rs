@@ -49,6 +49,11 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Whether the command only prints text (curate, grade): it may die quietly on a closed pipe.
+    pub fn prints_text(&self) -> bool {
+        matches!(self.command, Some(Command::Curate(_)) | Some(Command::Grade(_)))
+    }
+
     /// Whether the command trains (train, bench train, bench grads).
     pub fn trains(&self) -> bool {
         matches!(
