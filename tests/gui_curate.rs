@@ -150,3 +150,61 @@ fn import_rules_select_export_from_the_view() {
         .unwrap();
     assert_eq!(manual.as_deref(), Some("exclude"));
 }
+
+/// Difficulty attempts by a local model from the view (a tiny random Qwen2 through the engine:
+/// every answer is nonsense, so nothing is dropped), with progress while it runs.
+#[test]
+fn attempts_by_a_local_model_from_the_view() {
+    let dir = tempfile::tempdir().unwrap();
+    common::tiny_qwen(&dir.path().join("model"), 512);
+    let mut s = Settings {
+        view: View::Curate,
+        workspace: Some(dir.path().join("ws")),
+        ..Default::default()
+    };
+    s.curate.import_path = shared("pool/olympiadbench_en_comp_675.jsonl").display().to_string();
+    s.curate.require = "solution".into();
+    s.curate.use_local = true;
+    s.curate.local_model = dir.path().join("model").display().to_string();
+    s.curate.batch = 8;
+    s.curate.max_tokens = 4;
+    let mut h = harness(app(s));
+    idle(&mut h);
+    click_and_wait(&mut h, "Import");
+    click_and_wait(&mut h, "Run rules");
+    let snap = h.state().curate.snapshot.clone().unwrap();
+    let eligible = snap.stages.iter().find(|s| s.name == "decontaminated").unwrap().kept;
+    assert!(eligible > 500, "{eligible} {:?}", snap.stages);
+    idle(&mut h);
+    h.get_by_label("Attempts").click();
+    h.step();
+    let mut saw_progress = false;
+    step_until(
+        &mut h,
+        Duration::from_secs(300),
+        |h| saw_progress |= h.state().curate.progress.0 > 0,
+        |a| !a.curate.is_running(),
+    );
+    h.run();
+    assert!(h.state().curate.error.is_none(), "{:?}", h.state().curate.error);
+    assert!(saw_progress);
+    let ws = s1_studio::workspace::Workspace::open_existing(&dir.path().join("ws")).unwrap();
+    let n: i64 = ws
+        .conn
+        .query_row("SELECT count(*) FROM attempts WHERE model = 'model'", [], |r| r.get(0))
+        .unwrap();
+    // Questions longer than the tiny model's 512-token context fail alone (recorded), not their batch.
+    let failed: i64 = ws
+        .conn
+        .query_row("SELECT count(*) FROM failures WHERE step = 'attempt'", [], |r| r.get(0))
+        .unwrap();
+    assert!(failed < 30, "{failed}");
+    assert_eq!(n as usize + failed as usize, eligible, "{:?}", snap.stages);
+    let snap = h.state().curate.snapshot.as_ref().unwrap();
+    let difficulty = snap.stages.iter().find(|s| s.name.starts_with("difficulty")).unwrap();
+    assert!(difficulty.note.contains("models: model"), "{}", difficulty.note);
+    assert_eq!(
+        difficulty.kept, n as usize,
+        "unattempted questions wait for their attempt"
+    );
+}

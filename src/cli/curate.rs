@@ -154,10 +154,7 @@ impl ModelArgs {
             dequantize: false,
         };
         let model = load_model(path, &opts).with_context(|| format!("loading {}", path.display()))?;
-        let name = path
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string());
+        let name = crate::curate::backend::local_name(path);
         Ok(Box::new(Local {
             model,
             name,

@@ -239,6 +239,46 @@ impl Backend for Endpoint {
     }
 }
 
+/// Which model a step uses: an endpoint, or a local model loaded (on the CPU, or CUDA when built
+/// with it and asked) when the step starts.
+#[derive(Debug, Clone)]
+pub enum ModelChoice {
+    Endpoint(Endpoint),
+    Local { path: std::path::PathBuf, batch: usize },
+}
+
+impl ModelChoice {
+    pub fn name(&self) -> String {
+        match self {
+            ModelChoice::Endpoint(e) => e.model.clone(),
+            ModelChoice::Local { path, .. } => local_name(path),
+        }
+    }
+
+    /// The backend (loads a local model).
+    pub fn open(&self) -> anyhow::Result<Box<dyn Backend>> {
+        Ok(match self {
+            ModelChoice::Endpoint(e) => Box::new(e.clone()),
+            ModelChoice::Local { path, batch } => {
+                let model = crate::model::load_model(path, &Default::default())
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                Box::new(Local {
+                    model,
+                    name: local_name(path),
+                    batch: (*batch).max(1),
+                })
+            }
+        })
+    }
+}
+
+/// A local model's name in results: its folder's or file's name.
+pub fn local_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 /// A local model through the engine, `batch` prompts at a time.
 pub struct Local {
     pub model: LoadedModel,
@@ -294,9 +334,30 @@ impl Backend for Local {
                         finished += 1;
                     }
                 }
-                Err(e) => {
+                Err(e) if chunk.len() == 1 => done(base, Err(e.to_string()))?,
+                Err(_) => {
+                    // One prompt can fail a batch (e.g. longer than the context): run them one by
+                    // one so only that one fails.
                     for j in 0..chunk.len() {
-                        done(base + j, Err(e.to_string()))?;
+                        if cancel.is_cancelled() {
+                            break;
+                        }
+                        match chat_batch(&self.model, &convs[j..j + 1], &params[j..j + 1], cancel) {
+                            Ok(mut g) => {
+                                let g = g.remove(0);
+                                let thinking = (!g.thinking.trim().is_empty()).then(|| g.thinking.trim().to_string());
+                                let c = match thinking {
+                                    Some(t) => Completion {
+                                        thinking: Some(t),
+                                        text: g.answer.trim().to_string(),
+                                    },
+                                    None => split_thinking(g.answer.trim()),
+                                };
+                                done(base + j, Ok(c))?;
+                                finished += 1;
+                            }
+                            Err(e) => done(base + j, Err(e.to_string()))?,
+                        }
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::job::Job;
 use super::CancelToken;
 use crate::curate::annotate::{self, GenOptions, Grader};
-use crate::curate::backend::Endpoint;
+use crate::curate::backend::ModelChoice;
 use crate::curate::quality::Rule;
 use crate::curate::snapshot::{self, PoolSnapshot};
 use crate::curate::{decontam, export, import, rules, selection};
@@ -43,18 +43,18 @@ pub enum CurateRequest {
     MeasureTraces {
         tokenizer: PathBuf,
     },
-    /// Traces by an endpoint model, then lengths (when a tokenizer is given).
-    TracesByEndpoint {
-        endpoint: Endpoint,
+    /// Traces by a model, then lengths (when a tokenizer is given).
+    TracesByModel {
+        model: ModelChoice,
         tokenizer: Option<PathBuf>,
         max_tokens: usize,
     },
     DomainsFromSubjects,
-    DomainsByEndpoint {
-        endpoint: Endpoint,
+    DomainsByModel {
+        model: ModelChoice,
     },
     Attempts {
-        endpoint: Endpoint,
+        model: ModelChoice,
         max_tokens: usize,
     },
     Select(selection::SelectOptions),
@@ -72,9 +72,9 @@ impl CurateRequest {
             CurateRequest::Import { .. } | CurateRequest::ImportSample => "import",
             CurateRequest::Rules { .. } => "quality rules",
             CurateRequest::Decontam { .. } => "decontamination",
-            CurateRequest::TracesFromColumn { .. } | CurateRequest::TracesByEndpoint { .. } => "traces",
+            CurateRequest::TracesFromColumn { .. } | CurateRequest::TracesByModel { .. } => "traces",
             CurateRequest::MeasureTraces { .. } => "trace lengths",
-            CurateRequest::DomainsFromSubjects | CurateRequest::DomainsByEndpoint { .. } => "domains",
+            CurateRequest::DomainsFromSubjects | CurateRequest::DomainsByModel { .. } => "domains",
             CurateRequest::Attempts { .. } => "difficulty attempts",
             CurateRequest::Select(_) => "selection",
             CurateRequest::Export { .. } => "export",
@@ -209,13 +209,14 @@ fn step(
         CurateRequest::MeasureTraces { tokenizer } => measure(ws, &Some(tokenizer.clone()))?
             .trim_start_matches("; ")
             .to_string(),
-        CurateRequest::TracesByEndpoint {
-            endpoint,
+        CurateRequest::TracesByModel {
+            model,
             tokenizer,
             max_tokens,
         } => {
-            let r = annotate::generate_traces(ws, endpoint, &gen(*max_tokens, 0.0), cancel, &mut progress)?;
-            format!("traces by {}: {} done, {} failed", endpoint.model, r.done, r.failed) + &measure(ws, tokenizer)?
+            let backend = model.open()?;
+            let r = annotate::generate_traces(ws, backend.as_ref(), &gen(*max_tokens, 0.0), cancel, &mut progress)?;
+            format!("traces by {}: {} done, {} failed", model.name(), r.done, r.failed) + &measure(ws, tokenizer)?
         }
         CurateRequest::DomainsFromSubjects => {
             let r = annotate::domains_from_subjects(ws)?;
@@ -224,20 +225,22 @@ fn step(
                 r.done, r.failed
             )
         }
-        CurateRequest::DomainsByEndpoint { endpoint } => {
-            let r = annotate::classify_domains(ws, endpoint, &gen(1024, 0.0), false, cancel, &mut progress)?;
-            format!("domains by {}: {} done, {} failed", endpoint.model, r.done, r.failed)
+        CurateRequest::DomainsByModel { model } => {
+            let backend = model.open()?;
+            let r = annotate::classify_domains(ws, backend.as_ref(), &gen(1024, 0.0), false, cancel, &mut progress)?;
+            format!("domains by {}: {} done, {} failed", model.name(), r.done, r.failed)
         }
-        CurateRequest::Attempts { endpoint, max_tokens } => {
+        CurateRequest::Attempts { model, max_tokens } => {
+            let backend = model.open()?;
             let r = annotate::attempts(
                 ws,
-                endpoint,
+                backend.as_ref(),
                 &Grader::Offline,
                 &gen(*max_tokens, 0.05),
                 cancel,
                 &mut progress,
             )?;
-            format!("attempts by {}: {} done, {} failed", endpoint.model, r.done, r.failed)
+            format!("attempts by {}: {} done, {} failed", model.name(), r.done, r.failed)
         }
         CurateRequest::Select(opts) => {
             let r = selection::run(ws, opts)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::app::StudioApp;
-use crate::curate::backend::Endpoint;
+use crate::curate::backend::{Endpoint, ModelChoice};
 use crate::curate::quality::Rule;
 use crate::curate::selection::{Method, SelectOptions};
 use crate::curate::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
@@ -37,6 +37,12 @@ pub struct CurateForm {
     pub endpoint: String,
     pub endpoint_model: String,
     pub concurrency: usize,
+    /// Use a local model (through the engine) instead of the endpoint.
+    pub use_local: bool,
+    /// A Hugging Face folder or a .gguf.
+    pub local_model: String,
+    /// Prompts per batch for the local model.
+    pub batch: usize,
     pub max_tokens: usize,
     pub method: Method,
     pub seed: u64,
@@ -56,6 +62,9 @@ impl Default for CurateForm {
             endpoint: "http://localhost:8000/v1".into(),
             endpoint_model: String::new(),
             concurrency: 8,
+            use_local: false,
+            local_model: String::new(),
+            batch: 4,
             max_tokens: 32768,
             method: Method::S1,
             seed: 0,
@@ -74,6 +83,21 @@ impl CurateForm {
         e.api_key = std::env::var("S1_API_KEY").ok();
         e.concurrency = self.concurrency.max(1);
         Ok(e)
+    }
+
+    /// The model the model-driven steps use.
+    pub fn model(&self) -> Result<ModelChoice, String> {
+        if self.use_local {
+            let p = self.local_model.trim();
+            if p.is_empty() {
+                return Err("give the local model's folder or .gguf".into());
+            }
+            return Ok(ModelChoice::Local {
+                path: PathBuf::from(p),
+                batch: self.batch.max(1),
+            });
+        }
+        self.endpoint().map(ModelChoice::Endpoint)
     }
 
     pub fn tokenizer(&self) -> Option<PathBuf> {

@@ -119,12 +119,21 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         }
 
         ui.separator();
-        ui.heading("4. Models (endpoint)");
+        ui.heading("4. Models");
         let f = &mut app.settings.curate;
-        field(ui, "URL", &mut f.endpoint, "OpenAI-compatible base URL (vLLM, a cloud API); key from S1_API_KEY");
-        field(ui, "Model", &mut f.endpoint_model, "the model name the endpoint serves");
-        ui.add(egui::Slider::new(&mut f.concurrency, 1..=64).text("in flight"));
-        let ep = f.endpoint();
+        ui.horizontal(|ui| {
+            ui.radio_value(&mut f.use_local, false, "Endpoint");
+            ui.radio_value(&mut f.use_local, true, "Local model");
+        });
+        if f.use_local {
+            field(ui, "Model path", &mut f.local_model, "a Hugging Face folder or a .gguf, run through the engine");
+            ui.add(egui::Slider::new(&mut f.batch, 1..=32).text("batch"));
+        } else {
+            field(ui, "URL", &mut f.endpoint, "OpenAI-compatible base URL (vLLM, a cloud API); key from S1_API_KEY");
+            field(ui, "Model", &mut f.endpoint_model, "the model name the endpoint serves");
+            ui.add(egui::Slider::new(&mut f.concurrency, 1..=64).text("in flight"));
+        }
+        let ep = f.model();
         let max_tokens = f.max_tokens;
         let tok = f.tokenizer();
         ui.horizontal(|ui| {
@@ -133,16 +142,16 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     match &ep {
                         Ok(e) => {
                             req = Some(match which {
-                                0 => CurateRequest::TracesByEndpoint {
-                                    endpoint: e.clone(),
+                                0 => CurateRequest::TracesByModel {
+                                    model: e.clone(),
                                     tokenizer: tok.clone(),
                                     max_tokens,
                                 },
                                 1 => CurateRequest::Attempts {
-                                    endpoint: e.clone(),
+                                    model: e.clone(),
                                     max_tokens,
                                 },
-                                _ => CurateRequest::DomainsByEndpoint { endpoint: e.clone() },
+                                _ => CurateRequest::DomainsByModel { model: e.clone() },
                             })
                         }
                         Err(e) => app.curate.error = Some(e.clone()),
