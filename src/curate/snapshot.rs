@@ -28,7 +28,9 @@ pub struct PoolRow {
 pub struct PoolSnapshot {
     pub rows: Vec<PoolRow>,
     pub stages: Vec<Stage>,
+    /// Per-rule hits (meaningful once the rules ran).
     pub rules: Vec<RuleCount>,
+    pub rules_ran: bool,
     /// Questions that passed every filter, per domain code (most first).
     pub domains: Vec<(String, usize)>,
     /// Trace lengths of those questions in bins of `bin` tokens: (bin start, count).
@@ -107,6 +109,7 @@ pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
     Ok(PoolSnapshot {
         rows,
         rules: rules::counts(ws, &cfg)?,
+        rules_ran: ws.setting("rules.ran")?.is_some(),
         stages: f.stages,
         domains,
         lengths: bins.into_iter().collect(),

@@ -96,10 +96,24 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("3. Quality");
+        let hits: Vec<Option<usize>> = Rule::ALL
+            .iter()
+            .map(|r| {
+                app.curate
+                    .snapshot
+                    .as_ref()
+                    .filter(|s| s.rules_ran)
+                    .and_then(|s| s.rules.iter().find(|c| c.rule == *r).map(|c| c.hits))
+            })
+            .collect();
         let f = &mut app.settings.curate;
-        for r in Rule::ALL {
+        for (r, n) in Rule::ALL.into_iter().zip(hits) {
             let mut on = !f.rules_off.iter().any(|o| o == r.name());
-            if ui.checkbox(&mut on, r.describe()).changed() {
+            let text = match n {
+                Some(n) => format!("{} ({n})", r.describe()),
+                None => r.describe().to_string(),
+            };
+            if ui.checkbox(&mut on, text).changed() {
                 f.rules_off.retain(|o| o != r.name());
                 if !on {
                     f.rules_off.push(r.name().to_string());
