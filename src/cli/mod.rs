@@ -74,6 +74,9 @@ pub struct UiArgs {
     /// The view to show first
     #[arg(long, value_parser = ["curate", "train", "chat", "evaluate"])]
     pub view: Option<String>,
+    /// The workspace folder to open (curation's pool and annotations)
+    #[arg(long)]
+    pub workspace: Option<std::path::PathBuf>,
 }
 
 /// Runs a parsed command line.
@@ -90,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,
             view: args.view,
+            workspace: args.workspace,
         }),
         None => crate::ui::run_app(Default::default()),
     }

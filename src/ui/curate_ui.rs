@@ -424,8 +424,12 @@ fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                         egui::Label::new(r.domain.clone().unwrap_or_else(|| "–".into())),
                     );
                     let stage = match r.dropped_at {
+                        None if r.selected => "selected".to_string(),
                         None => "passed".to_string(),
-                        Some(i) => s.stages.get(i as usize).map(|s| s.name.clone()).unwrap_or_default(),
+                        Some(i) => format!(
+                            "out: {}",
+                            s.stages.get(i as usize).map(|s| s.name.as_str()).unwrap_or("")
+                        ),
                     };
                     ui.add_sized([widths[4], row_h], egui::Label::new(stage).truncate());
                     ui.add(egui::Label::new(&r.preview).truncate());

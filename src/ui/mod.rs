@@ -19,6 +19,7 @@ pub use settings::Settings;
 pub struct StartOptions {
     pub model: Option<std::path::PathBuf>,
     pub view: Option<String>,
+    pub workspace: Option<std::path::PathBuf>,
 }
 
 /// Opens the studio window.
@@ -38,6 +39,9 @@ pub fn run_app(start: StartOptions) -> anyhow::Result<()> {
             let mut settings = StudioApp::load_settings(cc.storage);
             if let Some(v) = start.view.as_deref().and_then(settings::View::parse) {
                 settings.view = v;
+            }
+            if let Some(w) = start.workspace {
+                settings.workspace = Some(w);
             }
             let ctx = cc.egui_ctx.clone();
             let mut app = StudioApp::new(settings, std::sync::Arc::new(move || ctx.request_repaint()))?;
