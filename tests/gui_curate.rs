@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::gui::{app, harness, step_until};
+use common::mock_endpoint::MockEndpoint;
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -168,10 +169,44 @@ fn attempts_by_a_local_model_from_the_view() {
     s.curate.local_model = dir.path().join("model").display().to_string();
     s.curate.batch = 8;
     s.curate.max_tokens = 4;
+    // A judge that says No to everything (s1's protocol), and an extra eval file holding one of
+    // the pool's questions.
+    let judge = MockEndpoint::start(
+        Duration::ZERO,
+        std::sync::Arc::new(|_p: &str| Ok("Not the same.\nNo".into())),
+    );
+    s.curate.judge_endpoint = judge.url.clone();
+    s.curate.judge_model = "mock-judge".into();
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(shared("pool/olympiadbench_en_comp_675.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let eval = dir.path().join("my_eval.jsonl");
+    std::fs::write(
+        &eval,
+        serde_json::json!({"question": first["question"], "answer": "2"}).to_string() + "\n",
+    )
+    .unwrap();
+    s.curate.eval_files = eval.display().to_string();
     let mut h = harness(app(s));
     idle(&mut h);
     click_and_wait(&mut h, "Import");
     click_and_wait(&mut h, "Run rules");
+    click_and_wait(&mut h, "Decontaminate");
+    {
+        let ws = s1_studio::workspace::Workspace::open_existing(&dir.path().join("ws")).unwrap();
+        let n: i64 = ws
+            .conn
+            .query_row("SELECT count(*) FROM flags WHERE rule = 'decontam:my_eval'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(n, 1);
+    }
     let snap = h.state().curate.snapshot.clone().unwrap();
     let eligible = snap.stages.iter().find(|s| s.name == "decontaminated").unwrap().kept;
     assert!(eligible > 500, "{eligible} {:?}", snap.stages);
@@ -191,8 +226,13 @@ fn attempts_by_a_local_model_from_the_view() {
     let ws = s1_studio::workspace::Workspace::open_existing(&dir.path().join("ws")).unwrap();
     let n: i64 = ws
         .conn
-        .query_row("SELECT count(*) FROM attempts WHERE model = 'model'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM attempts WHERE model = 'model' AND grader = 'judge:mock-judge' AND verdict = 'incorrect'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
+    assert_eq!(judge.prompts().len(), n as usize);
     // Questions longer than the tiny model's 512-token context fail alone (recorded), not their batch.
     let failed: i64 = ws
         .conn

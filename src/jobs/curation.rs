@@ -56,6 +56,8 @@ pub enum CurateRequest {
     Attempts {
         model: ModelChoice,
         max_tokens: usize,
+        /// Grade with this LLM judge (s1's Yes/No protocol) instead of the offline grader.
+        judge: Option<crate::curate::backend::Endpoint>,
     },
     Select(selection::SelectOptions),
     /// A selection (None: the newest) to these files (.jsonl and/or .parquet).
@@ -230,12 +232,20 @@ fn step(
             let r = annotate::classify_domains(ws, backend.as_ref(), &gen(1024, 0.0), false, cancel, &mut progress)?;
             format!("domains by {}: {} done, {} failed", model.name(), r.done, r.failed)
         }
-        CurateRequest::Attempts { model, max_tokens } => {
+        CurateRequest::Attempts {
+            model,
+            max_tokens,
+            judge,
+        } => {
             let backend = model.open()?;
+            let grader = match judge {
+                Some(e) => Grader::Judge(e.clone()),
+                None => Grader::Offline,
+            };
             let r = annotate::attempts(
                 ws,
                 backend.as_ref(),
-                &Grader::Offline,
+                &grader,
                 &gen(*max_tokens, 0.05),
                 cancel,
                 &mut progress,

@@ -43,6 +43,11 @@ pub struct CurateForm {
     pub local_model: String,
     /// Prompts per batch for the local model.
     pub batch: usize,
+    /// Grade attempts with an LLM judge at this endpoint (empty: the offline grader).
+    pub judge_endpoint: String,
+    pub judge_model: String,
+    /// Extra evaluation files to decontaminate against (comma-separated paths).
+    pub eval_files: String,
     pub max_tokens: usize,
     pub method: Method,
     pub seed: u64,
@@ -65,6 +70,9 @@ impl Default for CurateForm {
             use_local: false,
             local_model: String::new(),
             batch: 4,
+            judge_endpoint: String::new(),
+            judge_model: String::new(),
+            eval_files: String::new(),
             max_tokens: 32768,
             method: Method::S1,
             seed: 0,
@@ -98,6 +106,29 @@ impl CurateForm {
             });
         }
         self.endpoint().map(ModelChoice::Endpoint)
+    }
+
+    /// The LLM judge, when one is named.
+    pub fn judge(&self) -> Result<Option<Endpoint>, String> {
+        match (self.judge_endpoint.trim(), self.judge_model.trim()) {
+            ("", "") => Ok(None),
+            ("", _) | (_, "") => Err("the judge needs both a URL and a model name".into()),
+            (url, m) => {
+                let mut e = Endpoint::new(url, m);
+                e.api_key = std::env::var("S1_API_KEY").ok();
+                Ok(Some(e))
+            }
+        }
+    }
+
+    /// The extra evaluation files for decontamination.
+    pub fn eval_files(&self) -> Vec<PathBuf> {
+        self.eval_files
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect()
     }
 
     pub fn tokenizer(&self) -> Option<PathBuf> {

@@ -124,12 +124,18 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         if ui.button("Run rules").clicked() {
             req = Some(f.rules_request());
         }
+        field(
+            ui,
+            "Eval files",
+            &mut f.eval_files,
+            "more evaluation sets to decontaminate against (comma-separated JSONL/JSON/Parquet paths, e.g. GPQA Diamond)",
+        );
         if ui
             .button("Decontaminate")
-            .on_hover_text("word 8-grams against MATH500, AIME24/25, AMC23, GSM8K; AIME after 2022")
+            .on_hover_text("word 8-grams against MATH500, AIME24/25, AMC23, GSM8K and the files above; AIME after 2022")
             .clicked()
         {
-            req = Some(CurateRequest::Decontam { extra: Vec::new() });
+            req = Some(CurateRequest::Decontam { extra: f.eval_files() });
         }
 
         ui.separator();
@@ -147,6 +153,11 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             field(ui, "Model", &mut f.endpoint_model, "the model name the endpoint serves");
             ui.add(egui::Slider::new(&mut f.concurrency, 1..=64).text("in flight"));
         }
+        egui::CollapsingHeader::new("LLM judge for attempts").show(ui, |ui| {
+            field(ui, "Judge URL", &mut f.judge_endpoint, "empty: attempts are graded offline");
+            field(ui, "Judge model", &mut f.judge_model, "s1's protocol: the reply ends with Yes or No");
+        });
+        let judge = f.judge();
         let ep = f.model();
         let max_tokens = f.max_tokens;
         let tok = f.tokenizer();
@@ -161,9 +172,16 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                                     tokenizer: tok.clone(),
                                     max_tokens,
                                 },
-                                1 => CurateRequest::Attempts {
-                                    model: e.clone(),
-                                    max_tokens,
+                                1 => match &judge {
+                                    Ok(j) => CurateRequest::Attempts {
+                                        model: e.clone(),
+                                        max_tokens,
+                                        judge: j.clone(),
+                                    },
+                                    Err(m) => {
+                                        app.curate.error = Some(m.clone());
+                                        return;
+                                    }
                                 },
                                 _ => CurateRequest::DomainsByModel { model: e.clone() },
                             })
@@ -184,18 +202,23 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         ui.separator();
         ui.heading("5. Select and export");
         let f = &mut app.settings.curate;
-        egui::ComboBox::from_label("Method")
-            .selected_text(f.method.name())
-            .show_ui(ui, |ui| {
-                for m in [Method::S1, Method::Random, Method::Diverse, Method::Longest] {
-                    ui.selectable_value(&mut f.method, m, m.name());
-                }
-            });
-        ui.add(egui::DragValue::new(&mut f.seed).prefix("seed "));
-        ui.add(egui::DragValue::new(&mut f.target).range(1..=100_000).prefix("target "));
-        if ui.button("Select").clicked() {
-            req = Some(f.select_request());
-        }
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_id_salt("method")
+                .selected_text(f.method.name())
+                .width(70.0)
+                .show_ui(ui, |ui| {
+                    for m in [Method::S1, Method::Random, Method::Diverse, Method::Longest] {
+                        ui.selectable_value(&mut f.method, m, m.name());
+                    }
+                })
+                .response
+                .on_hover_text("s1's sampler, or an ablation set: 1K-random, 1K-diverse, 1K-longest");
+            ui.add(egui::DragValue::new(&mut f.seed).prefix("seed "));
+            ui.add(egui::DragValue::new(&mut f.target).range(1..=100_000).prefix("target "));
+            if ui.button("Select").clicked() {
+                req = Some(f.select_request());
+            }
+        });
         ui.horizontal(|ui| {
             field(ui, "Export to", &mut f.export_path, "path without extension: .jsonl and .parquet are written");
             if ui.button("Browse…").clicked() {
