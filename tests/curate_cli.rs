@@ -229,3 +229,57 @@ fn export_loads_in_hf_datasets() {
         "{text}"
     );
 }
+
+/// An import killed mid-way leaves nothing half-done (one transaction): the rerun imports the whole
+/// file, once.
+#[test]
+fn a_killed_import_is_simply_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("big.jsonl");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&pool).unwrap());
+        for i in 0..300_000 {
+            writeln!(
+                w,
+                "{}",
+                serde_json::json!({"problem": format!("What is {i} plus {i} times the number of sides of a hexagon?"),
+                                   "solution": format!("It is {}.", i * 7), "answer": (i * 7).to_string()})
+            )
+            .unwrap();
+        }
+    }
+    let ws = dir.path().join("ws");
+    let mut child = bin()
+        .args(["curate", "--workspace"])
+        .arg(&ws)
+        .arg("import")
+        .arg(&pool)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill while the import writes its transaction (the WAL grows), before the commit completes.
+    let wal = ws.join("workspace.sqlite-wal");
+    let t0 = Instant::now();
+    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 1 << 20 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import finished before it could be killed"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = curate(&ws, &["import", pool.to_str().unwrap()]);
+    assert!(out.contains("300000 rows, 300000 new questions, 0 duplicates"), "{out}");
+    let c = rusqlite::Connection::open(ws.join("workspace.sqlite")).unwrap();
+    let (n, imports): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT count(*) FROM questions), (SELECT count(*) FROM imports)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((n, imports), (300_000, 1));
+}
