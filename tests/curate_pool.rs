@@ -134,7 +134,7 @@ fn the_shared_pool_through_the_whole_funnel() {
     );
 
     // Decontamination against the bundled sets: the one AIME problem MATH500 reuses is caught.
-    let d = decontam::run(&mut ws, &decontam::bundled_sets()).unwrap();
+    let d = decontam::run(&mut ws, &decontam::bundled_sets().unwrap()).unwrap();
     let math500: HashSet<String> = questions_of("eval/math500.jsonl").into_iter().map(|(q, _)| q).collect();
     let reused: Vec<String> = questions_of(POOL[0])
         .into_iter()

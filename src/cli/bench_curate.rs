@@ -194,7 +194,7 @@ pub fn run(a: CurateBenchArgs) -> anyhow::Result<()> {
     println!("rules: {}", hits.join(", "));
 
     let t = Instant::now();
-    let d = decontam::run(&mut ws, &decontam::bundled_sets())?;
+    let d = decontam::run(&mut ws, &decontam::bundled_sets()?)?;
     times.push(("decontamination", t.elapsed().as_secs_f64()));
     println!("decontam: {} flagged", d.flagged);
 

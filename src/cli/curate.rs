@@ -11,7 +11,6 @@ use super::device::{parse_device, parse_dtype};
 use crate::curate::annotate::{self, GenOptions, Grader};
 use crate::curate::backend::{Backend, Endpoint, Local};
 use crate::curate::{decontam, export, funnel, import, rules, selection};
-use crate::jobs::CancelToken;
 use crate::model::{load_model, LoadOptions};
 use crate::workspace::{Manual, Workspace};
 
@@ -262,19 +261,6 @@ struct MarkArgs {
     keys: Vec<String>,
 }
 
-fn cancel_on_ctrlc() -> CancelToken {
-    let cancel = CancelToken::new();
-    let c = cancel.clone();
-    let _ = ctrlc::set_handler(move || {
-        if c.is_cancelled() {
-            std::process::exit(130);
-        }
-        eprintln!("stopping after the requests in flight (Ctrl-C again to quit now; finished results are kept)");
-        c.cancel();
-    });
-    cancel
-}
-
 fn bar(what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -282,6 +268,14 @@ fn bar(what: &str) -> indicatif::ProgressBar {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar
+}
+
+/// A progress callback that drives `bar`.
+fn on_progress(bar: &indicatif::ProgressBar) -> impl FnMut(usize, usize) + '_ {
+    move |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
 }
 
 fn print_step(what: &str, r: &annotate::StepReport) {
@@ -361,7 +355,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
             let mut ws = Workspace::open_existing(dir)?;
             let mut sets = Vec::new();
             if args.eval.is_empty() || args.with_bundled {
-                sets.extend(decontam::bundled_sets());
+                sets.extend(decontam::bundled_sets()?);
             }
             for f in &args.eval {
                 sets.push(decontam::set_from_file(f)?);
@@ -383,17 +377,15 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 print_step(&format!("traces from `{col}` (stand-ins, not model traces)"), &r);
             } else if args.model.given() {
                 let backend = args.model.backend()?;
-                let cancel = cancel_on_ctrlc();
+                eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
+                let cancel = super::cancel_on_ctrlc();
                 let b = bar("traces");
                 let r = annotate::generate_traces(
                     &ws,
                     backend.as_ref(),
                     &args.model.gen(32768, 0.0),
                     &cancel,
-                    &mut |d, t| {
-                        b.set_length(t as u64);
-                        b.set_position(d as u64);
-                    },
+                    &mut on_progress(&b),
                 )?;
                 b.finish_and_clear();
                 print_step(&format!("traces by {}", backend.name()), &r);
@@ -418,7 +410,8 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 (Some(_), None) => anyhow::bail!("--judge-endpoint needs --judge-model NAME"),
                 _ => Grader::Offline,
             };
-            let cancel = cancel_on_ctrlc();
+            eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
+            let cancel = super::cancel_on_ctrlc();
             let b = bar("attempts");
             // s1: temperature 0.05, up to 32,768 tokens.
             let r = annotate::attempts(
@@ -427,10 +420,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 &grader,
                 &args.model.gen(32768, 0.05),
                 &cancel,
-                &mut |d, t| {
-                    b.set_length(t as u64);
-                    b.set_position(d as u64);
-                },
+                &mut on_progress(&b),
             )?;
             b.finish_and_clear();
             print_step(&format!("attempts by {}", backend.name()), &r);
@@ -480,7 +470,8 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 return Ok(());
             }
             let backend = args.model.backend()?;
-            let cancel = cancel_on_ctrlc();
+            eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
+            let cancel = super::cancel_on_ctrlc();
             let b = bar("questions");
             let r = annotate::classify_domains(
                 &ws,
@@ -488,10 +479,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 &args.model.gen(1024, 0.0),
                 args.all,
                 &cancel,
-                &mut |d, t| {
-                    b.set_length(t as u64);
-                    b.set_position(d as u64);
-                },
+                &mut on_progress(&b),
             )?;
             b.finish_and_clear();
             print_step(&format!("domains by {}", backend.name()), &r);

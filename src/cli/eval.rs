@@ -9,7 +9,6 @@ use clap::Args;
 use super::device::{parse_device, parse_dtype};
 use crate::eval::{bench, metrics, plot, sweep};
 use crate::grade::Kind;
-use crate::jobs::CancelToken;
 use crate::model::{load_model, LoadOptions};
 
 #[derive(Debug, Args)]
@@ -114,16 +113,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let cancel = CancelToken::new();
-    {
-        let c = cancel.clone();
-        let _ = ctrlc::set_handler(move || {
-            if c.is_cancelled() {
-                std::process::exit(130);
-            }
-            c.cancel();
-        });
-    }
+    let cancel = super::cancel_on_ctrlc();
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} samples  {msg}  [{elapsed} < {eta}]")

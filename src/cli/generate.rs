@@ -8,7 +8,6 @@ use super::device::{parse_device, parse_dtype};
 use crate::generate::{
     chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, SamplingParams, StreamEvent, ThinkingFormat,
 };
-use crate::jobs::CancelToken;
 use crate::model::{load_model, ChatMessage, LoadOptions, LoadedModel};
 
 #[derive(Debug, Args)]
@@ -126,17 +125,7 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     }
     messages.push(ChatMessage::new("user", &a.prompt));
 
-    let cancel = CancelToken::new();
-    {
-        let c = cancel.clone();
-        // A second Ctrl-C (or a failure to install the handler) falls back to the default.
-        let _ = ctrlc::set_handler(move || {
-            if c.is_cancelled() {
-                std::process::exit(130);
-            }
-            c.cancel();
-        });
-    }
+    let cancel = super::cancel_on_ctrlc();
 
     if a.json {
         let gen = chat(&model, &messages, &params, &cancel, &mut |_| {})?;

@@ -79,6 +79,20 @@ pub struct UiArgs {
     pub workspace: Option<std::path::PathBuf>,
 }
 
+/// A cancel token that the first Ctrl-C sets (the work stops after what is in flight, keeping
+/// what finished); a second Ctrl-C, or a failure to install the handler, falls back to the default.
+pub(crate) fn cancel_on_ctrlc() -> crate::jobs::CancelToken {
+    let cancel = crate::jobs::CancelToken::new();
+    let c = cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if c.is_cancelled() {
+            std::process::exit(130);
+        }
+        c.cancel();
+    });
+    cancel
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

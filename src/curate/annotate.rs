@@ -64,14 +64,17 @@ struct Pending {
     solution: Option<String>,
 }
 
+/// The questions `sql` selects (key, question, answer, solution), kept to those in `among` when
+/// given, at most `limit` of them.
 fn load_pending(
     ws: &Workspace,
     sql: &str,
+    params: impl rusqlite::Params,
     limit: Option<usize>,
     among: Option<&std::collections::HashSet<&str>>,
 ) -> anyhow::Result<Vec<Pending>> {
     let mut st = ws.conn.prepare(sql)?;
-    let rows = st.query_map([], |r| {
+    let rows = st.query_map(params, |r| {
         Ok(Pending {
             key: r.get(0)?,
             question: r.get(1)?,
@@ -100,6 +103,7 @@ pub fn traces_from_column(ws: &mut Workspace, column: &str) -> anyhow::Result<St
         ws,
         "SELECT q.key, q.question, q.answer, q.solution FROM questions q
          WHERE q.trace IS NULL ORDER BY q.id",
+        [],
         None,
         None,
     )?;
@@ -146,6 +150,7 @@ pub fn generate_traces(
         "SELECT q.key, q.question, q.answer, q.solution FROM questions q
          WHERE q.trace IS NULL AND coalesce(q.manual, '') != 'exclude'
          ORDER BY q.id",
+        [],
         opts.limit,
         None,
     )?;
@@ -302,24 +307,15 @@ pub fn attempts(
 ) -> anyhow::Result<StepReport> {
     let model = backend.name();
     let f = funnel::compute(ws)?;
-    let mut st = ws.conn.prepare(
+    let eligible = f.after_decontam_keys();
+    let mut pending = load_pending(
+        ws,
         "SELECT q.key, q.question, q.answer, q.solution FROM questions q
          WHERE NOT EXISTS (SELECT 1 FROM attempts a WHERE a.key = q.key AND a.model = ?1) ORDER BY q.id",
+        [&model],
+        None,
+        Some(&eligible),
     )?;
-    let rows = st.query_map([&model], |r| {
-        Ok(Pending {
-            key: r.get(0)?,
-            question: r.get(1)?,
-            answer: r.get(2)?,
-            solution: r.get(3)?,
-        })
-    })?;
-    let eligible = f.after_decontam_keys();
-    let mut pending: Vec<Pending> = rows
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .filter(|p| eligible.contains(p.key.as_str()))
-        .collect();
     let skipped = f.after_decontam.len() - pending.len();
     if let Some(n) = opts.limit {
         pending.truncate(n);
@@ -418,13 +414,10 @@ pub fn classify_domains(
         ws,
         "SELECT q.key, q.question, q.answer, q.solution FROM questions q
          WHERE q.domain IS NULL ORDER BY q.id",
-        None,
+        [],
+        opts.limit,
         if all { None } else { Some(&survivors) },
     )?;
-    let pending: Vec<Pending> = match opts.limit {
-        Some(n) => pending.into_iter().take(n).collect(),
-        None => pending,
-    };
     let requests: Vec<Request> = pending
         .iter()
         .map(|p| Request {

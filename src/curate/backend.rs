@@ -279,6 +279,20 @@ pub fn local_name(path: &std::path::Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// An engine generation as a completion: its thinking when the template separated it, else any
+/// inline `<think>` block of the answer.
+fn completion(g: &crate::generate::Generation) -> Completion {
+    let thinking = g.thinking.trim();
+    if thinking.is_empty() {
+        split_thinking(g.answer.trim())
+    } else {
+        Completion {
+            thinking: Some(thinking.to_string()),
+            text: g.answer.trim().to_string(),
+        }
+    }
+}
+
 /// A local model through the engine, `batch` prompts at a time.
 pub struct Local {
     pub model: LoadedModel,
@@ -322,15 +336,7 @@ impl Backend for Local {
             match chat_batch(&self.model, &convs, &params, cancel) {
                 Ok(gens) => {
                     for (j, g) in gens.into_iter().enumerate() {
-                        let thinking = (!g.thinking.trim().is_empty()).then(|| g.thinking.trim().to_string());
-                        let c = match thinking {
-                            Some(t) => Completion {
-                                thinking: Some(t),
-                                text: g.answer.trim().to_string(),
-                            },
-                            None => split_thinking(g.answer.trim()),
-                        };
-                        done(base + j, Ok(c))?;
+                        done(base + j, Ok(completion(&g)))?;
                         finished += 1;
                     }
                 }
@@ -344,16 +350,7 @@ impl Backend for Local {
                         }
                         match chat_batch(&self.model, &convs[j..j + 1], &params[j..j + 1], cancel) {
                             Ok(mut g) => {
-                                let g = g.remove(0);
-                                let thinking = (!g.thinking.trim().is_empty()).then(|| g.thinking.trim().to_string());
-                                let c = match thinking {
-                                    Some(t) => Completion {
-                                        thinking: Some(t),
-                                        text: g.answer.trim().to_string(),
-                                    },
-                                    None => split_thinking(g.answer.trim()),
-                                };
-                                done(base + j, Ok(c))?;
+                                done(base + j, Ok(completion(&g.remove(0))))?;
                                 finished += 1;
                             }
                             Err(e) => done(base + j, Err(e.to_string()))?,

@@ -191,7 +191,7 @@ fn step(
             format!("rule hits: {}", parts.join(", "))
         }
         CurateRequest::Decontam { extra } => {
-            let mut sets = decontam::bundled_sets();
+            let mut sets = decontam::bundled_sets()?;
             for f in extra {
                 sets.push(decontam::set_from_file(f)?);
             }
