@@ -101,6 +101,37 @@ pub unsafe fn matmul(
     )
 }
 
+/// The transpose of row-major `src` `[rows, cols]`: `[cols, rows]`, in parallel tiles. The
+/// `gemm` kernels run 10-25% faster on row-major operands than on transposed views, far more
+/// than the copy costs for the training shapes.
+pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    const TILE: usize = 32;
+    assert_eq!(
+        src.len(),
+        rows * cols,
+        "transpose: {} values are not {rows} x {cols}",
+        src.len()
+    );
+    let mut dst: Vec<f32> = Vec::with_capacity(rows * cols);
+    let out = SendPtr(dst.as_mut_ptr());
+    (0..cols.div_ceil(TILE)).into_par_iter().for_each(|cb| {
+        let (c0, c1) = (cb * TILE, ((cb + 1) * TILE).min(cols));
+        for r0 in (0..rows).step_by(TILE) {
+            let r1 = (r0 + TILE).min(rows);
+            for c in c0..c1 {
+                for r in r0..r1 {
+                    // SAFETY: tile column block cb alone writes rows c0..c1 of dst, all in bounds.
+                    unsafe { *out.ptr().add(c * rows + r) = src[r * cols + c] };
+                }
+            }
+        }
+    });
+    // SAFETY: every element of dst was written above (each (c, r) pair exactly once).
+    unsafe { dst.set_len(rows * cols) };
+    dst
+}
+
 /// A pointer that may cross threads: each task writes a disjoint region through it.
 #[derive(Clone, Copy)]
 pub struct SendPtr(pub *mut f32);
@@ -118,6 +149,19 @@ impl SendPtr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transpose_matches_indexing() {
+        for (r, c) in [(1, 1), (3, 70), (65, 33), (128, 64)] {
+            let src: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
+            let t = transpose(&src, r, c);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(t[j * r + i], src[i * c + j]);
+                }
+            }
+        }
+    }
 
     #[test]
     fn strided_products_match_naive() {

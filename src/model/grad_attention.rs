@@ -70,13 +70,8 @@ fn probs_head(q: &[f32], k: &[f32], dm: Dims, bi: usize, hh: usize, p: &mut [f32
         for i in r0..r1 {
             let row = &mut p[i * t..(i + 1) * t];
             let (vis, hidden) = row.split_at_mut(i + 1);
-            let max = vis.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * scale;
-            let mut sum = 0f32;
-            for v in vis.iter_mut() {
-                *v = (*v * scale - max).exp();
-                sum += *v;
-            }
-            let inv = 1.0 / sum;
+            let max = super::vmath::max(vis) * scale;
+            let inv = 1.0 / super::vmath::exp_shift(vis, scale, max);
             vis.iter_mut().for_each(|v| *v *= inv);
             hidden.iter_mut().for_each(|v| *v = 0.0);
         }
@@ -103,6 +98,7 @@ impl CustomOp3 for Attention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let (q, k, v) = (
             slice(qs, ql, self.name())?,
             slice(ks, kl, self.name())?,
@@ -198,6 +194,7 @@ impl CustomOp3 for AttentionBwd {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let (q, k, v) = (
             slice(qs, ql, self.name())?,
             slice(ks, kl, self.name())?,

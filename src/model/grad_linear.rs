@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{f32_slice as slice, matmul, threads, View};
+use super::gemm::{f32_slice as slice, matmul, threads, transpose, View};
 
 fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usize]) -> Result<(CpuStorage, Shape)> {
     let rows = x.len() / inp;
@@ -15,7 +15,8 @@ fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usiz
         y.par_chunks_mut(out * 64)
             .for_each(|c| c.chunks_mut(out).for_each(|r| r.copy_from_slice(b)));
     }
-    // SAFETY: x is [rows, inp], w is [out, inp] (read transposed), y is [rows, out].
+    let wt = transpose(w, out, inp);
+    // SAFETY: x is [rows, inp], wt is [inp, out], y is [rows, out].
     unsafe {
         matmul(
             rows,
@@ -24,7 +25,7 @@ fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usiz
             y.as_mut_ptr(),
             out,
             View::rows(x, inp),
-            View::rows_t(w, inp),
+            View::rows(&wt, out),
             b.is_some(),
             threads(),
         );
@@ -46,6 +47,7 @@ impl CustomOp2 for Linear {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let inp = wl.shape().dims2()?.1;
         forward(
             slice(xs, xl, self.name())?,
@@ -76,6 +78,7 @@ impl CustomOp3 for LinearBias {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let inp = wl.shape().dims2()?.1;
         let b = slice(bs, bl, self.name())?;
         forward(
@@ -133,6 +136,7 @@ impl CustomOp3 for LinearBwd {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let w = slice(ws, wl, self.name())?;
         let dy = slice(gs, gl, self.name())?;
@@ -161,7 +165,7 @@ impl CustomOp3 for LinearBwd {
                 rows,
                 dw.as_mut_ptr(),
                 inp,
-                View::rows_t(dy, out),
+                View::rows(&transpose(dy, rows, out), rows),
                 View::rows(x, inp),
                 false,
                 threads(),

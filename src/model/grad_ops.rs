@@ -54,6 +54,7 @@ impl CustomOp2 for RmsNorm {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let w = slice(ws, wl, self.name())?;
         let h = w.len();
@@ -111,6 +112,7 @@ impl CustomOp3 for RmsNormBwd {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let w = slice(ws, wl, self.name())?;
         let dy = slice(gs, gl, self.name())?;
@@ -200,6 +202,7 @@ impl CustomOp3 for Rope {
         ss: &CpuStorage,
         sl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let cos = slice(cs, cl, self.name())?;
         let sin = slice(ss, sl, self.name())?;
@@ -293,6 +296,7 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn cpu_fwd(&self, ss: &CpuStorage, sl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let s = slice(ss, sl, self.name())?;
         let total = sl.shape().dims()[sl.shape().rank() - 1];
         let rows_per_head = {
@@ -308,13 +312,9 @@ impl CustomOp1 for CausalSoftmax {
                 let first = ci * (chunk / total);
                 for (k, (pr, sr)) in pc.chunks_mut(total).zip(sc.chunks(total)).enumerate() {
                     let vis = self.visible((first + k) % rows_per_head).min(total);
-                    let max = sr[..vis].iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) * self.scale;
-                    let mut sum = 0f32;
-                    for (o, &v) in pr[..vis].iter_mut().zip(&sr[..vis]) {
-                        *o = (v * self.scale - max).exp();
-                        sum += *o;
-                    }
-                    let inv = 1.0 / sum;
+                    let max = super::vmath::max(&sr[..vis]) * self.scale;
+                    pr[..vis].copy_from_slice(&sr[..vis]);
+                    let inv = 1.0 / super::vmath::exp_shift(&mut pr[..vis], self.scale, max);
                     pr[..vis].iter_mut().for_each(|o| *o *= inv);
                 }
             });
@@ -344,6 +344,7 @@ impl CustomOp2 for SoftmaxBwd {
     }
 
     fn cpu_fwd(&self, ps: &CpuStorage, pl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let p = slice(ps, pl, self.name())?;
         let g = slice(gs, gl, self.name())?;
         let total = pl.shape().dims()[pl.shape().rank() - 1];
@@ -387,16 +388,13 @@ pub fn causal_softmax(scores: &Tensor, scale: f32, t: usize, start: usize) -> Re
 
 struct SwiGlu;
 
-fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
-}
-
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
         "s1-swiglu"
     }
 
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, us: &CpuStorage, ul: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let g = slice(gs, gl, self.name())?;
         let u = slice(us, ul, self.name())?;
         if g.len() != u.len() {
@@ -407,9 +405,7 @@ impl CustomOp2 for SwiGlu {
             .zip(g.par_chunks(16384))
             .zip(u.par_chunks(16384))
             .for_each(|((yc, gc), uc)| {
-                for ((o, &a), &b) in yc.iter_mut().zip(gc).zip(uc) {
-                    *o = a * sigmoid(a) * b;
-                }
+                super::vmath::swiglu(gc, uc, yc);
             });
         Ok((CpuStorage::F32(y), gl.shape().clone()))
     }
@@ -450,6 +446,7 @@ impl CustomOp3 for SwiGluBwd {
         ds: &CpuStorage,
         dl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let g = slice(gs, gl, self.name())?;
         let u = slice(us, ul, self.name())?;
         let dy = slice(ds, dl, self.name())?;
@@ -459,14 +456,7 @@ impl CustomOp3 for SwiGluBwd {
         dg.par_chunks_mut(16384)
             .zip(du.par_chunks_mut(16384))
             .zip(g.par_chunks(16384).zip(u.par_chunks(16384)).zip(dy.par_chunks(16384)))
-            .for_each(|((dgc, duc), ((gc, uc), yc))| {
-                for i in 0..gc.len() {
-                    let s = sigmoid(gc[i]);
-                    let silu = gc[i] * s;
-                    duc[i] = yc[i] * silu;
-                    dgc[i] = yc[i] * uc[i] * s * (1.0 + gc[i] * (1.0 - s));
-                }
-            });
+            .for_each(|((dgc, duc), ((gc, uc), yc))| super::vmath::swiglu_bwd(gc, uc, yc, dgc, duc));
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
     }
 
@@ -507,6 +497,7 @@ impl CustomOp2 for Embedding {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         candle_core::bail!("s1-embedding runs on CUDA (the CPU uses index_select)")
     }
 
@@ -541,6 +532,7 @@ impl CustomOp2 for EmbeddingBwd {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         candle_core::bail!("s1-embedding-bwd runs on CUDA")
     }
 

@@ -17,8 +17,10 @@ pub mod grad_ops;
 pub mod init;
 pub mod kv_cache;
 pub mod lora;
+pub mod op_profile;
 mod params;
 pub mod tokenizer;
+pub mod vmath;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};

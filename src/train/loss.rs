@@ -10,7 +10,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use super::data::IGNORE;
-use crate::model::gemm::{matmul, threads, View};
+use crate::model::gemm::{matmul, threads, transpose, View};
+use crate::model::vmath;
 
 /// Rows of logits computed at once for a vocabulary: about 4M floats (16 MB), 16 to 256 rows.
 pub fn chunk_rows(vocab: usize) -> usize {
@@ -94,6 +95,7 @@ impl CustomOp2 for RowCrossEntropy {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         candle_core::bail!("s1-row-cross-entropy runs on CUDA (the CPU uses the fused head op)")
     }
 
@@ -132,6 +134,7 @@ impl CustomOp3 for RowCrossEntropyBwd {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         candle_core::bail!("s1-row-cross-entropy-bwd runs on CUDA")
     }
 
@@ -180,10 +183,11 @@ fn pass(
     let n = x.len() / h;
     let chunk = chunk_rows(vocab);
     let mut losses = vec![0f32; n];
-    let mut stash = grads.then(|| Stash {
-        dx: vec![0f32; n * h],
-        dw: vec![0f32; vocab * h],
-    });
+    let mut dx = if grads { vec![0f32; n * h] } else { Vec::new() };
+    // The products run on row-major operands (see gemm::transpose): W^T for the logits, and
+    // dW^T = x^T (softmax - onehot) accumulated over the chunks, transposed once at the end.
+    let wt = transpose(w, vocab, h);
+    let mut dwt = if grads { vec![0f32; h * vocab] } else { Vec::new() };
     let mut logits = vec![0f32; chunk.min(rows.len().max(1)) * vocab];
     let mut xc = vec![0f32; chunk * h];
     let mut dxc = vec![0f32; chunk * h];
@@ -193,7 +197,7 @@ fn pass(
             xc[i * h..(i + 1) * h].copy_from_slice(&x[r as usize * h..(r as usize + 1) * h]);
         }
         let lg = &mut logits[..c * vocab];
-        // SAFETY: xc [c, h], w [vocab, h] read transposed, lg [c, vocab].
+        // SAFETY: xc [c, h], wt [h, vocab], lg [c, vocab].
         unsafe {
             matmul(
                 c,
@@ -202,7 +206,7 @@ fn pass(
                 lg.as_mut_ptr(),
                 vocab,
                 View::rows(&xc, h),
-                View::rows_t(w, h),
+                View::rows(&wt, vocab),
                 false,
                 threads(),
             )
@@ -212,13 +216,9 @@ fn pass(
             .zip(rs.par_iter())
             .map(|(row, &r)| {
                 let target = targets[r as usize] as usize;
-                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let max = vmath::max(row);
                 let picked = row[target] - max;
-                let mut sum = 0f32;
-                for v in row.iter_mut() {
-                    *v = (*v - max).exp();
-                    sum += *v;
-                }
+                let sum = vmath::exp_shift(row, 1.0, max);
                 if grads {
                     let gr = g.map_or(1.0, |g| g[r as usize]);
                     let scale = gr / sum;
@@ -231,8 +231,9 @@ fn pass(
         for (&r, l) in rs.iter().zip(chunk_losses) {
             losses[r as usize] = l;
         }
-        if let Some(st) = stash.as_mut() {
-            // SAFETY: lg [c, vocab], w [vocab, h] -> dxc [c, h]; lg^T [vocab, c], xc [c, h] -> dw.
+        if grads {
+            let xct = transpose(&xc[..c * h], c, h);
+            // SAFETY: lg [c, vocab], w [vocab, h] -> dxc [c, h]; xct [h, c], lg [c, vocab] -> dwt.
             unsafe {
                 matmul(
                     c,
@@ -246,22 +247,26 @@ fn pass(
                     threads(),
                 );
                 matmul(
+                    h,
                     vocab,
-                    h,
                     c,
-                    st.dw.as_mut_ptr(),
-                    h,
-                    View::rows_t(lg, vocab),
-                    View::rows(&xc, h),
+                    dwt.as_mut_ptr(),
+                    vocab,
+                    View::rows(&xct, c),
+                    View::rows(lg, vocab),
                     ci > 0,
                     threads(),
                 );
             }
             for (i, &r) in rs.iter().enumerate() {
-                st.dx[r as usize * h..(r as usize + 1) * h].copy_from_slice(&dxc[i * h..(i + 1) * h]);
+                dx[r as usize * h..(r as usize + 1) * h].copy_from_slice(&dxc[i * h..(i + 1) * h]);
             }
         }
     }
+    let stash = grads.then(|| Stash {
+        dx,
+        dw: transpose(&dwt, h, vocab),
+    });
     (losses, stash)
 }
 
@@ -285,6 +290,7 @@ impl CustomOp2 for HeadCrossEntropy {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;
@@ -346,6 +352,7 @@ impl CustomOp3 for HeadCrossEntropyBwd {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
+        let _span = crate::model::op_profile::span(self.name());
         let (x, w, g) = (contiguous(xs, xl)?, contiguous(ws, wl)?, contiguous(gs, gl)?);
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;

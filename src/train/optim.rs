@@ -307,6 +307,20 @@ impl InplaceOp2 for AdamWStep<'_> {
     }
 }
 
+/// The sum of squares of `xs` in f64, in 8 independent lanes (a single running sum is one long
+/// chain of dependent additions; the lanes vectorise).
+fn sum_of_squares(xs: &[f32]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().map(|&x| (x as f64) * (x as f64)).sum();
+    for c in chunks {
+        for (l, &x) in lanes.iter_mut().zip(c) {
+            *l += (x as f64) * (x as f64);
+        }
+    }
+    lanes.iter().sum::<f64>() + rest
+}
+
 /// The global L2 norm of `grads` (f64 accumulation on the CPU; on other devices an f32 sum
 /// kept on the device, read back once).
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
@@ -329,10 +343,7 @@ pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
             };
             let data = cpu.as_slice::<f32>()?;
             let s: f64 = match l.contiguous_offsets() {
-                Some((a, b)) => data[a..b]
-                    .par_chunks(16384)
-                    .map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
-                    .sum(),
+                Some((a, b)) => data[a..b].par_chunks(16384).map(sum_of_squares).sum(),
                 None => g.to_dtype(DType::F64)?.sqr()?.sum_all()?.to_scalar::<f64>()?,
             };
             sum += s;

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::data::MicroBatch;
 use super::loss::head_cross_entropy_sum;
-use crate::model::Decoder;
+use crate::model::{op_profile, Decoder};
 
 /// The loss of a micro-batch: the sum of its token losses, and the gradients of
 /// `sum * loss_scale` added into `acc` (one slot per variable, `None` until the first gradient).
@@ -79,18 +79,19 @@ pub fn accumulate_micro_batch(
 }
 
 /// With S1_PROFILE_STEP set, the time of each phase of a micro-batch (the device synchronised
-/// at each mark) is printed to stderr: where a step's time goes, on any device.
+/// at each mark) is printed to stderr, with the time of each fused CPU op within the phase:
+/// where a step's time goes, on any device.
 struct Phases<'a> {
     device: &'a candle_core::Device,
     on: bool,
     last: std::time::Instant,
-    marks: Vec<(&'static str, f64)>,
+    marks: Vec<(&'static str, f64, String)>,
 }
 
 impl<'a> Phases<'a> {
     fn new(device: &'a candle_core::Device) -> Self {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        let on = *ON.get_or_init(|| std::env::var_os("S1_PROFILE_STEP").is_some());
+        let on = op_profile::enabled();
+        op_profile::take();
         Self {
             device,
             on,
@@ -102,7 +103,12 @@ impl<'a> Phases<'a> {
     fn mark(&mut self, what: &'static str) -> Result<()> {
         if self.on {
             self.device.synchronize()?;
-            self.marks.push((what, self.last.elapsed().as_secs_f64() * 1e3));
+            let ops: Vec<String> = op_profile::take()
+                .into_iter()
+                .map(|(op, ms, n)| format!("{op} {ms:.1} ms/{n}"))
+                .collect();
+            self.marks
+                .push((what, self.last.elapsed().as_secs_f64() * 1e3, ops.join(", ")));
             self.last = std::time::Instant::now();
         }
         Ok(())
@@ -110,8 +116,11 @@ impl<'a> Phases<'a> {
 
     fn report(&self) {
         if self.on {
-            let parts: Vec<String> = self.marks.iter().map(|(w, ms)| format!("{w} {ms:.2} ms")).collect();
+            let parts: Vec<String> = self.marks.iter().map(|(w, ms, _)| format!("{w} {ms:.2} ms")).collect();
             eprintln!("micro-batch: {}", parts.join(", "));
+            for (w, _, ops) in self.marks.iter().filter(|m| !m.2.is_empty()) {
+                eprintln!("  {w}: {ops}");
+            }
         }
     }
 }
