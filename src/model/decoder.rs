@@ -335,7 +335,7 @@ impl Attention {
         path: Path,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
-        if path.fused(x) && cache.is_none() {
+        if path.fused(x) && cache.is_none() && !rotary.interleaved {
             return self.forward_train_fused(x, (cos, sin));
         }
         let differentiable = path.diff();
@@ -479,6 +479,36 @@ impl Block {
         let hs = self.post_attention_layernorm.forward(&x1, path)?;
         let hs = self.mlp.forward(&hs, path)?;
         x1 + hs
+    }
+}
+
+impl Block {
+    /// The parameters for the whole-block CPU op (dense weights, no adapter), or None.
+    fn block_params(&self) -> Option<super::grad_block::BlockParams> {
+        let a = &self.self_attn;
+        let m = &self.mlp;
+        let lin = |l: &Linear| match (&l.weight, &l.lora) {
+            (Weight::Dense(w), None) => Some((w.clone(), l.bias.clone())),
+            _ => None,
+        };
+        Some(super::grad_block::BlockParams {
+            in_norm: self.input_layernorm.weight.clone(),
+            post_norm: self.post_attention_layernorm.weight.clone(),
+            linears: [
+                lin(&a.q_proj)?,
+                lin(&a.k_proj)?,
+                lin(&a.v_proj)?,
+                lin(&a.o_proj)?,
+                lin(&m.gate_proj)?,
+                lin(&m.up_proj)?,
+                lin(&m.down_proj)?,
+            ],
+            eps: self.input_layernorm.eps as f32,
+            heads: a.num_heads,
+            kv_heads: a.num_kv_heads,
+            head_dim: a.head_dim,
+        })
+        .filter(|_| self.input_layernorm.eps == self.post_attention_layernorm.eps)
     }
 }
 
@@ -676,6 +706,25 @@ impl Decoder {
             None
         };
         self.layers[i].forward(x, &self.rotary, tables, mask.as_ref(), None, path)
+    }
+
+    /// Training: layer `i` as [`Decoder::layer_forward`], but as one whole-block op where it
+    /// applies (f32 on the CPU, the fused training ops, every parameter a trainable variable, no
+    /// adapter): its backward returns the input's gradient and puts the block's parameter
+    /// gradients into `sink` instead of candle's gradient store.
+    pub fn layer_forward_into(
+        &self,
+        i: usize,
+        x: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
+        sink: &std::sync::Arc<super::grad_block::GradSink>,
+    ) -> candle_core::Result<Tensor> {
+        if self.train_path() == Path::Train && !self.rotary.interleaved {
+            if let Some(p) = self.layers[i].block_params().filter(|p| p.applies(x)) {
+                return super::grad_block::block(std::sync::Arc::new(p), x, cos, sin, sink);
+            }
+        }
+        self.layer_forward(i, x, (cos, sin))
     }
 
     /// Training: the final norm (differentiable).

@@ -17,7 +17,7 @@ const BLOCK: usize = 64;
 const KEEP_PROBS: usize = 64 << 20;
 
 #[derive(Clone, Copy)]
-struct Dims {
+pub(crate) struct Dims {
     b: usize,
     t: usize,
     h: usize,
@@ -27,6 +27,18 @@ struct Dims {
 }
 
 impl Dims {
+    /// Batch `b`, sequence `t`, `h` query heads sharing `kvh` key/value heads of size `d`.
+    pub(crate) fn new(b: usize, t: usize, h: usize, kvh: usize, d: usize) -> Self {
+        Self {
+            b,
+            t,
+            h,
+            kvh,
+            d,
+            scale: 1.0 / (d as f32).sqrt(),
+        }
+    }
+
     fn rep(&self) -> usize {
         self.h / self.kvh
     }
@@ -78,6 +90,50 @@ fn probs_head(q: &[f32], k: &[f32], dm: Dims, bi: usize, hh: usize, p: &mut [f32
     }
 }
 
+/// The attention output `[b, t, h * d]`, and the probabilities `[b, h, t, t]` when they fit in
+/// [`KEEP_PROBS`] (for the backward). The slices must match `dm` (the callers check).
+pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], dm: Dims) -> (Vec<f32>, Option<Vec<f32>>) {
+    let Dims { b, t, h, kvh, d, .. } = dm;
+    let keep = b * h * t * t <= KEEP_PROBS;
+    let mut o = vec![0f32; q.len()];
+    let mut all_p = if keep { vec![0f32; b * h * t * t] } else { Vec::new() };
+    let optr = SendPtr(o.as_mut_ptr());
+    let work = |bi: usize, hh: usize, p: &mut [f32]| {
+        probs_head(q, k, dm, bi, hh, p);
+        let g = hh / dm.rep();
+        let vg = &v[(bi * t * kvh + g) * d..];
+        for r0 in (0..t).step_by(BLOCK) {
+            let r1 = (r0 + BLOCK).min(t);
+            // SAFETY: task (bi, hh) alone writes rows of head hh of batch bi in o.
+            unsafe {
+                matmul(
+                    r1 - r0,
+                    d,
+                    r1,
+                    optr.ptr().add(((bi * t + r0) * h + hh) * d),
+                    h * d,
+                    View::rows(&p[r0 * t..], t),
+                    View::rows(vg, kvh * d),
+                    false,
+                    gemm::Parallelism::None,
+                );
+            }
+        }
+    };
+    if keep {
+        all_p
+            .par_chunks_mut(t * t)
+            .enumerate()
+            .for_each(|(i, p)| work(i / h, i % h, p));
+        (o, Some(all_p))
+    } else {
+        (0..b * h)
+            .into_par_iter()
+            .for_each_init(|| vec![0f32; t * t], |p, i| work(i / h, i % h, p));
+        (o, None)
+    }
+}
+
 struct Attention {
     dm: Dims,
     /// Probabilities `[b, h, t, t]` from the forward, for the backward.
@@ -104,48 +160,12 @@ impl CustomOp3 for Attention {
             slice(ks, kl, self.name())?,
             slice(vs, vl, self.name())?,
         );
-        let dm = self.dm;
-        let Dims { b, t, h, kvh, d, .. } = dm;
+        let Dims { b, t, h, kvh, d, .. } = self.dm;
         if q.len() != b * t * h * d || k.len() != b * t * kvh * d || v.len() != k.len() {
             candle_core::bail!("s1-attention: q, k, v do not match [{b}, {t}, heads * {d}]");
         }
-        let keep = b * h * t * t <= KEEP_PROBS;
-        let mut o = vec![0f32; q.len()];
-        let mut all_p = if keep { vec![0f32; b * h * t * t] } else { Vec::new() };
-        let optr = SendPtr(o.as_mut_ptr());
-        let work = |bi: usize, hh: usize, p: &mut [f32]| {
-            probs_head(q, k, dm, bi, hh, p);
-            let g = hh / dm.rep();
-            let vg = &v[(bi * t * kvh + g) * d..];
-            for r0 in (0..t).step_by(BLOCK) {
-                let r1 = (r0 + BLOCK).min(t);
-                // SAFETY: task (bi, hh) alone writes rows of head hh of batch bi in o.
-                unsafe {
-                    matmul(
-                        r1 - r0,
-                        d,
-                        r1,
-                        optr.ptr().add(((bi * t + r0) * h + hh) * d),
-                        h * d,
-                        View::rows(&p[r0 * t..], t),
-                        View::rows(vg, kvh * d),
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            }
-        };
-        if keep {
-            all_p
-                .par_chunks_mut(t * t)
-                .enumerate()
-                .for_each(|(i, p)| work(i / h, i % h, p));
-            *self.probs.lock().unwrap_or_else(|e| e.into_inner()) = Some(all_p);
-        } else {
-            (0..b * h)
-                .into_par_iter()
-                .for_each_init(|| vec![0f32; t * t], |p, i| work(i / h, i % h, p));
-        }
+        let (o, probs) = forward(q, k, v, self.dm);
+        *self.probs.lock().unwrap_or_else(|e| e.into_inner()) = probs;
         Ok((CpuStorage::F32(o), ql.shape().clone()))
     }
 
@@ -171,6 +191,96 @@ impl CustomOp3 for Attention {
             Some(packed.narrow(0, nq + nk, nk)?.reshape(v.shape())?),
         ))
     }
+}
+
+/// dq, dk and dv packed in one buffer (`[b, t, h * d]`, then two `[b, t, kvh * d]`), given the
+/// upstream `d_o` and the forward's probabilities if it kept them (else they are recomputed).
+pub(crate) fn backward(q: &[f32], k: &[f32], v: &[f32], d_o: &[f32], probs: Option<&[f32]>, dm: Dims) -> Vec<f32> {
+    let Dims { b, t, h, kvh, d, scale } = dm;
+    let rep = dm.rep();
+    let (nq, nk) = (q.len(), k.len());
+    let mut out = vec![0f32; nq + 2 * nk];
+    let base = SendPtr(out.as_mut_ptr());
+    // One task per (batch, kv head): it owns dk and dv of that head and dq of its query heads.
+    (0..b * kvh).into_par_iter().for_each_init(
+        || (vec![0f32; t * t], vec![0f32; t * t]),
+        |(pbuf, dp), task| {
+            let (bi, g) = (task / kvh, task % kvh);
+            let kg = &k[(bi * t * kvh + g) * d..];
+            let vg = &v[(bi * t * kvh + g) * d..];
+            for r in 0..rep {
+                let hh = g * rep + r;
+                let p: &[f32] = match probs {
+                    Some(all) => &all[(bi * h + hh) * t * t..(bi * h + hh + 1) * t * t],
+                    None => {
+                        probs_head(q, k, dm, bi, hh, pbuf);
+                        pbuf
+                    }
+                };
+                let qh = &q[(bi * t * h + hh) * d..];
+                let doh = &d_o[(bi * t * h + hh) * d..];
+                // SAFETY: this task alone writes dq rows of head hh and dk/dv of head g in
+                // batch bi; every view stays inside its [b, t, heads * d] tensor.
+                unsafe {
+                    let dq = base.ptr().add((bi * t * h + hh) * d);
+                    let dk = base.ptr().add(nq + (bi * t * kvh + g) * d);
+                    let dv = base.ptr().add(nq + nk + (bi * t * kvh + g) * d);
+                    // dV_g += P^T dO_h (rows of P up to t, keys 0..t)
+                    matmul(
+                        t,
+                        d,
+                        t,
+                        dv,
+                        kvh * d,
+                        View::rows_t(p, t),
+                        View::rows(doh, h * d),
+                        r > 0,
+                        gemm::Parallelism::None,
+                    );
+                    for r0 in (0..t).step_by(BLOCK) {
+                        let r1 = (r0 + BLOCK).min(t);
+                        // dP = dO_h V_g^T on the visible block.
+                        visible_block(dm, r0, r1, doh, vg, dp);
+                        // dS = scale * P * (dP - rowsum(P * dP)), in place in dp.
+                        for i in r0..r1 {
+                            let pr = &p[i * t..i * t + i + 1];
+                            let dr = &mut dp[i * t..(i + 1) * t];
+                            let dot: f32 = pr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
+                            for (x, &pv) in dr[..=i].iter_mut().zip(pr) {
+                                *x = scale * pv * (*x - dot);
+                            }
+                            dr[i + 1..r1].iter_mut().for_each(|x| *x = 0.0);
+                        }
+                        // dQ_h rows = dS K_g.
+                        matmul(
+                            r1 - r0,
+                            d,
+                            r1,
+                            dq.add(r0 * h * d),
+                            h * d,
+                            View::rows(&dp[r0 * t..], t),
+                            View::rows(kg, kvh * d),
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                        // dK_g[0..r1] += dS^T Q_h rows.
+                        matmul(
+                            r1,
+                            d,
+                            r1 - r0,
+                            dk,
+                            kvh * d,
+                            View::rows_t(&dp[r0 * t..], t),
+                            View::rows(&qh[r0 * h * d..], h * d),
+                            true,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                }
+            }
+        },
+    );
+    out
 }
 
 /// The backward; returns dq, dk, dv packed in a flat tensor.
@@ -205,108 +315,17 @@ impl CustomOp3 for AttentionBwd {
             candle_core::bail!("s1-attention-bwd: expects CPU tensors")
         };
         let d_o = slice(ds, dl, self.name())?;
-        let dm = self.dm;
-        let Dims { b, t, h, kvh, d, scale } = dm;
-        let rep = dm.rep();
         let probs = self.probs.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let (nq, nk) = (q.len(), k.len());
-        let mut out = vec![0f32; nq + 2 * nk];
-        let base = SendPtr(out.as_mut_ptr());
-        // One task per (batch, kv head): it owns dk and dv of that head and dq of its query heads.
-        (0..b * kvh).into_par_iter().for_each_init(
-            || (vec![0f32; t * t], vec![0f32; t * t]),
-            |(pbuf, dp), task| {
-                let (bi, g) = (task / kvh, task % kvh);
-                let kg = &k[(bi * t * kvh + g) * d..];
-                let vg = &v[(bi * t * kvh + g) * d..];
-                for r in 0..rep {
-                    let hh = g * rep + r;
-                    let p: &[f32] = match &probs {
-                        Some(all) => &all[(bi * h + hh) * t * t..(bi * h + hh + 1) * t * t],
-                        None => {
-                            probs_head(q, k, dm, bi, hh, pbuf);
-                            pbuf
-                        }
-                    };
-                    let qh = &q[(bi * t * h + hh) * d..];
-                    let doh = &d_o[(bi * t * h + hh) * d..];
-                    // SAFETY: this task alone writes dq rows of head hh and dk/dv of head g in
-                    // batch bi; every view stays inside its [b, t, heads * d] tensor.
-                    unsafe {
-                        let dq = base.ptr().add((bi * t * h + hh) * d);
-                        let dk = base.ptr().add(nq + (bi * t * kvh + g) * d);
-                        let dv = base.ptr().add(nq + nk + (bi * t * kvh + g) * d);
-                        // dV_g += P^T dO_h (rows of P up to t, keys 0..t)
-                        matmul(
-                            t,
-                            d,
-                            t,
-                            dv,
-                            kvh * d,
-                            View::rows_t(p, t),
-                            View::rows(doh, h * d),
-                            r > 0,
-                            gemm::Parallelism::None,
-                        );
-                        for r0 in (0..t).step_by(BLOCK) {
-                            let r1 = (r0 + BLOCK).min(t);
-                            // dP = dO_h V_g^T on the visible block.
-                            visible_block(dm, r0, r1, doh, vg, dp);
-                            // dS = scale * P * (dP - rowsum(P * dP)), in place in dp.
-                            for i in r0..r1 {
-                                let pr = &p[i * t..i * t + i + 1];
-                                let dr = &mut dp[i * t..(i + 1) * t];
-                                let dot: f32 = pr.iter().zip(dr.iter()).map(|(a, b)| a * b).sum();
-                                for (x, &pv) in dr[..=i].iter_mut().zip(pr) {
-                                    *x = scale * pv * (*x - dot);
-                                }
-                                dr[i + 1..r1].iter_mut().for_each(|x| *x = 0.0);
-                            }
-                            // dQ_h rows = dS K_g.
-                            matmul(
-                                r1 - r0,
-                                d,
-                                r1,
-                                dq.add(r0 * h * d),
-                                h * d,
-                                View::rows(&dp[r0 * t..], t),
-                                View::rows(kg, kvh * d),
-                                false,
-                                gemm::Parallelism::None,
-                            );
-                            // dK_g[0..r1] += dS^T Q_h rows.
-                            matmul(
-                                r1,
-                                d,
-                                r1 - r0,
-                                dk,
-                                kvh * d,
-                                View::rows_t(&dp[r0 * t..], t),
-                                View::rows(&qh[r0 * h * d..], h * d),
-                                true,
-                                gemm::Parallelism::None,
-                            );
-                        }
-                    }
-                }
-            },
-        );
-        Ok((CpuStorage::F32(out), Shape::from(nq + 2 * nk)))
+        let out = backward(q, k, v, d_o, probs.as_deref(), self.dm);
+        let n = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
 
 /// Causal attention from position 0: q `[b, t, h * d]`, k and v `[b, t, kvh * d]` (contiguous
 /// f32 on the CPU) -> `[b, t, h * d]`, with a backward to q, k and v.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, h: usize, kvh: usize, d: usize) -> Result<Tensor> {
-    let (b, t) = (q.dim(0)?, q.dim(1)?);
-    let dm = Dims {
-        b,
-        t,
-        h,
-        kvh,
-        d,
-        scale: 1.0 / (d as f32).sqrt(),
-    };
+    let dm = Dims::new(q.dim(0)?, q.dim(1)?, h, kvh, d);
     q.contiguous()?.apply_op3(
         &k.contiguous()?,
         &v.contiguous()?,

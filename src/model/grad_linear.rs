@@ -7,7 +7,8 @@ use rayon::prelude::*;
 
 use super::gemm::{f32_slice as slice, matmul, threads, transpose, View};
 
-fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usize]) -> Result<(CpuStorage, Shape)> {
+/// `x W^T (+ b)`: `x` rows of `inp`, `w` `[out, inp]`; returns `[rows, out]`.
+pub(crate) fn forward_rows(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize) -> Vec<f32> {
     let rows = x.len() / inp;
     let out = w.len() / inp;
     let mut y = vec![0f32; rows * out];
@@ -30,9 +31,79 @@ fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usiz
             threads(),
         );
     }
+    y
+}
+
+/// The backward of [`forward_rows`] given `dy` `[rows, out]`: writes (or with `accumulate`
+/// adds) `dy W` into `dx` `[rows, inp]` and returns dW `[out, inp]`.
+pub(crate) fn backward_rows(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    inp: usize,
+    dx: &mut [f32],
+    accumulate: bool,
+) -> Vec<f32> {
+    let rows = x.len() / inp;
+    let out = w.len() / inp;
+    assert!(
+        dy.len() == rows * out && dx.len() == rows * inp,
+        "linear backward: mismatched sizes"
+    );
+    let mut dw = vec![0f32; out * inp];
+    // SAFETY: dy is [rows, out], w [out, inp], x [rows, inp]; dx [rows, inp], dw [out, inp]
+    // (sizes checked above).
+    unsafe {
+        matmul(
+            rows,
+            inp,
+            out,
+            dx.as_mut_ptr(),
+            inp,
+            View::rows(dy, out),
+            View::rows(w, inp),
+            accumulate,
+            threads(),
+        );
+        matmul(
+            out,
+            inp,
+            rows,
+            dw.as_mut_ptr(),
+            inp,
+            View::rows(&transpose(dy, rows, out), rows),
+            View::rows(x, inp),
+            false,
+            threads(),
+        );
+    }
+    dw
+}
+
+/// Column sums of `dy` `[rows, out]` (a bias gradient), in a fixed order (deterministic).
+pub(crate) fn column_sums(dy: &[f32], out: usize) -> Vec<f32> {
+    let parts: Vec<Vec<f32>> = dy
+        .par_chunks(out * 256)
+        .map(|c| {
+            let mut s = vec![0f32; out];
+            for r in c.chunks(out) {
+                s.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+            }
+            s
+        })
+        .collect();
+    let mut db = vec![0f32; out];
+    for p in parts {
+        db.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    db
+}
+
+fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usize]) -> Result<(CpuStorage, Shape)> {
+    let y = forward_rows(x, w, b, inp);
     let mut dims = out_dims.to_vec();
     match dims.last_mut() {
-        Some(d) => *d = out,
+        Some(d) => *d = w.len() / inp,
         None => candle_core::bail!("s1-linear: expects an input of rank 1 or more"),
     }
     Ok((CpuStorage::F32(y), Shape::from(dims)))
@@ -142,51 +213,14 @@ impl CustomOp3 for LinearBwd {
         let dy = slice(gs, gl, self.name())?;
         let (out, inp) = wl.shape().dims2()?;
         let rows = x.len() / inp;
-        let n = rows * inp + out * inp + if self.bias { out } else { 0 };
-        let mut buf = vec![0f32; n];
-        let (dx, rest) = buf.split_at_mut(rows * inp);
-        let (dw, db) = rest.split_at_mut(out * inp);
-        // SAFETY: dy is [rows, out], w [out, inp], x [rows, inp]; dx [rows, inp], dw [out, inp].
-        unsafe {
-            matmul(
-                rows,
-                inp,
-                out,
-                dx.as_mut_ptr(),
-                inp,
-                View::rows(dy, out),
-                View::rows(w, inp),
-                false,
-                threads(),
-            );
-            matmul(
-                out,
-                inp,
-                rows,
-                dw.as_mut_ptr(),
-                inp,
-                View::rows(&transpose(dy, rows, out), rows),
-                View::rows(x, inp),
-                false,
-                threads(),
-            );
-        }
+        let mut buf = Vec::with_capacity(rows * inp + out * inp + if self.bias { out } else { 0 });
+        buf.resize(rows * inp, 0f32);
+        let dw = backward_rows(x, w, dy, inp, &mut buf, false);
+        buf.extend_from_slice(&dw);
         if self.bias {
-            // Column sums of dy, in a fixed order (deterministic).
-            let parts: Vec<Vec<f32>> = dy
-                .par_chunks(out * 256)
-                .map(|c| {
-                    let mut s = vec![0f32; out];
-                    for r in c.chunks(out) {
-                        s.iter_mut().zip(r).for_each(|(a, b)| *a += b);
-                    }
-                    s
-                })
-                .collect();
-            for p in parts {
-                db.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
-            }
+            buf.extend_from_slice(&column_sums(dy, out));
         }
+        let n = buf.len();
         Ok((CpuStorage::F32(buf), Shape::from(n)))
     }
 }

@@ -57,18 +57,8 @@ impl CustomOp2 for RmsNorm {
         let _span = crate::model::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let w = slice(ws, wl, self.name())?;
-        let h = w.len();
         let mut y = vec![0f32; x.len()];
-        let chunk = rows_per_task(h) * h;
-        y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(yc, xc)| {
-            for (yr, xr) in yc.chunks_mut(h).zip(xc.chunks(h)) {
-                let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-                let r = 1.0 / (ms + self.eps).sqrt();
-                for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
-                    *o = v * r * g;
-                }
-            }
-        });
+        rms_norm_rows(x, w, self.eps, &mut y);
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -119,39 +109,8 @@ impl CustomOp3 for RmsNormBwd {
         let h = w.len();
         let rows = x.len() / h;
         let mut out = vec![0f32; x.len() + h];
-        let (dx, _) = out.split_at_mut(x.len());
-        let chunk = rows_per_task(h) * h;
-        let dw = dx
-            .par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk))
-            .zip(dy.par_chunks(chunk))
-            .map(|((dxc, xc), gc)| {
-                let mut dw = vec![0f32; h];
-                for ((dxr, xr), gr) in dxc.chunks_mut(h).zip(xc.chunks(h)).zip(gc.chunks(h)) {
-                    let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
-                    let r = 1.0 / (ms + self.eps).sqrt();
-                    // n = x r; dn = dy w; dx = r (dn - n mean(dn n)); dw += dy n
-                    let mut dot = 0f32;
-                    for i in 0..h {
-                        let n = xr[i] * r;
-                        dot += gr[i] * w[i] * n;
-                        dw[i] += gr[i] * n;
-                    }
-                    let mean = dot / h as f32;
-                    for i in 0..h {
-                        dxr[i] = r * (gr[i] * w[i] - xr[i] * r * mean);
-                    }
-                }
-                dw
-            })
-            .reduce(
-                || vec![0f32; h],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
-        out[x.len()..].copy_from_slice(&dw);
+        let (dx, dw) = out.split_at_mut(x.len());
+        dw.copy_from_slice(&rms_norm_bwd_rows(x, w, dy, self.eps, dx));
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, h))))
     }
 
@@ -170,6 +129,57 @@ impl CustomOp3 for RmsNormBwd {
         let out = super::cuda_ops::rms_bwd((xs, xl), (ws, wl), (gs, gl), self.eps)?;
         Ok((out, Shape::from((rows + 1, h))))
     }
+}
+
+/// `y = x / sqrt(mean(x^2) + eps) * w` for each row of `x` (rows of `w.len()`), in parallel.
+pub(crate) fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32, y: &mut [f32]) {
+    let h = w.len();
+    let chunk = rows_per_task(h) * h;
+    y.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(yc, xc)| {
+        for (yr, xr) in yc.chunks_mut(h).zip(xc.chunks(h)) {
+            let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+            let r = 1.0 / (ms + eps).sqrt();
+            for ((o, &v), &g) in yr.iter_mut().zip(xr).zip(w) {
+                *o = v * r * g;
+            }
+        }
+    });
+}
+
+/// The backward of [`rms_norm_rows`] given `dy`: adds the input gradient into `dx` and returns
+/// the weight gradient (summed over the rows in a fixed order).
+pub(crate) fn rms_norm_bwd_rows(x: &[f32], w: &[f32], dy: &[f32], eps: f32, dx: &mut [f32]) -> Vec<f32> {
+    let h = w.len();
+    let chunk = rows_per_task(h) * h;
+    let parts: Vec<Vec<f32>> = dx
+        .par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .zip(dy.par_chunks(chunk))
+        .map(|((dxc, xc), gc)| {
+            let mut dw = vec![0f32; h];
+            for ((dxr, xr), gr) in dxc.chunks_mut(h).zip(xc.chunks(h)).zip(gc.chunks(h)) {
+                let ms = xr.iter().map(|v| v * v).sum::<f32>() / h as f32;
+                let r = 1.0 / (ms + eps).sqrt();
+                // n = x r; dn = dy w; dx = r (dn - n mean(dn n)); dw += dy n
+                let mut dot = 0f32;
+                for i in 0..h {
+                    let n = xr[i] * r;
+                    dot += gr[i] * w[i] * n;
+                    dw[i] += gr[i] * n;
+                }
+                let mean = dot / h as f32;
+                for i in 0..h {
+                    dxr[i] += r * (gr[i] * w[i] - xr[i] * r * mean);
+                }
+            }
+            dw
+        })
+        .collect();
+    let mut dw = vec![0f32; h];
+    for p in parts {
+        dw.iter_mut().zip(&p).for_each(|(a, b)| *a += b);
+    }
+    dw
 }
 
 /// RMSNorm over the last axis of `x` (contiguous f32 on the CPU) scaled by `w`, with a backward.
@@ -217,25 +227,8 @@ impl CustomOp3 for Rope {
         if cos.len() != t * half || sin.len() != t * half {
             candle_core::bail!("s1-rope: tables hold {} values for {t} positions of {d}", cos.len());
         }
-        let sign = if self.inverse { -1.0 } else { 1.0 };
-        let mut y = vec![0f32; x.len()];
-        let rows_per = rows_per_task(d);
-        y.par_chunks_mut(rows_per * d)
-            .zip(x.par_chunks(rows_per * d))
-            .enumerate()
-            .for_each(|(ci, (yc, xc))| {
-                for (k, (yr, xr)) in yc.chunks_mut(d).zip(xc.chunks(d)).enumerate() {
-                    let p = ((ci * rows_per + k) / inner) % t;
-                    let (c, s) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
-                    let (y1, y2) = yr.split_at_mut(half);
-                    for i in 0..half {
-                        let (a, b) = (xr[i], xr[half + i]);
-                        let si = sign * s[i];
-                        y1[i] = a * c[i] - b * si;
-                        y2[i] = b * c[i] + a * si;
-                    }
-                }
-            });
+        let mut y = x.to_vec();
+        rope_in_place(&mut y, cos, sin, t, inner, d, self.inverse);
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -254,6 +247,27 @@ impl CustomOp3 for Rope {
         let dx = dy.contiguous()?.apply_op3_no_bwd(cos, sin, &inv)?;
         Ok((Some(dx), None, None))
     }
+}
+
+/// Rotates rows of `d` in place (halves layout); row r is at position `(r / inner) % t` of the
+/// tables `[t, d/2]`. `inverse` rotates by the negative angle (the backward).
+pub(crate) fn rope_in_place(xs: &mut [f32], cos: &[f32], sin: &[f32], t: usize, inner: usize, d: usize, inverse: bool) {
+    let half = d / 2;
+    let sign = if inverse { -1.0 } else { 1.0 };
+    let rows_per = rows_per_task(d);
+    xs.par_chunks_mut(rows_per * d).enumerate().for_each(|(ci, xc)| {
+        for (k, xr) in xc.chunks_mut(d).enumerate() {
+            let p = ((ci * rows_per + k) / inner) % t;
+            let (c, s) = (&cos[p * half..(p + 1) * half], &sin[p * half..(p + 1) * half]);
+            let (x1, x2) = xr.split_at_mut(half);
+            for i in 0..half {
+                let (a, b) = (x1[i], x2[i]);
+                let si = sign * s[i];
+                x1[i] = a * c[i] - b * si;
+                x2[i] = b * c[i] + a * si;
+            }
+        }
+    });
 }
 
 /// Rotary embedding of `x` `[b, h, t, d]` with tables `[t, d/2]`, with a backward.

@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod error;
 pub mod gemm;
 pub mod grad_attention;
+pub mod grad_block;
 pub mod grad_linear;
 pub mod grad_ops;
 pub mod init;

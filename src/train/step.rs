@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use super::data::MicroBatch;
 use super::loss::head_cross_entropy_sum;
+use crate::model::grad_block::GradSink;
 use crate::model::{op_profile, Decoder};
 
 /// The loss of a micro-batch: the sum of its token losses, and the gradients of
@@ -21,6 +22,7 @@ pub fn accumulate_micro_batch(
     acc: &mut [Option<Tensor>],
 ) -> Result<f64> {
     let device = dec.device();
+    let sink = GradSink::new();
     let ids = Tensor::from_slice(&batch.ids, (batch.rows, batch.seq), device)?;
     let (cos, sin) = dec.rope_tables(batch.seq)?;
     let h = dec.config().hidden_size;
@@ -32,7 +34,7 @@ pub fn accumulate_micro_batch(
         let mut phases = Phases::new(device);
         let mut x = dec.embed(&ids)?;
         for i in 0..dec.num_layers() {
-            x = dec.layer_forward(i, &x, (&cos, &sin))?;
+            x = dec.layer_forward_into(i, &x, (&cos, &sin), &sink)?;
         }
         phases.mark("layers forward")?;
         let sum = head(&x)?;
@@ -40,7 +42,7 @@ pub fn accumulate_micro_batch(
         phases.mark("head + loss forward")?;
         let mut grads = (sum * loss_scale)?.backward()?;
         phases.mark("backward")?;
-        add_grads(vars, &mut grads, acc)?;
+        add_grads(vars, &mut grads, &sink, acc)?;
         phases.mark("accumulate")?;
         phases.report();
         return Ok(value);
@@ -49,7 +51,7 @@ pub fn accumulate_micro_batch(
     let mut inputs = Vec::with_capacity(dec.num_layers() + 1);
     inputs.push(dec.embed(&ids)?.detach());
     for i in 0..dec.num_layers() {
-        let y = dec.layer_forward(i, &inputs[i], (&cos, &sin))?.detach();
+        let y = dec.layer_forward_into(i, &inputs[i], (&cos, &sin), &sink)?.detach();
         inputs.push(y);
     }
     // The head on the last hidden state, then each layer again from the top.
@@ -57,7 +59,7 @@ pub fn accumulate_micro_batch(
     let sum = head(top.as_tensor())?;
     let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     let mut grads = (sum * loss_scale)?.backward()?;
-    add_grads(vars, &mut grads, acc)?;
+    add_grads(vars, &mut grads, &sink, acc)?;
     let mut upstream = grads
         .get(top.as_tensor())
         .cloned()
@@ -65,16 +67,16 @@ pub fn accumulate_micro_batch(
     drop(grads);
     for i in (0..dec.num_layers()).rev() {
         let x = Var::from_tensor(&inputs[i])?;
-        let y = dec.layer_forward(i, x.as_tensor(), (&cos, &sin))?;
+        let y = dec.layer_forward_into(i, x.as_tensor(), (&cos, &sin), &sink)?;
         let mut grads = (y * &upstream)?.sum_all()?.backward()?;
-        add_grads(vars, &mut grads, acc)?;
+        add_grads(vars, &mut grads, &sink, acc)?;
         upstream = grads
             .get(x.as_tensor())
             .cloned()
             .ok_or_else(|| candle_core::Error::Msg(format!("no gradient reached the input of layer {i}")))?;
     }
     let mut grads = (dec.embed(&ids)? * &upstream)?.sum_all()?.backward()?;
-    add_grads(vars, &mut grads, acc)?;
+    add_grads(vars, &mut grads, &sink, acc)?;
     Ok(value)
 }
 
@@ -125,10 +127,17 @@ impl<'a> Phases<'a> {
     }
 }
 
-/// Moves each variable's gradient out of `grads` into its slot of `acc`, or adds it there.
-pub fn add_grads(vars: &[Var], grads: &mut GradStore, acc: &mut [Option<Tensor>]) -> Result<()> {
+/// Moves each variable's gradient out of `grads` (or `sink`, where whole-block ops put theirs)
+/// into its slot of `acc`, or adds it there.
+pub fn add_grads(vars: &[Var], grads: &mut GradStore, sink: &GradSink, acc: &mut [Option<Tensor>]) -> Result<()> {
     for (v, slot) in vars.iter().zip(acc.iter_mut()) {
-        let Some(g) = grads.remove(v.as_tensor()) else { continue };
+        let g = match grads.remove(v.as_tensor()) {
+            Some(g) => g,
+            None => match sink.take(v.as_tensor()) {
+                Some(g) => Tensor::from_vec(g, v.shape(), v.device())?,
+                None => continue,
+            },
+        };
         let g = &g;
         match slot {
             // The backward's fresh buffer becomes the accumulator (regions of it that other
