@@ -29,6 +29,9 @@ fn main() -> std::process::ExitCode {
     if cli.trains() && std::env::var_os("CANDLE_BARRIER_POOL_SPIN_LIMIT").is_none() {
         std::env::set_var("CANDLE_BARRIER_POOL_SPIN_LIMIT", "100");
     }
+    if cli.trains() {
+        s1_studio::train::alloc::one_heap_for_all_threads();
+    }
     match s1_studio::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

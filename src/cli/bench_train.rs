@@ -74,9 +74,13 @@ pub struct TrainBenchArgs {
     batch: usize,
     #[arg(long, default_value_t = 256)]
     seq: usize,
-    /// Timed steps (after one warm-up step); the median is reported
+    /// Timed steps per round (after one warm-up step); the median over all rounds is reported
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Rounds that alternate our steps and the baseline's run, so that a slow spell of a shared
+    /// machine falls on both
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
     /// Gradient checkpointing per layer
     #[arg(long)]
     checkpointing: bool,
@@ -155,64 +159,92 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     let b = batch(a.batch, a.seq, cfg.vocab_size);
     let mut times = Vec::new();
     let mut losses = Vec::new();
-    for step in 0..=a.steps {
-        let t = Instant::now();
-        let mut acc = vec![None; vars.len()];
-        let sum = accumulate_micro_batch(&dec, &vars, &b, 1.0 / b.loss_tokens as f64, a.checkpointing, &mut acc)?;
-        let grads: Vec<Tensor> = acc
-            .into_iter()
-            .map(|g| g.context("a parameter got no gradient"))
-            .collect::<anyhow::Result<_>>()?;
-        let t_fb = t.elapsed().as_secs_f64();
-        let norm = optim::global_norm(&grads)?;
-        let t_norm = t.elapsed().as_secs_f64();
-        opt.apply(&grads, 1e-5, optim::clip_scale(norm, 1.0))?;
-        if a.phases {
-            dev.synchronize()?;
-            let end = t.elapsed().as_secs_f64();
-            eprintln!(
-                "step {step}: forward+backward {:.2} ms, norm {:.2} ms, AdamW {:.2} ms",
-                t_fb * 1e3,
-                (t_norm - t_fb) * 1e3,
-                (end - t_norm) * 1e3
-            );
-        }
-        if !dev.is_cpu() {
-            dev.synchronize()?;
-        }
-        if step > 0 {
-            times.push(t.elapsed().as_secs_f64());
-        }
-        losses.push(sum / b.loss_tokens as f64);
-    }
-    times.sort_by(f64::total_cmp);
-    let step_s = times[times.len() / 2];
-    let tokens = (a.batch * a.seq) as f64;
-    let ours = tokens / step_s;
     let dtype_names: &[&str] = match a.dtype {
         TrainDtype::F32 => &["f32"],
         TrainDtype::Bf16 => &["bf16", "amp"],
     };
-    let mut bases = Vec::new();
-    for name in dtype_names.iter().filter(|_| !a.no_baselines) {
-        let args = vec![
-            "--model".to_string(),
-            model_dir.display().to_string(),
-            "--batch".into(),
-            a.batch.to_string(),
-            "--seq".into(),
-            a.seq.to_string(),
-            "--steps".into(),
-            a.steps.to_string(),
-            "--threads".into(),
-            threads.to_string(),
-            "--device".into(),
-            a.device.clone(),
-            "--dtype".into(),
-            name.to_string(),
-        ];
-        bases.push(baseline_json(&a.python, "bench_train_transformers.py", &args)?);
+    // Per baseline: its step times over all rounds, and its last report.
+    let mut bases: Vec<(Vec<f64>, serde_json::Value)> = vec![(Vec::new(), serde_json::Value::Null); dtype_names.len()];
+    let rounds = a.rounds.max(1);
+    for round in 0..rounds {
+        // One warm-up step in the first round.
+        for step in usize::from(round > 0)..=a.steps {
+            let t = Instant::now();
+            let mut acc = vec![None; vars.len()];
+            let sum = accumulate_micro_batch(&dec, &vars, &b, 1.0 / b.loss_tokens as f64, a.checkpointing, &mut acc)?;
+            let grads: Vec<Tensor> = acc
+                .into_iter()
+                .map(|g| g.context("a parameter got no gradient"))
+                .collect::<anyhow::Result<_>>()?;
+            let t_fb = t.elapsed().as_secs_f64();
+            let norm = optim::global_norm(&grads)?;
+            let t_norm = t.elapsed().as_secs_f64();
+            opt.apply(&grads, 1e-5, optim::clip_scale(norm, 1.0))?;
+            if a.phases {
+                dev.synchronize()?;
+                let end = t.elapsed().as_secs_f64();
+                eprintln!(
+                    "step {step}: forward+backward {:.2} ms, norm {:.2} ms, AdamW {:.2} ms",
+                    t_fb * 1e3,
+                    (t_norm - t_fb) * 1e3,
+                    (end - t_norm) * 1e3
+                );
+            }
+            if !dev.is_cpu() {
+                dev.synchronize()?;
+            }
+            if step > 0 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+            if round == 0 {
+                losses.push(sum / b.loss_tokens as f64);
+            }
+        }
+        for (name, (btimes, last)) in dtype_names.iter().zip(bases.iter_mut()).filter(|_| !a.no_baselines) {
+            let args = vec![
+                "--model".to_string(),
+                model_dir.display().to_string(),
+                "--batch".into(),
+                a.batch.to_string(),
+                "--seq".into(),
+                a.seq.to_string(),
+                "--steps".into(),
+                a.steps.to_string(),
+                "--threads".into(),
+                threads.to_string(),
+                "--device".into(),
+                a.device.clone(),
+                "--dtype".into(),
+                name.to_string(),
+            ];
+            let report = baseline_json(&a.python, "bench_train_transformers.py", &args)?;
+            btimes.extend(
+                report["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_f64()),
+            );
+            *last = report;
+        }
     }
+    let step_s = median(&mut times);
+    let tokens = (a.batch * a.seq) as f64;
+    let ours = tokens / step_s;
+    // The baselines' step time and tokens/s: the median over all their rounds.
+    let bases: Vec<serde_json::Value> = bases
+        .into_iter()
+        .filter(|(_, last)| !last.is_null())
+        .map(|(mut bt, mut last)| {
+            if !bt.is_empty() {
+                let m = median(&mut bt);
+                last["step_s"] = serde_json::json!(m);
+                last["tokens_per_s"] = serde_json::json!(tokens / m);
+                last["steps"] = serde_json::json!(bt);
+            }
+            last
+        })
+        .collect();
     let peak = a
         .peak_tflops
         .or((a.dtype == TrainDtype::Bf16 && !dev.is_cpu()).then_some(989.0));
@@ -220,13 +252,14 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     let mfu = |tps: f64| peak.map(|p| 100.0 * tps * flops / (p * 1e12));
     let fmt_mfu = |m: Option<f64>| m.map(|m| format!("{m:.2}%")).unwrap_or_else(|| "-".into());
     println!(
-        "train step (forward, backward, clip, AdamW), {} {:?}, batch {}x{}, {threads} threads, {}, median of {}{}",
+        "train step (forward, backward, clip, AdamW), {} {:?}, batch {}x{}, {threads} threads, {}, median of {} steps \
+         in {rounds} rounds alternating with the baseline{}",
         a.shape.label(),
         a.dtype,
         a.batch,
         a.seq,
         a.device,
-        a.steps,
+        a.steps * rounds,
         if a.checkpointing {
             ", gradient checkpointing"
         } else {
@@ -246,7 +279,7 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         fmt_mfu(mfu(ours))
     );
     let mut json = serde_json::json!({
-        "step_s": step_s, "tokens_per_s": ours, "losses": losses, "device": a.device,
+        "step_s": step_s, "tokens_per_s": ours, "steps": times, "rounds": rounds, "losses": losses, "device": a.device,
         "shape": a.shape.label(), "dtype": format!("{:?}", a.dtype), "flops_per_token": flops,
         "peak_tflops": peak, "mfu_percent": mfu(ours),
     });
@@ -278,4 +311,10 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         std::fs::write(&p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
+}
+
+/// The median of `xs` (sorted in place); NaN when empty.
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }

@@ -101,12 +101,13 @@ pub unsafe fn matmul(
     )
 }
 
-/// The transpose of row-major `src` `[rows, cols]`: `[cols, rows]`, in parallel tiles. The
-/// `gemm` kernels run 10-25% faster on row-major operands than on transposed views, far more
-/// than the copy costs for the training shapes.
+/// The transpose of row-major `src` `[rows, cols]`: `[cols, rows]`, in parallel strips of
+/// columns, 8x8 blocks at a time with AVX where the CPU has it. The `gemm` kernels run 10-25%
+/// faster on row-major operands than on transposed views, far more than the copy costs for the
+/// training shapes.
 pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     use rayon::prelude::*;
-    const TILE: usize = 32;
+    const STRIP: usize = 64;
     assert_eq!(
         src.len(),
         rows * cols,
@@ -115,21 +116,84 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     );
     let mut dst: Vec<f32> = Vec::with_capacity(rows * cols);
     let out = SendPtr(dst.as_mut_ptr());
-    (0..cols.div_ceil(TILE)).into_par_iter().for_each(|cb| {
-        let (c0, c1) = (cb * TILE, ((cb + 1) * TILE).min(cols));
-        for r0 in (0..rows).step_by(TILE) {
-            let r1 = (r0 + TILE).min(rows);
-            for c in c0..c1 {
-                for r in r0..r1 {
-                    // SAFETY: tile column block cb alone writes rows c0..c1 of dst, all in bounds.
-                    unsafe { *out.ptr().add(c * rows + r) = src[r * cols + c] };
+    let avx = avx();
+    (0..cols.div_ceil(STRIP)).into_par_iter().for_each(|strip| {
+        let (c0, c1) = (strip * STRIP, ((strip + 1) * STRIP).min(cols));
+        for r0 in (0..rows).step_by(8) {
+            let r1 = (r0 + 8).min(rows);
+            let mut c = c0;
+            while c < c1 {
+                // SAFETY: strip `strip` alone writes dst rows c0..c1; every index is in bounds
+                // (r < rows, c < cols), and the 8x8 block is taken only when it fits.
+                unsafe {
+                    if avx && r1 - r0 == 8 && c + 8 <= c1 {
+                        #[cfg(target_arch = "x86_64")]
+                        transpose8x8(
+                            src.as_ptr().add(r0 * cols + c),
+                            cols,
+                            out.ptr().add(c * rows + r0),
+                            rows,
+                        );
+                        c += 8;
+                        continue;
+                    }
+                    for r in r0..r1 {
+                        *out.ptr().add(c * rows + r) = *src.get_unchecked(r * cols + c);
+                    }
                 }
+                c += 1;
             }
         }
     });
     // SAFETY: every element of dst was written above (each (c, r) pair exactly once).
     unsafe { dst.set_len(rows * cols) };
     dst
+}
+
+/// Whether this CPU has AVX (checked once).
+fn avx() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| is_x86_feature_detected!("avx"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Transposes the 8x8 block at `src` (rows `ss` apart) into `dst` (rows `ds` apart).
+///
+/// # Safety
+/// The CPU has AVX; both blocks are valid for 8 rows of 8 floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8x8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use std::arch::x86_64::*;
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+    let t = [
+        _mm256_unpacklo_ps(r[0], r[1]),
+        _mm256_unpackhi_ps(r[0], r[1]),
+        _mm256_unpacklo_ps(r[2], r[3]),
+        _mm256_unpackhi_ps(r[2], r[3]),
+        _mm256_unpacklo_ps(r[4], r[5]),
+        _mm256_unpackhi_ps(r[4], r[5]),
+        _mm256_unpacklo_ps(r[6], r[7]),
+        _mm256_unpackhi_ps(r[6], r[7]),
+    ];
+    let s = [
+        _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+        _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+        _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+        _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+        _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+        _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+        _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+        _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+    ];
+    for i in 0..4 {
+        _mm256_storeu_ps(dst.add(i * ds), _mm256_permute2f128_ps::<0x20>(s[i], s[i + 4]));
+        _mm256_storeu_ps(dst.add((i + 4) * ds), _mm256_permute2f128_ps::<0x31>(s[i], s[i + 4]));
+    }
 }
 
 /// A pointer that may cross threads: each task writes a disjoint region through it.
@@ -152,7 +216,7 @@ mod tests {
 
     #[test]
     fn transpose_matches_indexing() {
-        for (r, c) in [(1, 1), (3, 70), (65, 33), (128, 64)] {
+        for (r, c) in [(1, 1), (3, 70), (65, 33), (128, 64), (16, 200), (1024, 72)] {
             let src: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
             let t = transpose(&src, r, c);
             for i in 0..r {

@@ -15,6 +15,7 @@ use super::gemm::f32_slice;
 use super::grad_attention::{self as attention, Dims};
 use super::grad_linear::{backward_rows, column_sums, forward_rows};
 use super::grad_ops::{rms_norm_bwd_rows, rms_norm_rows, rope_in_place};
+use super::op_profile::span;
 use super::vmath;
 
 /// Weight gradients that block ops computed during a backward, by the weight's tensor id (the
@@ -136,6 +137,7 @@ impl<'a> W<'a> {
     }
 
     fn lin(&self, i: usize, x: &[f32], inp: usize) -> Vec<f32> {
+        let _span = span("block/linear");
         forward_rows(x, self.w[i], self.b[i], inp)
     }
 }
@@ -190,7 +192,9 @@ fn forward(x: &[f32], w: &W, geo: Geometry) -> (Vec<f32>, Stash) {
     let v = w.lin(V, &h1, hidden);
     rope_in_place(&mut q, w.cos, w.sin, t, heads, d, false);
     rope_in_place(&mut k, w.cos, w.sin, t, kv_heads, d, false);
+    let sp = span("block/attention");
     let (o, probs) = attention::forward(&q, &k, &v, geo.dims());
+    drop(sp);
     let mut x1 = w.lin(O, &o, heads * d);
     x1.iter_mut().zip(x).for_each(|(a, b)| *a += b);
     let mut h2 = vec![0f32; x.len()];
@@ -217,6 +221,12 @@ fn forward(x: &[f32], w: &W, geo: Geometry) -> (Vec<f32>, Stash) {
     (y, stash)
 }
 
+/// [`backward_rows`], timed for S1_PROFILE_STEP.
+fn lin_bwd(x: &[f32], w: &[f32], dy: &[f32], inp: usize, dx: &mut [f32], accumulate: bool) -> Vec<f32> {
+    let _span = span("block/linear-bwd");
+    backward_rows(x, w, dy, inp, dx, accumulate)
+}
+
 /// The gradients of the block: returns dx and puts every parameter's gradient into `sink`.
 fn backward(x: &[f32], dy: &[f32], w: &W, st: Stash, geo: Geometry, p: &BlockParams, sink: &GradSink) -> Vec<f32> {
     let Geometry {
@@ -238,28 +248,18 @@ fn backward(x: &[f32], dy: &[f32], w: &W, st: Stash, geo: Geometry, p: &BlockPar
     };
     // MLP: y = x1 + down(swiglu(gate(h2), up(h2))).
     let mut ds = vec![0f32; st.s.len()];
-    put_lin(
-        DOWN,
-        backward_rows(&st.s, w.w[DOWN], dy, inter, &mut ds, false),
-        dy,
-        hidden,
-    );
+    put_lin(DOWN, lin_bwd(&st.s, w.w[DOWN], dy, inter, &mut ds, false), dy, hidden);
     let (mut dg, mut du) = (vec![0f32; ds.len()], vec![0f32; ds.len()]);
     vmath::swiglu_bwd(&st.g, &st.u, &ds, &mut dg, &mut du);
     drop(ds);
     let mut dh2 = vec![0f32; x.len()];
     put_lin(
         GATE,
-        backward_rows(&st.h2, w.w[GATE], &dg, hidden, &mut dh2, false),
+        lin_bwd(&st.h2, w.w[GATE], &dg, hidden, &mut dh2, false),
         &dg,
         inter,
     );
-    put_lin(
-        UP,
-        backward_rows(&st.h2, w.w[UP], &du, hidden, &mut dh2, true),
-        &du,
-        inter,
-    );
+    put_lin(UP, lin_bwd(&st.h2, w.w[UP], &du, hidden, &mut dh2, true), &du, inter);
     drop((dg, du));
     let mut dx1 = dy.to_vec();
     sink.put(
@@ -269,8 +269,10 @@ fn backward(x: &[f32], dy: &[f32], w: &W, st: Stash, geo: Geometry, p: &BlockPar
     // Attention: x1 = x + o_proj(attention(rope(q(h1)), rope(k(h1)), v(h1))).
     let qd = heads * d;
     let mut d_o = vec![0f32; st.o.len()];
-    put_lin(O, backward_rows(&st.o, w.w[O], &dx1, qd, &mut d_o, false), &dx1, hidden);
+    put_lin(O, lin_bwd(&st.o, w.w[O], &dx1, qd, &mut d_o, false), &dx1, hidden);
+    let sp = span("block/attention-bwd");
     let mut dqkv = attention::backward(&st.q, &st.k, &st.v, &d_o, st.probs.as_deref(), geo.dims());
+    drop(sp);
     drop(d_o);
     let (dq, dkv) = dqkv.split_at_mut(st.q.len());
     let (dk, dv) = dkv.split_at_mut(st.k.len());
@@ -278,9 +280,9 @@ fn backward(x: &[f32], dy: &[f32], w: &W, st: Stash, geo: Geometry, p: &BlockPar
     rope_in_place(dk, w.cos, w.sin, t, kv_heads, d, true);
     let kd = kv_heads * d;
     let mut dh1 = vec![0f32; x.len()];
-    put_lin(Q, backward_rows(&st.h1, w.w[Q], dq, hidden, &mut dh1, false), dq, qd);
-    put_lin(K, backward_rows(&st.h1, w.w[K], dk, hidden, &mut dh1, true), dk, kd);
-    put_lin(V, backward_rows(&st.h1, w.w[V], dv, hidden, &mut dh1, true), dv, kd);
+    put_lin(Q, lin_bwd(&st.h1, w.w[Q], dq, hidden, &mut dh1, false), dq, qd);
+    put_lin(K, lin_bwd(&st.h1, w.w[K], dk, hidden, &mut dh1, true), dk, kd);
+    put_lin(V, lin_bwd(&st.h1, w.w[V], dv, hidden, &mut dh1, true), dv, kd);
     let mut dx = dx1;
     sink.put(p.in_norm.id(), rms_norm_bwd_rows(x, w.in_norm, &dh1, eps, &mut dx));
     dx
