@@ -9,7 +9,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use rusqlite::params;
 
-use crate::data::read::{for_each_row, RawRow, RowError};
+use crate::data::read::{for_each_row_source, RowError, RowSource};
 use crate::data::record::{apply_overrides, detect, to_record, ColumnMap, Record, Shape};
 use crate::workspace::{now, Workspace};
 
@@ -117,33 +117,48 @@ pub fn import(
             let name = name.clone();
             let default_source = default_source.clone();
             let overrides = opts.mapping.clone();
-            std::thread::Builder::new().name("import-read".into()).spawn_scoped(scope, move || {
-                let mut map: Option<(Shape, ColumnMap)> = None;
-                let mut chunk: Vec<Result<RawRow, RowError>> = Vec::with_capacity(CHUNK);
-                let mut rows = 0usize;
-                let send = |chunk: &mut Vec<Result<RawRow, RowError>>, map: &Option<(Shape, ColumnMap)>, rows: usize| {
-                    let mut built: Vec<(usize, Result<Record, String>)> = chunk
-                        .par_drain(..)
-                        .map(|r| match (r, map) {
-                            (Err(e), _) => (e.line, Err(e.message)),
-                            (Ok(r), Some((shape, cols))) => (r.line, to_record(r.columns, cols, *shape, &default_source)),
-                            (Ok(r), None) => (r.line, Err("no mapping".into())),
-                        })
-                        .collect();
-                    // Inserting in key order walks the key indexes in order (far fewer page visits
-                    // than random sha256 keys); the stable sort keeps the first of equal keys first.
-                    built.sort_by(|a, b| match (&a.1, &b.1) {
-                        (Ok(x), Ok(y)) => x.key.cmp(&y.key),
-                        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
-                        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
-                        (Err(_), Err(_)) => a.0.cmp(&b.0),
-                    });
-                    tx_chunks.send(Msg::Chunk(built, rows)).is_ok()
-                };
-                let mut stop = false;
-                let res = for_each_row(path, |row| {
-                    rows += 1;
-                    if map.is_none() {
+            std::thread::Builder::new()
+                .name("import-read".into())
+                .spawn_scoped(scope, move || {
+                    let mut map: Option<(Shape, ColumnMap)> = None;
+                    let mut chunk: Vec<RowSource> = Vec::with_capacity(CHUNK);
+                    let mut rows = 0usize;
+                    // Rows are parsed here, in parallel (JSONL lines arrive as text): parsing on one
+                    // thread, with its allocations freed on others, was the import's bottleneck.
+                    let send = |chunk: &mut Vec<RowSource>, map: &Option<(Shape, ColumnMap)>, rows: usize| {
+                        let mut built: Vec<(usize, Result<Record, String>)> = chunk
+                            .par_drain(..)
+                            .map(|src| match (src.parse(), map) {
+                                (Err(e), _) => (e.line, Err(e.message)),
+                                (Ok(r), Some((shape, cols))) => {
+                                    (r.line, to_record(r.columns, cols, *shape, &default_source))
+                                }
+                                (Ok(r), None) => (r.line, Err("no mapping".into())),
+                            })
+                            .collect();
+                        // Inserting in key order walks the key indexes in order (far fewer page visits
+                        // than random sha256 keys); the stable sort keeps the first of equal keys first.
+                        built.sort_by(|a, b| match (&a.1, &b.1) {
+                            (Ok(x), Ok(y)) => x.key.cmp(&y.key),
+                            (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+                            (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+                            (Err(_), Err(_)) => a.0.cmp(&b.0),
+                        });
+                        tx_chunks.send(Msg::Chunk(built, rows)).is_ok()
+                    };
+                    let mut stop = false;
+                    let res = for_each_row_source(path, |src| {
+                        rows += 1;
+                        if map.is_some() {
+                            chunk.push(src);
+                            if chunk.len() >= CHUNK && !send(&mut chunk, &map, rows) {
+                                stop = true;
+                                return false;
+                            }
+                            return true;
+                        }
+                        // Until the mapping is known, rows are parsed here: the first one decides it.
+                        let row = src.parse();
                         if let Ok(r) = &row {
                             let (shape, detected) = detect(&r.columns);
                             let mut cols = detected.unwrap_or_default();
@@ -158,34 +173,33 @@ pub fn import(
                                 let mut seen: Vec<&String> = r.columns.keys().collect();
                                 seen.sort();
                                 let _ = tx_chunks.send(Msg::Failed(anyhow::anyhow!(
-                                    "{name}: no question column found among {seen:?}; name it with --map question=COLUMN"
-                                )));
+                                "{name}: no question column found among {seen:?}; name it with --map question=COLUMN"
+                            )));
                                 stop = true;
                                 return false;
                             }
                             let _ = tx_chunks.send(Msg::Mapping(shape, Box::new(cols.clone())));
                             map = Some((shape, cols));
                         }
+                        chunk.push(RowSource::Parsed(row));
+                        if chunk.len() >= CHUNK && !send(&mut chunk, &map, rows) {
+                            stop = true;
+                            return false;
+                        }
+                        true
+                    });
+                    if stop {
+                        return;
                     }
-                    chunk.push(row);
-                    if chunk.len() >= CHUNK && !send(&mut chunk, &map, rows) {
-                        stop = true;
-                        return false;
+                    match res {
+                        Err(e) => {
+                            let _ = tx_chunks.send(Msg::Failed(e.into()));
+                        }
+                        Ok(()) => {
+                            send(&mut chunk, &map, rows);
+                        }
                     }
-                    true
-                });
-                if stop {
-                    return;
-                }
-                match res {
-                    Err(e) => {
-                        let _ = tx_chunks.send(Msg::Failed(e.into()));
-                    }
-                    Ok(()) => {
-                        send(&mut chunk, &map, rows);
-                    }
-                }
-            })?
+                })?
         };
         let mut ins_q = tx.prepare(
             "INSERT OR IGNORE INTO questions (key, question, solution, answer, source, cot_type, metadata, import_id, line,

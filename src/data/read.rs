@@ -65,29 +65,52 @@ fn file_error(path: &Path, message: impl std::fmt::Display) -> ReadError {
     }
 }
 
+/// A row as read: a JSONL line still to be parsed (so that callers can parse many in
+/// parallel), or a row of the other formats, parsed.
+pub enum RowSource {
+    Line { line: usize, text: String },
+    Parsed(Result<RawRow, RowError>),
+}
+
+impl RowSource {
+    /// The row's columns, or why it is not a row.
+    pub fn parse(self) -> Result<RawRow, RowError> {
+        let (line, text) = match self {
+            RowSource::Parsed(row) => return row,
+            RowSource::Line { line, text } => (line, text),
+        };
+        match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(columns)) => Ok(RawRow { line, columns }),
+            Ok(other) => Err(RowError {
+                line,
+                message: format!("not a JSON object but {}", kind_of(&other)),
+            }),
+            Err(e) => Err(RowError {
+                line,
+                message: format!("not valid JSON ({e})"),
+            }),
+        }
+    }
+}
+
 /// Calls `each` for every row of `path` in order. `each` returns false to stop early.
 pub fn for_each_row(path: &Path, mut each: impl FnMut(Result<RawRow, RowError>) -> bool) -> Result<(), ReadError> {
+    for_each_row_source(path, |src| each(src.parse()))
+}
+
+/// As [`for_each_row`], but JSONL lines come unparsed (see [`RowSource`]).
+pub fn for_each_row_source(path: &Path, mut each_source: impl FnMut(RowSource) -> bool) -> Result<(), ReadError> {
+    let mut each = |row: Result<RawRow, RowError>| each_source(RowSource::Parsed(row));
     match Format::of(path)? {
         Format::Jsonl => {
             let f = File::open(path).map_err(|e| file_error(path, e))?;
             let reader = BufReader::with_capacity(1 << 20, f);
             for (i, line) in reader.lines().enumerate() {
-                let line = line.map_err(|e| file_error(path, format!("line {}: {e}", i + 1)))?;
-                if line.trim().is_empty() {
+                let text = line.map_err(|e| file_error(path, format!("line {}: {e}", i + 1)))?;
+                if text.trim().is_empty() {
                     continue;
                 }
-                let row = match serde_json::from_str::<Value>(&line) {
-                    Ok(Value::Object(columns)) => Ok(RawRow { line: i + 1, columns }),
-                    Ok(other) => Err(RowError {
-                        line: i + 1,
-                        message: format!("not a JSON object but {}", kind_of(&other)),
-                    }),
-                    Err(e) => Err(RowError {
-                        line: i + 1,
-                        message: format!("not valid JSON ({e})"),
-                    }),
-                };
-                if !each(row) {
+                if !each_source(RowSource::Line { line: i + 1, text }) {
                     break;
                 }
             }
