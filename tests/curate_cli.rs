@@ -258,14 +258,29 @@ fn a_killed_import_is_simply_rerun() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Kill while the import writes its transaction (the WAL grows), before the commit completes.
+    // Kill while the import writes its transaction, before the commit completes: alone on the
+    // workspace it journals in rollback mode (the journal exists from its first write to the end
+    // of the commit); otherwise the WAL grows.
     let wal = ws.join("workspace.sqlite-wal");
+    let journal = ws.join("workspace.sqlite-journal");
     let t0 = Instant::now();
-    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 1 << 20 {
+    let mut journal_since: Option<Instant> = None;
+    loop {
         assert!(
             child.try_wait().unwrap().is_none(),
             "the import finished before it could be killed"
         );
+        if journal.exists() {
+            let since = *journal_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_millis(200) {
+                break;
+            }
+        } else {
+            journal_since = None;
+        }
+        if std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) >= 1 << 20 {
+            break;
+        }
         assert!(t0.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(5));
     }

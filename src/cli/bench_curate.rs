@@ -180,7 +180,11 @@ pub fn run(a: CurateBenchArgs) -> anyhow::Result<()> {
     let mut times: Vec<(&str, f64)> = Vec::new();
 
     let t = Instant::now();
-    let r = import::import(&mut ws, &pool, &Default::default(), |_| {})?;
+    let opts = import::ImportOptions {
+        rollback_journal: true,
+        ..Default::default()
+    };
+    let r = import::import(&mut ws, &pool, &opts, |_| {})?;
     times.push(("import + dedup", t.elapsed().as_secs_f64()));
     println!(
         "import: {} new, {} duplicates merged, {} traces, {} domains",

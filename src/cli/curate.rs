@@ -295,6 +295,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                     mapping: args.map.clone(),
                     source: args.source.clone(),
                     again: args.again,
+                    rollback_journal: true,
                 };
                 let started = std::time::Instant::now();
                 let r = import::import(&mut ws, f, &opts, |_| {})?;

@@ -21,6 +21,11 @@ pub struct ImportOptions {
     pub source: Option<String>,
     /// Import even if this file was imported before.
     pub again: bool,
+    /// Journal the import in rollback mode rather than WAL when no other connection has the
+    /// workspace open (see [`RollbackJournal`]): faster, but other connections wait for the
+    /// import to finish instead of reading alongside it. For the command line; the GUI keeps WAL
+    /// so that the view can read the pool during an import.
+    pub rollback_journal: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +60,34 @@ fn fingerprint(path: &Path) -> String {
         .unwrap_or(0);
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     format!("{}|{size}|{mtime}", abs.display())
+}
+
+/// While alive, the workspace journals in rollback mode instead of WAL, when this connection is
+/// the only one open (else SQLite keeps WAL and nothing changes). An import appends most of its
+/// pages, which a rollback journal need not copy, while WAL writes every page twice (to the log,
+/// then to the database at the checkpoint): a 1M-row import 7.35 s -> 6.56 s. The transaction
+/// stays atomic either way (a killed import is rolled back from the journal on the next open).
+struct RollbackJournal<'a> {
+    conn: Option<&'a rusqlite::Connection>,
+}
+
+impl<'a> RollbackJournal<'a> {
+    fn enter(conn: &'a rusqlite::Connection) -> Self {
+        let mode: Option<String> = conn.query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0)).ok();
+        let switched = mode.is_some_and(|m| m.eq_ignore_ascii_case("delete"));
+        Self {
+            conn: switched.then_some(conn),
+        }
+    }
+}
+
+impl Drop for RollbackJournal<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn {
+            // Back to WAL (Workspace::open also sets it, should this fail).
+            let _ = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0));
+        }
+    }
 }
 
 /// Imports `path` into the workspace. `progress` gets the rows read so far.
@@ -93,7 +126,8 @@ pub fn import(
         Failed(anyhow::Error),
     }
     let (tx_chunks, rx_chunks) = crossbeam_channel::bounded::<Msg>(2);
-    let tx = ws.conn.transaction()?;
+    let _bulk = opts.rollback_journal.then(|| RollbackJournal::enter(&ws.conn));
+    let tx = ws.conn.unchecked_transaction()?;
     tx.execute(
         "INSERT INTO imports (file, shape, mapping, rows, added, duplicates, malformed, at) VALUES (?1, '', '', 0, 0, 0, 0, ?2)",
         params![fp, now()],
