@@ -165,7 +165,16 @@ pub fn import(
                             .map(|src| match (src.parse(), map) {
                                 (Err(e), _) => (e.line, Err(e.message)),
                                 (Ok(r), Some((shape, cols))) => {
-                                    (r.line, to_record(r.columns, cols, *shape, &default_source))
+                                    (
+                                        r.line,
+                                        to_record(r.columns, cols, *shape, &default_source).map(|mut rec| {
+                                            // The domain column holds an MSC code (parsed here, off the
+                                            // inserting thread).
+                                            rec.domain =
+                                                rec.domain.as_deref().and_then(crate::curate::classify::parse_code);
+                                            rec
+                                        }),
+                                    )
                                 }
                                 (Ok(r), None) => (r.line, Err("no mapping".into())),
                             })
@@ -267,7 +276,7 @@ pub fn import(
                                     }
                                 }
                                 Ok(r) => {
-                                    let domain = r.domain.as_deref().and_then(crate::curate::classify::parse_code);
+                                    let domain = r.domain;
                                     let has_trace = r.trace.is_some();
                                     let added = ins_q.execute(params![
                                         r.key,
