@@ -127,8 +127,13 @@ fn time_decode(
         }
         rates.push(new_tokens as f64 / t.elapsed().as_secs_f64());
     }
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[rates.len() / 2])
+    Ok(median(&mut rates))
+}
+
+/// The median of `xs` (sorted in place); NaN when empty.
+pub(super) fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 fn script(name: &str) -> PathBuf {

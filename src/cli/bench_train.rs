@@ -12,7 +12,7 @@ use anyhow::Context;
 use candle_core::{DType, Tensor};
 use clap::Args;
 
-use super::bench::{baseline_json, bench_config};
+use super::bench::{baseline_json, bench_config, median};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
 use crate::model::weights::SafetensorsWeights;
@@ -311,10 +311,4 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         std::fs::write(&p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
-}
-
-/// The median of `xs` (sorted in place); NaN when empty.
-fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }

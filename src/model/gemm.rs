@@ -101,19 +101,52 @@ pub unsafe fn matmul(
     )
 }
 
+/// `dst[m, n] = (accumulate ? dst : 0) + a[m, k] b[k, n]` over row-major contiguous slices, on
+/// all threads; an error if a slice is too short for its shape.
+pub fn matmul_rows(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    accumulate: bool,
+) -> Result<()> {
+    if dst.len() < m * n || a.len() < m * k || b.len() < k * n {
+        candle_core::bail!(
+            "matrix product [{m}, {k}] x [{k}, {n}]: operands of {}, {} and {} values",
+            a.len(),
+            b.len(),
+            dst.len()
+        );
+    }
+    // SAFETY: the lengths were checked above, and `dst` is borrowed mutably (nothing else reads it).
+    unsafe {
+        matmul(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            n,
+            View::rows(a, k),
+            View::rows(b, n),
+            accumulate,
+            threads(),
+        )
+    };
+    Ok(())
+}
+
 /// The transpose of row-major `src` `[rows, cols]`: `[cols, rows]`, in parallel strips of
 /// columns, 8x8 blocks at a time with AVX where the CPU has it. The `gemm` kernels run 10-25%
 /// faster on row-major operands than on transposed views, far more than the copy costs for the
 /// training shapes.
-pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Result<Vec<f32>> {
     use rayon::prelude::*;
     const STRIP: usize = 64;
-    assert_eq!(
-        src.len(),
-        rows * cols,
-        "transpose: {} values are not {rows} x {cols}",
-        src.len()
-    );
+    if src.len() != rows * cols {
+        candle_core::bail!("transpose: {} values are not {rows} x {cols}", src.len());
+    }
     let mut dst: Vec<f32> = Vec::with_capacity(rows * cols);
     let out = SendPtr(dst.as_mut_ptr());
     let avx = avx();
@@ -147,16 +180,13 @@ pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     });
     // SAFETY: every element of dst was written above (each (c, r) pair exactly once).
     unsafe { dst.set_len(rows * cols) };
-    dst
+    Ok(dst)
 }
 
-/// Whether this CPU has AVX (checked once).
+/// Whether this CPU has AVX (std caches the answer).
 fn avx() -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| is_x86_feature_detected!("avx"))
-    }
+    return is_x86_feature_detected!("avx");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }
@@ -218,13 +248,14 @@ mod tests {
     fn transpose_matches_indexing() {
         for (r, c) in [(1, 1), (3, 70), (65, 33), (128, 64), (16, 200), (1024, 72)] {
             let src: Vec<f32> = (0..r * c).map(|i| i as f32).collect();
-            let t = transpose(&src, r, c);
+            let t = transpose(&src, r, c).unwrap();
             for i in 0..r {
                 for j in 0..c {
                     assert_eq!(t[j * r + i], src[i * c + j]);
                 }
             }
         }
+        assert!(transpose(&[1.0; 5], 2, 3).is_err());
     }
 
     #[test]

@@ -136,7 +136,7 @@ impl<'a> W<'a> {
         }
     }
 
-    fn lin(&self, i: usize, x: &[f32], inp: usize) -> Vec<f32> {
+    fn lin(&self, i: usize, x: &[f32], inp: usize) -> Result<Vec<f32>> {
         let _span = span("block/linear");
         forward_rows(x, self.w[i], self.b[i], inp)
     }
@@ -175,35 +175,27 @@ impl Geometry {
     }
 }
 
-fn forward(x: &[f32], w: &W, geo: Geometry) -> (Vec<f32>, Stash) {
-    let Geometry {
-        t,
-        hidden,
-        heads,
-        kv_heads,
-        head_dim: d,
-        eps,
-        ..
-    } = geo;
+fn forward(x: &[f32], w: &W, geo: Geometry) -> Result<(Vec<f32>, Stash)> {
+    let (hidden, d) = (geo.hidden, geo.head_dim);
     let mut h1 = vec![0f32; x.len()];
-    rms_norm_rows(x, w.in_norm, eps, &mut h1);
-    let mut q = w.lin(Q, &h1, hidden);
-    let mut k = w.lin(K, &h1, hidden);
-    let v = w.lin(V, &h1, hidden);
-    rope_in_place(&mut q, w.cos, w.sin, t, heads, d, false);
-    rope_in_place(&mut k, w.cos, w.sin, t, kv_heads, d, false);
+    rms_norm_rows(x, w.in_norm, geo.eps, &mut h1);
+    let mut q = w.lin(Q, &h1, hidden)?;
+    let mut k = w.lin(K, &h1, hidden)?;
+    let v = w.lin(V, &h1, hidden)?;
+    rope_in_place(&mut q, w.cos, w.sin, geo.t, geo.heads, d, false);
+    rope_in_place(&mut k, w.cos, w.sin, geo.t, geo.kv_heads, d, false);
     let sp = span("block/attention");
     let (o, probs) = attention::forward(&q, &k, &v, geo.dims());
     drop(sp);
-    let mut x1 = w.lin(O, &o, heads * d);
+    let mut x1 = w.lin(O, &o, geo.heads * d)?;
     x1.iter_mut().zip(x).for_each(|(a, b)| *a += b);
     let mut h2 = vec![0f32; x.len()];
-    rms_norm_rows(&x1, w.post_norm, eps, &mut h2);
-    let g = w.lin(GATE, &h2, hidden);
-    let u = w.lin(UP, &h2, hidden);
+    rms_norm_rows(&x1, w.post_norm, geo.eps, &mut h2);
+    let g = w.lin(GATE, &h2, hidden)?;
+    let u = w.lin(UP, &h2, hidden)?;
     let mut s = vec![0f32; g.len()];
     vmath::swiglu(&g, &u, &mut s);
-    let mut y = w.lin(DOWN, &s, g.len() / (x.len() / hidden));
+    let mut y = w.lin(DOWN, &s, g.len() / (x.len() / hidden))?;
     y.iter_mut().zip(&x1).for_each(|(a, b)| *a += b);
     let stash = Stash {
         h1,
@@ -218,26 +210,26 @@ fn forward(x: &[f32], w: &W, geo: Geometry) -> (Vec<f32>, Stash) {
         u,
         s,
     };
-    (y, stash)
+    Ok((y, stash))
 }
 
 /// [`backward_rows`], timed for S1_PROFILE_STEP.
-fn lin_bwd(x: &[f32], w: &[f32], dy: &[f32], inp: usize, dx: &mut [f32], accumulate: bool) -> Vec<f32> {
+fn lin_bwd(x: &[f32], w: &[f32], dy: &[f32], inp: usize, dx: &mut [f32], accumulate: bool) -> Result<Vec<f32>> {
     let _span = span("block/linear-bwd");
     backward_rows(x, w, dy, inp, dx, accumulate)
 }
 
 /// The gradients of the block: returns dx and puts every parameter's gradient into `sink`.
-fn backward(x: &[f32], dy: &[f32], w: &W, st: Stash, geo: Geometry, p: &BlockParams, sink: &GradSink) -> Vec<f32> {
-    let Geometry {
-        t,
-        hidden,
-        heads,
-        kv_heads,
-        head_dim: d,
-        eps,
-        ..
-    } = geo;
+fn backward(
+    x: &[f32],
+    dy: &[f32],
+    w: &W,
+    st: Stash,
+    geo: Geometry,
+    p: &BlockParams,
+    sink: &GradSink,
+) -> Result<Vec<f32>> {
+    let (hidden, d) = (geo.hidden, geo.head_dim);
     let inter = st.g.len() / (x.len() / hidden);
     let put_lin = |i: usize, dw: Vec<f32>, dout: &[f32], out: usize| {
         let (wt, bt) = &p.linears[i];
@@ -248,55 +240,52 @@ fn backward(x: &[f32], dy: &[f32], w: &W, st: Stash, geo: Geometry, p: &BlockPar
     };
     // MLP: y = x1 + down(swiglu(gate(h2), up(h2))).
     let mut ds = vec![0f32; st.s.len()];
-    put_lin(DOWN, lin_bwd(&st.s, w.w[DOWN], dy, inter, &mut ds, false), dy, hidden);
+    put_lin(DOWN, lin_bwd(&st.s, w.w[DOWN], dy, inter, &mut ds, false)?, dy, hidden);
     let (mut dg, mut du) = (vec![0f32; ds.len()], vec![0f32; ds.len()]);
     vmath::swiglu_bwd(&st.g, &st.u, &ds, &mut dg, &mut du);
     drop(ds);
     let mut dh2 = vec![0f32; x.len()];
     put_lin(
         GATE,
-        lin_bwd(&st.h2, w.w[GATE], &dg, hidden, &mut dh2, false),
+        lin_bwd(&st.h2, w.w[GATE], &dg, hidden, &mut dh2, false)?,
         &dg,
         inter,
     );
-    put_lin(UP, lin_bwd(&st.h2, w.w[UP], &du, hidden, &mut dh2, true), &du, inter);
+    put_lin(UP, lin_bwd(&st.h2, w.w[UP], &du, hidden, &mut dh2, true)?, &du, inter);
     drop((dg, du));
     let mut dx1 = dy.to_vec();
-    sink.put(
-        p.post_norm.id(),
-        rms_norm_bwd_rows(&st.x1, w.post_norm, &dh2, eps, &mut dx1),
-    );
+    let dnorm = rms_norm_bwd_rows(&st.x1, w.post_norm, &dh2, geo.eps, &mut dx1);
+    sink.put(p.post_norm.id(), dnorm);
     // Attention: x1 = x + o_proj(attention(rope(q(h1)), rope(k(h1)), v(h1))).
-    let qd = heads * d;
+    let (qd, kd) = (geo.heads * d, geo.kv_heads * d);
     let mut d_o = vec![0f32; st.o.len()];
-    put_lin(O, lin_bwd(&st.o, w.w[O], &dx1, qd, &mut d_o, false), &dx1, hidden);
+    put_lin(O, lin_bwd(&st.o, w.w[O], &dx1, qd, &mut d_o, false)?, &dx1, hidden);
     let sp = span("block/attention-bwd");
     let mut dqkv = attention::backward(&st.q, &st.k, &st.v, &d_o, st.probs.as_deref(), geo.dims());
     drop(sp);
     drop(d_o);
     let (dq, dkv) = dqkv.split_at_mut(st.q.len());
     let (dk, dv) = dkv.split_at_mut(st.k.len());
-    rope_in_place(dq, w.cos, w.sin, t, heads, d, true);
-    rope_in_place(dk, w.cos, w.sin, t, kv_heads, d, true);
-    let kd = kv_heads * d;
+    rope_in_place(dq, w.cos, w.sin, geo.t, geo.heads, d, true);
+    rope_in_place(dk, w.cos, w.sin, geo.t, geo.kv_heads, d, true);
     let mut dh1 = vec![0f32; x.len()];
-    put_lin(Q, lin_bwd(&st.h1, w.w[Q], dq, hidden, &mut dh1, false), dq, qd);
-    put_lin(K, lin_bwd(&st.h1, w.w[K], dk, hidden, &mut dh1, true), dk, kd);
-    put_lin(V, lin_bwd(&st.h1, w.w[V], dv, hidden, &mut dh1, true), dv, kd);
+    put_lin(Q, lin_bwd(&st.h1, w.w[Q], dq, hidden, &mut dh1, false)?, dq, qd);
+    put_lin(K, lin_bwd(&st.h1, w.w[K], dk, hidden, &mut dh1, true)?, dk, kd);
+    put_lin(V, lin_bwd(&st.h1, w.w[V], dv, hidden, &mut dh1, true)?, dv, kd);
     let mut dx = dx1;
-    sink.put(p.in_norm.id(), rms_norm_bwd_rows(x, w.in_norm, &dh1, eps, &mut dx));
-    dx
+    sink.put(p.in_norm.id(), rms_norm_bwd_rows(x, w.in_norm, &dh1, geo.eps, &mut dx));
+    Ok(dx)
 }
 
-struct BlockOp {
+/// What the forward and the backward op share: the parameters, the rope tables and the sink.
+struct Context {
     params: Arc<BlockParams>,
     cos: Tensor,
     sin: Tensor,
     sink: Arc<GradSink>,
-    stash: Mutex<Option<Stash>>,
 }
 
-impl BlockOp {
+impl Context {
     fn geometry(&self, l: &Layout) -> Result<Geometry> {
         let (b, t, hidden) = l.shape().dims3()?;
         let p = &self.params;
@@ -323,6 +312,12 @@ impl BlockOp {
     }
 }
 
+/// The forward op; it keeps its activations for the backward.
+struct BlockOp {
+    ctx: Arc<Context>,
+    stash: Mutex<Option<Stash>>,
+}
+
 impl CustomOp1 for BlockOp {
     fn name(&self) -> &'static str {
         "s1-block"
@@ -331,29 +326,24 @@ impl CustomOp1 for BlockOp {
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
         let _span = super::op_profile::span(self.name());
         let x = f32_slice(xs, xl, self.name())?;
-        let geo = self.geometry(xl)?;
-        let (y, stash) = self.with_weights(|w| Ok(forward(x, w, geo)))?;
+        let geo = self.ctx.geometry(xl)?;
+        let (y, stash) = self.ctx.with_weights(|w| forward(x, w, geo))?;
         *self.stash.lock().unwrap_or_else(|e| e.into_inner()) = Some(stash);
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
         let bwd = BlockBwd {
-            params: self.params.clone(),
-            cos: self.cos.clone(),
-            sin: self.sin.clone(),
-            sink: self.sink.clone(),
+            ctx: self.ctx.clone(),
             stash: Mutex::new(self.stash.lock().unwrap_or_else(|e| e.into_inner()).take()),
         };
         Ok(Some(x.apply_op2_no_bwd(&dy.contiguous()?, &bwd)?))
     }
 }
 
+/// The backward op: dx from x and dy, with the forward's activations when it still has them.
 struct BlockBwd {
-    params: Arc<BlockParams>,
-    cos: Tensor,
-    sin: Tensor,
-    sink: Arc<GradSink>,
+    ctx: Arc<Context>,
     stash: Mutex<Option<Stash>>,
 }
 
@@ -369,22 +359,15 @@ impl CustomOp2 for BlockBwd {
         if dy.len() != x.len() {
             candle_core::bail!("s1-block-bwd: the upstream gradient does not match the input");
         }
-        let fwd = BlockOp {
-            params: self.params.clone(),
-            cos: self.cos.clone(),
-            sin: self.sin.clone(),
-            sink: self.sink.clone(),
-            stash: Mutex::new(None),
-        };
-        let geo = fwd.geometry(xl)?;
+        let geo = self.ctx.geometry(xl)?;
         let stash = self.stash.lock().unwrap_or_else(|e| e.into_inner()).take();
-        let dx = fwd.with_weights(|w| {
+        let dx = self.ctx.with_weights(|w| {
             // Recomputed when the forward's activations are gone (a second backward).
             let st = match stash {
                 Some(st) => st,
-                None => forward(x, w, geo).1,
+                None => forward(x, w, geo)?.1,
             };
-            Ok(backward(x, dy, w, st, geo, &self.params, &self.sink))
+            backward(x, dy, w, st, geo, &self.ctx.params, &self.ctx.sink)
         })?;
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }
@@ -411,10 +394,12 @@ pub(crate) fn block(
         );
     }
     let op = BlockOp {
-        params,
-        cos: cos.contiguous()?,
-        sin: sin.contiguous()?,
-        sink: sink.clone(),
+        ctx: Arc::new(Context {
+            params,
+            cos: cos.contiguous()?,
+            sin: sin.contiguous()?,
+            sink: sink.clone(),
+        }),
         stash: Mutex::new(None),
     };
     x.contiguous()?.apply_op1(op)

@@ -1,37 +1,38 @@
-//! The training path's linear layer on the CPU: `y = x W^T (+ b)` as one gemm call reading `W`
-//! in place (no transposed copy), the bias folded into the product's output, and a backward
-//! that computes dx, dW and db in one op.
+//! The training path's linear layer on the CPU: `y = x W^T (+ b)` as one gemm call on row-major
+//! operands (W transposed first, see gemm::transpose), the bias folded into the product's output,
+//! and a backward that computes dx, dW and db in one op.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{f32_slice as slice, matmul, threads, transpose, View};
+use super::gemm::{f32_slice as slice, matmul_rows, transpose};
+
+/// The shape `[rows, out]` of a linear layer's output for `x` rows of `inp` and `w` `[out, inp]`,
+/// or an error naming the sizes that do not fit.
+fn dims(x: &[f32], w: &[f32], inp: usize) -> Result<(usize, usize)> {
+    if inp == 0 || !x.len().is_multiple_of(inp) || !w.len().is_multiple_of(inp) {
+        candle_core::bail!(
+            "s1-linear: {} inputs and {} weights are not rows of {inp}",
+            x.len(),
+            w.len()
+        );
+    }
+    Ok((x.len() / inp, w.len() / inp))
+}
 
 /// `x W^T (+ b)`: `x` rows of `inp`, `w` `[out, inp]`; returns `[rows, out]`.
-pub(crate) fn forward_rows(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize) -> Vec<f32> {
-    let rows = x.len() / inp;
-    let out = w.len() / inp;
+pub(crate) fn forward_rows(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize) -> Result<Vec<f32>> {
+    let (rows, out) = dims(x, w, inp)?;
     let mut y = vec![0f32; rows * out];
     if let Some(b) = b {
+        if b.len() != out {
+            candle_core::bail!("s1-linear: a bias of {} for {out} outputs", b.len());
+        }
         y.par_chunks_mut(out * 64)
             .for_each(|c| c.chunks_mut(out).for_each(|r| r.copy_from_slice(b)));
     }
-    let wt = transpose(w, out, inp);
-    // SAFETY: x is [rows, inp], wt is [inp, out], y is [rows, out].
-    unsafe {
-        matmul(
-            rows,
-            out,
-            inp,
-            y.as_mut_ptr(),
-            out,
-            View::rows(x, inp),
-            View::rows(&wt, out),
-            b.is_some(),
-            threads(),
-        );
-    }
-    y
+    matmul_rows(rows, out, inp, &mut y, x, &transpose(w, out, inp)?, b.is_some())?;
+    Ok(y)
 }
 
 /// The backward of [`forward_rows`] given `dy` `[rows, out]`: writes (or with `accumulate`
@@ -43,41 +44,19 @@ pub(crate) fn backward_rows(
     inp: usize,
     dx: &mut [f32],
     accumulate: bool,
-) -> Vec<f32> {
-    let rows = x.len() / inp;
-    let out = w.len() / inp;
-    assert!(
-        dy.len() == rows * out && dx.len() == rows * inp,
-        "linear backward: mismatched sizes"
-    );
-    let mut dw = vec![0f32; out * inp];
-    // SAFETY: dy is [rows, out], w [out, inp], x [rows, inp]; dx [rows, inp], dw [out, inp]
-    // (sizes checked above).
-    unsafe {
-        matmul(
-            rows,
-            inp,
-            out,
-            dx.as_mut_ptr(),
-            inp,
-            View::rows(dy, out),
-            View::rows(w, inp),
-            accumulate,
-            threads(),
-        );
-        matmul(
-            out,
-            inp,
-            rows,
-            dw.as_mut_ptr(),
-            inp,
-            View::rows(&transpose(dy, rows, out), rows),
-            View::rows(x, inp),
-            false,
-            threads(),
+) -> Result<Vec<f32>> {
+    let (rows, out) = dims(x, w, inp)?;
+    if dy.len() != rows * out || dx.len() != rows * inp {
+        candle_core::bail!(
+            "s1-linear backward: dy of {} and dx of {} for [{rows}, {out}] <- [{rows}, {inp}]",
+            dy.len(),
+            dx.len()
         );
     }
-    dw
+    matmul_rows(rows, inp, out, dx, dy, w, accumulate)?;
+    let mut dw = vec![0f32; out * inp];
+    matmul_rows(out, inp, rows, &mut dw, &transpose(dy, rows, out)?, x, false)?;
+    Ok(dw)
 }
 
 /// Column sums of `dy` `[rows, out]` (a bias gradient), in a fixed order (deterministic).
@@ -100,7 +79,7 @@ pub(crate) fn column_sums(dy: &[f32], out: usize) -> Vec<f32> {
 }
 
 fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, inp: usize, out_dims: &[usize]) -> Result<(CpuStorage, Shape)> {
-    let y = forward_rows(x, w, b, inp);
+    let y = forward_rows(x, w, b, inp)?;
     let mut dims = out_dims.to_vec();
     match dims.last_mut() {
         Some(d) => *d = w.len() / inp,
@@ -215,7 +194,7 @@ impl CustomOp3 for LinearBwd {
         let rows = x.len() / inp;
         let mut buf = Vec::with_capacity(rows * inp + out * inp + if self.bias { out } else { 0 });
         buf.resize(rows * inp, 0f32);
-        let dw = backward_rows(x, w, dy, inp, &mut buf, false);
+        let dw = backward_rows(x, w, dy, inp, &mut buf, false)?;
         buf.extend_from_slice(&dw);
         if self.bias {
             buf.extend_from_slice(&column_sums(dy, out));

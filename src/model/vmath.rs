@@ -48,13 +48,10 @@ fn exp<const FMA: bool>(x: f32) -> f32 {
     }
 }
 
-/// Whether this CPU runs the AVX2 + FMA versions (checked once).
+/// Whether this CPU runs the AVX2 + FMA versions (std caches the answer).
 fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
-        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *ON.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
-    }
+    return is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
     #[cfg(not(target_arch = "x86_64"))]
     false
 }

@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use super::data::IGNORE;
-use crate::model::gemm::{matmul, threads, transpose, View};
+use crate::model::gemm::{matmul_rows, transpose};
 use crate::model::vmath;
 
 /// Rows of logits computed at once for a vocabulary: about 4M floats (16 MB), 16 to 256 rows.
@@ -179,14 +179,14 @@ fn pass(
     vocab: usize,
     grads: bool,
     g: Option<&[f32]>,
-) -> (Vec<f32>, Option<Stash>) {
+) -> Result<(Vec<f32>, Option<Stash>)> {
     let n = x.len() / h;
     let chunk = chunk_rows(vocab);
     let mut losses = vec![0f32; n];
     let mut dx = if grads { vec![0f32; n * h] } else { Vec::new() };
     // The products run on row-major operands (see gemm::transpose): W^T for the logits, and
     // dW^T = x^T (softmax - onehot) accumulated over the chunks, transposed once at the end.
-    let wt = transpose(w, vocab, h);
+    let wt = transpose(w, vocab, h)?;
     let mut dwt = if grads { vec![0f32; h * vocab] } else { Vec::new() };
     let mut logits = vec![0f32; chunk.min(rows.len().max(1)) * vocab];
     let mut xc = vec![0f32; chunk * h];
@@ -197,20 +197,7 @@ fn pass(
             xc[i * h..(i + 1) * h].copy_from_slice(&x[r as usize * h..(r as usize + 1) * h]);
         }
         let lg = &mut logits[..c * vocab];
-        // SAFETY: xc [c, h], wt [h, vocab], lg [c, vocab].
-        unsafe {
-            matmul(
-                c,
-                vocab,
-                h,
-                lg.as_mut_ptr(),
-                vocab,
-                View::rows(&xc, h),
-                View::rows(&wt, vocab),
-                false,
-                threads(),
-            )
-        };
+        matmul_rows(c, vocab, h, lg, &xc, &wt, false)?;
         let chunk_losses: Vec<f32> = lg
             .par_chunks_mut(vocab)
             .zip(rs.par_iter())
@@ -232,42 +219,23 @@ fn pass(
             losses[r as usize] = l;
         }
         if grads {
-            let xct = transpose(&xc[..c * h], c, h);
-            // SAFETY: lg [c, vocab], w [vocab, h] -> dxc [c, h]; xct [h, c], lg [c, vocab] -> dwt.
-            unsafe {
-                matmul(
-                    c,
-                    h,
-                    vocab,
-                    dxc.as_mut_ptr(),
-                    h,
-                    View::rows(lg, vocab),
-                    View::rows(w, h),
-                    false,
-                    threads(),
-                );
-                matmul(
-                    h,
-                    vocab,
-                    c,
-                    dwt.as_mut_ptr(),
-                    vocab,
-                    View::rows(&xct, c),
-                    View::rows(lg, vocab),
-                    ci > 0,
-                    threads(),
-                );
-            }
+            // dx rows = (softmax - onehot) W; dW^T += x^T (softmax - onehot).
+            matmul_rows(c, h, vocab, &mut dxc, lg, w, false)?;
+            matmul_rows(h, vocab, c, &mut dwt, &transpose(&xc[..c * h], c, h)?, lg, ci > 0)?;
             for (i, &r) in rs.iter().enumerate() {
                 dx[r as usize * h..(r as usize + 1) * h].copy_from_slice(&dxc[i * h..(i + 1) * h]);
             }
         }
     }
-    let stash = grads.then(|| Stash {
-        dx,
-        dw: transpose(&dwt, h, vocab),
-    });
-    (losses, stash)
+    let stash = if grads {
+        Some(Stash {
+            dx,
+            dw: transpose(&dwt, h, vocab)?,
+        })
+    } else {
+        None
+    };
+    Ok((losses, stash))
 }
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
@@ -295,7 +263,7 @@ impl CustomOp2 for HeadCrossEntropy {
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;
         check_targets(&self.rows, &self.targets, vocab)?;
-        let (losses, stash) = pass(x, w, &self.rows, &self.targets, h, vocab, self.for_backward, None);
+        let (losses, stash) = pass(x, w, &self.rows, &self.targets, h, vocab, self.for_backward, None)?;
         *self.stash.lock().unwrap_or_else(|e| e.into_inner()) = stash;
         Ok((CpuStorage::F32(losses), Shape::from(n)))
     }
@@ -356,7 +324,7 @@ impl CustomOp3 for HeadCrossEntropyBwd {
         let (x, w, g) = (contiguous(xs, xl)?, contiguous(ws, wl)?, contiguous(gs, gl)?);
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;
-        let (_, stash) = pass(x, w, &self.rows, &self.targets, h, vocab, true, Some(g));
+        let (_, stash) = pass(x, w, &self.rows, &self.targets, h, vocab, true, Some(g))?;
         let mut st = stash.unwrap_or(Stash {
             dx: vec![0f32; n * h],
             dw: vec![0f32; vocab * h],
