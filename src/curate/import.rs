@@ -266,7 +266,11 @@ pub fn import(
                             "column:{}",
                             mapping.as_ref().and_then(|m| m.1.trace.as_deref()).unwrap_or("")
                         );
-                        for (line, rec) in built {
+                        let mut rows = built.into_iter().peekable();
+                        while let Some((line, rec)) = rows.next() {
+                            if let Some((_, Ok(next))) = rows.peek() {
+                                next.prefetch();
+                            }
                             match rec {
                                 Err(message) => {
                                     report.malformed += 1;

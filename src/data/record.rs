@@ -31,6 +31,45 @@ pub struct Record {
     pub trace_tokens: Option<usize>,
 }
 
+impl Record {
+    /// Asks the CPU to start loading the record's texts into its cache. The records of an import
+    /// are built on worker threads, each text its own allocation, so the inserting thread's first
+    /// touch of every text missed the cache (a third of its time went to the copies SQLite makes
+    /// when binding them); prefetching the next row while this one is inserted hides those misses.
+    pub fn prefetch(&self) {
+        let texts = [
+            Some(&self.key),
+            Some(&self.question),
+            self.solution.as_ref(),
+            self.answer.as_ref(),
+            Some(&self.source),
+            Some(&self.cot_type),
+            Some(&self.metadata),
+            self.trace.as_ref(),
+            self.attempt.as_ref(),
+            self.domain.as_ref(),
+        ];
+        for t in texts.into_iter().flatten() {
+            prefetch_bytes(t.as_bytes());
+        }
+    }
+}
+
+/// A hint to load `bytes` into the cache (no effect on other architectures).
+fn prefetch_bytes(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        for line in bytes.chunks(64) {
+            // SAFETY: a prefetch is only a hint; it never faults, even for an invalid address,
+            // and here the address is inside a live slice.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr() as *const i8) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// The recognised shapes of source files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shape {
