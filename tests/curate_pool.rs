@@ -292,7 +292,8 @@ fn the_shared_pool_through_the_whole_funnel() {
     let domains_of = |keys: &[String]| -> HashMap<String, usize> {
         let mut m = HashMap::new();
         for k in keys {
-            *m.entry(f.state(k).unwrap().domain.clone().unwrap()).or_insert(0) += 1;
+            *m.entry(f.state(k).unwrap().domain.as_deref().unwrap().to_string())
+                .or_insert(0) += 1;
         }
         m
     };

@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use s1_studio::curate::question_key;
 use s1_studio::curate::select::{longest_select, random_select, s1_select, Candidate, SelectConfig};
 
-fn pool() -> Vec<Candidate> {
+/// The pool's questions: (key, subject as the domain, solution tokens as the trace length).
+fn questions() -> Vec<(String, String, usize)> {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pool/math_test_minus_math500.jsonl");
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("this test needs {}: {e}", p.display()));
     let tok = tokenizers::Tokenizer::from_file(common::qwen_tokenizer()).unwrap();
@@ -20,18 +21,29 @@ fn pool() -> Vec<Candidate> {
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
             let solution = v["solution"].as_str().unwrap();
-            Candidate {
-                key: question_key(v["problem"].as_str().unwrap()),
-                domain: v["type"].as_str().unwrap().to_string(),
-                trace_tokens: tok.encode(solution, false).unwrap().len(),
-            }
+            (
+                question_key(v["problem"].as_str().unwrap()),
+                v["type"].as_str().unwrap().to_string(),
+                tok.encode(solution, false).unwrap().len(),
+            )
+        })
+        .collect()
+}
+
+fn pool(qs: &[(String, String, usize)]) -> Vec<Candidate<'_>> {
+    qs.iter()
+        .map(|(key, domain, trace_tokens)| Candidate {
+            key,
+            domain,
+            trace_tokens: *trace_tokens,
         })
         .collect()
 }
 
 #[test]
 fn a_seeded_1k_selection_from_the_real_pool() {
-    let p = pool();
+    let qs = questions();
+    let p = pool(&qs);
     assert_eq!(p.len(), 4500);
     let weights = HashMap::from([
         ("Number Theory".to_string(), 2.0),
@@ -54,8 +66,8 @@ fn a_seeded_1k_selection_from_the_real_pool() {
     );
     let unique: std::collections::HashSet<&String> = a.iter().collect();
     assert_eq!(unique.len(), 1000);
-    let by_key: HashMap<&str, &Candidate> = p.iter().map(|c| (c.key.as_str(), c)).collect();
-    let domain = |k: &String| by_key[k.as_str()].domain.as_str();
+    let by_key: HashMap<&str, &Candidate> = p.iter().map(|c| (c.key, c)).collect();
+    let domain = |k: &String| by_key[k.as_str()].domain;
     // Uniform domains for the first 700: every subject, each at least 60 of the 700.
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for k in &a[..700] {

@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use rayon::prelude::*;
 use rusqlite::params;
 
 use crate::data::decontam::EvalIndex;
@@ -85,27 +84,22 @@ pub fn run(ws: &mut Workspace, sets: &[EvalSet]) -> anyhow::Result<DecontamRepor
     for s in sets {
         idx.add_set(&s.name, s.questions.iter().map(String::as_str));
     }
-    let rows: Vec<(String, String, String, String)> = {
-        let mut st = ws
-            .conn
-            .prepare("SELECT key, question, source, metadata FROM questions")?;
-        let it = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-        it.collect::<Result<_, _>>()?
-    };
-    let hits: Vec<(String, String, String)> = rows
-        .par_iter()
-        .flat_map_iter(|(key, q, source, meta)| {
+    let hits: Vec<(String, String, String)> = super::scan::par_scan(
+        &ws.conn,
+        "SELECT key, question, source, metadata FROM questions",
+        |row| {
+            let key = row.text(0);
             let mut out: Vec<(String, String, String)> = idx
-                .overlaps(q)
+                .overlaps(row.text(1))
                 .into_iter()
-                .map(|o| (key.clone(), format!("decontam:{}", o.set), o.ngram))
+                .map(|o| (key.to_string(), format!("decontam:{}", o.set), o.ngram))
                 .collect();
-            if let Some(y) = aime_year(source, meta).filter(|y| *y > 2022) {
-                out.push((key.clone(), AIME_YEAR_RULE.to_string(), y.to_string()));
+            if let Some(y) = aime_year(row.text(2), row.text(3)).filter(|y| *y > 2022) {
+                out.push((key.to_string(), AIME_YEAR_RULE.to_string(), y.to_string()));
             }
             out
-        })
-        .collect();
+        },
+    )?;
     let tx = ws.conn.transaction()?;
     {
         tx.execute(

@@ -3,6 +3,8 @@
 //! so switching a rule or excluding a question by hand shows at once.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use super::quality::Rule;
 use super::rules;
@@ -30,7 +32,8 @@ pub struct QuestionState {
     pub any_correct: bool,
     pub trace_tokens: Option<usize>,
     pub trace_correct: Option<bool>,
-    pub domain: Option<String>,
+    /// Shared among the questions of a domain (there are few domains and many questions).
+    pub domain: Option<Arc<str>>,
     /// The source names AIME, GPQA or MATH (the seed set and the benchmark distribution).
     pub aime: bool,
     pub gpqa: bool,
@@ -42,7 +45,7 @@ pub struct Funnel {
     /// Every question's key, in pool order, and its state (same index).
     pub keys: Vec<String>,
     pub states: Vec<QuestionState>,
-    index: HashMap<u64, usize>,
+    index: KeyIndex,
     /// Indexes of the questions that passed quality and decontamination: what difficulty runs on.
     pub after_decontam: Vec<usize>,
     /// Indexes of the questions that passed every filter (difficulty included): what selection
@@ -63,6 +66,27 @@ fn key_id(key: &str) -> u64 {
         })
     })
 }
+
+/// Hashes a [`key_id`], which is already well spread (the leading bits of a sha256, or an FNV
+/// hash): one multiply instead of SipHash, for a million lookups.
+#[derive(Default)]
+struct KeyIdHasher(u64);
+
+impl Hasher for KeyIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type KeyIndex = HashMap<u64, usize, BuildHasherDefault<KeyIdHasher>>;
 
 impl Funnel {
     /// The index of a key.
@@ -88,9 +112,14 @@ impl Funnel {
 pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
     let cfg = rules::config(ws)?;
     let enabled: HashSet<&str> = cfg.enabled.iter().map(|r| r.name()).collect();
-    let mut keys: Vec<String> = Vec::new();
-    let mut states: Vec<QuestionState> = Vec::new();
+    // Ids are dense from 1 unless questions were deleted: the largest is the pool's size or more.
+    let max_id: i64 = ws
+        .conn
+        .query_row("SELECT coalesce(max(id), 0) FROM questions", [], |r| r.get(0))?;
+    let mut keys: Vec<String> = Vec::with_capacity(max_id.max(0) as usize);
+    let mut states: Vec<QuestionState> = Vec::with_capacity(keys.capacity());
     {
+        let mut domains: HashSet<Arc<str>> = HashSet::new();
         let mut st = ws
             .conn
             .prepare("SELECT key, manual, source, trace_tokens, trace_correct, domain FROM questions ORDER BY id")?;
@@ -113,7 +142,14 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
                 manual: manual.as_deref().and_then(Manual::parse),
                 trace_tokens: r.get::<_, Option<i64>>(3)?.map(|t| t as usize),
                 trace_correct: r.get::<_, Option<i64>>(4)?.map(|c| c != 0),
-                domain: r.get(5)?,
+                domain: r.get_ref(5)?.as_str_or_null()?.map(|d| match domains.get(d) {
+                    Some(shared) => shared.clone(),
+                    None => {
+                        let shared: Arc<str> = d.into();
+                        domains.insert(shared.clone());
+                        shared
+                    }
+                }),
                 aime,
                 gpqa,
                 math,
@@ -121,7 +157,8 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
             });
         }
     }
-    let index: HashMap<u64, usize> = keys.iter().enumerate().map(|(i, k)| (key_id(k), i)).collect();
+    let mut index = KeyIndex::with_capacity_and_hasher(keys.len(), Default::default());
+    index.extend(keys.iter().enumerate().map(|(i, k)| (key_id(k), i)));
     let find = |k: &str| index.get(&key_id(k)).copied();
     {
         let mut st = ws.conn.prepare("SELECT key, rule FROM flags")?;

@@ -11,6 +11,7 @@ pub mod funnel;
 pub mod import;
 pub mod quality;
 pub mod rules;
+pub mod scan;
 pub mod select;
 pub mod selection;
 pub mod snapshot;

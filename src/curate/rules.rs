@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use rayon::prelude::*;
 use rusqlite::params;
 
 use super::quality::{self, Rule};
@@ -103,50 +102,36 @@ pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCoun
             anyhow::bail!("cannot require `{f}`; requirable fields: {}", REQUIRABLE.join(", "));
         }
     }
-    let rows: Vec<(String, String, String, bool, bool, bool, bool)> = {
-        let mut st = ws.conn.prepare(
-            "SELECT key, question, source, solution IS NOT NULL, answer IS NOT NULL,
-                    trace IS NOT NULL, trace_attempt IS NOT NULL
-             FROM questions",
-        )?;
-        let it = st.query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })?;
-        it.collect::<Result<_, _>>()?
-    };
-    let hits: Vec<(String, Rule, Option<String>)> = rows
-        .par_iter()
-        .flat_map_iter(|(key, question, source, has_sol, has_ans, has_trace, has_att)| {
+    let hits: Vec<(String, Rule, Option<String>)> = super::scan::par_scan(
+        &ws.conn,
+        "SELECT key, question, source, solution IS NOT NULL, answer IS NOT NULL,
+                trace IS NOT NULL, trace_attempt IS NOT NULL
+         FROM questions",
+        |row| {
             let mut out = Vec::new();
+            let has = |i: usize| row.get(i) == Some("1");
             let missing: Vec<&str> = cfg
                 .required
                 .iter()
                 .map(String::as_str)
                 .filter(|f| match *f {
-                    "solution" => !has_sol,
-                    "answer" => !has_ans,
-                    "trace" => !has_trace,
-                    "attempt" => !has_att,
+                    "solution" => !has(3),
+                    "answer" => !has(4),
+                    "trace" => !has(5),
+                    "attempt" => !has(6),
                     _ => false,
                 })
                 .collect();
+            let key = row.text(0);
             if !missing.is_empty() {
-                out.push((key.clone(), Rule::MissingField, Some(missing.join(","))));
+                out.push((key.to_string(), Rule::MissingField, Some(missing.join(","))));
             }
-            for r in quality::weird_strings(question, is_aime(source)) {
-                out.push((key.clone(), r, None));
+            for r in quality::weird_strings(row.text(1), is_aime(row.text(2))) {
+                out.push((key.to_string(), r, None));
             }
             out
-        })
-        .collect();
+        },
+    )?;
     let tx = ws.conn.transaction()?;
     {
         let names: Vec<String> = Rule::ALL.iter().map(|r| format!("'{}'", r.name())).collect();

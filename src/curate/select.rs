@@ -10,13 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// A question that may be selected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+/// A question that may be selected (borrowing its key and domain from the pool: a large pool is
+/// not copied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate<'a> {
     /// sha256(question)[:16]
-    pub key: String,
+    pub key: &'a str,
     /// Its MSC domain code (e.g. "05").
-    pub domain: String,
+    pub domain: &'a str,
     /// Tokens of its thinking trace.
     pub trace_tokens: usize,
 }
@@ -62,22 +63,41 @@ pub fn benchmark_weights(aime_domains: &[String], gpqa_domains: &[String]) -> Ha
 }
 
 /// Domains with their questions, longest trace first (ties by key, so the order is total).
-fn by_domain(pool: &[Candidate]) -> BTreeMap<String, Vec<&Candidate>> {
-    let mut m: BTreeMap<String, Vec<&Candidate>> = BTreeMap::new();
+fn by_domain<'p, 'a>(pool: &[&'p Candidate<'a>]) -> BTreeMap<&'a str, Vec<&'p Candidate<'a>>> {
+    let mut m: BTreeMap<&'a str, Vec<&'p Candidate<'a>>> = BTreeMap::new();
     for c in pool {
-        m.entry(c.domain.clone()).or_default().push(c);
+        m.entry(c.domain).or_default().push(c);
     }
     for v in m.values_mut() {
-        v.sort_by(|a, b| b.trace_tokens.cmp(&a.trace_tokens).then_with(|| a.key.cmp(&b.key)));
+        // Sorted on a number made of the length and the key's first bytes, which decides almost
+        // every comparison of a large pool without reading the keys; full keys break its ties.
+        let mut keyed: Vec<(u128, &Candidate)> = v.iter().map(|c| (order_key(c), *c)).collect();
+        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(b.1.key)));
+        v.clear();
+        v.extend(keyed.into_iter().map(|(_, c)| c));
     }
     m
 }
 
+/// Orders as (longest trace first, then key): the length's complement in the high half, the
+/// key's first 8 bytes (zero-padded, big-endian, so numeric order is the bytes' order) in the low.
+fn order_key(c: &Candidate) -> u128 {
+    let mut head = [0u8; 8];
+    let n = c.key.len().min(8);
+    head[..n].copy_from_slice(&c.key.as_bytes()[..n]);
+    ((!(c.trace_tokens as u64) as u128) << 64) | u64::from_be_bytes(head) as u128
+}
+
 /// Index drawn with probability proportional to `weights` (all zero: uniform).
 fn weighted(rng: &mut StdRng, weights: &[f64]) -> usize {
+    weighted_among(rng, weights, weights.len())
+}
+
+/// As [`weighted`] over `len` weights of which only the first `weights.len()` can be non-zero.
+fn weighted_among(rng: &mut StdRng, weights: &[f64], len: usize) -> usize {
     let total: f64 = weights.iter().sum();
     if total <= 0.0 || !total.is_finite() {
-        return rng.random_range(0..weights.len());
+        return rng.random_range(0..len);
     }
     let mut u = rng.random::<f64>() * total;
     for (i, w) in weights.iter().enumerate() {
@@ -86,7 +106,19 @@ fn weighted(rng: &mut StdRng, weights: &[f64]) -> usize {
         }
         u -= w;
     }
-    weights.len() - 1
+    len - 1
+}
+
+/// From this rank on, s1's weight 2^-rank is exactly 0 in f64 (the smallest positive value is
+/// 2^-1074), so such ranks are never drawn and need no weight.
+const ZERO_WEIGHT_RANK: usize = 1100;
+
+/// A rank among `n` questions drawn with weight 2^-rank. The same draw as weighing all `n` (the
+/// weights past [`ZERO_WEIGHT_RANK`] add nothing), without computing a weight for each of a large
+/// domain's questions at every draw.
+fn length_weighted_rank(rng: &mut StdRng, n: usize) -> usize {
+    let w: Vec<f64> = (0..n.min(ZERO_WEIGHT_RANK)).map(|r| (-(r as f64)).exp2()).collect();
+    weighted_among(rng, &w, n)
 }
 
 /// Runs the sampler: keys in the order selected, the seed set's first. Stops early when the
@@ -108,16 +140,12 @@ pub fn diverse_select(pool: &[Candidate], target: usize, seed: u64) -> Vec<Strin
 
 fn draw(seed_set: &[Candidate], pool: &[Candidate], cfg: &SelectConfig, length_weighted: bool) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut selected: Vec<String> = seed_set.iter().map(|c| c.key.clone()).collect();
-    let taken: std::collections::HashSet<&str> = selected.iter().map(String::as_str).collect();
-    let rest: Vec<Candidate> = pool
-        .iter()
-        .filter(|c| !taken.contains(c.key.as_str()))
-        .cloned()
-        .collect();
+    let mut selected: Vec<String> = seed_set.iter().map(|c| c.key.to_string()).collect();
+    let taken: std::collections::HashSet<&str> = seed_set.iter().map(|c| c.key).collect();
+    let rest: Vec<&Candidate> = pool.iter().filter(|c| !taken.contains(c.key)).collect();
     let mut domains = by_domain(&rest);
     while selected.len() < cfg.target && !domains.is_empty() {
-        let names: Vec<&String> = domains.keys().collect();
+        let names: Vec<&str> = domains.keys().copied().collect();
         let pick = if selected.len() < cfg.uniform_until || cfg.benchmark_weights.is_empty() {
             rng.random_range(0..names.len())
         } else {
@@ -127,17 +155,16 @@ fn draw(seed_set: &[Candidate], pool: &[Candidate], cfg: &SelectConfig, length_w
                 .collect();
             weighted(&mut rng, &w)
         };
-        let name = names[pick].clone();
-        let Some(qs) = domains.get_mut(&name) else { break };
+        let name = names[pick];
+        let Some(qs) = domains.get_mut(name) else { break };
         let i = if length_weighted {
-            let w: Vec<f64> = (0..qs.len()).map(|r| (-(r as f64)).exp2()).collect();
-            weighted(&mut rng, &w)
+            length_weighted_rank(&mut rng, qs.len())
         } else {
             rng.random_range(0..qs.len())
         };
-        selected.push(qs.remove(i).key.clone());
+        selected.push(qs.remove(i).key.to_string());
         if qs.is_empty() {
-            domains.remove(&name);
+            domains.remove(name);
         }
     }
     selected
@@ -147,11 +174,11 @@ fn draw(seed_set: &[Candidate], pool: &[Candidate], cfg: &SelectConfig, length_w
 pub fn random_select(pool: &[Candidate], target: usize, seed: u64) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut keys: Vec<&Candidate> = pool.iter().collect();
-    keys.sort_by(|a, b| a.key.cmp(&b.key));
+    keys.sort_by(|a, b| a.key.cmp(b.key));
     let mut out = Vec::new();
     while out.len() < target && !keys.is_empty() {
         let i = rng.random_range(0..keys.len());
-        out.push(keys.swap_remove(i).key.clone());
+        out.push(keys.swap_remove(i).key.to_string());
     }
     out
 }
@@ -159,33 +186,40 @@ pub fn random_select(pool: &[Candidate], target: usize, seed: u64) -> Vec<String
 /// 1K-longest: the longest traces (ties by key).
 pub fn longest_select(pool: &[Candidate], target: usize) -> Vec<String> {
     let mut v: Vec<&Candidate> = pool.iter().collect();
-    v.sort_by(|a, b| b.trace_tokens.cmp(&a.trace_tokens).then_with(|| a.key.cmp(&b.key)));
-    v.into_iter().take(target).map(|c| c.key.clone()).collect()
+    v.sort_by(|a, b| b.trace_tokens.cmp(&a.trace_tokens).then_with(|| a.key.cmp(b.key)));
+    v.into_iter().take(target).map(|c| c.key.to_string()).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn pool() -> Vec<Candidate> {
-        // Domain "a": 50 questions, "b": 3, "c": 20; trace length = index.
+    /// Domain "a": 50 questions, "b": 3, "c": 20 (key, domain, trace length = index).
+    fn questions() -> Vec<(String, &'static str, usize)> {
         let mut v = Vec::new();
         for (d, n) in [("a", 50), ("b", 3), ("c", 20)] {
             for i in 0..n {
-                v.push(Candidate {
-                    key: format!("{d}{i:03}"),
-                    domain: d.into(),
-                    trace_tokens: i * 10,
-                });
+                v.push((format!("{d}{i:03}"), d, i * 10));
             }
         }
         v
     }
 
+    fn pool<'a>(qs: &'a [(String, &'static str, usize)]) -> Vec<Candidate<'a>> {
+        qs.iter()
+            .map(|(key, domain, trace_tokens)| Candidate {
+                key,
+                domain,
+                trace_tokens: *trace_tokens,
+            })
+            .collect()
+    }
+
     #[test]
     fn seeded_and_reproducible_with_the_seed_set_first() {
-        let p = pool();
-        let seed_set = vec![p[5].clone()];
+        let qs = questions();
+        let p = pool(&qs);
+        let seed_set = vec![p[5]];
         let cfg = SelectConfig {
             target: 30,
             uniform_until: 20,
@@ -207,7 +241,8 @@ mod tests {
 
     #[test]
     fn longer_traces_are_favoured_inside_a_domain() {
-        let p: Vec<Candidate> = pool().into_iter().filter(|c| c.domain == "c").collect();
+        let qs = questions();
+        let p: Vec<Candidate> = pool(&qs).into_iter().filter(|c| c.domain == "c").collect();
         let cfg = |seed| SelectConfig {
             target: 1,
             uniform_until: usize::MAX,
@@ -223,8 +258,47 @@ mod tests {
     }
 
     #[test]
+    fn domains_sort_longest_first_then_by_key() {
+        let keys = ["b", "a", "ab", "a\u{0}", "abcdefghz", "abcdefgha", "zz", "abcdefgh"];
+        let cs: Vec<Candidate> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Candidate {
+                key: k,
+                domain: "d",
+                trace_tokens: if i == 6 { 10 } else { 5 },
+            })
+            .collect();
+        let refs: Vec<&Candidate> = cs.iter().collect();
+        let got: Vec<&str> = by_domain(&refs)["d"].iter().map(|c| c.key).collect();
+        let mut want: Vec<&Candidate> = cs.iter().collect();
+        want.sort_by(|a, b| b.trace_tokens.cmp(&a.trace_tokens).then_with(|| a.key.cmp(b.key)));
+        let want: Vec<&str> = want.iter().map(|c| c.key).collect();
+        assert_eq!(got, want);
+        assert_eq!(got[0], "zz");
+    }
+
+    #[test]
+    fn length_weighted_rank_is_the_draw_over_every_weight() {
+        for n in [1, 2, 7, 1099, 1100, 1101, 5000] {
+            let all: Vec<f64> = (0..n).map(|r| (-(r as f64)).exp2()).collect();
+            for seed in 0..200 {
+                let mut a = StdRng::seed_from_u64(seed);
+                let mut b = StdRng::seed_from_u64(seed);
+                assert_eq!(
+                    length_weighted_rank(&mut a, n),
+                    weighted(&mut b, &all),
+                    "n {n} seed {seed}"
+                );
+                assert_eq!(a.random::<u64>(), b.random::<u64>(), "the same random numbers used");
+            }
+        }
+    }
+
+    #[test]
     fn ablation_sets() {
-        let p = pool();
+        let qs = questions();
+        let p = pool(&qs);
         assert_eq!(longest_select(&p, 3), ["a049", "a048", "a047"]);
         let r = random_select(&p, 10, 1);
         assert_eq!(r, random_select(&p, 10, 1));

@@ -84,29 +84,38 @@ pub fn is_seed(s: &QuestionState) -> bool {
 
 pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<SelectionReport> {
     let f = funnel::compute(ws)?;
-    let candidate = |&i: &usize| {
-        let s = &f.states[i];
-        Some(Candidate {
-            key: f.keys[i].clone(),
-            domain: s.domain.clone()?,
-            trace_tokens: s.trace_tokens?,
+    // The candidates borrow from the funnel, with their index there.
+    let indexed: Vec<(usize, Candidate)> = f
+        .survivors
+        .iter()
+        .filter_map(|&i| {
+            let s = &f.states[i];
+            Some((
+                i,
+                Candidate {
+                    key: &f.keys[i],
+                    domain: s.domain.as_deref()?,
+                    trace_tokens: s.trace_tokens?,
+                },
+            ))
         })
-    };
-    let pool: Vec<Candidate> = f.survivors.iter().filter_map(candidate).collect();
-    if pool.is_empty() {
+        .collect();
+    if indexed.is_empty() {
         anyhow::bail!(
             "nothing to select from: no question passed the funnel with a trace length and a domain \
              (run `curate report` to see where they stop)"
         );
     }
     let seeds: Vec<Candidate> = if opts.method == Method::S1 && opts.seed_set {
-        pool.iter()
-            .filter(|c| f.state(&c.key).is_some_and(is_seed))
-            .cloned()
+        indexed
+            .iter()
+            .filter(|(i, _)| is_seed(&f.states[*i]))
+            .map(|(_, c)| *c)
             .collect()
     } else {
         Vec::new()
     };
+    let pool: Vec<Candidate> = indexed.into_iter().map(|(_, c)| c).collect();
     // The benchmark distribution: domains of the pool's AIME and GPQA questions (labelled, any
     // stage), GPQA scaled by 0.5 |AIME| / |GPQA|.
     let mut aime = Vec::new();
@@ -114,9 +123,9 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
     for s in &f.states {
         if let Some(d) = &s.domain {
             if s.aime {
-                aime.push(d.clone());
+                aime.push(d.to_string());
             } else if s.gpqa {
-                gpqa.push(d.clone());
+                gpqa.push(d.to_string());
             }
         }
     }
@@ -173,8 +182,8 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
     tx.commit()?;
     let mut per: HashMap<String, usize> = HashMap::new();
     for k in &selected {
-        if let Some(d) = f.state(k).and_then(|s| s.domain.as_ref()) {
-            *per.entry(d.clone()).or_default() += 1;
+        if let Some(d) = f.state(k).and_then(|s| s.domain.as_deref()) {
+            *per.entry(d.to_string()).or_default() += 1;
         }
     }
     let mut per_domain: Vec<(String, usize)> = per.into_iter().collect();

@@ -76,25 +76,25 @@ pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
                 source: r.get(1)?,
                 preview: r.get::<_, String>(2)?.replace('\n', " "),
                 tokens: s.trace_tokens,
-                domain: s.domain.clone(),
+                domain: s.domain.as_deref().map(str::to_string),
                 manual: s.manual,
                 dropped_at: f.dropped_at[idx],
                 flags: flags.join(" "),
             });
         }
     }
-    let mut domains: BTreeMap<String, usize> = BTreeMap::new();
+    let mut domains: BTreeMap<&str, usize> = BTreeMap::new();
     let mut lens: Vec<usize> = Vec::new();
     for &i in &f.survivors {
         let s = &f.states[i];
-        if let Some(d) = &s.domain {
-            *domains.entry(d.clone()).or_default() += 1;
+        if let Some(d) = s.domain.as_deref() {
+            *domains.entry(d).or_default() += 1;
         }
         if let Some(t) = s.trace_tokens {
             lens.push(t);
         }
     }
-    let mut domains: Vec<(String, usize)> = domains.into_iter().collect();
+    let mut domains: Vec<(String, usize)> = domains.into_iter().map(|(d, n)| (d.to_string(), n)).collect();
     domains.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let max = lens.iter().copied().max().unwrap_or(0);
     let bin = [50, 100, 250, 500, 1000, 2000, 4000]
