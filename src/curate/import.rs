@@ -260,14 +260,15 @@ pub fn import(
                 }
                 Msg::Mapping(shape, cols) => mapping = Some((shape, *cols)),
                 Msg::Chunk(built, rows) => {
-                    let step = || -> anyhow::Result<()> {
+                    let mut step = || -> anyhow::Result<()> {
                         let now = now();
                         let trace_origin = format!(
                             "column:{}",
                             mapping.as_ref().and_then(|m| m.1.trace.as_deref()).unwrap_or("")
                         );
-                        let mut rows = built.into_iter().peekable();
+                        let mut rows = built.iter().peekable();
                         while let Some((line, rec)) = rows.next() {
+                            let line = *line;
                             if let Some((_, Ok(next))) = rows.peek() {
                                 next.prefetch();
                             }
@@ -276,11 +277,14 @@ pub fn import(
                                     report.malformed += 1;
                                     ins_e.execute(params![import_id, line as i64, message])?;
                                     if report.errors.len() < KEEP_ERRORS {
-                                        report.errors.push(RowError { line, message });
+                                        report.errors.push(RowError {
+                                            line,
+                                            message: message.clone(),
+                                        });
                                     }
                                 }
                                 Ok(r) => {
-                                    let domain = r.domain;
+                                    let domain = &r.domain;
                                     let has_trace = r.trace.is_some();
                                     let added = ins_q.execute(params![
                                         r.key,
@@ -315,7 +319,11 @@ pub fn import(
                         Ok(())
                     };
                     report.rows = rows;
-                    if let Err(e) = step() {
+                    let res = step();
+                    // The records were allocated on the workers: they are freed there too, off
+                    // this thread (frees into another thread's heap took its lock).
+                    rayon::spawn(move || drop(built));
+                    if let Err(e) = res {
                         outcome = Err(e);
                         break;
                     }

@@ -104,13 +104,34 @@ pub fn for_each_row_source(path: &Path, mut each_source: impl FnMut(RowSource) -
     match Format::of(path)? {
         Format::Jsonl => {
             let f = File::open(path).map_err(|e| file_error(path, e))?;
-            let reader = BufReader::with_capacity(1 << 20, f);
-            for (i, line) in reader.lines().enumerate() {
-                let text = line.map_err(|e| file_error(path, format!("line {}: {e}", i + 1)))?;
-                if text.trim().is_empty() {
-                    continue;
+            let mut reader = BufReader::with_capacity(1 << 20, f);
+            // Lines are read into one buffer and copied out at their exact size (growing a fresh
+            // string per line reallocated it several times).
+            let mut buf: Vec<u8> = Vec::new();
+            let mut line = 0usize;
+            loop {
+                buf.clear();
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|e| file_error(path, format!("line {}: {e}", line + 1)))?;
+                if n == 0 {
+                    break;
                 }
-                if !each_source(RowSource::Line { line: i + 1, text }) {
+                line += 1;
+                let bytes = buf.strip_suffix(b"\n").unwrap_or(&buf);
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                let source = match std::str::from_utf8(bytes) {
+                    Ok(text) if text.trim().is_empty() => continue,
+                    Ok(text) => RowSource::Line {
+                        line,
+                        text: text.to_owned(),
+                    },
+                    Err(e) => RowSource::Parsed(Err(RowError {
+                        line,
+                        message: format!("not UTF-8 text ({e})"),
+                    })),
+                };
+                if !each_source(source) {
                     break;
                 }
             }
@@ -228,6 +249,35 @@ mod tests {
         assert_eq!(ok.iter().map(|r| r.line).collect::<Vec<_>>(), vec![1, 5]);
         assert_eq!(bad.iter().map(|e| e.line).collect::<Vec<_>>(), vec![3, 4]);
         assert!(bad[0].message.contains("not a JSON object"), "{:?}", bad[0]);
+    }
+
+    #[test]
+    fn jsonl_line_endings_and_a_last_line_without_one() {
+        let (ok, bad) = rows_of("a.jsonl", "{\"q\": \"a\\r\"}\r\n \r\n{\"q\": 2}");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(ok.iter().map(|r| r.line).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(ok[0].columns["q"], "a\r");
+        assert_eq!(ok[1].columns["q"], 2);
+    }
+
+    #[test]
+    fn jsonl_line_that_is_not_utf8_is_a_bad_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.jsonl");
+        std::fs::write(&p, b"{\"q\": 1}\n{\"q\": \"\xff\"}\n{\"q\": 3}\n").unwrap();
+        let (mut ok, mut bad) = (vec![], vec![]);
+        for_each_row(&p, |r| {
+            match r {
+                Ok(r) => ok.push(r.line),
+                Err(e) => bad.push(e),
+            }
+            true
+        })
+        .unwrap();
+        assert_eq!(ok, vec![1, 3]);
+        assert_eq!(bad.len(), 1);
+        assert_eq!(bad[0].line, 2);
+        assert!(bad[0].message.contains("UTF-8"), "{:?}", bad[0]);
     }
 
     #[test]
