@@ -298,3 +298,34 @@ fn a_killed_import_is_simply_rerun() {
         .unwrap();
     assert_eq!((n, imports), (300_000, 1));
 }
+
+/// `bench curate` on a small synthetic pool: every step runs and the figures are written.
+#[test]
+fn the_curation_bench_runs_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = bin()
+        .args(["bench", "curate", "--rows", "5000", "--dir"])
+        .arg(dir.path().join("bench"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench curate failed:\n{text}");
+    assert!(text.contains("select: 1000 of "), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let steps: Vec<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 5, "{steps:?}");
+    let sum: f64 = v["steps"].as_array().unwrap()[..4]
+        .iter()
+        .map(|s| s["s"].as_f64().unwrap())
+        .sum();
+    assert!((v["import_to_selection_s"].as_f64().unwrap() - sum).abs() < 1e-9);
+    assert_eq!(v["rows"], 5000);
+}
