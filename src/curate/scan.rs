@@ -4,6 +4,8 @@
 //! in one buffer instead of a few `String`s per row: reading a million questions into owned
 //! strings spent more time in malloc and page faults than in SQLite.
 
+use std::fmt::Write;
+
 use rayon::prelude::*;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
@@ -87,31 +89,28 @@ pub fn par_scan<T: Send>(conn: &Connection, sql: &str, eval: impl Fn(&Row) -> Ve
             })?;
         let read = (|| -> anyhow::Result<()> {
             let mut chunk = Chunk::new(columns);
+            let mut row_no = 0usize;
             while let Some(r) = rows.next()? {
+                row_no += 1;
                 for (c, name) in names.iter().enumerate() {
-                    let number: String;
-                    let text: Option<&str> = match r.get_ref(c)? {
-                        ValueRef::Null => None,
-                        ValueRef::Text(b) => Some(
-                            std::str::from_utf8(b)
-                                .map_err(|e| anyhow::anyhow!("column `{name}` is not UTF-8 text ({e})"))?,
-                        ),
-                        ValueRef::Integer(n) => {
-                            number = n.to_string();
-                            Some(number.as_str())
+                    let start = chunk.bytes.len();
+                    let present = match r.get_ref(c)? {
+                        ValueRef::Null => false,
+                        ValueRef::Text(b) => {
+                            let text = std::str::from_utf8(b).map_err(|e| {
+                                anyhow::anyhow!("row {row_no}: column `{name}` is not UTF-8 text ({e})")
+                            })?;
+                            chunk.bytes.push_str(text);
+                            true
                         }
-                        ValueRef::Real(x) => {
-                            number = x.to_string();
-                            Some(number.as_str())
-                        }
-                        ValueRef::Blob(_) => anyhow::bail!("column `{name}` holds a blob, not text"),
+                        // Numbers are written straight into the buffer (writing to a String
+                        // cannot fail).
+                        ValueRef::Integer(n) => write!(chunk.bytes, "{n}").is_ok(),
+                        ValueRef::Real(x) => write!(chunk.bytes, "{x}").is_ok(),
+                        ValueRef::Blob(_) => anyhow::bail!("row {row_no}: column `{name}` holds a blob, not text"),
                     };
-                    let span = text.map(|t| {
-                        let a = chunk.bytes.len();
-                        chunk.bytes.push_str(t);
-                        (a as u32, chunk.bytes.len() as u32)
-                    });
-                    chunk.spans.push(span);
+                    let end = chunk.bytes.len();
+                    chunk.spans.push(present.then_some((start as u32, end as u32)));
                 }
                 // Spans are u32: a chunk is sent before its text reaches 4 GiB.
                 if chunk.len() >= CHUNK || chunk.bytes.len() > (u32::MAX as usize) / 2 {

@@ -71,10 +71,7 @@ fn by_domain<'p, 'a>(pool: &[&'p Candidate<'a>]) -> BTreeMap<&'a str, Vec<&'p Ca
     for v in m.values_mut() {
         // Sorted on a number made of the length and the key's first bytes, which decides almost
         // every comparison of a large pool without reading the keys; full keys break its ties.
-        let mut keyed: Vec<(u128, &Candidate)> = v.iter().map(|c| (order_key(c), *c)).collect();
-        keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(b.1.key)));
-        v.clear();
-        v.extend(keyed.into_iter().map(|(_, c)| c));
+        v.sort_by_cached_key(|c| (order_key(c), c.key));
     }
     m
 }
