@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use s1_studio::generate::{
     generate, BudgetConfig, BudgetError, Codec, GenerateError, GenerateParams, Generation, InjectionKind,
-    LanguageModel, MaxThinking, Prompt, StopReason, StreamEvent, ThinkingFormat,
+    LanguageModel, MaxThinking, PastMax, Prompt, StopReason, StreamEvent, ThinkingFormat,
 };
 use s1_studio::jobs::CancelToken;
 
@@ -82,6 +82,8 @@ impl Codec for ToyCodec {
 /// whatever was fed. It records the sequence the model actually holds (after rewinds).
 struct ScriptedModel {
     script: VecDeque<u32>,
+    /// The runner-up of each scripted step (what a sampler picks when the first is banned).
+    seconds: VecDeque<Option<u32>>,
     vocab: usize,
     held: Vec<u32>,
     eos: u32,
@@ -92,6 +94,7 @@ impl ScriptedModel {
     fn new(script: Vec<u32>, eos: u32) -> Self {
         // Two rows past the toy tokenizer, like Qwen2.5's padded embedding.
         Self {
+            seconds: script.iter().map(|_| None).collect(),
             script: script.into(),
             vocab: VOCAB.len() + 2,
             held: Vec::new(),
@@ -106,6 +109,9 @@ impl LanguageModel for ScriptedModel {
         self.held.extend_from_slice(tokens);
         let next = self.script.pop_front().unwrap_or(self.eos);
         let mut logits = vec![0.0; self.vocab];
+        if let Some(Some(second)) = self.seconds.pop_front() {
+            logits[second as usize] = 5.0;
+        }
         logits[next as usize] = 10.0;
         Ok(logits)
     }
@@ -135,17 +141,39 @@ fn run_with(
     max_new: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Run, GenerateError> {
+    run_params(
+        script,
+        GenerateParams {
+            budget,
+            max_new_tokens: max_new,
+            ..Default::default()
+        },
+        cancel,
+    )
+}
+
+/// "first|second" -> (first, second); a special token's own bars are not separators.
+fn split_step(step: &str) -> (&str, Option<&str>) {
+    let first_len = if step.starts_with("<|") {
+        step.find("|>").map_or(step.len(), |i| i + 2)
+    } else {
+        step.find('|').unwrap_or(step.len())
+    };
+    let (first, rest) = step.split_at(first_len);
+    (first, rest.strip_prefix('|'))
+}
+
+/// Runs `script`, whose steps may name a runner-up after a `|` ("<|im_start|>|b": the model
+/// wants to end, and says "b" when ending is banned).
+fn run_params(script: &[&str], params: GenerateParams, cancel: &CancelToken) -> Result<Run, GenerateError> {
     let codec = ToyCodec::new();
     let eos = codec.id("<|im_end|>");
-    let mut model = ScriptedModel::new(codec.ids(script), eos);
+    let steps: Vec<(&str, Option<&str>)> = script.iter().map(|s| split_step(s)).collect();
+    let mut model = ScriptedModel::new(steps.iter().map(|s| codec.id(s.0)).collect(), eos);
+    model.seconds = steps.iter().map(|s| s.1.map(|r| codec.id(r))).collect();
     let prompt = Prompt {
         ids: codec.ids(&["<|im_start|>", "x", "<|im_end|>"]),
         has_thinking_start: false,
-    };
-    let params = GenerateParams {
-        budget,
-        max_new_tokens: max_new,
-        ..Default::default()
     };
     let (mut t, mut a, mut inj) = (String::new(), String::new(), Vec::new());
     let gen = generate(
@@ -409,13 +437,26 @@ fn thinking_off_answers_directly() {
 }
 
 #[test]
-fn auto_budget_leaves_room_for_the_answer() {
-    // auto = max new tokens - thinking start (2) - forced end (6) - 100 = 12 for 120 new tokens.
+fn auto_budget_is_s1s_formula() {
+    // s1 (vllm_causallms.py): auto = max_gen_toks - longest prompt - thinking start - forced
+    // end ("<|im_start|>answer\nFinal Answer:") - 100 = 120 - 3 - 2 - 6 - 100 = 9.
     let script: Vec<&str> = std::iter::repeat_n("a", 40).chain([" 42", "<|im_end|>"]).collect();
     let r = run_with(&script, s1(0, MaxThinking::Auto, 0), Some(120), &CancelToken::new()).unwrap();
-    assert_eq!(r.gen.max_thinking, Some(12));
-    assert_eq!(r.gen.thinking_tokens, 12);
+    assert_eq!(r.gen.max_thinking, Some(9));
+    assert_eq!(r.gen.thinking_tokens, 9);
     assert!(r.gen.forced_end);
+    // lm-eval hands vLLM a task's prompts at once: the longest one counts (here 10 tokens).
+    let params = GenerateParams {
+        budget: s1(0, MaxThinking::Auto, 0),
+        max_new_tokens: Some(120),
+        auto_prompt_tokens: Some(10),
+        ..Default::default()
+    };
+    let r = run_params(&script, params, &CancelToken::new()).unwrap();
+    assert_eq!(r.gen.max_thinking, Some(2));
+    // Without a token limit the context is the limit: context - prompt - 2 - 6 - 100.
+    let r = run_with(&script, s1(0, MaxThinking::Auto, 0), None, &CancelToken::new()).unwrap();
+    assert_eq!(r.gen.max_thinking, Some(4096 - 3 - 108));
 }
 
 #[test]
@@ -431,13 +472,175 @@ fn max_new_tokens_and_cancel_stop_generation() {
 }
 
 #[test]
-fn wait_count_holds_at_the_budget() {
-    // Ignores that would pass the budget: the ignore string fills it, then the end is forced.
+fn cut_at_max_forces_the_end_when_the_ignore_string_fills_the_budget() {
+    // Not s1's loop (PastMax::Cut): the ignore string fills the budget, the end is forced at once.
     let script = ["a", "<|im_start|>", " 42", "<|im_end|>"];
-    let r = run(&script, s1(0, MaxThinking::Tokens(2), 5));
+    let budget = BudgetConfig {
+        past_max: PastMax::Cut,
+        ..s1(0, MaxThinking::Tokens(2), 5)
+    };
+    let r = run(&script, budget);
+    assert!(!r.gen.thinking_cut);
     assert_eq!(r.gen.thinking, "aWait");
     assert_eq!(r.gen.thinking_tokens, 2);
     assert_eq!(r.gen.waits_injected, 1);
+    assert!(r.gen.forced_end);
+    assert_eq!(held(&r), "<|im_start|>thinkaWait\n<|im_start|>answer\nFinal Answer: 42");
+}
+
+// s1's loop with ignores (vllm_causallms.py, `thinking_n_ignore`): N ignores mean N + 1 rounds,
+// each run with `min_tokens=1` and a `max_tokens` of its own; the joined thinking is cut at the
+// maximum afterwards, and ended as the last round ended.
+
+#[test]
+fn empty_ignore_string_drops_the_end_n_times_then_answers() {
+    // s1 without `thinking_n_ignore_str`: the end token is dropped and generation goes on; the
+    // next token may not be an end (so the runner-up is taken). Two ignores, three ends.
+    let script = [
+        "a",
+        "<|im_start|>|b",
+        "c",
+        "<|im_start|>|d",
+        "e",
+        "<|im_start|>",
+        " 42",
+        "<|im_end|>",
+    ];
+    let budget = BudgetConfig {
+        ignore_str: String::new(),
+        ..s1(0, MaxThinking::Unlimited, 2)
+    };
+    let r = run(&script, budget);
+    assert_eq!(r.gen.thinking, "abcde");
+    assert_eq!(r.gen.waits_injected, 2);
+    assert_eq!(r.gen.stop_reason, StopReason::EndOfTurn);
+    assert_eq!(held(&r), "<|im_start|>thinkabcde<|im_start|>answer 42");
+    assert_eq!(r.gen.answer, " 42");
+}
+
+#[test]
+fn the_token_after_an_ignore_may_not_end_the_thinking() {
+    // vLLM's min_tokens=1 in the round after "Wait": the model's wish to end at once is refused
+    // and does not use up an ignore.
+    let script = [
+        "a",
+        "<|im_start|>",
+        "<|im_start|>|b",
+        "<|im_start|>",
+        " 42",
+        "<|im_end|>",
+    ];
+    let r = run(&script, s1(0, MaxThinking::Unlimited, 1));
+    assert_eq!(r.gen.thinking, "aWaitb");
+    assert_eq!(r.gen.waits_injected, 1);
+    assert_eq!(held(&r), "<|im_start|>thinkaWaitb<|im_start|>answer 42");
+}
+
+#[test]
+fn the_first_thinking_token_may_not_end_it_when_ignores_are_set() {
+    // s1 runs its first round with min_tokens=1 too.
+    let script = [
+        "<|im_start|>|a",
+        "<|im_start|>",
+        "b",
+        "<|im_start|>",
+        " 42",
+        "<|im_end|>",
+    ];
+    let r = run(&script, s1(0, MaxThinking::Unlimited, 1));
+    assert_eq!(r.gen.thinking, "aWaitb");
+    // Without ignores nothing is banned: the end comes at once.
+    let r = run(
+        &["<|im_start|>|a", " 42", "<|im_end|>"],
+        s1(0, MaxThinking::Unlimited, 0),
+    );
+    assert_eq!(r.gen.thinking, "");
+    assert_eq!(held(&r), "<|im_start|>think<|im_start|>answer 42");
+}
+
+#[test]
+fn past_the_max_after_an_ignore_the_round_goes_on_and_a_natural_end_is_kept() {
+    // Budget 4, one ignore. Round 0: "ab", end -> "Wait". Round 1 (its own budget of 4): "c"
+    // fills the budget, "d", "e" go on unseen, then the model ends: s1 cuts the thinking to 4
+    // tokens and, since the round ended naturally, appends the answer delimiter alone.
+    let script = [
+        "a",
+        "b",
+        "<|im_start|>",
+        "c",
+        "d",
+        "e",
+        "<|im_start|>",
+        " 42",
+        "<|im_end|>",
+    ];
+    let r = run(&script, s1(0, MaxThinking::Tokens(4), 1));
+    assert_eq!(r.gen.thinking, "abWaitc");
+    assert_eq!(r.gen.thinking_tokens, 4);
+    assert!(!r.gen.forced_end);
+    assert!(r.gen.thinking_cut);
+    assert_eq!(held(&r), "<|im_start|>thinkabWaitc<|im_start|>answer 42");
+    assert_eq!(r.gen.answer, " 42");
+    assert_eq!(r.thinking_deltas, "abWaitc", "the hidden tokens never reach the stream");
+    assert_eq!(r.injected.last(), Some(&(InjectionKind::AnswerStart, 4)));
+    // With PastMax::Cut the end is forced at the budget instead.
+    let budget = BudgetConfig {
+        past_max: PastMax::Cut,
+        ..s1(0, MaxThinking::Tokens(4), 1)
+    };
+    let r = run(&script, budget);
+    assert!(r.gen.forced_end);
+    assert!(held(&r).starts_with("<|im_start|>thinkabWaitc\n<|im_start|>answer\nFinal Answer:d"));
+}
+
+#[test]
+fn past_the_max_a_round_that_runs_out_is_forced_with_s1s_newline_rule() {
+    // Round 1 runs out of its own budget (4 tokens: c d e + one more) unseen; the end is forced
+    // after the cut thinking. s1 adds the newline unless the *uncut* text ends with one.
+    for (last, expect) in [
+        ("x", "<|im_start|>thinkabWaitc\n<|im_start|>answer\nFinal Answer: 42"),
+        ("\n", "<|im_start|>thinkabWaitc<|im_start|>answer\nFinal Answer: 42"),
+    ] {
+        let script = ["a", "b", "<|im_start|>", "c", "d", "e", last, " 42", "<|im_end|>"];
+        let r = run(&script, s1(0, MaxThinking::Tokens(4), 1));
+        assert_eq!(r.gen.thinking, "abWaitc");
+        assert!(r.gen.forced_end);
+        assert!(r.gen.thinking_cut);
+        assert_eq!(held(&r), expect);
+        assert_eq!(r.gen.answer, "Final Answer: 42");
+    }
+}
+
+#[test]
+fn past_the_max_the_remaining_ignores_run_unseen() {
+    // Two ignores, budget 3: "a", end -> "Wait"; "b" fills the budget; round 1 ends ("c", end)
+    // -> a hidden "Wait"; round 2 ends naturally: the answer delimiter after "aWaitb".
+    let script = [
+        "a",
+        "<|im_start|>",
+        "b",
+        "c",
+        "<|im_start|>",
+        "<|im_start|>|d",
+        "<|im_start|>",
+        " 42",
+        "<|im_end|>",
+    ];
+    let r = run(&script, s1(0, MaxThinking::Tokens(3), 2));
+    assert_eq!(r.gen.thinking, "aWaitb");
+    assert_eq!(r.gen.waits_injected, 2);
+    assert!(r.gen.thinking_cut);
+    assert!(!r.gen.forced_end);
+    assert_eq!(held(&r), "<|im_start|>thinkaWaitb<|im_start|>answer 42");
+}
+
+#[test]
+fn an_ignore_string_that_fills_the_budget_lets_the_next_round_decide() {
+    // Budget 2: "a" + "Wait" fill it; round 1 runs out unseen ("b", "c"): forced end after "aWait".
+    let script = ["a", "<|im_start|>", "b", "c", " 42", "<|im_end|>"];
+    let r = run(&script, s1(0, MaxThinking::Tokens(2), 1));
+    assert_eq!(r.gen.thinking, "aWait");
+    assert_eq!(r.gen.thinking_tokens, 2);
     assert!(r.gen.forced_end);
     assert_eq!(held(&r), "<|im_start|>thinkaWait\n<|im_start|>answer\nFinal Answer: 42");
 }

@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::device::{parse_device, parse_dtype};
 use crate::generate::{
-    chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, SamplingParams, StreamEvent, ThinkingFormat,
+    chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, PastMax, SamplingParams, StreamEvent,
+    ThinkingFormat,
 };
 use crate::model::{load_model, ChatMessage, LoadOptions, LoadedModel};
 
@@ -36,6 +37,11 @@ pub struct GenerateArgs {
     /// Appended after the answer delimiter when the budget forces the end
     #[arg(long, default_value = "Final Answer:")]
     final_answer: String,
+    /// When ignored ends push the thinking to the maximum: `s1` (its loop: the rounds go on
+    /// unseen, the thinking is cut at the maximum and ends as the last round did) or `cut`
+    /// (force the end at once)
+    #[arg(long, default_value = "s1")]
+    past_max: PastMax,
     /// No thinking: answer directly
     #[arg(long)]
     no_think: bool,
@@ -116,8 +122,10 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
             ignore_str: a.ignore_str.clone(),
             final_answer: a.final_answer.clone(),
             format,
+            past_max: a.past_max,
         },
         max_new_tokens: a.max_tokens,
+        auto_prompt_tokens: None,
     };
     let mut messages = Vec::new();
     if let Some(s) = &a.system {

@@ -330,6 +330,7 @@ impl Backend for Local {
                         ..Default::default()
                     },
                     max_new_tokens: Some(r.max_tokens),
+                    auto_prompt_tokens: None,
                 })
                 .collect();
             let base = c * self.batch.max(1);

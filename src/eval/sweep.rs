@@ -219,6 +219,7 @@ fn params(cfg: &SweepConfig, budget: &BudgetConfig, k: usize, attempt: usize) ->
         },
         budget: budget.clone(),
         max_new_tokens: cfg.max_new_tokens,
+        auto_prompt_tokens: None,
     }
 }
 

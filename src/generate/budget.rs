@@ -1,118 +1,24 @@
 //! Budget forcing (s1, "Simple test-time scaling", §3.1; the lm-evaluation-harness fork's
-//! `vllm_causallms.py`): a state machine, independent of any model, that consumes sampled tokens
-//! and decides what the model is fed next.
+//! `vllm_causallms.py`, `_model_generate`): a state machine, independent of any model, that
+//! consumes sampled tokens and decides what the model is fed next.
 //!
 //! - Thinking opens with a start delimiter appended after the generation prompt.
 //! - When the model tries to end thinking (an end-of-thinking sequence, or end of turn) before the
 //!   minimum is reached, or while ignores remain (s1's `thinking_n_ignore`), the end is dropped and
-//!   the ignore string ("Wait") is appended instead.
+//!   the ignore string ("Wait") is appended instead; the next token may not end the thinking
+//!   (s1 runs each round with vLLM's `min_tokens=1`). An empty ignore string just drops the end.
 //! - When thinking reaches the maximum, the answer delimiter and "Final Answer:" are appended
 //!   (after a newline if the thinking does not end with one); the answer runs to end of turn.
+//!   After an ignored end, s1's loop gives each round its own budget and cuts the thinking
+//!   afterwards ([`PastMax`]): the default follows it.
 //! - A natural end appends the answer delimiter.
 //!
 //! Delimiters are strings; their ids come from the tokenizer, so multi-token delimiters work: the
 //! tokens of a partly emitted end sequence are held back, and on a match the caller rewinds its
 //! KV cache over the ones it already fed.
 
+pub use super::budget_config::{BudgetConfig, BudgetError, MaxThinking, PastMax, ThinkingFormat};
 use super::codec::Codec;
-
-/// The strings that delimit thinking in a model's chat format.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ThinkingFormat {
-    /// Appended after the generation prompt to open thinking.
-    pub start: String,
-    /// Emitting any of these ends thinking.
-    pub end: Vec<String>,
-    /// Appended when thinking ends, to open the answer.
-    pub answer_start: String,
-}
-
-impl ThinkingFormat {
-    /// s1 / s1.1: `<|im_start|>think` … `<|im_start|>answer`.
-    pub fn s1() -> Self {
-        Self {
-            start: "<|im_start|>think".into(),
-            end: vec!["<|im_start|>".into()],
-            answer_start: "<|im_start|>answer".into(),
-        }
-    }
-
-    /// DeepSeek-R1 / Qwen3 style: `<think>` … `</think>`.
-    pub fn think_tags() -> Self {
-        Self {
-            start: "<think>".into(),
-            end: vec!["</think>".into()],
-            answer_start: "</think>".into(),
-        }
-    }
-}
-
-/// The thinking budget's upper end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum MaxThinking {
-    Unlimited,
-    Tokens(usize),
-    /// s1's "auto": max generation tokens - prompt - delimiters - 100 (left for the answer).
-    Auto,
-}
-
-impl std::str::FromStr for MaxThinking {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "none" | "unlimited" => Ok(Self::Unlimited),
-            n => n
-                .parse()
-                .map(Self::Tokens)
-                .map_err(|_| format!("`{n}`: expected a number of tokens, `auto` or `unlimited`")),
-        }
-    }
-}
-
-/// Settings of budget forcing.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct BudgetConfig {
-    /// Off: no thinking delimiters are appended and the model answers directly.
-    pub thinking: bool,
-    pub min_thinking: usize,
-    pub max_thinking: MaxThinking,
-    /// How many times an end of thinking is ignored (s1's `thinking_n_ignore`).
-    pub num_ignore: usize,
-    /// Appended in place of an ignored end of thinking.
-    pub ignore_str: String,
-    /// Appended after the answer delimiter when the budget forces the end.
-    pub final_answer: String,
-    pub format: ThinkingFormat,
-}
-
-impl Default for BudgetConfig {
-    fn default() -> Self {
-        Self {
-            thinking: true,
-            min_thinking: 0,
-            max_thinking: MaxThinking::Unlimited,
-            num_ignore: 0,
-            ignore_str: "Wait".into(),
-            final_answer: "Final Answer:".into(),
-            format: ThinkingFormat::s1(),
-        }
-    }
-}
-
-/// A configuration that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BudgetError {
-    #[error("the minimum thinking ({min} tokens) is above the maximum ({max} tokens)")]
-    MinAboveMax { min: usize, max: usize },
-    #[error("the {what} `{text}` is empty or encodes to no tokens")]
-    EmptyDelimiter { what: &'static str, text: String },
-    #[error("extending thinking needs a non-empty ignore string when an end delimiter is several tokens (`{0}`)")]
-    EmptyIgnoreMultiToken(String),
-    #[error("tokenizer: {0}")]
-    Codec(String),
-}
 
 /// Where generation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -193,6 +99,7 @@ pub struct BudgetForcer {
     min: usize,
     max: Option<usize>,
     num_ignore: usize,
+    past_max: PastMax,
     max_new_tokens: usize,
     // state
     phase: Phase,
@@ -202,10 +109,38 @@ pub struct BudgetForcer {
     pending: Vec<u32>,
     last_thinking: Option<u32>,
     waits: usize,
+    /// Ignored ends so far: the round of s1's loop (round 0 ran before any ignore).
+    round: usize,
+    /// Tokens sampled in this round, its end included (what vLLM's `max_tokens` counts).
+    round_tokens: usize,
+    /// The next sampled token may not end the thinking (vLLM's `min_tokens=1` of a round).
+    ban_next: bool,
+    /// Past the maximum in s1's loop: the model goes on unseen until its rounds end.
+    overrun: Option<Overrun>,
     forced_end: bool,
+    cut: bool,
     stopped: Option<StopReason>,
     events: Vec<BudgetEvent>,
     injections: Vec<Injection>,
+}
+
+/// The hidden rounds of s1's loop after the thinking reached the maximum.
+#[derive(Debug, Clone)]
+struct Overrun {
+    /// `generated` right after the last visible thinking token: where the cache is cut back to.
+    keep: usize,
+    /// The last tokens sampled, to match multi-token end delimiters.
+    tail: Vec<u32>,
+}
+
+/// How the last of s1's rounds ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundEnd {
+    /// The model ended its thinking (vLLM's finish reason `stop`).
+    Natural,
+    /// The round used its whole budget (finish reason `length`); `ends_nl`: its text ends with
+    /// a newline.
+    Length { ends_nl: bool },
 }
 
 fn encode(codec: &dyn Codec, what: &'static str, text: &str) -> Result<Vec<u32>, BudgetError> {
@@ -237,12 +172,15 @@ fn prefix_start(codec: &dyn Codec, forced: &[u32], final_answer: &str) -> usize 
 
 impl BudgetForcer {
     /// Resolves `cfg` against the tokenizer. `max_new_tokens` bounds everything generated after
-    /// the prompt (delimiters and injections included); `eos_ids` end the turn.
+    /// the prompt (delimiters and injections included); `eos_ids` end the turn. `auto_room` is
+    /// what s1's `auto` budget is taken from: its `max_gen_toks` less the longest prompt of the
+    /// batch; `auto` = `auto_room` - thinking start - forced end - 100 (left for the answer).
     pub fn new(
         cfg: &BudgetConfig,
         codec: &dyn Codec,
         eos_ids: &[u32],
         max_new_tokens: usize,
+        auto_room: usize,
     ) -> Result<Self, BudgetError> {
         let f = &cfg.format;
         let (start_ids, answer_ids, forced_ids, newline_ids, end_seqs) = if cfg.thinking {
@@ -275,6 +213,8 @@ impl BudgetForcer {
         let ignore_ids = codec.encode(&cfg.ignore_str).map_err(BudgetError::Codec)?;
         let extends = cfg.min_thinking > 0 || cfg.num_ignore > 0;
         if cfg.thinking && extends && ignore_ids.is_empty() {
+            // An empty ignore string bans or drops single tokens; a dropped multi-token end
+            // would leave the model's logits behind the rewound position.
             if let Some(multi) = f.end.iter().zip(&end_seqs).find(|(_, ids)| ids.len() > 1) {
                 return Err(BudgetError::EmptyIgnoreMultiToken(multi.0.clone()));
             }
@@ -282,7 +222,7 @@ impl BudgetForcer {
         let max = match cfg.max_thinking {
             MaxThinking::Unlimited => None,
             MaxThinking::Tokens(n) => Some(n),
-            MaxThinking::Auto => Some(max_new_tokens.saturating_sub(start_ids.len() + forced_ids.len() + 100)),
+            MaxThinking::Auto => Some(auto_room.saturating_sub(start_ids.len() + forced_ids.len() + 100)),
         };
         if let Some(max) = max {
             if cfg.thinking && cfg.min_thinking > max {
@@ -305,6 +245,7 @@ impl BudgetForcer {
             min: cfg.min_thinking,
             max,
             num_ignore: cfg.num_ignore,
+            past_max: cfg.past_max,
             max_new_tokens,
             phase: Phase::Answer,
             thinking_tokens: 0,
@@ -313,7 +254,13 @@ impl BudgetForcer {
             pending: Vec::new(),
             last_thinking: None,
             waits: 0,
+            round: 0,
+            round_tokens: 0,
+            // s1 sets `min_tokens=1` for its first round too when ignores are asked for.
+            ban_next: cfg.num_ignore > 0,
+            overrun: None,
             forced_end: false,
+            cut: false,
             stopped: None,
             events: Vec::new(),
             injections: Vec::new(),
@@ -334,17 +281,22 @@ impl BudgetForcer {
             self.inject(InjectionKind::ThinkingStart, feed.clone());
         }
         if self.max == Some(0) {
-            let before = feed.clone();
-            feed.extend(self.force_end(codec, &before));
+            let ends_nl = Self::ends_with_newline(codec, &feed);
+            feed.extend(self.force_end(ends_nl));
         }
         self.generated += feed.len();
         feed
     }
 
-    /// The ids the sampler must not pick now: an end of thinking while it would be ignored and no
-    /// ignore string is set (then ends are suppressed, like vLLM's `min_tokens`).
+    /// The ids the sampler must not pick now: an end of thinking right after an ignored end
+    /// (vLLM's `min_tokens=1` in each of s1's rounds), or before the minimum when no ignore
+    /// string is set (then ends are suppressed, like vLLM's `min_tokens`).
     pub fn banned(&self) -> Vec<u32> {
-        if self.phase == Phase::Thinking && self.ignore_ids.is_empty() && self.must_extend() {
+        if self.phase != Phase::Thinking {
+            return Vec::new();
+        }
+        let below_min = self.overrun.is_none() && self.ignore_ids.is_empty() && self.thinking_tokens < self.min;
+        if self.ban_next || below_min {
             let mut b: Vec<u32> = self.end_seqs.iter().filter(|s| s.len() == 1).map(|s| s[0]).collect();
             b.extend(&self.eos_ids);
             b
@@ -376,14 +328,13 @@ impl BudgetForcer {
         });
     }
 
-    /// The forced end: newline if needed, answer delimiter, final-answer prefix. `context` holds
-    /// tokens appended in this same step before it (when the thinking is still empty).
-    fn force_end(&mut self, codec: &dyn Codec, context: &[u32]) -> Vec<u32> {
-        let last: Vec<u32> = match self.last_thinking {
-            Some(t) => vec![t],
-            None => context.to_vec(),
-        };
-        let ends_nl = codec.decode(&last).map(|s| s.ends_with('\n')).unwrap_or(false);
+    fn ends_with_newline(codec: &dyn Codec, ids: &[u32]) -> bool {
+        codec.decode(ids).map(|s| s.ends_with('\n')).unwrap_or(false)
+    }
+
+    /// The forced end: newline unless the thinking's text ends with one, answer delimiter,
+    /// final-answer prefix.
+    fn force_end(&mut self, ends_nl: bool) -> Vec<u32> {
         let mut feed = Vec::new();
         if !ends_nl {
             feed.extend(&self.newline_ids);
@@ -404,9 +355,17 @@ impl BudgetForcer {
         feed
     }
 
+    /// The forced end after the last visible thinking token.
+    fn force_end_here(&mut self, codec: &dyn Codec) -> Vec<u32> {
+        let last: Vec<u32> = self.last_thinking.into_iter().collect();
+        let ends_nl = Self::ends_with_newline(codec, &last);
+        self.force_end(ends_nl)
+    }
+
     /// Consumes the sampled token `id` and says what to feed next.
     pub fn on_token(&mut self, id: u32, codec: &dyn Codec) -> Step {
         let step = match self.phase {
+            Phase::Thinking if self.overrun.is_some() => self.on_overrun(id, codec),
             Phase::Thinking => self.on_thinking(id, codec),
             Phase::Answer => self.on_answer(id),
             Phase::Done => Step::Stop(StopReason::EndOfTurn),
@@ -436,8 +395,10 @@ impl BudgetForcer {
 
     /// Ends generation here (a stop, or the caller cancelled): held-back tokens become thinking.
     pub fn finish(&mut self) {
-        for t in std::mem::take(&mut self.pending) {
-            self.emit_thinking(t);
+        if self.overrun.is_none() {
+            for t in std::mem::take(&mut self.pending) {
+                self.emit_thinking(t);
+            }
         }
         self.phase = Phase::Done;
     }
@@ -457,16 +418,29 @@ impl BudgetForcer {
         }
     }
 
-    fn on_thinking(&mut self, id: u32, codec: &dyn Codec) -> Step {
-        let mut cand = std::mem::take(&mut self.pending);
-        cand.push(id);
-        let eos = self.eos_ids.contains(&id);
-        let matched = if eos {
+    /// The length of the end of thinking that `cand` ends with, if any.
+    fn end_match(&self, cand: &[u32], id: u32) -> Option<usize> {
+        if self.eos_ids.contains(&id) {
             Some(1)
         } else {
             self.end_seqs.iter().filter(|s| cand.ends_with(s)).map(Vec::len).max()
-        };
-        if let Some(len) = matched {
+        }
+    }
+
+    /// An ignored end: counts it and starts the next round of s1's loop.
+    fn next_round(&mut self) {
+        self.waits += 1;
+        self.round += 1;
+        self.round_tokens = 0;
+        self.ban_next = true;
+    }
+
+    fn on_thinking(&mut self, id: u32, codec: &dyn Codec) -> Step {
+        self.round_tokens += 1;
+        self.ban_next = false;
+        let mut cand = std::mem::take(&mut self.pending);
+        cand.push(id);
+        if let Some(len) = self.end_match(&cand, id) {
             // Tokens before the delimiter are thinking; the delimiter's first len-1 were fed.
             let keep = cand.len() - len;
             for &t in &cand[..keep] {
@@ -474,18 +448,29 @@ impl BudgetForcer {
             }
             let rewind = len - 1;
             if self.must_extend() {
-                self.waits += 1;
+                self.next_round();
                 let ids = self.ignore_ids.clone();
                 self.inject(InjectionKind::Ignore, ids.clone());
-                for &t in &ids {
-                    self.emit_thinking(t);
-                }
-                if let Some(max) = self.max {
+                let Some(max) = self.max else {
+                    ids.iter().for_each(|&t| self.emit_thinking(t));
+                    return Step::Feed { rewind, feed: ids };
+                };
+                if self.past_max == PastMax::Cut {
+                    ids.iter().for_each(|&t| self.emit_thinking(t));
+                    let mut feed = ids;
                     if self.thinking_tokens >= max {
-                        let mut feed = ids;
-                        feed.extend(self.force_end(codec, &[]));
-                        return Step::Feed { rewind, feed };
+                        feed.extend(self.force_end_here(codec));
                     }
+                    return Step::Feed { rewind, feed };
+                }
+                // s1: the ignore string is part of the thinking that is cut at the maximum.
+                let visible = ids.len().min(max.saturating_sub(self.thinking_tokens));
+                ids[..visible].iter().for_each(|&t| self.emit_thinking(t));
+                if self.thinking_tokens >= max {
+                    self.overrun = Some(Overrun {
+                        keep: self.generated - rewind + visible,
+                        tail: Vec::new(),
+                    });
                 }
                 return Step::Feed { rewind, feed: ids };
             }
@@ -512,8 +497,20 @@ impl BudgetForcer {
                 for t in std::mem::take(&mut self.pending) {
                     self.emit_thinking(t);
                 }
+                if self.past_max == PastMax::S1 && self.round > 0 && self.round_tokens < max {
+                    // s1: this round has a budget of its own and goes on; the thinking will be
+                    // cut here, after `id`.
+                    self.overrun = Some(Overrun {
+                        keep: self.generated + 1,
+                        tail: cand,
+                    });
+                    return Step::Feed {
+                        rewind: 0,
+                        feed: vec![id],
+                    };
+                }
                 let mut feed = vec![id];
-                feed.extend(self.force_end(codec, &[]));
+                feed.extend(self.force_end_here(codec));
                 return Step::Feed { rewind: 0, feed };
             }
         }
@@ -521,6 +518,66 @@ impl BudgetForcer {
             rewind: 0,
             feed: vec![id],
         }
+    }
+
+    /// A token of the hidden rounds past the maximum (s1's loop, [`PastMax::S1`]).
+    fn on_overrun(&mut self, id: u32, codec: &dyn Codec) -> Step {
+        self.round_tokens += 1;
+        self.ban_next = false;
+        let Some(ov) = self.overrun.as_mut() else {
+            return Step::Stop(StopReason::EndOfTurn);
+        };
+        ov.tail.push(id);
+        let tail = ov.tail.clone();
+        let max = self.max.unwrap_or(usize::MAX);
+        if let Some(len) = self.end_match(&tail, id) {
+            let room = self.generated - (len - 1) + self.ignore_ids.len() < self.max_new_tokens;
+            if self.waits < self.num_ignore && room {
+                self.next_round();
+                if let Some(ov) = self.overrun.as_mut() {
+                    ov.tail.clear();
+                }
+                return Step::Feed {
+                    rewind: len - 1,
+                    feed: self.ignore_ids.clone(),
+                };
+            }
+            return self.end_cut(RoundEnd::Natural);
+        }
+        if self.round_tokens >= max || self.generated + 1 >= self.max_new_tokens {
+            // The round ran out (or there is no room left to go on: taken as running out).
+            let ends_nl = Self::ends_with_newline(codec, &[id]);
+            return self.end_cut(RoundEnd::Length { ends_nl });
+        }
+        if let Some(ov) = self.overrun.as_mut() {
+            let keep_from = ov
+                .tail
+                .len()
+                .saturating_sub(self.end_seqs.iter().map(Vec::len).max().unwrap_or(1));
+            ov.tail.drain(..keep_from);
+        }
+        Step::Feed {
+            rewind: 0,
+            feed: vec![id],
+        }
+    }
+
+    /// s1's end after its rounds: the thinking is cut at the maximum (the hidden tokens are
+    /// rewound) and ended as the last round ended.
+    fn end_cut(&mut self, how: RoundEnd) -> Step {
+        let keep = self.overrun.take().map_or(self.generated, |o| o.keep);
+        let rewind = self.generated.saturating_sub(keep);
+        self.cut = true;
+        let feed = match how {
+            RoundEnd::Natural => {
+                let ids = self.answer_ids.clone();
+                self.inject(InjectionKind::AnswerStart, ids.clone());
+                self.phase = Phase::Answer;
+                ids
+            }
+            RoundEnd::Length { ends_nl } => self.force_end(ends_nl),
+        };
+        Step::Feed { rewind, feed }
     }
 
     /// Events since the last call, in order.
@@ -541,12 +598,18 @@ impl BudgetForcer {
         self.answer_tokens
     }
 
+    /// Ignored ends of thinking, those of s1's hidden rounds past the maximum included.
     pub fn waits_injected(&self) -> usize {
         self.waits
     }
 
     pub fn forced_end(&self) -> bool {
         self.forced_end
+    }
+
+    /// The thinking was cut at the maximum after s1's hidden rounds ([`PastMax::S1`]).
+    pub fn thinking_cut(&self) -> bool {
+        self.cut
     }
 
     pub fn injections(&self) -> &[Injection] {

@@ -98,6 +98,10 @@ pub struct GenerateParams {
     pub budget: BudgetConfig,
     /// Bound on every token generated after the prompt; `None`: up to the context length.
     pub max_new_tokens: Option<usize>,
+    /// The prompt length s1's `auto` thinking budget subtracts from `max_new_tokens`: the
+    /// longest prompt of the batch (lm-eval hands a task's prompts to vLLM in one call);
+    /// `None`: this prompt's length.
+    pub auto_prompt_tokens: Option<usize>,
 }
 
 /// The prompt as token ids.
@@ -118,6 +122,8 @@ pub struct Generation {
     pub answer_tokens: usize,
     pub waits_injected: usize,
     pub forced_end: bool,
+    /// The thinking was cut at the maximum after ignored ends (s1's loop, `PastMax::S1`).
+    pub thinking_cut: bool,
     /// The thinking budget in force (`None`: unlimited).
     pub max_thinking: Option<usize>,
     pub stop_reason: StopReason,
@@ -175,8 +181,16 @@ impl SeqState {
             .into());
         }
         let max_new = params.max_new_tokens.unwrap_or(room).min(room);
+        // s1: auto = max_gen_toks - longest prompt - delimiters - 100; with no token limit
+        // the context is the limit, which already leaves the prompt out.
+        let auto_room = match params.max_new_tokens {
+            Some(g) => g
+                .saturating_sub(params.auto_prompt_tokens.unwrap_or(prompt.ids.len()))
+                .min(room),
+            None => room,
+        };
         let mut st = Self {
-            forcer: BudgetForcer::new(&params.budget, codec, eos_ids, max_new)?,
+            forcer: BudgetForcer::new(&params.budget, codec, eos_ids, max_new, auto_room)?,
             sampler: Sampler::new(params.sampling.clone(), max_token_id),
             thinking: IncrementalDecoder::new(),
             answer: IncrementalDecoder::new(),
@@ -261,6 +275,7 @@ impl SeqState {
             answer_tokens: self.forcer.answer_tokens(),
             waits_injected: self.forcer.waits_injected(),
             forced_end: self.forcer.forced_end(),
+            thinking_cut: self.forcer.thinking_cut(),
             max_thinking: self.forcer.max_thinking(),
             stop_reason,
             injections: self.forcer.injections().to_vec(),

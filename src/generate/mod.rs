@@ -1,6 +1,7 @@
 //! Generation: sampling, budget forcing, incremental detokenization and the generation loop.
 
 pub mod budget;
+pub mod budget_config;
 pub mod codec;
 pub mod conversation;
 pub mod detok;
@@ -8,7 +9,7 @@ pub mod engine;
 pub mod sampler;
 
 pub use budget::{
-    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, Phase, Step,
+    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, PastMax, Phase, Step,
     StopReason, ThinkingFormat,
 };
 pub use codec::Codec;

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::generate::{BudgetConfig, GenerateParams, MaxThinking, SamplingParams, ThinkingFormat};
+use crate::generate::{BudgetConfig, GenerateParams, MaxThinking, PastMax, SamplingParams, ThinkingFormat};
 
 /// The four views of the studio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -66,6 +66,8 @@ pub struct ChatSettings {
     pub waits: u32,
     pub ignore_str: String,
     pub final_answer: String,
+    /// Force the end as soon as ignored ends reach the maximum, instead of s1's hidden rounds.
+    pub cut_at_max: bool,
     pub format: FormatChoice,
     pub temperature: f32,
     pub top_p: f32,
@@ -87,6 +89,7 @@ impl Default for ChatSettings {
             waits: 0,
             ignore_str: "Wait".into(),
             final_answer: "Final Answer:".into(),
+            cut_at_max: false,
             format: FormatChoice::Auto,
             temperature: 0.0,
             top_p: 1.0,
@@ -133,8 +136,10 @@ impl ChatSettings {
                 ignore_str: self.ignore_str.clone(),
                 final_answer: self.final_answer.clone(),
                 format,
+                past_max: if self.cut_at_max { PastMax::Cut } else { PastMax::S1 },
             },
             max_new_tokens: Some(self.max_new_tokens as usize),
+            auto_prompt_tokens: None,
         }
     }
 

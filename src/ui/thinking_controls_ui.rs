@@ -53,8 +53,17 @@ pub fn thinking_controls_ui(ui: &mut egui::Ui, s: &mut ChatSettings) {
         ui.horizontal(|ui| {
             let l = ui.label("Ignore string");
             ui.add(egui::TextEdit::singleline(&mut s.ignore_str).desired_width(120.0))
-                .labelled_by(l.id);
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "Empty: the end of thinking is dropped and the model goes on (s1 without an ignore string)",
+                );
         });
+        ui.checkbox(&mut s.cut_at_max, "Stop at the maximum after a wait")
+            .on_hover_text(
+                "Off (s1): after a wait, the model goes on past the maximum unseen until its round ends; the \
+                 thinking is then cut at the maximum and ends as that round did. On: the end is forced at \
+                 the maximum at once (faster, not s1's behaviour)",
+            );
         ui.horizontal(|ui| {
             let l = ui.label("Final-answer prefix");
             ui.add(egui::TextEdit::singleline(&mut s.final_answer).desired_width(120.0))
