@@ -446,7 +446,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                     let mut e = Endpoint::new(url, m);
                     e.api_key = args.model.api_key.clone();
                     e.retries = args.model.retries;
-                    Grader::Judge(
+                    Grader::JudgeWith(
                         e,
                         annotate::JudgeOptions {
                             retries: args.judge_retries,

@@ -267,8 +267,11 @@ pub enum Grader {
     /// The offline grader (answer extraction + equivalence) against the reference answer.
     Offline,
     /// An LLM judge through an endpoint, with s1's protocol: it compares the attempt with the
-    /// reference solution and ends its reply with Yes or No.
-    Judge(Endpoint, JudgeOptions),
+    /// reference solution and ends its reply with Yes or No (read and retried as
+    /// [`JudgeOptions::default`]).
+    Judge(Endpoint),
+    /// The judge with other options.
+    JudgeWith(Endpoint, JudgeOptions),
 }
 
 /// How the judge is asked and read.
@@ -372,7 +375,8 @@ pub fn attempts(
     };
     let total = pending.len();
     let judge_agent = match grader {
-        Grader::Judge(e, jo) => Some((e, jo, ureq::Agent::new_with_defaults())),
+        Grader::Judge(e) => Some((e, JudgeOptions::default(), ureq::Agent::new_with_defaults())),
+        Grader::JudgeWith(e, jo) => Some((e, *jo, ureq::Agent::new_with_defaults())),
         Grader::Offline => None,
     };
     backend.run(&requests, cancel, &mut |i, r| {

@@ -250,7 +250,7 @@ fn step(
         } => {
             let backend = model.open()?;
             let grader = match judge {
-                Some(e) => Grader::Judge(e.clone(), Default::default()),
+                Some(e) => Grader::Judge(e.clone()),
                 None => Grader::Offline,
             };
             let r = annotate::attempts(
