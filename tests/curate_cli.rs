@@ -329,3 +329,41 @@ fn the_curation_bench_runs_every_step() {
     assert!((v["import_to_selection_s"].as_f64().unwrap() - sum).abs() < 1e-9);
     assert_eq!(v["rows"], 5000);
 }
+
+/// s1's options from the command line: the cross-source decontamination and the settings of the
+/// funnel (source names, undecided verdicts), s1's by default.
+#[test]
+fn s1_options_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let ws = ws.as_path();
+    for (file, source) in [
+        ("pool/math_train.jsonl", "train"),
+        ("pool/math_test_minus_math500.jsonl", "test"),
+    ] {
+        curate(ws, &["import", "--source", source, shared(file).to_str().unwrap()]);
+    }
+    let out = curate(ws, &["decontam", "--cross-source"]);
+    assert!(out.contains("against earlier sources (in import order):"), "{out}");
+    // The first source has nothing before it (its questions that overlap an evaluation set are
+    // not checked, nor do they join the earlier sources).
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("    train: ") && l.contains(" questions checked, 0 share")),
+        "{out}"
+    );
+    let n: usize = out
+        .lines()
+        .find(|l| l.starts_with("    test: "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(n > 100, "{out}");
+    let report = curate(ws, &["report"]);
+    assert!(report.contains("and with earlier sources"), "{report}");
+    let out = curate(ws, &["settings"]);
+    assert!(out.contains("source names: s1\nundecided verdicts: exclude"), "{out}");
+    let out = curate(ws, &["settings", "--source-names", "loose", "--undecided", "keep"]);
+    assert!(out.contains("source names: loose\nundecided verdicts: keep"), "{out}");
+}

@@ -97,7 +97,13 @@ fn attempts_graded_by_an_llm_judge() {
     let judge = MockEndpoint::start(
         Duration::ZERO,
         Arc::new(|p: &str| {
-            assert!(p.contains("# Problem") && p.contains("## Correct solution"), "{p}");
+            // s1's protocol: grading.txt as the system message, then "## Problem", "## Attempt",
+            // "## Correct answer".
+            assert!(p.starts_with("You are an AI assistant for grading"), "{p}");
+            assert!(
+                p.contains("\n\n## Problem\n") && p.contains("\n\n## Correct answer\n"),
+                "{p}"
+            );
             Ok(if p.contains("## Attempt\nright\n") {
                 "The attempt reaches the same value.\n\nYes"
             } else {

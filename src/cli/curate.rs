@@ -45,6 +45,8 @@ enum CurateCommand {
     Report(ReportArgs),
     /// Include or exclude questions by hand (overrides the funnel)
     Mark(MarkArgs),
+    /// Show or change how the funnel reads source names and undecided verdicts
+    Settings(SettingsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +86,10 @@ struct DecontamArgs {
     /// Also the bundled sets when files are given
     #[arg(long)]
     with_bundled: bool,
+    /// s1's cross-source rule (collect_data.py): check each source also against the questions
+    /// of the sources imported before it (in import order) that survived
+    #[arg(long)]
+    cross_source: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -197,6 +203,15 @@ struct AttemptArgs {
     judge_endpoint: Option<String>,
     #[arg(long)]
     judge_model: Option<String>,
+    /// Ask the judge again up to this many times when its reply does not end with a line that
+    /// is exactly Yes or No (s1 asks again without limit); still undecided, the question is
+    /// reported and, under the s1 preset, dropped
+    #[arg(long, default_value_t = annotate::JUDGE_RETRIES)]
+    judge_retries: usize,
+    /// Read the judge leniently (its last non-empty line, markup and case ignored) instead of
+    /// s1's exact last line
+    #[arg(long)]
+    judge_lenient: bool,
 }
 
 #[derive(Debug, Args)]
@@ -229,6 +244,10 @@ struct SelectArgs {
     /// Leave out s1's seed set
     #[arg(long)]
     no_seed_set: bool,
+    /// Take the seed set out of the domains' pools before drawing (s1 leaves it in, where a
+    /// draw may pick a seed question again and add nothing)
+    #[arg(long)]
+    seed_set_out_of_pool: bool,
     /// Store under this name (default METHOD-seedSEED)
     #[arg(long)]
     name: Option<String>,
@@ -249,6 +268,18 @@ struct ReportArgs {
     /// Also print as JSON
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct SettingsArgs {
+    /// How sources are recognised as AIME, GPQA and MATH: `s1` (s1's exact names, e.g.
+    /// qq8933/AIME_1983_2024, Idavidrein/gpqa, qfq/openaimath/...) or `loose` (any name containing
+    /// aime, gpqa or math)
+    #[arg(long, value_enum)]
+    source_names: Option<crate::curate::sources::SourceNames>,
+    /// A question with an undecided difficulty verdict: `exclude` (s1) or `keep` (as not correct)
+    #[arg(long, value_enum)]
+    undecided: Option<funnel::Undecided>,
 }
 
 #[derive(Debug, Args)]
@@ -361,11 +392,20 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
             for f in &args.eval {
                 sets.push(decontam::set_from_file(f)?);
             }
-            let r = decontam::run(&mut ws, &sets)?;
+            let opts = decontam::DecontamOptions {
+                cross_source: args.cross_source,
+            };
+            let r = decontam::run_with(&mut ws, &sets, &opts)?;
             for (name, n, hits) in &r.per_set {
                 println!("{name:12} {n:>6} questions   {hits:>6} pool questions overlap");
             }
             println!("AIME problems after 2022: {}", r.aime_after_2022);
+            if args.cross_source {
+                println!("against earlier sources (in import order):");
+                for (name, n, hits) in &r.cross_source {
+                    println!("    {name}: {n} questions checked, {hits} share an 8-gram with an earlier source");
+                }
+            }
             println!("flagged: {} questions", r.flagged);
             for (set, key, gram) in &r.examples {
                 println!("    {set}: {key}  \"{gram}\"");
@@ -406,7 +446,13 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                     let mut e = Endpoint::new(url, m);
                     e.api_key = args.model.api_key.clone();
                     e.retries = args.model.retries;
-                    Grader::Judge(e)
+                    Grader::JudgeWith(
+                        e,
+                        annotate::JudgeOptions {
+                            retries: args.judge_retries,
+                            lenient: args.judge_lenient,
+                        },
+                    )
                 }
                 (Some(_), None) => anyhow::bail!("--judge-endpoint needs --judge-model NAME"),
                 _ => Grader::Offline,
@@ -425,6 +471,16 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
             )?;
             b.finish_and_clear();
             print_step(&format!("attempts by {}", backend.name()), &r);
+            if r.undecided > 0 {
+                println!(
+                    "{} attempts undecided (no verdict): such questions are {} (`curate settings --undecided`)",
+                    r.undecided,
+                    match funnel::Undecided::load(&ws)? {
+                        funnel::Undecided::Exclude => "dropped by the difficulty stage, as s1",
+                        funnel::Undecided::Keep => "kept as not correct",
+                    }
+                );
+            }
         }
         CurateCommand::Classify(args) => {
             let mut ws = Workspace::open_existing(dir)?;
@@ -493,6 +549,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 target: args.target,
                 uniform_until: args.uniform_until,
                 seed_set: !args.no_seed_set,
+                seed_set_in_pool: !args.seed_set_out_of_pool,
                 name: args.name.clone(),
             };
             let r = selection::run(&mut ws, &opts)?;
@@ -535,6 +592,16 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
             if failures > 0 {
                 println!("{failures} model calls failed (table `failures`); rerun the step to retry them");
             }
+            if f.undecided > 0 {
+                println!(
+                    "{} questions have an undecided difficulty verdict: {} (`curate settings --undecided`)",
+                    f.undecided,
+                    match f.undecided_policy {
+                        funnel::Undecided::Exclude => "dropped, as s1",
+                        funnel::Undecided::Keep => "kept as not correct",
+                    }
+                );
+            }
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&f.stages)?);
             }
@@ -546,6 +613,23 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 ws.set_manual(k, m)?;
             }
             println!("{} questions marked {}", args.keys.len(), args.what);
+        }
+        CurateCommand::Settings(args) => {
+            let ws = Workspace::open_existing(dir)?;
+            if let Some(n) = args.source_names {
+                n.store(&ws)?;
+            }
+            if let Some(u) = args.undecided {
+                u.store(&ws)?;
+            }
+            println!(
+                "source names: {}\nundecided verdicts: {}",
+                crate::curate::sources::SourceNames::load(&ws)?.name(),
+                funnel::Undecided::load(&ws)?.name()
+            );
+            if args.source_names.is_some() {
+                println!("rerun `curate rules` so that the [asy] exception follows the names");
+            }
         }
     }
     Ok(())

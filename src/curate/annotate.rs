@@ -22,6 +22,8 @@ pub struct StepReport {
     pub failed: usize,
     /// Already annotated, skipped.
     pub skipped: usize,
+    /// Attempts graded neither correct nor incorrect (difficulty only).
+    pub undecided: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +159,7 @@ pub fn generate_traces(
     let requests: Vec<Request> = pending
         .iter()
         .map(|p| Request {
+            system: None,
             user: p.question.clone(),
             max_tokens: opts.max_tokens,
             temperature: opts.temperature,
@@ -264,24 +267,59 @@ pub enum Grader {
     /// The offline grader (answer extraction + equivalence) against the reference answer.
     Offline,
     /// An LLM judge through an endpoint, with s1's protocol: it compares the attempt with the
-    /// reference solution and ends its reply with Yes or No.
+    /// reference solution and ends its reply with Yes or No (read and retried as
+    /// [`JudgeOptions::default`]).
     Judge(Endpoint),
+    /// The judge with other options.
+    JudgeWith(Endpoint, JudgeOptions),
 }
 
-/// The judge's prompt (s1's protocol: explain, then end with Yes or No on its own line).
+/// How the judge is asked and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JudgeOptions {
+    /// Asks again this many times when a reply does not end as the protocol says. s1
+    /// (featurization.py `_process_example_grading`) asks again without limit, a minute apart; a
+    /// question still undecided after these is recorded `undecided` (and, under the s1 preset,
+    /// dropped by the funnel, as s1's missing grade would be).
+    pub retries: usize,
+    /// Read the reply leniently ([`judge_verdict_lenient`]) instead of s1's exact last line.
+    pub lenient: bool,
+}
+
+/// The studio's default number of judge retries (s1: unlimited).
+pub const JUDGE_RETRIES: usize = 10;
+
+impl Default for JudgeOptions {
+    fn default() -> Self {
+        Self {
+            retries: JUDGE_RETRIES,
+            lenient: false,
+        }
+    }
+}
+
+/// s1's grading prompt (data/grading.txt), sent as the system message.
+pub const JUDGE_SYSTEM: &str = include_str!("../../assets/curate/grading.txt");
+
+/// The judge's user message, as s1's featurization.py builds it.
 pub fn judge_prompt(question: &str, attempt: &str, solution: &str) -> String {
-    format!(
-        "You are grading a student's attempt at a problem. Compare the attempt with the correct \
-         solution. If the correct solution ends in a number, expression or choice, the attempt is \
-         correct only if its final answer is equivalent; otherwise judge whether its reasoning \
-         reaches the correct result.\n\n# Problem\n{question}\n\n## Attempt\n{attempt}\n\n## Correct \
-         solution\n{solution}\n\nExplain your reasoning, then end your reply on a new line with only \
-         \"Yes\" or \"No\" (without quotes)."
-    )
+    format!("## Problem\n{question}\n\n## Attempt\n{attempt}\n\n## Correct answer\n{solution}")
 }
 
-/// A judge's verdict: its last non-empty line, stripped of markup, must be Yes or No.
+/// s1's reading of a judge's reply (featurization.py: `completion.split('\n')[-1] in ["Yes",
+/// "No"]`): the text after the last newline must be exactly `Yes` or `No`, nothing around it (a
+/// trailing newline or `**Yes**` is not an answer, and s1 asks again).
 pub fn judge_verdict(reply: &str) -> Verdict {
+    match reply.rsplit('\n').next().unwrap_or("") {
+        "Yes" => Verdict::Correct,
+        "No" => Verdict::Incorrect,
+        _ => Verdict::Undecided,
+    }
+}
+
+/// A lenient reading (an option): the last non-empty line, stripped of markup and case, is yes or
+/// no.
+pub fn judge_verdict_lenient(reply: &str) -> Verdict {
     let last = reply.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
     let word: String = last
         .chars()
@@ -323,6 +361,7 @@ pub fn attempts(
     let requests: Vec<Request> = pending
         .iter()
         .map(|p| Request {
+            system: None,
             user: p.question.clone(),
             max_tokens: opts.max_tokens,
             temperature: opts.temperature,
@@ -336,7 +375,8 @@ pub fn attempts(
     };
     let total = pending.len();
     let judge_agent = match grader {
-        Grader::Judge(e) => Some((e, ureq::Agent::new_with_defaults())),
+        Grader::Judge(e) => Some((e, JudgeOptions::default(), ureq::Agent::new_with_defaults())),
+        Grader::JudgeWith(e, jo) => Some((e, *jo, ureq::Agent::new_with_defaults())),
         Grader::Offline => None,
     };
     backend.run(&requests, cancel, &mut |i, r| {
@@ -357,25 +397,57 @@ pub fn attempts(
                             Some("no reference".to_string()),
                         ),
                     },
-                    Some((e, agent)) => {
-                        let sol = p.solution.as_deref().or(p.answer.as_deref()).unwrap_or("");
-                        let req = Request {
-                            user: judge_prompt(&p.question, &response, sol),
-                            max_tokens: 2048,
-                            temperature: 0.0,
-                            thinking: false,
-                        };
-                        match e.complete(agent, &req, cancel) {
-                            Ok(j) => (judge_verdict(&j.text), format!("judge:{}", e.model), Some(j.text)),
-                            Err(err) => {
-                                record_failure(ws, "judge", &p.key, &e.model, &err)?;
-                                rep.failed += 1;
-                                progress(rep.done + rep.failed, total);
-                                return Ok(());
+                    Some((e, jo, agent)) => match p.solution.as_deref().or(p.answer.as_deref()) {
+                        // s1 grades nothing without a solution (the grade stays missing).
+                        None => (
+                            Verdict::Undecided,
+                            format!("judge:{}", e.model),
+                            Some("no reference".to_string()),
+                        ),
+                        Some(sol) => {
+                            let req = Request {
+                                system: Some(JUDGE_SYSTEM.to_string()),
+                                user: judge_prompt(&p.question, &response, sol),
+                                // s1: Claude's API defaults (temperature 1) and max_tokens 8192;
+                                // a fresh sample on each retry.
+                                max_tokens: 8192,
+                                temperature: 1.0,
+                                thinking: false,
+                            };
+                            let read = if jo.lenient {
+                                judge_verdict_lenient
+                            } else {
+                                judge_verdict
+                            };
+                            let mut last: Option<Result<Completion, String>> = None;
+                            for _ in 0..=jo.retries {
+                                if cancel.is_cancelled() && last.is_some() {
+                                    break;
+                                }
+                                let r = e.complete(agent, &req, cancel);
+                                let decided = matches!(&r, Ok(j) if read(&j.text) != Verdict::Undecided);
+                                let failed = r.is_err();
+                                last = Some(r);
+                                if decided || failed {
+                                    break;
+                                }
+                            }
+                            match last {
+                                Some(Ok(j)) => (read(&j.text), format!("judge:{}", e.model), Some(j.text)),
+                                Some(Err(err)) => {
+                                    record_failure(ws, "judge", &p.key, &e.model, &err)?;
+                                    rep.failed += 1;
+                                    progress(rep.done + rep.failed, total);
+                                    return Ok(());
+                                }
+                                None => return Ok(()),
                             }
                         }
-                    }
+                    },
                 };
+                if verdict == Verdict::Undecided {
+                    rep.undecided += 1;
+                }
                 let v = serde_json::to_value(verdict)?
                     .as_str()
                     .unwrap_or("undecided")
@@ -421,6 +493,7 @@ pub fn classify_domains(
     let requests: Vec<Request> = pending
         .iter()
         .map(|p| Request {
+            system: None,
             user: classify::prompt(&p.question),
             max_tokens: opts.max_tokens,
             temperature: opts.temperature,
@@ -537,10 +610,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn judge_verdicts() {
+    fn judge_verdicts_as_s1_reads_them() {
         assert_eq!(judge_verdict("The attempt matches.\n\nYes"), Verdict::Correct);
-        assert_eq!(judge_verdict("Wrong value.\n**No**.\n"), Verdict::Incorrect);
-        assert_eq!(judge_verdict("Yes, but then no idea"), Verdict::Undecided);
+        assert_eq!(judge_verdict("No"), Verdict::Incorrect);
+        // Anything else on the last line, or after it, and s1 asks again.
+        for r in [
+            "Wrong value.\n**No**.\n",
+            "Correct.\nYes\n",
+            "Correct.\nyes",
+            "Correct.\nYes.",
+            "Yes, but then no idea",
+            "x\n Yes",
+            "x\nYes\r",
+        ] {
+            assert_eq!(judge_verdict(r), Verdict::Undecided, "{r:?}");
+        }
+        assert_eq!(judge_verdict_lenient("Wrong value.\n**No**.\n"), Verdict::Incorrect);
+        assert_eq!(judge_verdict_lenient("Correct.\nYes\n"), Verdict::Correct);
+        assert_eq!(judge_verdict_lenient("Yes, but then no idea"), Verdict::Undecided);
+    }
+
+    #[test]
+    fn the_judge_is_asked_as_s1_asks() {
+        assert_eq!(JUDGE_SYSTEM, include_str!("../../assets/curate/grading.txt"));
+        assert!(JUDGE_SYSTEM.starts_with("You are an AI assistant for grading a science problem."));
+        assert!(JUDGE_SYSTEM.ends_with("with only \"Yes\" or \"No\" (without quotes)."));
+        assert_eq!(
+            judge_prompt("Q?", "A.", "S."),
+            "## Problem\nQ?\n\n## Attempt\nA.\n\n## Correct answer\nS."
+        );
     }
 
     #[test]

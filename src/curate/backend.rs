@@ -15,6 +15,8 @@ use crate::model::{ChatMessage, LoadedModel};
 /// One prompt.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// A system message before the user's (s1's judge sends its grading prompt so).
+    pub system: Option<String>,
     pub user: String,
     pub max_tokens: usize,
     pub temperature: f64,
@@ -98,9 +100,14 @@ impl Endpoint {
     /// One request with retries.
     pub fn complete(&self, agent: &ureq::Agent, req: &Request, cancel: &CancelToken) -> Result<Completion, String> {
         let url = format!("{}/chat/completions", self.base_url);
+        let mut messages = Vec::new();
+        if let Some(system) = &req.system {
+            messages.push(json!({"role": "system", "content": system}));
+        }
+        messages.push(json!({"role": "user", "content": req.user}));
         let body = json!({
             "model": self.model,
-            "messages": [{"role": "user", "content": req.user}],
+            "messages": messages,
             "max_tokens": req.max_tokens,
             "temperature": req.temperature,
         });
@@ -316,7 +323,14 @@ impl Backend for Local {
             if cancel.is_cancelled() {
                 break;
             }
-            let convs: Vec<Vec<ChatMessage>> = chunk.iter().map(|r| vec![ChatMessage::new("user", &r.user)]).collect();
+            let convs: Vec<Vec<ChatMessage>> = chunk
+                .iter()
+                .map(|r| {
+                    let mut c: Vec<ChatMessage> = r.system.iter().map(|s| ChatMessage::new("system", s)).collect();
+                    c.push(ChatMessage::new("user", &r.user));
+                    c
+                })
+                .collect();
             let params: Vec<GenerateParams> = chunk
                 .iter()
                 .map(|r| GenerateParams {

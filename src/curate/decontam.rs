@@ -2,6 +2,13 @@
 //! evaluation sets (by default the ones the app ships: MATH500, AIME24, AIME25, AMC23, GSM8K), and
 //! s1's limit of AIME training problems to 1983-2022. Hits are flags `decontam:<set>` (with the
 //! shared 8-gram) and `aime_after_2022`.
+//!
+//! s1's collect_data.py also checks each source against the sources before it (its questions
+//! join the test set once decontaminated): [`DecontamOptions::cross_source`], flags
+//! `decontam:source:<earlier source>`. The sources are taken in the order they were first
+//! imported (s1's order is its `DS_TO_SELECTION`: MATH, OlympicArena, TheoremQA, NuminaMath,
+//! Omni-MATH, SciEval, OlympiadBench, JEEBench, AGIEval, StatsQual, GPQA, XWord, USACO, Quant,
+//! LiveCodeBench; import in that order to reproduce it).
 
 use std::path::Path;
 
@@ -12,6 +19,19 @@ use crate::data::read::for_each_row;
 use crate::workspace::Workspace;
 
 pub const AIME_YEAR_RULE: &str = "aime_after_2022";
+
+/// The flag prefix of the cross-source rule.
+pub const CROSS_SOURCE_PREFIX: &str = "decontam:source:";
+
+/// The workspace setting that records whether the last run checked across sources.
+pub const CROSS_SOURCE_SETTING: &str = "decontam.cross_source";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecontamOptions {
+    /// s1's cross-source rule (collect_data.py): each source is also checked against the
+    /// questions of the sources imported before it that survived.
+    pub cross_source: bool,
+}
 
 /// An evaluation set: its name and its questions.
 pub struct EvalSet {
@@ -63,23 +83,93 @@ pub struct DecontamReport {
     pub per_set: Vec<(String, usize, usize)>,
     /// AIME problems after 2022.
     pub aime_after_2022: usize,
+    /// With the cross-source rule: per source (in the order checked), its questions and those
+    /// dropped for sharing an 8-gram with an earlier source.
+    pub cross_source: Vec<(String, usize, usize)>,
     /// Questions flagged by anything.
     pub flagged: usize,
     /// A few (set, key, n-gram) examples.
     pub examples: Vec<(String, String, String)>,
 }
 
-/// The year of an AIME pool row, from its metadata (`year`) when it has one.
-fn aime_year(source: &str, metadata: &str) -> Option<i64> {
+/// The year of an AIME pool row. s1 (add_aime.py) reads the `ID` of its AIME rows, `1983-1` or
+/// `2024-II-15`, as `int(ID.split('-')[0])`; its rows keep that `ID` in their metadata, a Python
+/// literal (`str(dict)`). Rows without such an `ID` give their `year` (or `Year`) column.
+pub fn aime_year(source: &str, metadata: &str) -> Option<i64> {
     if !super::rules::is_aime(source) {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_str(metadata).ok()?;
-    let y = v.get("year")?;
-    y.as_i64().or_else(|| y.as_str().and_then(|s| s.trim().parse().ok()))
+    let v = super::pyrepr::metadata(metadata)?;
+    let from_id = v
+        .get("ID")
+        .and_then(|id| id.as_str())
+        .and_then(|id| id.split('-').next())
+        .and_then(|y| y.trim().parse::<i64>().ok());
+    from_id.or_else(|| {
+        let y = v.get("year").or_else(|| v.get("Year"))?;
+        y.as_i64().or_else(|| y.as_str().and_then(|s| s.trim().parse().ok()))
+    })
 }
 
+/// Decontaminates against `sets` (without the cross-source rule).
 pub fn run(ws: &mut Workspace, sets: &[EvalSet]) -> anyhow::Result<DecontamReport> {
+    run_with(ws, sets, &DecontamOptions::default())
+}
+
+/// The cross-source rule's hits (key, rule, shared 8-gram) and per source (in order) its
+/// questions checked and dropped. The keys in `dropped` (hit by an evaluation set or the year
+/// rule) are neither checked nor added: as in s1, a source joins the test set once decontaminated.
+#[allow(clippy::type_complexity)]
+fn cross_source(
+    ws: &Workspace,
+    dropped: &std::collections::HashSet<&str>,
+) -> anyhow::Result<(Vec<(String, String, String)>, Vec<(String, usize, usize)>)> {
+    let sources: Vec<String> = {
+        let mut st = ws
+            .conn
+            .prepare("SELECT source FROM questions GROUP BY source ORDER BY min(id)")?;
+        let it = st.query_map([], |r| r.get(0))?;
+        it.collect::<Result<_, _>>()?
+    };
+    let mut index = crate::data::decontam::CrossIndex::default();
+    let mut hits = Vec::new();
+    let mut per_source = Vec::new();
+    for source in &sources {
+        // One source at a time: every question is checked against the earlier sources only.
+        let sql = format!(
+            "SELECT key, question FROM questions WHERE source = '{}' ORDER BY id",
+            source.replace('\'', "''")
+        );
+        type Checked = (String, Option<(String, String)>, Vec<u64>);
+        let checked: Vec<Checked> = super::scan::par_scan(&ws.conn, &sql, |row| {
+            let key = row.text(0);
+            if dropped.contains(key) {
+                return vec![];
+            }
+            let q = row.text(1);
+            match index.first_overlap(q) {
+                Some(hit) => vec![(key.to_string(), Some(hit), Vec::new())],
+                None => vec![(key.to_string(), None, crate::data::decontam::gram_hashes(q))],
+            }
+        })?;
+        let mut n = 0;
+        let mut grams = Vec::new();
+        for (key, hit, g) in checked {
+            n += 1;
+            match hit {
+                Some((earlier, gram)) => hits.push((key, format!("{CROSS_SOURCE_PREFIX}{earlier}"), gram)),
+                None => grams.extend(g),
+            }
+        }
+        let before: usize = per_source.iter().map(|(_, _, f): &(String, usize, usize)| *f).sum();
+        per_source.push((source.clone(), n, hits.len() - before));
+        index.add_source(source, grams);
+    }
+    Ok((hits, per_source))
+}
+
+/// Decontaminates against `sets`, with s1's cross-source rule when asked.
+pub fn run_with(ws: &mut Workspace, sets: &[EvalSet], opts: &DecontamOptions) -> anyhow::Result<DecontamReport> {
     let mut idx = EvalIndex::default();
     for s in sets {
         idx.add_set(&s.name, s.questions.iter().map(String::as_str));
@@ -100,6 +190,14 @@ pub fn run(ws: &mut Workspace, sets: &[EvalSet]) -> anyhow::Result<DecontamRepor
             out
         },
     )?;
+    let (cross_hits, cross_per_source) = if opts.cross_source {
+        let dropped: std::collections::HashSet<&str> = hits.iter().map(|h| h.0.as_str()).collect();
+        cross_source(ws, &dropped)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut hits = hits;
+    hits.extend(cross_hits);
     let tx = ws.conn.transaction()?;
     {
         tx.execute(
@@ -114,6 +212,10 @@ pub fn run(ws: &mut Workspace, sets: &[EvalSet]) -> anyhow::Result<DecontamRepor
         tx.execute(
             "INSERT INTO settings (k, v) VALUES ('decontam.sets', ?1) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
             [names.join(", ")],
+        )?;
+        tx.execute(
+            "INSERT INTO settings (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            [CROSS_SOURCE_SETTING, if opts.cross_source { "1" } else { "0" }],
         )?;
     }
     tx.commit()?;
@@ -132,10 +234,11 @@ pub fn run(ws: &mut Workspace, sets: &[EvalSet]) -> anyhow::Result<DecontamRepor
     Ok(DecontamReport {
         per_set,
         aime_after_2022: hits.iter().filter(|h| h.1 == AIME_YEAR_RULE).count(),
+        cross_source: cross_per_source,
         flagged: flagged.len(),
         examples: hits
             .iter()
-            .filter(|h| h.1.starts_with("decontam:"))
+            .filter(|h| h.1.starts_with("decontam:") && !h.1.starts_with(CROSS_SOURCE_PREFIX))
             .take(5)
             .map(|h| (h.1["decontam:".len()..].to_string(), h.0.clone(), h.2.clone()))
             .collect(),

@@ -34,10 +34,57 @@ pub struct QuestionState {
     pub trace_correct: Option<bool>,
     /// Shared among the questions of a domain (there are few domains and many questions).
     pub domain: Option<Arc<str>>,
-    /// The source names AIME, GPQA or MATH (the seed set and the benchmark distribution).
+    /// Some model's attempt got no verdict (the judge never ended on Yes or No, or no reference).
+    pub undecided: bool,
+    /// The source is AIME, GPQA or MATH, as [`super::sources::SourceNames`] reads the names (the
+    /// seed set and the benchmark distribution).
     pub aime: bool,
     pub gpqa: bool,
     pub math: bool,
+}
+
+/// What the difficulty stage does with a question one of whose attempts stayed undecided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Undecided {
+    /// Drop it (s1: featurization.py retries the judge until it says Yes or No, and a question
+    /// left without a grade has a missing feature, which filter.ipynb's first filter drops).
+    #[default]
+    Exclude,
+    /// Keep it as if the attempt were wrong (the studio's earlier behaviour).
+    Keep,
+}
+
+impl Undecided {
+    /// The workspace setting that holds the choice.
+    pub const SETTING: &'static str = "difficulty.undecided";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Undecided::Exclude => "exclude",
+            Undecided::Keep => "keep",
+        }
+    }
+
+    /// The workspace's choice (s1's when never set).
+    pub fn load(ws: &Workspace) -> anyhow::Result<Self> {
+        match ws.setting(Self::SETTING)?.as_deref() {
+            None | Some("exclude") => Ok(Undecided::Exclude),
+            Some("keep") => Ok(Undecided::Keep),
+            Some(v) => anyhow::bail!(
+                "workspace setting `{}` is `{v}`; it must be `exclude` or `keep`",
+                Self::SETTING
+            ),
+        }
+    }
+
+    pub fn store(self, ws: &Workspace) -> anyhow::Result<()> {
+        ws.conn.execute(
+            "INSERT INTO settings (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            [Self::SETTING, self.name()],
+        )?;
+        Ok(())
+    }
 }
 
 pub struct Funnel {
@@ -56,6 +103,10 @@ pub struct Funnel {
     /// Per question (same index): the stage that dropped it (an index into `stages`), or None
     /// when it passed every filter.
     pub dropped_at: Vec<Option<u8>>,
+    /// Questions past decontamination with an undecided attempt, and what the difficulty stage
+    /// did with them.
+    pub undecided: usize,
+    pub undecided_policy: Undecided,
 }
 
 /// A key as a number (keys are 16 hex digits), for cheap lookups.
@@ -114,6 +165,8 @@ const FUNNEL_SQL: &str = "SELECT key, manual, source, trace_tokens, trace_correc
 /// Builds the funnel from the workspace.
 pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
     let cfg = rules::config(ws)?;
+    let source_names = super::sources::SourceNames::load(ws)?;
+    let undecided_policy = Undecided::load(ws)?;
     let enabled: HashSet<&str> = cfg.enabled.iter().map(|r| r.name()).collect();
     // Ids are dense from 1 unless questions were deleted: the largest is the pool's size or more.
     let max_id: i64 = ws
@@ -125,16 +178,15 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         let mut domains: HashSet<Arc<str>> = HashSet::new();
         let mut st = ws.conn.prepare(FUNNEL_SQL)?;
         let mut rows = st.query([])?;
-        let mut kinds: HashMap<String, (bool, bool, bool)> = HashMap::new();
+        let mut kinds: HashMap<String, super::sources::Kinds> = HashMap::new();
         while let Some(r) = rows.next()? {
             keys.push(r.get(0)?);
             let manual: Option<String> = r.get(1)?;
             let source = r.get_ref(2)?.as_str().unwrap_or("");
-            let (aime, gpqa, math) = match kinds.get(source) {
+            let k = match kinds.get(source) {
                 Some(k) => *k,
                 None => {
-                    let l = source.to_ascii_lowercase();
-                    let k = (l.contains("aime"), l.contains("gpqa"), l.contains("math"));
+                    let k = source_names.kinds(source);
                     kinds.insert(source.to_string(), k);
                     k
                 }
@@ -151,9 +203,9 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
                         shared
                     }
                 }),
-                aime,
-                gpqa,
-                math,
+                aime: k.aime,
+                gpqa: k.gpqa,
+                math: k.math,
                 ..Default::default()
             });
         }
@@ -190,7 +242,9 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
             }
             if let Some(i) = find(r.get_ref(0)?.as_str().unwrap_or("")) {
                 states[i].attempted_by += 1;
-                states[i].any_correct |= r.get_ref(2)?.as_str().unwrap_or("") == "correct";
+                let verdict = r.get_ref(2)?.as_str().unwrap_or("");
+                states[i].any_correct |= verdict == "correct";
+                states[i].undecided |= verdict == "undecided";
             }
         }
     }
@@ -274,10 +328,18 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         &mut cur,
     );
     let decontam_sets = ws.setting("decontam.sets")?;
+    let cross = ws.setting(super::decontam::CROSS_SOURCE_SETTING)?.as_deref() == Some("1");
     stage(
         "decontaminated",
         match &decontam_sets {
-            Some(sets) => format!("8-gram overlap with {sets}"),
+            Some(sets) => format!(
+                "8-gram overlap with {sets}{}",
+                if cross {
+                    ", and with earlier sources (s1's cross-source rule)"
+                } else {
+                    ""
+                }
+            ),
             None => "decontamination not run yet".into(),
         },
         &|s| !s.contaminated,
@@ -286,22 +348,36 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
     let after_decontam = cur.clone();
     let n_models = models.len();
     let pending = cur.iter().filter(|&&i| states[i].attempted_by < n_models).count();
+    let undecided = cur.iter().filter(|&&i| states[i].undecided).count();
+    let exclude_undecided = undecided_policy == Undecided::Exclude;
     stage(
         "difficulty: no model correct",
         if n_models == 0 {
             "no attempts yet".into()
         } else {
             format!(
-                "models: {}{}",
+                "models: {}{}{}",
                 models.join(", "),
                 if pending > 0 {
                     format!("; {pending} not yet attempted by every model (dropped until they are)")
                 } else {
                     String::new()
+                },
+                if undecided > 0 {
+                    format!(
+                        "; {undecided} with an undecided verdict ({})",
+                        if exclude_undecided {
+                            "dropped, as s1"
+                        } else {
+                            "kept as not correct: option `keep`"
+                        }
+                    )
+                } else {
+                    String::new()
                 }
             )
         },
-        &|s| n_models == 0 || (s.attempted_by >= n_models && !s.any_correct),
+        &|s| n_models == 0 || (s.attempted_by >= n_models && !s.any_correct && !(exclude_undecided && s.undecided)),
         &mut cur,
     );
     let survivors = cur;
@@ -347,6 +423,8 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         survivors,
         models,
         dropped_at,
+        undecided,
+        undecided_policy,
     })
 }
 

@@ -9,12 +9,14 @@ pub mod decontam;
 pub mod export;
 pub mod funnel;
 pub mod import;
+pub mod pyrepr;
 pub mod quality;
 pub mod rules;
 pub mod scan;
 pub mod select;
 pub mod selection;
 pub mod snapshot;
+pub mod sources;
 
 /// A question's key: the first 16 hex digits of sha256 of its text (s1's).
 pub fn question_key(question: &str) -> String {

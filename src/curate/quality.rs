@@ -83,8 +83,13 @@ pub fn bold_number(question: &str) -> bool {
 }
 
 /// The rules a question breaks (missing fields are checked by the caller, who knows the schema).
+/// As s1's notebook (filter.ipynb cell 7, `elif "[asy]" in question: if 'AIME' in source_type`),
+/// an AIME question with an `[asy]` figure is kept whatever else it contains: it breaks no rule.
 pub fn weird_strings(question: &str, source_is_aime: bool) -> Vec<Rule> {
     let mut out = Vec::new();
+    if source_is_aime && question.contains("[asy]") {
+        return out;
+    }
     if asy(question, source_is_aime) {
         out.push(Rule::Asy);
     }
@@ -103,6 +108,15 @@ pub fn weird_strings(question: &str, source_is_aime: bool) -> Vec<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_aime_figure_exempts_the_question_from_every_rule() {
+        let q = "[asy]draw((0,0));[/asy] Find **x1** if p1. holds, ![Image](a.png)";
+        assert!(weird_strings(q, true).is_empty(), "s1 keeps it");
+        assert_eq!(weird_strings(q, false).len(), 4);
+        // Without a figure an AIME question meets the other rules as any other.
+        assert_eq!(weird_strings("Find **x1**.", true), vec![Rule::BoldNumber]);
+    }
 
     #[test]
     fn asy_is_kept_for_aime() {

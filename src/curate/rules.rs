@@ -57,7 +57,8 @@ impl Rule {
     }
 }
 
-/// Whether a source is AIME (whose `[asy]` figures s1 kept).
+/// Whether a source's name says AIME in any case: the AIME year rule's test (a safety rule, so
+/// broader than s1's names; see [`super::sources`] for the `[asy]` exception and the seed set).
 pub fn is_aime(source: &str) -> bool {
     source.to_ascii_lowercase().contains("aime")
 }
@@ -102,6 +103,7 @@ pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCoun
             anyhow::bail!("cannot require `{f}`; requirable fields: {}", REQUIRABLE.join(", "));
         }
     }
+    let source_names = super::sources::SourceNames::load(ws)?;
     let hits: Vec<(String, Rule, Option<String>)> = super::scan::par_scan(
         &ws.conn,
         "SELECT key, question, source, solution IS NOT NULL, answer IS NOT NULL,
@@ -126,7 +128,7 @@ pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCoun
             if !missing.is_empty() {
                 out.push((key.to_string(), Rule::MissingField, Some(missing.join(","))));
             }
-            for r in quality::weird_strings(row.text(1), is_aime(row.text(2))) {
+            for r in quality::weird_strings(row.text(1), source_names.keeps_asy(row.text(2))) {
                 out.push((key.to_string(), r, None));
             }
             out

@@ -4,6 +4,11 @@
 //! benchmark distribution), inside it rank questions by trace length (rank 0 = longest) and draw
 //! one with weight 2^-rank; remove it; drop exhausted domains. Also the paper's ablation sets:
 //! 1K-random, 1K-diverse (uniform domains, no length weighting) and 1K-longest.
+//!
+//! As s1's notebook (filter.ipynb cell 21), the seed set stays in the domains' pools: drawing a
+//! seed question again adds nothing (s1's selection is a set) but removes it from its domain, so
+//! the loop draws once more. [`SelectConfig::seed_set_in_pool`] off takes the seed set out of
+//! the pools first (a named option; every draw then adds a question).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,6 +37,9 @@ pub struct SelectConfig {
     /// absent weigh 0. Empty: uniform throughout.
     pub benchmark_weights: HashMap<String, f64>,
     pub seed: u64,
+    /// Leave the seed set's questions in their domains' pools (s1), where a draw may pick one
+    /// again without adding to the selection.
+    pub seed_set_in_pool: bool,
 }
 
 impl SelectConfig {
@@ -42,24 +50,36 @@ impl SelectConfig {
             uniform_until: 700,
             benchmark_weights,
             seed,
+            seed_set_in_pool: true,
         }
     }
 }
 
-/// The benchmark distribution: AIME domain counts + GPQA domain counts scaled by
-/// 0.5 * |AIME| / |GPQA|.
+/// s1's benchmark distribution (filter.ipynb cell 17), from the domains of the AIME and the GPQA
+/// questions among the difficulty survivors: each GPQA domain's count becomes
+/// `int(count * 0.5 * |AIME| / |GPQA|)` (truncated, as Python's `int`), the AIME counts are added,
+/// and domains whose sum is 0 are left out (a `Counter` sum keeps only positive counts). Without
+/// GPQA questions the AIME counts alone (s1 would divide by zero).
 pub fn benchmark_weights(aime_domains: &[String], gpqa_domains: &[String]) -> HashMap<String, f64> {
-    let mut w: HashMap<String, f64> = HashMap::new();
-    for d in aime_domains {
-        *w.entry(d.clone()).or_default() += 1.0;
-    }
+    let count = |ds: &[String]| {
+        let mut m: HashMap<String, i64> = HashMap::new();
+        for d in ds {
+            *m.entry(d.clone()).or_default() += 1;
+        }
+        m
+    };
+    let mut w = count(aime_domains);
     if !gpqa_domains.is_empty() {
-        let scale = 0.5 * aime_domains.len() as f64 / gpqa_domains.len() as f64;
-        for d in gpqa_domains {
-            *w.entry(d.clone()).or_default() += scale;
+        // Python: 0.5*sum(aime)/sum(gpqa), left to right.
+        let ratio = 0.5 * aime_domains.len() as f64 / gpqa_domains.len() as f64;
+        for (d, n) in count(gpqa_domains) {
+            *w.entry(d).or_default() += (n as f64 * ratio) as i64;
         }
     }
-    w
+    w.into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(d, n)| (d, n as f64))
+        .collect()
 }
 
 /// Domains with their questions, longest trace first (ties by key, so the order is total).
@@ -131,6 +151,7 @@ pub fn diverse_select(pool: &[Candidate], target: usize, seed: u64) -> Vec<Strin
         uniform_until: usize::MAX,
         benchmark_weights: HashMap::new(),
         seed,
+        seed_set_in_pool: false,
     };
     draw(&[], pool, &cfg, false)
 }
@@ -139,7 +160,10 @@ fn draw(seed_set: &[Candidate], pool: &[Candidate], cfg: &SelectConfig, length_w
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut selected: Vec<String> = seed_set.iter().map(|c| c.key.to_string()).collect();
     let taken: std::collections::HashSet<&str> = seed_set.iter().map(|c| c.key).collect();
-    let rest: Vec<&Candidate> = pool.iter().filter(|c| !taken.contains(c.key)).collect();
+    let rest: Vec<&Candidate> = pool
+        .iter()
+        .filter(|c| cfg.seed_set_in_pool || !taken.contains(c.key))
+        .collect();
     let mut domains = by_domain(&rest);
     while selected.len() < cfg.target && !domains.is_empty() {
         let names: Vec<&str> = domains.keys().copied().collect();
@@ -159,7 +183,11 @@ fn draw(seed_set: &[Candidate], pool: &[Candidate], cfg: &SelectConfig, length_w
         } else {
             rng.random_range(0..qs.len())
         };
-        selected.push(qs.remove(i).key.to_string());
+        let drawn = qs.remove(i).key;
+        // A seed drawn again (only when the seed set stays in the pool) adds nothing.
+        if !taken.contains(drawn) {
+            selected.push(drawn.to_string());
+        }
         if qs.is_empty() {
             domains.remove(name);
         }
@@ -222,6 +250,7 @@ mod tests {
             uniform_until: 20,
             benchmark_weights: HashMap::from([("c".to_string(), 1.0)]),
             seed: 7,
+            seed_set_in_pool: true,
         };
         let a = s1_select(&seed_set, &p, &cfg);
         assert_eq!(a, s1_select(&seed_set, &p, &cfg), "same seed, same selection");
@@ -245,6 +274,7 @@ mod tests {
             uniform_until: usize::MAX,
             benchmark_weights: HashMap::new(),
             seed,
+            seed_set_in_pool: true,
         };
         // The first draw is the longest (weight 1 of ~2) about half the time.
         let firsts: Vec<String> = (0..400).map(|s| s1_select(&[], &p, &cfg(s))[0].clone()).collect();
@@ -304,7 +334,60 @@ mod tests {
         // Uniform over 3 domains: "b" gets its share although it is small.
         assert!(d.iter().any(|k| k.starts_with('b')), "{d:?}");
         let w = benchmark_weights(&["05".into(), "05".into(), "11".into()], &["81".into(), "05".into()]);
-        assert_eq!(w["05"], 2.0 + 0.75);
-        assert_eq!(w["81"], 0.75);
+        assert_eq!(w["05"], 2.0 + 0.0, "int(1 * 0.75) = 0");
+        assert!(
+            !w.contains_key("81"),
+            "a domain whose count is 0 is left out, as a Counter sum"
+        );
+        assert_eq!(w["11"], 1.0);
+    }
+
+    #[test]
+    fn benchmark_weights_are_s1s_integers() {
+        // 6 AIME, 4 GPQA: ratio 0.5 * 6 / 4 = 0.75; GPQA "81" x3 -> int(2.25) = 2, "05" x1 -> 0.
+        let aime: Vec<String> = ["05", "05", "11", "11", "11", "60"].map(String::from).to_vec();
+        let gpqa: Vec<String> = ["81", "81", "81", "05"].map(String::from).to_vec();
+        let w = benchmark_weights(&aime, &gpqa);
+        let want = HashMap::from([("05", 2.0), ("11", 3.0), ("60", 1.0), ("81", 2.0)]);
+        assert_eq!(w.len(), want.len(), "{w:?}");
+        for (d, n) in want {
+            assert_eq!(w[d], n, "{d}");
+        }
+    }
+
+    #[test]
+    fn the_seed_set_stays_in_the_pool_as_in_s1() {
+        // Domain "a": the seed s (longest) and a1; domain "b": b1. Target 2, uniform domains.
+        // s1: the first draw is "a" (1/2), then s (2/3, wasted: s was selected) or a1 (1/3); after
+        // a wasted draw "a" holds only a1 and the next draw picks a1 or b1 (1/2 each). So
+        // P(a1) = 1/2 * (1/3 + 2/3 * 1/2) = 1/3. With the seed set out of the pool P(a1) = 1/2.
+        let cs = [("s", "a", 10), ("a1", "a", 5), ("b1", "b", 5)].map(|(key, domain, trace_tokens)| Candidate {
+            key,
+            domain,
+            trace_tokens,
+        });
+        let share = |in_pool: bool| {
+            let n = 3000;
+            let hits = (0..n)
+                .filter(|&seed| {
+                    let cfg = SelectConfig {
+                        target: 2,
+                        uniform_until: usize::MAX,
+                        benchmark_weights: HashMap::new(),
+                        seed,
+                        seed_set_in_pool: in_pool,
+                    };
+                    let got = s1_select(&cs[..1], &cs, &cfg);
+                    assert_eq!(got.len(), 2);
+                    assert_eq!(got[0], "s");
+                    got[1] == "a1"
+                })
+                .count();
+            hits as f64 / n as f64
+        };
+        let s1 = share(true);
+        assert!((s1 - 1.0 / 3.0).abs() < 0.04, "{s1}");
+        let out = share(false);
+        assert!((out - 0.5).abs() < 0.04, "{out}");
     }
 }

@@ -11,7 +11,8 @@ use super::funnel::{self, QuestionState};
 use super::select::{self, Candidate, SelectConfig};
 use crate::workspace::{now, Workspace};
 
-/// s1's seed-set threshold: MATH questions with traces longer than this many tokens.
+/// s1's seed-set threshold: MATH questions with traces longer than this many tokens
+/// (filter.ipynb cell 14: `gemini_length > 5600`, the trace's Qwen2.5 tokens).
 pub const SEED_MATH_TOKENS: usize = 5600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -48,6 +49,8 @@ pub struct SelectOptions {
     pub uniform_until: usize,
     /// Keep s1's seed set first (S1 method only).
     pub seed_set: bool,
+    /// Leave the seed set's questions in the domains' pools, as s1 (S1 method only).
+    pub seed_set_in_pool: bool,
     /// Stored name (default `<method>-seed<seed>`).
     pub name: Option<String>,
 }
@@ -60,6 +63,7 @@ impl Default for SelectOptions {
             target: 1000,
             uniform_until: 700,
             seed_set: true,
+            seed_set_in_pool: true,
             name: None,
         }
     }
@@ -75,11 +79,12 @@ pub struct SelectionReport {
     pub per_domain: Vec<(String, usize)>,
 }
 
-/// The seed set: GPQA and AIME questions whose trace's answer was correct, and MATH questions
-/// whose trace is longer than 5,600 tokens.
+/// The seed set (filter.ipynb cell 14): the trace's answer is correct AND (the source is GPQA
+/// or AIME, or the source is MATH and the trace is longer than 5,600 tokens). Which sources are
+/// GPQA, AIME and MATH: [`super::sources::SourceNames`] (s1's exact names by default).
 pub fn is_seed(s: &QuestionState) -> bool {
-    ((s.aime || s.gpqa) && s.trace_correct == Some(true))
-        || (s.math && s.trace_tokens.is_some_and(|t| t > SEED_MATH_TOKENS))
+    s.trace_correct == Some(true)
+        && (s.gpqa || s.aime || (s.math && s.trace_tokens.is_some_and(|t| t > SEED_MATH_TOKENS)))
 }
 
 pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<SelectionReport> {
@@ -115,23 +120,21 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
     } else {
         Vec::new()
     };
-    let pool: Vec<Candidate> = indexed.into_iter().map(|(_, c)| c).collect();
-    // The benchmark distribution: domains of the pool's AIME and GPQA questions (labelled, any
-    // stage), GPQA scaled by 0.5 |AIME| / |GPQA|.
+    // The benchmark distribution (filter.ipynb cell 17): the domains of the AIME and the GPQA
+    // questions among the difficulty survivors that can be selected (s1's hard-filtered set,
+    // where every question has a domain and a trace length), GPQA's counts scaled to integers.
     let mut aime = Vec::new();
     let mut gpqa = Vec::new();
-    for s in &f.states {
-        if let Some(d) = &s.domain {
-            if s.aime {
-                aime.push(d.to_string());
-            } else if s.gpqa {
-                gpqa.push(d.to_string());
-            }
+    for (i, c) in &indexed {
+        let s = &f.states[*i];
+        if s.gpqa {
+            gpqa.push(c.domain.to_string());
+        } else if s.aime {
+            aime.push(c.domain.to_string());
         }
     }
-    aime.sort();
-    gpqa.sort();
     let weights = select::benchmark_weights(&aime, &gpqa);
+    let pool: Vec<Candidate> = indexed.into_iter().map(|(_, c)| c).collect();
     let selected = match opts.method {
         Method::S1 => {
             let cfg = SelectConfig {
@@ -139,6 +142,7 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
                 uniform_until: opts.uniform_until,
                 benchmark_weights: weights.clone(),
                 seed: opts.seed,
+                seed_set_in_pool: opts.seed_set_in_pool,
             };
             select::s1_select(&seeds, &pool, &cfg)
         }
@@ -156,6 +160,9 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
         "target": opts.target,
         "uniform_until": opts.uniform_until,
         "seed_set": seeds.len(),
+        "seed_set_in_pool": opts.seed_set_in_pool,
+        "source_names": super::sources::SourceNames::load(ws)?.name(),
+        "benchmark_counts": {"aime": aime.len(), "gpqa": gpqa.len()},
         "candidates": pool.len(),
         "benchmark_weights": weights.iter().collect::<std::collections::BTreeMap<_, _>>(),
     });

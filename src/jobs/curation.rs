@@ -30,9 +30,11 @@ pub enum CurateRequest {
         enabled: Vec<Rule>,
         required: Vec<String>,
     },
-    /// Against the bundled evaluation sets plus these files.
+    /// Against the bundled evaluation sets plus these files (and, with `cross_source`, s1's
+    /// check of each source against the earlier ones).
     Decontam {
         extra: Vec<PathBuf>,
+        cross_source: bool,
     },
     /// Stand-in traces from a column, then lengths with a tokenizer (when given).
     TracesFromColumn {
@@ -190,17 +192,26 @@ fn step(
             let parts: Vec<String> = counts.iter().map(|c| format!("{} {}", c.rule.name(), c.hits)).collect();
             format!("rule hits: {}", parts.join(", "))
         }
-        CurateRequest::Decontam { extra } => {
+        CurateRequest::Decontam { extra, cross_source } => {
             let mut sets = decontam::bundled_sets()?;
             for f in extra {
                 sets.push(decontam::set_from_file(f)?);
             }
-            let r = decontam::run(ws, &sets)?;
+            let opts = decontam::DecontamOptions {
+                cross_source: *cross_source,
+            };
+            let r = decontam::run_with(ws, &sets, &opts)?;
             let parts: Vec<String> = r.per_set.iter().map(|(n, _, h)| format!("{n} {h}")).collect();
+            let cross: usize = r.cross_source.iter().map(|(_, _, h)| h).sum();
             format!(
-                "overlaps: {}; AIME after 2022: {}; {} flagged",
+                "overlaps: {}; AIME after 2022: {}; {}{} flagged",
                 parts.join(", "),
                 r.aime_after_2022,
+                if *cross_source {
+                    format!("earlier sources {cross}; ")
+                } else {
+                    String::new()
+                },
                 r.flagged
             )
         }
@@ -250,7 +261,13 @@ fn step(
                 cancel,
                 &mut progress,
             )?;
-            format!("attempts by {}: {} done, {} failed", model.name(), r.done, r.failed)
+            format!(
+                "attempts by {}: {} done ({} undecided), {} failed",
+                model.name(),
+                r.done,
+                r.undecided,
+                r.failed
+            )
         }
         CurateRequest::Select(opts) => {
             let r = selection::run(ws, opts)?;

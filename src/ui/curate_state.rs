@@ -48,6 +48,8 @@ pub struct CurateForm {
     pub judge_model: String,
     /// Extra evaluation files to decontaminate against (comma-separated paths).
     pub eval_files: String,
+    /// s1's cross-source rule: each source is also checked against the sources imported before.
+    pub cross_source: bool,
     pub max_tokens: usize,
     pub method: Method,
     pub seed: u64,
@@ -73,6 +75,7 @@ impl Default for CurateForm {
             judge_endpoint: String::new(),
             judge_model: String::new(),
             eval_files: String::new(),
+            cross_source: false,
             max_tokens: 32768,
             method: Method::S1,
             seed: 0,

@@ -130,12 +130,17 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             &mut f.eval_files,
             "more evaluation sets to decontaminate against (comma-separated JSONL/JSON/Parquet paths, e.g. GPQA Diamond)",
         );
+        ui.checkbox(&mut f.cross_source, "Check each source against earlier sources")
+            .on_hover_text("s1's collect_data.py: a source's questions join the test set before the next source (in import order) is checked");
         if ui
             .button("Decontaminate")
             .on_hover_text("word 8-grams against MATH500, AIME24/25, AMC23, GSM8K and the files above; AIME after 2022")
             .clicked()
         {
-            req = Some(CurateRequest::Decontam { extra: f.eval_files() });
+            req = Some(CurateRequest::Decontam {
+                extra: f.eval_files(),
+                cross_source: f.cross_source,
+            });
         }
 
         ui.separator();

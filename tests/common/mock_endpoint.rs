@@ -1,6 +1,6 @@
-//! A minimal OpenAI-compatible `/chat/completions` server for tests: each request's user message
-//! goes to a handler that returns the reply's content (or an HTTP error status), after an optional
-//! delay. Keep-alive connections are served; every prompt it received is logged.
+//! A minimal OpenAI-compatible `/chat/completions` server for tests: each request's messages (a
+//! system prompt and the user's, joined by a blank line) go to a handler that returns the reply's
+//! content (or an HTTP error status), after an optional delay. Keep-alive connections are served; every prompt it received is logged.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -64,11 +64,17 @@ fn serve(stream: TcpStream, delay: Duration, handler: &Handler, log: &Mutex<Vec<
             return;
         }
         let req: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        // Every message's content (a system prompt, then the user's), joined by a blank line.
         let prompt = req
-            .pointer("/messages/0/content")
-            .and_then(|v| v.as_str())
-            .unwrap_or("")
-            .to_string();
+            .get("messages")
+            .and_then(|m| m.as_array())
+            .map(|ms| {
+                ms.iter()
+                    .filter_map(|m| m.get("content").and_then(|c| c.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            })
+            .unwrap_or_default();
         std::thread::sleep(delay);
         let (status, text) = match handler(&prompt) {
             Ok(content) => {
