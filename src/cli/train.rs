@@ -81,6 +81,15 @@ pub struct TrainArgs {
     /// f32, or bf16 (CUDA: bf16 compute, f32 master weights and optimizer state)
     #[arg(long, value_enum, default_value = "f32")]
     dtype: crate::train::config::TrainDtype,
+    /// Tokens trained on: completion (s1: TRL's completion-only collator, everything after
+    /// `<|im_start|>assistant\n` to the end, the `\n` after `<|im_end|>` included) or turn (the
+    /// assistant turn through its end-of-turn token)
+    #[arg(long, value_enum)]
+    loss_mask: Option<crate::train::mask::LossMask>,
+    /// How a step's token losses are weighed: example (s1: each example's token mean, averaged
+    /// over the examples) or token (the sum over the global batch's tokens, long traces weigh more)
+    #[arg(long, value_enum)]
+    loss_weighting: Option<crate::train::config::LossWeighting>,
 }
 
 pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
@@ -106,6 +115,8 @@ pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
     set!(seed = a.seed);
     set!(save_every = a.save_every);
     set!(save_total_limit = a.save_total_limit);
+    set!(loss_mask = a.loss_mask);
+    set!(loss_weighting = a.loss_weighting);
     s.gradient_checkpointing = a.gradient_checkpointing;
     if let Some(r) = a.lora_rank {
         let mut l = crate::train::LoraSettings::new(r);

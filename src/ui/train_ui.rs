@@ -7,7 +7,8 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::app::{Command, StudioApp};
 use super::train_state::{TrainPath, TrainStatus};
-use crate::train::config::TrainDtype;
+use crate::train::config::{LossWeighting, TrainDtype};
+use crate::train::mask::LossMask;
 use crate::train::TrainSettings;
 
 pub fn train_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
@@ -273,6 +274,30 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                      the CPU trains in f32",
                 );
         });
+        egui::ComboBox::from_label("Loss mask")
+            .selected_text(s.loss_mask.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.loss_mask, LossMask::Completion, "completion");
+                ui.selectable_value(&mut s.loss_mask, LossMask::Turn, "turn");
+            })
+            .response
+            .on_hover_text(
+                "completion (s1): every token after <|im_start|>assistant\\n to the end, as TRL's \
+                 completion-only collator, the newline after <|im_end|> included; \
+                 turn: the assistant turn through <|im_end|>",
+            );
+        egui::ComboBox::from_label("Loss weighting")
+            .selected_text(s.loss_weighting.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.loss_weighting, LossWeighting::Example, "example");
+                ui.selectable_value(&mut s.loss_weighting, LossWeighting::Token, "token");
+            })
+            .response
+            .on_hover_text(
+                "example (s1): each example's loss is its token mean and a step averages the examples \
+                 (s1 runs one example per GPU); token: the step's token losses over all its tokens, \
+                 so long traces weigh more",
+            );
         ui.label(format!("Global batch: {}", s.global_batch()));
         if ui
             .button("Reset to the s1 preset")
