@@ -174,13 +174,43 @@ fn reads_s1k_and_s1k_1_1_columns_and_names_bad_rows() {
 
 #[test]
 fn order_is_seeded_and_covers_every_example_each_epoch() {
-    let a = schedule(10, 2, 4, 42);
-    assert_eq!(a, schedule(10, 2, 4, 42));
-    assert_ne!(a, schedule(10, 2, 4, 43));
+    let a = schedule(10, 2, 4, 42, false);
+    assert_eq!(a, schedule(10, 2, 4, 42, false));
+    assert_ne!(a, schedule(10, 2, 4, 43, false));
     assert_eq!(a.len(), 6);
     for epoch in a.chunks(3) {
         let mut all: Vec<usize> = epoch.iter().flatten().copied().collect();
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
     }
+}
+
+/// s1's last step of an epoch (accelerate's even_batches over 16 GPUs, micro-batch 1): 1,000
+/// examples make 63 steps of 16, the 63rd holding the last 8 of the epoch's order and its first 8
+/// again; with fewer examples than GPUs the order repeats from its start.
+#[test]
+fn the_s1_schedule_fills_an_epochs_last_batch_from_its_start() {
+    let s = schedule(1000, 5, 16, 42, true);
+    assert_eq!(s.len(), 5 * 63);
+    assert!(s.iter().all(|b| b.len() == 16));
+    for epoch in s.chunks(63) {
+        let order: Vec<usize> = epoch[..62]
+            .iter()
+            .flatten()
+            .copied()
+            .chain(epoch[62][..8].iter().copied())
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+        assert_eq!(&epoch[62][8..], &order[..8]);
+    }
+    // The same order as the short schedule, only completed.
+    let short = schedule(1000, 5, 16, 42, false);
+    assert_eq!(short.len(), 5 * 63);
+    assert_eq!(&s[62][..8], &short[62][..]);
+    let tiny = schedule(3, 1, 8, 1, true);
+    assert_eq!(tiny.len(), 1);
+    assert_eq!(&tiny[0][3..6], &tiny[0][..3]);
+    assert_eq!(&tiny[0][6..], &tiny[0][..2]);
 }

@@ -111,7 +111,14 @@ fn s1k_rows_match_trl_token_for_token() {
             .map(|v| v.as_i64().unwrap())
             .collect();
         let want_mask: Vec<bool> = labels.iter().map(|&l| l != -100).collect();
-        assert_eq!(ex.loss, want_mask, "s1K row {id}: loss mask");
+        let first_diff = ex.loss.iter().zip(&want_mask).position(|(a, b)| a != b);
+        assert!(
+            ex.loss.len() == want_mask.len() && first_diff.is_none(),
+            "s1K row {id}: loss mask differs from TRL's at token {first_diff:?} of {} (TRL {} trained, studio {})",
+            ex.ids.len(),
+            want_mask.iter().filter(|&&b| b).count(),
+            ex.loss.iter().filter(|&&b| b).count()
+        );
         // The last two trained tokens are <|im_end|> and the newline after it.
         let n = ex.ids.len();
         assert_eq!(tokenizer.decode(&ex.ids[n - 2..]).unwrap(), "<|im_end|>\n");

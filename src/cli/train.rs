@@ -36,6 +36,10 @@ pub struct TrainArgs {
     warmup_ratio: Option<f64>,
     #[arg(long)]
     weight_decay: Option<f64>,
+    /// Keep the norm weights out of weight decay (newer transformers; s1's transformers 4.46.1
+    /// decays them, exempting only biases)
+    #[arg(long)]
+    no_norm_decay: bool,
     #[arg(long)]
     beta1: Option<f64>,
     #[arg(long)]
@@ -90,6 +94,10 @@ pub struct TrainArgs {
     /// over the examples) or token (the sum over the global batch's tokens, long traces weigh more)
     #[arg(long, value_enum)]
     loss_weighting: Option<crate::train::config::LossWeighting>,
+    /// An epoch's last global batch when short: fill (s1: completed with the epoch's first
+    /// examples, as accelerate does over 16 GPUs) or short (every example once per epoch)
+    #[arg(long, value_enum)]
+    last_batch: Option<crate::train::config::LastBatch>,
 }
 
 pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
@@ -117,7 +125,11 @@ pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
     set!(save_total_limit = a.save_total_limit);
     set!(loss_mask = a.loss_mask);
     set!(loss_weighting = a.loss_weighting);
+    set!(last_batch = a.last_batch);
     s.gradient_checkpointing = a.gradient_checkpointing;
+    if a.no_norm_decay {
+        s.adam.decay_norms = false;
+    }
     if let Some(r) = a.lora_rank {
         let mut l = crate::train::LoraSettings::new(r);
         if let Some(alpha) = a.lora_alpha {

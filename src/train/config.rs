@@ -55,6 +55,33 @@ pub struct TrainSettings {
     /// mean over the examples).
     #[serde(default)]
     pub loss_weighting: LossWeighting,
+    /// What the last, short global batch of an epoch becomes (s1: filled with the epoch's first
+    /// examples).
+    #[serde(default)]
+    pub last_batch: LastBatch,
+}
+
+/// The last global batch of an epoch when the examples do not divide into global batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LastBatch {
+    /// s1's: completed with the epoch's first examples, as accelerate's `even_batches` does when
+    /// the data is sharded over the GPUs (1,000 examples on 16 GPUs: the 63rd step holds the
+    /// last 8 and the first 8 again).
+    #[default]
+    Fill,
+    /// A smaller last step: every example once per epoch.
+    Short,
+}
+
+impl LastBatch {
+    /// The name used by the CLI and the settings file.
+    pub fn name(self) -> &'static str {
+        match self {
+            LastBatch::Fill => "fill",
+            LastBatch::Short => "short",
+        }
+    }
 }
 
 /// How an optimizer step's loss combines the token losses of its examples.
@@ -141,7 +168,8 @@ impl Default for TrainSettings {
 impl TrainSettings {
     /// The s1 preset: 5 epochs, lr 1e-5, 5% warmup then cosine, AdamW (0.9, 0.95, wd 1e-4),
     /// global batch 16 (1 x 16 accumulation), clipping at 1.0, block size 32,768, seed 42, TRL's
-    /// completion-only loss mask, and each example's mean loss averaged over the examples.
+    /// completion-only loss mask, each example's mean loss averaged over the examples, and an
+    /// epoch's short last batch filled as accelerate fills it.
     pub fn s1(model: PathBuf, data: PathBuf, out: PathBuf) -> Self {
         Self {
             model,
@@ -166,6 +194,7 @@ impl TrainSettings {
             resume: false,
             loss_mask: LossMask::Completion,
             loss_weighting: LossWeighting::Example,
+            last_batch: LastBatch::Fill,
         }
     }
 

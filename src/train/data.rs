@@ -409,15 +409,22 @@ impl MicroBatch {
 }
 
 /// The order of examples for every optimizer step: `epochs` passes, each a seeded shuffle, cut
-/// into global batches (the last of an epoch may be smaller).
-pub fn schedule(n: usize, epochs: usize, global_batch: usize, seed: u64) -> Vec<Vec<usize>> {
+/// into global batches. The last batch of an epoch, when short, is completed with the epoch's
+/// first examples (again from its start while short) under `fill_last`, as s1 gets from
+/// accelerate's `even_batches` when 1,000 examples are sharded over 16 GPUs; else it stays short.
+pub fn schedule(n: usize, epochs: usize, global_batch: usize, seed: u64, fill_last: bool) -> Vec<Vec<usize>> {
+    let global_batch = global_batch.max(1);
     let mut steps = Vec::new();
     for epoch in 0..epochs {
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(epoch as u64));
         order.shuffle(&mut rng);
-        for chunk in order.chunks(global_batch.max(1)) {
-            steps.push(chunk.to_vec());
+        for chunk in order.chunks(global_batch) {
+            let mut step = chunk.to_vec();
+            if fill_last {
+                step.extend(order.iter().cycle().take(global_batch - chunk.len()));
+            }
+            steps.push(step);
         }
     }
     steps

@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rayon::prelude::*;
 
 use super::checkpoint::{self, TrainerState};
-use super::config::TrainSettings;
+use super::config::{LastBatch, TrainSettings};
 use super::data::{self, Example, MicroBatch, Renderer};
 use super::optim::{self, AdamW};
 use super::step::accumulate_micro_batch;
@@ -131,7 +131,7 @@ fn fingerprint(examples: &[Example], s: &TrainSettings) -> String {
         e.loss.hash(&mut h);
     }
     (s.epochs, s.batch, s.grad_accum, s.block_size, s.seed).hash(&mut h);
-    s.loss_weighting.name().hash(&mut h);
+    (s.loss_weighting.name(), s.adam.decay_norms, s.last_batch.name()).hash(&mut h);
     if let Some(l) = &s.lora {
         (l.rank, &l.target_modules, l.alpha.to_bits()).hash(&mut h);
     }
@@ -218,7 +218,13 @@ fn run_inner(
         )));
     }
     let pad = data::pad_id(&model.tokenizer);
-    let schedule = data::schedule(examples.len(), settings.epochs, settings.global_batch(), settings.seed);
+    let schedule = data::schedule(
+        examples.len(),
+        settings.epochs,
+        settings.global_batch(),
+        settings.seed,
+        settings.last_batch == LastBatch::Fill,
+    );
     let total_steps = schedule.len();
     let steps_per_epoch = data::steps_per_epoch(examples.len(), settings.global_batch());
     let fp = fingerprint(&examples, settings);
