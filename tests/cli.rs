@@ -154,9 +154,11 @@ fn bench_grads_checks_the_fixtures_on_the_cpu() {
         out.lines()
             .filter(|l| l.starts_with("qwen2") || l.starts_with("llama"))
             .count(),
-        6,
+        12,
         "{out}"
     );
+    // The qwen2 fixture also checks both loss weightings.
+    assert_eq!(out.lines().filter(|l| l.contains("-weighted")).count(), 6, "{out}");
 }
 
 /// `grade` writes extracted/reference/verdict per row, prints the summary, and names the file

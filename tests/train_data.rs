@@ -5,6 +5,7 @@ mod common;
 
 use s1_studio::model::{load_model, LoadOptions};
 use s1_studio::train::data::{pad_id, read_rows, schedule, MicroBatch, Renderer, S1Row, TraceColumns, IGNORE};
+use s1_studio::train::mask::LossMask;
 
 fn row() -> S1Row {
     S1Row {
@@ -38,6 +39,7 @@ fn loss_mask_covers_exactly_the_assistant_part() {
         tokenizer: &m.tokenizer,
         template: &m.template,
         block_size: 4096,
+        mask: LossMask::Turn,
     };
     let (full, _) = r.render(&row()).unwrap();
     assert_eq!(
@@ -47,34 +49,33 @@ fn loss_mask_covers_exactly_the_assistant_part() {
          2 + 3 = 5.\n<|im_start|>answer\nAnswer: The answer is \\boxed{5}.<|im_end|>\n"
     );
     let ex = r.example(&row()).unwrap();
+    let (loss_start, loss_end) = ex.loss_span();
     let tok = |i: usize| m.tokenizer.id_to_token(ex.ids[i]).unwrap();
     // Token by token: everything up to and including "<|im_start|>assistant\n" is masked ...
-    let masked: String = (0..ex.loss_start)
+    let masked: String = (0..loss_start)
         .map(|i| m.tokenizer.decode(&ex.ids[i..i + 1]).unwrap())
         .collect();
     assert!(masked.ends_with("<|im_start|>assistant\n"), "{masked:?}");
-    assert_eq!(tok(ex.loss_start - 3), "<|im_start|>");
-    assert_eq!(tok(ex.loss_start - 2), "assistant");
+    assert_eq!(tok(loss_start - 3), "<|im_start|>");
+    assert_eq!(tok(loss_start - 2), "assistant");
     // ... the first trained token opens the thinking, the last one is the closing <|im_end|>,
-    // and the newline the template writes after it is not trained.
-    assert_eq!(tok(ex.loss_start), "<|im_start|>");
+    // and (the `turn` mask) the newline the template writes after it is not trained.
+    assert_eq!(tok(loss_start), "<|im_start|>");
     assert_eq!(
-        m.tokenizer
-            .decode(&ex.ids[ex.loss_start + 1..ex.loss_start + 2])
-            .unwrap(),
+        m.tokenizer.decode(&ex.ids[loss_start + 1..loss_start + 2]).unwrap(),
         "think"
     );
-    assert_eq!(tok(ex.loss_end - 1), "<|im_end|>");
-    assert_eq!(ex.loss_end, ex.ids.len() - 1);
-    assert_eq!(m.tokenizer.decode(&ex.ids[ex.loss_end..]).unwrap(), "\n");
-    let trained: String = (ex.loss_start..ex.loss_end)
+    assert_eq!(tok(loss_end - 1), "<|im_end|>");
+    assert_eq!(loss_end, ex.ids.len() - 1);
+    assert_eq!(m.tokenizer.decode(&ex.ids[loss_end..]).unwrap(), "\n");
+    let trained: String = (loss_start..loss_end)
         .map(|i| m.tokenizer.decode(&ex.ids[i..i + 1]).unwrap())
         .collect();
     assert_eq!(trained, format!("{}<|im_end|>", row().assistant_text()));
     for i in 0..ex.ids.len() {
         assert_eq!(
             ex.in_loss(i),
-            (ex.loss_start..ex.loss_end).contains(&i),
+            (loss_start..loss_end).contains(&i),
             "token {i} {:?}",
             tok(i)
         );
@@ -105,20 +106,34 @@ fn loss_mask_covers_exactly_the_assistant_part() {
     // The end-of-turn token is a target, never padding.
     let eot = m.tokenizer.token_to_id("<|im_end|>").unwrap();
     assert!(b.targets[..s].contains(&eot) && b.targets[s..].contains(&eot));
+    assert_eq!(b.loss_tokens, ex.loss_tokens() + short.loss_tokens());
     assert_eq!(
-        b.loss_tokens,
-        (ex.loss_end - ex.loss_start) + (short.loss_end - short.loss_start)
+        (b.row_loss_tokens(0), b.row_loss_tokens(1)),
+        (ex.loss_tokens(), short.loss_tokens())
     );
 
-    // Truncation to the block size keeps the prompt and cuts the assistant part.
-    let cut = Renderer {
-        block_size: ex.loss_start + 4,
+    // s1's mask (TRL's completion-only collator) also trains on that newline.
+    let trl = Renderer {
+        mask: LossMask::Completion,
         ..r
     };
-    let t = cut.example(&row()).unwrap();
-    assert_eq!(t.ids.len(), ex.loss_start + 4);
-    assert_eq!(t.truncated, ex.ids.len() - t.ids.len());
-    assert_eq!((t.loss_start, t.loss_end), (ex.loss_start, ex.loss_start + 4));
+    let c = trl.example(&row()).unwrap();
+    assert_eq!(c.ids, ex.ids);
+    assert_eq!(c.loss_span(), (loss_start, ex.ids.len()));
+    assert_eq!(c.loss_tokens(), ex.loss_tokens() + 1);
+
+    // Truncation to the block size keeps the prompt and cuts the assistant part.
+    for mask in [LossMask::Turn, LossMask::Completion] {
+        let cut = Renderer {
+            block_size: loss_start + 4,
+            mask,
+            ..r
+        };
+        let t = cut.example(&row()).unwrap();
+        assert_eq!(t.ids.len(), loss_start + 4);
+        assert_eq!(t.truncated, ex.ids.len() - t.ids.len());
+        assert_eq!(t.loss_span(), (loss_start, loss_start + 4));
+    }
 }
 
 #[test]
@@ -159,13 +174,43 @@ fn reads_s1k_and_s1k_1_1_columns_and_names_bad_rows() {
 
 #[test]
 fn order_is_seeded_and_covers_every_example_each_epoch() {
-    let a = schedule(10, 2, 4, 42);
-    assert_eq!(a, schedule(10, 2, 4, 42));
-    assert_ne!(a, schedule(10, 2, 4, 43));
+    let a = schedule(10, 2, 4, 42, false);
+    assert_eq!(a, schedule(10, 2, 4, 42, false));
+    assert_ne!(a, schedule(10, 2, 4, 43, false));
     assert_eq!(a.len(), 6);
     for epoch in a.chunks(3) {
         let mut all: Vec<usize> = epoch.iter().flatten().copied().collect();
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<_>>());
     }
+}
+
+/// s1's last step of an epoch (accelerate's even_batches over 16 GPUs, micro-batch 1): 1,000
+/// examples make 63 steps of 16, the 63rd holding the last 8 of the epoch's order and its first 8
+/// again; with fewer examples than GPUs the order repeats from its start.
+#[test]
+fn the_s1_schedule_fills_an_epochs_last_batch_from_its_start() {
+    let s = schedule(1000, 5, 16, 42, true);
+    assert_eq!(s.len(), 5 * 63);
+    assert!(s.iter().all(|b| b.len() == 16));
+    for epoch in s.chunks(63) {
+        let order: Vec<usize> = epoch[..62]
+            .iter()
+            .flatten()
+            .copied()
+            .chain(epoch[62][..8].iter().copied())
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+        assert_eq!(&epoch[62][8..], &order[..8]);
+    }
+    // The same order as the short schedule, only completed.
+    let short = schedule(1000, 5, 16, 42, false);
+    assert_eq!(short.len(), 5 * 63);
+    assert_eq!(&s[62][..8], &short[62][..]);
+    let tiny = schedule(3, 1, 8, 1, true);
+    assert_eq!(tiny.len(), 1);
+    assert_eq!(&tiny[0][3..6], &tiny[0][..3]);
+    assert_eq!(&tiny[0][6..], &tiny[0][..2]);
 }

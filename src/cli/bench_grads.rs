@@ -1,14 +1,16 @@
 //! `s1-studio bench grads`: the loss and every parameter's gradient on a device and precision
 //! against the transformers reference of a parity fixture (tests/fixtures/parity/*), so a CUDA
-//! build can be checked where it runs. Fails when an error is above the tolerance.
+//! build can be checked where it runs; where a fixture has weighting.safetensors
+//! (scripts/make_loss_weighting_fixture.py), both loss weightings too. Fails when an error is
+//! above the tolerance.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Args;
 
-use crate::train::config::TrainDtype;
-use crate::train::parity::{gradient_parity, ParityRun};
+use crate::train::config::{LossWeighting, TrainDtype};
+use crate::train::parity::{gradient_parity, weighting_parity, ParityRun};
 
 #[derive(Debug, Args)]
 pub struct GradsArgs {
@@ -41,20 +43,32 @@ pub fn run(a: GradsArgs) -> anyhow::Result<()> {
         "fixture / path", "loss", "reference", "params", "worst rel"
     );
     for dir in &a.fixture {
-        for (checkpoint, split) in [(false, false), (true, false), (false, true)] {
+        let mut references = vec![None];
+        if dir.join("weighting.safetensors").exists() {
+            references.extend([Some(LossWeighting::Example), Some(LossWeighting::Token)]);
+        }
+        for (weighting, (checkpoint, split)) in references
+            .into_iter()
+            .flat_map(|w| [(false, false), (true, false), (false, true)].map(|c| (w, c)))
+        {
             let run = ParityRun {
                 fused: true,
                 checkpoint,
                 split,
             };
-            let r = gradient_parity(dir, &dev, dtype, run).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+            let r = match weighting {
+                None => gradient_parity(dir, &dev, dtype, run),
+                Some(w) => weighting_parity(dir, &dev, dtype, run, w),
+            }
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
             let (worst, at) = r.worst();
             let name = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let label = format!(
-                "{name}{}{}",
+                "{name}{}{}{}",
+                weighting.map_or(String::new(), |w| format!(" {}-weighted", w.name())),
                 if checkpoint { " checkpointed" } else { "" },
                 if split { " accumulated" } else { "" }
             );

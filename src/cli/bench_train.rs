@@ -171,7 +171,8 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         for step in usize::from(round > 0)..=a.steps {
             let t = Instant::now();
             let mut acc = vec![None; vars.len()];
-            let sum = accumulate_micro_batch(&dec, &vars, &b, 1.0 / b.loss_tokens as f64, a.checkpointing, &mut acc)?;
+            let scales = vec![1.0 / b.loss_tokens as f64; b.rows];
+            let loss = accumulate_micro_batch(&dec, &vars, &b, &scales, a.checkpointing, &mut acc)?;
             let grads: Vec<Tensor> = acc
                 .into_iter()
                 .map(|g| g.context("a parameter got no gradient"))
@@ -197,7 +198,7 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
                 times.push(t.elapsed().as_secs_f64());
             }
             if round == 0 {
-                losses.push(sum / b.loss_tokens as f64);
+                losses.push(loss);
             }
         }
         for (name, (btimes, last)) in dtype_names.iter().zip(bases.iter_mut()).filter(|_| !a.no_baselines) {

@@ -36,6 +36,10 @@ pub struct TrainArgs {
     warmup_ratio: Option<f64>,
     #[arg(long)]
     weight_decay: Option<f64>,
+    /// Keep the norm weights out of weight decay (newer transformers; s1's transformers 4.46.1
+    /// decays them, exempting only biases)
+    #[arg(long)]
+    no_norm_decay: bool,
     #[arg(long)]
     beta1: Option<f64>,
     #[arg(long)]
@@ -81,6 +85,19 @@ pub struct TrainArgs {
     /// f32, or bf16 (CUDA: bf16 compute, f32 master weights and optimizer state)
     #[arg(long, value_enum, default_value = "f32")]
     dtype: crate::train::config::TrainDtype,
+    /// Tokens trained on: completion (s1: TRL's completion-only collator, everything after
+    /// `<|im_start|>assistant\n` to the end, the `\n` after `<|im_end|>` included) or turn (the
+    /// assistant turn through its end-of-turn token)
+    #[arg(long, value_enum)]
+    loss_mask: Option<crate::train::mask::LossMask>,
+    /// How a step's token losses are weighed: example (s1: each example's token mean, averaged
+    /// over the examples) or token (the sum over the global batch's tokens, long traces weigh more)
+    #[arg(long, value_enum)]
+    loss_weighting: Option<crate::train::config::LossWeighting>,
+    /// An epoch's last global batch when short: fill (s1: completed with the epoch's first
+    /// examples, as accelerate does over 16 GPUs) or short (every example once per epoch)
+    #[arg(long, value_enum)]
+    last_batch: Option<crate::train::config::LastBatch>,
 }
 
 pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
@@ -106,7 +123,13 @@ pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
     set!(seed = a.seed);
     set!(save_every = a.save_every);
     set!(save_total_limit = a.save_total_limit);
+    set!(loss_mask = a.loss_mask);
+    set!(loss_weighting = a.loss_weighting);
+    set!(last_batch = a.last_batch);
     s.gradient_checkpointing = a.gradient_checkpointing;
+    if a.no_norm_decay {
+        s.adam.decay_norms = false;
+    }
     if let Some(r) = a.lora_rank {
         let mut l = crate::train::LoraSettings::new(r);
         if let Some(alpha) = a.lora_alpha {

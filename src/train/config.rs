@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use super::data::TraceColumns;
+use super::mask::LossMask;
 use super::optim::AdamWParams;
 
 /// Low-rank adapters instead of full fine-tuning.
@@ -47,6 +48,83 @@ pub struct TrainSettings {
     /// Continue from the newest checkpoint in `out` (weights, optimizer state, step).
     #[serde(default)]
     pub resume: bool,
+    /// Which tokens are trained on (s1: TRL's completion-only collator).
+    #[serde(default)]
+    pub loss_mask: LossMask,
+    /// How the token losses of a global batch are weighed (s1: each example's mean, then the
+    /// mean over the examples).
+    #[serde(default)]
+    pub loss_weighting: LossWeighting,
+    /// What the last, short global batch of an epoch becomes (s1: filled with the epoch's first
+    /// examples).
+    #[serde(default)]
+    pub last_batch: LastBatch,
+}
+
+/// The last global batch of an epoch when the examples do not divide into global batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LastBatch {
+    /// s1's: completed with the epoch's first examples, as accelerate's `even_batches` does when
+    /// the data is sharded over the GPUs (1,000 examples on 16 GPUs: the 63rd step holds the
+    /// last 8 and the first 8 again).
+    #[default]
+    Fill,
+    /// A smaller last step: every example once per epoch.
+    Short,
+}
+
+impl LastBatch {
+    /// The name used by the CLI and the settings file.
+    pub fn name(self) -> &'static str {
+        match self {
+            LastBatch::Fill => "fill",
+            LastBatch::Short => "short",
+        }
+    }
+}
+
+/// How an optimizer step's loss combines the token losses of its examples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LossWeighting {
+    /// s1's: each example's loss is the mean over its own tokens and the step's loss is the
+    /// mean over its examples (sft.sh runs micro-batches of 1 on 16 GPUs, and the gradients are
+    /// averaged over the GPUs), so a short trace weighs as much as a long one.
+    #[default]
+    Example,
+    /// The sum of the token losses over the global batch's tokens: every token weighs the same,
+    /// so long traces weigh more.
+    Token,
+}
+
+impl LossWeighting {
+    /// The name used by the CLI and the settings file.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossWeighting::Example => "example",
+            LossWeighting::Token => "token",
+        }
+    }
+
+    /// The weight of each row's token-loss sum for a step whose rows have `tokens[r]` trained
+    /// tokens each: example weighting gives `1 / (tokens[r] * rows with tokens)` (0 for a row
+    /// without any), token weighting `1 / (all tokens)`.
+    pub fn row_scales(self, tokens: &[usize]) -> Vec<f64> {
+        match self {
+            LossWeighting::Example => {
+                let rows = tokens.iter().filter(|&&t| t > 0).count().max(1) as f64;
+                tokens
+                    .iter()
+                    .map(|&t| if t > 0 { 1.0 / (t as f64 * rows) } else { 0.0 })
+                    .collect()
+            }
+            LossWeighting::Token => {
+                let all = tokens.iter().sum::<usize>().max(1) as f64;
+                vec![1.0 / all; tokens.len()]
+            }
+        }
+    }
 }
 
 /// Training precision.
@@ -89,7 +167,9 @@ impl Default for TrainSettings {
 
 impl TrainSettings {
     /// The s1 preset: 5 epochs, lr 1e-5, 5% warmup then cosine, AdamW (0.9, 0.95, wd 1e-4),
-    /// global batch 16 (1 x 16 accumulation), clipping at 1.0, block size 32,768, seed 42.
+    /// global batch 16 (1 x 16 accumulation), clipping at 1.0, block size 32,768, seed 42, TRL's
+    /// completion-only loss mask, each example's mean loss averaged over the examples, and an
+    /// epoch's short last batch filled as accelerate fills it.
     pub fn s1(model: PathBuf, data: PathBuf, out: PathBuf) -> Self {
         Self {
             model,
@@ -112,6 +192,9 @@ impl TrainSettings {
             device: "cpu".into(),
             dtype: TrainDtype::F32,
             resume: false,
+            loss_mask: LossMask::Completion,
+            loss_weighting: LossWeighting::Example,
+            last_batch: LastBatch::Fill,
         }
     }
 

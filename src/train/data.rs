@@ -1,6 +1,7 @@
-//! Training data in the s1K schema: rows read from JSONL or JSON, rendered with the model's chat
-//! template exactly as S1_RECIPE.md §2 says, tokenized, the loss mask set on the assistant part,
-//! truncated to the block size, and cut into right-padded micro-batches in a seeded order.
+//! Training data in the s1K schema: rows read from JSONL, JSON or Parquet, rendered with the
+//! model's chat template as s1's data/tokenization.py renders them, tokenized, truncated to the
+//! block size, the loss mask set (see [`super::mask`]), and cut into right-padded micro-batches
+//! in a seeded order.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::Value;
 
+use super::mask::{self, LossMask};
 use crate::model::{ChatMessage, ChatTemplate, TextTokenizer};
 
 /// Marks a position whose next-token target is not in the loss.
@@ -92,9 +94,11 @@ pub struct S1Row {
 }
 
 impl S1Row {
-    /// The assistant turn, S1_RECIPE.md §2: `<|im_start|>think\n` + the trajectories joined by
-    /// newlines and stripped + `\n<|im_start|>answer\n` + the answer, where the answer is
-    /// `Answer: ` + attempt unless the attempt already contains `Answer:`.
+    /// The assistant turn as s1's data/tokenization.py (`process_cot_example`) writes it:
+    /// `<|im_start|>think\n` + the trajectories joined by newlines and stripped +
+    /// `\n<|im_start|>answer\n` + the answer, where the answer is `Answer: ` + attempt unless the
+    /// attempt already contains `Answer:`, stripped after that prefix is added (so an attempt
+    /// " 128" gives "Answer:  128", not "Answer: 128").
     pub fn assistant_text(&self) -> String {
         let thinking = self.trajectories.join("\n");
         let answer = if self.attempt.contains("Answer:") {
@@ -102,8 +106,18 @@ impl S1Row {
         } else {
             format!("Answer: {}", self.attempt)
         };
-        format!("<|im_start|>think\n{}\n<|im_start|>answer\n{answer}", thinking.trim())
+        format!(
+            "<|im_start|>think\n{}\n<|im_start|>answer\n{}",
+            py_strip(&thinking),
+            py_strip(&answer)
+        )
     }
+}
+
+/// Python's `str.strip()` with no argument: trims the characters `str.isspace` accepts, which
+/// are Rust's Unicode whitespace plus the separators U+001C..U+001F.
+pub fn py_strip(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
 }
 
 /// Reads rows from a `.jsonl` file (one object per line), a `.json` file (an array of objects) or a
@@ -212,14 +226,15 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// A tokenized example: the ids and the span of tokens in the loss.
+/// A tokenized example: the ids and which of them are trained on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
     pub ids: Vec<u32>,
-    /// Tokens `loss_start..loss_end` are trained on: the assistant part, from the token after the
-    /// generation prompt (`<|im_start|>assistant\n`) through the end-of-turn token.
-    pub loss_start: usize,
-    pub loss_end: usize,
+    /// Whether token `i` is a target of the loss (predicted from the logits at `i - 1`), as the
+    /// [`LossMask`] chose.
+    pub loss: Vec<bool>,
+    /// Tokens of the rendered prompt, through the generation prompt (`<|im_start|>assistant\n`).
+    pub prompt_tokens: usize,
     /// Tokens cut off by the block size.
     pub truncated: usize,
     pub line: usize,
@@ -228,7 +243,19 @@ pub struct Example {
 impl Example {
     /// Whether token `i` is in the loss.
     pub fn in_loss(&self, i: usize) -> bool {
-        (self.loss_start..self.loss_end).contains(&i)
+        self.loss.get(i).copied().unwrap_or(false)
+    }
+
+    /// Tokens that are targets (the first token never is: nothing predicts it).
+    pub fn loss_tokens(&self) -> usize {
+        self.loss.iter().skip(1).filter(|&&b| b).count()
+    }
+
+    /// The first trained token and one past the last (equal when none is trained).
+    pub fn loss_span(&self) -> (usize, usize) {
+        let start = self.loss.iter().position(|&b| b).unwrap_or(self.ids.len());
+        let end = self.loss.iter().rposition(|&b| b).map_or(start, |e| e + 1);
+        (start, end)
     }
 }
 
@@ -237,6 +264,7 @@ pub struct Renderer<'a> {
     pub tokenizer: &'a TextTokenizer,
     pub template: &'a ChatTemplate,
     pub block_size: usize,
+    pub mask: LossMask,
 }
 
 impl Renderer<'_> {
@@ -266,8 +294,11 @@ impl Renderer<'_> {
         Ok((full, prompt))
     }
 
-    /// Tokenizes one row; the loss span starts after the generation prompt and ends after the
-    /// first end-of-turn token of the assistant part (or at the end of the text).
+    /// Tokenizes one row (as s1's SFTTrainer: the whole text, cut to the block size) and sets
+    /// the loss mask on the cut ids. [`LossMask::Completion`] runs TRL's completion-only rule
+    /// with the templates s1 uses for the model family (other templates: from the end of the
+    /// generation prompt to the end); [`LossMask::Turn`] trains from the end of the generation
+    /// prompt through the first end-of-turn token.
     pub fn example(&self, row: &S1Row) -> Result<Example, String> {
         let (full, prompt) = self.render(row)?;
         let mut ids = self.tokenizer.encode(&full).map_err(|e| e.to_string())?;
@@ -275,22 +306,36 @@ impl Renderer<'_> {
         if ids.len() < prompt_ids.len() || ids[..prompt_ids.len()] != prompt_ids[..] {
             return Err("the prompt tokenizes differently inside the full conversation".into());
         }
-        let loss_start = prompt_ids.len();
-        let eot = &self.tokenizer.special.eos_ids;
-        let mut loss_end = ids[loss_start..]
-            .iter()
-            .position(|id| eot.contains(id))
-            .map_or(ids.len(), |p| loss_start + p + 1);
-        let mut truncated = 0;
-        if ids.len() > self.block_size {
-            truncated = ids.len() - self.block_size;
-            ids.truncate(self.block_size);
-            loss_end = loss_end.min(ids.len());
-        }
+        let prompt_tokens = prompt_ids.len();
+        let truncated = ids.len().saturating_sub(self.block_size);
+        ids.truncate(self.block_size);
+        let loss = match self.mask {
+            LossMask::Completion => {
+                let pad = mask::trl_pad(self.tokenizer);
+                match mask::trl_templates(&prompt) {
+                    Some((instruction, response)) => {
+                        let enc = |t: &str| self.tokenizer.encode(t).map_err(|e| e.to_string());
+                        mask::completion_only(&ids, &enc(instruction)?, &enc(response)?, pad)
+                    }
+                    None => (0..ids.len())
+                        .map(|i| i >= prompt_tokens && Some(ids[i]) != pad)
+                        .collect(),
+                }
+            }
+            LossMask::Turn => {
+                let eot = &self.tokenizer.special.eos_ids;
+                let end = ids
+                    .iter()
+                    .skip(prompt_tokens)
+                    .position(|id| eot.contains(id))
+                    .map_or(ids.len(), |p| prompt_tokens + p + 1);
+                (0..ids.len()).map(|i| i >= prompt_tokens && i < end).collect()
+            }
+        };
         Ok(Example {
             ids,
-            loss_start: loss_start.min(loss_end),
-            loss_end,
+            loss,
+            prompt_tokens,
             truncated,
             line: row.line,
         })
@@ -327,6 +372,15 @@ pub struct MicroBatch {
 }
 
 impl MicroBatch {
+    /// Positions of row `r` with a target.
+    pub fn row_loss_tokens(&self, r: usize) -> usize {
+        self.targets
+            .get(r * self.seq..(r + 1) * self.seq)
+            .map_or(0, |t| t.iter().filter(|&&t| t != IGNORE).count())
+    }
+}
+
+impl MicroBatch {
     /// Pads `examples` to the longest of them with `pad`; the target at position `p` is token
     /// `p + 1` when that token is in the loss.
     pub fn new(examples: &[&Example], pad: u32) -> Self {
@@ -355,15 +409,22 @@ impl MicroBatch {
 }
 
 /// The order of examples for every optimizer step: `epochs` passes, each a seeded shuffle, cut
-/// into global batches (the last of an epoch may be smaller).
-pub fn schedule(n: usize, epochs: usize, global_batch: usize, seed: u64) -> Vec<Vec<usize>> {
+/// into global batches. The last batch of an epoch, when short, is completed with the epoch's
+/// first examples (again from its start while short) under `fill_last`, as s1 gets from
+/// accelerate's `even_batches` when 1,000 examples are sharded over 16 GPUs; else it stays short.
+pub fn schedule(n: usize, epochs: usize, global_batch: usize, seed: u64, fill_last: bool) -> Vec<Vec<usize>> {
+    let global_batch = global_batch.max(1);
     let mut steps = Vec::new();
     for epoch in 0..epochs {
         let mut order: Vec<usize> = (0..n).collect();
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(epoch as u64));
         order.shuffle(&mut rng);
-        for chunk in order.chunks(global_batch.max(1)) {
-            steps.push(chunk.to_vec());
+        for chunk in order.chunks(global_batch) {
+            let mut step = chunk.to_vec();
+            if fill_last {
+                step.extend(order.iter().cycle().take(global_batch - chunk.len()));
+            }
+            steps.push(step);
         }
     }
     steps

@@ -18,31 +18,45 @@ pub fn chunk_rows(vocab: usize) -> usize {
     (4_194_304 / vocab.max(1)).clamp(16, 256)
 }
 
-/// Sum over rows of `-log softmax(x W^T)[target]` for rows with a target. `x` `[n, h]`,
-/// `w` `[vocab, h]`, `targets` `n` ids or [`IGNORE`]. Returns a scalar (f32) with a backward to
-/// `x` and `w`; `for_backward` says whether a backward will follow (then the CPU path computes
-/// the gradients during the forward).
-pub fn head_cross_entropy_sum(x: &Tensor, w: &Tensor, targets: &[u32], for_backward: bool) -> Result<Tensor> {
+/// Weighted sum over rows of `-log softmax(x W^T)[target]` for rows with a target: row `r`'s
+/// loss counts `weights[r]` times (the trainer's loss weighting puts the normaliser there).
+/// `x` `[n, h]`, `w` `[vocab, h]`, `targets` and `weights` `n` long (targets: ids or
+/// [`IGNORE`]). Returns a scalar (f32) with a backward to `x` and `w`; `for_backward` says
+/// whether a backward will follow (then the CPU path computes the gradients during the forward).
+pub fn head_cross_entropy_sum(
+    x: &Tensor,
+    w: &Tensor,
+    targets: &[u32],
+    weights: &[f32],
+    for_backward: bool,
+) -> Result<Tensor> {
     let (n, _h) = x.dims2()?;
-    if n != targets.len() {
-        candle_core::bail!("head_cross_entropy: {n} rows but {} targets", targets.len());
+    if n != targets.len() || n != weights.len() {
+        candle_core::bail!(
+            "head_cross_entropy: {n} rows but {} targets and {} weights",
+            targets.len(),
+            weights.len()
+        );
     }
     if x.device().is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 {
         let op = HeadCrossEntropy {
             rows: (0..n as u32).filter(|&r| targets[r as usize] != IGNORE).collect(),
             targets: targets.to_vec(),
+            weights: weights.to_vec(),
             for_backward,
             stash: Mutex::new(None),
         };
         return x.contiguous()?.apply_op2(&w.contiguous()?, op)?.sum_all();
     }
-    chunked_candle(x, w, targets)
+    chunked_candle(x, w, targets, weights)
 }
 
 /// Other devices: per chunk of rows with targets, the logits product and then candle's ops,
 /// or on CUDA the cross-entropy kernel (one pass forward, one backward; chunks of ~256M
-/// logits, since the graph keeps each chunk's logits for the backward anyway).
-fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
+/// logits, since the graph keeps each chunk's logits for the backward anyway). Each row's loss
+/// is multiplied by its weight before the sum, so the kernel's backward receives the weight as
+/// the row's upstream gradient.
+fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32], weights: &[f32]) -> Result<Tensor> {
     let rows: Vec<u32> = (0..targets.len() as u32)
         .filter(|&r| targets[r as usize] != IGNORE)
         .collect();
@@ -59,10 +73,12 @@ fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
         let xs = x.index_select(&idx, 0)?;
         let tg: Vec<u32> = chunk.iter().map(|&r| targets[r as usize]).collect();
         let tg = Tensor::new(tg.as_slice(), x.device())?;
+        let wt: Vec<f32> = chunk.iter().map(|&r| weights[r as usize]).collect();
+        let wt = Tensor::new(wt.as_slice(), x.device())?;
         let logits = xs.matmul(&w.t()?)?;
         #[cfg(feature = "cuda")]
         if kernel {
-            let part = logits.apply_op2(&tg, RowCrossEntropy)?.sum_all()?;
+            let part = (logits.apply_op2(&tg, RowCrossEntropy)?.to_dtype(DType::F32)? * &wt)?.sum_all()?;
             total = Some(match total {
                 Some(t) => (t + part)?,
                 None => part,
@@ -72,7 +88,7 @@ fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32]) -> Result<Tensor> {
         let logits = logits.to_dtype(DType::F32)?;
         let lse = logits.log_sum_exp(D::Minus1)?;
         let picked = logits.gather(&tg.unsqueeze(1)?, 1)?.squeeze(1)?;
-        let part = (lse - picked)?.sum_all()?;
+        let part = ((lse - picked)? * &wt)?.sum_all()?;
         total = Some(match total {
             Some(t) => (t + part)?,
             None => part,
@@ -152,16 +168,20 @@ impl CustomOp3 for RowCrossEntropyBwd {
     }
 }
 
-/// Gradients computed in the forward, for a backward whose upstream gradient is 1 per row.
+/// Gradients computed in the forward (of the weighted losses), for a backward whose upstream
+/// gradient is the same for every row.
 struct Stash {
     dx: Vec<f32>,
     dw: Vec<f32>,
 }
 
+/// Outputs each row's loss times its weight.
 struct HeadCrossEntropy {
     /// Rows with a target.
     rows: Vec<u32>,
     targets: Vec<u32>,
+    /// One per row.
+    weights: Vec<f32>,
     for_backward: bool,
     stash: Mutex<Option<Stash>>,
 }
@@ -263,7 +283,17 @@ impl CustomOp2 for HeadCrossEntropy {
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;
         check_targets(&self.rows, &self.targets, vocab)?;
-        let (losses, stash) = pass(x, w, &self.rows, &self.targets, h, vocab, self.for_backward, None)?;
+        let (mut losses, stash) = pass(
+            x,
+            w,
+            &self.rows,
+            &self.targets,
+            h,
+            vocab,
+            self.for_backward,
+            Some(&self.weights),
+        )?;
+        losses.iter_mut().zip(&self.weights).for_each(|(l, w)| *l *= w);
         *self.stash.lock().unwrap_or_else(|e| e.into_inner()) = stash;
         Ok((CpuStorage::F32(losses), Shape::from(n)))
     }
@@ -294,7 +324,10 @@ impl CustomOp2 for HeadCrossEntropy {
             rows: self.rows.clone(),
             targets: self.targets.clone(),
         };
-        let packed = x.apply_op3_no_bwd(w, &grad.contiguous()?, &bwd)?;
+        // The gradient of row r's output is its upstream gradient times its weight.
+        let weights = Tensor::from_slice(&self.weights, n, grad.device())?;
+        let g = (grad.to_dtype(DType::F32)? * weights)?.contiguous()?;
+        let packed = x.apply_op3_no_bwd(w, &g, &bwd)?;
         Ok((Some(packed.narrow(0, 0, n)?), Some(packed.narrow(0, n, vocab)?)))
     }
 }
@@ -339,8 +372,9 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    /// The fused op against log-softmax + gather on the full logits, for the loss and both
-    /// gradients, with a uniform upstream gradient (stashed path) and a per-row one (recompute).
+    /// The fused op against log-softmax + gather on the full logits, for the weighted loss and
+    /// both gradients: weights inside the op with a uniform upstream gradient (stashed path),
+    /// and half of them inside, half applied after (a per-row upstream gradient: recompute).
     #[test]
     fn matches_full_logits_cross_entropy() {
         let (n, h, vocab) = (40usize, 12usize, 50usize);
@@ -364,30 +398,28 @@ mod tests {
                 let tg: Vec<u32> = rows.iter().map(|&r| targets[r as usize]).collect();
                 let tg = Tensor::new(tg.as_slice(), &Device::Cpu).unwrap().unsqueeze(1).unwrap();
                 let l = (lse - logits.gather(&tg, 1).unwrap().squeeze(1).unwrap()).unwrap();
-                if per_row {
-                    let wr: Vec<f32> = rows.iter().map(|&r| weights[r as usize]).collect();
-                    (l * Tensor::new(wr.as_slice(), &Device::Cpu).unwrap())
-                        .unwrap()
-                        .sum_all()
-                        .unwrap()
-                } else {
-                    (l.sum_all().unwrap() * 0.25).unwrap()
-                }
+                let wr: Vec<f32> = rows.iter().map(|&r| weights[r as usize]).collect();
+                (l * Tensor::new(wr.as_slice(), &Device::Cpu).unwrap())
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
             };
             let ours = if per_row {
                 let op = HeadCrossEntropy {
                     rows: rows.clone(),
                     targets: targets.clone(),
+                    weights: vec![0.5; n],
                     for_backward: true,
                     stash: Mutex::new(None),
                 };
                 let l = x.as_tensor().apply_op2(w.as_tensor(), op).unwrap();
-                (l * Tensor::new(weights.as_slice(), &Device::Cpu).unwrap())
+                let rest: Vec<f32> = weights.iter().map(|w| w / 0.5).collect();
+                (l * Tensor::new(rest.as_slice(), &Device::Cpu).unwrap())
                     .unwrap()
                     .sum_all()
                     .unwrap()
             } else {
-                (head_cross_entropy_sum(x.as_tensor(), w.as_tensor(), &targets, true).unwrap() * 0.25).unwrap()
+                head_cross_entropy_sum(x.as_tensor(), w.as_tensor(), &targets, &weights, true).unwrap()
             };
             let (a, b) = (ours.to_scalar::<f32>().unwrap(), reference.to_scalar::<f32>().unwrap());
             assert!((a - b).abs() < 1e-4 * b.abs(), "loss {a} vs {b}");

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod loss;
+pub mod mask;
 pub mod optim;
 pub mod parity;
 pub mod step;

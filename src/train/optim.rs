@@ -16,16 +16,27 @@ pub struct AdamWParams {
     pub beta2: f64,
     pub eps: f64,
     pub weight_decay: f64,
+    /// Whether norm weights get weight decay too. s1's: yes, since transformers 4.46.1's Trainer
+    /// exempts only parameters named `bias` and those of `nn.LayerNorm` modules, and Qwen2's
+    /// and Llama's RMSNorm is not one; newer transformers exempt norms (false).
+    #[serde(default = "yes")]
+    pub decay_norms: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for AdamWParams {
-    /// S1_RECIPE.md §3: beta1 0.9, beta2 0.95, weight decay 1e-4 (eps as PyTorch's default).
+    /// s1's train/sft.sh: beta1 0.9, beta2 0.95, weight decay 1e-4 on every weight but the
+    /// biases (norm weights included, as transformers 4.46.1 does), eps as PyTorch's default.
     fn default() -> Self {
         Self {
             beta1: 0.9,
             beta2: 0.95,
             eps: 1e-8,
             weight_decay: 1e-4,
+            decay_norms: true,
         }
     }
 }
@@ -42,9 +53,11 @@ pub fn lr_at(step: usize, total: usize, peak: f64, warmup_ratio: f64) -> f64 {
     peak * (0.5 * (1.0 + (std::f64::consts::PI * progress).cos())).max(0.0)
 }
 
-/// Whether a parameter gets weight decay: as transformers' Trainer, not biases and not norms.
-pub fn decays(name: &str) -> bool {
-    !(name.ends_with(".bias") || name.contains("norm"))
+/// Whether a parameter gets weight decay: as transformers 4.46.1's Trainer, every parameter
+/// whose name has no `bias` (RMSNorm weights included); with `decay_norms` false, not the norm
+/// weights either (as newer transformers).
+pub fn decays(name: &str, decay_norms: bool) -> bool {
+    !name.contains("bias") && (decay_norms || !name.contains("norm"))
 }
 
 /// One parameter's optimizer state.
@@ -90,7 +103,7 @@ impl AdamW {
                     Some(var.as_tensor().to_dtype(DType::F32)?)
                 };
                 Ok(Slot {
-                    decay: decays(&name),
+                    decay: decays(&name, params.decay_norms),
                     name,
                     master,
                     var,
@@ -387,12 +400,44 @@ mod tests {
     }
 
     #[test]
-    fn decay_skips_biases_and_norms() {
-        assert!(decays("model.layers.0.self_attn.q_proj.weight"));
-        assert!(decays("model.embed_tokens.weight"));
-        assert!(!decays("model.layers.0.self_attn.q_proj.bias"));
-        assert!(!decays("model.layers.0.input_layernorm.weight"));
-        assert!(!decays("model.norm.weight"));
+    fn decay_skips_biases_and_optionally_norms() {
+        for norms in [true, false] {
+            assert!(decays("model.layers.0.self_attn.q_proj.weight", norms));
+            assert!(decays("model.embed_tokens.weight", norms));
+            assert!(decays("lm_head.weight", norms));
+            assert!(!decays("model.layers.0.self_attn.q_proj.bias", norms));
+            assert_eq!(decays("model.layers.0.input_layernorm.weight", norms), norms);
+            assert_eq!(decays("model.norm.weight", norms), norms);
+        }
+    }
+
+    /// s1's preset decays the norm weights as transformers 4.46.1 does (only `nn.LayerNorm`
+    /// modules and biases are exempt there; Qwen2RMSNorm is not an `nn.LayerNorm`).
+    #[test]
+    fn s1_preset_decays_norm_weights() {
+        use candle_core::{DType, Device};
+        let p = AdamWParams::default();
+        assert!(p.decay_norms);
+        let var = |v: f32| Var::from_tensor(&Tensor::new(&[v], &Device::Cpu).unwrap()).unwrap();
+        let (norm, bias) = (var(1.0), var(1.0));
+        let mut opt = AdamW::new(
+            vec![
+                ("model.norm.weight".into(), norm.clone()),
+                ("model.layers.0.self_attn.q_proj.bias".into(), bias.clone()),
+            ],
+            AdamWParams { weight_decay: 0.1, ..p },
+        )
+        .unwrap();
+        let zero = Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap();
+        opt.apply(&[zero.clone(), zero], 0.5, 1.0).unwrap();
+        let get = |v: &Var| v.as_tensor().to_vec1::<f32>().unwrap()[0];
+        // A zero gradient leaves only the decay: w * (1 - lr * wd).
+        assert!((get(&norm) - 0.95).abs() < 1e-6, "{}", get(&norm));
+        assert_eq!(get(&bias), 1.0);
+        // An old settings file without the field reads as s1's.
+        let old: AdamWParams =
+            serde_json::from_str(r#"{"beta1":0.9,"beta2":0.95,"eps":1e-8,"weight_decay":0.0001}"#).unwrap();
+        assert!(old.decay_norms);
     }
 
     /// The fused CPU update equals PyTorch's AdamW formula computed by hand in f64.

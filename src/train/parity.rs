@@ -1,13 +1,16 @@
 //! The trainer's gradients against a reference written by transformers
 //! (`scripts/make_parity_fixtures.py`: a model folder plus grads.safetensors holding a batch, its
-//! loss and the gradient of every parameter). Used by tests/train_grads.rs on the CPU and by
-//! `s1-studio bench grads` to check a CUDA build (f32 or bf16) on the device it runs on.
+//! loss and the gradient of every parameter; `scripts/make_loss_weighting_fixture.py`:
+//! weighting.safetensors, a batch of rows of different lengths with the loss and gradients under
+//! each [`LossWeighting`]). Used by tests/train_grads.rs on the CPU and by `s1-studio bench grads`
+//! to check a CUDA build (f32 or bf16) on the device it runs on.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 
+use super::config::LossWeighting;
 use super::data::{MicroBatch, IGNORE};
 use super::step::accumulate_micro_batch;
 use crate::model::weights::SafetensorsWeights;
@@ -85,13 +88,59 @@ fn row(b: &MicroBatch, r: usize) -> MicroBatch {
 }
 
 /// Loads the fixture folder `dir` on `device` in `dtype`, computes the loss and gradients of
-/// its batch and compares them with its grads.safetensors (in f32).
+/// its batch and compares them with its grads.safetensors (in f32): transformers' loss, the
+/// mean over the batch's tokens, which is [`LossWeighting::Token`].
 pub fn gradient_parity(dir: &Path, device: &Device, dtype: DType, run: ParityRun) -> candle_core::Result<ParityReport> {
+    compare(
+        dir,
+        device,
+        dtype,
+        run,
+        "grads.safetensors",
+        LossWeighting::Token,
+        "loss",
+        "grad.",
+    )
+}
+
+/// As [`gradient_parity`] for weighting.safetensors and one loss weighting: its batch under
+/// `weighting`, against `loss.<name>` and `grad.<name>.<parameter>` (name: example or token).
+pub fn weighting_parity(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+    run: ParityRun,
+    weighting: LossWeighting,
+) -> candle_core::Result<ParityReport> {
+    let name = weighting.name();
+    compare(
+        dir,
+        device,
+        dtype,
+        run,
+        "weighting.safetensors",
+        weighting,
+        &format!("loss.{name}"),
+        &format!("grad.{name}."),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    dir: &Path,
+    device: &Device,
+    dtype: DType,
+    run: ParityRun,
+    file: &str,
+    weighting: LossWeighting,
+    loss_key: &str,
+    grad_prefix: &str,
+) -> candle_core::Result<ParityReport> {
     let cfg =
         ModelConfig::from_hf_file(&dir.join("config.json")).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let mut w = SafetensorsWeights::open(dir, dtype, device).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let mut dec = Decoder::load(&cfg, &mut w, dtype, device).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-    let exp = candle_core::safetensors::load(dir.join("grads.safetensors"), &Device::Cpu)?;
+    let exp = candle_core::safetensors::load(dir.join(file), &Device::Cpu)?;
     let named = dec
         .make_trainable()
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
@@ -101,25 +150,26 @@ pub fn gradient_parity(dir: &Path, device: &Device, dtype: DType, run: ParityRun
     let vars: Vec<_> = named.iter().map(|(_, v)| v.clone()).collect();
     let b = labelled_batch(&exp)?;
     let mut acc = vec![None; vars.len()];
-    let scale = 1.0 / b.loss_tokens as f64;
-    let mut sum = 0.0;
+    let tokens: Vec<usize> = (0..b.rows).map(|r| b.row_loss_tokens(r)).collect();
+    let scales = weighting.row_scales(&tokens);
+    let mut loss = 0.0;
     if run.split {
         for r in 0..b.rows {
-            sum += accumulate_micro_batch(&dec, &vars, &row(&b, r), scale, run.checkpoint, &mut acc)?;
+            loss += accumulate_micro_batch(&dec, &vars, &row(&b, r), &scales[r..r + 1], run.checkpoint, &mut acc)?;
         }
     } else {
-        sum = accumulate_micro_batch(&dec, &vars, &b, scale, run.checkpoint, &mut acc)?;
+        loss = accumulate_micro_batch(&dec, &vars, &b, &scales, run.checkpoint, &mut acc)?;
     }
     let expected_loss = exp
-        .get("loss")
-        .ok_or_else(|| candle_core::Error::Msg("the reference lacks `loss`".into()))?
+        .get(loss_key)
+        .ok_or_else(|| candle_core::Error::Msg(format!("{file} lacks `{loss_key}`")))?
         .to_dtype(DType::F64)?
         .flatten_all()?
         .to_vec1::<f64>()?[0];
     let mut relative = Vec::new();
     let mut missing = Vec::new();
     for ((name, _), g) in named.iter().zip(&acc) {
-        let (Some(g), Some(e)) = (g, exp.get(&format!("grad.{name}"))) else {
+        let (Some(g), Some(e)) = (g, exp.get(&format!("{grad_prefix}{name}"))) else {
             missing.push(name.clone());
             continue;
         };
@@ -130,14 +180,14 @@ pub fn gradient_parity(dir: &Path, device: &Device, dtype: DType, run: ParityRun
         let norm = |t: &Tensor| -> candle_core::Result<f32> { t.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>() };
         relative.push((name.clone(), norm(&(&g - e)?)? / norm(e)?.max(1e-12)));
     }
-    let trained: std::collections::HashSet<String> = named.iter().map(|(n, _)| format!("grad.{n}")).collect();
+    let trained: std::collections::HashSet<String> = named.iter().map(|(n, _)| format!("{grad_prefix}{n}")).collect();
     missing.extend(
         exp.keys()
-            .filter(|k| k.starts_with("grad.") && !trained.contains(*k))
-            .map(|k| k.trim_start_matches("grad.").to_string()),
+            .filter(|k| k.starts_with(grad_prefix) && !trained.contains(*k))
+            .map(|k| k.trim_start_matches(grad_prefix).to_string()),
     );
     Ok(ParityReport {
-        loss: sum / b.loss_tokens as f64,
+        loss,
         expected_loss,
         relative,
         missing,

@@ -11,22 +11,35 @@ use super::loss::head_cross_entropy_sum;
 use crate::model::grad_block::GradSink;
 use crate::model::{op_profile, Decoder};
 
-/// The loss of a micro-batch: the sum of its token losses, and the gradients of
-/// `sum * loss_scale` added into `acc` (one slot per variable, `None` until the first gradient).
+/// A micro-batch's share of the step's loss: the sum over rows of `row_scales[r]` times the
+/// sum of row `r`'s token losses (the loss weighting decides the scales, see
+/// [`super::config::LossWeighting::row_scales`]); the gradients of that share are added into
+/// `acc` (one slot per variable, `None` until the first gradient).
 pub fn accumulate_micro_batch(
     dec: &Decoder,
     vars: &[Var],
     batch: &MicroBatch,
-    loss_scale: f64,
+    row_scales: &[f64],
     checkpoint: bool,
     acc: &mut [Option<Tensor>],
 ) -> Result<f64> {
+    if row_scales.len() != batch.rows {
+        candle_core::bail!(
+            "{} row scales for a micro-batch of {} rows",
+            row_scales.len(),
+            batch.rows
+        );
+    }
     if dec.device().is_cpu() && rayon::current_thread_index().is_none() {
         // On a worker thread of the pool, each parallel op wakes one thread instead of handing
         // the work over and waiting to be woken again (on few cores, the wake-ups were ~5% of a
         // step).
-        return rayon::scope(|_| accumulate_micro_batch(dec, vars, batch, loss_scale, checkpoint, acc));
+        return rayon::scope(|_| accumulate_micro_batch(dec, vars, batch, row_scales, checkpoint, acc));
     }
+    let weights: Vec<f32> = row_scales
+        .iter()
+        .flat_map(|&s| std::iter::repeat_n(s as f32, batch.seq))
+        .collect();
     let device = dec.device();
     let sink = GradSink::new();
     let ids = Tensor::from_slice(&batch.ids, (batch.rows, batch.seq), device)?;
@@ -34,7 +47,7 @@ pub fn accumulate_micro_batch(
     let h = dec.config().hidden_size;
     let head = |x: &Tensor| -> Result<Tensor> {
         let x = dec.final_norm(x)?.reshape((batch.rows * batch.seq, h))?;
-        head_cross_entropy_sum(&x, dec.head_weight()?, &batch.targets, true)
+        head_cross_entropy_sum(&x, dec.head_weight()?, &batch.targets, &weights, true)
     };
     if !checkpoint {
         let mut phases = Phases::new(device);
@@ -46,7 +59,7 @@ pub fn accumulate_micro_batch(
         let sum = head(&x)?;
         let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         phases.mark("head + loss forward")?;
-        let mut grads = (sum * loss_scale)?.backward()?;
+        let mut grads = sum.backward()?;
         phases.mark("backward")?;
         add_grads(vars, &mut grads, &sink, acc)?;
         phases.mark("accumulate")?;
@@ -64,7 +77,7 @@ pub fn accumulate_micro_batch(
     let top = Var::from_tensor(&inputs[dec.num_layers()])?;
     let sum = head(top.as_tensor())?;
     let value = sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-    let mut grads = (sum * loss_scale)?.backward()?;
+    let mut grads = sum.backward()?;
     add_grads(vars, &mut grads, &sink, acc)?;
     let mut upstream = grads
         .get(top.as_tensor())

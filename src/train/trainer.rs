@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use rayon::prelude::*;
 
 use super::checkpoint::{self, TrainerState};
-use super::config::TrainSettings;
+use super::config::{LastBatch, TrainSettings};
 use super::data::{self, Example, MicroBatch, Renderer};
 use super::optim::{self, AdamW};
 use super::step::accumulate_micro_batch;
@@ -128,9 +128,10 @@ fn fingerprint(examples: &[Example], s: &TrainSettings) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for e in examples {
         e.ids.hash(&mut h);
-        (e.loss_start, e.loss_end).hash(&mut h);
+        e.loss.hash(&mut h);
     }
     (s.epochs, s.batch, s.grad_accum, s.block_size, s.seed).hash(&mut h);
+    (s.loss_weighting.name(), s.adam.decay_norms, s.last_batch.name()).hash(&mut h);
     if let Some(l) = &s.lora {
         (l.rank, &l.target_modules, l.alpha.to_bits()).hash(&mut h);
     }
@@ -190,6 +191,7 @@ fn run_inner(
         tokenizer: &model.tokenizer,
         template: &model.template,
         block_size: settings.block_size,
+        mask: settings.loss_mask,
     };
     let (examples, truncated) = prepare_examples(settings, &renderer)?;
     if truncated > 0 {
@@ -200,9 +202,9 @@ fn run_inner(
             settings.block_size
         )));
     }
-    let no_loss = examples.iter().filter(|e| e.loss_end <= e.loss_start).count();
+    let no_loss = examples.iter().filter(|e| e.loss_tokens() == 0).count();
     if no_loss == examples.len() {
-        let shortest = examples.iter().map(|e| e.loss_start).min().unwrap_or(0);
+        let shortest = examples.iter().map(|e| e.prompt_tokens).min().unwrap_or(0);
         return Err(TrainError::Settings(format!(
             "{}: the block size of {} tokens leaves no assistant token to train on in any example \
              (the shortest prompt alone is {shortest} tokens); raise --block-size",
@@ -216,7 +218,13 @@ fn run_inner(
         )));
     }
     let pad = data::pad_id(&model.tokenizer);
-    let schedule = data::schedule(examples.len(), settings.epochs, settings.global_batch(), settings.seed);
+    let schedule = data::schedule(
+        examples.len(),
+        settings.epochs,
+        settings.global_batch(),
+        settings.seed,
+        settings.last_batch == LastBatch::Fill,
+    );
     let total_steps = schedule.len();
     let steps_per_epoch = data::steps_per_epoch(examples.len(), settings.global_batch());
     let fp = fingerprint(&examples, settings);
@@ -292,12 +300,20 @@ fn run_inner(
             .chunks(settings.batch.max(1))
             .map(|c| MicroBatch::new(&c.iter().map(|&i| &examples[i]).collect::<Vec<_>>(), pad))
             .collect();
-        let loss_tokens: usize = micro.iter().map(|m| m.loss_tokens).sum();
-        let scale = 1.0 / loss_tokens.max(1) as f64;
-        let mut loss_sum = 0.0;
+        // Each row's weight in the step's loss, over the whole global batch (s1: the mean over
+        // the examples of each one's token mean).
+        let row_tokens: Vec<usize> = micro
+            .iter()
+            .flat_map(|m| (0..m.rows).map(move |r| m.row_loss_tokens(r)))
+            .collect();
+        let scales = settings.loss_weighting.row_scales(&row_tokens);
+        let mut loss = 0.0;
+        let mut first_row = 0;
         acc.iter_mut().for_each(|a| *a = None);
         for mb in &micro {
-            loss_sum += accumulate_micro_batch(&dec, &vars, mb, scale, settings.gradient_checkpointing, &mut acc)?;
+            let mb_scales = &scales[first_row..first_row + mb.rows];
+            first_row += mb.rows;
+            loss += accumulate_micro_batch(&dec, &vars, mb, mb_scales, settings.gradient_checkpointing, &mut acc)?;
             if cancel.is_cancelled() {
                 return Ok(TrainOutcome::Stopped { last_checkpoint, step });
             }
@@ -319,7 +335,7 @@ fn run_inner(
         let record = StepRecord {
             step: step + 1,
             total_steps,
-            loss: loss_sum / loss_tokens.max(1) as f64,
+            loss,
             lr,
             grad_norm,
             epoch: (step + 1) as f64 / steps_per_epoch.max(1) as f64,

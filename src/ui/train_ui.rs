@@ -7,7 +7,8 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::app::{Command, StudioApp};
 use super::train_state::{TrainPath, TrainStatus};
-use crate::train::config::TrainDtype;
+use crate::train::config::{LastBatch, LossWeighting, TrainDtype};
+use crate::train::mask::LossMask;
 use crate::train::TrainSettings;
 
 pub fn train_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
@@ -273,6 +274,45 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                      the CPU trains in f32",
                 );
         });
+        ui.checkbox(&mut s.adam.decay_norms, "Weight decay on norm weights")
+            .on_hover_text(
+                "s1: on, as transformers 4.46.1 (only biases are exempt); off: norms exempt too, as newer transformers",
+            );
+        egui::ComboBox::from_label("Loss mask")
+            .selected_text(s.loss_mask.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.loss_mask, LossMask::Completion, "completion");
+                ui.selectable_value(&mut s.loss_mask, LossMask::Turn, "turn");
+            })
+            .response
+            .on_hover_text(
+                "completion (s1): every token after <|im_start|>assistant\\n to the end, as TRL's \
+                 completion-only collator, the newline after <|im_end|> included; \
+                 turn: the assistant turn through <|im_end|>",
+            );
+        egui::ComboBox::from_label("Loss weighting")
+            .selected_text(s.loss_weighting.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.loss_weighting, LossWeighting::Example, "example");
+                ui.selectable_value(&mut s.loss_weighting, LossWeighting::Token, "token");
+            })
+            .response
+            .on_hover_text(
+                "example (s1): each example's loss is its token mean and a step averages the examples \
+                 (s1 runs one example per GPU); token: the step's token losses over all its tokens, \
+                 so long traces weigh more",
+            );
+        egui::ComboBox::from_label("Last batch")
+            .selected_text(s.last_batch.name())
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.last_batch, LastBatch::Fill, "fill");
+                ui.selectable_value(&mut s.last_batch, LastBatch::Short, "short");
+            })
+            .response
+            .on_hover_text(
+                "An epoch's last global batch when short. fill (s1): completed with the epoch's first \
+                 examples, as accelerate does on 16 GPUs; short: a smaller last step",
+            );
         ui.label(format!("Global batch: {}", s.global_batch()));
         if ui
             .button("Reset to the s1 preset")
