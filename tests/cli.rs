@@ -183,7 +183,15 @@ fn grade_writes_verdicts_and_names_bad_rows() {
     let r = bin()
         .args(["grade", "--input"])
         .arg(&input)
-        .args(["--response-field", "r", "--reference-field", "a", "--out"])
+        .args([
+            "--response-field",
+            "r",
+            "--reference-field",
+            "a",
+            "--extraction",
+            "lenient",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .unwrap();
@@ -199,6 +207,39 @@ fn grade_writes_verdicts_and_names_bad_rows() {
     assert_eq!(verdicts, ["correct", "incorrect", "incorrect"]);
     assert_eq!(rows[0]["extracted"], "\\dfrac{1}{2}");
     assert!(rows[2]["extracted"].is_null());
+
+    // s1's extraction (the default) reads forced answers: what follows `Final Answer:`.
+    let s1_input = d.path().join("s1.jsonl");
+    std::fs::write(
+        &s1_input,
+        concat!(
+            r#"{"r": "<|im_start|>think\nso 5\n<|im_start|>answer\nFinal Answer: 204", "a": "204"}"#,
+            "\n",
+            r#"{"r": "<|im_start|>think\n\\boxed{1}<|im_start|>answer\nFinal Answer: 023", "a": "23"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let r = bin()
+        .args(["grade", "--kind", "aime", "--input"])
+        .arg(&s1_input)
+        .args(["--response-field", "r", "--reference-field", "a", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{stdout}{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        stdout.contains("accuracy 100.0%") && stdout.contains("S1 extraction"),
+        "{stdout}"
+    );
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["extracted"], "204");
+    assert_eq!(rows[1]["extracted"], "023");
 
     std::fs::write(&input, "{\"r\": \"x\", \"a\": \"1\"}\n{\"a\": \"1\"}\n").unwrap();
     let r = bin()

@@ -7,8 +7,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::device::{parse_device, parse_dtype};
-use crate::eval::{bench, metrics, plot, sweep};
-use crate::grade::Kind;
+use crate::eval::{bench, metrics, plot, presets, sweep};
+use crate::grade::{Extraction, Kind};
 use crate::model::{load_model, LoadOptions};
 
 #[derive(Debug, Args)]
@@ -23,6 +23,17 @@ pub struct EvalArgs {
     /// Grade as (default: the benchmark's own; files: gsm8k when answers have ####, else math)
     #[arg(long, value_enum)]
     kind: Option<Kind>,
+    /// How answers are read: `s1` (s1's own: the text after the last `<|im_start|>answer`, its
+    /// last \boxed{}, else what follows its first `Answer:`), or `lenient` (the studio's: more
+    /// forms, and no default letter for multiple choice)
+    #[arg(long, value_enum, default_value = "s1")]
+    extraction: Extraction,
+    /// A named sweep with s1's own settings from its eval/commands.sh, instead of
+    /// --max-thinking/--waits: s1 (500 ... 16000 and auto; auto with 1, 2, 4, 6 Waits),
+    /// s1-ablations, s1-no-forcing, s1-token-prompt, s1-rejection. It also sets --max-tokens
+    /// 32768 and the temperature (greedy; 1 for rejection sampling) unless they are given.
+    #[arg(long, conflicts_with_all = ["max_thinking", "waits", "baselines", "min_thinking"])]
+    preset: Option<String>,
     /// Use the first N questions
     #[arg(long)]
     limit: Option<usize>,
@@ -46,9 +57,9 @@ pub struct EvalArgs {
     /// Samples per question and setting (seeds seed, seed+1, ...)
     #[arg(long, default_value_t = 1)]
     samples: usize,
-    /// 0: greedy (s1's evaluation)
-    #[arg(long, default_value_t = 0.0)]
-    temperature: f64,
+    /// 0: greedy (s1's evaluation; the default, or the preset's)
+    #[arg(long)]
+    temperature: Option<f64>,
     #[arg(long, default_value_t = 1.0)]
     top_p: f64,
     #[arg(long, default_value_t = 0)]
@@ -69,8 +80,14 @@ pub struct EvalArgs {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
-    let mut settings =
-        sweep::settings_from_lists(&a.max_thinking, &a.waits, a.min_thinking).map_err(anyhow::Error::msg)?;
+    let preset = match &a.preset {
+        Some(name) => Some(presets::preset(name).map_err(|e| anyhow::anyhow!("--preset: {e}"))?),
+        None => None,
+    };
+    let mut settings = match &preset {
+        Some(p) => p.settings.clone(),
+        None => sweep::settings_from_lists(&a.max_thinking, &a.waits, a.min_thinking).map_err(anyhow::Error::msg)?,
+    };
     let mut methods = Vec::new();
     for b in a.baselines.iter().map(|b| b.trim()).filter(|b| !b.is_empty()) {
         methods.push(match b {
@@ -104,11 +121,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         settings,
         limit: a.limit,
         samples: a.samples,
-        temperature: a.temperature,
+        temperature: a.temperature.or(preset.as_ref().map(|p| p.temperature)).unwrap_or(0.0),
         top_p: a.top_p,
         seed: a.seed,
-        max_new_tokens: a.max_tokens,
+        max_new_tokens: a.max_tokens.or(preset.as_ref().map(|p| p.max_new_tokens)),
         batch: a.batch,
+        extraction: a.extraction,
     };
     if a.batch == 0 {
         bail!("--batch must be at least 1");
@@ -162,8 +180,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "Control {:.1}%  Scaling {}  Performance {:.1}%",
+        "Control {:.1}% of settings in bounds ({:.1}% of runs)  Scaling {}  Performance {:.1}%",
         m.control,
+        m.control_runs,
         m.scaling_per_1k_tokens
             .map(|v| format!("{v:.3} points per 1k thinking tokens"))
             .unwrap_or_else(|| "- (one length)".into()),

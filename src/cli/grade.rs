@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use crate::grade::{grade, Kind, Verdict};
+use crate::grade::{grade_with, Extraction, Kind, Verdict};
 
 #[derive(Debug, Args)]
 pub struct GradeArgs {
@@ -22,6 +22,11 @@ pub struct GradeArgs {
     reference_field: String,
     #[arg(long, value_enum, default_value = "math")]
     kind: Kind,
+    /// How answers are read: `s1` (s1's own, from the whole continuation: the text after the
+    /// last `<|im_start|>answer`, its last \boxed{}, else what follows its first `Answer:`,
+    /// else all of it) or `lenient` (the studio's: more forms; no answer found is no answer)
+    #[arg(long, value_enum, default_value = "s1")]
+    extraction: Extraction,
     /// Write the rows with `extracted`, `reference` and `verdict` added here (JSONL)
     #[arg(long)]
     out: Option<PathBuf>,
@@ -62,7 +67,7 @@ pub fn run(a: GradeArgs) -> anyhow::Result<()> {
             }
         };
         let (response, reference) = (field(&a.response_field)?, field(&a.reference_field)?);
-        let g = grade(&response, &reference, a.kind);
+        let g = grade_with(&response, &reference, a.kind, a.extraction);
         match (g.verdict, &g.extracted) {
             (_, None) => s.no_answer += 1,
             (Verdict::Correct, _) => s.correct += 1,
@@ -84,7 +89,7 @@ pub fn run(a: GradeArgs) -> anyhow::Result<()> {
         bail!("{}: no rows", a.input.display());
     }
     let pct = |n: usize| 100.0 * n as f64 / total as f64;
-    println!("{total} rows ({:?})", a.kind);
+    println!("{total} rows ({:?}, {:?} extraction)", a.kind, a.extraction);
     println!("  correct    {:>6} {:>6.1}%", s.correct, pct(s.correct));
     println!("  incorrect  {:>6} {:>6.1}%", s.incorrect, pct(s.incorrect));
     println!("  undecided  {:>6} {:>6.1}%", s.undecided, pct(s.undecided));

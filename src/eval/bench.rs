@@ -44,8 +44,11 @@ fn text(v: &serde_json::Value) -> Option<String> {
 }
 
 /// A GPQA row (`Question`, `Correct Answer`, `Incorrect Answer 1..3`) as a multiple-choice
-/// question: the four choices in an order fixed by the question's text (so every run and every
-/// machine asks the same), the reference the correct choice's letter.
+/// question in s1's words (gpqa/openai/utils.py `QUERY_TEMPLATE`: the question, a blank line,
+/// `A) ...` to `D) ...`, nothing else): the four choices in an order fixed by the question's
+/// text (s1 shuffles with Python's unseeded `random.shuffle`, so its order cannot be
+/// reproduced; ours is the same on every run and machine), the reference the correct choice's
+/// letter.
 fn gpqa_question(row: &serde_json::Value) -> Result<Question, String> {
     let get = |k: &str| {
         row.get(k)
@@ -71,7 +74,7 @@ fn gpqa_question(row: &serde_json::Value) -> Result<Question, String> {
     let listed: Vec<String> = choices
         .iter()
         .zip(letters)
-        .map(|((c, _), l)| format!("({l}) {c}"))
+        .map(|((c, _), l)| format!("{l}) {c}"))
         .collect();
     let answer = choices
         .iter()
@@ -82,10 +85,7 @@ fn gpqa_question(row: &serde_json::Value) -> Result<Question, String> {
     let id = ["Record ID", "id"].iter().find_map(|k| row.get(*k).and_then(text));
     Ok(Question {
         id: id.unwrap_or_else(|| format!("{:016x}", h)),
-        question: format!(
-            "{question}\n\nChoices:\n{}\n\nGive the letter of the correct choice as \\boxed{{X}}.",
-            listed.join("\n")
-        ),
+        question: format!("{question}\n\n{}", listed.join("\n")),
         reference: answer,
     })
 }
@@ -209,7 +209,15 @@ mod tests {
             assert!(q.question.contains(c), "{}", q.question);
         }
         let letter = q.reference.chars().next().unwrap();
-        assert!(q.question.contains(&format!("({letter}) Nitrogen")), "{}", q.question);
+        assert!(q.question.contains(&format!("\n{letter}) Nitrogen")), "{}", q.question);
+        // s1's template: the question, a blank line, the four lettered choices, nothing else.
+        assert!(
+            q.question
+                .starts_with("Which gas is most abundant in Earth's atmosphere?\n\nA) "),
+            "{}",
+            q.question
+        );
+        assert_eq!(q.question.lines().count(), 6, "{}", q.question);
         assert_eq!(
             parse("gpqa.jsonl", &text, None).unwrap().0[0],
             *q,

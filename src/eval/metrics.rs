@@ -1,7 +1,9 @@
 //! The numbers of a sweep (S1_RECIPE.md §5): per setting accuracy and mean thinking tokens; over
-//! the sweep Control (share of runs whose thinking stays within their setting's bounds), Scaling
-//! (the average slope over all pairs of settings, accuracy in percent per thinking token, and per
-//! 1,000 tokens for reading) and Performance (the best accuracy).
+//! the sweep Control (the paper's: the share of the evaluated settings whose thinking stays within
+//! their bounds, a setting being in bounds when every one of its runs is; the share of runs is
+//! kept as a second figure, `control_runs`), Scaling (the average slope over all pairs of
+//! settings, in accuracy percentage points per thinking token, and per 1,000 thinking tokens for
+//! reading) and Performance (the best accuracy). The units are written into metrics.json.
 
 use std::collections::HashMap;
 
@@ -21,6 +23,9 @@ pub struct SettingMetrics {
     pub mean_thinking_tokens: f64,
     /// Percent of this setting's runs within [min, max] thinking tokens.
     pub controlled: f64,
+    /// Every run of this setting within [min, max] thinking tokens (what Control counts).
+    #[serde(default)]
+    pub in_bounds: bool,
     /// Which curve the setting belongs to (budget forcing, or a baseline).
     pub series: String,
     /// With several samples per question: percent of questions whose most common answer is
@@ -34,7 +39,11 @@ pub struct SettingMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeriesMetrics {
     pub series: String,
+    /// Percent of the series' settings in bounds (the paper's Control).
     pub control: f64,
+    /// Percent of the series' runs in bounds.
+    #[serde(default)]
+    pub control_runs: f64,
     pub scaling: Option<f64>,
     pub scaling_per_1k_tokens: Option<f64>,
     pub performance: f64,
@@ -43,8 +52,12 @@ pub struct SeriesMetrics {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SweepMetrics {
     pub settings: Vec<SettingMetrics>,
-    /// Percent of all runs within their setting's [min, max] thinking tokens.
+    /// The paper's Control: percent of the evaluated settings whose runs all stay within the
+    /// setting's [min, max] thinking tokens.
     pub control: f64,
+    /// Percent of all runs within their setting's [min, max] thinking tokens (a second figure).
+    #[serde(default)]
+    pub control_runs: f64,
     /// Average over pairs of settings a < b (by mean thinking tokens) of
     /// (accuracy(b) - accuracy(a)) / (tokens(b) - tokens(a)), percent per token; None with
     /// fewer than two settings of different lengths.
@@ -55,6 +68,44 @@ pub struct SweepMetrics {
     pub performance: f64,
     /// The same three numbers per curve (budget forcing and each baseline present).
     pub series: Vec<SeriesMetrics>,
+    /// What each headline number measures, in words (written into metrics.json).
+    #[serde(default = "Units::new")]
+    pub units: Units,
+}
+
+/// The units of the headline numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Units {
+    pub control: String,
+    pub control_runs: String,
+    pub scaling: String,
+    pub scaling_per_1k_tokens: String,
+    pub performance: String,
+}
+
+/// Scaling's unit as the plot and the CLI state it.
+pub const SCALING_PER_1K_UNIT: &str = "accuracy points per 1k thinking tokens";
+
+impl Units {
+    pub fn new() -> Self {
+        Self {
+            control: "percent of the evaluated settings whose every run keeps its thinking tokens within the \
+                      setting's [min, max]"
+                .into(),
+            control_runs: "percent of all runs whose thinking tokens are within their setting's [min, max]".into(),
+            scaling: "accuracy percentage points per thinking token: the mean over all pairs of settings a < b \
+                      (by mean thinking tokens) of (accuracy(b) - accuracy(a)) / (tokens(b) - tokens(a))"
+                .into(),
+            scaling_per_1k_tokens: "accuracy percentage points per 1,000 thinking tokens (scaling x 1000)".into(),
+            performance: "percent correct of the best setting".into(),
+        }
+    }
+}
+
+impl Default for Units {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 fn within(s: &Sample) -> bool {
@@ -132,7 +183,8 @@ fn series_metrics(series: &str, ms: &[&SettingMetrics], samples: &[&Sample]) -> 
     let scaling = (!slopes.is_empty()).then(|| slopes.iter().sum::<f64>() / slopes.len() as f64);
     SeriesMetrics {
         series: series.to_string(),
-        control: 100.0 * samples.iter().filter(|s| within(s)).count() as f64 / samples.len().max(1) as f64,
+        control: 100.0 * ms.iter().filter(|m| m.in_bounds).count() as f64 / ms.len().max(1) as f64,
+        control_runs: 100.0 * samples.iter().filter(|s| within(s)).count() as f64 / samples.len().max(1) as f64,
         scaling,
         scaling_per_1k_tokens: scaling.map(|s| s * 1000.0),
         performance: ms.iter().map(|m| m.accuracy).fold(0.0, f64::max),
@@ -159,6 +211,7 @@ pub fn compute(samples: &[Sample]) -> SweepMetrics {
                 undecided: rows.iter().filter(|s| s.verdict == Verdict::Undecided).count(),
                 mean_thinking_tokens: rows.iter().map(|s| s.thinking_tokens as f64).sum::<f64>() / n,
                 controlled: 100.0 * rows.iter().filter(|s| within(s)).count() as f64 / n,
+                in_bounds: rows.iter().all(|s| within(s)),
                 series: Setting::series(name).to_string(),
                 majority_accuracy: majority(&rows),
                 mean_total_thinking_tokens: {
@@ -198,6 +251,8 @@ pub fn compute(samples: &[Sample]) -> SweepMetrics {
         });
     SweepMetrics {
         control: main.control,
+        control_runs: main.control_runs,
+        units: Units::new(),
         scaling: main.scaling,
         scaling_per_1k_tokens: main.scaling_per_1k_tokens,
         performance: main.performance,
@@ -241,7 +296,11 @@ mod tests {
         assert_eq!(m.settings[0].accuracy, 50.0);
         assert_eq!(m.settings[2].mean_thinking_tokens, 200.0);
         assert_eq!(m.settings[2].controlled, 50.0);
-        assert!((m.control - 100.0 * 5.0 / 6.0).abs() < 1e-9);
+        assert!(m.settings[0].in_bounds && m.settings[1].in_bounds && !m.settings[2].in_bounds);
+        // The paper's Control counts settings: 2 of 3 keep every run in bounds; the share of
+        // runs (5 of 6) is the second figure.
+        assert!((m.control - 100.0 * 2.0 / 3.0).abs() < 1e-9, "{}", m.control);
+        assert!((m.control_runs - 100.0 * 5.0 / 6.0).abs() < 1e-9);
         // pairs by length: A(100,50) C(200,0) B(300,100):
         // (0-50)/100 = -0.5, (100-50)/200 = 0.25, (100-0)/100 = 1.0 -> mean 0.25
         assert!((m.scaling.unwrap() - 0.25).abs() < 1e-12);
@@ -284,7 +343,8 @@ mod tests {
             ["budget forcing", "token-conditional prompt"]
         );
         let p = &m.series[1];
-        assert_eq!(p.control, 50.0, "150 tokens overran the budget of 100");
+        assert_eq!(p.control, 50.0, "150 tokens overran the budget of 100: 1 of 2 settings");
+        assert_eq!(p.control_runs, 50.0);
         assert_eq!(p.scaling, None, "both prompt settings used 150 tokens");
         assert_eq!(m.control, 100.0, "the headline numbers are budget forcing's");
     }

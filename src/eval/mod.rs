@@ -4,4 +4,5 @@
 pub mod bench;
 pub mod metrics;
 pub mod plot;
+pub mod presets;
 pub mod sweep;

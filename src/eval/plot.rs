@@ -1,5 +1,6 @@
 //! The test-time-scaling plot as SVG: accuracy against mean thinking tokens, one point per
-//! setting, joined in order of length, each labelled with its setting.
+//! setting, joined in order of length, each labelled with its setting; above it Control (share
+//! of settings in bounds, and of runs), Scaling with its unit, and Performance.
 
 use std::fmt::Write;
 
@@ -11,7 +12,7 @@ fn esc(s: &str) -> String {
 
 /// An SVG document of `m`'s settings, titled `title`.
 pub fn scaling_svg(m: &SweepMetrics, title: &str) -> String {
-    let (w, h, l, r, t, b) = (720.0, 440.0, 70.0, 30.0, 50.0, 60.0);
+    let (w, h, l, r, t, b) = (720.0, 456.0, 70.0, 30.0, 66.0, 60.0);
     let curves = super::metrics::curves(m);
     let pts: Vec<(f64, f64, &str)> = curves.iter().flat_map(|c| c.1.iter().copied()).collect();
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 1.08;
@@ -25,7 +26,7 @@ pub fn scaling_svg(m: &SweepMetrics, title: &str) -> String {
     let _ = write!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
     let _ = write!(
         s,
-        r#"<text x="{}" y="28" font-size="15" text-anchor="middle">{}</text>"#,
+        r#"<text x="{}" y="22" font-size="15" text-anchor="middle">{}</text>"#,
         w / 2.0,
         esc(title)
     );
@@ -98,21 +99,60 @@ pub fn scaling_svg(m: &SweepMetrics, title: &str) -> String {
             esc(name)
         );
     }
-    let summary = format!(
-        "Control {:.0}%  Scaling {}  Performance {:.1}%",
-        m.control,
-        m.scaling_per_1k_tokens
-            .map(|v| format!("{v:.2} pts/1k tokens"))
-            .unwrap_or_else(|| "-".into()),
-        m.performance
-    );
-    let _ = write!(
-        s,
-        r##"<text x="{}" y="{}" text-anchor="end" fill="#333">{}</text>"##,
-        w - r,
-        t - 6.0,
-        esc(&summary)
-    );
+    let lines = [
+        format!(
+            "Control {:.0}% of settings in bounds ({:.0}% of runs)   Performance {:.1}%",
+            m.control, m.control_runs, m.performance
+        ),
+        format!(
+            "Scaling {}",
+            m.scaling_per_1k_tokens
+                .map(|v| format!("{v:.2} {}", super::metrics::SCALING_PER_1K_UNIT))
+                .unwrap_or_else(|| "- (one length)".into()),
+        ),
+    ];
+    for (i, line) in lines.iter().enumerate() {
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="end" fill="#333">{}</text>"##,
+            w - r,
+            t - 24.0 + 16.0 * i as f64,
+            esc(line)
+        );
+    }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::sweep::Sample;
+
+    /// The plot states Scaling's unit and both Control figures.
+    #[test]
+    fn plot_states_the_units() {
+        let mk = |setting: &str, tokens: usize, correct: bool| Sample {
+            setting: setting.into(),
+            question_id: "q".into(),
+            thinking_tokens: tokens,
+            max_thinking: Some(100),
+            verdict: if correct {
+                crate::grade::Verdict::Correct
+            } else {
+                crate::grade::Verdict::Incorrect
+            },
+            ..Sample::default()
+        };
+        let m = crate::eval::metrics::compute(&[mk("max=50 waits=0", 40, false), mk("max=100 waits=0", 90, true)]);
+        let svg = scaling_svg(&m, "t");
+        assert!(
+            svg.contains("Scaling 2000.00 accuracy points per 1k thinking tokens"),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("Control 100% of settings in bounds (100% of runs)"),
+            "{svg}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bench::{Benchmark, Question};
 use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
-use crate::grade::{grade, Verdict};
+use crate::grade::{grade_with, Extraction, Verdict};
 use crate::jobs::CancelToken;
 use crate::model::{ChatMessage, LoadedModel};
 
@@ -27,6 +27,9 @@ pub enum Method {
     Rejection { tries: usize },
 }
 
+/// The ignore string s1's budget forcing appends by default (its `thinking_n_ignore_str`).
+pub const WAIT: &str = "Wait";
+
 /// One budget setting of the sweep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -34,6 +37,9 @@ pub struct Setting {
     pub waits: usize,
     pub min_thinking: usize,
     pub method: Method,
+    /// Appended in place of an ignored end of thinking ("Wait"; s1's ablations also ran "Hmm",
+    /// "Alternatively" and no string at all).
+    pub ignore_str: String,
 }
 
 impl Setting {
@@ -46,6 +52,15 @@ impl Setting {
             MaxThinking::Unlimited => "unlimited".into(),
         };
         match self.method {
+            // "Wait" is the default and keeps the short name.
+            Method::Forcing if self.ignore_str != WAIT && (self.waits > 0 || self.min_thinking > 0) => {
+                let ignore = if self.ignore_str.is_empty() {
+                    "none"
+                } else {
+                    self.ignore_str.as_str()
+                };
+                format!("max={max} waits={} ignore={ignore}", self.waits)
+            }
             Method::Forcing => format!("max={max} waits={}", self.waits),
             Method::TokenPrompt => format!("prompt max={max}"),
             Method::Rejection { .. } => format!("reject max={max}"),
@@ -75,6 +90,7 @@ pub fn baseline_settings(max: &[MaxThinking], methods: &[Method]) -> Vec<Setting
                     waits: 0,
                     min_thinking: 0,
                     method,
+                    ignore_str: WAIT.into(),
                 })
             })
         })
@@ -120,6 +136,7 @@ pub fn settings_from_lists(max: &[String], waits: &[String], min_thinking: usize
                 waits: w,
                 min_thinking,
                 method: Method::Forcing,
+                ignore_str: WAIT.into(),
             })
         })
         .collect())
@@ -169,6 +186,8 @@ pub struct SweepConfig {
     /// Sequences generated at once (budget forcing and the token-conditional prompt; rejection
     /// sampling runs one at a time).
     pub batch: usize,
+    /// How answers are read before they are compared (s1's by default).
+    pub extraction: Extraction,
 }
 
 /// Progress of a sweep.
@@ -193,6 +212,7 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
                 min_thinking: setting.min_thinking,
                 max_thinking: setting.max_thinking,
                 num_ignore: setting.waits,
+                ignore_str: setting.ignore_str.clone(),
                 ..BudgetConfig::default()
             },
             1,
@@ -223,19 +243,41 @@ fn params(cfg: &SweepConfig, budget: &BudgetConfig, k: usize, attempt: usize) ->
     }
 }
 
-/// Grades a generation into a sample.
+/// The whole continuation as s1 grades it (vllm_causallms.py joins the thinking start, the
+/// thinking, the answer delimiter or the forced `<|im_start|>answer\nFinal Answer:`, and the
+/// answer): every token after the prompt, delimiters and injected strings included.
+pub fn continuation(model: &LoadedModel, gen: &crate::generate::Generation) -> String {
+    match model.tokenizer.decode(&gen.output_ids) {
+        Ok(text) => text,
+        // Not expected (the ids came from this tokenizer); the parts in s1's order instead.
+        Err(_) => {
+            let f = crate::generate::ThinkingFormat::s1();
+            let end = if gen.forced_end {
+                let nl = if gen.thinking.ends_with('\n') { "" } else { "\n" };
+                format!("{nl}{}\n", f.answer_start)
+            } else {
+                f.answer_start
+            };
+            format!("{}{}{end}{}", f.start, gen.thinking, gen.answer)
+        }
+    }
+}
+
+/// Grades a generation into a sample: s1 grades the whole `continuation`, thinking included
+/// (its extraction then reads the part after the last answer delimiter).
 #[allow(clippy::too_many_arguments)]
 fn graded(
     bench: &Benchmark,
+    cfg: &SweepConfig,
     setting: &Setting,
     q: &Question,
     k: usize,
     prompt: String,
-    gen: crate::generate::Generation,
+    (gen, continuation): (crate::generate::Generation, String),
     budget_n: Option<usize>,
     attempts: usize,
 ) -> Sample {
-    let g = grade(&format!("<|im_start|>answer\n{}", gen.answer), &q.reference, bench.kind);
+    let g = grade_with(&continuation, &q.reference, bench.kind, cfg.extraction);
     Sample {
         setting: setting.key(),
         question_id: q.id.clone(),
@@ -281,7 +323,18 @@ fn sample(
             break gen;
         }
     };
-    Ok(graded(bench, setting, q, k, prompt, gen, budget_n, attempts))
+    let text = continuation(model, &gen);
+    Ok(graded(
+        bench,
+        cfg,
+        setting,
+        q,
+        k,
+        prompt,
+        (gen, text),
+        budget_n,
+        attempts,
+    ))
 }
 
 /// Generates and grades several samples of one setting at once.
@@ -305,7 +358,10 @@ fn sample_batch(
         .iter()
         .zip(plans)
         .zip(gens)
-        .map(|(((q, k), p), gen)| graded(bench, setting, q, *k, p.0, gen, p.3, 1))
+        .map(|(((q, k), p), gen)| {
+            let text = continuation(model, &gen);
+            graded(bench, cfg, setting, q, *k, p.0, (gen, text), p.3, 1)
+        })
         .collect())
 }
 

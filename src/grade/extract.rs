@@ -1,19 +1,19 @@
-//! Finding the final answer in a response (S1_RECIPE.md §5): the text after the last answer
-//! delimiter; in it the last `\boxed{...}` or `\fbox{...}` (nested braces), else the last
-//! `Answer:`; GSM8K's `#### n`; multiple-choice letters in their usual forms.
+//! The studio's lenient answer reading ([`super::Extraction::Lenient`]; s1's own is
+//! [`super::s1`]): the text after the last answer delimiter; in it the last `\boxed{...}` or
+//! `\fbox{...}` (nested braces), else the last `Answer:` line; GSM8K's `#### n`;
+//! multiple-choice letters in their usual forms.
 
 /// The s1 answer delimiter; the text after its last occurrence is the answer part.
 pub const ANSWER_DELIMITER: &str = "<|im_start|>answer";
 
-/// The part of `response` after the last answer delimiter (the whole response without one),
-/// without a leading "Final Answer:" that budget forcing writes.
+/// The part of `response` after the last answer delimiter (the whole response without one).
+/// A forced "Final Answer:" stays in it: it is an `Answer:` line like any other.
 pub fn answer_section(response: &str) -> &str {
     let s = match response.rfind(ANSWER_DELIMITER) {
         Some(i) => &response[i + ANSWER_DELIMITER.len()..],
         None => response,
     };
-    let s = s.trim_start();
-    s.strip_prefix("Final Answer:").unwrap_or(s)
+    s.trim_start()
 }
 
 /// The content of the last `\boxed{...}` / `\fbox{...}` (braces balanced), or of `\boxed x`

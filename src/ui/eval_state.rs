@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::app::StudioApp;
 use crate::eval::metrics::{self, SweepMetrics};
+use crate::eval::presets;
 use crate::eval::sweep::{self, Progress, Sample, SweepConfig};
 use crate::grade::Verdict;
 use crate::jobs::{EvalEvent, EvalJob, EvalRequest};
@@ -39,6 +40,9 @@ pub struct EvalForm {
     pub out: String,
     /// Sequences generated at once.
     pub batch: usize,
+    /// A named sweep with s1's settings (`crate::eval::presets`) in place of budgets x waits;
+    /// empty: the lists.
+    pub preset: String,
 }
 
 impl Default for EvalForm {
@@ -54,18 +58,32 @@ impl Default for EvalForm {
             max_tokens: String::new(),
             out: "eval-out".into(),
             batch: 8,
+            preset: String::new(),
         }
     }
 }
 
 impl EvalForm {
+    /// Chooses the preset `name` (empty: the budget and waits lists) and takes its bound on
+    /// generated tokens and its temperature into the form.
+    pub fn choose_preset(&mut self, name: &str) {
+        self.preset = name.to_string();
+        if let Ok(p) = presets::preset(name) {
+            self.max_tokens = p.max_new_tokens.to_string();
+            self.temperature = p.temperature;
+        }
+    }
+
     /// The job this form asks for, or what is wrong with it.
     pub fn request(&self) -> Result<EvalRequest, String> {
         if self.model.trim().is_empty() {
             return Err("choose a model first".into());
         }
         let list = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
-        let settings = sweep::settings_from_lists(&list(&self.budgets), &list(&self.waits), 0)?;
+        let settings = match self.preset.trim() {
+            "" => sweep::settings_from_lists(&list(&self.budgets), &list(&self.waits), 0)?,
+            name => presets::preset(name)?.settings,
+        };
         let num = |what: &str, s: &str| -> Result<Option<usize>, String> {
             let s = s.trim();
             if s.is_empty() {
@@ -90,6 +108,7 @@ impl EvalForm {
                 seed: 0,
                 max_new_tokens: num("max tokens", &self.max_tokens)?,
                 batch: self.batch.max(1),
+                extraction: crate::grade::Extraction::S1,
             },
             out: PathBuf::from(self.out.trim()),
         })

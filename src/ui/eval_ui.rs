@@ -9,6 +9,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use super::app::{Command, StudioApp};
 use super::eval_state::{EvalPath, EvalStatus};
 use crate::eval::bench::NAMED;
+use crate::eval::presets;
 use crate::grade::Verdict;
 
 fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
@@ -57,18 +58,54 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     }
                 });
         });
-        field(
-            ui,
-            "Budgets",
-            &mut f.budgets,
-            "Maximum thinking tokens to sweep: numbers, auto, unlimited",
-        );
-        field(
-            ui,
-            "Waits",
-            &mut f.waits,
-            "How many ends of thinking to ignore (\"Wait\"), e.g. 0,1,2,4",
-        );
+        let mut chosen = None;
+        ui.horizontal(|ui| {
+            let shown = if f.preset.is_empty() {
+                "budgets x waits"
+            } else {
+                f.preset.as_str()
+            };
+            egui::ComboBox::from_label("Sweep")
+                .selected_text(shown)
+                .show_ui(ui, |ui| {
+                    if ui.selectable_label(f.preset.is_empty(), "budgets x waits").clicked() {
+                        chosen = Some(String::new());
+                    }
+                    for p in presets::presets() {
+                        if ui
+                            .selectable_label(f.preset == p.name, p.name)
+                            .on_hover_text(p.about)
+                            .clicked()
+                        {
+                            chosen = Some(p.name.to_string());
+                        }
+                    }
+                })
+                .response
+                .on_hover_text("The lists below, or a sweep with s1's own settings (eval/commands.sh)");
+        });
+        if let Some(name) = chosen {
+            f.choose_preset(&name);
+        }
+        match presets::preset(&f.preset) {
+            Ok(p) => {
+                ui.weak(p.about);
+            }
+            Err(_) => {
+                field(
+                    ui,
+                    "Budgets",
+                    &mut f.budgets,
+                    "Maximum thinking tokens to sweep: numbers, auto, unlimited",
+                );
+                field(
+                    ui,
+                    "Waits",
+                    &mut f.waits,
+                    "How many ends of thinking to ignore (\"Wait\"), e.g. 0,1,2,4",
+                );
+            }
+        }
         field(ui, "Questions", &mut f.limit, "Use the first N questions (empty: all)");
         field(
             ui,
@@ -142,10 +179,11 @@ fn plot_ui(app: &StudioApp, ui: &mut egui::Ui) {
     };
     ui.label(
         RichText::new(format!(
-            "Control {:.0}%   Scaling {}   Performance {:.1}%",
+            "Control {:.0}% of settings ({:.0}% of runs)   Scaling {}   Performance {:.1}%",
             m.control,
+            m.control_runs,
             m.scaling_per_1k_tokens
-                .map(|v| format!("{v:.2} points per 1k tokens"))
+                .map(|v| format!("{v:.2} {}", crate::eval::metrics::SCALING_PER_1K_UNIT))
                 .unwrap_or_else(|| "–".into()),
             m.performance
         ))
