@@ -9,6 +9,7 @@ pub mod decontam;
 pub mod export;
 pub mod funnel;
 pub mod import;
+pub mod judge;
 pub mod pyrepr;
 pub mod quality;
 pub mod rules;

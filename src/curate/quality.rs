@@ -53,7 +53,9 @@ pub fn enumeration(question: &str) -> bool {
     })
 }
 
-/// s1's `\*\*(?=.*\d)[^\s\]]*\*\*` (Python `re.search` semantics: `.` stops at a newline).
+/// s1's `\*\*(?=.*\d)[^\s\]]*\*\*` (Python `re.search` semantics: `.` stops at a newline, `\s`
+/// is Python's whitespace). One difference is left: Python's `\d` also matches non-ASCII decimal
+/// digits (e.g. full-width `１`), which this reads as ASCII digits only.
 pub fn bold_number(question: &str) -> bool {
     let b = question.as_bytes();
     let mut i = 0;
@@ -67,11 +69,12 @@ pub fn bold_number(question: &str) -> bool {
                 .map_or(b.len(), |p| after + p);
             let digit_ahead = b[after..line_end].iter().any(u8::is_ascii_digit);
             if digit_ahead {
-                // [^\s\]]* then "**": the run of such characters must contain "**".
-                let run_end = b[after..]
-                    .iter()
-                    .position(|&c| c.is_ascii_whitespace() || c == b']' || c == 0x0b || c == 0x0c)
-                    .map_or(b.len(), |p| after + p);
+                // [^\s\]]* then "**": the run of such characters must contain "**". Python's `\s`
+                // is `str.isspace()`: Unicode whitespace and U+001C..U+001F.
+                let run_end = question[after..]
+                    .char_indices()
+                    .find(|&(_, c)| c == ']' || crate::data::decontam::is_python_space(c))
+                    .map_or(b.len(), |(p, _)| after + p);
                 if b[after..run_end].windows(2).any(|w| w == b"**") {
                     return true;
                 }
@@ -154,5 +157,9 @@ mod tests {
         assert!(!bold_number("**two words** 3"), "a space inside ends the run");
         assert!(!bold_number("**a]b** 3"), "] inside ends the run");
         assert!(bold_number("****3"), "empty bold, a digit ahead");
+        // Python's \s also matches U+001F and U+00A0, which end the run.
+        assert!(!bold_number("**a\u{1f}b** 3"));
+        assert!(!bold_number("**a\u{a0}b** 3"));
+        assert!(bold_number("**aéb** 3"), "other characters belong to the run");
     }
 }
