@@ -77,8 +77,32 @@ fn sweep_writes_samples_metrics_and_plot_and_resumes() {
     assert_eq!(m["settings"].as_array().unwrap().len(), 4);
     assert_eq!(m["control"], 100.0, "budget forcing keeps every run within its budget");
     assert!(m.get("scaling").is_some() && m["performance"].is_number(), "{m}");
+    // Control counts settings (the paper's); the share of runs is a second, named figure; the
+    // units are stated.
+    assert_eq!(m["control_runs"], 100.0, "{m}");
+    assert!(
+        m["settings"].as_array().unwrap().iter().all(|s| s["in_bounds"] == true),
+        "{m}"
+    );
+    let units = &m["units"];
+    assert!(
+        units["scaling"]
+            .as_str()
+            .unwrap()
+            .starts_with("accuracy percentage points per thinking token"),
+        "{m}"
+    );
+    assert!(
+        units["scaling_per_1k_tokens"]
+            .as_str()
+            .unwrap()
+            .contains("per 1,000 thinking tokens"),
+        "{m}"
+    );
+    assert!(units["control"].as_str().unwrap().contains("settings"), "{m}");
     let svg = std::fs::read_to_string(out.join("scaling.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("max=24 waits=1"), "{svg}");
+    assert!(svg.contains("accuracy points per 1k thinking tokens"), "{svg}");
     assert!(stdout.contains("Control 100.0%"), "{stdout}");
 
     // A rerun finds everything done.
@@ -227,6 +251,60 @@ fn batched_sweep_equals_one_at_a_time() {
     let one = run("1");
     assert_eq!(one.len(), 20);
     assert_eq!(run("4"), one);
+}
+
+/// `--preset s1` runs s1's own settings (eval/commands.sh): budgets 500 ... 16000 and auto,
+/// auto with 1, 2, 4, 6 Waits.
+#[test]
+fn the_s1_preset_sweeps_s1s_settings() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    common::tiny_qwen(&model, 512);
+    let out = d.path().join("out");
+    let r = bin()
+        .args(["eval", "--model"])
+        .arg(&model)
+        .args(["--bench", "aime24", "--limit", "1", "--preset", "s1"])
+        .args(["--max-tokens", "24", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let settings: Vec<String> = lines(&out.join("samples.jsonl"))
+        .iter()
+        .map(|s| s["setting"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        settings,
+        [
+            "max=500 waits=0",
+            "max=1000 waits=0",
+            "max=2000 waits=0",
+            "max=4000 waits=0",
+            "max=8000 waits=0",
+            "max=16000 waits=0",
+            "max=auto waits=0",
+            "max=auto waits=1",
+            "max=auto waits=2",
+            "max=auto waits=4",
+            "max=auto waits=6",
+        ]
+    );
+    let e = bin()
+        .args(["eval", "--model", "/nonexistent", "--bench", "aime24", "--preset", "s2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        err.contains("--preset: preset `s2` is not one of s1, s1-ablations"),
+        "{err}"
+    );
+    let e = bin()
+        .args(["eval", "--model", "/nonexistent", "--bench", "aime24", "--preset", "s1"])
+        .args(["--max-thinking", "512"])
+        .output()
+        .unwrap();
+    assert!(!e.status.success());
 }
 
 #[test]

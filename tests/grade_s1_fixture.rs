@@ -51,7 +51,11 @@ fn extraction_matches_s1s_python() {
                 decided += 1;
             }
         } else if alone {
-            assert_eq!(g.verdict == Verdict::Correct, s1_correct, "{response:?} vs {reference:?}");
+            assert_eq!(
+                g.verdict == Verdict::Correct,
+                s1_correct,
+                "{response:?} vs {reference:?}"
+            );
             decided += 1;
         }
     }

@@ -124,7 +124,7 @@ fn gsm8k_verdict(a: &str, reference: &str) -> Verdict {
 /// s1's grading (aime/utils.py and openai_math/utils.py `process_results`, gpqa/openai/utils.py
 /// `process_results`), offline.
 fn grade_s1(response: &str, reference: &str, kind: Kind) -> Graded {
-    let a = s1::extract(response).text;
+    let s1::S1Answer { text: a, found } = s1::extract(response);
     if a.trim().is_empty() && kind != Kind::Mc {
         // Nothing to read (s1's judge answers -1 and the comparison fails).
         return Graded {
@@ -148,7 +148,12 @@ fn grade_s1(response: &str, reference: &str, kind: Kind) -> Graded {
                     }
                 }
                 _ if kind == Kind::Aime && integer(&a).is_some() => integer_verdict(&a, reference),
-                _ => equiv::math_equivalent(&a, reference),
+                // A whole answer part (nothing boxed, no `Answer:`) that the rules cannot read
+                // is prose s1's judge would mostly answer -1 to: incorrect, not undecided.
+                _ => match equiv::math_equivalent(&a, reference) {
+                    Verdict::Undecided if found == s1::Found::Whole => Verdict::Incorrect,
+                    v => v,
+                },
             };
             Graded {
                 extracted: Some(a),
@@ -336,6 +341,10 @@ mod tests {
             (Some("12\nWait, Answer: 13".into()), Verdict::Undecided)
         );
         assert_eq!(grade(r, "13", Kind::Aime).verdict, Verdict::Correct);
+        // A whole answer part of prose: incorrect (s1's judge), not undecided.
+        let r = "<|im_start|>answer\nI think it is about twelve or so";
+        assert_eq!(s1(r, "12", Kind::Aime).1, Verdict::Incorrect);
+        assert_eq!(s1("<|im_start|>answer\n12", "12", Kind::Aime).1, Verdict::Correct);
         // An empty answer part is no answer.
         assert_eq!(s1("<|im_start|>answer\n", "1", Kind::Math), (None, Verdict::Incorrect));
     }

@@ -229,3 +229,31 @@ impl StudioApp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Choosing an s1 preset sweeps its settings and takes s1's 32768 generated tokens and its
+    /// temperature into the form; clearing it goes back to budgets x waits.
+    #[test]
+    fn s1_preset_in_the_form() {
+        let mut f = EvalForm {
+            model: "m.gguf".into(),
+            ..EvalForm::default()
+        };
+        f.choose_preset("s1-rejection");
+        assert_eq!((f.max_tokens.as_str(), f.temperature), ("32768", 1.0));
+        f.choose_preset("s1");
+        assert_eq!((f.max_tokens.as_str(), f.temperature), ("32768", 0.0));
+        let r = f.request().unwrap();
+        assert_eq!(r.config.settings.len(), 11);
+        assert_eq!(r.config.settings[0].key(), "max=500 waits=0");
+        assert_eq!(r.config.max_new_tokens, Some(32_768));
+        assert_eq!(r.config.extraction, crate::grade::Extraction::S1);
+        f.choose_preset("");
+        assert_eq!(f.request().unwrap().config.settings.len(), 3, "512,1024,2048 x 0");
+        f.preset = "s9".into();
+        assert!(f.request().unwrap_err().contains("preset `s9`"));
+    }
+}

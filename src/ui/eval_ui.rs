@@ -179,13 +179,17 @@ fn plot_ui(app: &StudioApp, ui: &mut egui::Ui) {
     };
     ui.label(
         RichText::new(format!(
-            "Control {:.0}% of settings ({:.0}% of runs)   Scaling {}   Performance {:.1}%",
-            m.control,
-            m.control_runs,
+            "Control {:.0}% of settings in bounds ({:.0}% of runs)   Performance {:.1}%",
+            m.control, m.control_runs, m.performance
+        ))
+        .strong(),
+    );
+    ui.label(
+        RichText::new(format!(
+            "Scaling {}",
             m.scaling_per_1k_tokens
                 .map(|v| format!("{v:.2} {}", crate::eval::metrics::SCALING_PER_1K_UNIT))
                 .unwrap_or_else(|| "–".into()),
-            m.performance
         ))
         .strong(),
     );
