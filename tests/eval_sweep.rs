@@ -308,6 +308,38 @@ fn the_s1_preset_sweeps_s1s_settings() {
 }
 
 #[test]
+fn auto_subtracts_the_longest_prompt_of_the_sweep() {
+    // s1 (vllm_causallms.py): auto = max_gen_toks - the longest prompt of the batch - thinking
+    // start (2 tokens) - "<|im_start|>answer\nFinal Answer:" (6) - 100, one budget for every
+    // question of the task (lm-eval hands vLLM all of them at once).
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("model");
+    common::tiny_qwen(&model, 512);
+    let out = d.path().join("out");
+    let r = bin()
+        .args(["eval", "--model"])
+        .arg(&model)
+        .args(["--bench", "math500", "--limit", "3", "--max-thinking", "auto"])
+        .args(["--max-tokens", "400", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let budgets: Vec<u64> = lines(&out.join("samples.jsonl"))
+        .iter()
+        .map(|s| s["max_thinking"].as_u64().unwrap())
+        .collect();
+    assert_eq!(budgets.len(), 3);
+    assert!(
+        budgets.iter().all(|&b| b == budgets[0]),
+        "one budget for the task: {budgets:?}"
+    );
+    // Less than 400 - 108 by the longest prompt (the chat template's system prompt alone is
+    // over 20 tokens).
+    assert!(budgets[0] + 20 < 400 - 108, "{budgets:?}");
+}
+
+#[test]
 fn bad_sweeps_and_benchmarks_are_clear_errors() {
     let d = tempfile::tempdir().unwrap();
     let err = |args: &[&str]| {

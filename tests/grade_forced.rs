@@ -46,6 +46,7 @@ fn the_graded_text_is_the_whole_forced_continuation() {
             ..BudgetConfig::default()
         },
         max_new_tokens: Some(48),
+        auto_prompt_tokens: None,
     };
     let q = "A cube has side length 100. What is its volume?";
     let gen = chat(

@@ -323,6 +323,7 @@ fn after_training_generate_reproduces_training_answers_in_the_think_answer_forma
             ..Default::default()
         },
         max_new_tokens: Some(80),
+        auto_prompt_tokens: None,
     };
     let mut right = Vec::new();
     for w in words {

@@ -44,7 +44,8 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', default_value = "0")]
     waits: Vec<String>,
     /// Baselines on the same plot, for each numeric budget: `prompt` ("Think for up to N
-    /// tokens." in the prompt, no forcing) and `reject` (resample until the thinking fits).
+    /// tokens." in the prompt, thinking capped at auto only, as s1 ran it) and `reject`
+    /// (resample until the thinking ends on its own within the budget).
     /// Majority vote comes from --samples above 1.
     #[arg(long, value_delimiter = ',')]
     baselines: Vec<String>,

@@ -20,10 +20,12 @@ use crate::model::{ChatMessage, LoadedModel};
 pub enum Method {
     /// s1's budget forcing: the end of thinking forced at the budget, "Wait" for the waits.
     Forcing,
-    /// Token-conditional control: "Think for up to N tokens." after the question, no forcing.
+    /// Token-conditional control: "Think for up to N tokens." after the question; the thinking
+    /// capped at `auto` only, as s1 ran it.
     TokenPrompt,
-    /// Rejection sampling: generate without a budget until the thinking fits N tokens, at most
-    /// `tries` times (the last try is kept when none fits).
+    /// Rejection sampling: generate until the thinking ends on its own within N tokens (its end
+    /// token counted, as s1 counts it), at most `tries` times (the last try is kept when none
+    /// fits; s1 has no limit).
     Rejection { tries: usize },
 }
 
@@ -159,6 +161,9 @@ pub struct Sample {
     pub answer_tokens: usize,
     pub waits_injected: usize,
     pub forced_end: bool,
+    /// The thinking was cut at the maximum after s1's hidden rounds past it.
+    #[serde(default)]
+    pub thinking_cut: bool,
     pub min_thinking: usize,
     /// The thinking budget in force, or the one asked for by a baseline (None: unlimited).
     pub max_thinking: Option<usize>,
@@ -218,17 +223,65 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
             1,
             budget_n,
         ),
+        // s1 (commands.sh "Token-conditional control") caps the thinking at `auto`.
         Method::TokenPrompt => (
             format!("{}\n\nThink for up to {} tokens.", q.question, budget_n.unwrap_or(0)),
-            BudgetConfig::default(),
+            BudgetConfig {
+                max_thinking: MaxThinking::Auto,
+                ..BudgetConfig::default()
+            },
             1,
             budget_n,
         ),
-        Method::Rejection { tries } => (q.question.clone(), BudgetConfig::default(), tries.max(1), budget_n),
+        // s1 (vllm_causallms.py, `rejection_sample`) generates the thinking with
+        // `max_tokens` = budget + 1 and keeps it when it ended within the budget, its end token
+        // counted: here, the budget forces an end at N and a try fits when it ended on its own
+        // before N thinking tokens.
+        Method::Rejection { tries } => (
+            q.question.clone(),
+            BudgetConfig {
+                max_thinking: budget_n.map_or(MaxThinking::Unlimited, MaxThinking::Tokens),
+                ..BudgetConfig::default()
+            },
+            tries.max(1),
+            budget_n,
+        ),
     }
 }
 
-fn params(cfg: &SweepConfig, budget: &BudgetConfig, k: usize, attempt: usize) -> GenerateParams {
+/// Whether a try of rejection sampling fits its budget (s1: the thinking and its end token,
+/// at most N tokens).
+fn fits(gen: &crate::generate::Generation, budget_n: Option<usize>) -> bool {
+    thinking_fits(gen.forced_end, gen.thinking_tokens, budget_n)
+}
+
+fn thinking_fits(forced_end: bool, thinking_tokens: usize, budget_n: Option<usize>) -> bool {
+    budget_n.is_none_or(|n| !forced_end && thinking_tokens < n)
+}
+
+/// The prompt length s1's `auto` budget subtracts: the longest of the setting's prompts (lm-eval
+/// hands vLLM all of a task's prompts at once); `None` when the setting has no `auto` budget.
+fn longest_prompt(model: &LoadedModel, setting: &Setting, questions: &[Question]) -> Result<Option<usize>, String> {
+    let mut longest = None;
+    for q in questions {
+        let (text, budget, _, _) = plan(setting, q);
+        if budget.max_thinking != MaxThinking::Auto {
+            return Ok(None);
+        }
+        let prompt = crate::generate::build_prompt(model, &[ChatMessage::new("user", &text)], &budget)
+            .map_err(|e| format!("question {}: {e}", q.id))?;
+        longest = longest.max(Some(prompt.ids.len()));
+    }
+    Ok(longest)
+}
+
+fn params(
+    cfg: &SweepConfig,
+    budget: &BudgetConfig,
+    k: usize,
+    attempt: usize,
+    auto_prompt: Option<usize>,
+) -> GenerateParams {
     GenerateParams {
         sampling: SamplingParams {
             temperature: cfg.temperature,
@@ -239,7 +292,7 @@ fn params(cfg: &SweepConfig, budget: &BudgetConfig, k: usize, attempt: usize) ->
         },
         budget: budget.clone(),
         max_new_tokens: cfg.max_new_tokens,
-        auto_prompt_tokens: None,
+        auto_prompt_tokens: auto_prompt,
     }
 }
 
@@ -292,6 +345,7 @@ fn graded(
         answer_tokens: gen.answer_tokens,
         waits_injected: gen.waits_injected,
         forced_end: gen.forced_end,
+        thinking_cut: gen.thinking_cut,
         min_thinking: setting.min_thinking,
         max_thinking: match setting.method {
             Method::Forcing => gen.max_thinking,
@@ -302,6 +356,7 @@ fn graded(
 }
 
 /// Generates and grades sample `k` of question `q` under `setting`, alone.
+#[allow(clippy::too_many_arguments)]
 fn sample(
     model: &LoadedModel,
     bench: &Benchmark,
@@ -309,6 +364,7 @@ fn sample(
     setting: &Setting,
     q: &Question,
     k: usize,
+    auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Sample, String> {
     let (prompt, budget, tries, budget_n) = plan(setting, q);
@@ -316,10 +372,9 @@ fn sample(
     let mut attempts = 0;
     let gen = loop {
         attempts += 1;
-        let p = params(cfg, &budget, k, attempts - 1);
+        let p = params(cfg, &budget, k, attempts - 1, auto_prompt);
         let gen = chat(model, &messages, &p, cancel, &mut |_| {}).map_err(|e| format!("question {}: {e}", q.id))?;
-        let fits = budget_n.is_none_or(|n| gen.thinking_tokens <= n);
-        if fits || attempts >= tries || cancel.is_cancelled() {
+        if tries == 1 || fits(&gen, budget_n) || attempts >= tries || cancel.is_cancelled() {
             break gen;
         }
     };
@@ -344,6 +399,7 @@ fn sample_batch(
     cfg: &SweepConfig,
     setting: &Setting,
     items: &[(&Question, usize)],
+    auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Vec<Sample>, String> {
     let plans: Vec<_> = items.iter().map(|(q, _)| plan(setting, q)).collect();
@@ -351,7 +407,7 @@ fn sample_batch(
     let ps: Vec<GenerateParams> = items
         .iter()
         .zip(&plans)
-        .map(|((_, k), p)| params(cfg, &p.1, *k, 0))
+        .map(|((_, k), p)| params(cfg, &p.1, *k, 0, auto_prompt))
         .collect();
     let gens = chat_batch(model, &convs, &ps, cancel).map_err(|e| format!("question {}: {e}", items[0].0.id))?;
     Ok(items
@@ -427,6 +483,7 @@ pub fn run(
         writeln!(file).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     for setting in &cfg.settings {
+        let auto_prompt = longest_prompt(model, setting, questions)?;
         let pending: Vec<(&Question, usize)> = questions
             .iter()
             .flat_map(|q| (0..cfg.samples).map(move |k| (q, k)))
@@ -441,9 +498,18 @@ pub fn run(
                 return Ok(all);
             }
             let new = if chunk.len() == 1 {
-                vec![sample(model, bench, cfg, setting, chunk[0].0, chunk[0].1, cancel)?]
+                vec![sample(
+                    model,
+                    bench,
+                    cfg,
+                    setting,
+                    chunk[0].0,
+                    chunk[0].1,
+                    auto_prompt,
+                    cancel,
+                )?]
             } else {
-                sample_batch(model, bench, cfg, setting, chunk, cancel)?
+                sample_batch(model, bench, cfg, setting, chunk, auto_prompt, cancel)?
             };
             if cancel.is_cancelled() {
                 return Ok(all); // cut-off generations are not samples
@@ -460,4 +526,51 @@ pub fn run(
         }
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejection_try_fits_as_s1_counts_it() {
+        // s1: max_tokens = N + 1, kept when the thinking and its end token are at most N.
+        assert!(thinking_fits(false, 99, Some(100)));
+        assert!(
+            !thinking_fits(false, 100, Some(100)),
+            "100 thinking tokens + the end = 101"
+        );
+        assert!(
+            !thinking_fits(true, 100, Some(100)),
+            "forced at the budget: did not end on its own"
+        );
+        assert!(thinking_fits(false, 5000, None));
+    }
+
+    #[test]
+    fn baselines_use_s1s_budgets() {
+        let q = Question {
+            id: "q".into(),
+            question: "1+1?".into(),
+            reference: "2".into(),
+        };
+        let prompt = |method| Setting {
+            max_thinking: MaxThinking::Tokens(2048),
+            waits: 0,
+            min_thinking: 0,
+            method,
+            ignore_str: WAIT.into(),
+        };
+        let (text, budget, _, n) = plan(&prompt(Method::TokenPrompt), &q);
+        assert_eq!(text, "1+1?\n\nThink for up to 2048 tokens.");
+        assert_eq!(
+            budget.max_thinking,
+            MaxThinking::Auto,
+            "commands.sh: max_tokens_thinking=auto"
+        );
+        assert_eq!(n, Some(2048));
+        let (_, budget, tries, _) = plan(&prompt(Method::Rejection { tries: 3 }), &q);
+        assert_eq!(budget.max_thinking, MaxThinking::Tokens(2048));
+        assert_eq!(tries, 3);
+    }
 }

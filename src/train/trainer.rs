@@ -266,8 +266,10 @@ fn run_inner(
         let state = checkpoint::read_state(dir)?;
         if state.fingerprint != fp {
             return Err(TrainError::Resume(format!(
-                "{}: the checkpoint was made with other data or settings (batch, epochs, block size, seed, lr); \
-                 start a new run in another folder or restore them",
+                "{}: the checkpoint was made with other data or settings (batch, epochs, block size, seed, lr, \
+                 loss mask, loss weighting, norm decay, last batch); start a new run in another folder or restore \
+                 them (runs begun before s1's mask and weighting became the default resume with \
+                 --loss-mask turn --loss-weighting token --no-norm-decay --last-batch short)",
                 dir.display()
             )));
         }
