@@ -53,7 +53,13 @@ fn questions_of(rel: &str) -> Vec<(String, serde_json::Value)> {
 /// A stand-in classifier: a domain code from words of the question (never code 99, which is not
 /// an MSC code, so a reply "99" is a failure the step must record).
 fn classify_reply(prompt: &str) -> Result<String, u16> {
-    let q = prompt.rsplit("# Problem\n").next().unwrap_or("").to_lowercase();
+    // s1's user message: "## Question\n{question}\n\n## Classification rubrics\n...".
+    let q = prompt
+        .split("## Question\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n## Classification rubrics\n").next())
+        .unwrap_or("")
+        .to_lowercase();
     let code = if q.contains("zzzz") {
         "99"
     } else if q.contains("prime") || q.contains("divisible") || q.contains("remainder") {
@@ -236,7 +242,8 @@ fn the_shared_pool_through_the_whole_funnel() {
     // Domains through the mock classifier; a reply without a valid code is a recorded failure.
     let mock = MockEndpoint::start(Duration::ZERO, Arc::new(classify_reply));
     let e = Endpoint::new(&mock.url, "mock-classifier");
-    let r = annotate::classify_domains(&ws, &e, &opts, false, &cancel, &mut |_, _| {}).unwrap();
+    let classify_opts = annotate::ClassifyOptions::default();
+    let r = annotate::classify_domains(&ws, &e, &opts, &classify_opts, false, &cancel, &mut |_, _| {}).unwrap();
     assert_eq!(r.done + r.failed, hard);
     let failures: i64 = ws
         .conn
@@ -246,7 +253,7 @@ fn the_shared_pool_through_the_whole_funnel() {
         .unwrap();
     assert_eq!(failures as usize, r.failed);
     // A rerun has nothing left to label but the failures.
-    let again = annotate::classify_domains(&ws, &e, &opts, false, &cancel, &mut |_, _| {}).unwrap();
+    let again = annotate::classify_domains(&ws, &e, &opts, &classify_opts, false, &cancel, &mut |_, _| {}).unwrap();
     assert_eq!(again.pending, r.failed);
 
     // Selection: seeded and reproducible; another seed differs; the ablations.

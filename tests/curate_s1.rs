@@ -445,3 +445,85 @@ fn cross_source_decontamination_as_collect_data() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+#[test]
+fn domains_are_asked_and_read_as_s1() {
+    // featurization.py: s1's system message, "## Question\n{q}\n\n## Classification rubrics\n"
+    // + msc.json's blocks; the code is the reply's last two characters, asked again otherwise;
+    // two digits that are no MSC code leave the question without a domain.
+    let dir = tempfile::tempdir().unwrap();
+    let mut ws = Workspace::open(dir.path()).unwrap();
+    import_as(&mut ws, &shared("pool/aime_1983_2023.jsonl"), AIME);
+    let asked: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let seen = asked.clone();
+    // By the question's length mod 3: (0) "...\n05" at once; (1) "Code: **11**." and "51\n"
+    // (s1 would not accept them), then "...\n51"; (2) "...\n99" (no such code).
+    let classifier = MockEndpoint::start(
+        Duration::ZERO,
+        Arc::new(move |p: &str| {
+            let q = p.split("## Question\n").nth(1).unwrap();
+            let q = q.split("\n\n## Classification rubrics\n").next().unwrap().to_string();
+            let mut m = seen.lock().unwrap();
+            let n = m.entry(q.clone()).or_default();
+            *n += 1;
+            Ok(match (q.len() % 3, *n) {
+                (0, _) => "Counting.\n05".into(),
+                (1, 1) => "Code: **11**.".into(),
+                (1, 2) => "Geometry.\n51\n".into(),
+                (1, _) => "Geometry.\n51".into(),
+                _ => "Unclear.\n99".into(),
+            })
+        }),
+    );
+    let opts = GenOptions {
+        max_tokens: 64,
+        temperature: 0.0,
+        limit: Some(30),
+    };
+    let r = annotate::classify_domains(
+        &ws,
+        &Endpoint::new(&classifier.url, "classifier"),
+        &opts,
+        &annotate::ClassifyOptions::default(),
+        true,
+        &CancelToken::new(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let msc = s1_studio::curate::classify::SYSTEM;
+    for p in classifier.prompts() {
+        assert!(p.starts_with(&format!("{msc}\n\n## Question\n")), "{p}");
+        assert!(
+            p.contains("\n\n## Classification rubrics\n### Mathematical logic and foundations\n* Code: 03"),
+            "{p}"
+        );
+    }
+    let asked = asked.lock().unwrap();
+    assert_eq!(asked.len(), 30);
+    let mut unknown = 0;
+    for (key, question, domain) in ws
+        .conn
+        .prepare("SELECT key, question, domain FROM questions")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+    {
+        let Some(n) = asked.get(&question) else { continue };
+        let (want, times) = match question.len() % 3 {
+            0 => (Some("05"), 1),
+            1 => (Some("51"), 3),
+            _ => (None, 1),
+        };
+        assert_eq!((domain.as_deref(), *n), (want, times), "{key}");
+        unknown += want.is_none() as usize;
+    }
+    assert_eq!((r.done, r.failed), (30 - unknown, unknown));
+    assert!(unknown > 3, "{unknown}");
+}

@@ -228,6 +228,12 @@ struct ClassifyArgs {
     /// a rough stand-in where no classifier model is at hand (not s1's method)
     #[arg(long, conflicts_with_all = ["model", "endpoint", "from_file"])]
     from_subject: bool,
+    /// Asks after the first while a reply does not end in a two-digit code (s1 asks until it does)
+    #[arg(long, default_value_t = annotate::JUDGE_RETRIES)]
+    ask_again: usize,
+    /// Take the last valid MSC code anywhere in the reply instead of s1's last two characters
+    #[arg(long)]
+    lenient: bool,
 }
 
 #[derive(Debug, Args)]
@@ -534,6 +540,10 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 &ws,
                 backend.as_ref(),
                 &args.model.gen(1024, 0.0),
+                &annotate::ClassifyOptions {
+                    retries: args.ask_again,
+                    lenient: args.lenient,
+                },
                 args.all,
                 &cancel,
                 &mut on_progress(&b),

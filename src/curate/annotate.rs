@@ -412,12 +412,40 @@ pub fn attempts(
     Ok(rep)
 }
 
+/// How domain replies are read and asked again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassifyOptions {
+    /// Asks after the first while a reply ends in no two-digit code (s1 asks until one does,
+    /// a minute apart; bounded here so that a model that never complies cannot hang a run).
+    pub retries: usize,
+    /// Take the last valid MSC code anywhere in the reply ([`classify::parse_code`]) instead of
+    /// s1's last two characters ([`classify::read_s1`]).
+    pub lenient: bool,
+}
+
+impl Default for ClassifyOptions {
+    fn default() -> Self {
+        Self {
+            retries: JUDGE_RETRIES,
+            lenient: false,
+        }
+    }
+}
+
+/// The last `n` characters of `text`, for a failure's message.
+fn tail(text: &str, n: usize) -> String {
+    let skip = text.chars().count().saturating_sub(n);
+    text.chars().skip(skip).collect()
+}
+
 /// Domain labels for the questions that passed the funnel so far (or every question, with
-/// `all`) and have none yet.
+/// `all`) and have none yet: s1's system and user messages (data/featurization.py), the reply
+/// read as `how` says, asked again while it ends in no code.
 pub fn classify_domains(
     ws: &Workspace,
     backend: &dyn Backend,
     opts: &GenOptions,
+    how: &ClassifyOptions,
     all: bool,
     cancel: &CancelToken,
     progress: &mut dyn FnMut(usize, usize),
@@ -435,7 +463,7 @@ pub fn classify_domains(
     let requests: Vec<Request> = pending
         .iter()
         .map(|p| Request {
-            system: None,
+            system: Some(classify::SYSTEM.to_string()),
             user: classify::prompt(&p.question),
             max_tokens: opts.max_tokens,
             temperature: opts.temperature,
@@ -448,40 +476,59 @@ pub fn classify_domains(
         ..Default::default()
     };
     let total = pending.len();
-    backend.run(&requests, cancel, &mut |i, r| {
-        let p = &pending[i];
-        match r.map(|c| (classify::parse_code(&c.text), c.text)) {
-            Ok((Some(code), raw)) => {
-                ws.conn
-                    .execute(SET_DOMAIN, params![p.key, code, format!("model:{model}"), raw, now()])?;
-                rep.done += 1;
-            }
-            Ok((None, raw)) => {
-                let tail: String = raw
-                    .chars()
-                    .rev()
-                    .take(80)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                record_failure(
-                    ws,
-                    "classify",
-                    &p.key,
-                    &model,
-                    &format!("no MSC code at the end of the reply: …{tail}"),
-                )?;
-                rep.failed += 1;
-            }
-            Err(e) => {
-                record_failure(ws, "classify", &p.key, &model, &e)?;
-                rep.failed += 1;
-            }
+    let read = |text: &str| {
+        if how.lenient {
+            classify::parse_code(text).map_or(classify::S1Reply::AskAgain, classify::S1Reply::Code)
+        } else {
+            classify::read_s1(text)
         }
-        progress(rep.done + rep.failed, total);
-        Ok(())
-    })?;
+    };
+    let mut todo: Vec<usize> = (0..pending.len()).collect();
+    for round in 0..=how.retries {
+        if todo.is_empty() || cancel.is_cancelled() {
+            break;
+        }
+        let last_round = round == how.retries;
+        let asked: Vec<Request> = todo.iter().map(|&i| requests[i].clone()).collect();
+        let mut again = Vec::new();
+        backend.run(&asked, cancel, &mut |j, r| {
+            let i = todo[j];
+            let p = &pending[i];
+            match r.map(|c| (read(&c.text), c.text)) {
+                Ok((classify::S1Reply::Code(code), raw)) => {
+                    ws.conn
+                        .execute(SET_DOMAIN, params![p.key, code, format!("model:{model}"), raw, now()])?;
+                    rep.done += 1;
+                }
+                Ok((classify::S1Reply::AskAgain, _)) if !last_round => {
+                    again.push(i);
+                    return Ok(());
+                }
+                Ok((classify::S1Reply::AskAgain, raw)) => {
+                    let why = format!(
+                        "no MSC code at the end of the reply after {} asks: …{}",
+                        how.retries + 1,
+                        tail(&raw, 80)
+                    );
+                    record_failure(ws, "classify", &p.key, &model, &why)?;
+                    rep.failed += 1;
+                }
+                Ok((classify::S1Reply::Unknown(code), raw)) => {
+                    // s1's lookup of an unknown code fails and the question keeps no domain.
+                    let why = format!("`{code}` is not one of the 61 MSC codes: …{}", tail(&raw, 80));
+                    record_failure(ws, "classify", &p.key, &model, &why)?;
+                    rep.failed += 1;
+                }
+                Err(e) => {
+                    record_failure(ws, "classify", &p.key, &model, &e)?;
+                    rep.failed += 1;
+                }
+            }
+            progress(rep.done + rep.failed, total);
+            Ok(())
+        })?;
+        todo = again;
+    }
     Ok(rep)
 }
 

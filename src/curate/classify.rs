@@ -1,6 +1,7 @@
 //! Domains (S1_RECIPE.md §1 step 6): the 61 top-level Mathematics Subject Classification codes of
-//! s1's `msc.json`, a classification prompt built from that file's per-domain blocks, and the
-//! parse of a reply, which must end in a two-digit code.
+//! s1's `msc.json`, s1's classification prompt built from that file's per-domain blocks
+//! (data/featurization.py, `do_domain_classification`), and the reading of a reply: s1's (its
+//! last two characters are the code) or a lenient one (the last valid code anywhere).
 
 use std::sync::OnceLock;
 
@@ -29,15 +30,50 @@ pub fn title(code: &str) -> Option<&'static str> {
     domains().iter().find(|d| d.code == code).map(|d| d.title.as_str())
 }
 
-/// The classification prompt for a question.
+/// s1's system message for domain classification (data/featurization.py).
+pub const SYSTEM: &str = "You are a helpful assistant that classifies questions into different subjects based on \
+the provided classification rubrics. You will be given a question and a list of subjects. You need to classify the \
+question into one of the subjects. If the question has multiple subjects, you should classify the question into the \
+most relevant subject. Explain your reasoning, and end your response on a new line with two-digit code of the \
+subject that the question belongs to.";
+
+/// s1's user message for a question: the question, then the 61 domains' blocks of msc.json
+/// joined by blank lines (data/featurization.py, `_process_question`).
 pub fn prompt(question: &str) -> String {
     let blocks: Vec<&str> = domains().iter().map(|d| d.prompt.as_str()).collect();
     format!(
-        "Classify the following problem into one of the domains of the Mathematics Subject \
-         Classification (MSC) listed below.\n\n{}\n\n# Problem\n{question}\n\nExplain your choice \
-         briefly, then end your answer with the two-digit code of the domain, alone on the last line.",
+        "## Question\n{question}\n\n## Classification rubrics\n{}",
         blocks.join("\n\n")
     )
+}
+
+/// A reply as s1 reads it (featurization.py: `completion[-2:].isdigit()`, then msc.json's code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum S1Reply {
+    /// Its last two characters are one of the 61 codes.
+    Code(String),
+    /// Its last two characters are digits but no MSC code: s1 keeps no domain (its lookup fails).
+    Unknown(String),
+    /// Its last two characters are not two digits: s1 asks again.
+    AskAgain,
+}
+
+/// Reads a reply as s1 does: the code is its last two characters, nothing else (`Code: 05.` or
+/// `05\n` are asked again). Non-ASCII digits, which Python's `isdigit` also takes, are asked
+/// again here (no MSC code has them, so s1 would keep no domain).
+pub fn read_s1(reply: &str) -> S1Reply {
+    let mut last = reply.chars().rev();
+    match (last.next(), last.next()) {
+        (Some(b), Some(a)) if a.is_ascii_digit() && b.is_ascii_digit() => {
+            let code: String = [a, b].iter().collect();
+            if title(&code).is_some() {
+                S1Reply::Code(code)
+            } else {
+                S1Reply::Unknown(code)
+            }
+        }
+        _ => S1Reply::AskAgain,
+    }
 }
 
 /// The domain code of a reply: its last two-digit number that is one of the 61 codes (a bare
@@ -93,6 +129,23 @@ mod tests {
         assert_eq!(d[0].code, "03");
         assert_eq!(title("05"), Some("Combinatorics"));
         assert!(prompt("What is 1+1?").contains("* Code: 97"));
+    }
+
+    #[test]
+    fn s1s_prompt_and_reading() {
+        let p = prompt("What is 1+1?");
+        assert!(p.starts_with("## Question\nWhat is 1+1?\n\n## Classification rubrics\n"));
+        assert!(p.ends_with(&domains()[60].prompt));
+        assert!(SYSTEM.ends_with("two-digit code of the subject that the question belongs to."));
+        assert_eq!(read_s1("It is about counting.\n05"), S1Reply::Code("05".into()));
+        assert_eq!(read_s1("05"), S1Reply::Code("05".into()));
+        // s1 takes the last two characters and nothing else.
+        assert_eq!(read_s1("Number theory, code **11**."), S1Reply::AskAgain);
+        assert_eq!(read_s1("Combinatorics: 05\n"), S1Reply::AskAgain);
+        assert_eq!(read_s1("5"), S1Reply::AskAgain);
+        assert_eq!(read_s1(""), S1Reply::AskAgain);
+        assert_eq!(read_s1("The year 2024"), S1Reply::Unknown("24".into()));
+        assert_eq!(read_s1("code 99"), S1Reply::Unknown("99".into()));
     }
 
     #[test]

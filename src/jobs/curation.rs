@@ -240,7 +240,15 @@ fn step(
         }
         CurateRequest::DomainsByModel { model } => {
             let backend = model.open()?;
-            let r = annotate::classify_domains(ws, backend.as_ref(), &gen(1024, 0.0), false, cancel, &mut progress)?;
+            let r = annotate::classify_domains(
+                ws,
+                backend.as_ref(),
+                &gen(1024, 0.0),
+                &annotate::ClassifyOptions::default(),
+                false,
+                cancel,
+                &mut progress,
+            )?;
             format!("domains by {}: {} done, {} failed", model.name(), r.done, r.failed)
         }
         CurateRequest::Attempts {
