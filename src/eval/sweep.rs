@@ -164,6 +164,10 @@ pub struct Sample {
     /// The thinking was cut at the maximum after s1's hidden rounds past it.
     #[serde(default)]
     pub thinking_cut: bool,
+    /// How the answer was read (`s1` or `lenient`); samples.jsonl files written before it was
+    /// recorded lack it (read back as `s1`).
+    #[serde(default)]
+    pub extraction: Extraction,
     pub min_thinking: usize,
     /// The thinking budget in force, or the one asked for by a baseline (None: unlimited).
     pub max_thinking: Option<usize>,
@@ -346,6 +350,7 @@ fn graded(
         waits_injected: gen.waits_injected,
         forced_end: gen.forced_end,
         thinking_cut: gen.thinking_cut,
+        extraction: cfg.extraction,
         min_thinking: setting.min_thinking,
         max_thinking: match setting.method {
             Method::Forcing => gen.max_thinking,

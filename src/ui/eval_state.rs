@@ -43,6 +43,8 @@ pub struct EvalForm {
     /// A named sweep with s1's settings (`crate::eval::presets`) in place of budgets x waits;
     /// empty: the lists.
     pub preset: String,
+    /// How answers are read before they are compared (s1's by default).
+    pub extraction: crate::grade::Extraction,
 }
 
 impl Default for EvalForm {
@@ -59,6 +61,7 @@ impl Default for EvalForm {
             out: "eval-out".into(),
             batch: 8,
             preset: String::new(),
+            extraction: crate::grade::Extraction::S1,
         }
     }
 }
@@ -108,7 +111,7 @@ impl EvalForm {
                 seed: 0,
                 max_new_tokens: num("max tokens", &self.max_tokens)?,
                 batch: self.batch.max(1),
-                extraction: crate::grade::Extraction::S1,
+                extraction: self.extraction,
             },
             out: PathBuf::from(self.out.trim()),
         })
@@ -251,6 +254,11 @@ mod tests {
         assert_eq!(r.config.settings[0].key(), "max=500 waits=0");
         assert_eq!(r.config.max_new_tokens, Some(32_768));
         assert_eq!(r.config.extraction, crate::grade::Extraction::S1);
+        f.extraction = crate::grade::Extraction::Lenient;
+        assert_eq!(
+            f.request().unwrap().config.extraction,
+            crate::grade::Extraction::Lenient
+        );
         f.choose_preset("");
         assert_eq!(f.request().unwrap().config.settings.len(), 3, "512,1024,2048 x 0");
         f.preset = "s9".into();

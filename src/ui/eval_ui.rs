@@ -10,7 +10,7 @@ use super::app::{Command, StudioApp};
 use super::eval_state::{EvalPath, EvalStatus};
 use crate::eval::bench::NAMED;
 use crate::eval::presets;
-use crate::grade::Verdict;
+use crate::grade::{Extraction, Verdict};
 
 fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
     ui.horizontal(|ui| {
@@ -124,6 +124,19 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ui.add(egui::DragValue::new(&mut f.batch).range(1..=64))
                 .on_hover_text("Sequences generated at once: faster, the same results");
         });
+        egui::ComboBox::from_label("Answer reading")
+            .selected_text(match f.extraction {
+                Extraction::S1 => "s1's",
+                Extraction::Lenient => "Lenient",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut f.extraction, Extraction::S1, "s1's")
+                    .on_hover_text(
+                        "As s1's evaluation tasks read answers: the last boxed answer, else after the first Answer:",
+                    );
+                ui.selectable_value(&mut f.extraction, Extraction::Lenient, "Lenient")
+                    .on_hover_text("The studio's reading: more answer forms, GSM8K's ####, no default letter");
+            });
         field(
             ui,
             "Output folder",
