@@ -2,6 +2,7 @@
 //!
 //! The library holds every capability; the binary (`src/main.rs`) only parses the command line.
 
+pub mod cancel;
 pub mod cli;
 pub mod curate;
 pub mod data;

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use super::device::{parse_device, parse_dtype};
 use crate::curate::annotate::{self, GenOptions, Grader};
 use crate::curate::backend::{Backend, Endpoint, Local};
 use crate::curate::{decontam, export, funnel, import, rules, selection};
 use crate::model::{load_model, LoadOptions};
+use crate::model::{parse_device, parse_dtype};
 use crate::workspace::{Manual, Workspace};
 
 #[derive(Debug, Args)]

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use super::device::{parse_device, parse_dtype};
 use crate::eval::{bench, metrics, plot, presets, sweep};
 use crate::grade::{Extraction, Kind};
 use crate::model::{load_model, LoadOptions};
+use crate::model::{parse_device, parse_dtype};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::device::{parse_device, parse_dtype};
 use crate::generate::{
     chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, PastMax, SamplingParams, StreamEvent,
     ThinkingFormat,
 };
 use crate::model::{load_model, ChatMessage, LoadOptions, LoadedModel};
+use crate::model::{parse_device, parse_dtype};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {

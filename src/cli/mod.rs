@@ -5,7 +5,6 @@ mod bench_curate;
 mod bench_grads;
 mod bench_train;
 mod curate;
-mod device;
 mod eval;
 mod generate;
 mod grade;
@@ -15,7 +14,7 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
-pub use device::parse_device;
+pub use crate::model::{parse_device, parse_dtype};
 
 /// s1-studio: curate, fine-tune and run reasoning models under a thinking budget (s1 recipe).
 #[derive(Debug, Parser)]

@@ -10,8 +10,8 @@ use rusqlite::params;
 use super::backend::{Backend, Completion, Endpoint, Request};
 pub use super::judge::{judge_prompt, judge_verdict, judge_verdict_lenient, JudgeOptions, JUDGE_RETRIES, JUDGE_SYSTEM};
 use super::{classify, funnel};
+use crate::cancel::CancelToken;
 use crate::grade::{self, Kind, Verdict};
-use crate::jobs::CancelToken;
 use crate::workspace::{now, Workspace};
 
 /// What a step did.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, unbounded};
 use serde_json::{json, Value};
 
+use crate::cancel::CancelToken;
 use crate::generate::{chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
-use crate::jobs::CancelToken;
 use crate::model::{ChatMessage, LoadedModel};
 
 /// One prompt.

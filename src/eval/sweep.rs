@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::bench::{Benchmark, Question};
+use crate::cancel::CancelToken;
 use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
 use crate::grade::{grade_with, Extraction, Verdict};
-use crate::jobs::CancelToken;
 use crate::model::{ChatMessage, LoadedModel};
 
 /// How a setting holds thinking to its budget (S1_RECIPE.md §5: budget forcing and the

@@ -4,11 +4,13 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use super::budget::{BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, Phase, Step, StopReason};
+use super::budget::{
+    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, Phase, Step, StopReason,
+};
 use super::codec::Codec;
 use super::detok::IncrementalDecoder;
 use super::sampler::{Sampler, SamplingParams};
-use crate::jobs::CancelToken;
+use crate::cancel::CancelToken;
 use crate::model::{ChatMessage, Decoder, KvCache, LoadedModel, Logits, ModelError};
 
 /// Something that turns tokens into next-token logits: the decoder with its cache, or a scripted
@@ -88,6 +90,37 @@ pub enum StreamEvent<'a> {
         thinking: usize,
         answer: usize,
     },
+}
+
+/// A streamed piece of a generation, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delta {
+    Thinking(String),
+    Answer(String),
+    Injected {
+        kind: InjectionKind,
+        at_thinking_token: usize,
+        text: String,
+    },
+    Counts {
+        thinking: usize,
+        answer: usize,
+    },
+}
+
+impl From<StreamEvent<'_>> for Delta {
+    fn from(ev: StreamEvent<'_>) -> Self {
+        match ev {
+            StreamEvent::Thinking(t) => Delta::Thinking(t.to_string()),
+            StreamEvent::Answer(t) => Delta::Answer(t.to_string()),
+            StreamEvent::Injected { injection, text } => Delta::Injected {
+                kind: injection.kind,
+                at_thinking_token: injection.at_thinking_token,
+                text: text.to_string(),
+            },
+            StreamEvent::Counts { thinking, answer } => Delta::Counts { thinking, answer },
+        }
+    }
 }
 
 /// Everything one generation needs besides the model and the prompt.

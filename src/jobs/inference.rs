@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::CancelToken;
-use crate::generate::{chat, GenerateParams, Generation, InjectionKind, StreamEvent};
+use crate::generate::{chat, Delta, GenerateParams, Generation};
 use crate::model::{load_model_with_progress, ChatMessage, LoadOptions, LoadedModel, ModelFormat};
 
 /// Called after every event so that a UI wakes up.
@@ -30,22 +30,6 @@ pub enum InferenceRequest {
         cancel: CancelToken,
     },
     Unload,
-}
-
-/// A streamed piece of a generation, owned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Delta {
-    Thinking(String),
-    Answer(String),
-    Injected {
-        kind: InjectionKind,
-        at_thinking_token: usize,
-        text: String,
-    },
-    Counts {
-        thinking: usize,
-        answer: usize,
-    },
 }
 
 /// What a loaded model is, for display.
@@ -182,17 +166,7 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                 };
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     chat(m, &messages, &params, &cancel, &mut |ev| {
-                        let delta = match ev {
-                            StreamEvent::Thinking(t) => Delta::Thinking(t.to_string()),
-                            StreamEvent::Answer(t) => Delta::Answer(t.to_string()),
-                            StreamEvent::Injected { injection, text } => Delta::Injected {
-                                kind: injection.kind,
-                                at_thinking_token: injection.at_thinking_token,
-                                text: text.to_string(),
-                            },
-                            StreamEvent::Counts { thinking, answer } => Delta::Counts { thinking, answer },
-                        };
-                        emit(InferenceEvent::Delta { id, delta });
+                        emit(InferenceEvent::Delta { id, delta: ev.into() });
                     })
                 }));
                 match result {

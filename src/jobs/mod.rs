@@ -1,15 +1,15 @@
 //! Long work off the UI thread: cancel tokens, the inference worker, the training and evaluation jobs. The same jobs drive the
 //! CLI and the GUI; nothing here knows about egui (a UI passes a `Notify` to be woken).
 
-mod cancel;
 pub mod curation;
 pub mod evaluation;
 pub mod inference;
 pub mod job;
 pub mod training;
 
-pub use cancel::CancelToken;
+pub use crate::cancel::CancelToken;
+pub use crate::generate::Delta;
 pub use curation::{CurateEvent, CurateJob, CurateRequest};
 pub use evaluation::{EvalEvent, EvalJob, EvalRequest};
-pub use inference::{Delta, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
+pub use inference::{InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 pub use training::TrainingJob;

@@ -9,6 +9,7 @@ pub mod cpu_pool;
 #[cfg(feature = "cuda")]
 pub mod cuda_ops;
 pub mod decoder;
+pub mod device;
 pub mod error;
 pub mod gemm;
 pub mod grad_attention;
@@ -26,6 +27,7 @@ pub mod weights;
 
 pub use config::{Arch, ModelConfig};
 pub use decoder::{Decoder, Logits};
+pub use device::{parse_device, parse_dtype};
 pub use error::ModelError;
 pub use kv_cache::KvCache;
 pub mod loader;

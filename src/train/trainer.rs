@@ -14,7 +14,7 @@ use super::config::{LastBatch, TrainSettings};
 use super::data::{self, Example, MicroBatch, Renderer};
 use super::optim::{self, AdamW};
 use super::step::accumulate_micro_batch;
-use crate::jobs::CancelToken;
+use crate::cancel::CancelToken;
 use crate::model::lora::LoraConfig;
 use crate::model::{load_model, Decoder, LoadOptions, ModelFormat};
 
@@ -99,7 +99,7 @@ pub enum TrainError {
 
 /// Parses "cpu", "cuda" or "cuda:N".
 pub fn device(name: &str) -> Result<Device, TrainError> {
-    crate::cli::parse_device(name).map_err(|e| TrainError::Settings(e.to_string()))
+    crate::model::parse_device(name).map_err(|e| TrainError::Settings(e.to_string()))
 }
 
 /// Renders every row (in parallel); errors name the file and row.

@@ -1,3 +1,5 @@
+//! The device and dtype choices as the command line and the views spell them.
+
 use anyhow::{bail, Context};
 use candle_core::{DType, Device};
 

@@ -1,3 +1,5 @@
+//! The cancel token every layer polls: at the bottom, so that core modules need not import jobs.
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
