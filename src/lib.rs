@@ -11,6 +11,7 @@ pub mod generate;
 pub mod grade;
 pub mod jobs;
 pub mod model;
+pub mod pytext;
 pub mod train;
 pub mod ui;
 pub mod workspace;

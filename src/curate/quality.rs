@@ -73,7 +73,7 @@ pub fn bold_number(question: &str) -> bool {
                 // is `str.isspace()`: Unicode whitespace and U+001C..U+001F.
                 let run_end = question[after..]
                     .char_indices()
-                    .find(|&(_, c)| c == ']' || crate::data::decontam::is_python_space(c))
+                    .find(|&(_, c)| c == ']' || crate::pytext::is_space(c))
                     .map_or(b.len(), |(p, _)| after + p);
                 if b[after..run_end].windows(2).any(|w| w == b"**") {
                     return true;

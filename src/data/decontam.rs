@@ -13,12 +13,6 @@ use std::collections::HashMap;
 /// s1's n.
 pub const N: usize = 8;
 
-/// Whether Python's `str.split()` splits at `c`: Unicode White_Space, and the information
-/// separators U+001C..U+001F, which Python also counts as whitespace (Rust does not).
-pub fn is_python_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 fn fnv(h: u64, bytes: &[u8]) -> u64 {
@@ -46,7 +40,7 @@ fn words(text: &str, spans: &mut Vec<(usize, usize)>, hashes: &mut Vec<u64>) {
         });
     };
     for (i, c) in text.char_indices() {
-        if is_python_space(c) {
+        if crate::pytext::is_space(c) {
             if let Some(s) = start.take() {
                 finish(s, i, h, ascii);
             }

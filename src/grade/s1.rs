@@ -19,6 +19,8 @@
 //! picks the evident intent, and says so: `\fbox{x}` reads `x` (s1's `remove_boxed` only accepts
 //! `\boxed{`), and a `\boxed` not followed by `{` or a space is no boxed answer (step 3 follows).
 
+use crate::pytext::is_space as py_space; // Python's `\s` for `str` patterns
+
 /// The answer delimiter s1 splits on (with its newline).
 pub const ANSWER_SPLIT: &str = "<|im_start|>answer\n";
 /// The turn start s1 splits on when the answer delimiter is absent.
@@ -41,11 +43,6 @@ pub enum Found {
 pub struct S1Answer {
     pub text: String,
     pub found: Found,
-}
-
-/// Python's `\s` for `str` patterns: Unicode white space and the separators U+001C-U+001F.
-fn py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
 }
 
 /// Whether `c` matches the lower-case ASCII letter `want` under Python's `re.IGNORECASE`

@@ -114,11 +114,8 @@ impl S1Row {
     }
 }
 
-/// Python's `str.strip()` with no argument: trims the characters `str.isspace` accepts, which
-/// are Rust's Unicode whitespace plus the separators U+001C..U+001F.
-pub fn py_strip(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
-}
+/// Python's `str.strip()` with no argument (s1's tokenization.py strips with it).
+pub use crate::pytext::strip as py_strip;
 
 /// Reads rows from a `.jsonl` file (one object per line), a `.json` file (an array of objects) or a
 /// `.parquet` file (e.g. the curation export, or a Hugging Face `datasets` file).
