@@ -460,16 +460,13 @@ pub fn classify_domains(
         opts.limit,
         if all { None } else { Some(&survivors) },
     )?;
-    let requests: Vec<Request> = pending
-        .iter()
-        .map(|p| Request {
-            system: Some(classify::SYSTEM.to_string()),
-            user: classify::prompt(&p.question),
-            max_tokens: opts.max_tokens,
-            temperature: opts.temperature,
-            thinking: false,
-        })
-        .collect();
+    let request = |question: &str| Request {
+        system: Some(classify::SYSTEM.to_string()),
+        user: classify::prompt(question),
+        max_tokens: opts.max_tokens,
+        temperature: opts.temperature,
+        thinking: false,
+    };
     let model = backend.name();
     let mut rep = StepReport {
         pending: pending.len(),
@@ -489,7 +486,7 @@ pub fn classify_domains(
             break;
         }
         let last_round = round == how.retries;
-        let asked: Vec<Request> = todo.iter().map(|&i| requests[i].clone()).collect();
+        let asked: Vec<Request> = todo.iter().map(|&i| request(&pending[i].question)).collect();
         let mut again = Vec::new();
         backend.run(&asked, cancel, &mut |j, r| {
             let i = todo[j];

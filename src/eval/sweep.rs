@@ -2,7 +2,7 @@
 //! generated through the engine's budget forcing, graded offline, and appended to
 //! samples.jsonl as each finishes, so a rerun resumes where the last one stopped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -265,16 +265,29 @@ fn thinking_fits(forced_end: bool, thinking_tokens: usize, budget_n: Option<usiz
 
 /// The prompt length s1's `auto` budget subtracts: the longest of the setting's prompts (lm-eval
 /// hands vLLM all of a task's prompts at once); `None` when the setting has no `auto` budget.
-fn longest_prompt(model: &LoadedModel, setting: &Setting, questions: &[Question]) -> Result<Option<usize>, String> {
+/// `lengths` keeps each prompt text's token count, so settings that share prompts render them once.
+fn longest_prompt(
+    model: &LoadedModel,
+    setting: &Setting,
+    questions: &[Question],
+    lengths: &mut HashMap<String, usize>,
+) -> Result<Option<usize>, String> {
     let mut longest = None;
     for q in questions {
         let (text, budget, _, _) = plan(setting, q);
         if budget.max_thinking != MaxThinking::Auto {
             return Ok(None);
         }
-        let prompt = crate::generate::build_prompt(model, &[ChatMessage::new("user", &text)], &budget)
-            .map_err(|e| format!("question {}: {e}", q.id))?;
-        longest = longest.max(Some(prompt.ids.len()));
+        let n = match lengths.get(&text) {
+            Some(&n) => n,
+            None => {
+                let prompt = crate::generate::build_prompt(model, &[ChatMessage::new("user", &text)], &budget)
+                    .map_err(|e| format!("question {}: {e}", q.id))?;
+                lengths.insert(text, prompt.ids.len());
+                prompt.ids.len()
+            }
+        };
+        longest = longest.max(Some(n));
     }
     Ok(longest)
 }
@@ -487,13 +500,17 @@ pub fn run(
     if cut {
         writeln!(file).map_err(|e| format!("{}: {e}", path.display()))?;
     }
+    let mut prompt_lengths = HashMap::new();
     for setting in &cfg.settings {
-        let auto_prompt = longest_prompt(model, setting, questions)?;
         let pending: Vec<(&Question, usize)> = questions
             .iter()
             .flat_map(|q| (0..cfg.samples).map(move |k| (q, k)))
             .filter(|(q, k)| !done.contains(&(setting.key(), q.id.clone(), *k)))
             .collect();
+        if pending.is_empty() {
+            continue;
+        }
+        let auto_prompt = longest_prompt(model, setting, questions, &mut prompt_lengths)?;
         let width = match setting.method {
             Method::Rejection { .. } => 1,
             _ => cfg.batch.max(1),

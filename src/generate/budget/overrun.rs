@@ -34,9 +34,13 @@ impl BudgetForcer {
             return Step::Stop(StopReason::EndOfTurn);
         };
         ov.tail.push(id);
-        let tail = ov.tail.clone();
+        let tail = std::mem::take(&mut ov.tail);
+        let matched = self.end_match(&tail, id);
+        if let Some(ov) = self.overrun.as_mut() {
+            ov.tail = tail;
+        }
         let max = self.max.unwrap_or(usize::MAX);
-        if let Some(len) = self.end_match(&tail, id) {
+        if let Some(len) = matched {
             let room = self.generated - (len - 1) + self.ignore_ids.len() < self.max_new_tokens;
             if self.waits < self.num_ignore && room {
                 self.next_round();
