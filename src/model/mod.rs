@@ -27,7 +27,7 @@ pub mod weights;
 
 pub use config::{Arch, ModelConfig};
 pub use decoder::{Decoder, Logits};
-pub use device::{parse_device, parse_dtype};
+pub use device::{available_devices, parse_device, parse_dtype, DeviceChoice, DeviceInfo};
 pub use error::ModelError;
 pub use kv_cache::KvCache;
 pub mod loader;
