@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::job::Job;
+use super::job::{Job, JobEvent};
 use super::CancelToken;
 use crate::curate::annotate::{self, GenOptions, Grader};
 use crate::curate::backend::ModelChoice;
@@ -100,6 +100,12 @@ pub enum CurateEvent {
 }
 
 pub type CurateJob = Job<CurateEvent>;
+
+impl JobEvent for CurateEvent {
+    fn failed(message: String) -> Self {
+        CurateEvent::Finished(Err(message))
+    }
+}
 
 /// The sample pool compiled in: (file name, contents).
 pub const SAMPLE_POOL: [(&str, &str); 3] = [

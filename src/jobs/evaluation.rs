@@ -2,12 +2,18 @@
 //! last always `Finished`) over the job's bounded channel, a cancel token for Stop, and a
 //! notifier that wakes the UI.
 
-use super::job::Job;
+use super::job::{Job, JobEvent};
 use super::Notify;
 use crate::eval::{EvalEvent, EvalRequest};
 
 /// A running (or finished) sweep.
 pub type EvalJob = Job<EvalEvent>;
+
+impl JobEvent for EvalEvent {
+    fn failed(message: String) -> Self {
+        EvalEvent::Finished(Err(message))
+    }
+}
 
 impl EvalJob {
     /// Starts the sweep `req` on its own thread ("s1-eval").

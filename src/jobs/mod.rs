@@ -13,4 +13,5 @@ pub use crate::generate::Delta;
 pub use curation::{CurateEvent, CurateJob, CurateRequest};
 pub use evaluation::EvalJob;
 pub use inference::{InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
+pub use job::{Job, JobEvent};
 pub use training::TrainingJob;
