@@ -373,7 +373,7 @@ pub fn to_record(
         }
     };
     Ok(Record {
-        key: crate::curate::question_key(&question),
+        key: super::question_key(&question),
         question,
         solution,
         answer,
