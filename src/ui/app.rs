@@ -14,7 +14,6 @@ use super::train_state::{TrainPath, TrainState};
 use super::{chat_ui, curate_ui, eval_ui, train_ui};
 use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
-use crate::model::LoadOptions;
 
 /// What the UI asks for; side effects happen in [`StudioApp::handle_commands`] only.
 #[derive(Debug, Clone, PartialEq)]
@@ -383,7 +382,7 @@ impl StudioApp {
                     };
                     if !self.inference.send(InferenceRequest::Load {
                         path: path.clone(),
-                        options: LoadOptions::default(),
+                        device: crate::model::DeviceChoice::default(),
                     }) {
                         self.model = ModelStatus::Failed {
                             path,

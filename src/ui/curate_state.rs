@@ -106,6 +106,7 @@ impl CurateForm {
             return Ok(ModelChoice::Local {
                 path: PathBuf::from(p),
                 batch: self.batch.max(1),
+                device: crate::model::DeviceChoice::default(),
             });
         }
         self.endpoint().map(ModelChoice::Endpoint)

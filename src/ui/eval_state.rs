@@ -114,6 +114,7 @@ impl EvalForm {
                 extraction: self.extraction,
             },
             out: PathBuf::from(self.out.trim()),
+            device: crate::model::DeviceChoice::default(),
         })
     }
 }

@@ -7,6 +7,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::app::{Command, StudioApp};
 use super::train_state::{TrainPath, TrainStatus};
+use crate::model::DeviceChoice;
 use crate::train::config::{LastBatch, LossWeighting, TrainDtype};
 use crate::train::mask::LossMask;
 use crate::train::TrainSettings;
@@ -249,19 +250,19 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             "Keep only each layer's input and run the layer again in the backward pass: less memory, ~30% more compute",
         );
         egui::ComboBox::from_label("Device")
-            .selected_text(s.device.clone())
+            .selected_text(s.device.to_string())
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut s.device, "cpu".to_string(), "cpu");
+                ui.selectable_value(&mut s.device, DeviceChoice::Cpu, "cpu");
                 if cfg!(feature = "cuda") {
-                    ui.selectable_value(&mut s.device, "cuda".to_string(), "cuda");
+                    ui.selectable_value(&mut s.device, DeviceChoice::Cuda(0), "cuda");
                 }
             })
             .response
             .on_hover_text("Where the model trains (CUDA when this build has it)");
-        if s.device == "cpu" {
+        if s.device.is_cpu() {
             s.dtype = TrainDtype::F32;
         }
-        ui.add_enabled_ui(s.device != "cpu", |ui| {
+        ui.add_enabled_ui(!s.device.is_cpu(), |ui| {
             egui::ComboBox::from_label("Precision")
                 .selected_text(format!("{:?}", s.dtype).to_lowercase())
                 .show_ui(ui, |ui| {
