@@ -151,7 +151,7 @@ fn the_shared_pool_through_the_whole_funnel() {
         .filter(|q| math500.contains(q))
         .collect();
     assert_eq!(reused.len(), 1);
-    let key = s1_studio::curate::question_key(&reused[0]);
+    let key = s1_studio::data::question_key(&reused[0]);
     let flagged: i64 = ws
         .conn
         .query_row(

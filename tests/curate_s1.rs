@@ -330,7 +330,7 @@ fn the_aime_year_rule_reads_s1s_id() {
     let mut ws = Workspace::open(&dir.path().join("ws")).unwrap();
     import::import(&mut ws, &file, &Default::default(), |_| {}).unwrap();
     // The metadata is stored as s1 wrote it.
-    let first = s1_studio::curate::question_key(s1_rows[0]["question"].as_str().unwrap());
+    let first = s1_studio::data::question_key(s1_rows[0]["question"].as_str().unwrap());
     let stored: String = ws
         .conn
         .query_row("SELECT metadata FROM questions WHERE key = ?1", [&first], |r| r.get(0))
@@ -346,7 +346,7 @@ fn the_aime_year_rule_reads_s1s_id() {
             let id = m.split("'ID': '").nth(1).unwrap();
             id.split('-').next().unwrap().parse::<i64>().unwrap() > 2022
         })
-        .map(|r| s1_studio::curate::question_key(r["question"].as_str().unwrap()))
+        .map(|r| s1_studio::data::question_key(r["question"].as_str().unwrap()))
         .collect();
     assert_eq!(after.len(), 30);
     let d = decontam::run(&mut ws, &[]).unwrap();
@@ -407,7 +407,7 @@ fn cross_source_decontamination_as_collect_data() {
         }
         let g = grams(q);
         if !g.iter().any(|g| eval.contains(g)) && g.iter().any(|g| test_set.contains(g)) {
-            want.insert(s1_studio::curate::question_key(q));
+            want.insert(s1_studio::data::question_key(q));
         }
     }
     assert!(want.len() > 100, "{}", want.len());

@@ -503,7 +503,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                                 row.columns
                                     .get("question")
                                     .and_then(|v| v.as_str())
-                                    .map(crate::curate::question_key)
+                                    .map(crate::data::question_key)
                             });
                         let dom = row.columns.get("domain").map(|v| match v {
                             serde_json::Value::String(s) => s.clone(),
