@@ -251,7 +251,13 @@ impl Backend for Endpoint {
 #[derive(Debug, Clone)]
 pub enum ModelChoice {
     Endpoint(Endpoint),
-    Local { path: std::path::PathBuf, batch: usize },
+    Local {
+        path: std::path::PathBuf,
+        batch: usize,
+        device: crate::model::DeviceChoice,
+        /// None: the checkpoint's own.
+        dtype: Option<candle_core::DType>,
+    },
 }
 
 impl ModelChoice {
@@ -266,9 +272,19 @@ impl ModelChoice {
     pub fn open(&self) -> anyhow::Result<Box<dyn Backend>> {
         Ok(match self {
             ModelChoice::Endpoint(e) => Box::new(e.clone()),
-            ModelChoice::Local { path, batch } => {
-                let model = crate::model::load_model(path, &Default::default())
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            ModelChoice::Local {
+                path,
+                batch,
+                device,
+                dtype,
+            } => {
+                let opts = crate::model::LoadOptions {
+                    device: device.open()?,
+                    dtype: *dtype,
+                    dequantize: false,
+                };
+                let model = crate::model::load_model(path, &opts)
+                    .map_err(|e| anyhow::anyhow!("loading {}: {e}", path.display()))?;
                 Box::new(Local {
                     model,
                     name: local_name(path),
