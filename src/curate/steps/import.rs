@@ -120,7 +120,7 @@ pub const SAMPLE_POOL: [(&str, &str); 3] = [
 pub enum Imported {
     /// Imported: the report, its column mapping as JSON, and the seconds it took.
     File {
-        report: ImportReport,
+        report: Box<ImportReport>,
         mapping: String,
         seconds: f64,
     },
@@ -141,7 +141,7 @@ pub fn import_files(
         let report = import(ws, f, opts, &mut *progress)?;
         out.push(Imported::File {
             mapping: serde_json::to_string(&report.mapping)?,
-            report,
+            report: Box::new(report),
             seconds: started.elapsed().as_secs_f64(),
         });
     }
