@@ -10,7 +10,7 @@ use super::app::{Command, StudioApp};
 use super::curate_state::{CuratePath, RowFilter, SortBy};
 use crate::curate::classify;
 use crate::curate::quality::Rule;
-use crate::curate::rule_config::RulesChange;
+use crate::curate::rule_config::{RulesChange, RulesConfig};
 use crate::curate::steps::annotate::GenOptions;
 use crate::curate::steps::attempts::{self, Grader};
 use crate::curate::steps::selection::Method;
@@ -130,7 +130,10 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         }
         let mut require = match &app.curate.require_edit {
             Some(t) => t.clone(),
-            None => snap.map(|s| s.rules_config.required.join(",")).unwrap_or_default(),
+            None => snap
+                .map(|s| s.rules_config.required.clone())
+                .unwrap_or_else(|| RulesConfig::default().required)
+                .join(","),
         };
         if field(ui, "Required", &mut require, "fields the missing-field rule requires: solution, answer, trace, attempt") {
             app.curate.require_edit = Some(require);
