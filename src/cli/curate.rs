@@ -311,7 +311,8 @@ fn bar(what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// The step a subcommand runs (None: `report` and `settings`, which only read or set options).
+/// The step a subcommand runs (`report` and `settings` are not steps: they read the funnel or set
+/// how it reads the pool, and [`run`] handles them itself).
 fn step(command: CurateCommand) -> anyhow::Result<Step> {
     Ok(match command {
         CurateCommand::Import(args) => Step::Import {
