@@ -1,9 +1,7 @@
-//! The command line: one file per subcommand, each a thin wrapper over the library.
+//! The command line: one file per subcommand, each a thin wrapper over the library; bench/ holds
+//! the performance benchmarks.
 
 mod bench;
-mod bench_curate;
-mod bench_grads;
-mod bench_train;
 mod curate;
 mod eval;
 mod generate;

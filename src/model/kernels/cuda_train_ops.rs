@@ -1,5 +1,5 @@
 //! Launchers of kernels/train_ops.cu (built to PTX by build.rs): the CUDA side of the fused
-//! training ops of grad_ops.rs (RMSNorm, causal softmax, SwiGLU and their backwards, in f32 or
+//! training ops of fused_ops.rs (RMSNorm, causal softmax, SwiGLU and their backwards, in f32 or
 //! bf16 storage with f32 arithmetic), the fused AdamW update and the gradient sum of squares.
 
 use candle_core::backend::BackendStorage;
@@ -170,7 +170,7 @@ fn launch_csm_fwd<T: CudaDType + DeviceRepr + WithDType>(
     Ok(CudaStorage::wrap_cuda_slice(p, dev.clone()))
 }
 
-/// Causal softmax of `scale * s` (see grad_ops::causal_softmax).
+/// Causal softmax of `scale * s` (see fused_ops::causal_softmax).
 pub fn csm_fwd(s: &CudaStorage, sl: &Layout, scale: f32, t: usize, start: usize) -> Result<CudaStorage> {
     by_dtype!(s.dtype(), launch_csm_fwd(s, sl, scale, t, start))
 }
