@@ -12,6 +12,8 @@ use rayon::prelude::*;
 use super::data::IGNORE;
 use crate::model::kernels::cpu_gemm::{matmul_rows, transpose};
 use crate::model::kernels::cpu_vmath;
+#[cfg(feature = "cuda")]
+use crate::model::kernels::{cuda_fwd, cuda_train_ops};
 
 /// Rows of logits computed at once for a vocabulary: about 4M floats (16 MB), 16 to 256 rows.
 pub fn chunk_rows(vocab: usize) -> usize {
@@ -115,19 +117,10 @@ impl CustomOp2 for RowCrossEntropy {
         candle_core::bail!("s1-row-cross-entropy runs on CUDA (the CPU uses the fused head op)")
     }
 
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ts: &candle_core::CudaStorage,
-        tl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (xs, xl), (ts, tl)| {
         let rows = xl.shape().dims2()?.0;
-        Ok((
-            crate::model::kernels::cuda_train_ops::ce_fwd((xs, xl), (ts, tl))?,
-            Shape::from(rows),
-        ))
-    }
+        Ok((cuda_train_ops::ce_fwd((xs, xl), (ts, tl))?, Shape::from(rows)))
+    });
 
     fn bwd(&self, x: &Tensor, t: &Tensor, _loss: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = g.to_dtype(DType::F32)?.contiguous()?;
@@ -157,18 +150,10 @@ impl CustomOp3 for RowCrossEntropyBwd {
         candle_core::bail!("s1-row-cross-entropy-bwd runs on CUDA")
     }
 
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ts: &candle_core::CudaStorage,
-        tl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let dx = crate::model::kernels::cuda_train_ops::ce_bwd((xs, xl), (ts, tl), (gs, gl))?;
+    cuda_fwd!(|self, (xs, xl), (ts, tl), (gs, gl)| {
+        let dx = cuda_train_ops::ce_bwd((xs, xl), (ts, tl), (gs, gl))?;
         Ok((dx, xl.shape().clone()))
-    }
+    });
 }
 
 /// Gradients computed in the forward (of the weighted losses), for a backward whose upstream

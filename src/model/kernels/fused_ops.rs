@@ -62,19 +62,12 @@ impl CustomOp2 for RmsNorm {
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (xs, xl), (ws, wl)| {
         Ok((
             super::cuda_train_ops::rms_fwd(xs, xl, ws, wl, self.eps)?,
             xl.shape().clone(),
         ))
-    }
+    });
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let h = w.elem_count();
@@ -117,21 +110,12 @@ impl CustomOp3 for RmsNormBwd {
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, h))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (xs, xl), (ws, wl), (gs, gl)| {
         let h = wl.shape().elem_count();
         let rows = xl.shape().elem_count() / h;
         let out = super::cuda_train_ops::rms_bwd((xs, xl), (ws, wl), (gs, gl), self.eps)?;
         Ok((out, Shape::from((rows + 1, h))))
-    }
+    });
 }
 
 /// `y = x / sqrt(mean(x^2) + eps) * w` for each row of `x` (rows of `w.len()`), in parallel.
@@ -338,11 +322,10 @@ impl CustomOp1 for CausalSoftmax {
         Ok((CpuStorage::F32(p), sl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, ss: &candle_core::CudaStorage, sl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (ss, sl)| {
         let p = super::cuda_train_ops::csm_fwd(ss, sl, self.scale, self.t, self.start)?;
         Ok((p, sl.shape().clone()))
-    }
+    });
 
     fn bwd(&self, _s: &Tensor, p: &Tensor, dp: &Tensor) -> Result<Option<Tensor>> {
         let ds = p.apply_op2_no_bwd(&dp.contiguous()?, &SoftmaxBwd { scale: self.scale })?;
@@ -381,17 +364,10 @@ impl CustomOp2 for SoftmaxBwd {
         Ok((CpuStorage::F32(ds), pl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        ps: &candle_core::CudaStorage,
-        pl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (ps, pl), (gs, gl)| {
         let ds = super::cuda_train_ops::csm_bwd((ps, pl), (gs, gl), self.scale)?;
         Ok((ds, pl.shape().clone()))
-    }
+    });
 }
 
 /// Softmax of `scale * scores` over the last axis under a causal mask: `scores` is
@@ -427,19 +403,12 @@ impl CustomOp2 for SwiGlu {
         Ok((CpuStorage::F32(y), gl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        us: &candle_core::CudaStorage,
-        ul: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (gs, gl), (us, ul)| {
         Ok((
             super::cuda_train_ops::swiglu_fwd((gs, gl), (us, ul))?,
             gl.shape().clone(),
         ))
-    }
+    });
 
     fn bwd(&self, g: &Tensor, u: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let packed = g.apply_op3_no_bwd(u, &dy.contiguous()?, &SwiGluBwd)?;
@@ -480,22 +449,13 @@ impl CustomOp3 for SwiGluBwd {
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        us: &candle_core::CudaStorage,
-        ul: &Layout,
-        ds: &candle_core::CudaStorage,
-        dl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (gs, gl), (us, ul), (ds, dl)| {
         let n = gl.shape().elem_count();
         Ok((
             super::cuda_train_ops::swiglu_bwd((gs, gl), (us, ul), (ds, dl))?,
             Shape::from((2, n)),
         ))
-    }
+    });
 }
 
 /// `silu(g) * u` elementwise (contiguous f32 on the CPU), with a backward.
@@ -521,17 +481,11 @@ impl CustomOp2 for Embedding {
         candle_core::bail!("s1-embedding runs on CUDA (the CPU uses index_select)")
     }
 
-    fn cuda_fwd(
-        &self,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-        is: &candle_core::CudaStorage,
-        il: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (ws, wl), (is, il)| {
         let h = wl.shape().dims2()?.1;
         let n = il.shape().elem_count();
         Ok((super::cuda_train_ops::emb_fwd((ws, wl), (is, il))?, Shape::from((n, h))))
-    }
+    });
 
     fn bwd(&self, w: &Tensor, ids: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let vocab = w.dim(0)?;
@@ -556,17 +510,11 @@ impl CustomOp2 for EmbeddingBwd {
         candle_core::bail!("s1-embedding-bwd runs on CUDA")
     }
 
-    fn cuda_fwd(
-        &self,
-        is: &candle_core::CudaStorage,
-        il: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (is, il), (gs, gl)| {
         let h = gl.shape().dims2()?.1;
         let dw = super::cuda_train_ops::emb_bwd(self.vocab, (is, il), (gs, gl))?;
         Ok((dw, Shape::from((self.vocab, h))))
-    }
+    });
 }
 
 /// Rows `ids` (u32, any shape, flattened) of `table` `[vocab, h]` as `[n, h]`, with a backward
