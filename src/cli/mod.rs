@@ -40,7 +40,7 @@ pub enum Command {
     Curate(curate::CurateArgs),
     /// Grade responses against references offline (MATH/AIME/GSM8K/multiple choice)
     Grade(grade::GradeArgs),
-    /// Benchmarks against named baselines
+    /// Performance benchmarks against named baselines, measured in the same run
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
