@@ -1,23 +1,18 @@
 //! Curation (S1_RECIPE.md §1): from a question pool to an s1K-style selection, over a workspace
-//! (src/workspace): import, the quality rules, decontamination, traces and their lengths,
-//! difficulty attempts, domains, the seeded s1 sampler and its ablations, export and the funnel.
+//! (src/workspace). The steps a front-end runs on a workspace (import, rules, decontamination,
+//! traces, attempts, domains, selection, export, marks) are in [`steps`], behind one
+//! [`steps::run`]; beside it are the algorithms they apply and what they share: the quality rules
+//! and their stored configuration, s1's sampler, the judge and classification protocols, the
+//! funnel, the model backends.
 
-pub mod annotate;
 pub mod backend;
 pub mod classify;
-pub mod decontam;
-pub mod export;
 pub mod funnel;
-pub mod import;
 pub mod judge;
 pub mod pyrepr;
 pub mod quality;
-pub mod rules;
+pub mod rule_config;
 pub mod scan;
 pub mod select;
-pub mod selection;
-pub mod snapshot;
 pub mod sources;
-
-/// Question keys live with the records (src/data/key.rs); curation names them here too.
-pub use crate::data::question_key;
+pub mod steps;

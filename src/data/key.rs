@@ -1,4 +1,5 @@
-//! Question keys: how the pool, the evaluation sets and decontamination name a question.
+//! Question keys: the first 16 hex digits of sha256 of a question's text, as s1 keys its rows.
+//! Every workspace table, decontamination hit and selection names a question by this key.
 
 /// A question's key: the first 16 hex digits of sha256 of its text (s1's).
 pub fn question_key(question: &str) -> String {

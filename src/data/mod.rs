@@ -1,5 +1,5 @@
 //! Records and pools: reading dataset files (JSONL, JSON, Parquet), the known source shapes and
-//! column mapping, writing Parquet, question keys, and n-gram decontamination.
+//! column mapping, question keys, writing Parquet, and n-gram decontamination.
 
 pub mod decontam;
 pub mod key;

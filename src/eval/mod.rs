@@ -1,8 +1,8 @@
-//! Evaluation: benchmarks, budget sweeps through the engine's budget forcing, the s1 metrics
-//! (Control, Scaling, Performance), the test-time-scaling plot, and one evaluation from request
-//! to metrics with its progress events.
+//! Evaluation: benchmarks (the question sets, bundled or a user's file), budget sweeps through the
+//! engine's budget forcing, the s1 metrics (Control, Scaling, Performance), the test-time-scaling
+//! plot, and one evaluation from request to metrics with its progress events.
 
-pub mod bench;
+pub mod benchmarks;
 pub mod events;
 pub mod metrics;
 pub mod plot;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use super::events::EvalEvent;
 use super::sweep::{self, Sample, SweepConfig};
-use super::{bench, metrics};
+use super::{benchmarks, metrics};
 use crate::cancel::CancelToken;
 use crate::model::{load_model, DeviceChoice, LoadOptions};
 
@@ -41,7 +41,7 @@ fn sweep_all(
     cancel: &CancelToken,
     emit: &mut dyn FnMut(EvalEvent),
 ) -> Result<metrics::SweepMetrics, String> {
-    let bench = bench::load(&req.bench, None)?;
+    let bench = benchmarks::load(&req.bench, None)?;
     let opts = LoadOptions {
         device: req.device.open().map_err(|e| format!("{e:#}"))?,
         ..LoadOptions::default()

@@ -10,7 +10,7 @@ pub mod training;
 pub use crate::cancel::CancelToken;
 pub use crate::eval::{EvalEvent, EvalRequest};
 pub use crate::generate::Delta;
-pub use curation::{CurateEvent, CurateJob, CurateRequest};
+pub use curation::{CurateEvent, CurateJob, CurateReader};
 pub use evaluation::EvalJob;
 pub use inference::{InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 pub use job::{Job, JobEvent};

@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use super::app::StudioApp;
 use crate::curate::backend::{Endpoint, ModelChoice};
-use crate::curate::quality::Rule;
-use crate::curate::selection::{Method, SelectOptions};
-use crate::curate::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
-use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateRequest};
-use crate::workspace::{Manual, Workspace};
+use crate::curate::rule_config::RulesChange;
+use crate::curate::steps::selection::{Method, SelectOptions};
+use crate::curate::steps::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
+use crate::curate::steps::{Report, Step};
+use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateReader};
+use crate::workspace::Manual;
 
 /// Which path a picker fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,17 +21,14 @@ pub enum CuratePath {
     Export,
 }
 
-/// The form, as typed.
+/// The form, as typed. The rule configuration is not here: the workspace keeps it (older
+/// settings files' `rules_off` and `require` are read and ignored).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct CurateForm {
     pub import_path: String,
     /// `field=column` overrides.
     pub mapping: String,
-    /// Rules switched off (by name).
-    pub rules_off: Vec<String>,
-    /// Fields the missing-field rule requires.
-    pub require: String,
     /// tokenizer.json (or its folder) for trace lengths.
     pub tokenizer: String,
     /// An OpenAI-compatible endpoint for traces, attempts and domains.
@@ -63,8 +61,6 @@ impl Default for CurateForm {
         Self {
             import_path: String::new(),
             mapping: String::new(),
-            rules_off: Vec::new(),
-            require: "solution,trace".into(),
             tokenizer: String::new(),
             endpoint: "http://localhost:8000/v1".into(),
             endpoint_model: String::new(),
@@ -107,6 +103,7 @@ impl CurateForm {
                 path: PathBuf::from(p),
                 batch: self.batch.max(1),
                 device: crate::model::DeviceChoice::default(),
+                dtype: None,
             });
         }
         self.endpoint().map(ModelChoice::Endpoint)
@@ -140,23 +137,8 @@ impl CurateForm {
         (!t.is_empty()).then(|| PathBuf::from(t))
     }
 
-    pub fn rules_request(&self) -> CurateRequest {
-        CurateRequest::Rules {
-            enabled: Rule::ALL
-                .into_iter()
-                .filter(|r| !self.rules_off.iter().any(|o| o == r.name()))
-                .collect(),
-            required: self
-                .require
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-        }
-    }
-
-    pub fn select_request(&self) -> CurateRequest {
-        CurateRequest::Select(SelectOptions {
+    pub fn select_request(&self) -> Step {
+        Step::Select(SelectOptions {
             method: self.method,
             seed: self.seed,
             target: self.target,
@@ -165,7 +147,7 @@ impl CurateForm {
     }
 
     /// The export files: the path as given with `.jsonl` and `.parquet`.
-    pub fn export_request(&self) -> Result<CurateRequest, String> {
+    pub fn export_request(&self) -> Result<Step, String> {
         let p = self.export_path.trim();
         if p.is_empty() {
             return Err("give an export path".into());
@@ -175,7 +157,7 @@ impl CurateForm {
             Some("jsonl") | Some("parquet") => base.with_extension(""),
             _ => base,
         };
-        Ok(CurateRequest::Export {
+        Ok(Step::Export {
             selection: None,
             out: vec![stem.with_extension("jsonl"), stem.with_extension("parquet")],
         })
@@ -227,11 +209,33 @@ pub struct CurateState {
     visible_for: Option<(String, RowFilter, SortBy, bool, usize)>,
     pub selected: Option<String>,
     pub detail: Option<QuestionDetail>,
+    /// The inspector's reads and Include/Exclude, beside a running step (started on first use).
+    pub reader: Option<CurateReader>,
+    /// The required fields as typed, until Run rules sends them (None: the workspace's).
+    pub require_edit: Option<String>,
 }
 
 impl CurateState {
     pub fn is_running(&self) -> bool {
         self.job.is_some()
+    }
+
+    /// Takes a snapshot unless the one shown was read later (a mark's and a step's can cross).
+    fn apply_snapshot(&mut self, s: PoolSnapshot) -> bool {
+        if self.snapshot.as_ref().is_some_and(|old| old.taken > s.taken) {
+            return false;
+        }
+        self.snapshot = Some(s);
+        true
+    }
+
+    /// The Run rules step: the rule configuration as the workspace keeps it, with the required
+    /// fields as typed.
+    pub fn rules_step(&mut self) -> Step {
+        Step::Rules(RulesChange {
+            require: self.require_edit.take().map(|r| RulesChange::fields(&r)),
+            ..Default::default()
+        })
     }
 
     /// Recomputes the visible rows when the search, filter, sort or snapshot changed.
@@ -283,7 +287,7 @@ impl StudioApp {
     }
 
     /// Starts a curation step on the workspace (one at a time).
-    pub fn start_curate(&mut self, req: CurateRequest) {
+    pub fn start_curate(&mut self, req: Step) {
         let Some(dir) = self.workspace_dir() else {
             self.curate.error = Some("choose a workspace folder first (top bar)".into());
             return;
@@ -319,33 +323,34 @@ impl StudioApp {
             self.curate.snapshot = None;
             self.curate.selected = None;
             self.curate.detail = None;
-            self.start_curate(CurateRequest::Refresh);
+            self.start_curate(Step::Refresh);
         }
     }
 
     pub(super) fn drain_curate(&mut self, budget: Duration) {
         let start = Instant::now();
         let mut finished = false;
-        if let Some(job) = &self.curate.job {
-            while start.elapsed() < budget {
-                let Ok(ev) = job.events.try_recv() else { break };
-                match ev {
-                    CurateEvent::Progress { done, total } => self.curate.progress = (done, total),
-                    CurateEvent::Log(l) => self.curate.log.push(l),
-                    CurateEvent::Snapshot(s) => {
-                        self.curate.snapshot = Some(*s);
+        while start.elapsed() < budget {
+            let Some(Ok(ev)) = self.curate.job.as_ref().map(|j| j.events.try_recv()) else {
+                break;
+            };
+            match ev {
+                CurateEvent::Progress { done, total } => self.curate.progress = (done, total),
+                CurateEvent::Log(l) => self.curate.log.push(l),
+                CurateEvent::Snapshot(s) => {
+                    if self.curate.apply_snapshot(*s) {
                         self.curate_generation += 1;
                     }
-                    CurateEvent::Finished(r) => {
-                        match r {
-                            Ok(msg) => self.curate.log.push(msg),
-                            Err(e) => {
-                                self.curate.log.push(format!("failed: {e}"));
-                                self.curate.error = Some(e);
-                            }
+                }
+                CurateEvent::Finished(r) => {
+                    match r {
+                        Ok(report) => self.curate.log.push(report.to_string().trim_end().to_string()),
+                        Err(e) => {
+                            self.curate.log.push(format!("failed: {e}"));
+                            self.curate.error = Some(e);
                         }
-                        finished = true;
                     }
+                    finished = true;
                 }
             }
         }
@@ -356,30 +361,75 @@ impl StudioApp {
                 self.select_question(&k);
             }
         }
+        self.drain_curate_reader(budget);
         if self.curate.log.len() > 200 {
             self.curate.log.drain(..100);
         }
     }
 
-    /// Opens a question in the inspector.
-    pub fn select_question(&mut self, key: &str) {
-        self.curate.selected = Some(key.to_string());
-        self.curate.detail = self
-            .workspace_dir()
-            .and_then(|d| Workspace::open_existing(&d).ok())
-            .and_then(|ws| crate::curate::snapshot::detail(&ws, key).ok());
+    /// The reader's answers: the inspector's question, marks done (then the question again).
+    fn drain_curate_reader(&mut self, budget: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < budget {
+            let Some(Ok(ev)) = self.curate.reader.as_ref().map(|r| r.events().try_recv()) else {
+                break;
+            };
+            match ev {
+                CurateEvent::Progress { .. } => {}
+                CurateEvent::Log(l) => self.curate.log.push(l),
+                CurateEvent::Snapshot(s) => {
+                    if self.curate.apply_snapshot(*s) {
+                        self.curate_generation += 1;
+                    }
+                }
+                CurateEvent::Finished(Ok(Report::Detail(d))) => {
+                    if self.curate.selected.as_deref() == Some(d.key.as_str()) {
+                        self.curate.detail = Some(*d);
+                    }
+                }
+                CurateEvent::Finished(Ok(report)) => {
+                    self.curate.log.push(report.to_string().trim_end().to_string());
+                    if let Some(k) = self.curate.selected.clone() {
+                        self.select_question(&k);
+                    }
+                }
+                CurateEvent::Finished(Err(e)) => self.curate.error = Some(e),
+            }
+        }
     }
 
-    /// Includes or excludes a question by hand (None: back to the funnel's verdict); persisted at
-    /// once, then the pool is re-read.
-    pub fn mark_question(&mut self, key: &str, manual: Option<Manual>) {
+    /// Sends a quick step to the reader thread (started on first use).
+    fn send_to_reader(&mut self, step: Step) {
         let Some(dir) = self.workspace_dir() else { return };
-        match Workspace::open_existing(&dir).and_then(|ws| ws.set_manual(key, manual)) {
-            Ok(()) => {
-                self.select_question(key);
-                self.start_curate(CurateRequest::Refresh);
+        if self.curate.reader.is_none() {
+            match CurateReader::start(self.notify.clone()) {
+                Ok(r) => self.curate.reader = Some(r),
+                Err(e) => {
+                    self.curate.error = Some(format!("could not start the curation reader: {e}"));
+                    return;
+                }
             }
-            Err(e) => self.curate.error = Some(e.to_string()),
         }
+        if let Some(Err(e)) = self.curate.reader.as_ref().map(|r| r.send(dir, step)) {
+            self.curate.reader = None;
+            self.curate.error = Some(e);
+        }
+    }
+
+    /// Opens a question in the inspector (read on the reader thread; shown when it arrives).
+    pub fn select_question(&mut self, key: &str) {
+        self.curate.selected = Some(key.to_string());
+        self.send_to_reader(Step::Inspect { key: key.to_string() });
+    }
+
+    /// Includes or excludes a question by hand (None: back to the funnel's verdict), on the
+    /// reader thread: persisted there (waiting, off this thread, for a running step's write),
+    /// then the pool and the question are read again.
+    pub fn mark_question(&mut self, key: &str, manual: Option<Manual>) {
+        self.curate.error = None;
+        self.send_to_reader(Step::Mark {
+            keys: vec![key.to_string()],
+            manual,
+        });
     }
 }

@@ -10,8 +10,11 @@ use super::app::{Command, StudioApp};
 use super::curate_state::{CuratePath, RowFilter, SortBy};
 use crate::curate::classify;
 use crate::curate::quality::Rule;
-use crate::curate::selection::Method;
-use crate::jobs::CurateRequest;
+use crate::curate::rule_config::{RulesChange, RulesConfig};
+use crate::curate::steps::annotate::GenOptions;
+use crate::curate::steps::attempts::{self, Grader};
+use crate::curate::steps::selection::Method;
+use crate::curate::steps::{domains, traces, DomainSource, Step, TraceSource};
 use crate::workspace::Manual;
 
 fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
@@ -27,7 +30,7 @@ fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool
 
 fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     let running = app.curate.is_running();
-    let mut req: Option<CurateRequest> = None;
+    let mut req: Option<Step> = None;
     let mut pick: Option<CuratePath> = None;
     if app.settings.workspace.is_none() {
         ui.label("Choose a workspace folder (top bar): the pool and every annotation are kept there.");
@@ -44,7 +47,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             .on_hover_text("6,150 competition questions with reference solutions (MIT), from assets/")
             .clicked()
         {
-            req = Some(CurateRequest::ImportSample);
+            req = Some(Step::ImportSample);
         }
         let f = &mut app.settings.curate;
         ui.horizontal(|ui| {
@@ -59,9 +62,12 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 app.curate.error = Some("give a file to import".into());
             } else {
                 let mapping = (!f.mapping.trim().is_empty()).then(|| f.mapping.trim().to_string());
-                req = Some(CurateRequest::Import {
+                req = Some(Step::Import {
                     files: vec![f.import_path.trim().into()],
-                    mapping,
+                    options: crate::curate::steps::import::ImportOptions {
+                        mapping,
+                        ..Default::default()
+                    },
                 });
             }
         }
@@ -81,14 +87,21 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 .on_hover_text("Stand-ins where no reasoning model is at hand: each reference solution becomes the trace")
                 .clicked()
             {
-                req = Some(CurateRequest::TracesFromColumn {
-                    column: "solution".into(),
+                req = Some(Step::Traces {
+                    from: TraceSource::Column("solution".into()),
                     tokenizer: f.tokenizer(),
+                    remeasure: false,
                 });
             }
             if ui.button("Measure lengths").clicked() {
                 match f.tokenizer() {
-                    Some(t) => req = Some(CurateRequest::MeasureTraces { tokenizer: t }),
+                    Some(t) => {
+                        req = Some(Step::Traces {
+                            from: TraceSource::Existing,
+                            tokenizer: Some(t),
+                            remeasure: false,
+                        })
+                    }
                     None => app.curate.error = Some("choose a tokenizer first".into()),
                 }
             }
@@ -96,34 +109,39 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("3. Quality");
-        let hits: Vec<Option<usize>> = Rule::ALL
-            .iter()
-            .map(|r| {
-                app.curate
-                    .snapshot
-                    .as_ref()
-                    .filter(|s| s.rules_ran)
-                    .and_then(|s| s.rules.iter().find(|c| c.rule == *r).map(|c| c.hits))
-            })
-            .collect();
-        let f = &mut app.settings.curate;
-        for (r, n) in Rule::ALL.into_iter().zip(hits) {
-            let mut on = !f.rules_off.iter().any(|o| o == r.name());
-            let text = match n {
-                Some(n) => format!("{} ({n})", r.describe()),
+        // Which rules are on and the required fields: as the workspace keeps them (the command
+        // line's `curate rules` changes the same), changed through the curation job.
+        let snap = app.curate.snapshot.as_ref();
+        for r in Rule::ALL {
+            let count = snap.and_then(|s| s.rules.iter().find(|c| c.rule == r));
+            let mut on = snap.is_none_or(|s| s.rules_config.enabled.contains(&r));
+            let text = match count.filter(|_| snap.is_some_and(|s| s.rules_ran)) {
+                Some(c) => format!("{} ({})", r.describe(), c.hits),
                 None => r.describe().to_string(),
             };
             if ui.checkbox(&mut on, text).changed() {
-                f.rules_off.retain(|o| o != r.name());
-                if !on {
-                    f.rules_off.push(r.name().to_string());
-                }
+                let (on, off) = if on { (vec![r], vec![]) } else { (vec![], vec![r]) };
+                req = Some(Step::ConfigureRules(RulesChange {
+                    on,
+                    off,
+                    ..Default::default()
+                }));
             }
         }
-        field(ui, "Required", &mut f.require, "fields the missing-field rule requires: solution, answer, trace, attempt");
-        if ui.button("Run rules").clicked() {
-            req = Some(f.rules_request());
+        let mut require = match &app.curate.require_edit {
+            Some(t) => t.clone(),
+            None => snap
+                .map(|s| s.rules_config.required.clone())
+                .unwrap_or_else(|| RulesConfig::default().required)
+                .join(","),
+        };
+        if field(ui, "Required", &mut require, "fields the missing-field rule requires: solution, answer, trace, attempt") {
+            app.curate.require_edit = Some(require);
         }
+        if ui.button("Run rules").clicked() {
+            req = Some(app.curate.rules_step());
+        }
+        let f = &mut app.settings.curate;
         field(
             ui,
             "Eval files",
@@ -137,8 +155,9 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             .on_hover_text("word 8-grams against MATH500, AIME24/25, AMC23, GSM8K and the files above; AIME after 2022")
             .clicked()
         {
-            req = Some(CurateRequest::Decontam {
-                extra: f.eval_files(),
+            req = Some(Step::Decontam {
+                eval: f.eval_files(),
+                with_bundled: true,
                 cross_source: f.cross_source,
             });
         }
@@ -172,23 +191,37 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     match &ep {
                         Ok(e) => {
                             req = Some(match which {
-                                0 => CurateRequest::TracesByModel {
-                                    model: e.clone(),
+                                0 => Step::Traces {
+                                    from: TraceSource::Model {
+                                        model: e.clone(),
+                                        gen: GenOptions {
+                                            max_tokens,
+                                            ..traces::DEFAULT_GEN
+                                        },
+                                    },
                                     tokenizer: tok.clone(),
-                                    max_tokens,
+                                    remeasure: false,
                                 },
                                 1 => match &judge {
-                                    Ok(j) => CurateRequest::Attempts {
+                                    Ok(j) => Step::Attempts {
                                         model: e.clone(),
-                                        max_tokens,
-                                        judge: j.clone(),
+                                        grader: j.clone().map_or(Grader::Offline, Grader::Judge),
+                                        gen: GenOptions {
+                                            max_tokens,
+                                            ..attempts::DEFAULT_GEN
+                                        },
                                     },
                                     Err(m) => {
                                         app.curate.error = Some(m.clone());
                                         return;
                                     }
                                 },
-                                _ => CurateRequest::DomainsByModel { model: e.clone() },
+                                _ => Step::Domains(DomainSource::Model {
+                                    model: e.clone(),
+                                    gen: domains::DEFAULT_GEN,
+                                    how: Default::default(),
+                                    all: false,
+                                }),
                             })
                         }
                         Err(e) => app.curate.error = Some(e.clone()),
@@ -201,7 +234,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             .on_hover_text("MATH's `type` / OlympiadBench's `subfield` mapped to MSC codes: a rough stand-in, not s1's classifier")
             .clicked()
         {
-            req = Some(CurateRequest::DomainsFromSubjects);
+            req = Some(Step::Domains(DomainSource::Subjects));
         }
 
         ui.separator();

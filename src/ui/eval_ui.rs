@@ -8,7 +8,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use super::app::{Command, StudioApp};
 use super::eval_state::{EvalPath, EvalStatus};
-use crate::eval::bench::NAMED;
+use crate::eval::benchmarks::NAMED;
 use crate::eval::presets;
 use crate::grade::{Extraction, Verdict};
 
