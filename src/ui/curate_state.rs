@@ -1,24 +1,21 @@
 //! The Curate view's form (persisted) and runtime state: the running step, its log and progress,
-//! the pool snapshot, and the table's search, filter, sort and selection.
+//! the pool snapshot, and the table's search, filter, sort and selection; [`update`] drains the
+//! step's events and refreshes the visible rows, [`handle`] carries out the view's commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::app::StudioApp;
+use super::background::{file_dialog, DialogKind};
+use super::command::{CommandSender, CurateCommand};
 use crate::curate::backend::{Endpoint, ModelChoice};
 use crate::curate::quality::Rule;
 use crate::curate::selection::{Method, SelectOptions};
 use crate::curate::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
 use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateRequest};
-use crate::workspace::{Manual, Workspace};
+use crate::model::device::DeviceChoice;
+use crate::workspace::Workspace;
 
-/// Which path a picker fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CuratePath {
-    Import,
-    Tokenizer,
-    Export,
-}
+pub use super::command::CuratePath;
 
 /// The form, as typed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -43,6 +40,8 @@ pub struct CurateForm {
     pub local_model: String,
     /// Prompts per batch for the local model.
     pub batch: usize,
+    /// Where the local model runs.
+    pub device: DeviceChoice,
     /// Grade attempts with an LLM judge at this endpoint (empty: the offline grader).
     pub judge_endpoint: String,
     pub judge_model: String,
@@ -72,6 +71,7 @@ impl Default for CurateForm {
             use_local: false,
             local_model: String::new(),
             batch: 4,
+            device: DeviceChoice::Cpu,
             judge_endpoint: String::new(),
             judge_model: String::new(),
             eval_files: String::new(),
@@ -226,6 +226,8 @@ pub struct CurateState {
     visible_for: Option<(String, RowFilter, SortBy, bool, usize)>,
     pub selected: Option<String>,
     pub detail: Option<QuestionDetail>,
+    /// Bumped when a new pool snapshot arrives (the visible rows' cache key).
+    pub generation: usize,
 }
 
 impl CurateState {
@@ -233,9 +235,24 @@ impl CurateState {
         self.job.is_some()
     }
 
+    fn visible_key(&self) -> (String, RowFilter, SortBy, bool, usize) {
+        (
+            self.search.clone(),
+            self.filter,
+            self.sort,
+            self.descending,
+            self.generation,
+        )
+    }
+
+    /// The search, filter, sort or snapshot changed since the visible rows were computed.
+    pub fn visible_is_stale(&self) -> bool {
+        self.visible_for.as_ref() != Some(&self.visible_key())
+    }
+
     /// Recomputes the visible rows when the search, filter, sort or snapshot changed.
-    pub fn refresh_visible(&mut self, generation: usize) {
-        let key = (self.search.clone(), self.filter, self.sort, self.descending, generation);
+    pub fn refresh_visible(&mut self) {
+        let key = self.visible_key();
         if self.visible_for.as_ref() == Some(&key) {
             return;
         }
@@ -276,109 +293,142 @@ impl CurateState {
     }
 }
 
-impl StudioApp {
-    fn workspace_dir(&self) -> Option<PathBuf> {
-        self.settings.workspace.clone()
+/// Starts a curation step on the workspace (one at a time).
+fn start(c: &mut CurateState, workspace: Option<&Path>, req: CurateRequest, tx: &CommandSender) {
+    let Some(dir) = workspace else {
+        c.error = Some("choose a workspace folder first (top bar)".into());
+        return;
+    };
+    if c.is_running() {
+        return;
     }
-
-    /// Starts a curation step on the workspace (one at a time).
-    pub fn start_curate(&mut self, req: CurateRequest) {
-        let Some(dir) = self.workspace_dir() else {
-            self.curate.error = Some("choose a workspace folder first (top bar)".into());
-            return;
-        };
-        if self.curate.is_running() {
-            return;
+    c.error = None;
+    c.progress = (0, 0);
+    c.running = Some(req.label());
+    match curation::start(dir.to_path_buf(), req, tx.notify()) {
+        Ok(job) => {
+            c.job = Some(job);
+            c.snapshot_of = Some(dir.to_path_buf());
         }
-        self.curate.error = None;
-        self.curate.progress = (0, 0);
-        self.curate.running = Some(req.label());
-        match curation::start(dir.clone(), req, self.notify.clone()) {
-            Ok(job) => {
-                self.curate.job = Some(job);
-                self.curate.snapshot_of = Some(dir);
-            }
-            Err(e) => {
-                self.curate.running = None;
-                self.curate.error = Some(format!("could not start the step: {e}"));
-            }
+        Err(e) => {
+            c.running = None;
+            c.error = Some(format!("could not start the step: {e}"));
         }
     }
+}
 
-    pub fn stop_curate(&mut self) {
-        if let Some(j) = &self.curate.job {
-            j.stop();
-        }
+/// The logic step: reads the pool when the workspace changed and the view is `shown`, applies
+/// the step's events until none is left or `budget` has passed, and refreshes the table's
+/// visible rows.
+pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &CommandSender, budget: Duration) {
+    if shown && workspace.is_some() && !c.is_running() && c.snapshot_of.as_deref() != workspace {
+        c.snapshot = None;
+        c.selected = None;
+        c.detail = None;
+        start(c, workspace, CurateRequest::Refresh, tx);
     }
-
-    /// Reads the pool when the workspace changed (or was never read).
-    pub(super) fn ensure_curate_snapshot(&mut self) {
-        let dir = self.workspace_dir();
-        if dir.is_some() && !self.curate.is_running() && self.curate.snapshot_of != dir {
-            self.curate.snapshot = None;
-            self.curate.selected = None;
-            self.curate.detail = None;
-            self.start_curate(CurateRequest::Refresh);
-        }
-    }
-
-    pub(super) fn drain_curate(&mut self, budget: Duration) {
-        let start = Instant::now();
-        let mut finished = false;
-        if let Some(job) = &self.curate.job {
-            while start.elapsed() < budget {
-                let Ok(ev) = job.events.try_recv() else { break };
-                match ev {
-                    CurateEvent::Progress { done, total } => self.curate.progress = (done, total),
-                    CurateEvent::Log(l) => self.curate.log.push(l),
-                    CurateEvent::Snapshot(s) => {
-                        self.curate.snapshot = Some(*s);
-                        self.curate_generation += 1;
-                    }
-                    CurateEvent::Finished(r) => {
-                        match r {
-                            Ok(msg) => self.curate.log.push(msg),
-                            Err(e) => {
-                                self.curate.log.push(format!("failed: {e}"));
-                                self.curate.error = Some(e);
-                            }
+    let start_at = Instant::now();
+    let mut finished = false;
+    if let Some(job) = &c.job {
+        while start_at.elapsed() < budget {
+            let Ok(ev) = job.events.try_recv() else { break };
+            match ev {
+                CurateEvent::Progress { done, total } => c.progress = (done, total),
+                CurateEvent::Log(l) => c.log.push(l),
+                CurateEvent::Snapshot(s) => {
+                    c.snapshot = Some(*s);
+                    c.generation += 1;
+                }
+                CurateEvent::Finished(r) => {
+                    match r {
+                        Ok(msg) => c.log.push(msg),
+                        Err(e) => {
+                            c.log.push(format!("failed: {e}"));
+                            c.error = Some(e);
                         }
-                        finished = true;
                     }
+                    finished = true;
                 }
             }
         }
-        if finished {
-            self.curate.job = None;
-            self.curate.running = None;
-            if let Some(k) = self.curate.selected.clone() {
-                self.select_question(&k);
-            }
-        }
-        if self.curate.log.len() > 200 {
-            self.curate.log.drain(..100);
+    }
+    if finished {
+        c.job = None;
+        c.running = None;
+        if let Some(k) = c.selected.clone() {
+            inspect(c, workspace, &k);
         }
     }
-
-    /// Opens a question in the inspector.
-    pub fn select_question(&mut self, key: &str) {
-        self.curate.selected = Some(key.to_string());
-        self.curate.detail = self
-            .workspace_dir()
-            .and_then(|d| Workspace::open_existing(&d).ok())
-            .and_then(|ws| crate::curate::snapshot::detail(&ws, key).ok());
+    if c.log.len() > 200 {
+        c.log.drain(..100);
     }
+    c.refresh_visible();
+}
 
-    /// Includes or excludes a question by hand (None: back to the funnel's verdict); persisted at
-    /// once, then the pool is re-read.
-    pub fn mark_question(&mut self, key: &str, manual: Option<Manual>) {
-        let Some(dir) = self.workspace_dir() else { return };
-        match Workspace::open_existing(&dir).and_then(|ws| ws.set_manual(key, manual)) {
-            Ok(()) => {
-                self.select_question(key);
-                self.start_curate(CurateRequest::Refresh);
+/// Opens a question in the inspector.
+fn inspect(c: &mut CurateState, workspace: Option<&Path>, key: &str) {
+    c.selected = Some(key.to_string());
+    c.detail = workspace
+        .and_then(|d| Workspace::open_existing(d).ok())
+        .and_then(|ws| crate::curate::snapshot::detail(&ws, key).ok());
+}
+
+/// What the curate logic reads and changes.
+pub struct CurateCx<'a> {
+    pub state: &'a mut CurateState,
+    pub form: &'a mut CurateForm,
+    pub workspace: Option<&'a Path>,
+    pub tx: &'a CommandSender,
+}
+
+/// Carries out a Curate-view command.
+pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
+    let CurateCx {
+        state: c,
+        form,
+        workspace,
+        tx,
+    } = cx;
+    match cmd {
+        CurateCommand::Start(req) => start(c, workspace, *req, tx),
+        CurateCommand::Stop => {
+            if let Some(j) = &c.job {
+                j.stop();
             }
-            Err(e) => self.curate.error = Some(e.to_string()),
+        }
+        CurateCommand::Inspect(key) => inspect(c, workspace, &key),
+        // Persisted at once, then the pool is re-read.
+        CurateCommand::Mark(key, manual) => {
+            let Some(dir) = workspace else { return };
+            match Workspace::open_existing(dir).and_then(|ws| ws.set_manual(&key, manual)) {
+                Ok(()) => {
+                    inspect(c, workspace, &key);
+                    start(c, workspace, CurateRequest::Refresh, tx);
+                }
+                Err(e) => c.error = Some(e.to_string()),
+            }
+        }
+        CurateCommand::PickPath(which) => {
+            let (title, kind) = match which {
+                CuratePath::Import => (
+                    "Questions to import",
+                    DialogKind::File(Some(("Datasets", &["jsonl", "json", "parquet"]))),
+                ),
+                CuratePath::Tokenizer => (
+                    "Tokenizer (tokenizer.json)",
+                    DialogKind::File(Some(("tokenizer.json", &["json"]))),
+                ),
+                CuratePath::Export => ("Export as (no extension)", DialogKind::Save),
+            };
+            file_dialog(tx, title, kind, move |p| CurateCommand::SetPath(which, p).into());
+        }
+        CurateCommand::SetPath(which, p) => {
+            let text = p.display().to_string();
+            match which {
+                CuratePath::Import => form.import_path = text,
+                CuratePath::Tokenizer => form.tokenizer = text,
+                CuratePath::Export => form.export_path = text,
+            }
         }
     }
 }

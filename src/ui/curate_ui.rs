@@ -6,8 +6,10 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::app::{Command, StudioApp};
-use super::curate_state::{CuratePath, RowFilter, SortBy};
+use std::path::Path;
+
+use super::command::{CommandSender, CurateCommand, CuratePath};
+use super::curate_state::{CurateForm, CurateState, RowFilter, SortBy};
 use crate::curate::classify;
 use crate::curate::quality::Rule;
 use crate::curate::selection::Method;
@@ -25,17 +27,26 @@ fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool
     .inner
 }
 
-fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let running = app.curate.is_running();
+/// What the Curate view draws and edits.
+pub struct CurateView<'a> {
+    pub state: &'a mut CurateState,
+    pub form: &'a mut CurateForm,
+    pub workspace: Option<&'a Path>,
+    pub devices: &'a [crate::model::device::DeviceInfo],
+    pub tx: &'a CommandSender,
+}
+
+fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
+    let running = v.state.is_running();
     let mut req: Option<CurateRequest> = None;
     let mut pick: Option<CuratePath> = None;
-    if app.settings.workspace.is_none() {
+    if v.workspace.is_none() {
         ui.label("Choose a workspace folder (top bar): the pool and every annotation are kept there.");
         return;
     }
     ui.add_enabled_ui(!running, |ui| {
         ui.heading("1. Pool");
-        let empty = app.curate.snapshot.as_ref().is_none_or(|s| s.rows.is_empty());
+        let empty = v.state.snapshot.as_ref().is_none_or(|s| s.rows.is_empty());
         if empty {
             ui.label("No questions yet. Start with the sample pool (AIME 1983-2023, OlympiadBench, MATH test) or import a file.");
         }
@@ -46,7 +57,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         {
             req = Some(CurateRequest::ImportSample);
         }
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             field(ui, "File", &mut f.import_path, "JSONL, JSON or Parquet (Hugging Face datasets files too)");
             if ui.button("Browse…").clicked() {
@@ -56,7 +67,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         field(ui, "Columns", &mut f.mapping, "optional field=column overrides, e.g. question=prompt,solution=output");
         if ui.button("Import").clicked() {
             if f.import_path.trim().is_empty() {
-                app.curate.error = Some("give a file to import".into());
+                v.state.error = Some("give a file to import".into());
             } else {
                 let mapping = (!f.mapping.trim().is_empty()).then(|| f.mapping.trim().to_string());
                 req = Some(CurateRequest::Import {
@@ -68,7 +79,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("2. Traces");
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             field(ui, "Tokenizer", &mut f.tokenizer, "tokenizer.json (or its folder) for trace lengths, e.g. Qwen's");
             if ui.button("Browse…").clicked() {
@@ -89,7 +100,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             if ui.button("Measure lengths").clicked() {
                 match f.tokenizer() {
                     Some(t) => req = Some(CurateRequest::MeasureTraces { tokenizer: t }),
-                    None => app.curate.error = Some("choose a tokenizer first".into()),
+                    None => v.state.error = Some("choose a tokenizer first".into()),
                 }
             }
         });
@@ -99,14 +110,14 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         let hits: Vec<Option<usize>> = Rule::ALL
             .iter()
             .map(|r| {
-                app.curate
+                v.state
                     .snapshot
                     .as_ref()
                     .filter(|s| s.rules_ran)
                     .and_then(|s| s.rules.iter().find(|c| c.rule == *r).map(|c| c.hits))
             })
             .collect();
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         for (r, n) in Rule::ALL.into_iter().zip(hits) {
             let mut on = !f.rules_off.iter().any(|o| o == r.name());
             let text = match n {
@@ -145,7 +156,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("4. Models");
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             ui.radio_value(&mut f.use_local, false, "Endpoint");
             ui.radio_value(&mut f.use_local, true, "Local model");
@@ -184,14 +195,14 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                                         judge: j.clone(),
                                     },
                                     Err(m) => {
-                                        app.curate.error = Some(m.clone());
+                                        v.state.error = Some(m.clone());
                                         return;
                                     }
                                 },
                                 _ => CurateRequest::DomainsByModel { model: e.clone() },
                             })
                         }
-                        Err(e) => app.curate.error = Some(e.clone()),
+                        Err(e) => v.state.error = Some(e.clone()),
                     }
                 }
             }
@@ -206,7 +217,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("5. Select and export");
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             egui::ComboBox::from_id_salt("method")
                 .selected_text(f.method.name())
@@ -233,21 +244,21 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         if ui.button("Export").clicked() {
             match f.export_request() {
                 Ok(r) => req = Some(r),
-                Err(e) => app.curate.error = Some(e),
+                Err(e) => v.state.error = Some(e),
             }
         }
     });
     if let Some(p) = pick {
-        app.command(Command::PickCuratePath(p));
+        v.tx.send(CurateCommand::PickPath(p));
     }
     if let Some(r) = req {
-        app.start_curate(r);
+        v.tx.send(CurateCommand::Start(Box::new(r)));
     }
     ui.separator();
-    if let Some(label) = app.curate.running {
+    if let Some(label) = v.state.running {
         ui.horizontal(|ui| {
             ui.spinner();
-            let (d, t) = app.curate.progress;
+            let (d, t) = v.state.progress;
             if t > 0 {
                 ui.add(
                     egui::ProgressBar::new(d as f32 / t as f32)
@@ -257,22 +268,22 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             }
             ui.label(format!("Running: {label}"));
             if ui.button("Stop").clicked() {
-                app.stop_curate();
+                v.tx.send(CurateCommand::Stop);
             }
         });
     }
-    if let Some(e) = &app.curate.error {
+    if let Some(e) = &v.state.error {
         ui.colored_label(ui.visuals().error_fg_color, e);
     }
     egui::CollapsingHeader::new("Log").default_open(true).show(ui, |ui| {
-        for l in app.curate.log.iter().rev().take(12) {
+        for l in v.state.log.iter().rev().take(12) {
             ui.weak(l);
         }
     });
 }
 
-fn funnel_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let Some(s) = &app.curate.snapshot else {
+fn funnel_ui(ui: &mut egui::Ui, c: &mut CurateState) {
+    let Some(s) = &c.snapshot else {
         ui.weak("Reading the workspace…");
         return;
     };
@@ -329,35 +340,35 @@ fn funnel_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         });
     });
     if let Some(f) = filter {
-        app.curate.filter = f;
+        c.filter = f;
     }
 }
 
-fn stage_name(app: &StudioApp, at: Option<u8>) -> String {
-    match (at, &app.curate.snapshot) {
+fn stage_name(c: &CurateState, at: Option<u8>) -> String {
+    match (at, &c.snapshot) {
         (None, _) => "passed".into(),
         (Some(i), Some(s)) => s.stages.get(i as usize).map(|s| s.name.clone()).unwrap_or_default(),
         _ => String::new(),
     }
 }
 
-fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let generation = app.curate_generation;
+fn table_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
+    let st = &mut *v.state;
     ui.horizontal(|ui| {
         let l = ui.label("Search");
-        ui.add(egui::TextEdit::singleline(&mut app.curate.search).desired_width(220.0))
+        ui.add(egui::TextEdit::singleline(&mut st.search).desired_width(220.0))
             .labelled_by(l.id);
-        let label = |f: RowFilter, app: &StudioApp| match f {
+        let label = |f: RowFilter, st: &CurateState| match f {
             RowFilter::All => "all".to_string(),
             RowFilter::Passed => "passed".into(),
-            RowFilter::DroppedAt(i) => format!("dropped: {}", stage_name(app, Some(i))),
+            RowFilter::DroppedAt(i) => format!("dropped: {}", stage_name(st, Some(i))),
             RowFilter::Selected => "selected".into(),
             RowFilter::Flagged => "flagged".into(),
             RowFilter::ByHand => "marked by hand".into(),
         };
-        let current = label(app.curate.filter, app);
-        let mut choice = app.curate.filter;
-        let stages = app.curate.snapshot.as_ref().map(|s| s.stages.len()).unwrap_or(0);
+        let current = label(st.filter, st);
+        let mut choice = st.filter;
+        let stages = st.snapshot.as_ref().map(|s| s.stages.len()).unwrap_or(0);
         egui::ComboBox::from_label("Show")
             .selected_text(current)
             .show_ui(ui, |ui| {
@@ -371,15 +382,18 @@ fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 .into_iter()
                 .chain((2..stages as u8).map(RowFilter::DroppedAt))
                 {
-                    let text = label(f, app);
+                    let text = label(f, st);
                     ui.selectable_value(&mut choice, f, text);
                 }
             });
-        app.curate.filter = choice;
+        st.filter = choice;
     });
-    app.curate.refresh_visible(generation);
-    let n = app.curate.visible.len();
-    let total = app.curate.snapshot.as_ref().map(|s| s.rows.len()).unwrap_or(0);
+    if st.visible_is_stale() {
+        // The rows are recomputed in the next frame's logic step.
+        ui.ctx().request_repaint();
+    }
+    let n = st.visible.len();
+    let total = st.snapshot.as_ref().map(|s| s.rows.len()).unwrap_or(0);
     ui.weak(format!("{n} of {total} questions"));
     let widths = [150.0, 150.0, 60.0, 60.0, 170.0];
     ui.horizontal(|ui| {
@@ -394,8 +408,8 @@ fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         .into_iter()
         .enumerate()
         {
-            let arrow = if app.curate.sort == by && by != SortBy::Pool {
-                if app.curate.descending {
+            let arrow = if st.sort == by && by != SortBy::Pool {
+                if st.descending {
                     " v"
                 } else {
                     " ^"
@@ -408,11 +422,11 @@ fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 .add_sized([w, 18.0], egui::Button::new(format!("{name}{arrow}")).frame(false))
                 .clicked()
             {
-                if app.curate.sort == by {
-                    app.curate.descending = !app.curate.descending;
+                if st.sort == by {
+                    st.descending = !st.descending;
                 } else {
-                    app.curate.sort = by;
-                    app.curate.descending = false;
+                    st.sort = by;
+                    st.descending = false;
                 }
             }
         }
@@ -423,10 +437,10 @@ fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         .id_salt("pool-table")
         .auto_shrink([false, false])
         .show_rows(ui, row_h, n, |ui, range| {
-            let Some(s) = &app.curate.snapshot else { return };
+            let Some(s) = &st.snapshot else { return };
             for vi in range {
-                let r = &s.rows[app.curate.visible[vi]];
-                let sel = app.curate.selected.as_deref() == Some(r.key.as_str());
+                let r = &s.rows[st.visible[vi]];
+                let sel = st.selected.as_deref() == Some(r.key.as_str());
                 ui.horizontal(|ui| {
                     ui.set_height(row_h);
                     let mut key = r.key.clone();
@@ -465,12 +479,12 @@ fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             }
         });
     if let Some(k) = clicked {
-        app.select_question(&k);
+        v.tx.send(CurateCommand::Inspect(k));
     }
 }
 
-fn inspector_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let Some(d) = app.curate.detail.clone() else {
+fn inspector_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
+    let Some(d) = v.state.detail.clone() else {
         ui.weak("Click a question to inspect it.");
         return;
     };
@@ -486,13 +500,13 @@ fn inspector_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     });
     ui.horizontal(|ui| {
         if ui.button("Include").clicked() {
-            app.mark_question(&d.key, Some(Manual::Include));
+            v.tx.send(CurateCommand::Mark(d.key.clone(), Some(Manual::Include)));
         }
         if ui.button("Exclude").clicked() {
-            app.mark_question(&d.key, Some(Manual::Exclude));
+            v.tx.send(CurateCommand::Mark(d.key.clone(), Some(Manual::Exclude)));
         }
         if d.manual.is_some() && ui.button("Clear").clicked() {
-            app.mark_question(&d.key, None);
+            v.tx.send(CurateCommand::Mark(d.key.clone(), None));
         }
     });
     if !d.flags.is_empty() {
@@ -544,25 +558,24 @@ fn inspector_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     });
 }
 
-pub fn curate_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    app.ensure_curate_snapshot();
+pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
     egui::Panel::left("curate-steps")
         .resizable(true)
         .default_size(340.0)
         .show(ui, |ui| {
             egui::ScrollArea::vertical()
                 .id_salt("curate-steps-scroll")
-                .show(ui, |ui| steps_ui(app, ui));
+                .show(ui, |ui| steps_ui(ui, &mut v));
         });
-    if app.curate.detail.is_some() {
+    if v.state.detail.is_some() {
         egui::Panel::right("curate-inspector")
             .resizable(true)
             .default_size(380.0)
-            .show(ui, |ui| inspector_ui(app, ui));
+            .show(ui, |ui| inspector_ui(ui, &mut v));
     }
     egui::CentralPanel::default().show(ui, |ui| {
-        funnel_ui(app, ui);
+        funnel_ui(ui, v.state);
         ui.separator();
-        table_ui(app, ui);
+        table_ui(ui, &mut v);
     });
 }

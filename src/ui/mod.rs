@@ -1,9 +1,18 @@
 //! The desktop app (egui/eframe on wgpu). The only module that knows egui.
 
+//!
+//! Layers inside: `command` (what views ask for) and `background` (one-off threads) at the
+//! bottom; each view's `*_state.rs` (state, persisted form, logic) under its `*_ui.rs` (drawing);
+//! `settings` gathers the forms; `app` is the shell over all of them. No view file imports `app`.
+
 pub mod app;
+pub mod background;
+pub mod chat_state;
 pub mod chat_ui;
+pub mod command;
 pub mod curate_state;
 pub mod curate_ui;
+pub mod device_picker_ui;
 pub mod eval_state;
 pub mod eval_ui;
 pub mod settings;
@@ -11,7 +20,9 @@ pub mod thinking_controls_ui;
 pub mod train_state;
 pub mod train_ui;
 
-pub use app::{Command, ModelStatus, StudioApp};
+pub use app::StudioApp;
+pub use chat_state::ModelStatus;
+pub use command::{AppCommand, ChatCommand, Command, CurateCommand, EvalCommand, TrainCommand};
 pub use settings::Settings;
 
 /// What to do when the window opens (from `s1-studio ui --model … --view …`).
@@ -49,7 +60,7 @@ pub fn run_app(start: StartOptions) -> anyhow::Result<()> {
                 if start.view.is_none() {
                     app.settings.view = settings::View::Chat;
                 }
-                app.command(Command::OpenModel(m));
+                app.command(ChatCommand::OpenModel(m));
             }
             Ok(Box::new(app))
         }),
