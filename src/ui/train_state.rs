@@ -226,3 +226,68 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::command::Command;
+
+    /// A stale history starts one read, not one per frame; the answer replaces the list and keeps
+    /// which curves were shown; a run ending makes it stale again.
+    #[test]
+    fn history_is_read_once_per_change() {
+        let (tx, rx) = CommandSender::channel(std::sync::Arc::new(|| {}));
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(run.join("checkpoint-2")).unwrap();
+        std::fs::write(run.join("checkpoint-2/trainer_state.json"), "{}").unwrap();
+        std::fs::write(
+            run.join("trainer_log.jsonl"),
+            "{\"step\":1,\"total_steps\":2,\"loss\":2.5,\"lr\":0.1,\"grad_norm\":1.0,\"epoch\":0.5,\"tokens_per_s\":1.0,\"elapsed\":1.0,\"remaining\":1.0}\n",
+        )
+        .unwrap();
+        let runs = vec![run.clone(), dir.path().join("gone")];
+        let mut t = TrainState::default();
+        for _ in 0..5 {
+            update(&mut t, &runs, &tx, Duration::from_millis(1));
+        }
+        let read = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Command::Train(c @ TrainCommand::HistoryRead(_))) => c,
+            other => panic!("{other:?}"),
+        };
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "read more than once"
+        );
+        t.history.push(PastRun {
+            out: run.clone(),
+            losses: Vec::new(),
+            checkpoint: None,
+            shown: true,
+        });
+        let mut form = TrainSettings::default();
+        let mut list = runs.clone();
+        handle(
+            read,
+            TrainCx {
+                state: &mut t,
+                form: &mut form,
+                runs: &mut list,
+                tx: &tx,
+            },
+        );
+        assert!(!t.history_reading && !t.history_stale);
+        assert_eq!(t.history.len(), 1, "a folder without trainer_log.jsonl is left out");
+        let h = &t.history[0];
+        assert_eq!((h.losses.clone(), h.shown), (vec![[1.0, 2.5]], true));
+        assert_eq!(h.checkpoint.as_deref(), Some(run.join("checkpoint-2").as_path()));
+        update(&mut t, &runs, &tx, Duration::from_millis(1));
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        apply_event(&mut t, TrainEvent::Finished(TrainOutcome::Failed("x".into())));
+        update(&mut t, &runs, &tx, Duration::from_millis(1));
+        assert!(matches!(
+            rx.recv_timeout(Duration::from_secs(10)),
+            Ok(Command::Train(TrainCommand::HistoryRead(_)))
+        ));
+    }
+}
