@@ -252,3 +252,82 @@ fn grade_writes_verdicts_and_names_bad_rows() {
     assert_eq!(r.status.code(), Some(1));
     assert!(err.contains("in.jsonl:2: no field `r`"), "{err}");
 }
+
+/// `--device` is read by clap: a misspelt device is a usage error naming the flag, for every
+/// subcommand that loads a model.
+#[test]
+fn a_bad_device_names_the_flag() {
+    let d = tempfile::tempdir().unwrap();
+    let runs: [&[&str]; 5] = [
+        &["generate", "--model", "m", "--prompt", "hi"],
+        &["eval", "--model", "m", "--bench", "math500"],
+        &["train", "--model", "m", "--data", "rows.jsonl", "--out", "out"],
+        &["curate", "attempt", "--model", "m"],
+        &["curate", "traces", "--model", "m"],
+    ];
+    for args in runs {
+        let r = bin()
+            .current_dir(d.path())
+            .args(args)
+            .args(["--device", "tpu"])
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            err.contains("invalid value 'tpu' for '--device <DEVICE>'") && err.contains("expected cpu, cuda or cuda:N"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// On a build without CUDA, `--device cuda` is refused with the reason rather than quietly run
+/// on the CPU.
+#[test]
+fn cuda_without_cuda_support_is_refused() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    common::tiny_qwen(&d.path().join("model"), 256);
+    let model = d.path().join("model");
+    let model = model.to_str().unwrap();
+    let pool = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/curate/pool/aime_1983_2023.jsonl");
+    let r = bin()
+        .current_dir(d.path())
+        .args(["curate", "import", pool])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let runs: [&[&str]; 4] = [
+        &["generate", "--model", model, "--prompt", "hi", "--max-tokens", "4"],
+        &[
+            "eval",
+            "--model",
+            model,
+            "--bench",
+            "math500",
+            "--limit",
+            "1",
+            "--max-tokens",
+            "4",
+        ],
+        &["train", "--model", model, "--data", "rows.jsonl", "--out", "out"],
+        &["curate", "attempt", "--model", model],
+    ];
+    for args in runs {
+        let r = bin()
+            .current_dir(d.path())
+            .args(args)
+            .args(["--device", "cuda"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("device `cuda:0`: this build has no CUDA support"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}

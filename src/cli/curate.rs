@@ -11,7 +11,7 @@ use crate::curate::annotate::{self, GenOptions, Grader};
 use crate::curate::backend::{Backend, Endpoint, Local};
 use crate::curate::{decontam, export, funnel, import, rules, selection};
 use crate::model::{load_model, LoadOptions};
-use crate::model::{parse_device, parse_dtype};
+use crate::model::{parse_dtype, DeviceChoice};
 use crate::workspace::{Manual, Workspace};
 
 #[derive(Debug, Args)]
@@ -118,8 +118,9 @@ struct ModelArgs {
     /// Prompts per batch (local model)
     #[arg(long, default_value_t = 4)]
     batch: usize,
+    /// cpu, cuda or cuda:N (local model)
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     #[arg(long, default_value = "auto")]
     dtype: String,
     #[arg(long)]
@@ -154,7 +155,7 @@ impl ModelArgs {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("give --model PATH or --endpoint URL"))?;
         let opts = LoadOptions {
-            device: parse_device(&self.device)?,
+            device: self.device.open()?,
             dtype: parse_dtype(&self.dtype)?,
             dequantize: false,
         };

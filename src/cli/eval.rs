@@ -9,7 +9,7 @@ use clap::Args;
 use crate::eval::{bench, metrics, plot, presets, sweep};
 use crate::grade::{Extraction, Kind};
 use crate::model::{load_model, LoadOptions};
-use crate::model::{parse_device, parse_dtype};
+use crate::model::{parse_dtype, DeviceChoice};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -74,8 +74,9 @@ pub struct EvalArgs {
     /// Output folder (samples.jsonl, metrics.json, scaling.svg)
     #[arg(long, default_value = "eval-out")]
     out: PathBuf,
+    /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     #[arg(long, default_value = "auto")]
     dtype: String,
 }
@@ -113,7 +114,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     let bench = bench::load(&a.bench, a.kind).map_err(anyhow::Error::msg)?;
     let opts = LoadOptions {
-        device: parse_device(&a.device)?,
+        device: a.device.open()?,
         dtype: parse_dtype(&a.dtype)?,
         dequantize: false,
     };

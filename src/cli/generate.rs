@@ -9,7 +9,7 @@ use crate::generate::{
     ThinkingFormat,
 };
 use crate::model::{load_model, ChatMessage, LoadOptions, LoadedModel};
-use crate::model::{parse_device, parse_dtype};
+use crate::model::{parse_dtype, DeviceChoice};
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -66,7 +66,7 @@ pub struct GenerateArgs {
     json: bool,
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// auto (f32 on CPU, bf16 on CUDA), f32, bf16, f16
     #[arg(long, default_value = "auto")]
     dtype: String,
@@ -97,7 +97,7 @@ impl Style {
 
 pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
     let opts = LoadOptions {
-        device: parse_device(&a.device)?,
+        device: a.device.open()?,
         dtype: parse_dtype(&a.dtype)?,
         dequantize: false,
     };

@@ -7,6 +7,7 @@ use anyhow::bail;
 use clap::Args;
 
 use crate::jobs::CancelToken;
+use crate::model::DeviceChoice;
 use crate::train::data::TraceColumns;
 use crate::train::{TrainEvent, TrainOutcome, TrainSettings};
 
@@ -79,9 +80,9 @@ pub struct TrainArgs {
     /// Modules that get adapters, comma-separated (default: all seven linear layers of a block)
     #[arg(long, value_delimiter = ',')]
     lora_targets: Option<Vec<String>>,
-    /// cpu or cuda[:N]
+    /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// f32, or bf16 (CUDA: bf16 compute, f32 master weights and optimizer state)
     #[arg(long, value_enum, default_value = "f32")]
     dtype: crate::train::config::TrainDtype,
@@ -143,7 +144,7 @@ pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
         bail!("--lora-alpha and --lora-targets need --lora-rank");
     }
     s.resume = a.resume;
-    s.device = a.device.clone();
+    s.device = a.device;
     s.dtype = a.dtype;
     s.validate().map_err(anyhow::Error::msg)?;
     Ok(s)

@@ -246,12 +246,16 @@ impl Backend for Endpoint {
     }
 }
 
-/// Which model a step uses: an endpoint, or a local model loaded (on the CPU, or CUDA when built
-/// with it and asked) when the step starts.
+/// Which model a step uses: an endpoint, or a local model loaded on `device` (opened on the
+/// step's thread) when the step starts.
 #[derive(Debug, Clone)]
 pub enum ModelChoice {
     Endpoint(Endpoint),
-    Local { path: std::path::PathBuf, batch: usize },
+    Local {
+        path: std::path::PathBuf,
+        batch: usize,
+        device: crate::model::DeviceChoice,
+    },
 }
 
 impl ModelChoice {
@@ -266,9 +270,13 @@ impl ModelChoice {
     pub fn open(&self) -> anyhow::Result<Box<dyn Backend>> {
         Ok(match self {
             ModelChoice::Endpoint(e) => Box::new(e.clone()),
-            ModelChoice::Local { path, batch } => {
-                let model = crate::model::load_model(path, &Default::default())
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            ModelChoice::Local { path, batch, device } => {
+                let opts = crate::model::LoadOptions {
+                    device: device.open()?,
+                    ..Default::default()
+                };
+                let model =
+                    crate::model::load_model(path, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                 Box::new(Local {
                     model,
                     name: local_name(path),

@@ -8,7 +8,7 @@ use super::job::Job;
 use super::{CancelToken, Notify};
 use crate::eval::sweep::{self, Progress, Sample, SweepConfig};
 use crate::eval::{bench, metrics};
-use crate::model::{load_model, LoadOptions};
+use crate::model::{load_model, DeviceChoice, LoadOptions};
 
 /// What to evaluate.
 #[derive(Debug, Clone)]
@@ -17,6 +17,8 @@ pub struct EvalRequest {
     pub bench: String,
     pub config: SweepConfig,
     pub out: PathBuf,
+    /// Where the model runs (opened on the job's thread).
+    pub device: DeviceChoice,
 }
 
 #[derive(Debug, Clone)]
@@ -41,7 +43,11 @@ fn run(
     send: &mut dyn FnMut(EvalEvent),
 ) -> Result<metrics::SweepMetrics, String> {
     let bench = bench::load(&req.bench, None)?;
-    let model = load_model(&req.model, &LoadOptions::default()).map_err(|e| format!("{}: {e}", req.model.display()))?;
+    let opts = LoadOptions {
+        device: req.device.open().map_err(|e| format!("{e:#}"))?,
+        ..LoadOptions::default()
+    };
+    let model = load_model(&req.model, &opts).map_err(|e| format!("{}: {e}", req.model.display()))?;
     let keys: Vec<String> = req.config.settings.iter().map(|s| s.key()).collect();
     let earlier: Vec<Sample> = sweep::read_samples(&req.out.join("samples.jsonl"))
         .map_err(|e| e.to_string())?

@@ -12,16 +12,21 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::CancelToken;
 use crate::generate::{chat, Delta, GenerateParams, Generation};
-use crate::model::{load_model_with_progress, ChatMessage, LoadOptions, LoadedModel, ModelFormat};
+use crate::model::{load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat};
 
 /// Called after every event so that a UI wakes up.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// What the worker is asked to do.
 pub enum InferenceRequest {
+    /// Load the model at `path` on `device`, replacing the loaded one. The device is a choice,
+    /// not a candle `Device`: it is opened on the worker thread (a CUDA context belongs to the
+    /// thread that made it, and opening one takes seconds the UI must not wait), and a device
+    /// that cannot be opened ends as `LoadFailed`. The dtype follows the device (f32 on the CPU,
+    /// bf16 on CUDA; a quantized GGUF stays quantized).
     Load {
         path: PathBuf,
-        options: LoadOptions,
+        device: DeviceChoice,
     },
     Generate {
         id: u64,
@@ -123,26 +128,28 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
     };
     while let Ok(req) = requests.recv() {
         match req {
-            InferenceRequest::Load { path, options } => {
+            InferenceRequest::Load { path, device } => {
                 emit(InferenceEvent::LoadStarted { path: path.clone() });
                 model = None; // free the old model before loading the next
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let options = LoadOptions {
+                        device: device.open().map_err(|e| format!("{e:#}"))?,
+                        ..LoadOptions::default()
+                    };
                     load_model_with_progress(&path, &options, &mut |p| {
                         emit(InferenceEvent::LoadProgress {
                             fraction: p.fraction,
                             stage: p.stage,
                         })
                     })
+                    .map_err(|e| format!("{e:#}"))
                 }));
                 match result {
                     Ok(Ok(m)) => {
                         emit(InferenceEvent::Loaded(info(&m)));
                         model = Some(m);
                     }
-                    Ok(Err(e)) => emit(InferenceEvent::LoadFailed {
-                        path,
-                        error: format!("{e:#}"),
-                    }),
+                    Ok(Err(error)) => emit(InferenceEvent::LoadFailed { path, error }),
                     Err(_) => emit(InferenceEvent::LoadFailed {
                         path,
                         error: "the loader crashed (this is a bug; please report it)".into(),

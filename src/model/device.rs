@@ -206,15 +206,25 @@ mod tests {
         assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
         assert_eq!(DeviceChoice::parse("cuda").unwrap(), DeviceChoice::Cuda(0));
         assert_eq!(DeviceChoice::parse(" cuda:3 ").unwrap(), DeviceChoice::Cuda(3));
-        assert!(DeviceChoice::parse("cuda:x").unwrap_err().to_string().contains("bad GPU ordinal"));
-        assert!(DeviceChoice::parse("tpu").unwrap_err().to_string().contains("expected cpu"));
+        assert!(DeviceChoice::parse("cuda:x")
+            .unwrap_err()
+            .to_string()
+            .contains("bad GPU ordinal"));
+        assert!(DeviceChoice::parse("tpu")
+            .unwrap_err()
+            .to_string()
+            .contains("expected cpu"));
         assert_eq!(serde_json::to_string(&DeviceChoice::Cuda(1)).unwrap(), "\"cuda:1\"");
         let back: DeviceChoice = serde_json::from_str("\"cuda\"").unwrap();
         assert_eq!(back, DeviceChoice::Cuda(0));
         assert!(serde_json::from_str::<DeviceChoice>("\"gpu\"").is_err());
         assert_eq!(available_devices()[0].choice, DeviceChoice::Cpu);
         if !cfg!(feature = "cuda") {
-            assert!(DeviceChoice::Cuda(0).open().unwrap_err().to_string().contains("no CUDA support"));
+            assert!(DeviceChoice::Cuda(0)
+                .open()
+                .unwrap_err()
+                .to_string()
+                .contains("no CUDA support"));
         }
     }
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::data::TraceColumns;
 use super::mask::LossMask;
 use super::optim::AdamWParams;
+use crate::model::DeviceChoice;
 
 /// Low-rank adapters instead of full fine-tuning.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -40,8 +41,8 @@ pub struct TrainSettings {
     pub save_every: usize,
     /// Keep only the newest this many checkpoints (0: keep all).
     pub save_total_limit: usize,
-    /// "cpu" or "cuda[:N]".
-    pub device: String,
+    /// Where the run computes; written as "cpu" or "cuda:N" (older files' "cuda" reads as GPU 0).
+    pub device: DeviceChoice,
     /// The precision the model computes in; bf16 keeps f32 master weights in the optimizer.
     #[serde(default)]
     pub dtype: TrainDtype,
@@ -189,7 +190,7 @@ impl TrainSettings {
             lora: None,
             save_every: 0,
             save_total_limit: 2,
-            device: "cpu".into(),
+            device: DeviceChoice::Cpu,
             dtype: TrainDtype::F32,
             resume: false,
             loss_mask: LossMask::Completion,
@@ -217,7 +218,7 @@ impl TrainSettings {
         if self.batch == 0 || self.grad_accum == 0 {
             bad.push("batch and grad-accum must be at least 1".into());
         }
-        if self.dtype == TrainDtype::Bf16 && self.device.trim() == "cpu" {
+        if self.dtype == TrainDtype::Bf16 && self.device.is_cpu() {
             bad.push("bf16 training needs a CUDA device; on the CPU train in f32".into());
         }
         if self.block_size < 2 {
@@ -249,5 +250,38 @@ impl TrainSettings {
         } else {
             Err(bad.join("; "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings files and run folders' training_settings.json written before the device was a
+    /// `DeviceChoice` (a free string) read as before; a misspelt device is an error naming it.
+    #[test]
+    fn older_settings_files_keep_their_device() {
+        let cpu: TrainSettings = serde_json::from_str(r#"{"device": "cpu", "epochs": 3}"#).unwrap();
+        assert_eq!((cpu.device, cpu.epochs), (DeviceChoice::Cpu, 3));
+        let cuda: TrainSettings = serde_json::from_str(r#"{"device": "cuda"}"#).unwrap();
+        assert_eq!(cuda.device, DeviceChoice::Cuda(0));
+        let back = serde_json::to_value(&cuda).unwrap();
+        assert_eq!(back["device"], "cuda:0");
+        let again: TrainSettings = serde_json::from_value(back).unwrap();
+        assert_eq!(again, cuda);
+        let err = serde_json::from_str::<TrainSettings>(r#"{"device": "gpu"}"#).unwrap_err();
+        assert!(err.to_string().contains("device `gpu`"), "{err}");
+    }
+
+    /// bf16 needs a GPU: the check reads the chosen device, not its spelling.
+    #[test]
+    fn bf16_needs_cuda() {
+        let mut s = TrainSettings {
+            dtype: TrainDtype::Bf16,
+            ..TrainSettings::default()
+        };
+        assert!(s.validate().unwrap_err().contains("bf16 training needs a CUDA device"));
+        s.device = DeviceChoice::Cuda(1);
+        assert_eq!(s.validate(), Ok(()));
     }
 }

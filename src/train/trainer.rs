@@ -16,7 +16,7 @@ use super::optim::{self, AdamW};
 use super::step::accumulate_micro_batch;
 use crate::cancel::CancelToken;
 use crate::model::lora::LoraConfig;
-use crate::model::{load_model, Decoder, LoadOptions, ModelFormat};
+use crate::model::{load_model, Decoder, DeviceChoice, LoadOptions, ModelFormat};
 
 /// One optimizer step, as written to trainer_log.jsonl.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -97,9 +97,9 @@ pub enum TrainError {
     },
 }
 
-/// Parses "cpu", "cuda" or "cuda:N".
-pub fn device(name: &str) -> Result<Device, TrainError> {
-    crate::model::parse_device(name).map_err(|e| TrainError::Settings(e.to_string()))
+/// Opens the chosen device (on the training thread: CUDA contexts belong to the thread that uses them).
+pub fn device(choice: DeviceChoice) -> Result<Device, TrainError> {
+    choice.open().map_err(|e| TrainError::Settings(e.to_string()))
 }
 
 /// Renders every row (in parallel); errors name the file and row.
@@ -157,7 +157,7 @@ fn run_inner(
 ) -> Result<TrainOutcome, TrainError> {
     settings.validate().map_err(TrainError::Settings)?;
     super::alloc::keep_freed_memory();
-    let dev = device(&settings.device)?;
+    let dev = device(settings.device)?;
     std::fs::create_dir_all(&settings.out).map_err(|source| TrainError::Io {
         path: settings.out.clone(),
         source,

@@ -10,7 +10,6 @@ use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
 use crate::generate::{BudgetConfig, GenerateParams, MaxThinking, PastMax, SamplingParams, ThinkingFormat};
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo};
 use crate::model::device::DeviceChoice;
-use crate::model::LoadOptions;
 
 /// Which key sends a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -238,7 +237,7 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
             };
             if !inference.send(InferenceRequest::Load {
                 path: path.clone(),
-                options: LoadOptions::default(),
+                device: settings.device,
             }) {
                 *model = ModelStatus::Failed {
                     path,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::chat_state::{ChatSettings, ChatState, ModelStatus, SendKey};
 use super::command::{AppCommand, ChatCommand, Command, CommandSender};
+use super::device_picker_ui::device_picker_ui;
 use super::thinking_controls_ui::thinking_controls_ui;
 use crate::generate::conversation::{stable_chunks, AssistantTurn, SegmentKind, Turn};
 use crate::generate::StopReason;
@@ -61,6 +62,7 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
                 v.tx.send(ChatCommand::OpenModel(p.into()));
             }
         }
+        device_picker_ui(ui, "chat", &mut v.settings.device, v.devices);
         let recent = v.recent_models;
         if !recent.is_empty() {
             egui::ComboBox::from_label("Recent models")

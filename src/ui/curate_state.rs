@@ -106,6 +106,7 @@ impl CurateForm {
             return Ok(ModelChoice::Local {
                 path: PathBuf::from(p),
                 batch: self.batch.max(1),
+                device: self.device,
             });
         }
         self.endpoint().map(ModelChoice::Endpoint)

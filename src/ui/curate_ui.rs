@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::command::{CommandSender, CurateCommand, CuratePath};
 use super::curate_state::{CurateForm, CurateState, RowFilter, SortBy};
+use super::device_picker_ui::device_picker_ui;
 use crate::curate::classify;
 use crate::curate::quality::Rule;
 use crate::curate::selection::Method;
@@ -164,6 +165,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
         if f.use_local {
             field(ui, "Model path", &mut f.local_model, "a Hugging Face folder or a .gguf, run through the engine");
             ui.add(egui::Slider::new(&mut f.batch, 1..=32).text("batch"));
+            device_picker_ui(ui, "curate", &mut f.device, v.devices);
         } else {
             field(ui, "URL", &mut f.endpoint, "OpenAI-compatible base URL (vLLM, a cloud API); key from S1_API_KEY");
             field(ui, "Model", &mut f.endpoint_model, "the model name the endpoint serves");

@@ -113,6 +113,7 @@ impl EvalForm {
                 extraction: self.extraction,
             },
             out: PathBuf::from(self.out.trim()),
+            device: self.device,
         })
     }
 }

@@ -7,6 +7,7 @@ use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use super::command::{CommandSender, EvalCommand, EvalPath};
+use super::device_picker_ui::device_picker_ui;
 use super::eval_state::{EvalForm, EvalState, EvalStatus};
 use crate::eval::bench::NAMED;
 use crate::eval::presets;
@@ -49,6 +50,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
                 pick = Some(EvalPath::Out);
             }
         });
+        device_picker_ui(ui, "eval", &mut f.device, v.devices);
         ui.horizontal(|ui| {
             let l = ui.label("Benchmark");
             ui.add(egui::TextEdit::singleline(&mut f.bench).desired_width(160.0))

@@ -6,6 +6,7 @@ use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::command::{CommandSender, TrainCommand, TrainPath};
+use super::device_picker_ui::device_picker_ui;
 use super::train_state::{TrainState, TrainStatus};
 use crate::train::config::{LastBatch, LossWeighting, TrainDtype};
 use crate::train::mask::LossMask;
@@ -255,20 +256,11 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             .on_hover_text(
             "Keep only each layer's input and run the layer again in the backward pass: less memory, ~30% more compute",
         );
-        egui::ComboBox::from_label("Device")
-            .selected_text(s.device.clone())
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut s.device, "cpu".to_string(), "cpu");
-                if cfg!(feature = "cuda") {
-                    ui.selectable_value(&mut s.device, "cuda".to_string(), "cuda");
-                }
-            })
-            .response
-            .on_hover_text("Where the model trains (CUDA when this build has it)");
-        if s.device == "cpu" {
+        device_picker_ui(ui, "train", &mut s.device, v.devices);
+        if s.device.is_cpu() {
             s.dtype = TrainDtype::F32;
         }
-        ui.add_enabled_ui(s.device != "cpu", |ui| {
+        ui.add_enabled_ui(!s.device.is_cpu(), |ui| {
             egui::ComboBox::from_label("Precision")
                 .selected_text(format!("{:?}", s.dtype).to_lowercase())
                 .show_ui(ui, |ui| {
