@@ -67,3 +67,34 @@ pub fn run_app(start: StartOptions) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    /// The layers inside `ui`: no file but `mod.rs` imports the shell (`app`), and `command`,
+    /// the bottom, imports no other file of `ui`. (Text check over the sources, as the crate's
+    /// layering test does between modules.)
+    #[test]
+    fn view_files_never_import_the_shell() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".rs") || name == "mod.rs" || name == "app.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for bad in ["super::app", "ui::app", "StudioApp"] {
+                assert!(
+                    !text.contains(bad),
+                    "{name} mentions `{bad}`: views get their own state, not the app"
+                );
+            }
+            if name == "command.rs" {
+                assert!(!text.contains("use super::"), "command.rs is the bottom of ui");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 12, "only {checked} files checked");
+    }
+}

@@ -1,6 +1,6 @@
 //! What the user expects back next launch, persisted through eframe's storage: each view's form
 //! (kept beside its view) gathered in one struct. Runtime handles (the worker, channels, the
-//! conversation) live in `StudioApp`, never here.
+//! conversation) live in the app shell, never here.
 
 use std::path::PathBuf;
 
