@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use s1_studio::curate::funnel::Stage;
-use s1_studio::curate::snapshot::{PoolRow, PoolSnapshot};
+use s1_studio::curate::steps::snapshot::{PoolRow, PoolSnapshot};
 use s1_studio::ui::curate_state::SortBy;
 use s1_studio::ui::settings::View;
 use s1_studio::ui::{Settings, StudioApp};

@@ -4,7 +4,7 @@
 
 mod common;
 
-use s1_studio::curate::import;
+use s1_studio::curate::steps::import;
 use s1_studio::data::record::Shape;
 use s1_studio::workspace::Workspace;
 

@@ -9,9 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::mock_endpoint::MockEndpoint;
-use s1_studio::curate::annotate::{self, GenOptions, Grader};
 use s1_studio::curate::backend::{Endpoint, Local};
-use s1_studio::curate::{funnel, import, rules};
+use s1_studio::curate::funnel;
+use s1_studio::curate::rule_config::RulesConfig;
+use s1_studio::curate::steps::annotate::GenOptions;
+use s1_studio::curate::steps::attempts::{self, Grader};
+use s1_studio::curate::steps::{import, rules};
 use s1_studio::jobs::CancelToken;
 use s1_studio::workspace::Workspace;
 
@@ -28,7 +31,7 @@ fn aime_workspace(dir: &Path) -> Workspace {
         |_| {},
     )
     .unwrap();
-    let cfg = rules::RulesConfig {
+    let cfg = RulesConfig {
         required: vec!["solution".into()],
         ..Default::default()
     };
@@ -52,7 +55,7 @@ fn attempts_by_a_local_model_through_the_engine() {
         temperature: 0.0,
         limit: Some(7),
     };
-    let r = annotate::attempts(
+    let r = attempts::run(
         &ws,
         &local,
         &Grader::Offline,
@@ -72,7 +75,7 @@ fn attempts_by_a_local_model_through_the_engine() {
         .unwrap();
     assert_eq!(n, 7);
     // A rerun skips what is done.
-    let again = annotate::attempts(
+    let again = attempts::run(
         &ws,
         &local,
         &Grader::Offline,
@@ -118,7 +121,7 @@ fn attempts_graded_by_an_llm_judge() {
         limit: Some(40),
     };
     let grader = Grader::Judge(Endpoint::new(&judge.url, "judge"));
-    let r = annotate::attempts(
+    let r = attempts::run(
         &ws,
         &Endpoint::new(&attempter.url, "attempter"),
         &grader,

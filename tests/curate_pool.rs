@@ -13,10 +13,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::mock_endpoint::MockEndpoint;
-use s1_studio::curate::annotate::{self, GenOptions, Grader};
 use s1_studio::curate::backend::Endpoint;
+use s1_studio::curate::funnel;
 use s1_studio::curate::quality::Rule;
-use s1_studio::curate::{decontam, export, funnel, import, rules, selection};
+use s1_studio::curate::rule_config::RulesConfig;
+use s1_studio::curate::steps::annotate::{self, GenOptions};
+use s1_studio::curate::steps::attempts::{self, Grader};
+use s1_studio::curate::steps::domains;
+use s1_studio::curate::steps::traces;
+use s1_studio::curate::steps::{decontam, export, import, rules, selection};
 use s1_studio::jobs::CancelToken;
 use s1_studio::workspace::Workspace;
 
@@ -105,9 +110,9 @@ fn the_shared_pool_through_the_whole_funnel() {
     assert!(e.to_string().contains("already imported"), "{e}");
 
     // Stand-in traces (the reference solutions) and their Qwen token counts.
-    let r = annotate::traces_from_column(&mut ws, "solution").unwrap();
+    let r = traces::from_column(&mut ws, "solution").unwrap();
     assert_eq!(r.done + r.skipped, unique.len());
-    annotate::measure_traces(&mut ws, &common::qwen_tokenizer(), false).unwrap();
+    traces::measure(&mut ws, &common::qwen_tokenizer(), false).unwrap();
     let tok = tokenizers::Tokenizer::from_file(common::qwen_tokenizer()).unwrap();
     let (trace, tokens): (String, i64) = ws
         .conn
@@ -120,7 +125,7 @@ fn the_shared_pool_through_the_whole_funnel() {
     assert_eq!(tokens as usize, tok.encode(trace.as_str(), false).unwrap().len());
 
     // Quality rules: `[asy]` counted independently (AIME kept).
-    let counts = rules::run(&mut ws, &rules::RulesConfig::default()).unwrap();
+    let counts = rules::run(&mut ws, &RulesConfig::default()).unwrap();
     let asy_expected = {
         let mut seen = HashSet::new();
         let mut n = 0;
@@ -151,7 +156,7 @@ fn the_shared_pool_through_the_whole_funnel() {
         .filter(|q| math500.contains(q))
         .collect();
     assert_eq!(reused.len(), 1);
-    let key = s1_studio::curate::question_key(&reused[0]);
+    let key = s1_studio::data::question_key(&reused[0]);
     let flagged: i64 = ws
         .conn
         .query_row(
@@ -192,7 +197,7 @@ fn the_shared_pool_through_the_whole_funnel() {
         );
         let mut e = Endpoint::new(&mock.url, name);
         e.backoff = Duration::from_millis(1);
-        let r = annotate::attempts(&ws, &e, &Grader::Offline, &opts, &cancel, &mut |_, _| {}).unwrap();
+        let r = attempts::run(&ws, &e, &Grader::Offline, &opts, &cancel, &mut |_, _| {}).unwrap();
         assert_eq!((r.done, r.failed), (eligible, 0), "{name}");
         assert_eq!(mock.prompts().len(), eligible);
     }
@@ -242,8 +247,8 @@ fn the_shared_pool_through_the_whole_funnel() {
     // Domains through the mock classifier; a reply without a valid code is a recorded failure.
     let mock = MockEndpoint::start(Duration::ZERO, Arc::new(classify_reply));
     let e = Endpoint::new(&mock.url, "mock-classifier");
-    let classify_opts = annotate::ClassifyOptions::default();
-    let r = annotate::classify_domains(&ws, &e, &opts, &classify_opts, false, &cancel, &mut |_, _| {}).unwrap();
+    let classify_opts = domains::ClassifyOptions::default();
+    let r = domains::classify(&ws, &e, &opts, &classify_opts, false, &cancel, &mut |_, _| {}).unwrap();
     assert_eq!(r.done + r.failed, hard);
     let failures: i64 = ws
         .conn
@@ -253,7 +258,7 @@ fn the_shared_pool_through_the_whole_funnel() {
         .unwrap();
     assert_eq!(failures as usize, r.failed);
     // A rerun has nothing left to label but the failures.
-    let again = annotate::classify_domains(&ws, &e, &opts, &classify_opts, false, &cancel, &mut |_, _| {}).unwrap();
+    let again = domains::classify(&ws, &e, &opts, &classify_opts, false, &cancel, &mut |_, _| {}).unwrap();
     assert_eq!(again.pending, r.failed);
 
     // Selection: seeded and reproducible; another seed differs; the ablations.

@@ -14,9 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::mock_endpoint::MockEndpoint;
-use s1_studio::curate::annotate::{self, GenOptions, Grader};
 use s1_studio::curate::backend::Endpoint;
-use s1_studio::curate::{decontam, funnel, import, rules, selection};
+use s1_studio::curate::funnel;
+use s1_studio::curate::rule_config::RulesConfig;
+use s1_studio::curate::steps::annotate::GenOptions;
+use s1_studio::curate::steps::attempts::{self, Grader};
+use s1_studio::curate::steps::domains;
+use s1_studio::curate::steps::traces;
+use s1_studio::curate::steps::{decontam, import, rules, selection};
 use s1_studio::jobs::CancelToken;
 use s1_studio::workspace::Workspace;
 
@@ -73,14 +78,14 @@ fn seed_set_and_benchmark_weights_are_s1s() {
 
     // Stand-in traces (the reference solutions); half of them get a wrong answer, so that the
     // "trace correct" part of the rule matters.
-    annotate::traces_from_column(&mut ws, "solution").unwrap();
+    traces::from_column(&mut ws, "solution").unwrap();
     ws.conn
         .execute(
             "UPDATE questions SET trace_attempt = 'The final answer is $\\boxed{NOPE}$.' WHERE substr(key, 1, 1) < '8'",
             [],
         )
         .unwrap();
-    annotate::measure_traces(&mut ws, &common::qwen_tokenizer(), false).unwrap();
+    traces::measure(&mut ws, &common::qwen_tokenizer(), false).unwrap();
     // s1's gemini traces run to thousands of tokens; the solutions do not. Lengths at and above
     // the threshold for some MATH and OlympiadBench questions (by key, so right and wrong traces
     // get both).
@@ -100,8 +105,8 @@ fn seed_set_and_benchmark_weights_are_s1s() {
             (k, c.to_string())
         })
         .collect();
-    annotate::domains_from_map(&mut ws, &pairs).unwrap();
-    rules::run(&mut ws, &rules::RulesConfig::default()).unwrap();
+    domains::from_map(&mut ws, &pairs).unwrap();
+    rules::run(&mut ws, &RulesConfig::default()).unwrap();
 
     let r = selection::run(
         &mut ws,
@@ -230,7 +235,7 @@ fn the_difficulty_judge_is_asked_and_read_as_s1() {
         temperature: 0.05,
         limit: Some(60),
     };
-    let r = annotate::attempts(
+    let r = attempts::run(
         &ws,
         &Endpoint::new(&attempter.url, "attempter"),
         &Grader::Judge(Endpoint::new(&judge.url, "judge")),
@@ -271,7 +276,7 @@ fn the_difficulty_judge_is_asked_and_read_as_s1() {
         let (want, times) = match user.len() % 3 {
             0 => ("incorrect", 1),
             1 => ("correct", 3),
-            _ => ("undecided", 1 + annotate::JUDGE_RETRIES),
+            _ => ("undecided", 1 + s1_studio::curate::judge::JUDGE_RETRIES),
         };
         assert_eq!((verdict.as_str(), *n), (want, times), "{q}");
         undecided += (want == "undecided") as usize;
@@ -330,7 +335,7 @@ fn the_aime_year_rule_reads_s1s_id() {
     let mut ws = Workspace::open(&dir.path().join("ws")).unwrap();
     import::import(&mut ws, &file, &Default::default(), |_| {}).unwrap();
     // The metadata is stored as s1 wrote it.
-    let first = s1_studio::curate::question_key(s1_rows[0]["question"].as_str().unwrap());
+    let first = s1_studio::data::question_key(s1_rows[0]["question"].as_str().unwrap());
     let stored: String = ws
         .conn
         .query_row("SELECT metadata FROM questions WHERE key = ?1", [&first], |r| r.get(0))
@@ -346,7 +351,7 @@ fn the_aime_year_rule_reads_s1s_id() {
             let id = m.split("'ID': '").nth(1).unwrap();
             id.split('-').next().unwrap().parse::<i64>().unwrap() > 2022
         })
-        .map(|r| s1_studio::curate::question_key(r["question"].as_str().unwrap()))
+        .map(|r| s1_studio::data::question_key(r["question"].as_str().unwrap()))
         .collect();
     assert_eq!(after.len(), 30);
     let d = decontam::run(&mut ws, &[]).unwrap();
@@ -407,7 +412,7 @@ fn cross_source_decontamination_as_collect_data() {
         }
         let g = grams(q);
         if !g.iter().any(|g| eval.contains(g)) && g.iter().any(|g| test_set.contains(g)) {
-            want.insert(s1_studio::curate::question_key(q));
+            want.insert(s1_studio::data::question_key(q));
         }
     }
     assert!(want.len() > 100, "{}", want.len());
@@ -480,11 +485,11 @@ fn domains_are_asked_and_read_as_s1() {
         temperature: 0.0,
         limit: Some(30),
     };
-    let r = annotate::classify_domains(
+    let r = domains::classify(
         &ws,
         &Endpoint::new(&classifier.url, "classifier"),
         &opts,
-        &annotate::ClassifyOptions::default(),
+        &domains::ClassifyOptions::default(),
         true,
         &CancelToken::new(),
         &mut |_, _| {},

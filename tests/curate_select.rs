@@ -9,8 +9,8 @@ mod common;
 
 use std::collections::HashMap;
 
-use s1_studio::curate::question_key;
 use s1_studio::curate::select::{longest_select, random_select, s1_select, Candidate, SelectConfig};
+use s1_studio::data::question_key;
 
 /// The pool's questions: (key, subject as the domain, solution tokens as the trace length).
 fn questions() -> Vec<(String, String, usize)> {

@@ -11,7 +11,9 @@ use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::curate::{decontam, funnel, import, rules, selection};
+use crate::curate::funnel;
+use crate::curate::rule_config::RulesConfig;
+use crate::curate::steps::{decontam, import, rules, selection};
 use crate::workspace::Workspace;
 
 #[derive(Debug, Args)]
@@ -192,7 +194,7 @@ pub fn run(a: CurateBenchArgs) -> anyhow::Result<()> {
     );
 
     let t = Instant::now();
-    let counts = rules::run(&mut ws, &rules::RulesConfig::default())?;
+    let counts = rules::run(&mut ws, &RulesConfig::default())?;
     times.push(("quality rules", t.elapsed().as_secs_f64()));
     let hits: Vec<String> = counts.iter().map(|c| format!("{} {}", c.rule.name(), c.hits)).collect();
     println!("rules: {}", hits.join(", "));

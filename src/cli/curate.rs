@@ -1,16 +1,23 @@
-//! `s1-studio curate ...`: the s1 funnel headless, over a workspace folder. Every step reads and
-//! writes the workspace's SQLite database; model steps commit each result as it arrives, so Ctrl-C
-//! (or a kill) loses nothing finished and rerunning the step resumes.
+//! `s1-studio curate ...`: the s1 funnel headless, over a workspace folder. Each subcommand but
+//! `report` and `settings` becomes a [`Step`] run by [`steps::run`], the function the Curate view
+//! runs too, and prints its report. Model steps commit each result as it arrives, so Ctrl-C (or a
+//! kill) loses nothing finished and rerunning the step resumes.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::curate::annotate::{self, GenOptions, Grader};
-use crate::curate::backend::{Backend, Endpoint, Local};
-use crate::curate::{decontam, export, funnel, import, rules, selection};
-use crate::model::{load_model, LoadOptions};
+use crate::cancel::CancelToken;
+use crate::curate::backend::{Endpoint, ModelChoice};
+use crate::curate::funnel;
+use crate::curate::judge::{JudgeOptions, JUDGE_RETRIES};
+use crate::curate::quality::parse_rules;
+use crate::curate::rule_config::RulesChange;
+use crate::curate::steps::annotate::GenOptions;
+use crate::curate::steps::attempts::{self, Grader};
+use crate::curate::steps::domains::{self, ClassifyOptions};
+use crate::curate::steps::import::ImportOptions;
+use crate::curate::steps::{self, selection, traces, CurateEvent, DomainSource, Step, TraceSource};
 use crate::model::{parse_dtype, DeviceChoice};
 use crate::workspace::{Manual, Workspace};
 
@@ -73,9 +80,10 @@ struct RulesArgs {
     /// Rules switched off
     #[arg(long)]
     disable: Option<String>,
-    /// Fields the missing-field rule requires: solution, answer, trace, attempt
-    #[arg(long, default_value = "solution,trace")]
-    require: String,
+    /// Fields the missing-field rule requires: solution, answer, trace, attempt (default: as
+    /// the workspace keeps them, solution,trace at first)
+    #[arg(long)]
+    require: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +129,7 @@ struct ModelArgs {
     /// cpu, cuda or cuda:N (local model)
     #[arg(long, default_value = "cpu")]
     device: DeviceChoice,
+    /// auto, f32, bf16 or f16 (local model)
     #[arg(long, default_value = "auto")]
     dtype: String,
     #[arg(long)]
@@ -137,7 +146,8 @@ impl ModelArgs {
         self.model.is_some() || self.endpoint.is_some()
     }
 
-    fn backend(&self) -> anyhow::Result<Box<dyn Backend>> {
+    /// The model the flags name (loaded when the step starts).
+    fn choice(&self) -> anyhow::Result<ModelChoice> {
         if let Some(url) = &self.endpoint {
             let name = self
                 .endpoint_model
@@ -148,30 +158,25 @@ impl ModelArgs {
             e.concurrency = self.concurrency.max(1);
             e.retries = self.retries;
             e.backoff = std::time::Duration::from_millis(self.backoff_ms);
-            return Ok(Box::new(e));
+            return Ok(ModelChoice::Endpoint(e));
         }
         let path = self
             .model
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("give --model PATH or --endpoint URL"))?;
-        let opts = LoadOptions {
-            device: self.device.open()?,
-            dtype: parse_dtype(&self.dtype)?,
-            dequantize: false,
-        };
-        let model = load_model(path, &opts).with_context(|| format!("loading {}", path.display()))?;
-        let name = crate::curate::backend::local_name(path);
-        Ok(Box::new(Local {
-            model,
-            name,
+        Ok(ModelChoice::Local {
+            path: path.clone(),
             batch: self.batch.max(1),
-        }))
+            device: self.device,
+            dtype: parse_dtype(&self.dtype)?,
+        })
     }
 
-    fn gen(&self, max_tokens: usize, temperature: f64) -> GenOptions {
+    /// The step's sampling with the flags' overrides.
+    fn gen(&self, base: GenOptions) -> GenOptions {
         GenOptions {
-            max_tokens: self.max_tokens.unwrap_or(max_tokens),
-            temperature: self.temperature.unwrap_or(temperature),
+            max_tokens: self.max_tokens.unwrap_or(base.max_tokens),
+            temperature: self.temperature.unwrap_or(base.temperature),
             limit: self.limit,
         }
     }
@@ -207,7 +212,7 @@ struct AttemptArgs {
     /// Ask the judge again up to this many times when its reply does not end with a line that
     /// is exactly Yes or No (s1 asks again without limit); still undecided, the question is
     /// reported and, under the s1 preset, dropped
-    #[arg(long, default_value_t = annotate::JUDGE_RETRIES)]
+    #[arg(long, default_value_t = JUDGE_RETRIES)]
     judge_retries: usize,
     /// Read the judge leniently (its last non-empty line, markup and case ignored) instead of
     /// s1's exact last line
@@ -230,7 +235,7 @@ struct ClassifyArgs {
     #[arg(long, conflicts_with_all = ["model", "endpoint", "from_file"])]
     from_subject: bool,
     /// Asks after the first while a reply does not end in a two-digit code (s1 asks until it does)
-    #[arg(long, default_value_t = annotate::JUDGE_RETRIES)]
+    #[arg(long, default_value_t = JUDGE_RETRIES)]
     ask_again: usize,
     /// Take the last valid MSC code anywhere in the reply instead of s1's last two characters
     #[arg(long)]
@@ -308,146 +313,61 @@ fn bar(what: &str) -> indicatif::ProgressBar {
     bar
 }
 
-/// A progress callback that drives `bar`.
-fn on_progress(bar: &indicatif::ProgressBar) -> impl FnMut(usize, usize) + '_ {
-    move |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    }
-}
-
-fn print_step(what: &str, r: &annotate::StepReport) {
-    println!(
-        "{what}: {} done, {} failed, {} already done (of {} pending at the start)",
-        r.done, r.failed, r.skipped, r.pending
-    );
-}
-
-pub fn run(a: CurateArgs) -> anyhow::Result<()> {
-    let dir = &a.workspace;
-    match a.command {
-        CurateCommand::Import(args) => {
-            let mut ws = Workspace::open(dir)?;
-            for f in &args.files {
-                let opts = import::ImportOptions {
-                    mapping: args.map.clone(),
-                    source: args.source.clone(),
-                    again: args.again,
-                    rollback_journal: true,
-                };
-                let started = std::time::Instant::now();
-                let r = import::import(&mut ws, f, &opts, |_| {})?;
-                println!(
-                    "{}: {} shape; {} rows, {} new questions, {} duplicates, {} malformed ({:.2} s)",
-                    r.file,
-                    r.shape.name(),
-                    r.rows,
-                    r.added,
-                    r.duplicates,
-                    r.malformed,
-                    started.elapsed().as_secs_f64()
-                );
-                println!("  mapping: {}", serde_json::to_string(&r.mapping)?);
-                if r.traces > 0 || r.domains > 0 {
-                    println!("  with {} traces and {} domains from the file", r.traces, r.domains);
-                }
-                for e in r.errors.iter().take(10) {
-                    println!("  {}:{}: {}", r.file, e.line, e.message);
-                }
-                if r.malformed > 10 {
-                    println!(
-                        "  ... {} more malformed rows (all in the workspace's import_errors)",
-                        r.malformed - 10
-                    );
-                }
-            }
-            println!("pool: {} questions", ws.question_count()?);
-        }
-        CurateCommand::Rules(args) => {
-            let mut ws = Workspace::open_existing(dir)?;
-            let mut cfg = rules::config(&ws)?;
-            if let Some(e) = &args.enable {
-                cfg.enabled = rules::parse_rules(e).map_err(anyhow::Error::msg)?;
-            }
-            if let Some(d) = &args.disable {
-                let off = rules::parse_rules(d).map_err(anyhow::Error::msg)?;
-                cfg.enabled.retain(|r| !off.contains(r));
-            }
-            cfg.required = args
-                .require
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            let counts = rules::run(&mut ws, &cfg)?;
-            println!("{:14} {:>4} {:>8}  examples", "rule", "on", "hits");
-            for c in counts {
-                let on = if c.enabled { "yes" } else { "no" };
-                println!("{:14} {:>4} {:>8}  {}", c.rule.name(), on, c.hits, c.rule.describe());
-                for (k, q) in &c.examples {
-                    let q: String = q.chars().take(100).collect::<String>().replace('\n', " ");
-                    println!("    {k}  {q}");
-                }
-            }
-        }
-        CurateCommand::Decontam(args) => {
-            let mut ws = Workspace::open_existing(dir)?;
-            let mut sets = Vec::new();
-            if args.eval.is_empty() || args.with_bundled {
-                sets.extend(decontam::bundled_sets()?);
-            }
-            for f in &args.eval {
-                sets.push(decontam::set_from_file(f)?);
-            }
-            let opts = decontam::DecontamOptions {
-                cross_source: args.cross_source,
-            };
-            let r = decontam::run_with(&mut ws, &sets, &opts)?;
-            for (name, n, hits) in &r.per_set {
-                println!("{name:12} {n:>6} questions   {hits:>6} pool questions overlap");
-            }
-            println!("AIME problems after 2022: {}", r.aime_after_2022);
-            if args.cross_source {
-                println!("against earlier sources (in import order):");
-                for (name, n, hits) in &r.cross_source {
-                    println!("    {name}: {n} questions checked, {hits} share an 8-gram with an earlier source");
-                }
-            }
-            println!("flagged: {} questions", r.flagged);
-            for (set, key, gram) in &r.examples {
-                println!("    {set}: {key}  \"{gram}\"");
-            }
-        }
+/// The step a subcommand runs (`report` and `settings` are not steps: they read the funnel or set
+/// how it reads the pool, and [`run`] handles them itself).
+fn step(command: CurateCommand) -> anyhow::Result<Step> {
+    Ok(match command {
+        CurateCommand::Import(args) => Step::Import {
+            files: args.files,
+            options: ImportOptions {
+                mapping: args.map,
+                source: args.source,
+                again: args.again,
+                rollback_journal: true,
+            },
+        },
+        CurateCommand::Rules(args) => Step::Rules(RulesChange {
+            set: args
+                .enable
+                .as_deref()
+                .map(parse_rules)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
+            off: args
+                .disable
+                .as_deref()
+                .map(parse_rules)
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or_default(),
+            require: args.require.as_deref().map(RulesChange::fields),
+            ..Default::default()
+        }),
+        CurateCommand::Decontam(args) => Step::Decontam {
+            eval: args.eval,
+            with_bundled: args.with_bundled,
+            cross_source: args.cross_source,
+        },
         CurateCommand::Traces(args) => {
-            let mut ws = Workspace::open_existing(dir)?;
-            if let Some(col) = &args.from_column {
-                let r = annotate::traces_from_column(&mut ws, col)?;
-                print_step(&format!("traces from `{col}` (stand-ins, not model traces)"), &r);
+            let from = if let Some(col) = args.from_column {
+                TraceSource::Column(col)
             } else if args.model.given() {
-                let backend = args.model.backend()?;
-                eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
-                let cancel = super::cancel_on_ctrlc();
-                let b = bar("traces");
-                let r = annotate::generate_traces(
-                    &ws,
-                    backend.as_ref(),
-                    &args.model.gen(32768, 0.0),
-                    &cancel,
-                    &mut on_progress(&b),
-                )?;
-                b.finish_and_clear();
-                print_step(&format!("traces by {}", backend.name()), &r);
+                TraceSource::Model {
+                    model: args.model.choice()?,
+                    gen: args.model.gen(traces::DEFAULT_GEN),
+                }
             } else if args.tokenizer.is_none() {
                 anyhow::bail!("give --from-column solution, --model PATH, --endpoint URL or --tokenizer PATH");
-            }
-            if let Some(t) = &args.tokenizer {
-                let r = annotate::measure_traces(&mut ws, t, args.remeasure)?;
-                println!("trace lengths: {} traces measured with {}", r.done, t.display());
+            } else {
+                TraceSource::Existing
+            };
+            Step::Traces {
+                from,
+                tokenizer: args.tokenizer,
+                remeasure: args.remeasure,
             }
         }
         CurateCommand::Attempt(args) => {
-            let ws = Workspace::open_existing(dir)?;
-            let backend = args.model.backend()?;
             let grader = match (&args.judge_endpoint, &args.judge_model) {
                 (Some(url), Some(m)) => {
                     let mut e = Endpoint::new(url, m);
@@ -455,7 +375,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                     e.retries = args.model.retries;
                     Grader::JudgeWith(
                         e,
-                        annotate::JudgeOptions {
+                        JudgeOptions {
                             retries: args.judge_retries,
                             lenient: args.judge_lenient,
                         },
@@ -464,184 +384,130 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
                 (Some(_), None) => anyhow::bail!("--judge-endpoint needs --judge-model NAME"),
                 _ => Grader::Offline,
             };
-            eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
-            let cancel = super::cancel_on_ctrlc();
-            let b = bar("attempts");
-            // s1: temperature 0.05, up to 32,768 tokens.
-            let r = annotate::attempts(
-                &ws,
-                backend.as_ref(),
-                &grader,
-                &args.model.gen(32768, 0.05),
-                &cancel,
-                &mut on_progress(&b),
-            )?;
-            b.finish_and_clear();
-            print_step(&format!("attempts by {}", backend.name()), &r);
-            if r.undecided > 0 {
-                println!(
-                    "{} attempts undecided (no verdict): such questions are {} (`curate settings --undecided`)",
-                    r.undecided,
-                    match funnel::Undecided::load(&ws)? {
-                        funnel::Undecided::Exclude => "dropped by the difficulty stage, as s1",
-                        funnel::Undecided::Keep => "kept as not correct",
-                    }
-                );
+            Step::Attempts {
+                model: args.model.choice()?,
+                grader,
+                gen: args.model.gen(attempts::DEFAULT_GEN),
             }
         }
-        CurateCommand::Classify(args) => {
-            let mut ws = Workspace::open_existing(dir)?;
-            if let Some(f) = &args.from_file {
-                let mut pairs = Vec::new();
-                crate::data::read::for_each_row(f, |row| {
-                    if let Ok(row) = row {
-                        let key = row
-                            .columns
-                            .get("key")
-                            .and_then(|v| v.as_str())
-                            .map(str::to_string)
-                            .or_else(|| {
-                                row.columns
-                                    .get("question")
-                                    .and_then(|v| v.as_str())
-                                    .map(crate::curate::question_key)
-                            });
-                        let dom = row.columns.get("domain").map(|v| match v {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        });
-                        if let (Some(k), Some(d)) = (key, dom) {
-                            pairs.push((k, d));
-                        }
-                    }
-                    true
-                })?;
-                let r = annotate::domains_from_map(&mut ws, &pairs)?;
-                println!(
-                    "domains from {}: {} stored, {} not MSC codes",
-                    f.display(),
-                    r.done,
-                    r.failed
-                );
-                return Ok(());
-            }
-            if args.from_subject {
-                let r = annotate::domains_from_subjects(&mut ws)?;
-                println!(
-                    "domains from subject labels: {} stored, {} without a known subject",
-                    r.done, r.failed
-                );
-                return Ok(());
-            }
-            let backend = args.model.backend()?;
-            eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
-            let cancel = super::cancel_on_ctrlc();
-            let b = bar("questions");
-            let r = annotate::classify_domains(
-                &ws,
-                backend.as_ref(),
-                &args.model.gen(1024, 0.0),
-                &annotate::ClassifyOptions {
+        CurateCommand::Classify(args) => Step::Domains(if let Some(f) = args.from_file {
+            DomainSource::File(f)
+        } else if args.from_subject {
+            DomainSource::Subjects
+        } else {
+            DomainSource::Model {
+                model: args.model.choice()?,
+                gen: args.model.gen(domains::DEFAULT_GEN),
+                how: ClassifyOptions {
                     retries: args.ask_again,
                     lenient: args.lenient,
                 },
-                args.all,
-                &cancel,
-                &mut on_progress(&b),
-            )?;
-            b.finish_and_clear();
-            print_step(&format!("domains by {}", backend.name()), &r);
+                all: args.all,
+            }
+        }),
+        CurateCommand::Select(args) => Step::Select(selection::SelectOptions {
+            method: args.method,
+            seed: args.seed,
+            target: args.target,
+            uniform_until: args.uniform_until,
+            seed_set: !args.no_seed_set,
+            seed_set_in_pool: !args.seed_set_out_of_pool,
+            name: args.name,
+        }),
+        CurateCommand::Export(args) => Step::Export {
+            selection: args.selection,
+            out: args.out,
+        },
+        CurateCommand::Mark(args) => Step::Mark {
+            keys: args.keys,
+            manual: Manual::parse(&args.what),
+        },
+        CurateCommand::Report(_) | CurateCommand::Settings(_) => {
+            anyhow::bail!("`curate report` and `curate settings` are not steps")
         }
-        CurateCommand::Select(args) => {
-            let mut ws = Workspace::open_existing(dir)?;
-            let opts = selection::SelectOptions {
-                method: args.method,
-                seed: args.seed,
-                target: args.target,
-                uniform_until: args.uniform_until,
-                seed_set: !args.no_seed_set,
-                seed_set_in_pool: !args.seed_set_out_of_pool,
-                name: args.name.clone(),
-            };
-            let r = selection::run(&mut ws, &opts)?;
-            println!(
-                "selection `{}`: {} of {} candidates ({} from the seed set)",
-                r.name,
-                r.selected.len(),
-                r.candidates,
-                r.seed_set
-            );
-            for (d, n) in r.per_domain.iter().take(12) {
-                println!("  {d} {:40} {n}", crate::curate::classify::title(d).unwrap_or("?"));
-            }
-            if r.per_domain.len() > 12 {
-                println!("  ... {} domains in all", r.per_domain.len());
-            }
+    })
+}
+
+pub fn run(a: CurateArgs) -> anyhow::Result<()> {
+    let dir = &a.workspace;
+    let command = match a.command {
+        CurateCommand::Report(args) => return report(dir, &args),
+        CurateCommand::Settings(args) => return settings(dir, &args),
+        other => other,
+    };
+    let creates = matches!(command, CurateCommand::Import(_));
+    let step = step(command)?;
+    let mut ws = if creates {
+        Workspace::open(dir)?
+    } else {
+        Workspace::open_existing(dir)?
+    };
+    // A model step shows its progress and stops on Ctrl-C, keeping what finished.
+    let (cancel, bar) = if step.uses_model() {
+        eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
+        let what = match step {
+            Step::Attempts { .. } => "attempts",
+            Step::Domains(_) => "questions",
+            _ => "traces",
+        };
+        (super::cancel_on_ctrlc(), Some(bar(what)))
+    } else {
+        (CancelToken::new(), None)
+    };
+    let report = steps::run(&mut ws, &step, &cancel, &mut |e| {
+        if let (CurateEvent::Progress { done, total }, Some(b)) = (&e, &bar) {
+            b.set_length(*total as u64);
+            b.set_position(*done as u64);
         }
-        CurateCommand::Export(args) => {
-            let ws = Workspace::open_existing(dir)?;
-            let (name, keys) = selection::load(&ws, args.selection.as_deref())?;
-            let rows = export::rows(&ws, &keys)?;
-            for out in &args.out {
-                match out.extension().and_then(|e| e.to_str()) {
-                    Some("jsonl") => export::write_jsonl(out, &rows)?,
-                    Some("parquet") => export::write_parquet(out, &rows)?,
-                    _ => anyhow::bail!("{}: give a .jsonl or .parquet path", out.display()),
-                }
-                println!(
-                    "{}: {} rows of selection `{name}` (s1K schema)",
-                    out.display(),
-                    rows.len()
-                );
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    print!("{report}");
+    Ok(())
+}
+
+/// `curate report`: the funnel, stage by stage.
+fn report(dir: &std::path::Path, args: &ReportArgs) -> anyhow::Result<()> {
+    let ws = Workspace::open_existing(dir)?;
+    let f = funnel::compute(&ws)?;
+    print!("{}", funnel::render(&f.stages));
+    let failures: i64 = ws.conn.query_row("SELECT count(*) FROM failures", [], |r| r.get(0))?;
+    if failures > 0 {
+        println!("{failures} model calls failed (table `failures`); rerun the step to retry them");
+    }
+    if f.undecided > 0 {
+        println!(
+            "{} questions have an undecided difficulty verdict: {} (`curate settings --undecided`)",
+            f.undecided,
+            match f.undecided_policy {
+                funnel::Undecided::Exclude => "dropped, as s1",
+                funnel::Undecided::Keep => "kept as not correct",
             }
-        }
-        CurateCommand::Report(args) => {
-            let ws = Workspace::open_existing(dir)?;
-            let f = funnel::compute(&ws)?;
-            print!("{}", funnel::render(&f.stages));
-            let failures: i64 = ws.conn.query_row("SELECT count(*) FROM failures", [], |r| r.get(0))?;
-            if failures > 0 {
-                println!("{failures} model calls failed (table `failures`); rerun the step to retry them");
-            }
-            if f.undecided > 0 {
-                println!(
-                    "{} questions have an undecided difficulty verdict: {} (`curate settings --undecided`)",
-                    f.undecided,
-                    match f.undecided_policy {
-                        funnel::Undecided::Exclude => "dropped, as s1",
-                        funnel::Undecided::Keep => "kept as not correct",
-                    }
-                );
-            }
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&f.stages)?);
-            }
-        }
-        CurateCommand::Mark(args) => {
-            let ws = Workspace::open_existing(dir)?;
-            let m = Manual::parse(&args.what);
-            for k in &args.keys {
-                ws.set_manual(k, m)?;
-            }
-            println!("{} questions marked {}", args.keys.len(), args.what);
-        }
-        CurateCommand::Settings(args) => {
-            let ws = Workspace::open_existing(dir)?;
-            if let Some(n) = args.source_names {
-                n.store(&ws)?;
-            }
-            if let Some(u) = args.undecided {
-                u.store(&ws)?;
-            }
-            println!(
-                "source names: {}\nundecided verdicts: {}",
-                crate::curate::sources::SourceNames::load(&ws)?.name(),
-                funnel::Undecided::load(&ws)?.name()
-            );
-            if args.source_names.is_some() {
-                println!("rerun `curate rules` so that the [asy] exception follows the names");
-            }
-        }
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&f.stages)?);
+    }
+    Ok(())
+}
+
+/// `curate settings`: how the funnel reads source names and undecided verdicts.
+fn settings(dir: &std::path::Path, args: &SettingsArgs) -> anyhow::Result<()> {
+    let ws = Workspace::open_existing(dir)?;
+    if let Some(n) = args.source_names {
+        n.store(&ws)?;
+    }
+    if let Some(u) = args.undecided {
+        u.store(&ws)?;
+    }
+    println!(
+        "source names: {}\nundecided verdicts: {}",
+        crate::curate::sources::SourceNames::load(&ws)?.name(),
+        funnel::Undecided::load(&ws)?.name()
+    );
+    if args.source_names.is_some() {
+        println!("rerun `curate rules` so that the [asy] exception follows the names");
     }
     Ok(())
 }

@@ -255,6 +255,8 @@ pub enum ModelChoice {
         path: std::path::PathBuf,
         batch: usize,
         device: crate::model::DeviceChoice,
+        /// None: the checkpoint's own.
+        dtype: Option<candle_core::DType>,
     },
 }
 
@@ -270,13 +272,19 @@ impl ModelChoice {
     pub fn open(&self) -> anyhow::Result<Box<dyn Backend>> {
         Ok(match self {
             ModelChoice::Endpoint(e) => Box::new(e.clone()),
-            ModelChoice::Local { path, batch, device } => {
+            ModelChoice::Local {
+                path,
+                batch,
+                device,
+                dtype,
+            } => {
                 let opts = crate::model::LoadOptions {
                     device: device.open()?,
-                    ..Default::default()
+                    dtype: *dtype,
+                    dequantize: false,
                 };
-                let model =
-                    crate::model::load_model(path, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                let model = crate::model::load_model(path, &opts)
+                    .map_err(|e| anyhow::anyhow!("loading {}: {e}", path.display()))?;
                 Box::new(Local {
                     model,
                     name: local_name(path),

@@ -7,8 +7,18 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use super::quality::Rule;
-use super::rules;
+use super::rule_config::RulesConfig;
 use crate::workspace::{Manual, Workspace};
+
+/// The flag of s1's limit of AIME problems to 1983-2022 (written by the decontamination step,
+/// steps/decontam.rs, like the two names below; read here).
+pub const AIME_YEAR_RULE: &str = "aime_after_2022";
+
+/// The flag prefix of the cross-source rule.
+pub const CROSS_SOURCE_PREFIX: &str = "decontam:source:";
+
+/// The workspace setting that records whether the last run checked across sources.
+pub const CROSS_SOURCE_SETTING: &str = "decontam.cross_source";
 
 /// One stage: how many questions it keeps and drops.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -164,7 +174,7 @@ const FUNNEL_SQL: &str = "SELECT key, manual, source, trace_tokens, trace_correc
 
 /// Builds the funnel from the workspace.
 pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
-    let cfg = rules::config(ws)?;
+    let cfg = RulesConfig::load(ws)?;
     let source_names = super::sources::SourceNames::load(ws)?;
     let undecided_policy = Undecided::load(ws)?;
     let enabled: HashSet<&str> = cfg.enabled.iter().map(|r| r.name()).collect();
@@ -222,7 +232,7 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
             };
             let rule = r.get_ref(1)?.as_str().unwrap_or("");
             let s = &mut states[i];
-            if rule.starts_with("decontam:") || rule == super::decontam::AIME_YEAR_RULE {
+            if rule.starts_with("decontam:") || rule == AIME_YEAR_RULE {
                 s.contaminated = true;
             } else if enabled.contains(rule) {
                 if let Some(r) = Rule::parse(rule) {
@@ -328,7 +338,7 @@ pub fn compute(ws: &Workspace) -> anyhow::Result<Funnel> {
         &mut cur,
     );
     let decontam_sets = ws.setting("decontam.sets")?;
-    let cross = ws.setting(super::decontam::CROSS_SOURCE_SETTING)?.as_deref() == Some("1");
+    let cross = ws.setting(CROSS_SOURCE_SETTING)?.as_deref() == Some("1");
     stage(
         "decontaminated",
         match &decontam_sets {

@@ -28,6 +28,43 @@ impl Rule {
         Rule::Enumeration,
         Rule::BoldNumber,
     ];
+
+    /// The rule's name, as flags, settings and the command line spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::MissingField => "missing_field",
+            Rule::Asy => "asy",
+            Rule::Image => "image",
+            Rule::Enumeration => "enumeration",
+            Rule::BoldNumber => "bold_number",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.name() == s)
+    }
+
+    /// What the rule flags, for a report or a checkbox.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rule::MissingField => "a required field is missing",
+            Rule::Asy => "[asy] figure (kept for AIME)",
+            Rule::Image => "![Image] reference",
+            Rule::Enumeration => "p{i}. enumeration",
+            Rule::BoldNumber => "**bold** with a digit",
+        }
+    }
+}
+
+/// Parses a comma-separated rule list.
+pub fn parse_rules(s: &str) -> Result<Vec<Rule>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| {
+            Rule::parse(x).ok_or_else(|| format!("unknown rule `{x}`; rules: {}", Rule::ALL.map(Rule::name).join(", ")))
+        })
+        .collect()
 }
 
 /// `[asy]` unless the source is AIME.

@@ -102,6 +102,12 @@ impl SourceNames {
     }
 }
 
+/// Whether a source's name says AIME in any case: the AIME year rule's test (a safety rule, so
+/// broader than s1's names; see [`SourceNames`] for the `[asy]` exception and the seed set).
+pub fn is_aime(source: &str) -> bool {
+    source.to_ascii_lowercase().contains("aime")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

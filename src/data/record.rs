@@ -373,7 +373,7 @@ pub fn to_record(
         }
     };
     Ok(Record {
-        key: crate::curate::question_key(&question),
+        key: crate::data::question_key(&question),
         question,
         solution,
         answer,

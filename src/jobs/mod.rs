@@ -9,7 +9,7 @@ pub mod training;
 
 pub use crate::cancel::CancelToken;
 pub use crate::generate::Delta;
-pub use curation::{CurateEvent, CurateJob, CurateRequest};
+pub use curation::{CurateEvent, CurateJob, CurateReader};
 pub use evaluation::{EvalEvent, EvalJob, EvalRequest};
 pub use inference::{InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 pub use training::TrainingJob;

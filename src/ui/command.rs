@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::jobs::{CurateRequest, Notify};
+use crate::curate::steps::Step;
+use crate::jobs::Notify;
 use crate::model::device::DeviceInfo;
 use crate::workspace::Manual;
 
@@ -138,7 +139,7 @@ pub enum CuratePath {
 /// The Curate view's commands.
 #[derive(Debug, Clone)]
 pub enum CurateCommand {
-    Start(Box<CurateRequest>),
+    Start(Box<Step>),
     Stop,
     /// Open a question in the inspector.
     Inspect(String),

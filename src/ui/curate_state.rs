@@ -8,26 +8,23 @@ use std::time::{Duration, Instant};
 use super::background::{file_dialog, DialogKind};
 use super::command::{CommandSender, CurateCommand};
 use crate::curate::backend::{Endpoint, ModelChoice};
-use crate::curate::quality::Rule;
-use crate::curate::selection::{Method, SelectOptions};
-use crate::curate::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
-use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateRequest};
+use crate::curate::rule_config::RulesChange;
+use crate::curate::steps::selection::{Method, SelectOptions};
+use crate::curate::steps::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
+use crate::curate::steps::{Report, Step};
+use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateReader};
 use crate::model::device::DeviceChoice;
-use crate::workspace::Workspace;
 
 pub use super::command::CuratePath;
 
-/// The form, as typed.
+/// The form, as typed. The rule configuration is not here: the workspace keeps it (older
+/// settings files' `rules_off` and `require` are read and ignored).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct CurateForm {
     pub import_path: String,
     /// `field=column` overrides.
     pub mapping: String,
-    /// Rules switched off (by name).
-    pub rules_off: Vec<String>,
-    /// Fields the missing-field rule requires.
-    pub require: String,
     /// tokenizer.json (or its folder) for trace lengths.
     pub tokenizer: String,
     /// An OpenAI-compatible endpoint for traces, attempts and domains.
@@ -62,8 +59,6 @@ impl Default for CurateForm {
         Self {
             import_path: String::new(),
             mapping: String::new(),
-            rules_off: Vec::new(),
-            require: "solution,trace".into(),
             tokenizer: String::new(),
             endpoint: "http://localhost:8000/v1".into(),
             endpoint_model: String::new(),
@@ -107,6 +102,7 @@ impl CurateForm {
                 path: PathBuf::from(p),
                 batch: self.batch.max(1),
                 device: self.device,
+                dtype: None,
             });
         }
         self.endpoint().map(ModelChoice::Endpoint)
@@ -140,23 +136,8 @@ impl CurateForm {
         (!t.is_empty()).then(|| PathBuf::from(t))
     }
 
-    pub fn rules_request(&self) -> CurateRequest {
-        CurateRequest::Rules {
-            enabled: Rule::ALL
-                .into_iter()
-                .filter(|r| !self.rules_off.iter().any(|o| o == r.name()))
-                .collect(),
-            required: self
-                .require
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
-        }
-    }
-
-    pub fn select_request(&self) -> CurateRequest {
-        CurateRequest::Select(SelectOptions {
+    pub fn select_request(&self) -> Step {
+        Step::Select(SelectOptions {
             method: self.method,
             seed: self.seed,
             target: self.target,
@@ -165,7 +146,7 @@ impl CurateForm {
     }
 
     /// The export files: the path as given with `.jsonl` and `.parquet`.
-    pub fn export_request(&self) -> Result<CurateRequest, String> {
+    pub fn export_request(&self) -> Result<Step, String> {
         let p = self.export_path.trim();
         if p.is_empty() {
             return Err("give an export path".into());
@@ -175,7 +156,7 @@ impl CurateForm {
             Some("jsonl") | Some("parquet") => base.with_extension(""),
             _ => base,
         };
-        Ok(CurateRequest::Export {
+        Ok(Step::Export {
             selection: None,
             out: vec![stem.with_extension("jsonl"), stem.with_extension("parquet")],
         })
@@ -229,11 +210,33 @@ pub struct CurateState {
     pub detail: Option<QuestionDetail>,
     /// Bumped when a new pool snapshot arrives (the visible rows' cache key).
     pub generation: usize,
+    /// The inspector's reads and Include/Exclude, beside a running step (started on first use).
+    pub reader: Option<CurateReader>,
+    /// The required fields as typed, until Run rules sends them (None: the workspace's).
+    pub require_edit: Option<String>,
 }
 
 impl CurateState {
     pub fn is_running(&self) -> bool {
         self.job.is_some()
+    }
+
+    /// Takes a snapshot unless the one shown was read later (a mark's and a step's can cross).
+    fn apply_snapshot(&mut self, s: PoolSnapshot) {
+        if self.snapshot.as_ref().is_some_and(|old| old.taken > s.taken) {
+            return;
+        }
+        self.snapshot = Some(s);
+        self.generation += 1;
+    }
+
+    /// The Run rules step: the rule configuration as the workspace keeps it, with the required
+    /// fields as typed.
+    pub fn rules_step(&mut self) -> Step {
+        Step::Rules(RulesChange {
+            require: self.require_edit.take().map(|r| RulesChange::fields(&r)),
+            ..Default::default()
+        })
     }
 
     fn visible_key(&self) -> (String, RowFilter, SortBy, bool, usize) {
@@ -295,7 +298,7 @@ impl CurateState {
 }
 
 /// Starts a curation step on the workspace (one at a time).
-fn start(c: &mut CurateState, workspace: Option<&Path>, req: CurateRequest, tx: &CommandSender) {
+fn start(c: &mut CurateState, workspace: Option<&Path>, step: Step, tx: &CommandSender) {
     let Some(dir) = workspace else {
         c.error = Some("choose a workspace folder first (top bar)".into());
         return;
@@ -305,8 +308,8 @@ fn start(c: &mut CurateState, workspace: Option<&Path>, req: CurateRequest, tx: 
     }
     c.error = None;
     c.progress = (0, 0);
-    c.running = Some(req.label());
-    match curation::start(dir.to_path_buf(), req, tx.notify()) {
+    c.running = Some(step.label());
+    match curation::start(dir.to_path_buf(), step, tx.notify()) {
         Ok(job) => {
             c.job = Some(job);
             c.snapshot_of = Some(dir.to_path_buf());
@@ -319,37 +322,34 @@ fn start(c: &mut CurateState, workspace: Option<&Path>, req: CurateRequest, tx: 
 }
 
 /// The logic step: reads the pool when the workspace changed and the view is `shown`, applies
-/// the step's events until none is left or `budget` has passed, and refreshes the table's
-/// visible rows.
+/// the step's and the reader's events until none is left or `budget` has passed, and refreshes
+/// the table's visible rows.
 pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &CommandSender, budget: Duration) {
     if shown && workspace.is_some() && !c.is_running() && c.snapshot_of.as_deref() != workspace {
         c.snapshot = None;
         c.selected = None;
         c.detail = None;
-        start(c, workspace, CurateRequest::Refresh, tx);
+        start(c, workspace, Step::Refresh, tx);
     }
     let start_at = Instant::now();
     let mut finished = false;
-    if let Some(job) = &c.job {
-        while start_at.elapsed() < budget {
-            let Ok(ev) = job.events.try_recv() else { break };
-            match ev {
-                CurateEvent::Progress { done, total } => c.progress = (done, total),
-                CurateEvent::Log(l) => c.log.push(l),
-                CurateEvent::Snapshot(s) => {
-                    c.snapshot = Some(*s);
-                    c.generation += 1;
-                }
-                CurateEvent::Finished(r) => {
-                    match r {
-                        Ok(msg) => c.log.push(msg),
-                        Err(e) => {
-                            c.log.push(format!("failed: {e}"));
-                            c.error = Some(e);
-                        }
+    while start_at.elapsed() < budget {
+        let Some(Ok(ev)) = c.job.as_ref().map(|j| j.events.try_recv()) else {
+            break;
+        };
+        match ev {
+            CurateEvent::Progress { done, total } => c.progress = (done, total),
+            CurateEvent::Log(l) => c.log.push(l),
+            CurateEvent::Snapshot(s) => c.apply_snapshot(*s),
+            CurateEvent::Finished(r) => {
+                match r {
+                    Ok(report) => c.log.push(report.to_string().trim_end().to_string()),
+                    Err(e) => {
+                        c.log.push(format!("failed: {e}"));
+                        c.error = Some(e);
                     }
-                    finished = true;
                 }
+                finished = true;
             }
         }
     }
@@ -357,21 +357,65 @@ pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &C
         c.job = None;
         c.running = None;
         if let Some(k) = c.selected.clone() {
-            inspect(c, workspace, &k);
+            inspect(c, workspace, k, tx);
         }
     }
+    drain_reader(c, workspace, tx, budget);
     if c.log.len() > 200 {
         c.log.drain(..100);
     }
     c.refresh_visible();
 }
 
-/// Opens a question in the inspector.
-fn inspect(c: &mut CurateState, workspace: Option<&Path>, key: &str) {
-    c.selected = Some(key.to_string());
-    c.detail = workspace
-        .and_then(|d| Workspace::open_existing(d).ok())
-        .and_then(|ws| crate::curate::snapshot::detail(&ws, key).ok());
+/// The reader's answers: the inspector's question, marks done (then the question again).
+fn drain_reader(c: &mut CurateState, workspace: Option<&Path>, tx: &CommandSender, budget: Duration) {
+    let start_at = Instant::now();
+    while start_at.elapsed() < budget {
+        let Some(Ok(ev)) = c.reader.as_ref().map(|r| r.events().try_recv()) else {
+            break;
+        };
+        match ev {
+            CurateEvent::Progress { .. } => {}
+            CurateEvent::Log(l) => c.log.push(l),
+            CurateEvent::Snapshot(s) => c.apply_snapshot(*s),
+            CurateEvent::Finished(Ok(Report::Detail(d))) => {
+                if c.selected.as_deref() == Some(d.key.as_str()) {
+                    c.detail = Some(*d);
+                }
+            }
+            CurateEvent::Finished(Ok(report)) => {
+                c.log.push(report.to_string().trim_end().to_string());
+                if let Some(k) = c.selected.clone() {
+                    inspect(c, workspace, k, tx);
+                }
+            }
+            CurateEvent::Finished(Err(e)) => c.error = Some(e),
+        }
+    }
+}
+
+/// Sends a quick step to the reader thread (started on first use).
+fn send_to_reader(c: &mut CurateState, workspace: Option<&Path>, step: Step, tx: &CommandSender) {
+    let Some(dir) = workspace else { return };
+    if c.reader.is_none() {
+        match CurateReader::start(tx.notify()) {
+            Ok(r) => c.reader = Some(r),
+            Err(e) => {
+                c.error = Some(format!("could not start the curation reader: {e}"));
+                return;
+            }
+        }
+    }
+    if let Some(Err(e)) = c.reader.as_ref().map(|r| r.send(dir.to_path_buf(), step)) {
+        c.reader = None;
+        c.error = Some(e);
+    }
+}
+
+/// Opens a question in the inspector (read on the reader thread; shown when it arrives).
+fn inspect(c: &mut CurateState, workspace: Option<&Path>, key: String, tx: &CommandSender) {
+    c.selected = Some(key.clone());
+    send_to_reader(c, workspace, Step::Inspect { key }, tx);
 }
 
 /// What the curate logic reads and changes.
@@ -391,23 +435,26 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
         tx,
     } = cx;
     match cmd {
-        CurateCommand::Start(req) => start(c, workspace, *req, tx),
+        CurateCommand::Start(step) => start(c, workspace, *step, tx),
         CurateCommand::Stop => {
             if let Some(j) = &c.job {
                 j.stop();
             }
         }
-        CurateCommand::Inspect(key) => inspect(c, workspace, &key),
-        // Persisted at once, then the pool is re-read.
+        CurateCommand::Inspect(key) => inspect(c, workspace, key, tx),
+        // On the reader thread: persisted there (waiting, off this thread, for a running step's
+        // write), then the pool and the question are read again.
         CurateCommand::Mark(key, manual) => {
-            let Some(dir) = workspace else { return };
-            match Workspace::open_existing(dir).and_then(|ws| ws.set_manual(&key, manual)) {
-                Ok(()) => {
-                    inspect(c, workspace, &key);
-                    start(c, workspace, CurateRequest::Refresh, tx);
-                }
-                Err(e) => c.error = Some(e.to_string()),
-            }
+            c.error = None;
+            send_to_reader(
+                c,
+                workspace,
+                Step::Mark {
+                    keys: vec![key],
+                    manual,
+                },
+                tx,
+            );
         }
         CurateCommand::PickPath(which) => {
             let (title, kind) = match which {

@@ -1,7 +1,6 @@
 //! The Curate view: the steps of the s1 funnel on the left (each a job with progress and Stop),
 //! the funnel's counts, the domain and trace-length histograms and the pool table in the middle
-//! (virtualised: only visible rows are laid out, so 60,000 rows scroll smoothly), and the sample
-//! inspector on the right with include/exclude by hand.
+//! (curate_table_ui.rs), and the sample inspector on the right with include/exclude by hand.
 
 use eframe::egui::{self, RichText};
 use egui_plot::{Bar, BarChart, Plot};
@@ -9,13 +8,16 @@ use egui_plot::{Bar, BarChart, Plot};
 use std::path::Path;
 
 use super::command::{CommandSender, CurateCommand, CuratePath};
-use super::curate_state::{CurateForm, CurateState, RowFilter, SortBy};
+use super::curate_state::{CurateForm, CurateState, RowFilter};
+use super::curate_table_ui::{inspector_ui, pool_table_ui};
 use super::device_picker_ui::device_picker_ui;
 use crate::curate::classify;
 use crate::curate::quality::Rule;
-use crate::curate::selection::Method;
-use crate::jobs::CurateRequest;
-use crate::workspace::Manual;
+use crate::curate::rule_config::{RulesChange, RulesConfig};
+use crate::curate::steps::annotate::GenOptions;
+use crate::curate::steps::attempts::{self, Grader};
+use crate::curate::steps::selection::Method;
+use crate::curate::steps::{domains, traces, DomainSource, Step, TraceSource};
 
 fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
     ui.horizontal(|ui| {
@@ -39,7 +41,7 @@ pub struct CurateView<'a> {
 
 fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
     let running = v.state.is_running();
-    let mut req: Option<CurateRequest> = None;
+    let mut req: Option<Step> = None;
     let mut pick: Option<CuratePath> = None;
     if v.workspace.is_none() {
         ui.label("Choose a workspace folder (top bar): the pool and every annotation are kept there.");
@@ -56,7 +58,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
             .on_hover_text("6,150 competition questions with reference solutions (MIT), from assets/")
             .clicked()
         {
-            req = Some(CurateRequest::ImportSample);
+            req = Some(Step::ImportSample);
         }
         let f = &mut *v.form;
         ui.horizontal(|ui| {
@@ -71,9 +73,12 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
                 v.state.error = Some("give a file to import".into());
             } else {
                 let mapping = (!f.mapping.trim().is_empty()).then(|| f.mapping.trim().to_string());
-                req = Some(CurateRequest::Import {
+                req = Some(Step::Import {
                     files: vec![f.import_path.trim().into()],
-                    mapping,
+                    options: crate::curate::steps::import::ImportOptions {
+                        mapping,
+                        ..Default::default()
+                    },
                 });
             }
         }
@@ -93,14 +98,21 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
                 .on_hover_text("Stand-ins where no reasoning model is at hand: each reference solution becomes the trace")
                 .clicked()
             {
-                req = Some(CurateRequest::TracesFromColumn {
-                    column: "solution".into(),
+                req = Some(Step::Traces {
+                    from: TraceSource::Column("solution".into()),
                     tokenizer: f.tokenizer(),
+                    remeasure: false,
                 });
             }
             if ui.button("Measure lengths").clicked() {
                 match f.tokenizer() {
-                    Some(t) => req = Some(CurateRequest::MeasureTraces { tokenizer: t }),
+                    Some(t) => {
+                        req = Some(Step::Traces {
+                            from: TraceSource::Existing,
+                            tokenizer: Some(t),
+                            remeasure: false,
+                        })
+                    }
                     None => v.state.error = Some("choose a tokenizer first".into()),
                 }
             }
@@ -108,34 +120,39 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
 
         ui.separator();
         ui.heading("3. Quality");
-        let hits: Vec<Option<usize>> = Rule::ALL
-            .iter()
-            .map(|r| {
-                v.state
-                    .snapshot
-                    .as_ref()
-                    .filter(|s| s.rules_ran)
-                    .and_then(|s| s.rules.iter().find(|c| c.rule == *r).map(|c| c.hits))
-            })
-            .collect();
-        let f = &mut *v.form;
-        for (r, n) in Rule::ALL.into_iter().zip(hits) {
-            let mut on = !f.rules_off.iter().any(|o| o == r.name());
-            let text = match n {
-                Some(n) => format!("{} ({n})", r.describe()),
+        // Which rules are on and the required fields: as the workspace keeps them (the command
+        // line's `curate rules` changes the same), changed through the curation job.
+        let snap = v.state.snapshot.as_ref();
+        for r in Rule::ALL {
+            let count = snap.and_then(|s| s.rules.iter().find(|c| c.rule == r));
+            let mut on = snap.is_none_or(|s| s.rules_config.enabled.contains(&r));
+            let text = match count.filter(|_| snap.is_some_and(|s| s.rules_ran)) {
+                Some(c) => format!("{} ({})", r.describe(), c.hits),
                 None => r.describe().to_string(),
             };
             if ui.checkbox(&mut on, text).changed() {
-                f.rules_off.retain(|o| o != r.name());
-                if !on {
-                    f.rules_off.push(r.name().to_string());
-                }
+                let (on, off) = if on { (vec![r], vec![]) } else { (vec![], vec![r]) };
+                req = Some(Step::ConfigureRules(RulesChange {
+                    on,
+                    off,
+                    ..Default::default()
+                }));
             }
         }
-        field(ui, "Required", &mut f.require, "fields the missing-field rule requires: solution, answer, trace, attempt");
-        if ui.button("Run rules").clicked() {
-            req = Some(f.rules_request());
+        let mut require = match &v.state.require_edit {
+            Some(t) => t.clone(),
+            None => snap
+                .map(|s| s.rules_config.required.clone())
+                .unwrap_or_else(|| RulesConfig::default().required)
+                .join(","),
+        };
+        if field(ui, "Required", &mut require, "fields the missing-field rule requires: solution, answer, trace, attempt") {
+            v.state.require_edit = Some(require);
         }
+        if ui.button("Run rules").clicked() {
+            req = Some(v.state.rules_step());
+        }
+        let f = &mut *v.form;
         field(
             ui,
             "Eval files",
@@ -149,8 +166,9 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
             .on_hover_text("word 8-grams against MATH500, AIME24/25, AMC23, GSM8K and the files above; AIME after 2022")
             .clicked()
         {
-            req = Some(CurateRequest::Decontam {
-                extra: f.eval_files(),
+            req = Some(Step::Decontam {
+                eval: f.eval_files(),
+                with_bundled: true,
                 cross_source: f.cross_source,
             });
         }
@@ -185,23 +203,37 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
                     match &ep {
                         Ok(e) => {
                             req = Some(match which {
-                                0 => CurateRequest::TracesByModel {
-                                    model: e.clone(),
+                                0 => Step::Traces {
+                                    from: TraceSource::Model {
+                                        model: e.clone(),
+                                        gen: GenOptions {
+                                            max_tokens,
+                                            ..traces::DEFAULT_GEN
+                                        },
+                                    },
                                     tokenizer: tok.clone(),
-                                    max_tokens,
+                                    remeasure: false,
                                 },
                                 1 => match &judge {
-                                    Ok(j) => CurateRequest::Attempts {
+                                    Ok(j) => Step::Attempts {
                                         model: e.clone(),
-                                        max_tokens,
-                                        judge: j.clone(),
+                                        grader: j.clone().map_or(Grader::Offline, Grader::Judge),
+                                        gen: GenOptions {
+                                            max_tokens,
+                                            ..attempts::DEFAULT_GEN
+                                        },
                                     },
                                     Err(m) => {
                                         v.state.error = Some(m.clone());
                                         return;
                                     }
                                 },
-                                _ => CurateRequest::DomainsByModel { model: e.clone() },
+                                _ => Step::Domains(DomainSource::Model {
+                                    model: e.clone(),
+                                    gen: domains::DEFAULT_GEN,
+                                    how: Default::default(),
+                                    all: false,
+                                }),
                             })
                         }
                         Err(e) => v.state.error = Some(e.clone()),
@@ -214,7 +246,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
             .on_hover_text("MATH's `type` / OlympiadBench's `subfield` mapped to MSC codes: a rough stand-in, not s1's classifier")
             .clicked()
         {
-            req = Some(CurateRequest::DomainsFromSubjects);
+            req = Some(Step::Domains(DomainSource::Subjects));
         }
 
         ui.separator();
@@ -346,220 +378,6 @@ fn funnel_ui(ui: &mut egui::Ui, c: &mut CurateState) {
     }
 }
 
-fn stage_name(c: &CurateState, at: Option<u8>) -> String {
-    match (at, &c.snapshot) {
-        (None, _) => "passed".into(),
-        (Some(i), Some(s)) => s.stages.get(i as usize).map(|s| s.name.clone()).unwrap_or_default(),
-        _ => String::new(),
-    }
-}
-
-fn table_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
-    let st = &mut *v.state;
-    ui.horizontal(|ui| {
-        let l = ui.label("Search");
-        ui.add(egui::TextEdit::singleline(&mut st.search).desired_width(220.0))
-            .labelled_by(l.id);
-        let label = |f: RowFilter, st: &CurateState| match f {
-            RowFilter::All => "all".to_string(),
-            RowFilter::Passed => "passed".into(),
-            RowFilter::DroppedAt(i) => format!("dropped: {}", stage_name(st, Some(i))),
-            RowFilter::Selected => "selected".into(),
-            RowFilter::Flagged => "flagged".into(),
-            RowFilter::ByHand => "marked by hand".into(),
-        };
-        let current = label(st.filter, st);
-        let mut choice = st.filter;
-        let stages = st.snapshot.as_ref().map(|s| s.stages.len()).unwrap_or(0);
-        egui::ComboBox::from_label("Show")
-            .selected_text(current)
-            .show_ui(ui, |ui| {
-                for f in [
-                    RowFilter::All,
-                    RowFilter::Passed,
-                    RowFilter::Selected,
-                    RowFilter::Flagged,
-                    RowFilter::ByHand,
-                ]
-                .into_iter()
-                .chain((2..stages as u8).map(RowFilter::DroppedAt))
-                {
-                    let text = label(f, st);
-                    ui.selectable_value(&mut choice, f, text);
-                }
-            });
-        st.filter = choice;
-    });
-    if st.visible_is_stale() {
-        // The rows are recomputed in the next frame's logic step.
-        ui.ctx().request_repaint();
-    }
-    let n = st.visible.len();
-    let total = st.snapshot.as_ref().map(|s| s.rows.len()).unwrap_or(0);
-    ui.weak(format!("{n} of {total} questions"));
-    let widths = [150.0, 150.0, 60.0, 60.0, 170.0];
-    ui.horizontal(|ui| {
-        for (i, (name, by)) in [
-            ("key", SortBy::Key),
-            ("source", SortBy::Source),
-            ("tokens", SortBy::Tokens),
-            ("domain", SortBy::Domain),
-            ("stage", SortBy::Stage),
-            ("question", SortBy::Pool),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let arrow = if st.sort == by && by != SortBy::Pool {
-                if st.descending {
-                    " v"
-                } else {
-                    " ^"
-                }
-            } else {
-                ""
-            };
-            let w = widths.get(i).copied().unwrap_or(300.0);
-            if ui
-                .add_sized([w, 18.0], egui::Button::new(format!("{name}{arrow}")).frame(false))
-                .clicked()
-            {
-                if st.sort == by {
-                    st.descending = !st.descending;
-                } else {
-                    st.sort = by;
-                    st.descending = false;
-                }
-            }
-        }
-    });
-    let row_h = 20.0;
-    let mut clicked: Option<String> = None;
-    egui::ScrollArea::vertical()
-        .id_salt("pool-table")
-        .auto_shrink([false, false])
-        .show_rows(ui, row_h, n, |ui, range| {
-            let Some(s) = &st.snapshot else { return };
-            for vi in range {
-                let r = &s.rows[st.visible[vi]];
-                let sel = st.selected.as_deref() == Some(r.key.as_str());
-                ui.horizontal(|ui| {
-                    ui.set_height(row_h);
-                    let mut key = r.key.clone();
-                    if r.selected {
-                        key.push_str(" (selected)");
-                    }
-                    if let Some(m) = r.manual {
-                        key.push_str(if m == Manual::Include { " (+)" } else { " (-)" });
-                    }
-                    if ui
-                        .add_sized([widths[0], row_h], egui::Button::selectable(sel, key))
-                        .clicked()
-                    {
-                        clicked = Some(r.key.clone());
-                    }
-                    ui.add_sized([widths[1], row_h], egui::Label::new(&r.source).truncate());
-                    ui.add_sized(
-                        [widths[2], row_h],
-                        egui::Label::new(r.tokens.map(|t| t.to_string()).unwrap_or_else(|| "–".into())),
-                    );
-                    ui.add_sized(
-                        [widths[3], row_h],
-                        egui::Label::new(r.domain.clone().unwrap_or_else(|| "–".into())),
-                    );
-                    let stage = match r.dropped_at {
-                        None if r.selected => "selected".to_string(),
-                        None => "passed".to_string(),
-                        Some(i) => format!(
-                            "out: {}",
-                            s.stages.get(i as usize).map(|s| s.name.as_str()).unwrap_or("")
-                        ),
-                    };
-                    ui.add_sized([widths[4], row_h], egui::Label::new(stage).truncate());
-                    ui.add(egui::Label::new(&r.preview).truncate());
-                });
-            }
-        });
-    if let Some(k) = clicked {
-        v.tx.send(CurateCommand::Inspect(k));
-    }
-}
-
-fn inspector_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
-    let Some(d) = v.state.detail.clone() else {
-        ui.weak("Click a question to inspect it.");
-        return;
-    };
-    ui.heading(&d.key);
-    ui.label(format!("source: {}", d.source));
-    ui.horizontal(|ui| {
-        let mark = match d.manual {
-            Some(Manual::Include) => "included by hand",
-            Some(Manual::Exclude) => "excluded by hand",
-            None => "as the funnel decides",
-        };
-        ui.label(mark);
-    });
-    ui.horizontal(|ui| {
-        if ui.button("Include").clicked() {
-            v.tx.send(CurateCommand::Mark(d.key.clone(), Some(Manual::Include)));
-        }
-        if ui.button("Exclude").clicked() {
-            v.tx.send(CurateCommand::Mark(d.key.clone(), Some(Manual::Exclude)));
-        }
-        if d.manual.is_some() && ui.button("Clear").clicked() {
-            v.tx.send(CurateCommand::Mark(d.key.clone(), None));
-        }
-    });
-    if !d.flags.is_empty() {
-        ui.strong("Flags");
-        for (rule, detail) in &d.flags {
-            ui.label(format!(
-                "{rule}{}",
-                detail.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
-            ));
-        }
-    }
-    if let Some(code) = &d.domain {
-        ui.label(format!("domain: {code} {}", classify::title(code).unwrap_or("")));
-    }
-    egui::ScrollArea::vertical().id_salt("inspector").show(ui, |ui| {
-        ui.strong("Question");
-        ui.label(&d.question);
-        if let Some(a) = &d.answer {
-            ui.strong("Answer");
-            ui.label(a);
-        }
-        if let Some(t) = &d.trace {
-            ui.strong(format!(
-                "Trace ({}, {} tokens{})",
-                d.trace_origin.as_deref().unwrap_or("?"),
-                d.trace_tokens
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "not measured".into()),
-                match d.trace_correct {
-                    Some(true) => ", its answer correct",
-                    Some(false) => ", its answer wrong",
-                    None => "",
-                }
-            ));
-            ui.label(t);
-        }
-        if let Some(a) = &d.trace_attempt {
-            ui.strong("Attempt (trace's answer)");
-            ui.label(a);
-        }
-        for (model, verdict, grader, response) in &d.attempts {
-            ui.strong(format!("Difficulty attempt by {model}: {verdict} ({grader})"));
-            ui.label(response);
-        }
-        if let Some(s) = &d.solution {
-            ui.strong("Reference solution");
-            ui.label(s);
-        }
-    });
-}
-
 pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
     egui::Panel::left("curate-steps")
         .resizable(true)
@@ -573,11 +391,11 @@ pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
         egui::Panel::right("curate-inspector")
             .resizable(true)
             .default_size(380.0)
-            .show(ui, |ui| inspector_ui(ui, &mut v));
+            .show(ui, |ui| inspector_ui(ui, v.state, v.tx));
     }
     egui::CentralPanel::default().show(ui, |ui| {
         funnel_ui(ui, v.state);
         ui.separator();
-        table_ui(ui, &mut v);
+        pool_table_ui(ui, v.state, v.tx);
     });
 }

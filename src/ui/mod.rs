@@ -11,6 +11,7 @@ pub mod chat_state;
 pub mod chat_ui;
 pub mod command;
 pub mod curate_state;
+pub mod curate_table_ui;
 pub mod curate_ui;
 pub mod device_picker_ui;
 pub mod eval_state;

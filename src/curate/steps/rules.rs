@@ -1,90 +1,16 @@
-//! Running the quality rules (S1_RECIPE.md §1 steps 2-3) over a workspace: every rule's hits are
-//! stored as flags (whether or not the rule is switched on), and the switched-on set is a setting,
-//! so turning a rule off or on needs no rerun and the report can show what each rule would drop.
+//! The rules step: the quality rules (S1_RECIPE.md §1 steps 2-3, [`crate::curate::quality`])
+//! over a workspace. Every rule's hits are stored as flags (whether or not the rule is switched
+//! on), and the switched-on set is the workspace's [`RulesConfig`], so turning a rule off or on
+//! needs no rerun and the report can show what each rule would drop.
 
 use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use super::quality::{self, Rule};
+use crate::curate::quality::{self, Rule};
+use crate::curate::rule_config::RulesConfig;
+use crate::curate::sources::SourceNames;
 use crate::workspace::Workspace;
-
-/// Fields the missing-field rule can require.
-pub const REQUIRABLE: [&str; 4] = ["solution", "answer", "trace", "attempt"];
-
-/// s1's: the reference solution and the trace (its API errors were missing traces).
-pub const DEFAULT_REQUIRED: [&str; 2] = ["solution", "trace"];
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RulesConfig {
-    pub enabled: Vec<Rule>,
-    /// Fields the missing-field rule checks.
-    pub required: Vec<String>,
-}
-
-impl Default for RulesConfig {
-    fn default() -> Self {
-        Self {
-            enabled: Rule::ALL.to_vec(),
-            required: DEFAULT_REQUIRED.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-}
-
-impl Rule {
-    pub fn name(self) -> &'static str {
-        match self {
-            Rule::MissingField => "missing_field",
-            Rule::Asy => "asy",
-            Rule::Image => "image",
-            Rule::Enumeration => "enumeration",
-            Rule::BoldNumber => "bold_number",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Rule> {
-        Rule::ALL.into_iter().find(|r| r.name() == s)
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Rule::MissingField => "a required field is missing",
-            Rule::Asy => "[asy] figure (kept for AIME)",
-            Rule::Image => "![Image] reference",
-            Rule::Enumeration => "p{i}. enumeration",
-            Rule::BoldNumber => "**bold** with a digit",
-        }
-    }
-}
-
-/// Whether a source's name says AIME in any case: the AIME year rule's test (a safety rule, so
-/// broader than s1's names; see [`super::sources`] for the `[asy]` exception and the seed set).
-pub fn is_aime(source: &str) -> bool {
-    source.to_ascii_lowercase().contains("aime")
-}
-
-/// Parses a comma-separated rule list.
-pub fn parse_rules(s: &str) -> Result<Vec<Rule>, String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(|x| {
-            Rule::parse(x).ok_or_else(|| format!("unknown rule `{x}`; rules: {}", Rule::ALL.map(Rule::name).join(", ")))
-        })
-        .collect()
-}
-
-/// The stored configuration (the default before `rules` first runs).
-pub fn config(ws: &Workspace) -> anyhow::Result<RulesConfig> {
-    let mut cfg = RulesConfig::default();
-    if let Some(v) = ws.setting("rules.enabled")? {
-        cfg.enabled = parse_rules(&v).map_err(anyhow::Error::msg)?;
-    }
-    if let Some(v) = ws.setting("rules.required")? {
-        cfg.required = v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
-    }
-    Ok(cfg)
-}
 
 /// Per-rule results of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,13 +24,9 @@ pub struct RuleCount {
 
 /// Evaluates every rule on every question and stores the hits; saves `cfg`.
 pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCount>> {
-    for f in &cfg.required {
-        if !REQUIRABLE.contains(&f.as_str()) {
-            anyhow::bail!("cannot require `{f}`; requirable fields: {}", REQUIRABLE.join(", "));
-        }
-    }
-    let source_names = super::sources::SourceNames::load(ws)?;
-    let hits: Vec<(String, Rule, Option<String>)> = super::scan::par_scan(
+    cfg.check()?;
+    let source_names = SourceNames::load(ws)?;
+    let hits: Vec<(String, Rule, Option<String>)> = crate::curate::scan::par_scan(
         &ws.conn,
         "SELECT key, question, source, solution IS NOT NULL, answer IS NOT NULL,
                 trace IS NOT NULL, trace_attempt IS NOT NULL
@@ -142,11 +64,7 @@ pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCoun
         for (key, rule, detail) in &hits {
             ins.execute(params![key, rule.name(), detail])?;
         }
-        let enabled: Vec<&str> = cfg.enabled.iter().map(|r| r.name()).collect();
-        for (k, v) in [
-            ("rules.enabled", enabled.join(",")),
-            ("rules.required", cfg.required.join(",")),
-        ] {
+        for (k, v) in cfg.settings() {
             tx.execute(
                 "INSERT INTO settings (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
                 params![k, v],

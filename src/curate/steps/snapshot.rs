@@ -1,11 +1,13 @@
 //! What the Curate view shows of a workspace, read in one go off the UI thread: every question as
-//! a table row (with the funnel stage that dropped it), the funnel, the per-rule counts, and the
-//! domain and trace-length histograms of the questions that passed the filters.
+//! a table row (with the funnel stage that dropped it), the funnel, the per-rule counts and the
+//! rule configuration, and the domain and trace-length histograms of the questions that passed
+//! the filters; and one question in full for the inspector.
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::funnel::{self, Stage};
 use super::rules::{self, RuleCount};
+use crate::curate::funnel::{self, Stage};
+use crate::curate::rule_config::RulesConfig;
 use crate::workspace::{Manual, Workspace};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,11 +40,17 @@ pub struct PoolSnapshot {
     pub bin: usize,
     /// The newest selection's name and size.
     pub selection: Option<(String, usize)>,
+    /// Which rules are on and which fields are required, as the workspace keeps them.
+    pub rules_config: RulesConfig,
+    /// When the read began: of two snapshots (a step's and a mark's, read on two threads) the
+    /// view keeps the later.
+    pub taken: Option<std::time::Instant>,
 }
 
 const PREVIEW: usize = 160;
 
 pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
+    let taken = std::time::Instant::now();
     let f = funnel::compute(ws)?;
     let selected: (Option<String>, HashSet<String>) = match super::selection::load(ws, None) {
         Ok((name, keys)) => (Some(name), keys.into_iter().collect()),
@@ -105,7 +113,7 @@ pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
     for t in lens {
         *bins.entry(t / bin * bin).or_default() += 1;
     }
-    let cfg = rules::config(ws)?;
+    let cfg = RulesConfig::load(ws)?;
     Ok(PoolSnapshot {
         rows,
         rules: rules::counts(ws, &cfg)?,
@@ -115,6 +123,8 @@ pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
         lengths: bins.into_iter().collect(),
         bin,
         selection: selected.0.map(|n| (n, selected.1.len())),
+        rules_config: cfg,
+        taken: Some(taken),
     })
 }
 

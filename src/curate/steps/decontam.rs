@@ -18,13 +18,8 @@ use crate::data::decontam::EvalIndex;
 use crate::data::read::for_each_row;
 use crate::workspace::Workspace;
 
-pub const AIME_YEAR_RULE: &str = "aime_after_2022";
-
-/// The flag prefix of the cross-source rule.
-pub const CROSS_SOURCE_PREFIX: &str = "decontam:source:";
-
-/// The workspace setting that records whether the last run checked across sources.
-pub const CROSS_SOURCE_SETTING: &str = "decontam.cross_source";
+/// The flag and setting names this step writes (the funnel reads them).
+pub use crate::curate::funnel::{AIME_YEAR_RULE, CROSS_SOURCE_PREFIX, CROSS_SOURCE_SETTING};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DecontamOptions {
@@ -96,10 +91,10 @@ pub struct DecontamReport {
 /// `2024-II-15`, as `int(ID.split('-')[0])`; its rows keep that `ID` in their metadata, a Python
 /// literal (`str(dict)`). Rows without such an `ID` give their `year` (or `Year`) column.
 pub fn aime_year(source: &str, metadata: &str) -> Option<i64> {
-    if !super::rules::is_aime(source) {
+    if !crate::curate::sources::is_aime(source) {
         return None;
     }
-    let v = super::pyrepr::metadata(metadata)?;
+    let v = crate::curate::pyrepr::metadata(metadata)?;
     let from_id = v
         .get("ID")
         .and_then(|id| id.as_str())
@@ -141,7 +136,7 @@ fn cross_source(
             source.replace('\'', "''")
         );
         type Checked = (String, Option<(String, String)>, Vec<u64>);
-        let checked: Vec<Checked> = super::scan::par_scan(&ws.conn, &sql, |row| {
+        let checked: Vec<Checked> = crate::curate::scan::par_scan(&ws.conn, &sql, |row| {
             let key = row.text(0);
             if dropped.contains(key) {
                 return vec![];
@@ -174,7 +169,7 @@ pub fn run_with(ws: &mut Workspace, sets: &[EvalSet], opts: &DecontamOptions) ->
     for s in sets {
         idx.add_set(&s.name, s.questions.iter().map(String::as_str));
     }
-    let hits: Vec<(String, String, String)> = super::scan::par_scan(
+    let hits: Vec<(String, String, String)> = crate::curate::scan::par_scan(
         &ws.conn,
         "SELECT key, question, source, metadata FROM questions",
         |row| {

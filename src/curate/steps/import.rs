@@ -90,6 +90,84 @@ impl Drop for RollbackJournal<'_> {
     }
 }
 
+/// The import that took in this very file (same path, size and modification time), if one did.
+pub fn imported_before(ws: &Workspace, path: &Path) -> Option<i64> {
+    ws.conn
+        .query_row("SELECT id FROM imports WHERE file = ?1", [&fingerprint(path)], |r| {
+            r.get(0)
+        })
+        .ok()
+}
+
+/// The sample pool compiled in: (file name, contents).
+pub const SAMPLE_POOL: [(&str, &str); 3] = [
+    (
+        "aime_1983_2023.jsonl",
+        include_str!("../../../assets/curate/pool/aime_1983_2023.jsonl"),
+    ),
+    (
+        "olympiadbench_en_comp_675.jsonl",
+        include_str!("../../../assets/curate/pool/olympiadbench_en_comp_675.jsonl"),
+    ),
+    (
+        "math_test_minus_math500.jsonl",
+        include_str!("../../../assets/curate/pool/math_test_minus_math500.jsonl"),
+    ),
+];
+
+/// What became of one file of an import step.
+#[derive(Debug, Clone)]
+pub enum Imported {
+    /// Imported: the report, its column mapping as JSON, and the seconds it took.
+    File {
+        report: Box<ImportReport>,
+        mapping: String,
+        seconds: f64,
+    },
+    /// Skipped: this file was imported before (the sample pool only; elsewhere that is an error).
+    Before(String),
+}
+
+/// Imports `files` one after the other, timing each.
+pub fn import_files(
+    ws: &mut Workspace,
+    files: &[std::path::PathBuf],
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<Vec<Imported>> {
+    let mut out = Vec::new();
+    for f in files {
+        let started = std::time::Instant::now();
+        let report = import(ws, f, opts, &mut *progress)?;
+        out.push(Imported::File {
+            mapping: serde_json::to_string(&report.mapping)?,
+            report: Box::new(report),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(out)
+}
+
+/// The sample pool: written into the workspace's `sample-pool/` folder (once) and imported; a
+/// file imported before is skipped, so the button can be pressed again.
+pub fn import_sample(ws: &mut Workspace, progress: &mut dyn FnMut(usize)) -> anyhow::Result<Vec<Imported>> {
+    let dir = ws.dir.join("sample-pool");
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("{}: cannot create the folder ({e})", dir.display()))?;
+    let mut out = Vec::new();
+    for (name, text) in SAMPLE_POOL {
+        let p = dir.join(name);
+        if !p.exists() {
+            std::fs::write(&p, text).map_err(|e| anyhow::anyhow!("{}: cannot write ({e})", p.display()))?;
+        }
+        if imported_before(ws, &p).is_some() {
+            out.push(Imported::Before(p.display().to_string()));
+        } else {
+            out.extend(import_files(ws, &[p], &ImportOptions::default(), progress)?);
+        }
+    }
+    Ok(out)
+}
+
 /// Imports `path` into the workspace. `progress` gets the rows read so far.
 pub fn import(
     ws: &mut Workspace,
@@ -103,11 +181,7 @@ pub fn import(
     }
     let fp = fingerprint(path);
     if !opts.again {
-        let seen: Option<i64> = ws
-            .conn
-            .query_row("SELECT id FROM imports WHERE file = ?1", [&fp], |r| r.get(0))
-            .ok();
-        if let Some(id) = seen {
+        if let Some(id) = imported_before(ws, path) {
             anyhow::bail!(
                 "{name}: already imported into this workspace (import #{id}); pass --again to import it anyway"
             );

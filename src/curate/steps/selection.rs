@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
-use super::funnel::{self, QuestionState};
-use super::select::{self, Candidate, SelectConfig};
+use crate::curate::funnel::{self, QuestionState};
+use crate::curate::select::{self, Candidate, SelectConfig};
 use crate::workspace::{now, Workspace};
 
 /// s1's seed-set threshold: MATH questions with traces longer than this many tokens
@@ -81,7 +81,7 @@ pub struct SelectionReport {
 
 /// The seed set (filter.ipynb cell 14): the trace's answer is correct AND (the source is GPQA
 /// or AIME, or the source is MATH and the trace is longer than 5,600 tokens). Which sources are
-/// GPQA, AIME and MATH: [`super::sources::SourceNames`] (s1's exact names by default).
+/// GPQA, AIME and MATH: [`crate::curate::sources::SourceNames`] (s1's exact names by default).
 pub fn is_seed(s: &QuestionState) -> bool {
     s.trace_correct == Some(true)
         && (s.gpqa || s.aime || (s.math && s.trace_tokens.is_some_and(|t| t > SEED_MATH_TOKENS)))
@@ -161,7 +161,7 @@ pub fn run(ws: &mut Workspace, opts: &SelectOptions) -> anyhow::Result<Selection
         "uniform_until": opts.uniform_until,
         "seed_set": seeds.len(),
         "seed_set_in_pool": opts.seed_set_in_pool,
-        "source_names": super::sources::SourceNames::load(ws)?.name(),
+        "source_names": crate::curate::sources::SourceNames::load(ws)?.name(),
         "benchmark_counts": {"aime": aime.len(), "gpqa": gpqa.len()},
         "candidates": pool.len(),
         "benchmark_weights": weights.iter().collect::<std::collections::BTreeMap<_, _>>(),

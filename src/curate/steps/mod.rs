@@ -1,0 +1,394 @@
+//! The workspace steps: everything a front-end asks of a curation workspace, as one [`Step`] run
+//! by one function, [`run`]. The command line (`s1-studio curate ...`) and the Curate view (the
+//! curation job and its reader thread) both call it, so a step does the same work with the same
+//! options whichever started it; they differ only in how they show its events and its
+//! [`Report`]. The algorithms the steps apply live beside this folder (the quality rules, s1's
+//! sampler, the judge and classification protocols, and the 8-gram index in `data`).
+
+pub mod annotate;
+pub mod attempts;
+pub mod decontam;
+pub mod domains;
+pub mod export;
+pub mod import;
+pub mod report;
+pub mod rules;
+pub mod selection;
+pub mod snapshot;
+pub mod traces;
+
+use std::path::PathBuf;
+
+pub use report::{DomainsFrom, Report};
+
+use self::annotate::GenOptions;
+use self::attempts::Grader;
+use self::domains::ClassifyOptions;
+use self::import::ImportOptions;
+use self::selection::SelectOptions;
+use self::snapshot::PoolSnapshot;
+use crate::cancel::CancelToken;
+use crate::curate::backend::ModelChoice;
+use crate::curate::funnel::Undecided;
+use crate::curate::rule_config::{RulesChange, RulesConfig};
+use crate::workspace::{Manual, Workspace};
+
+/// Where a traces step takes its traces from.
+#[derive(Debug, Clone)]
+pub enum TraceSource {
+    /// A column of each question (`solution`, `answer` or `question`): stand-ins where no
+    /// reasoning model is at hand; the origin records it.
+    Column(String),
+    /// A model's thinking.
+    Model { model: ModelChoice, gen: GenOptions },
+    /// None: only measure the lengths of the traces there are.
+    Existing,
+}
+
+/// Where a domains step takes its labels from.
+#[derive(Debug, Clone)]
+pub enum DomainSource {
+    /// A model with s1's classification prompt, for the funnel's survivors (every question
+    /// with `all`) without a domain.
+    Model {
+        model: ModelChoice,
+        gen: GenOptions,
+        how: ClassifyOptions,
+        all: bool,
+    },
+    /// A JSONL/JSON/Parquet file of `{key, domain}` (or `{question, domain}`).
+    File(PathBuf),
+    /// The sources' own subject labels mapped to MSC codes (a rough stand-in).
+    Subjects,
+}
+
+/// One step on a workspace.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Only read the pool (a front-end's first look at a workspace).
+    Refresh,
+    /// Import files into the pool (duplicates merged).
+    Import {
+        files: Vec<PathBuf>,
+        options: ImportOptions,
+    },
+    /// The sample pool shipped in assets/ (written into the workspace's `sample-pool/`, then
+    /// imported; a file imported before is skipped).
+    ImportSample,
+    /// Change the workspace's rule configuration, then evaluate every rule.
+    Rules(RulesChange),
+    /// Change the workspace's rule configuration only: the funnel follows at once, no rerun.
+    ConfigureRules(RulesChange),
+    /// Word 8-grams against evaluation sets: the bundled ones (MATH500, AIME24/25, AMC23, GSM8K)
+    /// when `eval` is empty or with `with_bundled`, and these files; with `cross_source`, s1's
+    /// check of each source against the earlier ones.
+    Decontam {
+        eval: Vec<PathBuf>,
+        with_bundled: bool,
+        cross_source: bool,
+    },
+    /// Traces, then their lengths with `tokenizer` (when given; every trace with `remeasure`,
+    /// else the unmeasured ones).
+    Traces {
+        from: TraceSource,
+        tokenizer: Option<PathBuf>,
+        remeasure: bool,
+    },
+    /// Difficulty attempts by a model, graded offline or by an LLM judge.
+    Attempts {
+        model: ModelChoice,
+        grader: Grader,
+        gen: GenOptions,
+    },
+    Domains(DomainSource),
+    /// Draw a selection (s1's sampler, or an ablation set), stored under its name.
+    Select(SelectOptions),
+    /// A selection (None: the newest) to these files (.jsonl and/or .parquet) in the s1K schema.
+    Export {
+        selection: Option<String>,
+        out: Vec<PathBuf>,
+    },
+    /// Include or exclude questions by hand (None: back to the funnel's verdict).
+    Mark {
+        keys: Vec<String>,
+        manual: Option<Manual>,
+    },
+    /// Read one question in full (the inspector); changes nothing.
+    Inspect {
+        key: String,
+    },
+}
+
+impl Step {
+    /// What the step is called in a status line or an error.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Step::Refresh => "reading the pool",
+            Step::Import { .. } | Step::ImportSample => "import",
+            Step::Rules(_) | Step::ConfigureRules(_) => "quality rules",
+            Step::Decontam { .. } => "decontamination",
+            Step::Traces {
+                from: TraceSource::Existing,
+                ..
+            } => "trace lengths",
+            Step::Traces { .. } => "traces",
+            Step::Attempts { .. } => "difficulty attempts",
+            Step::Domains(_) => "domains",
+            Step::Select(_) => "selection",
+            Step::Export { .. } => "export",
+            Step::Mark { .. } => "marking by hand",
+            Step::Inspect { .. } => "reading a question",
+        }
+    }
+
+    /// Whether the step calls a model (long, with progress, and stopped by a cancel).
+    pub fn uses_model(&self) -> bool {
+        matches!(
+            self,
+            Step::Attempts { .. }
+                | Step::Traces {
+                    from: TraceSource::Model { .. },
+                    ..
+                }
+                | Step::Domains(DomainSource::Model { .. })
+        )
+    }
+
+    /// Whether a front-end showing the pool wants a fresh snapshot after it (all but Inspect).
+    pub fn refreshes(&self) -> bool {
+        !matches!(self, Step::Inspect { .. })
+    }
+}
+
+/// What a step reports while it runs, in this order: `Progress` and `Log`, any number of times,
+/// while it works; then (from [`run_to_end`], for every step but Inspect) one `Snapshot` of the
+/// pool as it is now, also after a failure or a Stop, since what finished is in the workspace;
+/// then `Finished`, always last, also on an error or a Stop. [`run`] itself sends only
+/// `Progress` and `Log` and returns the report.
+#[derive(Debug, Clone)]
+pub enum CurateEvent {
+    /// Questions done of `total` (0: not known yet, e.g. rows read by an import).
+    Progress {
+        done: usize,
+        total: usize,
+    },
+    /// A line for the log.
+    Log(String),
+    Snapshot(Box<PoolSnapshot>),
+    /// The end: the step's report, or what went wrong (named by the step's label).
+    Finished(Result<Report, String>),
+}
+
+/// Runs `step` on `ws`: the one entry point of every curation front-end. Sends `Progress` (and
+/// `Log`) to `emit` while it works; a model step stops early when `cancel` is set, keeping
+/// what finished.
+pub fn run(
+    ws: &mut Workspace,
+    step: &Step,
+    cancel: &CancelToken,
+    emit: &mut dyn FnMut(CurateEvent),
+) -> anyhow::Result<Report> {
+    let mut progress = |done: usize, total: usize| emit(CurateEvent::Progress { done, total });
+    Ok(match step {
+        Step::Refresh => Report::Refreshed,
+        Step::Import { files, options } => Report::Import {
+            files: import::import_files(ws, files, options, &mut |n| progress(n, 0))?,
+            pool: ws.question_count()?,
+        },
+        Step::ImportSample => Report::Import {
+            files: import::import_sample(ws, &mut |n| progress(n, 0))?,
+            pool: ws.question_count()?,
+        },
+        Step::Rules(change) => {
+            let cfg = change.apply(&RulesConfig::load(ws)?)?;
+            Report::Rules(rules::run(ws, &cfg)?)
+        }
+        Step::ConfigureRules(change) => Report::RulesConfigured(change.store(ws)?),
+        Step::Decontam {
+            eval,
+            with_bundled,
+            cross_source,
+        } => {
+            let mut sets = Vec::new();
+            if eval.is_empty() || *with_bundled {
+                sets.extend(decontam::bundled_sets()?);
+            }
+            for f in eval {
+                sets.push(decontam::set_from_file(f)?);
+            }
+            let opts = decontam::DecontamOptions {
+                cross_source: *cross_source,
+            };
+            Report::Decontam {
+                report: decontam::run_with(ws, &sets, &opts)?,
+                cross_source: *cross_source,
+            }
+        }
+        Step::Traces {
+            from,
+            tokenizer,
+            remeasure,
+        } => {
+            let made = match from {
+                TraceSource::Column(col) => Some((
+                    format!("traces from `{col}` (stand-ins, not model traces)"),
+                    traces::from_column(ws, col)?,
+                )),
+                TraceSource::Model { model, gen } => {
+                    let backend = model.open()?;
+                    let r = traces::generate(ws, backend.as_ref(), gen, cancel, &mut progress)?;
+                    Some((format!("traces by {}", backend.name()), r))
+                }
+                TraceSource::Existing if tokenizer.is_none() => {
+                    anyhow::bail!("nothing to do: give a column, a model or a tokenizer")
+                }
+                TraceSource::Existing => None,
+            };
+            let measured = match tokenizer {
+                Some(t) => Some((t.clone(), traces::measure(ws, t, *remeasure)?)),
+                None => None,
+            };
+            Report::Traces { made, measured }
+        }
+        Step::Attempts { model, grader, gen } => {
+            let backend = model.open()?;
+            let report = attempts::run(ws, backend.as_ref(), grader, gen, cancel, &mut progress)?;
+            Report::Attempts {
+                model: backend.name(),
+                report,
+                undecided: Undecided::load(ws)?,
+            }
+        }
+        Step::Domains(from) => match from {
+            DomainSource::Model { model, gen, how, all } => {
+                let backend = model.open()?;
+                let report = domains::classify(ws, backend.as_ref(), gen, how, *all, cancel, &mut progress)?;
+                Report::Domains {
+                    from: DomainsFrom::Model(backend.name()),
+                    report,
+                }
+            }
+            DomainSource::File(file) => Report::Domains {
+                report: domains::from_file(ws, file)?,
+                from: DomainsFrom::File(file.clone()),
+            },
+            DomainSource::Subjects => Report::Domains {
+                report: domains::from_subjects(ws)?,
+                from: DomainsFrom::Subjects,
+            },
+        },
+        Step::Select(opts) => Report::Selection(selection::run(ws, opts)?),
+        Step::Export { selection: name, out } => {
+            let (name, keys) = selection::load(ws, name.as_deref())?;
+            let rows = export::rows(ws, &keys)?;
+            let mut files = Vec::new();
+            for p in out {
+                match p.extension().and_then(|e| e.to_str()) {
+                    Some("jsonl") => export::write_jsonl(p, &rows)?,
+                    Some("parquet") => export::write_parquet(p, &rows)?,
+                    _ => anyhow::bail!("{}: give a .jsonl or .parquet path", p.display()),
+                }
+                files.push((p.clone(), rows.len()));
+            }
+            Report::Export { selection: name, files }
+        }
+        Step::Mark { keys, manual } => {
+            for k in keys {
+                ws.set_manual(k, *manual)?;
+            }
+            Report::Marked {
+                count: keys.len(),
+                manual: *manual,
+            }
+        }
+        Step::Inspect { key } => Report::Detail(Box::new(snapshot::detail(ws, key)?)),
+    })
+}
+
+/// Runs `step` for a front-end that shows the pool, with the whole event order of
+/// [`CurateEvent`]: [`run`]'s events, then a `Snapshot` (unless the step only reads a question),
+/// then `Finished`, also when the workspace could not be opened (`ws` is that error).
+pub fn run_to_end(
+    ws: Result<&mut Workspace, String>,
+    step: &Step,
+    cancel: &CancelToken,
+    emit: &mut dyn FnMut(CurateEvent),
+) {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            emit(CurateEvent::Finished(Err(e)));
+            return;
+        }
+    };
+    let result = run(ws, step, cancel, emit).map_err(|e| format!("{}: {e:#}", step.label()));
+    if step.refreshes() {
+        match snapshot::load(ws) {
+            Ok(s) => emit(CurateEvent::Snapshot(Box::new(s))),
+            Err(e) => emit(CurateEvent::Log(format!("could not read the pool: {e:#}"))),
+        }
+    }
+    emit(CurateEvent::Finished(result));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(ws: Result<&mut Workspace, String>, step: &Step) -> Vec<CurateEvent> {
+        let mut out = Vec::new();
+        run_to_end(ws, step, &CancelToken::new(), &mut |e| out.push(e));
+        out
+    }
+
+    #[test]
+    fn finished_comes_last_after_a_snapshot_even_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ws = Workspace::open(dir.path()).unwrap();
+        let ev = events(Ok(&mut ws), &Step::Refresh);
+        assert!(matches!(
+            ev.as_slice(),
+            [CurateEvent::Snapshot(_), CurateEvent::Finished(Ok(Report::Refreshed))]
+        ));
+        // An unknown key fails the step; the pool is still read, and Finished says what failed.
+        let ev = events(
+            Ok(&mut ws),
+            &Step::Mark {
+                keys: vec!["nope".into()],
+                manual: Some(Manual::Include),
+            },
+        );
+        match ev.as_slice() {
+            [CurateEvent::Snapshot(_), CurateEvent::Finished(Err(e))] => {
+                assert!(e.starts_with("marking by hand: ") && e.contains("nope"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Inspect reads no snapshot.
+        let ev = events(Ok(&mut ws), &Step::Inspect { key: "nope".into() });
+        assert!(matches!(ev.as_slice(), [CurateEvent::Finished(Err(_))]), "{ev:?}");
+        let ev = events(Err("workspace x: locked".into()), &Step::Refresh);
+        assert!(matches!(ev.as_slice(), [CurateEvent::Finished(Err(e))] if e == "workspace x: locked"));
+    }
+
+    #[test]
+    fn configuring_the_rules_changes_the_funnel_without_a_rerun() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ws = Workspace::open(dir.path()).unwrap();
+        let off = RulesChange {
+            off: vec![crate::curate::quality::Rule::Asy],
+            ..Default::default()
+        };
+        let ev = events(Ok(&mut ws), &Step::ConfigureRules(off));
+        let Some(CurateEvent::Snapshot(s)) = ev.first() else {
+            panic!("{ev:?}")
+        };
+        let asy = s.rules.iter().find(|c| c.rule.name() == "asy").unwrap();
+        assert!(!asy.enabled);
+        assert!(!s.rules_config.enabled.contains(&crate::curate::quality::Rule::Asy));
+        match ev.last() {
+            Some(CurateEvent::Finished(Ok(r))) => assert!(r.to_string().starts_with("rules on: missing_field, image")),
+            other => panic!("{other:?}"),
+        }
+    }
+}
