@@ -480,3 +480,30 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local model runs where the form's picker says (the request carries the choice).
+    #[test]
+    fn the_local_model_carries_the_chosen_device() {
+        let mut f = CurateForm {
+            use_local: true,
+            local_model: "m.gguf".into(),
+            ..CurateForm::default()
+        };
+        assert_eq!(f.device, DeviceChoice::Cpu);
+        f.device = DeviceChoice::Cuda(1);
+        match f.model() {
+            Ok(ModelChoice::Local { device, path, .. }) => {
+                assert_eq!((device, path), (DeviceChoice::Cuda(1), PathBuf::from("m.gguf")))
+            }
+            other => panic!("{other:?}"),
+        }
+        let saved: CurateForm = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(saved.device, DeviceChoice::Cuda(1));
+        let old: CurateForm = serde_json::from_str(r#"{"local_model": "x"}"#).unwrap();
+        assert_eq!(old.device, DeviceChoice::Cpu, "older settings files read as cpu");
+    }
+}
