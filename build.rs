@@ -1,4 +1,4 @@
-//! With the `cuda` feature, compiles kernels/*.cu to PTX (nvcc) for src/model/cuda_ops.rs.
+//! With the `cuda` feature, compiles kernels/*.cu to PTX (nvcc) for src/model/kernels/cuda_train_ops.rs.
 //! The target is CUDA_COMPUTE_CAP (as candle's kernels use it; default 80, which runs on
 //! Ampere and newer through the driver's JIT).
 

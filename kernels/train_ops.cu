@@ -1,4 +1,4 @@
-// CUDA kernels of the training path (src/model/cuda_ops.rs launches them): RMSNorm, the causal
+// CUDA kernels of the training path (src/model/kernels/cuda_train_ops.rs launches them): RMSNorm, the causal
 // softmax of attention and SwiGLU, each with its backward, plus the fused AdamW update and the
 // sum of squares for the gradient norm. Every reduction runs in f32 whatever the storage type.
 // Built to PTX by build.rs with nvcc when the `cuda` feature is on.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
-use crate::eval::{bench, metrics, plot, presets, sweep};
+use crate::eval::{benchmarks, metrics, plot, presets, sweep};
 use crate::grade::{Extraction, Kind};
 use crate::model::{load_model, LoadOptions};
 use crate::model::{parse_dtype, DeviceChoice};
@@ -112,7 +112,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
-    let bench = bench::load(&a.bench, a.kind).map_err(anyhow::Error::msg)?;
+    let bench = benchmarks::load(&a.bench, a.kind).map_err(anyhow::Error::msg)?;
     let opts = LoadOptions {
         device: a.device.open()?,
         dtype: parse_dtype(&a.dtype)?,

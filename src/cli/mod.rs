@@ -1,9 +1,7 @@
-//! The command line: one file per subcommand, each a thin wrapper over the library.
+//! The command line: one file per subcommand, each a thin wrapper over the library; bench/ holds
+//! the performance benchmarks.
 
 mod bench;
-mod bench_curate;
-mod bench_grads;
-mod bench_train;
 mod curate;
 mod eval;
 mod generate;
@@ -42,7 +40,7 @@ pub enum Command {
     Curate(curate::CurateArgs),
     /// Grade responses against references offline (MATH/AIME/GSM8K/multiple choice)
     Grade(grade::GradeArgs),
-    /// Benchmarks against named baselines
+    /// Performance benchmarks against named baselines, measured in the same run
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::bench::{Benchmark, Question};
+use super::benchmarks::{Benchmark, Question};
 use crate::cancel::CancelToken;
 use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
 use crate::grade::{grade_with, Extraction, Verdict};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::job::Job;
 use super::{CancelToken, Notify};
 use crate::eval::sweep::{self, Progress, Sample, SweepConfig};
-use crate::eval::{bench, metrics};
+use crate::eval::{benchmarks, metrics};
 use crate::model::{load_model, DeviceChoice, LoadOptions};
 
 /// What to evaluate.
@@ -42,7 +42,7 @@ fn run(
     cancel: &CancelToken,
     send: &mut dyn FnMut(EvalEvent),
 ) -> Result<metrics::SweepMetrics, String> {
-    let bench = bench::load(&req.bench, None)?;
+    let bench = benchmarks::load(&req.bench, None)?;
     let opts = LoadOptions {
         device: req.device.open().map_err(|e| format!("{e:#}"))?,
         ..LoadOptions::default()

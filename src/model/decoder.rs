@@ -9,13 +9,14 @@
 use candle_core::{DType, Device, Module, Tensor, D};
 
 use super::config::ModelConfig;
-use super::cpu_gemv::{self, KernelWeight};
 use super::error::Result;
+use super::kernels::cpu_gemv::{self, KernelWeight};
+use super::kernels::{fused_attention, fused_block, fused_linear, fused_ops};
 use super::kv_cache::KvCache;
 use super::weights::{Weight, WeightLoader};
 
 /// Which ops a forward pass uses: the fused inference kernels, or differentiable ops for
-/// training (the fused CPU ops of grad_ops.rs with a backward where they apply, else candle's
+/// training (the fused CPU ops of kernels/fused_ops.rs with a backward where they apply, else candle's
 /// composed differentiable ops).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Path {
@@ -32,13 +33,13 @@ impl Path {
 
     /// Whether the fused training ops apply to `x`.
     fn fused(self, x: &Tensor) -> bool {
-        self == Path::Train && super::grad_ops::supported(x)
+        self == Path::Train && fused_ops::supported(x)
     }
 
     /// Whether the fused RMSNorm, causal softmax and SwiGLU apply to `x`: on the CPU path, or
     /// as CUDA kernels.
     fn kernels(self, x: &Tensor) -> bool {
-        self == Path::Train && (super::grad_ops::supported(x) || super::grad_ops::supported_cuda(x))
+        self == Path::Train && (fused_ops::supported(x) || fused_ops::supported_cuda(x))
     }
 }
 
@@ -224,7 +225,7 @@ impl RmsNorm {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
         }
         if path.kernels(x) && self.weight.dtype() == x.dtype() {
-            return super::grad_ops::rms_norm(x, &self.weight, self.eps as f32);
+            return fused_ops::rms_norm(x, &self.weight, self.eps as f32);
         }
         // As transformers: normalise in f32, cast back, then scale.
         let dtype = x.dtype();
@@ -291,7 +292,7 @@ impl Rotary {
         let x = x.contiguous()?;
         match (self.interleaved, path.diff()) {
             (false, false) => candle_nn::rotary_emb::rope(&x, cos, sin),
-            (false, true) if path.fused(&x) && cos.dtype() == DType::F32 => super::grad_ops::rope(&x, cos, sin),
+            (false, true) if path.fused(&x) && cos.dtype() == DType::F32 => fused_ops::rope(&x, cos, sin),
             (false, true) => candle_nn::rotary_emb::rope_slow(&x, cos, sin),
             (true, false) => candle_nn::rotary_emb::rope_i(&x, cos, sin),
             (true, true) => candle_nn::rotary_emb::rope_i_slow(&x, cos, sin),
@@ -359,7 +360,7 @@ impl Attention {
         if path.kernels(&q) {
             // Scale, causal mask and softmax in one op with a backward.
             let start = total - t;
-            let probs = super::grad_ops::causal_softmax(&q.matmul(&k.t()?)?, scale as f32, t, start)?;
+            let probs = fused_ops::causal_softmax(&q.matmul(&k.t()?)?, scale as f32, t, start)?;
             let out = probs.matmul(&v)?;
             let out = out.reshape((b, h, t, d))?.transpose(1, 2)?.reshape((b, t, h * d))?;
             return self.o_proj.forward(&out, false);
@@ -400,9 +401,9 @@ impl Attention {
         let q = self.q_proj.forward_train(x)?.reshape((b, t, h, d))?;
         let k = self.k_proj.forward_train(x)?.reshape((b, t, kvh, d))?;
         let v = self.v_proj.forward_train(x)?;
-        let q = super::grad_ops::rope_bthd(&q, cos, sin)?.reshape((b, t, h * d))?;
-        let k = super::grad_ops::rope_bthd(&k, cos, sin)?.reshape((b, t, kvh * d))?;
-        let out = super::grad_attention::causal_attention(&q, &k, &v, h, kvh, d)?;
+        let q = fused_ops::rope_bthd(&q, cos, sin)?.reshape((b, t, h * d))?;
+        let k = fused_ops::rope_bthd(&k, cos, sin)?.reshape((b, t, kvh * d))?;
+        let out = fused_attention::causal_attention(&q, &k, &v, h, kvh, d)?;
         self.o_proj.forward_train(&out)
     }
 }
@@ -411,7 +412,7 @@ impl Linear {
     /// The fused CPU training linear (dense f32 weights).
     fn forward_train(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = match &self.weight {
-            Weight::Dense(w) => super::grad_linear::linear(x, w, self.bias.as_ref())?,
+            Weight::Dense(w) => fused_linear::linear(x, w, self.bias.as_ref())?,
             _ => candle_core::bail!("training needs dense weights"),
         };
         match &self.lora {
@@ -443,11 +444,11 @@ impl Mlp {
         if path.fused(x) {
             let g = self.gate_proj.forward_train(x)?;
             let u = self.up_proj.forward_train(x)?;
-            return self.down_proj.forward_train(&super::grad_ops::swiglu(&g, &u)?);
+            return self.down_proj.forward_train(&fused_ops::swiglu(&g, &u)?);
         }
         let gu = Linear::forward_group(&[&self.gate_proj, &self.up_proj], x, fast)?;
         if path.kernels(x) {
-            return self.down_proj.forward(&super::grad_ops::swiglu(&gu[0], &gu[1])?, fast);
+            return self.down_proj.forward(&fused_ops::swiglu(&gu[0], &gu[1])?, fast);
         }
         let gate = candle_nn::ops::silu(&gu[0])?;
         self.down_proj.forward(&(gate * &gu[1])?, fast)
@@ -484,14 +485,14 @@ impl Block {
 
 impl Block {
     /// The parameters for the whole-block CPU op (dense weights, no adapter), or None.
-    fn block_params(&self) -> Option<super::grad_block::BlockParams> {
+    fn block_params(&self) -> Option<fused_block::BlockParams> {
         let a = &self.self_attn;
         let m = &self.mlp;
         let lin = |l: &Linear| match (&l.weight, &l.lora) {
             (Weight::Dense(w), None) => Some((w.clone(), l.bias.clone())),
             _ => None,
         };
-        Some(super::grad_block::BlockParams {
+        Some(fused_block::BlockParams {
             in_norm: self.input_layernorm.weight.clone(),
             post_norm: self.post_attention_layernorm.weight.clone(),
             linears: [
@@ -687,7 +688,7 @@ impl Decoder {
     /// Training: the input embeddings `[b, t, hidden]` of `input_ids` `[b, t]`.
     pub fn embed(&self, input_ids: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        super::grad_ops::embedding(&self.embed_tokens, input_ids)?.reshape((b, t, self.cfg.hidden_size))
+        fused_ops::embedding(&self.embed_tokens, input_ids)?.reshape((b, t, self.cfg.hidden_size))
     }
 
     /// Training: the rotary tables for positions `0..t`.
@@ -717,11 +718,11 @@ impl Decoder {
         i: usize,
         x: &Tensor,
         (cos, sin): (&Tensor, &Tensor),
-        sink: &std::sync::Arc<super::grad_block::GradSink>,
+        sink: &std::sync::Arc<fused_block::GradSink>,
     ) -> candle_core::Result<Tensor> {
         if self.train_path() == Path::Train && !self.rotary.interleaved {
             if let Some(p) = self.layers[i].block_params().filter(|p| p.applies(x)) {
-                return super::grad_block::block(std::sync::Arc::new(p), x, cos, sin, sink);
+                return fused_block::block(std::sync::Arc::new(p), x, cos, sin, sink);
             }
         }
         self.layer_forward(i, x, (cos, sin))

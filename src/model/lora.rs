@@ -43,8 +43,8 @@ impl Lora {
     }
 
     pub(super) fn forward_fused(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let h = super::grad_linear::linear(x, &self.a, None)?;
-        super::grad_linear::linear(&h, &self.b, None)? * self.scale
+        let h = super::kernels::fused_linear::linear(x, &self.a, None)?;
+        super::kernels::fused_linear::linear(&h, &self.b, None)? * self.scale
     }
 }
 

@@ -1,28 +1,20 @@
 //! Models: configuration, weights (safetensors, GGUF), the Llama-family decoder, tokenizer and
-//! chat template, and the loader that puts them together.
+//! chat template, KV cache, LoRA, and the loader that puts them together. The compute below the
+//! model (CPU matrix kernels, the training ops with their own backward, the CUDA launchers) is
+//! in [`kernels`].
 
 pub mod chat_template;
 pub mod config;
-pub mod cpu_decode;
-pub mod cpu_gemv;
-pub mod cpu_pool;
-#[cfg(feature = "cuda")]
-pub mod cuda_ops;
 pub mod decoder;
+pub mod decoder_cpu_step;
 pub mod device;
 pub mod error;
-pub mod gemm;
-pub mod grad_attention;
-pub mod grad_block;
-pub mod grad_linear;
-pub mod grad_ops;
 pub mod init;
+pub mod kernels;
 pub mod kv_cache;
 pub mod lora;
-pub mod op_profile;
 mod params;
 pub mod tokenizer;
-pub mod vmath;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};

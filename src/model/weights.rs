@@ -17,7 +17,7 @@ pub enum Weight {
     Dense(Tensor),
     Quantized(Arc<QMatMul>),
     /// Q4_1 / Q8_0 on the CPU, multiplied by this project's kernels (`cpu_gemv`).
-    CpuQuant(Arc<super::cpu_gemv::QMatrix>),
+    CpuQuant(Arc<super::kernels::cpu_gemv::QMatrix>),
 }
 
 /// Where the decoder's tensors come from. Names are Hugging Face names (`model.layers.0.…`).
@@ -318,7 +318,7 @@ impl WeightLoader for GgufWeights {
         if self.dequantize || matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
             return Ok(Weight::Dense(q.dequantize(&self.device)?.to_dtype(self.dtype)?));
         }
-        use super::cpu_gemv::{QFormat, QMatrix};
+        use super::kernels::cpu_gemv::{QFormat, QMatrix};
         let format = match q.dtype() {
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),

@@ -10,8 +10,10 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use rayon::prelude::*;
 
 use super::data::IGNORE;
-use crate::model::gemm::{matmul_rows, transpose};
-use crate::model::vmath;
+use crate::model::kernels::cpu_gemm::{matmul_rows, transpose};
+use crate::model::kernels::cpu_vmath;
+#[cfg(feature = "cuda")]
+use crate::model::kernels::{cuda_fwd, cuda_train_ops};
 
 /// Rows of logits computed at once for a vocabulary: about 4M floats (16 MB), 16 to 256 rows.
 pub fn chunk_rows(vocab: usize) -> usize {
@@ -61,7 +63,7 @@ fn chunked_candle(x: &Tensor, w: &Tensor, targets: &[u32], weights: &[f32]) -> R
         .filter(|&r| targets[r as usize] != IGNORE)
         .collect();
     let vocab = w.dim(0)?;
-    let kernel = crate::model::grad_ops::supported_cuda(x);
+    let kernel = crate::model::kernels::fused_ops::supported_cuda(x);
     let chunk = if kernel {
         ((1usize << 28) / vocab.max(1)).max(256)
     } else {
@@ -111,20 +113,14 @@ impl CustomOp2 for RowCrossEntropy {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = crate::model::kernels::op_profile::span(self.name());
         candle_core::bail!("s1-row-cross-entropy runs on CUDA (the CPU uses the fused head op)")
     }
 
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ts: &candle_core::CudaStorage,
-        tl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (xs, xl), (ts, tl)| {
         let rows = xl.shape().dims2()?.0;
-        Ok((crate::model::cuda_ops::ce_fwd((xs, xl), (ts, tl))?, Shape::from(rows)))
-    }
+        Ok((cuda_train_ops::ce_fwd((xs, xl), (ts, tl))?, Shape::from(rows)))
+    });
 
     fn bwd(&self, x: &Tensor, t: &Tensor, _loss: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = g.to_dtype(DType::F32)?.contiguous()?;
@@ -150,22 +146,14 @@ impl CustomOp3 for RowCrossEntropyBwd {
         _: &CpuStorage,
         _: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = crate::model::kernels::op_profile::span(self.name());
         candle_core::bail!("s1-row-cross-entropy-bwd runs on CUDA")
     }
 
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ts: &candle_core::CudaStorage,
-        tl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let dx = crate::model::cuda_ops::ce_bwd((xs, xl), (ts, tl), (gs, gl))?;
+    cuda_fwd!(|self, (xs, xl), (ts, tl), (gs, gl)| {
+        let dx = cuda_train_ops::ce_bwd((xs, xl), (ts, tl), (gs, gl))?;
         Ok((dx, xl.shape().clone()))
-    }
+    });
 }
 
 /// Gradients computed in the forward (of the weighted losses), for a backward whose upstream
@@ -204,7 +192,7 @@ fn pass(
     let chunk = chunk_rows(vocab);
     let mut losses = vec![0f32; n];
     let mut dx = if grads { vec![0f32; n * h] } else { Vec::new() };
-    // The products run on row-major operands (see gemm::transpose): W^T for the logits, and
+    // The products run on row-major operands (see cpu_gemm::transpose): W^T for the logits, and
     // dW^T = x^T (softmax - onehot) accumulated over the chunks, transposed once at the end.
     let wt = transpose(w, vocab, h)?;
     let mut dwt = if grads { vec![0f32; h * vocab] } else { Vec::new() };
@@ -223,9 +211,9 @@ fn pass(
             .zip(rs.par_iter())
             .map(|(row, &r)| {
                 let target = targets[r as usize] as usize;
-                let max = vmath::max(row);
+                let max = cpu_vmath::max(row);
                 let picked = row[target] - max;
-                let sum = vmath::exp_shift(row, 1.0, max);
+                let sum = cpu_vmath::exp_shift(row, 1.0, max);
                 if grads {
                     let gr = g.map_or(1.0, |g| g[r as usize]);
                     let scale = gr / sum;
@@ -259,7 +247,7 @@ fn pass(
 }
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    crate::model::gemm::f32_slice(s, l, "head_cross_entropy")
+    crate::model::kernels::cpu_gemm::f32_slice(s, l, "head_cross_entropy")
 }
 
 fn check_targets(rows: &[u32], targets: &[u32], vocab: usize) -> Result<()> {
@@ -278,7 +266,7 @@ impl CustomOp2 for HeadCrossEntropy {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = crate::model::kernels::op_profile::span(self.name());
         let (x, w) = (contiguous(xs, xl)?, contiguous(ws, wl)?);
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;
@@ -353,7 +341,7 @@ impl CustomOp3 for HeadCrossEntropyBwd {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = crate::model::kernels::op_profile::span(self.name());
         let (x, w, g) = (contiguous(xs, xl)?, contiguous(ws, wl)?, contiguous(gs, gl)?);
         let (n, h) = xl.shape().dims2()?;
         let vocab = wl.shape().dims2()?.0;

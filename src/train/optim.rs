@@ -143,8 +143,8 @@ impl AdamW {
                     slot.var.as_tensor().inplace_op2(&g.contiguous()?, &op)?;
                 }
                 #[cfg(feature = "cuda")]
-                Some((m, v)) if crate::model::grad_ops::supported_cuda(slot.var.as_tensor()) => {
-                    let args = crate::model::cuda_ops::AdamWArgs {
+                Some((m, v)) if crate::model::kernels::fused_ops::supported_cuda(slot.var.as_tensor()) => {
+                    let args = crate::model::kernels::cuda_train_ops::AdamWArgs {
                         beta1: p.beta1 as f32,
                         beta2: p.beta2 as f32,
                         eps: p.eps as f32,
@@ -154,7 +154,14 @@ impl AdamW {
                         grad_scale: grad_scale as f32,
                     };
                     let g = g.to_dtype(slot.var.dtype())?.contiguous()?;
-                    crate::model::cuda_ops::adamw(slot.var.as_tensor(), &g, m, v, slot.master.as_ref(), args)?;
+                    crate::model::kernels::cuda_train_ops::adamw(
+                        slot.var.as_tensor(),
+                        &g,
+                        m,
+                        v,
+                        slot.master.as_ref(),
+                        args,
+                    )?;
                 }
                 Some((m, v)) => {
                     let g = (g.to_dtype(DType::F32)? * grad_scale)?;
@@ -294,7 +301,7 @@ impl InplaceOp2 for AdamWStep<'_> {
             candle_core::bail!("s1-adamw: expects f32 weights");
         };
         let w = &mut w[wa..wb];
-        let g = crate::model::gemm::f32_slice(gs, gl, "s1-adamw")?;
+        let g = crate::model::kernels::cpu_gemm::f32_slice(gs, gl, "s1-adamw")?;
         let mut m = self.m.borrow_mut();
         let mut v = self.v.borrow_mut();
         if g.len() != w.len() || m.len() != w.len() {
@@ -341,9 +348,9 @@ pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
     if let Some(candle_core::Device::Cuda(dev)) = grads.first().map(|g| g.device()) {
         if grads
             .iter()
-            .all(|g| g.device().same_device(grads[0].device()) && crate::model::grad_ops::supported_cuda(g))
+            .all(|g| g.device().same_device(grads[0].device()) && crate::model::kernels::fused_ops::supported_cuda(g))
         {
-            return Ok(crate::model::cuda_ops::sum_of_squares(dev, grads)?.sqrt());
+            return Ok(crate::model::kernels::cuda_train_ops::sum_of_squares(dev, grads)?.sqrt());
         }
     }
     let mut sum = 0f64;

@@ -8,8 +8,9 @@ use rayon::prelude::*;
 
 use super::data::MicroBatch;
 use super::loss::head_cross_entropy_sum;
-use crate::model::grad_block::GradSink;
-use crate::model::{op_profile, Decoder};
+use crate::model::kernels::fused_block::GradSink;
+use crate::model::kernels::op_profile;
+use crate::model::Decoder;
 
 /// A micro-batch's share of the step's loss: the sum over rows of `row_scales[r]` times the
 /// sum of row `r`'s token losses (the loss weighting decides the scales, see
@@ -184,7 +185,7 @@ impl InplaceOp2 for AddInto {
         let CpuStorage::F32(a) = a else {
             candle_core::bail!("s1-add-into: expects f32");
         };
-        let b = crate::model::gemm::f32_slice(b, bl, "s1-add-into")?;
+        let b = crate::model::kernels::cpu_gemm::f32_slice(b, bl, "s1-add-into")?;
         a[a0..a1]
             .par_chunks_mut(16384)
             .zip(b.par_chunks(16384))

@@ -9,7 +9,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 use super::command::{CommandSender, EvalCommand, EvalPath};
 use super::device_picker_ui::device_picker_ui;
 use super::eval_state::{EvalForm, EvalState, EvalStatus};
-use crate::eval::bench::NAMED;
+use crate::eval::benchmarks::NAMED;
 use crate::eval::presets;
 use crate::grade::{Extraction, Verdict};
 

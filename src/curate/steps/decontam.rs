@@ -36,10 +36,10 @@ pub struct EvalSet {
 
 /// The evaluation sets compiled into the binary.
 pub fn bundled_sets() -> anyhow::Result<Vec<EvalSet>> {
-    crate::eval::bench::NAMED
+    crate::eval::benchmarks::NAMED
         .iter()
         .map(|(name, _, _)| {
-            let b = crate::eval::bench::load(name, None).map_err(anyhow::Error::msg)?;
+            let b = crate::eval::benchmarks::load(name, None).map_err(anyhow::Error::msg)?;
             Ok(EvalSet {
                 name: name.to_string(),
                 questions: b.questions.into_iter().map(|q| q.question).collect(),

@@ -1,6 +1,6 @@
 //! A whole decoder block (RMSNorm, grouped-query attention with rope, RMSNorm, SwiGLU MLP, both
 //! residuals) as one op of the CPU f32 training path. It runs the same kernels as the per-op
-//! path (grad_linear, grad_ops, grad_attention, vmath) over plain slices, and its backward
+//! path (fused_linear, fused_ops, fused_attention, cpu_vmath) over plain slices, and its backward
 //! writes the block's weight gradients straight into a [`GradSink`]: candle's autograd sees one
 //! node per block instead of ~25, so the backward no longer allocates a zeroed gradient and adds
 //! into it for every input of every op (a tenth of a CPU step), and the gradients of q/k/v and
@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Storage, Tensor, TensorId};
 
-use super::gemm::f32_slice;
-use super::grad_attention::{self as attention, Dims};
-use super::grad_linear::{backward_rows, column_sums, forward_rows};
-use super::grad_ops::{rms_norm_bwd_rows, rms_norm_rows, rope_in_place};
+use super::cpu_gemm::f32_slice;
+use super::cpu_vmath;
+use super::fused_attention::{self as attention, Dims};
+use super::fused_linear::{backward_rows, column_sums, forward_rows};
+use super::fused_ops::{rms_norm_bwd_rows, rms_norm_rows, rope_in_place};
 use super::op_profile::span;
-use super::vmath;
 
 /// Weight gradients that block ops computed during a backward, by the weight's tensor id (the
 /// id of the `Var` the weight came from).
@@ -82,11 +82,11 @@ impl BlockParams {
     /// Whether the op can run this block on `x`: f32 on the CPU throughout, every parameter a
     /// trainable variable (the sink is where their gradients go).
     pub fn applies(&self, x: &Tensor) -> bool {
-        super::grad_ops::supported(x)
+        super::fused_ops::supported(x)
             && self
                 .tensors()
                 .iter()
-                .all(|t| super::grad_ops::supported(t) && t.is_variable())
+                .all(|t| super::fused_ops::supported(t) && t.is_variable())
     }
 }
 
@@ -194,7 +194,7 @@ fn forward(x: &[f32], w: &W, geo: Geometry) -> Result<(Vec<f32>, Stash)> {
     let g = w.lin(GATE, &h2, hidden)?;
     let u = w.lin(UP, &h2, hidden)?;
     let mut s = vec![0f32; g.len()];
-    vmath::swiglu(&g, &u, &mut s);
+    cpu_vmath::swiglu(&g, &u, &mut s);
     let mut y = w.lin(DOWN, &s, g.len() / (x.len() / hidden))?;
     y.iter_mut().zip(&x1).for_each(|(a, b)| *a += b);
     let stash = Stash {
@@ -242,7 +242,7 @@ fn backward(
     let mut ds = vec![0f32; st.s.len()];
     put_lin(DOWN, lin_bwd(&st.s, w.w[DOWN], dy, inter, &mut ds, false)?, dy, hidden);
     let (mut dg, mut du) = (vec![0f32; ds.len()], vec![0f32; ds.len()]);
-    vmath::swiglu_bwd(&st.g, &st.u, &ds, &mut dg, &mut du);
+    cpu_vmath::swiglu_bwd(&st.g, &st.u, &ds, &mut dg, &mut du);
     drop(ds);
     let mut dh2 = vec![0f32; x.len()];
     put_lin(
@@ -482,16 +482,16 @@ mod tests {
 
         // Reference: the per-op path of decoder.rs.
         let reference = {
-            use super::super::{grad_attention, grad_linear::linear, grad_ops};
+            use super::super::{fused_attention, fused_linear::linear, fused_ops};
             let l = |i: usize, x: &Tensor| {
                 let (w, bias) = lin(i);
                 linear(x, &w, bias.as_ref()).unwrap()
             };
             let xs = x.as_tensor();
-            let h1 = grad_ops::rms_norm(xs, in_var.as_tensor(), 1e-6).unwrap();
-            let q = grad_ops::rope_bthd(&l(0, &h1).reshape((b, t, heads, d)).unwrap(), &cos, &sin).unwrap();
-            let k = grad_ops::rope_bthd(&l(1, &h1).reshape((b, t, kvh, d)).unwrap(), &cos, &sin).unwrap();
-            let o = grad_attention::causal_attention(
+            let h1 = fused_ops::rms_norm(xs, in_var.as_tensor(), 1e-6).unwrap();
+            let q = fused_ops::rope_bthd(&l(0, &h1).reshape((b, t, heads, d)).unwrap(), &cos, &sin).unwrap();
+            let k = fused_ops::rope_bthd(&l(1, &h1).reshape((b, t, kvh, d)).unwrap(), &cos, &sin).unwrap();
+            let o = fused_attention::causal_attention(
                 &q.reshape((b, t, qd)).unwrap(),
                 &k.reshape((b, t, kd)).unwrap(),
                 &l(2, &h1),
@@ -501,8 +501,8 @@ mod tests {
             )
             .unwrap();
             let x1 = (xs + l(3, &o)).unwrap();
-            let h2 = grad_ops::rms_norm(&x1, post_var.as_tensor(), 1e-6).unwrap();
-            let s = grad_ops::swiglu(&l(4, &h2), &l(5, &h2)).unwrap();
+            let h2 = fused_ops::rms_norm(&x1, post_var.as_tensor(), 1e-6).unwrap();
+            let s = fused_ops::swiglu(&l(4, &h2), &l(5, &h2)).unwrap();
             (x1 + l(6, &s)).unwrap()
         };
         let sink = GradSink::new();

@@ -32,7 +32,7 @@ pub struct GradsArgs {
 }
 
 pub fn run(a: GradsArgs) -> anyhow::Result<()> {
-    let dev = super::parse_device(&a.device)?;
+    let dev = crate::model::parse_device(&a.device)?;
     let dtype = a.dtype.dtype();
     let tol = a
         .tolerance

@@ -1,11 +1,11 @@
 //! The training path's linear layer on the CPU: `y = x W^T (+ b)` as one gemm call on row-major
-//! operands (W transposed first, see gemm::transpose), the bias folded into the product's output,
+//! operands (W transposed first, see cpu_gemm::transpose), the bias folded into the product's output,
 //! and a backward that computes dx, dW and db in one op.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{f32_slice as slice, matmul_rows, transpose};
+use super::cpu_gemm::{f32_slice as slice, matmul_rows, transpose};
 
 /// The shape `[rows, out]` of a linear layer's output for `x` rows of `inp` and `w` `[out, inp]`,
 /// or an error naming the sizes that do not fit.
@@ -97,7 +97,7 @@ impl CustomOp2 for Linear {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let inp = wl.shape().dims2()?.1;
         forward(
             slice(xs, xl, self.name())?,
@@ -128,7 +128,7 @@ impl CustomOp3 for LinearBias {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let inp = wl.shape().dims2()?.1;
         let b = slice(bs, bl, self.name())?;
         forward(
@@ -186,7 +186,7 @@ impl CustomOp3 for LinearBwd {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let w = slice(ws, wl, self.name())?;
         let dy = slice(gs, gl, self.name())?;

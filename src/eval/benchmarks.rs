@@ -1,5 +1,6 @@
-//! Benchmarks: the named sets that ship in assets/eval (compiled into the binary) or a user's
-//! JSONL file with a question column and an answer column.
+//! Benchmarks, in the evaluation sense: the question sets a model is graded on, either the named
+//! sets that ship in assets/eval (compiled into the binary) or a user's JSONL file with a question
+//! column and an answer column. (Timing benchmarks are `s1-studio bench`, in cli/bench/.)
 
 use std::path::Path;
 

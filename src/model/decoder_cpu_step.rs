@@ -1,13 +1,13 @@
 //! The CPU decode step: one token through the decoder in plain loops over f32 buffers, with the
-//! matrix products in `cpu_gemv` and keys/values in the host KV cache. It computes exactly what
+//! matrix products in `kernels::cpu_gemv` and keys/values in the host KV cache. It computes exactly what
 //! `Decoder::forward` computes (tests/model_parity.rs checks the two against each other and
 //! against transformers) but skips candle's per-op dispatch and allocation, which cost as much
 //! as the weights' memory traffic for a small model.
 
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 
-use super::cpu_pool::SpinPool;
 use super::decoder::{Decoder, Linear};
+use super::kernels::cpu_pool::SpinPool;
 use super::kv_cache::KvCache;
 
 /// Calls `f` with the f32 data of a contiguous CPU tensor.

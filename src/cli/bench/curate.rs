@@ -103,7 +103,7 @@ fn peak_rss_mib() -> f64 {
 
 fn write_pool(path: &std::path::Path, rows: usize, seed: u64) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let math500: Vec<String> = crate::eval::bench::load("math500", None)
+    let math500: Vec<String> = crate::eval::benchmarks::load("math500", None)
         .map_err(anyhow::Error::msg)?
         .questions
         .into_iter()

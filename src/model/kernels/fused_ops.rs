@@ -3,13 +3,13 @@
 //! and rope have no backward (gradients stop there without an error), and their differentiable
 //! compositions run one single-threaded elementwise op at a time. On the CPU these run f32 rows
 //! in parallel (rayon) and compute their gradients in one pass each; with the `cuda` feature,
-//! RMSNorm, the causal softmax and SwiGLU also run as CUDA kernels (cuda_ops.rs) in f32 or bf16.
+//! RMSNorm, the causal softmax and SwiGLU also run as CUDA kernels (cuda_train_ops.rs) in f32 or bf16.
 //! Anything else takes the composed differentiable ops in decoder.rs.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::f32_slice as slice;
+use super::cpu_gemm::f32_slice as slice;
 
 /// Whether the fused training ops apply to `x` (f32 on the CPU).
 pub fn supported(x: &Tensor) -> bool {
@@ -25,7 +25,7 @@ pub fn supported_cuda(x: &Tensor) -> bool {
         use std::sync::OnceLock;
         static OFF: OnceLock<bool> = OnceLock::new();
         x.device().is_cuda()
-            && super::cuda_ops::supported(x.dtype())
+            && super::cuda_train_ops::supported(x.dtype())
             && !*OFF.get_or_init(|| std::env::var_os("S1_NO_CUDA_KERNELS").is_some())
     }
     #[cfg(not(feature = "cuda"))]
@@ -54,7 +54,7 @@ impl CustomOp2 for RmsNorm {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let w = slice(ws, wl, self.name())?;
         let mut y = vec![0f32; x.len()];
@@ -62,16 +62,12 @@ impl CustomOp2 for RmsNorm {
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((super::cuda_ops::rms_fwd(xs, xl, ws, wl, self.eps)?, xl.shape().clone()))
-    }
+    cuda_fwd!(|self, (xs, xl), (ws, wl)| {
+        Ok((
+            super::cuda_train_ops::rms_fwd(xs, xl, ws, wl, self.eps)?,
+            xl.shape().clone(),
+        ))
+    });
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let h = w.elem_count();
@@ -102,7 +98,7 @@ impl CustomOp3 for RmsNormBwd {
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let w = slice(ws, wl, self.name())?;
         let dy = slice(gs, gl, self.name())?;
@@ -114,21 +110,12 @@ impl CustomOp3 for RmsNormBwd {
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, h))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        xs: &candle_core::CudaStorage,
-        xl: &Layout,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (xs, xl), (ws, wl), (gs, gl)| {
         let h = wl.shape().elem_count();
         let rows = xl.shape().elem_count() / h;
-        let out = super::cuda_ops::rms_bwd((xs, xl), (ws, wl), (gs, gl), self.eps)?;
+        let out = super::cuda_train_ops::rms_bwd((xs, xl), (ws, wl), (gs, gl), self.eps)?;
         Ok((out, Shape::from((rows + 1, h))))
-    }
+    });
 }
 
 /// `y = x / sqrt(mean(x^2) + eps) * w` for each row of `x` (rows of `w.len()`), in parallel.
@@ -212,7 +199,7 @@ impl CustomOp3 for Rope {
         ss: &CpuStorage,
         sl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let x = slice(xs, xl, self.name())?;
         let cos = slice(cs, cl, self.name())?;
         let sin = slice(ss, sl, self.name())?;
@@ -310,7 +297,7 @@ impl CustomOp1 for CausalSoftmax {
     }
 
     fn cpu_fwd(&self, ss: &CpuStorage, sl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let s = slice(ss, sl, self.name())?;
         let total = sl.shape().dims()[sl.shape().rank() - 1];
         let rows_per_head = {
@@ -326,20 +313,19 @@ impl CustomOp1 for CausalSoftmax {
                 let first = ci * (chunk / total);
                 for (k, (pr, sr)) in pc.chunks_mut(total).zip(sc.chunks(total)).enumerate() {
                     let vis = self.visible((first + k) % rows_per_head).min(total);
-                    let max = super::vmath::max(&sr[..vis]) * self.scale;
+                    let max = super::cpu_vmath::max(&sr[..vis]) * self.scale;
                     pr[..vis].copy_from_slice(&sr[..vis]);
-                    let inv = 1.0 / super::vmath::exp_shift(&mut pr[..vis], self.scale, max);
+                    let inv = 1.0 / super::cpu_vmath::exp_shift(&mut pr[..vis], self.scale, max);
                     pr[..vis].iter_mut().for_each(|o| *o *= inv);
                 }
             });
         Ok((CpuStorage::F32(p), sl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(&self, ss: &candle_core::CudaStorage, sl: &Layout) -> Result<(candle_core::CudaStorage, Shape)> {
-        let p = super::cuda_ops::csm_fwd(ss, sl, self.scale, self.t, self.start)?;
+    cuda_fwd!(|self, (ss, sl)| {
+        let p = super::cuda_train_ops::csm_fwd(ss, sl, self.scale, self.t, self.start)?;
         Ok((p, sl.shape().clone()))
-    }
+    });
 
     fn bwd(&self, _s: &Tensor, p: &Tensor, dp: &Tensor) -> Result<Option<Tensor>> {
         let ds = p.apply_op2_no_bwd(&dp.contiguous()?, &SoftmaxBwd { scale: self.scale })?;
@@ -358,7 +344,7 @@ impl CustomOp2 for SoftmaxBwd {
     }
 
     fn cpu_fwd(&self, ps: &CpuStorage, pl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let p = slice(ps, pl, self.name())?;
         let g = slice(gs, gl, self.name())?;
         let total = pl.shape().dims()[pl.shape().rank() - 1];
@@ -378,17 +364,10 @@ impl CustomOp2 for SoftmaxBwd {
         Ok((CpuStorage::F32(ds), pl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        ps: &candle_core::CudaStorage,
-        pl: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        let ds = super::cuda_ops::csm_bwd((ps, pl), (gs, gl), self.scale)?;
+    cuda_fwd!(|self, (ps, pl), (gs, gl)| {
+        let ds = super::cuda_train_ops::csm_bwd((ps, pl), (gs, gl), self.scale)?;
         Ok((ds, pl.shape().clone()))
-    }
+    });
 }
 
 /// Softmax of `scale * scores` over the last axis under a causal mask: `scores` is
@@ -408,7 +387,7 @@ impl CustomOp2 for SwiGlu {
     }
 
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, us: &CpuStorage, ul: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let g = slice(gs, gl, self.name())?;
         let u = slice(us, ul, self.name())?;
         if g.len() != u.len() {
@@ -419,21 +398,17 @@ impl CustomOp2 for SwiGlu {
             .zip(g.par_chunks(16384))
             .zip(u.par_chunks(16384))
             .for_each(|((yc, gc), uc)| {
-                super::vmath::swiglu(gc, uc, yc);
+                super::cpu_vmath::swiglu(gc, uc, yc);
             });
         Ok((CpuStorage::F32(y), gl.shape().clone()))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        us: &candle_core::CudaStorage,
-        ul: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
-        Ok((super::cuda_ops::swiglu_fwd((gs, gl), (us, ul))?, gl.shape().clone()))
-    }
+    cuda_fwd!(|self, (gs, gl), (us, ul)| {
+        Ok((
+            super::cuda_train_ops::swiglu_fwd((gs, gl), (us, ul))?,
+            gl.shape().clone(),
+        ))
+    });
 
     fn bwd(&self, g: &Tensor, u: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let packed = g.apply_op3_no_bwd(u, &dy.contiguous()?, &SwiGluBwd)?;
@@ -460,7 +435,7 @@ impl CustomOp3 for SwiGluBwd {
         ds: &CpuStorage,
         dl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let g = slice(gs, gl, self.name())?;
         let u = slice(us, ul, self.name())?;
         let dy = slice(ds, dl, self.name())?;
@@ -470,26 +445,17 @@ impl CustomOp3 for SwiGluBwd {
         dg.par_chunks_mut(16384)
             .zip(du.par_chunks_mut(16384))
             .zip(g.par_chunks(16384).zip(u.par_chunks(16384)).zip(dy.par_chunks(16384)))
-            .for_each(|((dgc, duc), ((gc, uc), yc))| super::vmath::swiglu_bwd(gc, uc, yc, dgc, duc));
+            .for_each(|((dgc, duc), ((gc, uc), yc))| super::cpu_vmath::swiglu_bwd(gc, uc, yc, dgc, duc));
         Ok((CpuStorage::F32(out), Shape::from((2, n))))
     }
 
-    #[cfg(feature = "cuda")]
-    fn cuda_fwd(
-        &self,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-        us: &candle_core::CudaStorage,
-        ul: &Layout,
-        ds: &candle_core::CudaStorage,
-        dl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (gs, gl), (us, ul), (ds, dl)| {
         let n = gl.shape().elem_count();
         Ok((
-            super::cuda_ops::swiglu_bwd((gs, gl), (us, ul), (ds, dl))?,
+            super::cuda_train_ops::swiglu_bwd((gs, gl), (us, ul), (ds, dl))?,
             Shape::from((2, n)),
         ))
-    }
+    });
 }
 
 /// `silu(g) * u` elementwise (contiguous f32 on the CPU), with a backward.
@@ -511,21 +477,15 @@ impl CustomOp2 for Embedding {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         candle_core::bail!("s1-embedding runs on CUDA (the CPU uses index_select)")
     }
 
-    fn cuda_fwd(
-        &self,
-        ws: &candle_core::CudaStorage,
-        wl: &Layout,
-        is: &candle_core::CudaStorage,
-        il: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (ws, wl), (is, il)| {
         let h = wl.shape().dims2()?.1;
         let n = il.shape().elem_count();
-        Ok((super::cuda_ops::emb_fwd((ws, wl), (is, il))?, Shape::from((n, h))))
-    }
+        Ok((super::cuda_train_ops::emb_fwd((ws, wl), (is, il))?, Shape::from((n, h))))
+    });
 
     fn bwd(&self, w: &Tensor, ids: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let vocab = w.dim(0)?;
@@ -546,21 +506,15 @@ impl CustomOp2 for EmbeddingBwd {
     }
 
     fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         candle_core::bail!("s1-embedding-bwd runs on CUDA")
     }
 
-    fn cuda_fwd(
-        &self,
-        is: &candle_core::CudaStorage,
-        il: &Layout,
-        gs: &candle_core::CudaStorage,
-        gl: &Layout,
-    ) -> Result<(candle_core::CudaStorage, Shape)> {
+    cuda_fwd!(|self, (is, il), (gs, gl)| {
         let h = gl.shape().dims2()?.1;
-        let dw = super::cuda_ops::emb_bwd(self.vocab, (is, il), (gs, gl))?;
+        let dw = super::cuda_train_ops::emb_bwd(self.vocab, (is, il), (gs, gl))?;
         Ok((dw, Shape::from((self.vocab, h))))
-    }
+    });
 }
 
 /// Rows `ids` (u32, any shape, flattened) of `table` `[vocab, h]` as `[n, h]`, with a backward
@@ -663,12 +617,12 @@ mod tests {
     fn linear_matches_matmul_plus_bias() {
         check(
             &[rand(&[2, 5, 12], 10), rand(&[9, 12], 11), rand(&[9], 12)],
-            |t| super::super::grad_linear::linear(&t[0], &t[1], Some(&t[2])),
+            |t| super::super::fused_linear::linear(&t[0], &t[1], Some(&t[2])),
             |t| t[0].broadcast_matmul(&t[1].t()?)?.broadcast_add(&t[2]),
         );
         check(
             &[rand(&[7, 12], 13), rand(&[9, 12], 14)],
-            |t| super::super::grad_linear::linear(&t[0], &t[1], None),
+            |t| super::super::fused_linear::linear(&t[0], &t[1], None),
             |t| t[0].matmul(&t[1].t()?),
         );
     }
@@ -700,7 +654,7 @@ mod tests {
                 rand(&[b, t, kvh * d], 21),
                 rand(&[b, t, kvh * d], 22),
             ],
-            |x| super::super::grad_attention::causal_attention(&x[0], &x[1], &x[2], h, kvh, d),
+            |x| super::super::fused_attention::causal_attention(&x[0], &x[1], &x[2], h, kvh, d),
             composed,
         );
     }

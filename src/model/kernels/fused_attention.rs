@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::gemm::{f32_slice as slice, matmul, SendPtr, View};
+use super::cpu_gemm::{f32_slice as slice, matmul, SendPtr, View};
 
 /// Query rows per causal block: a block of rows sees keys up to its last row only.
 const BLOCK: usize = 64;
@@ -82,8 +82,8 @@ fn probs_head(q: &[f32], k: &[f32], dm: Dims, bi: usize, hh: usize, p: &mut [f32
         for i in r0..r1 {
             let row = &mut p[i * t..(i + 1) * t];
             let (vis, hidden) = row.split_at_mut(i + 1);
-            let max = super::vmath::max(vis) * scale;
-            let inv = 1.0 / super::vmath::exp_shift(vis, scale, max);
+            let max = super::cpu_vmath::max(vis) * scale;
+            let inv = 1.0 / super::cpu_vmath::exp_shift(vis, scale, max);
             vis.iter_mut().for_each(|v| *v *= inv);
             hidden.iter_mut().for_each(|v| *v = 0.0);
         }
@@ -154,7 +154,7 @@ impl CustomOp3 for Attention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let (q, k, v) = (
             slice(qs, ql, self.name())?,
             slice(ks, kl, self.name())?,
@@ -304,7 +304,7 @@ impl CustomOp3 for AttentionBwd {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let _span = crate::model::op_profile::span(self.name());
+        let _span = super::op_profile::span(self.name());
         let (q, k, v) = (
             slice(qs, ql, self.name())?,
             slice(ks, kl, self.name())?,

@@ -12,7 +12,7 @@ use anyhow::Context;
 use candle_core::{DType, Tensor};
 use clap::Args;
 
-use super::bench::{baseline_json, bench_config, median};
+use super::{baseline_json, bench_config, median};
 use crate::model::config::ModelConfig;
 use crate::model::decoder::Decoder;
 use crate::model::weights::SafetensorsWeights;
@@ -145,7 +145,7 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     if !model_dir.join("model.safetensors").exists() {
         crate::model::init::write_weights(&cfg, 0, &model_dir)?;
     }
-    let dev = super::parse_device(&a.device)?;
+    let dev = crate::model::parse_device(&a.device)?;
     let dtype = a.dtype.dtype();
     if dtype == DType::BF16 && dev.is_cpu() {
         anyhow::bail!("--dtype bf16 trains on CUDA only (the CPU trainer computes in f32)");

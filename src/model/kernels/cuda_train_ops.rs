@@ -1,5 +1,5 @@
 //! Launchers of kernels/train_ops.cu (built to PTX by build.rs): the CUDA side of the fused
-//! training ops of grad_ops.rs (RMSNorm, causal softmax, SwiGLU and their backwards, in f32 or
+//! training ops of fused_ops.rs (RMSNorm, causal softmax, SwiGLU and their backwards, in f32 or
 //! bf16 storage with f32 arithmetic), the fused AdamW update and the gradient sum of squares.
 
 use candle_core::backend::BackendStorage;
@@ -54,6 +54,21 @@ fn view<'a, T: CudaDType>(s: &'a CudaStorage, l: &Layout, op: &str) -> Result<Cu
     Ok(s.as_cuda_slice::<T>()?.slice(a..b))
 }
 
+/// Launches the kernel `name` for storage type `dtype` (`{name}_f32` or `{name}_bf16` in the
+/// PTX) on `dev` with `config`, pushing `args` in order. Sound only when `args` match the
+/// kernel's parameters in kernels/train_ops.cu (order, types, and buffers as long as the kernel
+/// indexes): each call lists them in the kernel's order, beside the allocations.
+macro_rules! launch {
+    ($dev:expr, $name:literal, $dtype:expr, $config:expr, [$($arg:expr),+ $(,)?]) => {{
+        let config = $config;
+        let f = $dev.get_or_load_custom_func(&format!(concat!($name, "_{}"), suffix($dtype)?), MODULE, PTX)?;
+        let mut b = f.builder();
+        $(b.arg($arg);)+
+        // SAFETY: the caller's arguments match the kernel's signature (see the macro's doc).
+        unsafe { b.launch(config) }.w()
+    }};
+}
+
 macro_rules! by_dtype {
     ($dtype:expr, $f:ident($($arg:expr),*)) => {
         match $dtype {
@@ -77,12 +92,14 @@ fn launch_rms_fwd<T: CudaDType + DeviceRepr + WithDType>(
     let n = xl.shape().elem_count();
     // SAFETY: every element is written by the kernel.
     let y = unsafe { dev.alloc::<T>(n)? };
-    let f = dev.get_or_load_custom_func(&format!("rms_fwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let hi = h as i32;
-    let mut b = f.builder();
-    b.arg(&xv).arg(&wv).arg(&y).arg(&hi).arg(&eps);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg((n / h) as u32, threads(h))) }.w()?;
+    launch!(
+        dev,
+        "rms_fwd",
+        T::DTYPE,
+        cfg((n / h) as u32, threads(h)),
+        [&xv, &wv, &y, &hi, &eps]
+    )?;
     Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
 }
 
@@ -113,26 +130,16 @@ fn launch_rms_bwd<T: CudaDType + DeviceRepr + WithDType>(
     let out = unsafe { dev.alloc::<T>(n + h)? };
     let dw32 = dev.alloc_zeros::<f32>(h)?;
     let rows_per_block = 16usize;
-    let f = dev.get_or_load_custom_func(&format!("rms_bwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let (ri, hi, rpb) = (rows as i32, h as i32, rows_per_block as i32);
-    let mut b = f.builder();
-    b.arg(&xv)
-        .arg(&wv)
-        .arg(&gv)
-        .arg(&out)
-        .arg(&dw32)
-        .arg(&ri)
-        .arg(&hi)
-        .arg(&eps)
-        .arg(&rpb);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(rows.div_ceil(rows_per_block) as u32, t)) }.w()?;
-    let f = dev.get_or_load_custom_func(&format!("from_f32_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
+    launch!(
+        dev,
+        "rms_bwd",
+        T::DTYPE,
+        cfg(rows.div_ceil(rows_per_block) as u32, t),
+        [&xv, &wv, &gv, &out, &dw32, &ri, &hi, &eps, &rpb]
+    )?;
     let (hn, off) = (h, n);
-    let mut b = f.builder();
-    b.arg(&dw32).arg(&out).arg(&hn).arg(&off);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(grid(h), 256)) }.w()?;
+    launch!(dev, "from_f32", T::DTYPE, cfg(grid(h), 256), [&dw32, &out, &hn, &off])?;
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
 
@@ -161,16 +168,18 @@ fn launch_csm_fwd<T: CudaDType + DeviceRepr + WithDType>(
     let n = sl.shape().elem_count();
     // SAFETY: every element is written by the kernel.
     let p = unsafe { dev.alloc::<T>(n)? };
-    let f = dev.get_or_load_custom_func(&format!("csm_fwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let (ti, rph, tt, st) = (total as i32, rows_per_head as i32, t as i32, start as i32);
-    let mut b = f.builder();
-    b.arg(&sv).arg(&p).arg(&ti).arg(&rph).arg(&tt).arg(&st).arg(&scale);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg((n / total) as u32, threads(total))) }.w()?;
+    launch!(
+        dev,
+        "csm_fwd",
+        T::DTYPE,
+        cfg((n / total) as u32, threads(total)),
+        [&sv, &p, &ti, &rph, &tt, &st, &scale]
+    )?;
     Ok(CudaStorage::wrap_cuda_slice(p, dev.clone()))
 }
 
-/// Causal softmax of `scale * s` (see grad_ops::causal_softmax).
+/// Causal softmax of `scale * s` (see fused_ops::causal_softmax).
 pub fn csm_fwd(s: &CudaStorage, sl: &Layout, scale: f32, t: usize, start: usize) -> Result<CudaStorage> {
     by_dtype!(s.dtype(), launch_csm_fwd(s, sl, scale, t, start))
 }
@@ -188,12 +197,14 @@ fn launch_csm_bwd<T: CudaDType + DeviceRepr + WithDType>(
     let n = p.1.shape().elem_count();
     // SAFETY: every element is written by the kernel.
     let ds = unsafe { dev.alloc::<T>(n)? };
-    let f = dev.get_or_load_custom_func(&format!("csm_bwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let ti = total as i32;
-    let mut b = f.builder();
-    b.arg(&pv).arg(&gv).arg(&ds).arg(&ti).arg(&scale);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg((n / total) as u32, threads(total))) }.w()?;
+    launch!(
+        dev,
+        "csm_bwd",
+        T::DTYPE,
+        cfg((n / total) as u32, threads(total)),
+        [&pv, &gv, &ds, &ti, &scale]
+    )?;
     Ok(CudaStorage::wrap_cuda_slice(ds, dev.clone()))
 }
 
@@ -212,11 +223,7 @@ fn launch_swiglu_fwd<T: CudaDType + DeviceRepr + WithDType>(
     let n = g.1.shape().elem_count();
     // SAFETY: every element is written by the kernel.
     let y = unsafe { dev.alloc::<T>(n)? };
-    let f = dev.get_or_load_custom_func(&format!("swiglu_fwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
-    let mut b = f.builder();
-    b.arg(&gv).arg(&uv).arg(&y).arg(&n);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(grid(n), 256)) }.w()?;
+    launch!(dev, "swiglu_fwd", T::DTYPE, cfg(grid(n), 256), [&gv, &uv, &y, &n])?;
     Ok(CudaStorage::wrap_cuda_slice(y, dev.clone()))
 }
 
@@ -237,11 +244,13 @@ fn launch_swiglu_bwd<T: CudaDType + DeviceRepr + WithDType>(
     let n = g.1.shape().elem_count();
     // SAFETY: every element is written by the kernel.
     let out = unsafe { dev.alloc::<T>(2 * n)? };
-    let f = dev.get_or_load_custom_func(&format!("swiglu_bwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
-    let mut b = f.builder();
-    b.arg(&gv).arg(&uv).arg(&yv).arg(&out).arg(&n);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(grid(n), 256)) }.w()?;
+    launch!(
+        dev,
+        "swiglu_bwd",
+        T::DTYPE,
+        cfg(grid(n), 256),
+        [&gv, &uv, &yv, &out, &n]
+    )?;
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
 
@@ -354,13 +363,13 @@ fn launch_sumsq<T: CudaDType + DeviceRepr + WithDType>(g: &Tensor, acc: &CudaSli
     let gs = as_cuda(&gs);
     let gv = view::<T>(gs, gl, "sumsq")?;
     let n = gl.shape().elem_count();
-    let f = gs
-        .device
-        .get_or_load_custom_func(&format!("sumsq_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
-    let mut b = f.builder();
-    b.arg(&gv).arg(&n).arg(acc);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(grid(n).min(1024), 256)) }.w()?;
+    launch!(
+        gs.device,
+        "sumsq",
+        T::DTYPE,
+        cfg(grid(n).min(1024), 256),
+        [&gv, &n, acc]
+    )?;
     Ok(())
 }
 
@@ -385,12 +394,8 @@ fn launch_ce_fwd<T: CudaDType + DeviceRepr + WithDType>(
     let (rows, v) = x.1.shape().dims2()?;
     // SAFETY: every element is written by the kernel.
     let loss = unsafe { dev.alloc::<f32>(rows)? };
-    let f = dev.get_or_load_custom_func(&format!("ce_fwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let vi = v as i32;
-    let mut b = f.builder();
-    b.arg(&xv).arg(&tv).arg(&loss).arg(&vi);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(rows as u32, 1024)) }.w()?;
+    launch!(dev, "ce_fwd", T::DTYPE, cfg(rows as u32, 1024), [&xv, &tv, &loss, &vi])?;
     Ok(CudaStorage::wrap_cuda_slice(loss, dev.clone()))
 }
 
@@ -411,12 +416,14 @@ fn launch_ce_bwd<T: CudaDType + DeviceRepr + WithDType>(
     let (rows, v) = x.1.shape().dims2()?;
     // SAFETY: every element is written by the kernel.
     let dx = unsafe { dev.alloc::<T>(rows * v)? };
-    let f = dev.get_or_load_custom_func(&format!("ce_bwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let vi = v as i32;
-    let mut b = f.builder();
-    b.arg(&xv).arg(&tv).arg(&gv).arg(&dx).arg(&vi);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(rows as u32, 1024)) }.w()?;
+    launch!(
+        dev,
+        "ce_bwd",
+        T::DTYPE,
+        cfg(rows as u32, 1024),
+        [&xv, &tv, &gv, &dx, &vi]
+    )?;
     Ok(CudaStorage::wrap_cuda_slice(dx, dev.clone()))
 }
 
@@ -440,12 +447,14 @@ fn launch_emb_fwd<T: CudaDType + DeviceRepr + WithDType>(
     let n = ids.1.shape().elem_count();
     // SAFETY: every element is written by the kernel.
     let out = unsafe { dev.alloc::<T>(n * h)? };
-    let f = dev.get_or_load_custom_func(&format!("emb_fwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let hi = h as i32;
-    let mut b = f.builder();
-    b.arg(&iv).arg(&wv).arg(&out).arg(&n).arg(&hi);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(grid(n * h), 256)) }.w()?;
+    launch!(
+        dev,
+        "emb_fwd",
+        T::DTYPE,
+        cfg(grid(n * h), 256),
+        [&iv, &wv, &out, &n, &hi]
+    )?;
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
 
@@ -464,20 +473,24 @@ fn launch_emb_bwd<T: CudaDType + DeviceRepr + WithDType>(
     let gv = view::<T>(g.0, g.1, "embedding_bwd")?;
     let (n, h) = g.1.shape().dims2()?;
     let dw32 = dev.alloc_zeros::<f32>(vocab * h)?;
-    let f = dev.get_or_load_custom_func(&format!("emb_bwd_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let hi = h as i32;
-    let mut b = f.builder();
-    b.arg(&iv).arg(&gv).arg(&dw32).arg(&n).arg(&hi);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(grid(n * h), 256)) }.w()?;
+    launch!(
+        dev,
+        "emb_bwd",
+        T::DTYPE,
+        cfg(grid(n * h), 256),
+        [&iv, &gv, &dw32, &n, &hi]
+    )?;
     // SAFETY: every element is written by the conversion.
     let out = unsafe { dev.alloc::<T>(vocab * h)? };
-    let f = dev.get_or_load_custom_func(&format!("from_f32_{}", suffix(T::DTYPE)?), MODULE, PTX)?;
     let (len, off) = (vocab * h, 0usize);
-    let mut b = f.builder();
-    b.arg(&dw32).arg(&out).arg(&len).arg(&off);
-    // SAFETY: arguments match the kernel's signature.
-    unsafe { b.launch(cfg(grid(len), 256)) }.w()?;
+    launch!(
+        dev,
+        "from_f32",
+        T::DTYPE,
+        cfg(grid(len), 256),
+        [&dw32, &out, &len, &off]
+    )?;
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
 

@@ -1,30 +1,18 @@
 //! `s1-studio bench decode`: greedy decode tokens/s against transformers (same random Qwen2
 //! safetensors) and llama.cpp (same GGUF), each measured in the same run.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
+use anyhow::Context;
+use clap::Args;
 
+use super::{baseline_json, bench_config, median};
 use crate::generate::Sampler;
-use crate::model::config::{Arch, ModelConfig};
+use crate::model::config::ModelConfig;
 use crate::model::decoder::{Decoder, Logits};
 use crate::model::weights::SafetensorsWeights;
-use crate::model::{load_model, LoadOptions};
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Batch-1 greedy decode tokens/s (KV cache) against transformers and llama.cpp
-    Decode(DecodeArgs),
-    /// One SFT step (forward, backward, AdamW) against PyTorch + transformers
-    Train(super::bench_train::TrainBenchArgs),
-    /// Loss and gradients on a device/precision against the transformers parity fixtures
-    Grads(super::bench_grads::GradsArgs),
-    /// A synthetic pool (1M rows) through import, rules, dedup, decontamination and selection
-    Curate(super::bench_curate::CurateBenchArgs),
-}
+use crate::model::{load_model, parse_device, LoadOptions};
 
 #[derive(Debug, Args)]
 pub struct DecodeArgs {
@@ -57,41 +45,6 @@ pub struct DecodeArgs {
     /// Write the results as JSON here too
     #[arg(long)]
     json: Option<PathBuf>,
-}
-
-pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Decode(a) => decode(a),
-        BenchCommand::Train(a) => super::bench_train::run(a),
-        BenchCommand::Grads(a) => super::bench_grads::run(a),
-        BenchCommand::Curate(a) => super::bench_curate::run(a),
-    }
-}
-
-/// The engine issue's benchmark model: 29.4M parameters, tied embeddings.
-pub fn bench_config() -> ModelConfig {
-    ModelConfig {
-        arch: Arch::Qwen2,
-        vocab_size: 8192,
-        hidden_size: 512,
-        intermediate_size: 1536,
-        num_layers: 8,
-        num_heads: 8,
-        num_kv_heads: 4,
-        head_dim: 64,
-        rms_norm_eps: 1e-6,
-        rope_theta: 1e6,
-        rope_scaling: None,
-        rope_interleaved: false,
-        max_position_embeddings: 4096,
-        tie_word_embeddings: true,
-        qkv_bias: true,
-        o_bias: false,
-        mlp_bias: false,
-        saved_dtype: Some("float32".into()),
-        bos_token_id: None,
-        eos_token_ids: vec![],
-    }
 }
 
 fn prompt_ids(n: usize, vocab: usize) -> Vec<u32> {
@@ -130,16 +83,6 @@ fn time_decode(
     Ok(median(&mut rates))
 }
 
-/// The median of `xs` (sorted in place); NaN when empty.
-pub(super) fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
-}
-
 /// Runs a baseline script that prints a JSON object with `tokens_per_s` on its last line.
 fn baseline(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<f64> {
     baseline_json(python, script_name, args)?["tokens_per_s"]
@@ -147,37 +90,13 @@ fn baseline(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<
         .context("no tokens_per_s in the baseline's output")
 }
 
-/// Runs a baseline script and returns the JSON object on its last line.
-pub(super) fn baseline_json(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new(python)
-        .arg(script(script_name))
-        .args(args)
-        .output()
-        .with_context(|| format!("running {python} {script_name}"))?;
-    if !out.status.success() {
-        bail!(
-            "{script_name} failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(8)
-                .collect::<Vec<_>>()
-                .join("\n")
-        );
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).with_context(|| format!("{script_name} printed {last:?}"))
-}
-
-fn decode(a: DecodeArgs) -> anyhow::Result<()> {
+pub fn run(a: DecodeArgs) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cfg = bench_config();
     if !a.model_dir.join("model.safetensors").exists() {
         crate::model::init::write_weights(&cfg, 0, &a.model_dir)?;
     }
-    let dev = super::parse_device(&a.device)?;
+    let dev = parse_device(&a.device)?;
     let loaded_cfg = ModelConfig::from_hf_file(&a.model_dir.join("config.json"))?;
     let mut w = SafetensorsWeights::open(&a.model_dir, candle_core::DType::F32, &dev)?;
     let decoder = Decoder::load(&loaded_cfg, &mut w, candle_core::DType::F32, &dev)?;

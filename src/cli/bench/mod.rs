@@ -1,0 +1,97 @@
+//! `s1-studio bench ...`: the performance benchmarks, each against a named baseline measured in
+//! the same run (one file per benchmark), and what they share: the benchmark model's shape, the
+//! median, and running a Python baseline script. (The evaluation sets are eval::benchmarks.)
+
+mod curate;
+mod decode;
+mod grads;
+mod train;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+
+use crate::model::config::{Arch, ModelConfig};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Batch-1 greedy decode tokens/s (KV cache) against transformers and llama.cpp
+    Decode(decode::DecodeArgs),
+    /// One SFT step (forward, backward, AdamW) against PyTorch + transformers
+    Train(train::TrainBenchArgs),
+    /// Loss and gradients on a device/precision against the transformers parity fixtures
+    Grads(grads::GradsArgs),
+    /// A synthetic pool (1M rows) through import, rules, dedup, decontamination and selection
+    Curate(curate::CurateBenchArgs),
+}
+
+pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Decode(a) => decode::run(a),
+        BenchCommand::Train(a) => train::run(a),
+        BenchCommand::Grads(a) => grads::run(a),
+        BenchCommand::Curate(a) => curate::run(a),
+    }
+}
+
+/// The engine issue's benchmark model: 29.4M parameters, tied embeddings.
+fn bench_config() -> ModelConfig {
+    ModelConfig {
+        arch: Arch::Qwen2,
+        vocab_size: 8192,
+        hidden_size: 512,
+        intermediate_size: 1536,
+        num_layers: 8,
+        num_heads: 8,
+        num_kv_heads: 4,
+        head_dim: 64,
+        rms_norm_eps: 1e-6,
+        rope_theta: 1e6,
+        rope_scaling: None,
+        rope_interleaved: false,
+        max_position_embeddings: 4096,
+        tie_word_embeddings: true,
+        qkv_bias: true,
+        o_bias: false,
+        mlp_bias: false,
+        saved_dtype: Some("float32".into()),
+        bos_token_id: None,
+        eos_token_ids: vec![],
+    }
+}
+
+/// The median of `xs` (sorted in place); NaN when empty.
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
+}
+
+/// Runs a baseline script and returns the JSON object on its last line.
+fn baseline_json(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(python)
+        .arg(script(script_name))
+        .args(args)
+        .output()
+        .with_context(|| format!("running {python} {script_name}"))?;
+    if !out.status.success() {
+        bail!(
+            "{script_name} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(8)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).with_context(|| format!("{script_name} printed {last:?}"))
+}
