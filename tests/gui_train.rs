@@ -86,8 +86,16 @@ fn a_short_run_from_the_view_then_chat_with_its_checkpoint() {
     assert_eq!(t.records.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     assert!(checkpoint.join("model.safetensors").exists());
     h.run();
-    // The history lists the run; the checkpoint opens in the Chat view.
+    // The history lists the run (read on its own thread once the run ended); the checkpoint
+    // opens in the Chat view.
+    step_until(
+        &mut h,
+        Duration::from_secs(30),
+        |_| {},
+        |a| !a.train.history_reading && !a.train.history_stale,
+    );
     assert_eq!(h.state().train.history.len(), 1);
+    assert_eq!(h.state().train.history[0].checkpoint.as_ref(), Some(&checkpoint));
     h.get_by_label("Chat with this checkpoint").click();
     step_until(
         &mut h,

@@ -1,128 +1,66 @@
-//! The app shell: settings apart from runtime handles, commands drained once per frame, events
-//! from the inference worker drained under a small time budget.
+//! The app shell: the views' states beside the persisted settings, one logic step per frame
+//! before any drawing (worker events drained under a small time budget, queued commands carried
+//! out, derived state refreshed), the navigation and status bars, the drawing dispatch to the
+//! view on show, and `eframe::App`. Views never see this struct: each gets its own state, its
+//! persisted form and a [`CommandSender`].
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use eframe::egui;
 
-use super::curate_state::{CuratePath, CurateState};
-use super::eval_state::{EvalPath, EvalState};
-use super::settings::{Settings, View};
-use super::train_state::{TrainPath, TrainState};
-use super::{chat_ui, curate_ui, eval_ui, train_ui};
-use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
-use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
-
-/// What the UI asks for; side effects happen in [`StudioApp::handle_commands`] only.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    SetView(View),
-    OpenModel(PathBuf),
-    PickModelFolder,
-    PickModelFile,
-    PickWorkspace,
-    SetWorkspace(PathBuf),
-    Send,
-    Stop,
-    Regenerate,
-    ClearConversation,
-    Copy(String),
-    StartTraining { resume: bool },
-    StopTraining,
-    PickTrainPath(TrainPath),
-    SetTrainPath(TrainPath, PathBuf),
-    ChatWithCheckpoint(PathBuf),
-    PickEvalPath(EvalPath),
-    PickCuratePath(CuratePath),
-}
-
-/// Where the model is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ModelStatus {
-    None,
-    Loading {
-        path: PathBuf,
-        fraction: f32,
-        stage: String,
-    },
-    Loaded(ModelInfo),
-    Failed {
-        path: PathBuf,
-        error: String,
-    },
-}
-
-/// A generation in flight.
-pub struct Running {
-    pub id: u64,
-    pub cancel: CancelToken,
-}
-
-/// Runtime state of the chat view.
-pub struct ChatState {
-    pub conversation: Conversation,
-    pub input: String,
-    pub path_input: String,
-    pub running: Option<Running>,
-    pub error: Option<String>,
-}
+use super::background;
+use super::chat_state::{self, ChatCx, ChatState, ModelStatus};
+use super::chat_ui::{self, ChatView};
+use super::command::{AppCommand, ChatCommand, Command, CommandSender, View};
+use super::curate_state::{self, CurateCx, CurateState};
+use super::curate_ui::{self, CurateView};
+use super::eval_state::{self, EvalState};
+use super::eval_ui::{self, EvalView};
+use super::settings::Settings;
+use super::train_state::{self, TrainCx, TrainState};
+use super::train_ui::{self, TrainView};
+use crate::jobs::{InferenceHandle, Notify};
+use crate::model::device::DeviceInfo;
 
 /// The studio: persisted settings plus runtime handles.
 pub struct StudioApp {
     pub settings: Settings,
     pub model: ModelStatus,
     pub chat: ChatState,
-    commands: Vec<Command>,
-    inference: InferenceHandle,
-    dialogs: (Sender<DialogResult>, Receiver<DialogResult>),
-    next_id: u64,
-    /// Durations of the last frames' logic, for the status bar (and the frame-time bench).
-    pub frame_times: Vec<Duration>,
-    pub notice: Option<String>,
     pub train: TrainState,
     pub eval: EvalState,
     pub curate: CurateState,
-    /// Bumped when a new pool snapshot arrives (the table's cache key).
-    pub curate_generation: usize,
-    pub(super) notify: Notify,
-}
-
-#[derive(Debug)]
-enum DialogResult {
-    Model(Option<PathBuf>),
-    Workspace(Option<PathBuf>),
-    Train(TrainPath, Option<PathBuf>),
-    Eval(EvalPath, Option<PathBuf>),
-    Curate(CuratePath, Option<PathBuf>),
+    /// The devices this build can use (empty until the device thread has answered).
+    pub devices: Vec<DeviceInfo>,
+    /// Durations of the last frames' logic and layout, for the frame-time bench.
+    pub frame_times: Vec<Duration>,
+    pub notice: Option<String>,
+    inference: InferenceHandle,
+    tx: CommandSender,
+    commands: Receiver<Command>,
 }
 
 impl StudioApp {
     /// A studio with `settings`; `notify` wakes the UI when a worker has news.
     pub fn new(settings: Settings, notify: Notify) -> anyhow::Result<Self> {
         let inference = InferenceHandle::spawn(notify.clone())?;
+        let (tx, commands) = CommandSender::channel(notify);
+        background::list_devices(&tx);
         Ok(Self {
             settings,
             model: ModelStatus::None,
-            chat: ChatState {
-                conversation: Conversation::default(),
-                input: String::new(),
-                path_input: String::new(),
-                running: None,
-                error: None,
-            },
-            commands: Vec::new(),
-            inference,
-            dialogs: crossbeam_channel::bounded(4),
-            next_id: 1,
-            frame_times: Vec::new(),
-            notice: None,
+            chat: ChatState::default(),
             train: TrainState::default(),
             eval: EvalState::default(),
             curate: CurateState::default(),
-            curate_generation: 0,
-            notify,
+            devices: Vec::new(),
+            frame_times: Vec::new(),
+            notice: None,
+            inference,
+            tx,
+            commands,
         })
     }
 
@@ -133,32 +71,66 @@ impl StudioApp {
             .unwrap_or_default()
     }
 
-    pub fn command(&mut self, c: Command) {
-        self.commands.push(c);
+    /// Queues a command (carried out in this frame's or the next frame's logic step).
+    pub fn command(&self, c: impl Into<Command>) {
+        self.tx.send(c);
     }
 
     pub fn is_generating(&self) -> bool {
-        self.chat.running.is_some()
+        self.chat.is_generating()
     }
 
-    /// One frame: drain events and commands, then draw.
+    /// One frame: the logic step, then drawing, then the commands the views sent while drawing
+    /// (so a click acts in the frame it happened).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let start = Instant::now();
-        self.drain_events(Duration::from_millis(4));
-        self.drain_training(Duration::from_millis(2));
-        self.drain_eval(Duration::from_millis(2));
-        self.drain_curate(Duration::from_millis(2));
-        self.drain_dialogs();
-        self.take_dropped_files(ui.ctx());
-        self.handle_commands(ui.ctx());
+        self.logic_step(ui.ctx());
 
         egui::Panel::top("nav").show(ui, |ui| self.nav_ui(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
-        match self.settings.view {
-            View::Chat => chat_ui::chat_view_ui(self, ui),
-            View::Curate => curate_ui::curate_view_ui(self, ui),
-            View::Train => train_ui::train_view_ui(self, ui),
-            View::Evaluate => eval_ui::eval_view_ui(self, ui),
+        let tx = &self.tx;
+        let devices = &self.devices;
+        let s = &mut self.settings;
+        match s.view {
+            View::Chat => chat_ui::chat_view_ui(
+                ui,
+                ChatView {
+                    state: &mut self.chat,
+                    settings: &mut s.chat,
+                    recent_models: &s.recent_models,
+                    model: &self.model,
+                    devices,
+                    tx,
+                },
+            ),
+            View::Curate => curate_ui::curate_view_ui(
+                ui,
+                CurateView {
+                    state: &mut self.curate,
+                    form: &mut s.curate,
+                    workspace: s.workspace.as_deref(),
+                    devices,
+                    tx,
+                },
+            ),
+            View::Train => train_ui::train_view_ui(
+                ui,
+                TrainView {
+                    state: &mut self.train,
+                    form: &mut s.train,
+                    devices,
+                    tx,
+                },
+            ),
+            View::Evaluate => eval_ui::eval_view_ui(
+                ui,
+                EvalView {
+                    state: &mut self.eval,
+                    form: &mut s.eval,
+                    devices,
+                    tx,
+                },
+            ),
         }
         self.handle_commands(ui.ctx());
         if self.frame_times.len() >= 240 {
@@ -167,13 +139,117 @@ impl StudioApp {
         self.frame_times.push(start.elapsed());
     }
 
+    /// Everything that changes state between frames, before any drawing: the workers' events
+    /// (each under a small time budget), files dropped on the window, queued commands (from the
+    /// dialog and reader threads too), and derived state (run history, the pool's visible rows).
+    pub fn logic_step(&mut self, ctx: &egui::Context) {
+        self.drain_inference(Duration::from_millis(4));
+        train_state::update(
+            &mut self.train,
+            &self.settings.train_runs,
+            &self.tx,
+            Duration::from_millis(2),
+        );
+        eval_state::update(&mut self.eval, Duration::from_millis(2));
+        curate_state::update(
+            &mut self.curate,
+            self.settings.workspace.as_deref(),
+            self.settings.view == View::Curate,
+            &self.tx,
+            Duration::from_millis(2),
+        );
+        self.take_dropped_files(ctx);
+        self.handle_commands(ctx);
+    }
+
+    /// Applies inference events until none is left or `budget` has passed.
+    pub fn drain_inference(&mut self, budget: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < budget {
+            let Some(ev) = self.inference.try_recv() else { break };
+            chat_state::apply_event(ev, self.chat_cx());
+        }
+    }
+
+    fn chat_cx(&mut self) -> ChatCx<'_> {
+        ChatCx {
+            state: &mut self.chat,
+            settings: &self.settings.chat,
+            recent_models: &mut self.settings.recent_models,
+            model: &mut self.model,
+            inference: &self.inference,
+            tx: &self.tx,
+        }
+    }
+
+    /// Carries out the queued commands, each group by its view's handler.
+    pub fn handle_commands(&mut self, ctx: &egui::Context) {
+        while let Ok(c) = self.commands.try_recv() {
+            let s = &mut self.settings;
+            match c {
+                Command::App(c) => self.handle_app_command(c, ctx),
+                Command::Chat(c) => chat_state::handle(c, self.chat_cx()),
+                Command::Train(c) => train_state::handle(
+                    c,
+                    TrainCx {
+                        state: &mut self.train,
+                        form: &mut s.train,
+                        runs: &mut s.train_runs,
+                        tx: &self.tx,
+                    },
+                ),
+                Command::Eval(c) => eval_state::handle(c, &mut self.eval, &mut s.eval, &self.tx),
+                Command::Curate(c) => curate_state::handle(
+                    c,
+                    CurateCx {
+                        state: &mut self.curate,
+                        form: &mut s.curate,
+                        workspace: s.workspace.as_deref(),
+                        tx: &self.tx,
+                    },
+                ),
+            }
+        }
+    }
+
+    fn handle_app_command(&mut self, c: AppCommand, ctx: &egui::Context) {
+        match c {
+            AppCommand::SetView(v) => self.settings.view = v,
+            AppCommand::PickWorkspace => background::file_dialog(
+                &self.tx,
+                "Choose the workspace folder",
+                background::DialogKind::Folder,
+                |p| AppCommand::SetWorkspace(p).into(),
+            ),
+            AppCommand::SetWorkspace(p) => background::make_workspace(&self.tx, p),
+            AppCommand::WorkspaceReady(Ok(p)) => self.settings.workspace = Some(p),
+            AppCommand::WorkspaceReady(Err(e)) | AppCommand::Notice(e) => self.notice = Some(e),
+            AppCommand::Copy(text) => ctx.copy_text(text),
+            AppCommand::Devices(d) => self.devices = d,
+        }
+    }
+
+    fn take_dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        for p in dropped {
+            self.command(ChatCommand::OpenModel(p));
+        }
+    }
+
     fn nav_ui(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.heading("s1-studio");
             ui.separator();
             for v in View::ALL {
                 if ui.selectable_label(self.settings.view == v, v.label()).clicked() {
-                    self.command(Command::SetView(v));
+                    self.command(AppCommand::SetView(v));
                 }
             }
             ui.separator();
@@ -186,7 +262,7 @@ impl StudioApp {
                 }
             }
             if ui.button("Choose workspace…").clicked() {
-                self.command(Command::PickWorkspace);
+                self.command(AppCommand::PickWorkspace);
             }
         });
     }
@@ -225,287 +301,6 @@ impl StudioApp {
                 ui.weak(n.as_str());
             }
         });
-    }
-
-    fn take_dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        });
-        for p in dropped {
-            self.command(Command::OpenModel(p));
-        }
-    }
-
-    fn drain_dialogs(&mut self) {
-        while let Ok(r) = self.dialogs.1.try_recv() {
-            match r {
-                DialogResult::Model(Some(p)) => self.command(Command::OpenModel(p)),
-                DialogResult::Workspace(Some(p)) => self.command(Command::SetWorkspace(p)),
-                DialogResult::Train(which, Some(p)) => self.command(Command::SetTrainPath(which, p)),
-                DialogResult::Eval(which, Some(p)) => {
-                    let f = &mut self.settings.eval;
-                    let text = p.display().to_string();
-                    match which {
-                        EvalPath::ModelFolder | EvalPath::ModelFile => f.model = text,
-                        EvalPath::Bench => f.bench = text,
-                        EvalPath::Out => f.out = text,
-                    }
-                }
-                DialogResult::Curate(which, Some(p)) => {
-                    let f = &mut self.settings.curate;
-                    let text = p.display().to_string();
-                    match which {
-                        CuratePath::Import => f.import_path = text,
-                        CuratePath::Tokenizer => f.tokenizer = text,
-                        CuratePath::Export => f.export_path = text,
-                    }
-                }
-                DialogResult::Model(None)
-                | DialogResult::Curate(_, None)
-                | DialogResult::Workspace(None)
-                | DialogResult::Train(_, None)
-                | DialogResult::Eval(_, None) => {}
-            }
-        }
-    }
-
-    /// Applies worker events until none is left or `budget` has passed.
-    pub fn drain_events(&mut self, budget: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < budget {
-            let Some(ev) = self.inference.try_recv() else { break };
-            self.apply_event(ev);
-        }
-    }
-
-    fn running_id(&self) -> Option<u64> {
-        self.chat.running.as_ref().map(|r| r.id)
-    }
-
-    fn apply_event(&mut self, ev: InferenceEvent) {
-        match ev {
-            InferenceEvent::LoadStarted { path } => {
-                self.model = ModelStatus::Loading {
-                    path,
-                    fraction: 0.0,
-                    stage: "starting".into(),
-                }
-            }
-            InferenceEvent::LoadProgress { fraction, stage } => {
-                if let ModelStatus::Loading { path, .. } = &self.model {
-                    self.model = ModelStatus::Loading {
-                        path: path.clone(),
-                        fraction,
-                        stage,
-                    };
-                }
-            }
-            InferenceEvent::Loaded(info) => {
-                self.settings.remember_model(info.path.clone());
-                self.model = ModelStatus::Loaded(info);
-            }
-            InferenceEvent::LoadFailed { path, error } => self.model = ModelStatus::Failed { path, error },
-            InferenceEvent::GenStarted { .. } => {}
-            InferenceEvent::Delta { id, delta } => {
-                if Some(id) == self.running_id() {
-                    if let Some(a) = self.chat.conversation.last_assistant_mut() {
-                        a.apply(&delta);
-                    }
-                }
-            }
-            InferenceEvent::GenFinished { id, generation } => {
-                if Some(id) == self.running_id() {
-                    if let Some(a) = self.chat.conversation.last_assistant_mut() {
-                        a.finish(&generation);
-                    }
-                    self.chat.running = None;
-                }
-            }
-            InferenceEvent::GenFailed { id, error } => {
-                if Some(id) == self.running_id() {
-                    if let Some(a) = self.chat.conversation.last_assistant_mut() {
-                        a.error = Some(error.clone());
-                    }
-                    self.chat.error = Some(error);
-                    self.chat.running = None;
-                }
-            }
-        }
-    }
-
-    fn start_generation(&mut self) {
-        let think_tags = matches!(&self.model, ModelStatus::Loaded(i) if i.think_tags);
-        let params = self.settings.chat.params(think_tags);
-        let system = self.settings.chat.system_prompt.clone();
-        let messages = self.chat.conversation.messages(Some(&system));
-        let id = self.next_id;
-        self.next_id += 1;
-        let cancel = CancelToken::new();
-        self.chat
-            .conversation
-            .turns
-            .push(Turn::Assistant(AssistantTurn::new(self.settings.chat.budget_label())));
-        self.chat.error = None;
-        let sent = self.inference.send(InferenceRequest::Generate {
-            id,
-            messages,
-            params: Box::new(params),
-            cancel: cancel.clone(),
-        });
-        if sent {
-            self.chat.running = Some(Running { id, cancel });
-        } else {
-            self.chat.error = Some("the inference worker has stopped".into());
-        }
-    }
-
-    /// Carries out the queued commands.
-    pub fn handle_commands(&mut self, ctx: &egui::Context) {
-        for c in std::mem::take(&mut self.commands) {
-            match c {
-                Command::SetView(v) => self.settings.view = v,
-                Command::OpenModel(path) => {
-                    self.chat.path_input = path.display().to_string();
-                    if self.is_generating() {
-                        self.chat.error = Some("stop the generation before loading another model".into());
-                        continue;
-                    }
-                    self.model = ModelStatus::Loading {
-                        path: path.clone(),
-                        fraction: 0.0,
-                        stage: "queued".into(),
-                    };
-                    if !self.inference.send(InferenceRequest::Load {
-                        path: path.clone(),
-                        device: crate::model::DeviceChoice::default(),
-                    }) {
-                        self.model = ModelStatus::Failed {
-                            path,
-                            error: "the inference worker has stopped".into(),
-                        };
-                    }
-                }
-                Command::PickModelFolder
-                | Command::PickModelFile
-                | Command::PickWorkspace
-                | Command::PickTrainPath(_)
-                | Command::PickEvalPath(_)
-                | Command::PickCuratePath(_) => {
-                    let tx = self.dialogs.0.clone();
-                    let ctx = ctx.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("s1-file-dialog".into())
-                        .spawn(move || {
-                            let r = match c {
-                                Command::PickModelFolder => DialogResult::Model(
-                                    rfd::FileDialog::new().set_title("Open a model folder").pick_folder(),
-                                ),
-                                Command::PickModelFile => DialogResult::Model(
-                                    rfd::FileDialog::new()
-                                        .set_title("Open a GGUF model")
-                                        .add_filter("GGUF", &["gguf"])
-                                        .pick_file(),
-                                ),
-                                Command::PickTrainPath(which) => {
-                                    let d = rfd::FileDialog::new();
-                                    let p = match which {
-                                        TrainPath::Model => d.set_title("Base model folder").pick_folder(),
-                                        TrainPath::Data => d
-                                            .set_title("Training data (s1K schema)")
-                                            .add_filter("s1K rows", &["jsonl", "json", "parquet"])
-                                            .pick_file(),
-                                        TrainPath::Out => d.set_title("Output folder").pick_folder(),
-                                    };
-                                    DialogResult::Train(which, p)
-                                }
-                                Command::PickEvalPath(which) => {
-                                    let d = rfd::FileDialog::new();
-                                    let p = match which {
-                                        EvalPath::ModelFolder => d.set_title("Model folder").pick_folder(),
-                                        EvalPath::ModelFile => {
-                                            d.set_title("GGUF model").add_filter("GGUF", &["gguf"]).pick_file()
-                                        }
-                                        EvalPath::Bench => d
-                                            .set_title("Benchmark (JSON lines)")
-                                            .add_filter("JSON lines", &["jsonl"])
-                                            .pick_file(),
-                                        EvalPath::Out => d.set_title("Output folder").pick_folder(),
-                                    };
-                                    DialogResult::Eval(which, p)
-                                }
-                                Command::PickCuratePath(which) => {
-                                    let d = rfd::FileDialog::new();
-                                    let p = match which {
-                                        CuratePath::Import => d
-                                            .set_title("Questions to import")
-                                            .add_filter("Datasets", &["jsonl", "json", "parquet"])
-                                            .pick_file(),
-                                        CuratePath::Tokenizer => d
-                                            .set_title("Tokenizer (tokenizer.json)")
-                                            .add_filter("tokenizer.json", &["json"])
-                                            .pick_file(),
-                                        CuratePath::Export => d.set_title("Export as (no extension)").save_file(),
-                                    };
-                                    DialogResult::Curate(which, p)
-                                }
-                                _ => DialogResult::Workspace(
-                                    rfd::FileDialog::new()
-                                        .set_title("Choose the workspace folder")
-                                        .pick_folder(),
-                                ),
-                            };
-                            let _ = tx.send(r);
-                            ctx.request_repaint();
-                        });
-                    if spawned.is_err() {
-                        self.notice = Some("could not open a file dialog; paste the path instead".into());
-                    }
-                }
-                Command::SetWorkspace(p) => match std::fs::create_dir_all(&p) {
-                    Ok(()) => self.settings.workspace = Some(p),
-                    Err(e) => self.notice = Some(format!("workspace {}: {e}", p.display())),
-                },
-                Command::Send => {
-                    let text = self.chat.input.trim().to_string();
-                    if text.is_empty() || self.is_generating() || !matches!(self.model, ModelStatus::Loaded(_)) {
-                        continue;
-                    }
-                    self.chat.input.clear();
-                    self.chat.conversation.turns.push(Turn::User(text));
-                    self.start_generation();
-                }
-                Command::Stop => {
-                    if let Some(r) = &self.chat.running {
-                        r.cancel.cancel();
-                    }
-                }
-                Command::Regenerate => {
-                    if self.is_generating() || !matches!(self.model, ModelStatus::Loaded(_)) {
-                        continue;
-                    }
-                    if self.chat.conversation.pop_assistant() {
-                        self.start_generation();
-                    }
-                }
-                Command::ClearConversation => {
-                    if let Some(r) = self.chat.running.take() {
-                        r.cancel.cancel();
-                    }
-                    self.chat.conversation = Conversation::default();
-                    self.chat.error = None;
-                }
-                Command::Copy(text) => ctx.copy_text(text),
-                c @ (Command::StartTraining { .. }
-                | Command::StopTraining
-                | Command::SetTrainPath(..)
-                | Command::ChatWithCheckpoint(_)) => self.handle_train_command(c),
-            }
-        }
     }
 }
 

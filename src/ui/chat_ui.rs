@@ -2,67 +2,81 @@
 
 use eframe::egui::{self, Color32, RichText};
 
-use super::app::{Command, ModelStatus, StudioApp};
-use super::settings::SendKey;
+use std::path::PathBuf;
+
+use super::chat_state::{ChatSettings, ChatState, ModelStatus, SendKey};
+use super::command::{AppCommand, ChatCommand, Command, CommandSender};
+use super::device_picker_ui::device_picker_ui;
 use super::thinking_controls_ui::thinking_controls_ui;
 use crate::generate::conversation::{stable_chunks, AssistantTurn, SegmentKind, Turn};
 use crate::generate::StopReason;
 
-pub fn chat_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    egui::Panel::top("model_bar").show(ui, |ui| model_bar_ui(app, ui));
+/// What the chat view draws and edits.
+pub struct ChatView<'a> {
+    pub state: &'a mut ChatState,
+    pub settings: &'a mut ChatSettings,
+    pub recent_models: &'a [PathBuf],
+    pub model: &'a ModelStatus,
+    pub devices: &'a [crate::model::device::DeviceInfo],
+    pub tx: &'a CommandSender,
+}
+
+pub fn chat_view_ui(ui: &mut egui::Ui, mut v: ChatView<'_>) {
+    egui::Panel::top("model_bar").show(ui, |ui| model_bar_ui(ui, &mut v));
     egui::Panel::right("thinking_controls")
         .resizable(true)
         .default_size(290.0)
         .show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| thinking_controls_ui(ui, &mut app.settings.chat));
+            egui::ScrollArea::vertical().show(ui, |ui| thinking_controls_ui(ui, v.settings));
         });
-    egui::Panel::bottom("chat_input").show(ui, |ui| input_ui(app, ui));
+    egui::Panel::bottom("chat_input").show(ui, |ui| input_ui(ui, &mut v));
     egui::CentralPanel::default().show(ui, |ui| {
-        if matches!(app.model, ModelStatus::Loaded(_)) || !app.chat.conversation.turns.is_empty() {
-            conversation_ui(app, ui);
+        if matches!(v.model, ModelStatus::Loaded(_)) || !v.state.conversation.turns.is_empty() {
+            conversation_ui(ui, &v);
         } else {
-            empty_state_ui(app, ui);
+            empty_state_ui(ui, &v);
         }
     });
 }
 
-fn model_bar_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
     ui.horizontal(|ui| {
         if ui.button("Open model folder…").clicked() {
-            app.command(Command::PickModelFolder);
+            v.tx.send(ChatCommand::PickModelFolder);
         }
         if ui.button("Open GGUF file…").clicked() {
-            app.command(Command::PickModelFile);
+            v.tx.send(ChatCommand::PickModelFile);
         }
         let l = ui.label("Path");
         let r = ui
             .add(
-                egui::TextEdit::singleline(&mut app.chat.path_input)
+                egui::TextEdit::singleline(&mut v.state.path_input)
                     .desired_width(260.0)
                     .hint_text("model folder or .gguf"),
             )
             .labelled_by(l.id);
         let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if ui.button("Load").clicked() || enter {
-            let p = app.chat.path_input.trim();
+            let p = v.state.path_input.trim();
             if !p.is_empty() {
-                app.command(Command::OpenModel(p.into()));
+                v.tx.send(ChatCommand::OpenModel(p.into()));
             }
         }
-        let recent = app.settings.recent_models.clone();
+        device_picker_ui(ui, "chat", &mut v.settings.device, v.devices);
+        let recent = v.recent_models;
         if !recent.is_empty() {
             egui::ComboBox::from_label("Recent models")
                 .selected_text(format!("{} opened before", recent.len()))
                 .show_ui(ui, |ui| {
                     for p in recent {
                         if ui.selectable_label(false, p.display().to_string()).clicked() {
-                            app.command(Command::OpenModel(p));
+                            v.tx.send(ChatCommand::OpenModel(p.clone()));
                         }
                     }
                 });
         }
     });
-    match &app.model {
+    match v.model {
         ModelStatus::Loading { fraction, stage, .. } => {
             ui.add(egui::ProgressBar::new(*fraction).text(stage.as_str()));
         }
@@ -79,7 +93,7 @@ fn model_bar_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     }
 }
 
-fn empty_state_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+fn empty_state_ui(ui: &mut egui::Ui, v: &ChatView<'_>) {
     ui.vertical_centered(|ui| {
         ui.add_space(60.0);
         ui.heading("Open a model to start chatting");
@@ -89,10 +103,10 @@ fn empty_state_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         ui.add_space(8.0);
         ui.label("No model at hand? The SmolLM2-135M-Instruct demo GGUF (98 MB):");
         ui.code("bash scripts/fetch-test-models.sh   # -> models/SmolLM2-135M-Instruct.Q4_1.gguf");
-        if let Some(p) = app.settings.recent_models.first().cloned() {
+        if let Some(p) = v.recent_models.first() {
             ui.add_space(8.0);
             if ui.button(format!("Open {}", p.display())).clicked() {
-                app.command(Command::OpenModel(p));
+                v.tx.send(ChatCommand::OpenModel(p.clone()));
             }
         }
         if ui.input(|i| !i.raw.hovered_files.is_empty()) {
@@ -102,15 +116,15 @@ fn empty_state_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     });
 }
 
-fn conversation_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let last = app.chat.conversation.turns.len().saturating_sub(1);
-    let generating = app.is_generating();
+fn conversation_ui(ui: &mut egui::Ui, v: &ChatView<'_>) {
+    let last = v.state.conversation.turns.len().saturating_sub(1);
+    let generating = v.state.is_generating();
     let mut commands = Vec::new();
     egui::ScrollArea::vertical()
         .auto_shrink([false, false])
         .stick_to_bottom(true)
         .show(ui, |ui| {
-            if app.chat.conversation.turns.is_empty() && matches!(app.model, ModelStatus::Loaded(_)) {
+            if v.state.conversation.turns.is_empty() && matches!(v.model, ModelStatus::Loaded(_)) {
                 ui.add_space(24.0);
                 ui.vertical_centered(|ui| {
                     ui.weak("Ask something below. The thinking appears first, in a dim block, then the answer.");
@@ -120,7 +134,7 @@ fn conversation_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                     );
                 });
             }
-            for (i, turn) in app.chat.conversation.turns.iter().enumerate() {
+            for (i, turn) in v.state.conversation.turns.iter().enumerate() {
                 match turn {
                     Turn::User(text) => user_turn_ui(ui, text),
                     Turn::Assistant(a) => {
@@ -130,12 +144,12 @@ fn conversation_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 }
                 ui.add_space(6.0);
             }
-            if let Some(e) = &app.chat.error {
+            if let Some(e) = &v.state.error {
                 ui.colored_label(ui.visuals().error_fg_color, e.as_str());
             }
         });
     for c in commands {
-        app.command(c);
+        v.tx.send(c);
     }
 }
 
@@ -239,17 +253,17 @@ fn assistant_turn_ui(ui: &mut egui::Ui, index: usize, a: &AssistantTurn, live: b
             if !a.thinking.is_empty() {
                 text = format!("<thinking>\n{}\n</thinking>\n{text}", a.thinking_text());
             }
-            commands.push(Command::Copy(text));
+            commands.push(AppCommand::Copy(text).into());
         }
     });
 }
 
-fn input_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let loaded = matches!(app.model, ModelStatus::Loaded(_));
-    let generating = app.is_generating();
+fn input_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
+    let loaded = matches!(v.model, ModelStatus::Loaded(_));
+    let generating = v.state.is_generating();
     let id = ui.make_persistent_id("chat_input");
     let focused = ui.memory(|m| m.has_focus(id));
-    let send_key = app.settings.chat.send_key;
+    let send_key = v.settings.send_key;
     // Take the send key before the text box turns it into a newline.
     let mut send = false;
     if focused && !generating {
@@ -261,7 +275,7 @@ fn input_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     ui.add_space(4.0);
     let label = ui.label("Message");
     ui.add(
-        egui::TextEdit::multiline(&mut app.chat.input)
+        egui::TextEdit::multiline(&mut v.state.input)
             .id(id)
             .desired_rows(2)
             .desired_width(f32::INFINITY)
@@ -275,21 +289,21 @@ fn input_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         if generating {
             if ui.button("Stop").clicked() {
-                app.command(Command::Stop);
+                v.tx.send(ChatCommand::Stop);
             }
         } else if ui.add_enabled(loaded, egui::Button::new("Send")).clicked() {
             send = true;
         }
-        let can_regen = loaded && !generating && matches!(app.chat.conversation.turns.last(), Some(Turn::Assistant(_)));
+        let can_regen = loaded && !generating && matches!(v.state.conversation.turns.last(), Some(Turn::Assistant(_)));
         if ui
             .add_enabled(can_regen, egui::Button::new("Regenerate"))
             .on_hover_text("Again, with the current budget")
             .clicked()
         {
-            app.command(Command::Regenerate);
+            v.tx.send(ChatCommand::Regenerate);
         }
         if ui.button("Clear conversation").clicked() {
-            app.command(Command::ClearConversation);
+            v.tx.send(ChatCommand::Clear);
         }
         ui.weak(match send_key {
             SendKey::Enter => "Enter sends · Shift+Enter new line",
@@ -297,6 +311,6 @@ fn input_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         });
     });
     if send && loaded {
-        app.command(Command::Send);
+        v.tx.send(ChatCommand::Send);
     }
 }

@@ -1,25 +1,21 @@
 //! The Curate view's form (persisted) and runtime state: the running step, its log and progress,
-//! the pool snapshot, and the table's search, filter, sort and selection.
+//! the pool snapshot, and the table's search, filter, sort and selection; [`update`] drains the
+//! step's events and refreshes the visible rows, [`handle`] carries out the view's commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::app::StudioApp;
+use super::background::{file_dialog, DialogKind};
+use super::command::{CommandSender, CurateCommand};
 use crate::curate::backend::{Endpoint, ModelChoice};
 use crate::curate::rule_config::RulesChange;
 use crate::curate::steps::selection::{Method, SelectOptions};
 use crate::curate::steps::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
 use crate::curate::steps::{Report, Step};
 use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateReader};
-use crate::workspace::Manual;
+use crate::model::device::DeviceChoice;
 
-/// Which path a picker fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CuratePath {
-    Import,
-    Tokenizer,
-    Export,
-}
+pub use super::command::CuratePath;
 
 /// The form, as typed. The rule configuration is not here: the workspace keeps it (older
 /// settings files' `rules_off` and `require` are read and ignored).
@@ -41,6 +37,8 @@ pub struct CurateForm {
     pub local_model: String,
     /// Prompts per batch for the local model.
     pub batch: usize,
+    /// Where the local model runs.
+    pub device: DeviceChoice,
     /// Grade attempts with an LLM judge at this endpoint (empty: the offline grader).
     pub judge_endpoint: String,
     pub judge_model: String,
@@ -68,6 +66,7 @@ impl Default for CurateForm {
             use_local: false,
             local_model: String::new(),
             batch: 4,
+            device: DeviceChoice::Cpu,
             judge_endpoint: String::new(),
             judge_model: String::new(),
             eval_files: String::new(),
@@ -102,7 +101,7 @@ impl CurateForm {
             return Ok(ModelChoice::Local {
                 path: PathBuf::from(p),
                 batch: self.batch.max(1),
-                device: crate::model::DeviceChoice::default(),
+                device: self.device,
                 dtype: None,
             });
         }
@@ -209,6 +208,8 @@ pub struct CurateState {
     visible_for: Option<(String, RowFilter, SortBy, bool, usize)>,
     pub selected: Option<String>,
     pub detail: Option<QuestionDetail>,
+    /// Bumped when a new pool snapshot arrives (the visible rows' cache key).
+    pub generation: usize,
     /// The inspector's reads and Include/Exclude, beside a running step (started on first use).
     pub reader: Option<CurateReader>,
     /// The required fields as typed, until Run rules sends them (None: the workspace's).
@@ -221,12 +222,12 @@ impl CurateState {
     }
 
     /// Takes a snapshot unless the one shown was read later (a mark's and a step's can cross).
-    fn apply_snapshot(&mut self, s: PoolSnapshot) -> bool {
+    fn apply_snapshot(&mut self, s: PoolSnapshot) {
         if self.snapshot.as_ref().is_some_and(|old| old.taken > s.taken) {
-            return false;
+            return;
         }
         self.snapshot = Some(s);
-        true
+        self.generation += 1;
     }
 
     /// The Run rules step: the rule configuration as the workspace keeps it, with the required
@@ -238,9 +239,24 @@ impl CurateState {
         })
     }
 
+    fn visible_key(&self) -> (String, RowFilter, SortBy, bool, usize) {
+        (
+            self.search.clone(),
+            self.filter,
+            self.sort,
+            self.descending,
+            self.generation,
+        )
+    }
+
+    /// The search, filter, sort or snapshot changed since the visible rows were computed.
+    pub fn visible_is_stale(&self) -> bool {
+        self.visible_for.as_ref() != Some(&self.visible_key())
+    }
+
     /// Recomputes the visible rows when the search, filter, sort or snapshot changed.
-    pub fn refresh_visible(&mut self, generation: usize) {
-        let key = (self.search.clone(), self.filter, self.sort, self.descending, generation);
+    pub fn refresh_visible(&mut self) {
+        let key = self.visible_key();
         if self.visible_for.as_ref() == Some(&key) {
             return;
         }
@@ -281,155 +297,213 @@ impl CurateState {
     }
 }
 
-impl StudioApp {
-    fn workspace_dir(&self) -> Option<PathBuf> {
-        self.settings.workspace.clone()
+/// Starts a curation step on the workspace (one at a time).
+fn start(c: &mut CurateState, workspace: Option<&Path>, step: Step, tx: &CommandSender) {
+    let Some(dir) = workspace else {
+        c.error = Some("choose a workspace folder first (top bar)".into());
+        return;
+    };
+    if c.is_running() {
+        return;
     }
+    c.error = None;
+    c.progress = (0, 0);
+    c.running = Some(step.label());
+    match curation::start(dir.to_path_buf(), step, tx.notify()) {
+        Ok(job) => {
+            c.job = Some(job);
+            c.snapshot_of = Some(dir.to_path_buf());
+        }
+        Err(e) => {
+            c.running = None;
+            c.error = Some(format!("could not start the step: {e}"));
+        }
+    }
+}
 
-    /// Starts a curation step on the workspace (one at a time).
-    pub fn start_curate(&mut self, req: Step) {
-        let Some(dir) = self.workspace_dir() else {
-            self.curate.error = Some("choose a workspace folder first (top bar)".into());
-            return;
+/// The logic step: reads the pool when the workspace changed and the view is `shown`, applies
+/// the step's and the reader's events until none is left or `budget` has passed, and refreshes
+/// the table's visible rows.
+pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &CommandSender, budget: Duration) {
+    if shown && workspace.is_some() && !c.is_running() && c.snapshot_of.as_deref() != workspace {
+        c.snapshot = None;
+        c.selected = None;
+        c.detail = None;
+        start(c, workspace, Step::Refresh, tx);
+    }
+    let start_at = Instant::now();
+    let mut finished = false;
+    while start_at.elapsed() < budget {
+        let Some(Ok(ev)) = c.job.as_ref().map(|j| j.events.try_recv()) else {
+            break;
         };
-        if self.curate.is_running() {
-            return;
-        }
-        self.curate.error = None;
-        self.curate.progress = (0, 0);
-        self.curate.running = Some(req.label());
-        match curation::start(dir.clone(), req, self.notify.clone()) {
-            Ok(job) => {
-                self.curate.job = Some(job);
-                self.curate.snapshot_of = Some(dir);
+        match ev {
+            CurateEvent::Progress { done, total } => c.progress = (done, total),
+            CurateEvent::Log(l) => c.log.push(l),
+            CurateEvent::Snapshot(s) => c.apply_snapshot(*s),
+            CurateEvent::Finished(r) => {
+                match r {
+                    Ok(report) => c.log.push(report.to_string().trim_end().to_string()),
+                    Err(e) => {
+                        c.log.push(format!("failed: {e}"));
+                        c.error = Some(e);
+                    }
+                }
+                finished = true;
             }
+        }
+    }
+    if finished {
+        c.job = None;
+        c.running = None;
+        if let Some(k) = c.selected.clone() {
+            inspect(c, workspace, k, tx);
+        }
+    }
+    drain_reader(c, workspace, tx, budget);
+    if c.log.len() > 200 {
+        c.log.drain(..100);
+    }
+    c.refresh_visible();
+}
+
+/// The reader's answers: the inspector's question, marks done (then the question again).
+fn drain_reader(c: &mut CurateState, workspace: Option<&Path>, tx: &CommandSender, budget: Duration) {
+    let start_at = Instant::now();
+    while start_at.elapsed() < budget {
+        let Some(Ok(ev)) = c.reader.as_ref().map(|r| r.events().try_recv()) else {
+            break;
+        };
+        match ev {
+            CurateEvent::Progress { .. } => {}
+            CurateEvent::Log(l) => c.log.push(l),
+            CurateEvent::Snapshot(s) => c.apply_snapshot(*s),
+            CurateEvent::Finished(Ok(Report::Detail(d))) => {
+                if c.selected.as_deref() == Some(d.key.as_str()) {
+                    c.detail = Some(*d);
+                }
+            }
+            CurateEvent::Finished(Ok(report)) => {
+                c.log.push(report.to_string().trim_end().to_string());
+                if let Some(k) = c.selected.clone() {
+                    inspect(c, workspace, k, tx);
+                }
+            }
+            CurateEvent::Finished(Err(e)) => c.error = Some(e),
+        }
+    }
+}
+
+/// Sends a quick step to the reader thread (started on first use).
+fn send_to_reader(c: &mut CurateState, workspace: Option<&Path>, step: Step, tx: &CommandSender) {
+    let Some(dir) = workspace else { return };
+    if c.reader.is_none() {
+        match CurateReader::start(tx.notify()) {
+            Ok(r) => c.reader = Some(r),
             Err(e) => {
-                self.curate.running = None;
-                self.curate.error = Some(format!("could not start the step: {e}"));
+                c.error = Some(format!("could not start the curation reader: {e}"));
+                return;
             }
         }
     }
-
-    pub fn stop_curate(&mut self) {
-        if let Some(j) = &self.curate.job {
-            j.stop();
-        }
+    if let Some(Err(e)) = c.reader.as_ref().map(|r| r.send(dir.to_path_buf(), step)) {
+        c.reader = None;
+        c.error = Some(e);
     }
+}
 
-    /// Reads the pool when the workspace changed (or was never read).
-    pub(super) fn ensure_curate_snapshot(&mut self) {
-        let dir = self.workspace_dir();
-        if dir.is_some() && !self.curate.is_running() && self.curate.snapshot_of != dir {
-            self.curate.snapshot = None;
-            self.curate.selected = None;
-            self.curate.detail = None;
-            self.start_curate(Step::Refresh);
+/// Opens a question in the inspector (read on the reader thread; shown when it arrives).
+fn inspect(c: &mut CurateState, workspace: Option<&Path>, key: String, tx: &CommandSender) {
+    c.selected = Some(key.clone());
+    send_to_reader(c, workspace, Step::Inspect { key }, tx);
+}
+
+/// What the curate logic reads and changes.
+pub struct CurateCx<'a> {
+    pub state: &'a mut CurateState,
+    pub form: &'a mut CurateForm,
+    pub workspace: Option<&'a Path>,
+    pub tx: &'a CommandSender,
+}
+
+/// Carries out a Curate-view command.
+pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
+    let CurateCx {
+        state: c,
+        form,
+        workspace,
+        tx,
+    } = cx;
+    match cmd {
+        CurateCommand::Start(step) => start(c, workspace, *step, tx),
+        CurateCommand::Stop => {
+            if let Some(j) = &c.job {
+                j.stop();
+            }
         }
-    }
-
-    pub(super) fn drain_curate(&mut self, budget: Duration) {
-        let start = Instant::now();
-        let mut finished = false;
-        while start.elapsed() < budget {
-            let Some(Ok(ev)) = self.curate.job.as_ref().map(|j| j.events.try_recv()) else {
-                break;
+        CurateCommand::Inspect(key) => inspect(c, workspace, key, tx),
+        // On the reader thread: persisted there (waiting, off this thread, for a running step's
+        // write), then the pool and the question are read again.
+        CurateCommand::Mark(key, manual) => {
+            c.error = None;
+            send_to_reader(
+                c,
+                workspace,
+                Step::Mark {
+                    keys: vec![key],
+                    manual,
+                },
+                tx,
+            );
+        }
+        CurateCommand::PickPath(which) => {
+            let (title, kind) = match which {
+                CuratePath::Import => (
+                    "Questions to import",
+                    DialogKind::File(Some(("Datasets", &["jsonl", "json", "parquet"]))),
+                ),
+                CuratePath::Tokenizer => (
+                    "Tokenizer (tokenizer.json)",
+                    DialogKind::File(Some(("tokenizer.json", &["json"]))),
+                ),
+                CuratePath::Export => ("Export as (no extension)", DialogKind::Save),
             };
-            match ev {
-                CurateEvent::Progress { done, total } => self.curate.progress = (done, total),
-                CurateEvent::Log(l) => self.curate.log.push(l),
-                CurateEvent::Snapshot(s) => {
-                    if self.curate.apply_snapshot(*s) {
-                        self.curate_generation += 1;
-                    }
-                }
-                CurateEvent::Finished(r) => {
-                    match r {
-                        Ok(report) => self.curate.log.push(report.to_string().trim_end().to_string()),
-                        Err(e) => {
-                            self.curate.log.push(format!("failed: {e}"));
-                            self.curate.error = Some(e);
-                        }
-                    }
-                    finished = true;
-                }
-            }
+            file_dialog(tx, title, kind, move |p| CurateCommand::SetPath(which, p).into());
         }
-        if finished {
-            self.curate.job = None;
-            self.curate.running = None;
-            if let Some(k) = self.curate.selected.clone() {
-                self.select_question(&k);
-            }
-        }
-        self.drain_curate_reader(budget);
-        if self.curate.log.len() > 200 {
-            self.curate.log.drain(..100);
-        }
-    }
-
-    /// The reader's answers: the inspector's question, marks done (then the question again).
-    fn drain_curate_reader(&mut self, budget: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < budget {
-            let Some(Ok(ev)) = self.curate.reader.as_ref().map(|r| r.events().try_recv()) else {
-                break;
-            };
-            match ev {
-                CurateEvent::Progress { .. } => {}
-                CurateEvent::Log(l) => self.curate.log.push(l),
-                CurateEvent::Snapshot(s) => {
-                    if self.curate.apply_snapshot(*s) {
-                        self.curate_generation += 1;
-                    }
-                }
-                CurateEvent::Finished(Ok(Report::Detail(d))) => {
-                    if self.curate.selected.as_deref() == Some(d.key.as_str()) {
-                        self.curate.detail = Some(*d);
-                    }
-                }
-                CurateEvent::Finished(Ok(report)) => {
-                    self.curate.log.push(report.to_string().trim_end().to_string());
-                    if let Some(k) = self.curate.selected.clone() {
-                        self.select_question(&k);
-                    }
-                }
-                CurateEvent::Finished(Err(e)) => self.curate.error = Some(e),
+        CurateCommand::SetPath(which, p) => {
+            let text = p.display().to_string();
+            match which {
+                CuratePath::Import => form.import_path = text,
+                CuratePath::Tokenizer => form.tokenizer = text,
+                CuratePath::Export => form.export_path = text,
             }
         }
     }
+}
 
-    /// Sends a quick step to the reader thread (started on first use).
-    fn send_to_reader(&mut self, step: Step) {
-        let Some(dir) = self.workspace_dir() else { return };
-        if self.curate.reader.is_none() {
-            match CurateReader::start(self.notify.clone()) {
-                Ok(r) => self.curate.reader = Some(r),
-                Err(e) => {
-                    self.curate.error = Some(format!("could not start the curation reader: {e}"));
-                    return;
-                }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local model runs where the form's picker says (the request carries the choice).
+    #[test]
+    fn the_local_model_carries_the_chosen_device() {
+        let mut f = CurateForm {
+            use_local: true,
+            local_model: "m.gguf".into(),
+            ..CurateForm::default()
+        };
+        assert_eq!(f.device, DeviceChoice::Cpu);
+        f.device = DeviceChoice::Cuda(1);
+        match f.model() {
+            Ok(ModelChoice::Local { device, path, .. }) => {
+                assert_eq!((device, path), (DeviceChoice::Cuda(1), PathBuf::from("m.gguf")))
             }
+            other => panic!("{other:?}"),
         }
-        if let Some(Err(e)) = self.curate.reader.as_ref().map(|r| r.send(dir, step)) {
-            self.curate.reader = None;
-            self.curate.error = Some(e);
-        }
-    }
-
-    /// Opens a question in the inspector (read on the reader thread; shown when it arrives).
-    pub fn select_question(&mut self, key: &str) {
-        self.curate.selected = Some(key.to_string());
-        self.send_to_reader(Step::Inspect { key: key.to_string() });
-    }
-
-    /// Includes or excludes a question by hand (None: back to the funnel's verdict), on the
-    /// reader thread: persisted there (waiting, off this thread, for a running step's write),
-    /// then the pool and the question are read again.
-    pub fn mark_question(&mut self, key: &str, manual: Option<Manual>) {
-        self.curate.error = None;
-        self.send_to_reader(Step::Mark {
-            keys: vec![key.to_string()],
-            manual,
-        });
+        let saved: CurateForm = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(saved.device, DeviceChoice::Cuda(1));
+        let old: CurateForm = serde_json::from_str(r#"{"local_model": "x"}"#).unwrap();
+        assert_eq!(old.device, DeviceChoice::Cpu, "older settings files read as cpu");
     }
 }

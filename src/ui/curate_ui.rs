@@ -1,13 +1,16 @@
 //! The Curate view: the steps of the s1 funnel on the left (each a job with progress and Stop),
 //! the funnel's counts, the domain and trace-length histograms and the pool table in the middle
-//! (virtualised: only visible rows are laid out, so 60,000 rows scroll smoothly), and the sample
-//! inspector on the right with include/exclude by hand.
+//! (curate_table_ui.rs), and the sample inspector on the right with include/exclude by hand.
 
 use eframe::egui::{self, RichText};
 use egui_plot::{Bar, BarChart, Plot};
 
-use super::app::{Command, StudioApp};
-use super::curate_state::{CuratePath, RowFilter, SortBy};
+use std::path::Path;
+
+use super::command::{CommandSender, CurateCommand, CuratePath};
+use super::curate_state::{CurateForm, CurateState, RowFilter};
+use super::curate_table_ui::{inspector_ui, pool_table_ui};
+use super::device_picker_ui::device_picker_ui;
 use crate::curate::classify;
 use crate::curate::quality::Rule;
 use crate::curate::rule_config::{RulesChange, RulesConfig};
@@ -15,7 +18,6 @@ use crate::curate::steps::annotate::GenOptions;
 use crate::curate::steps::attempts::{self, Grader};
 use crate::curate::steps::selection::Method;
 use crate::curate::steps::{domains, traces, DomainSource, Step, TraceSource};
-use crate::workspace::Manual;
 
 fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
     ui.horizontal(|ui| {
@@ -28,17 +30,26 @@ fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool
     .inner
 }
 
-fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let running = app.curate.is_running();
+/// What the Curate view draws and edits.
+pub struct CurateView<'a> {
+    pub state: &'a mut CurateState,
+    pub form: &'a mut CurateForm,
+    pub workspace: Option<&'a Path>,
+    pub devices: &'a [crate::model::device::DeviceInfo],
+    pub tx: &'a CommandSender,
+}
+
+fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
+    let running = v.state.is_running();
     let mut req: Option<Step> = None;
     let mut pick: Option<CuratePath> = None;
-    if app.settings.workspace.is_none() {
+    if v.workspace.is_none() {
         ui.label("Choose a workspace folder (top bar): the pool and every annotation are kept there.");
         return;
     }
     ui.add_enabled_ui(!running, |ui| {
         ui.heading("1. Pool");
-        let empty = app.curate.snapshot.as_ref().is_none_or(|s| s.rows.is_empty());
+        let empty = v.state.snapshot.as_ref().is_none_or(|s| s.rows.is_empty());
         if empty {
             ui.label("No questions yet. Start with the sample pool (AIME 1983-2023, OlympiadBench, MATH test) or import a file.");
         }
@@ -49,7 +60,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         {
             req = Some(Step::ImportSample);
         }
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             field(ui, "File", &mut f.import_path, "JSONL, JSON or Parquet (Hugging Face datasets files too)");
             if ui.button("Browse…").clicked() {
@@ -59,7 +70,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         field(ui, "Columns", &mut f.mapping, "optional field=column overrides, e.g. question=prompt,solution=output");
         if ui.button("Import").clicked() {
             if f.import_path.trim().is_empty() {
-                app.curate.error = Some("give a file to import".into());
+                v.state.error = Some("give a file to import".into());
             } else {
                 let mapping = (!f.mapping.trim().is_empty()).then(|| f.mapping.trim().to_string());
                 req = Some(Step::Import {
@@ -74,7 +85,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("2. Traces");
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             field(ui, "Tokenizer", &mut f.tokenizer, "tokenizer.json (or its folder) for trace lengths, e.g. Qwen's");
             if ui.button("Browse…").clicked() {
@@ -102,7 +113,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                             remeasure: false,
                         })
                     }
-                    None => app.curate.error = Some("choose a tokenizer first".into()),
+                    None => v.state.error = Some("choose a tokenizer first".into()),
                 }
             }
         });
@@ -111,7 +122,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         ui.heading("3. Quality");
         // Which rules are on and the required fields: as the workspace keeps them (the command
         // line's `curate rules` changes the same), changed through the curation job.
-        let snap = app.curate.snapshot.as_ref();
+        let snap = v.state.snapshot.as_ref();
         for r in Rule::ALL {
             let count = snap.and_then(|s| s.rules.iter().find(|c| c.rule == r));
             let mut on = snap.is_none_or(|s| s.rules_config.enabled.contains(&r));
@@ -128,7 +139,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 }));
             }
         }
-        let mut require = match &app.curate.require_edit {
+        let mut require = match &v.state.require_edit {
             Some(t) => t.clone(),
             None => snap
                 .map(|s| s.rules_config.required.clone())
@@ -136,12 +147,12 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 .join(","),
         };
         if field(ui, "Required", &mut require, "fields the missing-field rule requires: solution, answer, trace, attempt") {
-            app.curate.require_edit = Some(require);
+            v.state.require_edit = Some(require);
         }
         if ui.button("Run rules").clicked() {
-            req = Some(app.curate.rules_step());
+            req = Some(v.state.rules_step());
         }
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         field(
             ui,
             "Eval files",
@@ -164,7 +175,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("4. Models");
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             ui.radio_value(&mut f.use_local, false, "Endpoint");
             ui.radio_value(&mut f.use_local, true, "Local model");
@@ -172,6 +183,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         if f.use_local {
             field(ui, "Model path", &mut f.local_model, "a Hugging Face folder or a .gguf, run through the engine");
             ui.add(egui::Slider::new(&mut f.batch, 1..=32).text("batch"));
+            device_picker_ui(ui, "curate", &mut f.device, v.devices);
         } else {
             field(ui, "URL", &mut f.endpoint, "OpenAI-compatible base URL (vLLM, a cloud API); key from S1_API_KEY");
             field(ui, "Model", &mut f.endpoint_model, "the model name the endpoint serves");
@@ -212,7 +224,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                                         },
                                     },
                                     Err(m) => {
-                                        app.curate.error = Some(m.clone());
+                                        v.state.error = Some(m.clone());
                                         return;
                                     }
                                 },
@@ -224,7 +236,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                                 }),
                             })
                         }
-                        Err(e) => app.curate.error = Some(e.clone()),
+                        Err(e) => v.state.error = Some(e.clone()),
                     }
                 }
             }
@@ -239,7 +251,7 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
 
         ui.separator();
         ui.heading("5. Select and export");
-        let f = &mut app.settings.curate;
+        let f = &mut *v.form;
         ui.horizontal(|ui| {
             egui::ComboBox::from_id_salt("method")
                 .selected_text(f.method.name())
@@ -266,21 +278,21 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         if ui.button("Export").clicked() {
             match f.export_request() {
                 Ok(r) => req = Some(r),
-                Err(e) => app.curate.error = Some(e),
+                Err(e) => v.state.error = Some(e),
             }
         }
     });
     if let Some(p) = pick {
-        app.command(Command::PickCuratePath(p));
+        v.tx.send(CurateCommand::PickPath(p));
     }
     if let Some(r) = req {
-        app.start_curate(r);
+        v.tx.send(CurateCommand::Start(Box::new(r)));
     }
     ui.separator();
-    if let Some(label) = app.curate.running {
+    if let Some(label) = v.state.running {
         ui.horizontal(|ui| {
             ui.spinner();
-            let (d, t) = app.curate.progress;
+            let (d, t) = v.state.progress;
             if t > 0 {
                 ui.add(
                     egui::ProgressBar::new(d as f32 / t as f32)
@@ -290,22 +302,22 @@ fn steps_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             }
             ui.label(format!("Running: {label}"));
             if ui.button("Stop").clicked() {
-                app.stop_curate();
+                v.tx.send(CurateCommand::Stop);
             }
         });
     }
-    if let Some(e) = &app.curate.error {
+    if let Some(e) = &v.state.error {
         ui.colored_label(ui.visuals().error_fg_color, e);
     }
     egui::CollapsingHeader::new("Log").default_open(true).show(ui, |ui| {
-        for l in app.curate.log.iter().rev().take(12) {
+        for l in v.state.log.iter().rev().take(12) {
             ui.weak(l);
         }
     });
 }
 
-fn funnel_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let Some(s) = &app.curate.snapshot else {
+fn funnel_ui(ui: &mut egui::Ui, c: &mut CurateState) {
+    let Some(s) = &c.snapshot else {
         ui.weak("Reading the workspace…");
         return;
     };
@@ -362,240 +374,28 @@ fn funnel_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         });
     });
     if let Some(f) = filter {
-        app.curate.filter = f;
+        c.filter = f;
     }
 }
 
-fn stage_name(app: &StudioApp, at: Option<u8>) -> String {
-    match (at, &app.curate.snapshot) {
-        (None, _) => "passed".into(),
-        (Some(i), Some(s)) => s.stages.get(i as usize).map(|s| s.name.clone()).unwrap_or_default(),
-        _ => String::new(),
-    }
-}
-
-fn table_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let generation = app.curate_generation;
-    ui.horizontal(|ui| {
-        let l = ui.label("Search");
-        ui.add(egui::TextEdit::singleline(&mut app.curate.search).desired_width(220.0))
-            .labelled_by(l.id);
-        let label = |f: RowFilter, app: &StudioApp| match f {
-            RowFilter::All => "all".to_string(),
-            RowFilter::Passed => "passed".into(),
-            RowFilter::DroppedAt(i) => format!("dropped: {}", stage_name(app, Some(i))),
-            RowFilter::Selected => "selected".into(),
-            RowFilter::Flagged => "flagged".into(),
-            RowFilter::ByHand => "marked by hand".into(),
-        };
-        let current = label(app.curate.filter, app);
-        let mut choice = app.curate.filter;
-        let stages = app.curate.snapshot.as_ref().map(|s| s.stages.len()).unwrap_or(0);
-        egui::ComboBox::from_label("Show")
-            .selected_text(current)
-            .show_ui(ui, |ui| {
-                for f in [
-                    RowFilter::All,
-                    RowFilter::Passed,
-                    RowFilter::Selected,
-                    RowFilter::Flagged,
-                    RowFilter::ByHand,
-                ]
-                .into_iter()
-                .chain((2..stages as u8).map(RowFilter::DroppedAt))
-                {
-                    let text = label(f, app);
-                    ui.selectable_value(&mut choice, f, text);
-                }
-            });
-        app.curate.filter = choice;
-    });
-    app.curate.refresh_visible(generation);
-    let n = app.curate.visible.len();
-    let total = app.curate.snapshot.as_ref().map(|s| s.rows.len()).unwrap_or(0);
-    ui.weak(format!("{n} of {total} questions"));
-    let widths = [150.0, 150.0, 60.0, 60.0, 170.0];
-    ui.horizontal(|ui| {
-        for (i, (name, by)) in [
-            ("key", SortBy::Key),
-            ("source", SortBy::Source),
-            ("tokens", SortBy::Tokens),
-            ("domain", SortBy::Domain),
-            ("stage", SortBy::Stage),
-            ("question", SortBy::Pool),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let arrow = if app.curate.sort == by && by != SortBy::Pool {
-                if app.curate.descending {
-                    " v"
-                } else {
-                    " ^"
-                }
-            } else {
-                ""
-            };
-            let w = widths.get(i).copied().unwrap_or(300.0);
-            if ui
-                .add_sized([w, 18.0], egui::Button::new(format!("{name}{arrow}")).frame(false))
-                .clicked()
-            {
-                if app.curate.sort == by {
-                    app.curate.descending = !app.curate.descending;
-                } else {
-                    app.curate.sort = by;
-                    app.curate.descending = false;
-                }
-            }
-        }
-    });
-    let row_h = 20.0;
-    let mut clicked: Option<String> = None;
-    egui::ScrollArea::vertical()
-        .id_salt("pool-table")
-        .auto_shrink([false, false])
-        .show_rows(ui, row_h, n, |ui, range| {
-            let Some(s) = &app.curate.snapshot else { return };
-            for vi in range {
-                let r = &s.rows[app.curate.visible[vi]];
-                let sel = app.curate.selected.as_deref() == Some(r.key.as_str());
-                ui.horizontal(|ui| {
-                    ui.set_height(row_h);
-                    let mut key = r.key.clone();
-                    if r.selected {
-                        key.push_str(" (selected)");
-                    }
-                    if let Some(m) = r.manual {
-                        key.push_str(if m == Manual::Include { " (+)" } else { " (-)" });
-                    }
-                    if ui
-                        .add_sized([widths[0], row_h], egui::Button::selectable(sel, key))
-                        .clicked()
-                    {
-                        clicked = Some(r.key.clone());
-                    }
-                    ui.add_sized([widths[1], row_h], egui::Label::new(&r.source).truncate());
-                    ui.add_sized(
-                        [widths[2], row_h],
-                        egui::Label::new(r.tokens.map(|t| t.to_string()).unwrap_or_else(|| "–".into())),
-                    );
-                    ui.add_sized(
-                        [widths[3], row_h],
-                        egui::Label::new(r.domain.clone().unwrap_or_else(|| "–".into())),
-                    );
-                    let stage = match r.dropped_at {
-                        None if r.selected => "selected".to_string(),
-                        None => "passed".to_string(),
-                        Some(i) => format!(
-                            "out: {}",
-                            s.stages.get(i as usize).map(|s| s.name.as_str()).unwrap_or("")
-                        ),
-                    };
-                    ui.add_sized([widths[4], row_h], egui::Label::new(stage).truncate());
-                    ui.add(egui::Label::new(&r.preview).truncate());
-                });
-            }
-        });
-    if let Some(k) = clicked {
-        app.select_question(&k);
-    }
-}
-
-fn inspector_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let Some(d) = app.curate.detail.clone() else {
-        ui.weak("Click a question to inspect it.");
-        return;
-    };
-    ui.heading(&d.key);
-    ui.label(format!("source: {}", d.source));
-    ui.horizontal(|ui| {
-        let mark = match d.manual {
-            Some(Manual::Include) => "included by hand",
-            Some(Manual::Exclude) => "excluded by hand",
-            None => "as the funnel decides",
-        };
-        ui.label(mark);
-    });
-    ui.horizontal(|ui| {
-        if ui.button("Include").clicked() {
-            app.mark_question(&d.key, Some(Manual::Include));
-        }
-        if ui.button("Exclude").clicked() {
-            app.mark_question(&d.key, Some(Manual::Exclude));
-        }
-        if d.manual.is_some() && ui.button("Clear").clicked() {
-            app.mark_question(&d.key, None);
-        }
-    });
-    if !d.flags.is_empty() {
-        ui.strong("Flags");
-        for (rule, detail) in &d.flags {
-            ui.label(format!(
-                "{rule}{}",
-                detail.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
-            ));
-        }
-    }
-    if let Some(code) = &d.domain {
-        ui.label(format!("domain: {code} {}", classify::title(code).unwrap_or("")));
-    }
-    egui::ScrollArea::vertical().id_salt("inspector").show(ui, |ui| {
-        ui.strong("Question");
-        ui.label(&d.question);
-        if let Some(a) = &d.answer {
-            ui.strong("Answer");
-            ui.label(a);
-        }
-        if let Some(t) = &d.trace {
-            ui.strong(format!(
-                "Trace ({}, {} tokens{})",
-                d.trace_origin.as_deref().unwrap_or("?"),
-                d.trace_tokens
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "not measured".into()),
-                match d.trace_correct {
-                    Some(true) => ", its answer correct",
-                    Some(false) => ", its answer wrong",
-                    None => "",
-                }
-            ));
-            ui.label(t);
-        }
-        if let Some(a) = &d.trace_attempt {
-            ui.strong("Attempt (trace's answer)");
-            ui.label(a);
-        }
-        for (model, verdict, grader, response) in &d.attempts {
-            ui.strong(format!("Difficulty attempt by {model}: {verdict} ({grader})"));
-            ui.label(response);
-        }
-        if let Some(s) = &d.solution {
-            ui.strong("Reference solution");
-            ui.label(s);
-        }
-    });
-}
-
-pub fn curate_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    app.ensure_curate_snapshot();
+pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
     egui::Panel::left("curate-steps")
         .resizable(true)
         .default_size(340.0)
         .show(ui, |ui| {
             egui::ScrollArea::vertical()
                 .id_salt("curate-steps-scroll")
-                .show(ui, |ui| steps_ui(app, ui));
+                .show(ui, |ui| steps_ui(ui, &mut v));
         });
-    if app.curate.detail.is_some() {
+    if v.state.detail.is_some() {
         egui::Panel::right("curate-inspector")
             .resizable(true)
             .default_size(380.0)
-            .show(ui, |ui| inspector_ui(app, ui));
+            .show(ui, |ui| inspector_ui(ui, v.state, v.tx));
     }
     egui::CentralPanel::default().show(ui, |ui| {
-        funnel_ui(app, ui);
+        funnel_ui(ui, v.state);
         ui.separator();
-        table_ui(app, ui);
+        pool_table_ui(ui, v.state, v.tx);
     });
 }

@@ -1,24 +1,20 @@
 //! The Evaluate view's form (persisted) and runtime state: the sweep job, its samples as they
-//! arrive, the metrics, the per-sample browser's filter and selection.
+//! arrive, the metrics, the per-sample browser's filter and selection; [`update`] drains the
+//! sweep's events, [`handle`] carries out the view's commands.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::app::StudioApp;
+use super::background::{file_dialog, DialogKind};
+use super::command::{CommandSender, EvalCommand};
 use crate::eval::metrics::{self, SweepMetrics};
 use crate::eval::presets;
 use crate::eval::sweep::{self, Progress, Sample, SweepConfig};
 use crate::grade::Verdict;
 use crate::jobs::{EvalEvent, EvalJob, EvalRequest};
+use crate::model::device::DeviceChoice;
 
-/// Which path a picker fills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EvalPath {
-    ModelFolder,
-    ModelFile,
-    Bench,
-    Out,
-}
+pub use super::command::EvalPath;
 
 /// The form, as typed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -45,6 +41,8 @@ pub struct EvalForm {
     pub preset: String,
     /// How answers are read before they are compared (s1's by default).
     pub extraction: crate::grade::Extraction,
+    /// Where the model runs.
+    pub device: DeviceChoice,
 }
 
 impl Default for EvalForm {
@@ -62,6 +60,7 @@ impl Default for EvalForm {
             batch: 8,
             preset: String::new(),
             extraction: crate::grade::Extraction::S1,
+            device: DeviceChoice::Cpu,
         }
     }
 }
@@ -114,7 +113,7 @@ impl EvalForm {
                 extraction: self.extraction,
             },
             out: PathBuf::from(self.out.trim()),
-            device: crate::model::DeviceChoice::default(),
+            device: self.device,
         })
     }
 }
@@ -165,70 +164,94 @@ impl EvalState {
     }
 }
 
-impl StudioApp {
-    /// Starts the sweep the Evaluate form describes.
-    pub fn start_eval(&mut self) {
-        if self.eval.is_running() {
+/// Starts the sweep the form describes (one at a time).
+fn start(e: &mut EvalState, form: &EvalForm, tx: &CommandSender) {
+    if e.is_running() {
+        return;
+    }
+    let req = match form.request() {
+        Ok(r) => r,
+        Err(msg) => {
+            e.status = EvalStatus::Failed(msg);
             return;
         }
-        let req = match self.settings.eval.request() {
-            Ok(r) => r,
-            Err(e) => {
-                self.eval.status = EvalStatus::Failed(e);
-                return;
+    };
+    match EvalJob::spawn(req, tx.notify()) {
+        Ok(job) => {
+            *e = EvalState {
+                job: Some(job),
+                status: EvalStatus::Running,
+                filter: e.filter,
+                ..EvalState::default()
+            };
+        }
+        Err(err) => e.status = EvalStatus::Failed(format!("could not start the evaluation thread: {err}")),
+    }
+}
+
+/// Carries out an Evaluate-view command.
+pub fn handle(c: EvalCommand, e: &mut EvalState, form: &mut EvalForm, tx: &CommandSender) {
+    match c {
+        EvalCommand::Run => start(e, form, tx),
+        EvalCommand::Stop => {
+            if let Some(j) = &e.job {
+                j.stop();
             }
-        };
-        match EvalJob::spawn(req, self.notify.clone()) {
-            Ok(job) => {
-                self.eval = EvalState {
-                    job: Some(job),
-                    status: EvalStatus::Running,
-                    filter: self.eval.filter,
-                    ..EvalState::default()
-                };
+        }
+        EvalCommand::PickPath(which) => {
+            let (title, kind) = match which {
+                EvalPath::ModelFolder => ("Model folder", DialogKind::Folder),
+                EvalPath::ModelFile => ("GGUF model", DialogKind::File(Some(("GGUF", &["gguf"])))),
+                EvalPath::Bench => (
+                    "Benchmark (JSON lines)",
+                    DialogKind::File(Some(("JSON lines", &["jsonl"]))),
+                ),
+                EvalPath::Out => ("Output folder", DialogKind::Folder),
+            };
+            file_dialog(tx, title, kind, move |p| EvalCommand::SetPath(which, p).into());
+        }
+        EvalCommand::SetPath(which, p) => {
+            let text = p.display().to_string();
+            match which {
+                EvalPath::ModelFolder | EvalPath::ModelFile => form.model = text,
+                EvalPath::Bench => form.bench = text,
+                EvalPath::Out => form.out = text,
             }
-            Err(e) => self.eval.status = EvalStatus::Failed(format!("could not start the evaluation thread: {e}")),
         }
     }
+}
 
-    pub fn stop_eval(&mut self) {
-        if let Some(j) = &self.eval.job {
-            j.stop();
-        }
-    }
-
-    pub(super) fn drain_eval(&mut self, budget: Duration) {
-        let start = Instant::now();
-        while start.elapsed() < budget {
-            let Some(job) = &self.eval.job else { return };
-            let Ok(ev) = job.events.try_recv() else { return };
-            let e = &mut self.eval;
-            match ev {
-                EvalEvent::Started { earlier, .. } => {
-                    e.samples = earlier;
-                    e.refresh_metrics();
-                }
-                EvalEvent::Sample(s) => {
-                    e.samples.push(*s);
-                    e.refresh_metrics();
-                }
-                EvalEvent::Progress(p) => e.progress = Some(p),
-                EvalEvent::Finished(r) => {
-                    let stopped = e.job.as_ref().is_some_and(|j| j.cancel.is_cancelled());
-                    e.status = match r {
-                        Err(msg) => EvalStatus::Failed(msg),
-                        Ok(m) => {
-                            e.metrics = Some(m);
-                            if stopped {
-                                EvalStatus::Stopped
-                            } else {
-                                EvalStatus::Done
-                            }
+/// The logic step: applies the sweep's events until none is left or `budget` has passed.
+pub fn update(e: &mut EvalState, budget: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < budget {
+        let Some(job) = &e.job else { return };
+        let Ok(ev) = job.events.try_recv() else { return };
+        match ev {
+            EvalEvent::Started { earlier, .. } => {
+                e.samples = earlier;
+                e.refresh_metrics();
+            }
+            EvalEvent::Sample(s) => {
+                e.samples.push(*s);
+                e.refresh_metrics();
+            }
+            EvalEvent::Progress(p) => e.progress = Some(p),
+            EvalEvent::Finished(r) => {
+                let stopped = e.job.as_ref().is_some_and(|j| j.cancel.is_cancelled());
+                e.status = match r {
+                    Err(msg) => EvalStatus::Failed(msg),
+                    Ok(m) => {
+                        e.metrics = Some(m);
+                        if stopped {
+                            EvalStatus::Stopped
+                        } else {
+                            EvalStatus::Done
                         }
-                    };
-                    e.job = None;
-                    return;
-                }
+                    }
+                };
+                e.job = None;
+                return;
             }
         }
     }

@@ -6,8 +6,9 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
-use super::app::{Command, StudioApp};
-use super::eval_state::{EvalPath, EvalStatus};
+use super::command::{CommandSender, EvalCommand, EvalPath};
+use super::device_picker_ui::device_picker_ui;
+use super::eval_state::{EvalForm, EvalState, EvalStatus};
 use crate::eval::benchmarks::NAMED;
 use crate::eval::presets;
 use crate::grade::{Extraction, Verdict};
@@ -21,10 +22,18 @@ fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
     });
 }
 
-fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let running = app.eval.is_running();
+/// What the Evaluate view draws and edits.
+pub struct EvalView<'a> {
+    pub state: &'a mut EvalState,
+    pub form: &'a mut EvalForm,
+    pub devices: &'a [crate::model::device::DeviceInfo],
+    pub tx: &'a CommandSender,
+}
+
+fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
+    let running = v.state.is_running();
     let mut pick = None;
-    let f = &mut app.settings.eval;
+    let f = &mut *v.form;
     ui.add_enabled_ui(!running, |ui| {
         field(ui, "Model", &mut f.model, "A Hugging Face folder or a .gguf file");
         ui.horizontal(|ui| {
@@ -41,6 +50,7 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 pick = Some(EvalPath::Out);
             }
         });
+        device_picker_ui(ui, "eval", &mut f.device, v.devices);
         ui.horizontal(|ui| {
             let l = ui.label("Benchmark");
             ui.add(egui::TextEdit::singleline(&mut f.bench).desired_width(160.0))
@@ -145,7 +155,7 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         );
     });
     if let Some(which) = pick {
-        app.command(Command::PickEvalPath(which));
+        v.tx.send(EvalCommand::PickPath(which));
     }
     ui.horizontal(|ui| {
         if running {
@@ -154,16 +164,16 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 .on_hover_text("Stop after the current sample; a rerun resumes")
                 .clicked()
             {
-                app.stop_eval();
+                v.tx.send(EvalCommand::Stop);
             }
         } else if ui
             .button("Run")
             .on_hover_text("Generate every question under every setting, grade, and plot")
             .clicked()
         {
-            app.start_eval();
+            v.tx.send(EvalCommand::Run);
         }
-        if let Some(p) = app.eval.progress {
+        if let Some(p) = v.state.progress {
             ui.add(
                 egui::ProgressBar::new(p.done as f32 / p.total.max(1) as f32)
                     .text(format!("{}/{} samples", p.done, p.total))
@@ -171,7 +181,7 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             );
         }
     });
-    match &app.eval.status {
+    match &v.state.status {
         EvalStatus::Failed(e) => {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
@@ -179,14 +189,14 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             ui.label("Stopped; Run continues where it stopped.");
         }
         EvalStatus::Done => {
-            ui.label(format!("Done: results in {}", app.settings.eval.out));
+            ui.label(format!("Done: results in {}", v.form.out));
         }
         _ => {}
     }
 }
 
-fn plot_ui(app: &StudioApp, ui: &mut egui::Ui) {
-    let Some(m) = &app.eval.metrics else {
+fn plot_ui(ui: &mut egui::Ui, e: &EvalState) {
+    let Some(m) = &e.metrics else {
         ui.weak("The scaling curve appears here as samples arrive.");
         return;
     };
@@ -245,8 +255,7 @@ fn verdict_text(v: Verdict) -> &'static str {
     }
 }
 
-fn browser_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let e = &mut app.eval;
+fn browser_ui(ui: &mut egui::Ui, e: &mut EvalState) {
     ui.horizontal(|ui| {
         egui::ComboBox::from_label("Show")
             .selected_text(e.filter.map(verdict_text).unwrap_or("all"))
@@ -305,13 +314,13 @@ fn browser_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
     });
 }
 
-pub fn eval_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+pub fn eval_view_ui(ui: &mut egui::Ui, mut v: EvalView<'_>) {
     egui::CentralPanel::default().show(ui, |ui| {
         ui.columns(2, |cols| {
-            form_ui(app, &mut cols[0]);
+            form_ui(&mut cols[0], &mut v);
             cols[0].separator();
-            browser_ui(app, &mut cols[0]);
-            plot_ui(app, &mut cols[1]);
+            browser_ui(&mut cols[0], v.state);
+            plot_ui(&mut cols[1], v.state);
         });
     });
 }

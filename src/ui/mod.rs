@@ -1,9 +1,19 @@
 //! The desktop app (egui/eframe on wgpu). The only module that knows egui.
 
+//!
+//! Layers inside: `command` (what views ask for) and `background` (one-off threads) at the
+//! bottom; each view's `*_state.rs` (state, persisted form, logic) under its `*_ui.rs` (drawing);
+//! `settings` gathers the forms; `app` is the shell over all of them. No view file imports `app`.
+
 pub mod app;
+pub mod background;
+pub mod chat_state;
 pub mod chat_ui;
+pub mod command;
 pub mod curate_state;
+pub mod curate_table_ui;
 pub mod curate_ui;
+pub mod device_picker_ui;
 pub mod eval_state;
 pub mod eval_ui;
 pub mod settings;
@@ -11,7 +21,9 @@ pub mod thinking_controls_ui;
 pub mod train_state;
 pub mod train_ui;
 
-pub use app::{Command, ModelStatus, StudioApp};
+pub use app::StudioApp;
+pub use chat_state::ModelStatus;
+pub use command::{AppCommand, ChatCommand, Command, CurateCommand, EvalCommand, TrainCommand};
 pub use settings::Settings;
 
 /// What to do when the window opens (from `s1-studio ui --model … --view …`).
@@ -49,10 +61,41 @@ pub fn run_app(start: StartOptions) -> anyhow::Result<()> {
                 if start.view.is_none() {
                     app.settings.view = settings::View::Chat;
                 }
-                app.command(Command::OpenModel(m));
+                app.command(ChatCommand::OpenModel(m));
             }
             Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the window: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The layers inside `ui`: no file but `mod.rs` imports the shell (`app`), and `command`,
+    /// the bottom, imports no other file of `ui`. (Text check over the sources, as the crate's
+    /// layering test does between modules.)
+    #[test]
+    fn view_files_never_import_the_shell() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ui");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if !name.ends_with(".rs") || name == "mod.rs" || name == "app.rs" {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for bad in ["super::app", "ui::app", "StudioApp"] {
+                assert!(
+                    !text.contains(bad),
+                    "{name} mentions `{bad}`: views get their own state, not the app"
+                );
+            }
+            if name == "command.rs" {
+                assert!(!text.contains("use super::"), "command.rs is the bottom of ui");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 12, "only {checked} files checked");
+    }
 }

@@ -2,7 +2,7 @@
 
 use eframe::egui;
 
-use super::settings::{ChatSettings, FormatChoice, SendKey};
+use super::chat_state::{ChatSettings, FormatChoice, SendKey};
 
 /// The largest budget the slider offers; "unlimited" and "auto" sit past its end.
 pub const MAX_BUDGET: u32 = 32_768;

@@ -5,31 +5,38 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::app::{Command, StudioApp};
-use super::train_state::{TrainPath, TrainStatus};
-use crate::model::DeviceChoice;
+use super::command::{CommandSender, TrainCommand, TrainPath};
+use super::device_picker_ui::device_picker_ui;
+use super::train_state::{TrainState, TrainStatus};
 use crate::train::config::{LastBatch, LossWeighting, TrainDtype};
 use crate::train::mask::LossMask;
 use crate::train::TrainSettings;
 
-pub fn train_view_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    app.load_history();
+/// What the Train view draws and edits.
+pub struct TrainView<'a> {
+    pub state: &'a mut TrainState,
+    pub form: &'a mut TrainSettings,
+    pub devices: &'a [crate::model::device::DeviceInfo],
+    pub tx: &'a CommandSender,
+}
+
+pub fn train_view_ui(ui: &mut egui::Ui, mut v: TrainView<'_>) {
     egui::Panel::left("train-form")
         .resizable(true)
         .default_size(360.0)
         .show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| form_ui(app, ui));
+            egui::ScrollArea::vertical().show(ui, |ui| form_ui(ui, &mut v));
         });
     egui::CentralPanel::default().show(ui, |ui| {
-        egui::ScrollArea::vertical().show(ui, |ui| run_ui(app, ui));
+        egui::ScrollArea::vertical().show(ui, |ui| run_ui(ui, &mut v));
     });
 }
 
-fn path_row(app: &mut StudioApp, ui: &mut egui::Ui, label: &str, tip: &str, which: TrainPath) {
+fn path_row(v: &TrainView<'_>, ui: &mut egui::Ui, label: &str, tip: &str, which: TrainPath) {
     let current = match which {
-        TrainPath::Model => &app.settings.train.model,
-        TrainPath::Data => &app.settings.train.data,
-        TrainPath::Out => &app.settings.train.out,
+        TrainPath::Model => &v.form.model,
+        TrainPath::Data => &v.form.data,
+        TrainPath::Out => &v.form.out,
     };
     let mut text = current.display().to_string();
     let l = ui.label(label).on_hover_text(tip);
@@ -39,14 +46,14 @@ fn path_row(app: &mut StudioApp, ui: &mut egui::Ui, label: &str, tip: &str, whic
             .labelled_by(l.id)
             .on_hover_text(tip);
         if r.changed() {
-            app.command(Command::SetTrainPath(which, text.clone().into()));
+            v.tx.send(TrainCommand::SetPath(which, text.clone().into()));
         }
         if ui
             .button("Choose…")
             .on_hover_text(format!("Pick the {}", label.to_lowercase()))
             .clicked()
         {
-            app.command(Command::PickTrainPath(which));
+            v.tx.send(TrainCommand::PickPath(which));
         }
     });
 }
@@ -66,34 +73,34 @@ fn number<T: egui::emath::Numeric>(
     ui.end_row();
 }
 
-fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
+fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
     ui.heading("Fine-tune");
     ui.weak("Supervised fine-tuning with the s1 recipe: the loss covers the assistant's thinking and answer only.");
     ui.add_space(6.0);
     path_row(
-        app,
+        v,
         ui,
         "Base model",
         "A Hugging Face folder: config.json, model.safetensors, tokenizer.json (e.g. Qwen2.5-0.5B-Instruct)",
         TrainPath::Model,
     );
     path_row(
-        app,
+        v,
         ui,
         "Training data",
         "Rows in the s1K schema (question, thinking_trajectories, attempt) or s1K-1.1's columns, as .jsonl or .json",
         TrainPath::Data,
     );
     path_row(
-        app,
+        v,
         ui,
         "Output folder",
         "checkpoint-N folders (Hugging Face layout) and trainer_log.jsonl go here",
         TrainPath::Out,
     );
     ui.add_space(6.0);
-    let running = app.train.is_running();
-    let s = &mut app.settings.train;
+    let running = v.state.is_running();
+    let s = &mut *v.form;
     ui.add_enabled_ui(!running, |ui| {
         egui::Grid::new("train-hyper")
             .num_columns(2)
@@ -249,16 +256,7 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             .on_hover_text(
             "Keep only each layer's input and run the layer again in the backward pass: less memory, ~30% more compute",
         );
-        egui::ComboBox::from_label("Device")
-            .selected_text(s.device.to_string())
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut s.device, DeviceChoice::Cpu, "cpu");
-                if cfg!(feature = "cuda") {
-                    ui.selectable_value(&mut s.device, DeviceChoice::Cuda(0), "cuda");
-                }
-            })
-            .response
-            .on_hover_text("Where the model trains (CUDA when this build has it)");
+        device_picker_ui(ui, "train", &mut s.device, v.devices);
         if s.device.is_cpu() {
             s.dtype = TrainDtype::F32;
         }
@@ -332,7 +330,7 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 .on_hover_text("Stop after the current micro-batch; the last checkpoint stays")
                 .clicked()
             {
-                app.command(Command::StopTraining);
+                v.tx.send(TrainCommand::Stop);
             }
         } else {
             if ui
@@ -340,14 +338,14 @@ fn form_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                 .on_hover_text("Start a new run in the output folder")
                 .clicked()
             {
-                app.command(Command::StartTraining { resume: false });
+                v.tx.send(TrainCommand::Start { resume: false });
             }
             if ui
                 .button("Resume")
                 .on_hover_text("Continue from the newest checkpoint in the output folder")
                 .clicked()
             {
-                app.command(Command::StartTraining { resume: true });
+                v.tx.send(TrainCommand::Start { resume: true });
             }
         }
     });
@@ -371,8 +369,8 @@ fn eta(secs: f64) -> String {
     format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
 }
 
-fn run_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
-    let t = &app.train;
+fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
+    let t = &*v.state;
     match &t.status {
         TrainStatus::Idle => {
             ui.heading("No run yet");
@@ -438,12 +436,12 @@ fn run_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
             .on_hover_text(format!("Open {} in the Chat view", c.display()))
             .clicked()
         {
-            app.command(Command::ChatWithCheckpoint(c));
+            v.tx.send(TrainCommand::ChatWithCheckpoint(c));
         }
     }
     ui.add_space(6.0);
     let series = |f: &dyn Fn(&crate::train::StepRecord) -> f64| -> Vec<[f64; 2]> {
-        app.train.records.iter().map(|r| [r.step as f64, f(r)]).collect()
+        t.records.iter().map(|r| [r.step as f64, f(r)]).collect()
     };
     let loss = series(&|r| r.loss);
     let lr = series(&|r| r.lr);
@@ -457,7 +455,7 @@ fn run_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         .show(ui, |p| {
             p.line(Line::new("loss", PlotPoints::from(loss.clone())));
             p.line(Line::new("smoothed", PlotPoints::from(smoothed(&loss))));
-            for run in app.train.history.iter().filter(|r| r.shown) {
+            for run in t.history.iter().filter(|r| r.shown) {
                 let name = run
                     .out
                     .file_name()
@@ -478,14 +476,14 @@ fn run_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
         }
     });
     ui.add_space(6.0);
-    egui::CollapsingHeader::new(format!("Run history ({})", app.train.history.len()))
+    egui::CollapsingHeader::new(format!("Run history ({})", v.state.history.len()))
         .default_open(false)
         .show(ui, |ui| {
-            if app.train.history.is_empty() {
+            if v.state.history.is_empty() {
                 ui.weak("Runs started here are listed with their loss curves.");
             }
             let mut chat = None;
-            for run in app.train.history.iter_mut() {
+            for run in v.state.history.iter_mut() {
                 ui.horizontal(|ui| {
                     let last = run
                         .losses
@@ -494,19 +492,19 @@ fn run_ui(app: &mut StudioApp, ui: &mut egui::Ui) {
                         .unwrap_or_default();
                     ui.checkbox(&mut run.shown, format!("{} ({last})", run.out.display()))
                         .on_hover_text("Overlay this run's loss curve");
-                    if let Some((_, dir)) = crate::train::checkpoint::latest_checkpoint(&run.out) {
+                    if let Some(dir) = &run.checkpoint {
                         if ui
                             .small_button("Chat")
                             .on_hover_text(format!("Open {}", dir.display()))
                             .clicked()
                         {
-                            chat = Some(dir);
+                            chat = Some(dir.clone());
                         }
                     }
                 });
             }
             if let Some(c) = chat {
-                app.command(Command::ChatWithCheckpoint(c));
+                v.tx.send(TrainCommand::ChatWithCheckpoint(c));
             }
         });
 }

@@ -1,0 +1,201 @@
+//! What the views ask for. Every user action, file-dialog result and background read is a
+//! [`Command`], grouped by the view that handles it, sent over one bounded channel and carried
+//! out in one place per group (`app.rs` for [`AppCommand`], `<view>_state.rs` for the others).
+//! The bottom of `ui`: it imports no other file of `ui`.
+
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::curate::steps::Step;
+use crate::jobs::Notify;
+use crate::model::device::DeviceInfo;
+use crate::workspace::Manual;
+
+/// The four views of the studio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum View {
+    Curate,
+    Train,
+    #[default]
+    Chat,
+    Evaluate,
+}
+
+impl View {
+    pub const ALL: [View; 4] = [View::Curate, View::Train, View::Chat, View::Evaluate];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            View::Curate => "Curate",
+            View::Train => "Train",
+            View::Chat => "Chat",
+            View::Evaluate => "Evaluate",
+        }
+    }
+
+    /// The view named `s` (any case), as the command line spells it.
+    pub fn parse(s: &str) -> Option<View> {
+        View::ALL.into_iter().find(|v| v.label().eq_ignore_ascii_case(s))
+    }
+}
+
+/// One request to the app, by the view that handles it.
+#[derive(Debug, Clone)]
+pub enum Command {
+    App(AppCommand),
+    Chat(ChatCommand),
+    Train(TrainCommand),
+    Eval(EvalCommand),
+    Curate(CurateCommand),
+}
+
+/// The shell's own commands: navigation, the workspace folder, the clipboard, the device list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppCommand {
+    SetView(View),
+    PickWorkspace,
+    /// Use this folder as the workspace (it is created off the UI thread first).
+    SetWorkspace(PathBuf),
+    /// The folder exists now (or could not be made): from the workspace thread.
+    WorkspaceReady(Result<PathBuf, String>),
+    Copy(String),
+    /// The devices this build can use, listed once at start on a worker thread.
+    Devices(Vec<DeviceInfo>),
+    /// A line for the status bar.
+    Notice(String),
+}
+
+/// The Chat view's commands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatCommand {
+    OpenModel(PathBuf),
+    PickModelFolder,
+    PickModelFile,
+    Send,
+    Stop,
+    Regenerate,
+    Clear,
+}
+
+/// Which path a Train-view picker fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainPath {
+    Model,
+    Data,
+    Out,
+}
+
+/// An earlier run as read from its folder (on a worker thread): its loss curve and its newest
+/// checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub out: PathBuf,
+    /// `[step, loss]` from trainer_log.jsonl.
+    pub losses: Vec<[f64; 2]>,
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// The Train view's commands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainCommand {
+    Start {
+        resume: bool,
+    },
+    Stop,
+    PickPath(TrainPath),
+    SetPath(TrainPath, PathBuf),
+    ChatWithCheckpoint(PathBuf),
+    /// The past runs, read by the history thread.
+    HistoryRead(Vec<RunSummary>),
+}
+
+/// Which path an Evaluate-view picker fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalPath {
+    ModelFolder,
+    ModelFile,
+    Bench,
+    Out,
+}
+
+/// The Evaluate view's commands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EvalCommand {
+    Run,
+    Stop,
+    PickPath(EvalPath),
+    SetPath(EvalPath, PathBuf),
+}
+
+/// Which path a Curate-view picker fills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CuratePath {
+    Import,
+    Tokenizer,
+    Export,
+}
+
+/// The Curate view's commands.
+#[derive(Debug, Clone)]
+pub enum CurateCommand {
+    Start(Box<Step>),
+    Stop,
+    /// Open a question in the inspector.
+    Inspect(String),
+    /// Include or exclude a question by hand (None: back to the funnel's verdict).
+    Mark(String, Option<Manual>),
+    PickPath(CuratePath),
+    SetPath(CuratePath, PathBuf),
+}
+
+macro_rules! into_command {
+    ($($group:ident => $variant:ident),*) => {
+        $(impl From<$group> for Command {
+            fn from(c: $group) -> Command {
+                Command::$variant(c)
+            }
+        })*
+    };
+}
+into_command!(AppCommand => App, ChatCommand => Chat, TrainCommand => Train, EvalCommand => Eval, CurateCommand => Curate);
+
+/// The sending end of the command channel, cloned into every view and worker thread that
+/// reports back. Sending wakes the UI.
+#[derive(Clone)]
+pub struct CommandSender {
+    tx: Sender<Command>,
+    notify: Notify,
+}
+
+/// Commands queued at most (a frame drains them all; a full queue means the UI is stuck).
+const CAPACITY: usize = 1024;
+
+impl CommandSender {
+    /// A bounded command channel; `notify` wakes the UI after each command.
+    pub fn channel(notify: Notify) -> (CommandSender, Receiver<Command>) {
+        let (tx, rx) = crossbeam_channel::bounded(CAPACITY);
+        (CommandSender { tx, notify }, rx)
+    }
+
+    /// Queues `c` without waiting (the UI thread's way); false when the queue is full or closed.
+    pub fn send(&self, c: impl Into<Command>) -> bool {
+        let sent = match self.tx.try_send(c.into()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        };
+        (self.notify)();
+        sent
+    }
+
+    /// Queues `c`, waiting while the queue is full (a worker thread's way).
+    pub fn send_blocking(&self, c: impl Into<Command>) {
+        let _ = self.tx.send(c.into());
+        (self.notify)();
+    }
+
+    /// The notifier jobs call after each event.
+    pub fn notify(&self) -> Notify {
+        self.notify.clone()
+    }
+}
