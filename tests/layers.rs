@@ -3,7 +3,7 @@
 //! literals is checked against the rules below, and each breach is named with its file:line.
 //!
 //! To add a rule, write a `fn(&Ref) -> Option<String>` (the breach, said plainly) and list it in
-//! [`RULES`].
+//! [`RULES`], with a case in `the_checker_sees_what_it_should`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
 const PEERS: &[(&str, &str, &str)] = &[("cli", "ui", "`s1-studio ui` opens the desktop app")];
 
 /// The rules every reference must keep.
-const RULES: &[fn(&Ref) -> Option<String>] = &[imports_go_down];
+const RULES: &[fn(&Ref) -> Option<String>] = &[imports_go_down, views_never_import_the_shell];
 
 /// A path one module names: `from` is the referring module (the file's, plus any inline `mod`),
 /// `to` the absolute path it names (without `crate`), e.g. `["jobs", "CancelToken"]`.
@@ -61,6 +61,14 @@ fn imports_go_down(r: &Ref) -> Option<String> {
             r.to.join("::")
         )
     })
+}
+
+/// Inside src/ui only the shell (ui::app, and ui/mod.rs's re-export) names the app: a view gets
+/// its own state and a command sender (STYLE.md 13), which keeps the views out of an import loop.
+fn views_never_import_the_shell(r: &Ref) -> Option<String> {
+    let in_view = r.from.first().is_some_and(|m| m == "ui") && r.from.get(1).is_some_and(|m| m != "app");
+    let names_app = r.to.starts_with(&["ui".to_string(), "app".to_string()]) || r.to == ["ui", "StudioApp"];
+    (in_view && names_app).then(|| format!("ui::{} imports the app shell ({})", r.from[1], r.to.join("::")))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -434,7 +442,7 @@ fn no_module_imports_one_above_it() {
     let found = breaches(&sources());
     assert!(
         found.is_empty(),
-        "imports that run up or sideways:\n{}",
+        "imports that break tests/layers.rs's rules:\n{}",
         found.join("\n")
     );
 }
@@ -518,4 +526,18 @@ mod tests {
     )]);
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("src/grade/x.rs:1: grade imports model::X (a module beside it"));
+    // A view never names the shell; the shell and ui/mod.rs may.
+    let view = "use super::app::StudioApp;\nuse super::settings::Settings;\n";
+    let found = breaches(&[
+        (PathBuf::from("src/ui/chat_ui.rs"), view.into()),
+        (
+            PathBuf::from("src/ui/mod.rs"),
+            "pub use app::StudioApp;\nuse self::app::X;\n".into(),
+        ),
+        (PathBuf::from("src/ui/app.rs"), "use super::app::Y;\n".into()),
+    ]);
+    assert_eq!(
+        found,
+        ["src/ui/chat_ui.rs:1: ui::chat_ui imports the app shell (ui::app::StudioApp)"]
+    );
 }
