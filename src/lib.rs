@@ -2,6 +2,10 @@
 //!
 //! The library holds every capability; the binary (`src/main.rs`) only parses the command line.
 
+// Bad input is an error naming what is wrong, never a panic: no unwrap or expect outside tests
+// (clippy.toml allows them in tests).
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod cancel;
 pub mod cli;
 pub mod curate;

@@ -1,5 +1,7 @@
 //! The `s1-studio` binary: parses the command line and hands over to the library.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

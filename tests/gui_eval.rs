@@ -5,12 +5,15 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::gui::{app, harness, step_until};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use s1_studio::grade::Verdict;
+use s1_studio::jobs::job::Job;
+use s1_studio::jobs::{EvalEvent, EvalJob};
 use s1_studio::ui::eval_state::EvalStatus;
 use s1_studio::ui::settings::View;
 use s1_studio::ui::Settings;
@@ -94,4 +97,30 @@ fn a_bad_budget_list_says_what_is_wrong() {
         EvalStatus::Failed("budgets: `many`: expected a number of tokens, `auto` or `unlimited`".into())
     );
     h.get_by_label_contains("expected a number of tokens");
+}
+
+/// A sweep whose work panics ends as Failed, with the panic's message on screen, instead of
+/// showing Running forever. The job is made from a panicking closure through the same public
+/// runner (`Job::run`) that `EvalJob::spawn` uses and handed to the view as a started job, so the
+/// view's own event handling and drawing are what is tested, with no test hook in the app.
+#[test]
+fn a_crashed_sweep_shows_failed() {
+    let mut h = harness(app(Settings {
+        view: View::Evaluate,
+        ..Default::default()
+    }));
+    h.run();
+    let job: EvalJob = Job::run("s1-eval", Arc::new(|| {}), |_, _: &mut dyn FnMut(EvalEvent)| {
+        panic!("injected into the sweep")
+    })
+    .unwrap();
+    h.state_mut().eval.job = Some(job);
+    h.state_mut().eval.status = EvalStatus::Running;
+    step_until(&mut h, Duration::from_secs(20), |_| {}, |a| !a.eval.is_running());
+    match &h.state().eval.status {
+        EvalStatus::Failed(e) => assert!(e.contains("s1-eval crashed: injected into the sweep"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    h.run();
+    h.get_by_label_contains("injected into the sweep");
 }

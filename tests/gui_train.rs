@@ -5,11 +5,15 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::gui::{app, harness, step_until};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
+use s1_studio::jobs::job::Job;
+use s1_studio::jobs::TrainingJob;
+use s1_studio::train::TrainEvent;
 use s1_studio::ui::settings::View;
 use s1_studio::ui::train_state::TrainStatus;
 use s1_studio::ui::{ModelStatus, Settings};
@@ -146,4 +150,29 @@ fn stop_ends_a_run_and_a_bad_form_says_what_is_missing() {
     let back: Settings = serde_json::from_str(&saved).unwrap();
     assert_eq!(back.train, h.state().settings.train);
     assert_eq!(back.train_runs, vec![d.join("out")]);
+}
+
+/// A training run whose work panics ends as Failed with the panic's message (shown in the view),
+/// not Running forever; the job is made from a panicking closure through the runner that
+/// `TrainingJob::spawn` uses and handed to the view as a started run.
+#[test]
+fn a_crashed_run_shows_failed() {
+    let mut h = harness(app(Settings {
+        view: View::Train,
+        ..Default::default()
+    }));
+    h.run();
+    let job: TrainingJob = Job::run("s1-train", Arc::new(|| {}), |_, _: &mut dyn FnMut(TrainEvent)| {
+        panic!("injected into the trainer")
+    })
+    .unwrap();
+    h.state_mut().train.job = Some(job);
+    h.state_mut().train.status = TrainStatus::Running;
+    step_until(&mut h, Duration::from_secs(20), |_| {}, |a| !a.train.is_running());
+    match &h.state().train.status {
+        TrainStatus::Failed(e) => assert!(e.contains("s1-train crashed: injected into the trainer"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    h.run();
+    h.get_by_label_contains("injected into the trainer");
 }

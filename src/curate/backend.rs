@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::bounded;
 use serde_json::{json, Value};
 
 use crate::cancel::CancelToken;
@@ -186,7 +186,9 @@ impl Backend for Endpoint {
         done: &mut dyn FnMut(usize, Result<Completion, String>) -> anyhow::Result<()>,
     ) -> anyhow::Result<usize> {
         let (job_tx, job_rx) = bounded::<usize>(self.concurrency.max(1));
-        let (res_tx, res_rx) = unbounded::<(usize, Result<Completion, String>)>();
+        // A worker with a result waits while the results are not read yet (this thread never
+        // blocks on sending, so it always reads on).
+        let (res_tx, res_rx) = bounded::<(usize, Result<Completion, String>)>(self.concurrency.max(1));
         let agent = self.agent();
         let mut finished = 0;
         std::thread::scope(|s| -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ pub struct Domain {
 }
 
 /// s1's list, shipped in assets/ (Apache-2.0, see assets/LICENSE-NOTE.md).
+#[allow(clippy::expect_used, reason = "a compiled-in asset that a unit test parses")]
 pub fn domains() -> &'static [Domain] {
     static D: OnceLock<Vec<Domain>> = OnceLock::new();
     D.get_or_init(|| {

@@ -9,12 +9,18 @@ use std::path::PathBuf;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
-use super::job::Job;
+use super::job::{Job, JobEvent};
 use crate::curate::steps;
 pub use crate::curate::steps::{CurateEvent, Report, Step};
 use crate::workspace::Workspace;
 
 pub type CurateJob = Job<CurateEvent>;
+
+impl JobEvent for CurateEvent {
+    fn failed(message: String) -> Self {
+        CurateEvent::Finished(Err(message))
+    }
+}
 
 /// Starts a step on the workspace in `dir`.
 pub fn start(dir: PathBuf, step: Step, notify: super::Notify) -> std::io::Result<CurateJob> {

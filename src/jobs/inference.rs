@@ -4,12 +4,16 @@
 //! - `Load`: `LoadStarted`, `LoadProgress`…, then `Loaded` or `LoadFailed` (always one of them).
 //! - `Generate`: `GenStarted`, `Delta`…, then `GenFinished` (also when cancelled, with
 //!   `stop_reason: cancelled`) or `GenFailed` (always one of them).
+//!
+//! A panic while loading or generating is caught per request: it ends that request as
+//! `LoadFailed` or `GenFailed` with the panic's message, and the worker keeps serving.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
+use super::job::panic_message;
 use super::CancelToken;
 use crate::generate::{chat, Delta, GenerateParams, Generation};
 use crate::model::{load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat};
@@ -150,9 +154,12 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                         model = Some(m);
                     }
                     Ok(Err(error)) => emit(InferenceEvent::LoadFailed { path, error }),
-                    Err(_) => emit(InferenceEvent::LoadFailed {
+                    Err(payload) => emit(InferenceEvent::LoadFailed {
                         path,
-                        error: "the loader crashed (this is a bug; please report it)".into(),
+                        error: format!(
+                            "the loader crashed: {} (this is a bug; please report it)",
+                            panic_message(payload.as_ref())
+                        ),
                     }),
                 }
             }
@@ -185,9 +192,12 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                         id,
                         error: format!("{e:#}"),
                     }),
-                    Err(_) => emit(InferenceEvent::GenFailed {
+                    Err(payload) => emit(InferenceEvent::GenFailed {
                         id,
-                        error: "generation crashed (this is a bug; please report it)".into(),
+                        error: format!(
+                            "generation crashed: {} (this is a bug; please report it)",
+                            panic_message(payload.as_ref())
+                        ),
                     }),
                 }
             }

@@ -1,10 +1,22 @@
 //! A background job: work on a named thread, its events over a bounded channel, a cancel token
-//! for Stop, and a notifier that wakes the UI after each event. Dropping the job cancels it and
-//! waits for the thread (draining events so a blocked sender can finish).
+//! for Stop, and a notifier that wakes the UI after each event. The work's last event says how it
+//! ended; should the work panic, the runner sends its failed event instead (with the panic's
+//! message), so a view never waits on a job that is gone. Dropping the job cancels it and waits
+//! for the thread (draining events so a blocked sender can finish).
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crossbeam_channel::{bounded, Receiver};
 
 use super::{CancelToken, Notify};
+
+/// The events of a job's protocol, which must be able to end it as failed: what the runner
+/// sends when the work panics.
+pub trait JobEvent: Send + 'static {
+    /// The protocol's last event for a failure with `message`.
+    fn failed(message: String) -> Self;
+}
 
 pub struct Job<E> {
     pub events: Receiver<E>,
@@ -12,9 +24,10 @@ pub struct Job<E> {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl<E: Send + 'static> Job<E> {
+impl<E: JobEvent> Job<E> {
     /// Runs `work` on a thread called `name`; each event it emits is queued (waiting when the UI
-    /// is behind rather than dropping one) and `notify` is called.
+    /// is behind rather than dropping one) and `notify` is called. A panic in `work` ends the job
+    /// with `E::failed` naming the job and the panic's message.
     pub fn run(
         name: &str,
         notify: Notify,
@@ -23,17 +36,37 @@ impl<E: Send + 'static> Job<E> {
         let (tx, rx) = bounded(1024);
         let cancel = CancelToken::new();
         let c = cancel.clone();
+        let job = name.to_string();
         let thread = std::thread::Builder::new().name(name.into()).spawn(move || {
-            work(&c, &mut |e| {
+            let mut emit = |e| {
+                // Nobody listens once the job was dropped: then the event has nowhere to go.
                 let _ = tx.send(e);
                 notify();
-            });
+            };
+            // The work's state is dropped after a panic, never used again: unwind safe.
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| work(&c, &mut emit))) {
+                emit(E::failed(format!(
+                    "{job} crashed: {} (this is a bug; please report it)",
+                    panic_message(payload.as_ref())
+                )));
+            }
         })?;
         Ok(Self {
             events: rx,
             cancel,
             thread: Some(thread),
         })
+    }
+}
+
+/// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".into()
     }
 }
 
@@ -58,5 +91,66 @@ impl<E> Drop for Job<E> {
             }
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Ev {
+        Step(usize),
+        Failed(String),
+    }
+
+    impl JobEvent for Ev {
+        fn failed(message: String) -> Self {
+            Ev::Failed(message)
+        }
+    }
+
+    fn events(job: &Job<Ev>) -> Vec<Ev> {
+        let mut out = Vec::new();
+        while let Ok(e) = job.events.recv_timeout(Duration::from_secs(10)) {
+            out.push(e);
+        }
+        out
+    }
+
+    /// A panicking job still ends with its failed event, naming the job and the panic, after
+    /// what it sent before (without the runner's catch the thread just died: no last event).
+    #[test]
+    fn a_panic_ends_the_job_as_failed() {
+        let job = Job::run("s1-test", Arc::new(|| {}), |_, emit| {
+            emit(Ev::Step(1));
+            panic!("step {} went wrong", 1);
+        })
+        .unwrap();
+        let evs = events(&job);
+        assert_eq!(evs.len(), 2, "{evs:?}");
+        assert_eq!(evs[0], Ev::Step(1));
+        let Ev::Failed(msg) = &evs[1] else { panic!("{evs:?}") };
+        assert!(msg.starts_with("s1-test crashed: step 1 went wrong"), "{msg}");
+        assert!(job.is_finished());
+    }
+
+    /// A `&'static str` payload reads as well as a formatted one; a job that ends normally gets
+    /// no extra event.
+    #[test]
+    fn panic_payloads_and_normal_ends() {
+        let job = Job::run("s1-test", Arc::new(|| {}), |_, _: &mut dyn FnMut(Ev)| panic!("plain")).unwrap();
+        assert_eq!(
+            events(&job),
+            [Ev::Failed(
+                "s1-test crashed: plain (this is a bug; please report it)".into()
+            )]
+        );
+        let job = Job::run("s1-test", Arc::new(|| {}), |_, emit| emit(Ev::Step(7))).unwrap();
+        assert_eq!(events(&job), [Ev::Step(7)]);
+        assert_eq!(panic_message(&42_u8), "a panic without a message");
     }
 }

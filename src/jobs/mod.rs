@@ -8,8 +8,10 @@ pub mod job;
 pub mod training;
 
 pub use crate::cancel::CancelToken;
+pub use crate::eval::{EvalEvent, EvalRequest};
 pub use crate::generate::Delta;
 pub use curation::{CurateEvent, CurateJob, CurateReader};
-pub use evaluation::{EvalEvent, EvalJob, EvalRequest};
+pub use evaluation::EvalJob;
 pub use inference::{InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
+pub use job::{Job, JobEvent};
 pub use training::TrainingJob;

@@ -36,7 +36,10 @@ pub struct StepRecord {
     pub remaining: f64,
 }
 
-/// What a run reports as it goes.
+/// What a run reports as it goes. Order: `Warning`s about the data and settings, `Started` once
+/// (the data rendered, the model loaded), then `Step` after each optimizer step and `Checkpoint`
+/// after each save, and `Finished` last, always: done, stopped or failed (a run that fails
+/// before it starts sends only `Finished`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainEvent {
     Started {

@@ -20,13 +20,19 @@ impl MockEndpoint {
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
         let log = Arc::new(Mutex::new(Vec::new()));
         let log2 = log.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (handler, log) = (handler.clone(), log2.clone());
-                std::thread::spawn(move || serve(stream, delay, &*handler, &log));
-            }
-        });
+        std::thread::Builder::new()
+            .name("mock-endpoint".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(stream) = stream else { continue };
+                    let (handler, log) = (handler.clone(), log2.clone());
+                    std::thread::Builder::new()
+                        .name("mock-endpoint-conn".into())
+                        .spawn(move || serve(stream, delay, &*handler, &log))
+                        .unwrap();
+                }
+            })
+            .unwrap();
         MockEndpoint { url, log }
     }
 

@@ -56,6 +56,7 @@ pub fn threads() -> gemm::Parallelism {
 /// The views must address `m x k` and `k x n` valid elements, and `dst` `m x n` valid elements
 /// that nothing else reads or writes during the call.
 #[allow(clippy::too_many_arguments)]
+#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
 pub unsafe fn matmul(
     m: usize,
     n: usize,
@@ -197,6 +198,7 @@ fn avx() -> bool {
 /// The CPU has AVX; both blocks are valid for 8 rows of 8 floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
+#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
 unsafe fn transpose8x8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
     use std::arch::x86_64::*;
     let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));

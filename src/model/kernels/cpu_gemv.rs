@@ -341,6 +341,7 @@ fn dot_q41_portable(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
 unsafe fn dot_q41_avx2(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
     use std::arch::x86_64::*;
     let mask = _mm_set1_epi8(15);
@@ -373,6 +374,7 @@ unsafe fn dot_q41_avx2(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
 /// run independently.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
 unsafe fn dot4_q41_avx2(w: [&[BlockQ41]; 4], x: &[BlockQ81]) -> [f32; 4] {
     use std::arch::x86_64::*;
     let mask = _mm_set1_epi8(15);
@@ -439,6 +441,7 @@ fn dot_q80_portable(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
 unsafe fn dot_q80_avx2(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
     use std::arch::x86_64::*;
     let ones = _mm256_set1_epi16(1);
