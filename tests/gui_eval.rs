@@ -66,6 +66,12 @@ fn a_tiny_sweep_from_the_view() {
     assert_eq!(m.settings.len(), 4);
     assert_eq!(m.control, 100.0);
     assert!(d.join("out/samples.jsonl").exists());
+    // The view takes the CLI's path (eval::run), so it writes the same files.
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out/metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["control"], 100.0);
+    assert_eq!(metrics["benchmark"], "math500");
+    assert!(std::fs::read_to_string(d.join("out/scaling.svg")).unwrap().contains("<svg"));
     h.run();
     h.get_by_label_contains("Control 100%");
     // Filter to undecided answers and open one: a random tiny model never ends its thinking, so

@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args;
 
-use crate::eval::{benchmarks, metrics, plot, presets, sweep};
+use crate::eval::{self, presets, sweep, EvalEvent, EvalRequest};
 use crate::grade::{Extraction, Kind};
-use crate::model::{load_model, LoadOptions};
 use crate::model::{parse_dtype, DeviceChoice};
 
 #[derive(Debug, Args)]
@@ -112,13 +111,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if a.samples == 0 {
         bail!("--samples must be at least 1");
     }
-    let bench = benchmarks::load(&a.bench, a.kind).map_err(anyhow::Error::msg)?;
-    let opts = LoadOptions {
-        device: a.device.open()?,
-        dtype: parse_dtype(&a.dtype)?,
-        dequantize: false,
-    };
-    let model = load_model(&a.model, &opts).with_context(|| format!("loading {}", a.model.display()))?;
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
     let cfg = sweep::SweepConfig {
         settings,
         limit: a.limit,
@@ -130,47 +125,50 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         batch: a.batch,
         extraction: a.extraction,
     };
-    if a.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
+    let req = EvalRequest {
+        model: a.model.clone(),
+        bench: a.bench.clone(),
+        kind: a.kind,
+        config: cfg,
+        out: a.out.clone(),
+        device: a.device,
+        dtype: parse_dtype(&a.dtype)?,
+    };
     let cancel = super::cancel_on_ctrlc();
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} samples  {msg}  [{elapsed} < {eta}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut correct = 0usize;
-    let mut generated = 0usize;
+    let (mut correct, mut generated, mut samples) = (0usize, 0usize, 0usize);
+    let mut announced = false;
     let started = std::time::Instant::now();
-    let samples = sweep::run(&model, &bench, &cfg, &a.out, &cancel, &mut |p, s| {
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-        if s.is_none() && p.resumed > 0 {
-            bar.println(format!(
-                "resuming: {} of {} samples already in samples.jsonl",
-                p.resumed, p.total
-            ));
+    let m = eval::run(&req, &cancel, &mut |e| match e {
+        EvalEvent::Started { earlier, .. } => samples += earlier.len(),
+        EvalEvent::Progress(p) => {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            if !announced && p.resumed > 0 {
+                announced = true;
+                bar.println(format!(
+                    "resuming: {} of {} samples already in samples.jsonl",
+                    p.resumed, p.total
+                ));
+            }
         }
-        if let Some(s) = s {
+        EvalEvent::Sample(s) => {
+            samples += 1;
             correct += (s.verdict == crate::grade::Verdict::Correct) as usize;
             generated += s.thinking_tokens + s.answer_tokens;
             bar.set_message(format!("{correct} correct this run"));
         }
+        EvalEvent::Finished(_) => bar.finish_and_clear(),
     })
     .map_err(anyhow::Error::msg)?;
-    bar.finish_and_clear();
-    if samples.is_empty() {
+    if samples == 0 {
         bail!("no samples were generated");
     }
-    let m = metrics::compute(&samples);
-    let mpath = a.out.join("metrics.json");
-    let mut json = serde_json::to_value(&m)?;
-    json["benchmark"] = serde_json::json!(bench.name);
-    json["model"] = serde_json::json!(a.model.display().to_string());
-    std::fs::write(&mpath, serde_json::to_string_pretty(&json)?).with_context(|| format!("{}", mpath.display()))?;
-    let svg = plot::scaling_svg(&m, &format!("{} — {}", bench.name, a.model.display()));
-    let ppath = a.out.join("scaling.svg");
-    std::fs::write(&ppath, svg).with_context(|| format!("{}", ppath.display()))?;
+    let (mpath, ppath) = (req.metrics_path(), req.plot_path());
     println!(
         "{:<28} {:>8} {:>10} {:>12} {:>10}",
         "setting", "samples", "accuracy", "thinking", "in bounds"
@@ -203,7 +201,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     println!(
         "wrote {}, {} and {}",
-        a.out.join("samples.jsonl").display(),
+        req.samples_path().display(),
         mpath.display(),
         ppath.display()
     );

@@ -1,27 +1,47 @@
-//! One evaluation from a request to its metrics, as the Evaluate view runs it: the model opened
-//! on its device, the benchmark, the samples a previous run left in the output folder, then the
-//! sweep (`sweep::run`) reporting [`EvalEvent`]s. The caller chooses the thread (jobs runs it
-//! on "s1-eval").
+//! One evaluation from a request to its files, the one path both front-ends take (`s1-studio eval`
+//! and the Evaluate view): the model opened on its device, the benchmark, the samples a previous
+//! run left in the output folder, the sweep (`sweep::run`) reporting [`EvalEvent`]s, then
+//! metrics.json and scaling.svg beside samples.jsonl. The caller chooses the thread (jobs runs it
+//! on "s1-eval", the CLI on its main thread).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use candle_core::DType;
 
 use super::events::EvalEvent;
 use super::sweep::{self, Sample, SweepConfig};
-use super::{benchmarks, metrics};
+use super::{benchmarks, metrics, plot};
 use crate::cancel::CancelToken;
+use crate::grade::Kind;
 use crate::model::{load_model, DeviceChoice, LoadOptions};
 
 /// What to evaluate.
 #[derive(Debug, Clone)]
 pub struct EvalRequest {
     pub model: PathBuf,
-    /// A named benchmark or a JSONL file (`bench::load`).
+    /// A named benchmark or a JSONL file (`benchmarks::load`).
     pub bench: String,
+    /// Grade as this kind (None: the benchmark's own).
+    pub kind: Option<Kind>,
     pub config: SweepConfig,
     /// The output folder (samples.jsonl, resumable).
     pub out: PathBuf,
     /// Where the model runs (opened on the calling thread).
     pub device: DeviceChoice,
+    /// None: the checkpoint's own (f32 on the CPU).
+    pub dtype: Option<DType>,
+}
+
+impl EvalRequest {
+    pub fn samples_path(&self) -> PathBuf {
+        self.out.join("samples.jsonl")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.out.join("metrics.json")
+    }
+    pub fn plot_path(&self) -> PathBuf {
+        self.out.join("scaling.svg")
+    }
 }
 
 /// Runs `req` to its end, reporting through `emit` in the order [`EvalEvent`] gives; the last
@@ -41,12 +61,19 @@ fn sweep_all(
     cancel: &CancelToken,
     emit: &mut dyn FnMut(EvalEvent),
 ) -> Result<metrics::SweepMetrics, String> {
-    let bench = benchmarks::load(&req.bench, None)?;
+    if req.config.samples == 0 {
+        return Err("samples must be at least 1".into());
+    }
+    if req.config.batch == 0 {
+        return Err("batch must be at least 1".into());
+    }
+    let bench = benchmarks::load(&req.bench, req.kind)?;
     let opts = LoadOptions {
         device: req.device.open().map_err(|e| format!("{e:#}"))?,
-        ..LoadOptions::default()
+        dtype: req.dtype,
+        dequantize: false,
     };
-    let model = load_model(&req.model, &opts).map_err(|e| format!("{}: {e}", req.model.display()))?;
+    let model = load_model(&req.model, &opts).map_err(|e| format!("loading {}: {e}", req.model.display()))?;
     let keys: Vec<String> = req.config.settings.iter().map(|s| s.key()).collect();
     let earlier: Vec<Sample> = sweep::read_samples(&req.out.join("samples.jsonl"))
         .map_err(|e| e.to_string())?
@@ -67,5 +94,21 @@ fn sweep_all(
         }
         emit(EvalEvent::Progress(p));
     })?;
-    Ok(metrics::compute(&all))
+    let m = metrics::compute(&all);
+    if !all.is_empty() {
+        write_outputs(req, &bench.name, &m)?;
+    }
+    Ok(m)
+}
+
+/// metrics.json (the metrics with the benchmark and model named) and scaling.svg.
+fn write_outputs(req: &EvalRequest, bench: &str, m: &metrics::SweepMetrics) -> Result<(), String> {
+    let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()));
+    let mut json = serde_json::to_value(m).map_err(|e| format!("metrics: {e}"))?;
+    json["benchmark"] = serde_json::json!(bench);
+    json["model"] = serde_json::json!(req.model.display().to_string());
+    let text = serde_json::to_string_pretty(&json).map_err(|e| format!("metrics: {e}"))?;
+    write(&req.metrics_path(), &text)?;
+    let svg = plot::scaling_svg(m, &format!("{bench} — {}", req.model.display()));
+    write(&req.plot_path(), &svg)
 }

@@ -101,6 +101,7 @@ impl EvalForm {
         Ok(EvalRequest {
             model: PathBuf::from(self.model.trim()),
             bench: self.bench.trim().to_string(),
+            kind: None,
             config: SweepConfig {
                 settings,
                 limit: num("questions", &self.limit)?,
@@ -114,6 +115,7 @@ impl EvalForm {
             },
             out: PathBuf::from(self.out.trim()),
             device: self.device,
+            dtype: None,
         })
     }
 }
