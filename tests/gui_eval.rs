@@ -71,7 +71,9 @@ fn a_tiny_sweep_from_the_view() {
         serde_json::from_str(&std::fs::read_to_string(d.join("out/metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["control"], 100.0);
     assert_eq!(metrics["benchmark"], "math500");
-    assert!(std::fs::read_to_string(d.join("out/scaling.svg")).unwrap().contains("<svg"));
+    assert!(std::fs::read_to_string(d.join("out/scaling.svg"))
+        .unwrap()
+        .contains("<svg"));
     h.run();
     h.get_by_label_contains("Control 100%");
     // Filter to undecided answers and open one: a random tiny model never ends its thinking, so

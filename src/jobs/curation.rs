@@ -60,7 +60,20 @@ impl CurateReader {
                     }
                 }
                 if let Some((_, ws)) = open.as_mut() {
-                    steps::run_to_end(Ok(ws), &step, cancel, &mut *send);
+                    // A panic in one request fails that request (its Finished event) and the
+                    // reader keeps serving, as the inference worker does; the connection is
+                    // reopened in case the panic left it mid-transaction.
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        steps::run_to_end(Ok(ws), &step, cancel, &mut *send)
+                    }));
+                    if let Err(payload) = run {
+                        open = None;
+                        send(CurateEvent::failed(format!(
+                            "s1-curate-reader crashed on {}: {} (this is a bug; please report it)",
+                            step.label(),
+                            super::job::panic_message(payload.as_ref())
+                        )));
+                    }
                 }
             }
         })?;

@@ -428,7 +428,7 @@ fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
         });
     }
     for w in &t.warnings {
-        ui.colored_label(ui.visuals().warn_fg_color, format!("⚠ {w}"));
+        ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}"));
     }
     if let Some(c) = t.last_checkpoint.clone() {
         if ui
