@@ -12,7 +12,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use s1_studio::model::DeviceChoice;
 use s1_studio::ui::settings::View;
-use s1_studio::ui::{ModelStatus, Settings, StudioApp};
+use s1_studio::ui::{Settings, StudioApp};
 
 /// The text the "Device" combo box shows.
 fn shown_device(h: &Harness<'static, StudioApp>) -> String {
@@ -58,6 +58,7 @@ fn the_evaluate_form_carries_the_chosen_device() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn the_chat_loader_loads_on_the_chosen_device() {
+    use s1_studio::ui::ModelStatus;
     let d = tempfile::tempdir().unwrap();
     common::tiny_qwen(d.path(), 256);
     let mut s = Settings::default();
