@@ -1,5 +1,8 @@
-//! Long work off the UI thread: cancel tokens, the inference worker, the training and evaluation jobs. The same jobs drive the
-//! CLI and the GUI; nothing here knows about egui (a UI passes a `Notify` to be woken).
+//! Long work off the UI thread: the one job runner (named thread, bounded events, cancel token,
+//! a panic becomes the job's Failed event), the inference worker, and the training, evaluation and
+//! curation jobs. Each job only runs a core function (`train::run`, `eval::run`,
+//! `curate::steps::run`) that the CLI calls directly; nothing here knows about egui (a UI passes
+//! a `Notify` to be woken).
 
 pub mod curation;
 pub mod evaluation;
