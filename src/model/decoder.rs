@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use super::config::ModelConfig;
 use super::error::Result;
 use super::kernels::cpu_gemv::{self, KernelWeight};
-use super::kernels::{fused_attention, fused_block, fused_linear, fused_ops};
+use super::kernels::{fused_attention, fused_block, fused_embedding, fused_linear, fused_ops};
 use super::kv_cache::KvCache;
 use super::weights::{Weight, WeightLoader};
 
@@ -688,7 +688,7 @@ impl Decoder {
     /// Training: the input embeddings `[b, t, hidden]` of `input_ids` `[b, t]`.
     pub fn embed(&self, input_ids: &Tensor) -> candle_core::Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
-        fused_ops::embedding(&self.embed_tokens, input_ids)?.reshape((b, t, self.cfg.hidden_size))
+        fused_embedding::embedding(&self.embed_tokens, input_ids)?.reshape((b, t, self.cfg.hidden_size))
     }
 
     /// Training: the rotary tables for positions `0..t`.

@@ -28,6 +28,7 @@ pub mod cpu_vmath;
 pub mod cuda_train_ops;
 pub mod fused_attention;
 pub mod fused_block;
+pub mod fused_embedding;
 pub mod fused_linear;
 pub mod fused_ops;
 pub mod op_profile;
