@@ -1,6 +1,7 @@
-//! The decoder against transformers: logits at every position for small random Qwen2 and Llama
-//! configs (fixtures from scripts/make_parity_fixtures.py), the KV-cache path against the full
-//! forward, and gradients reaching every weight in differentiable mode.
+//! The decoder against transformers: logits at every position for small random Qwen2, Llama and
+//! Qwen3 configs (fixtures from scripts/make_parity_fixtures.py), the KV-cache path against the
+//! full forward, gradients reaching every weight in differentiable mode, and a mixture-of-experts
+//! Qwen3 refused at load.
 
 use std::path::{Path, PathBuf};
 
@@ -76,9 +77,37 @@ fn llama_logits_match_transformers() {
     check_full_forward("llama");
 }
 
+/// Qwen3: per-head q/k RMSNorm, no attention bias, head_dim 32 where hidden / heads is 16.
+#[test]
+fn qwen3_logits_match_transformers() {
+    let cfg = ModelConfig::from_hf_file(&fixture("qwen3").join("config.json")).unwrap();
+    assert_eq!((cfg.head_dim, cfg.hidden_size / cfg.num_heads), (32, 16));
+    check_full_forward("qwen3");
+}
+
+/// A Qwen3 MoE folder fails at its config.json, naming the file and the field.
+#[test]
+fn qwen3_moe_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("qwen3").join("config.json")).unwrap()).unwrap();
+    v["model_type"] = "qwen3_moe".into();
+    v["architectures"] = serde_json::json!(["Qwen3MoeForCausalLM"]);
+    v["num_experts"] = 4.into();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = ModelConfig::from_hf_file(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(&path.display().to_string()) && err.contains("model_type") && err.contains("qwen3_moe"),
+        "{err}"
+    );
+}
+
+/// With and without the KV cache, in chunks and one token at a time (the decode steps; Qwen3
+/// takes the general path there, as the CPU step has no q/k norm).
 #[test]
 fn kv_cache_path_equals_full_forward() {
-    for name in ["qwen2", "llama"] {
+    for name in ["qwen2", "llama", "qwen3"] {
         let (dec, ids, _) = load(name);
         let full = dec.forward(&ids, None, Logits::All).unwrap();
         let t = ids.dim(1).unwrap();
@@ -129,7 +158,7 @@ impl WeightLoader for VarLoader {
 
 #[test]
 fn differentiable_mode_gives_every_weight_a_gradient() {
-    for name in ["qwen2", "llama"] {
+    for name in ["qwen2", "llama", "qwen3"] {
         let dir = fixture(name);
         let cfg = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
         let inner = SafetensorsWeights::open(&dir, DType::F32, &Device::Cpu).unwrap();
@@ -179,7 +208,7 @@ mod cuda {
     #[test]
     fn cuda_logits_match_transformers_and_the_cpu() {
         let dev = Device::new_cuda(0).expect("the cuda feature is on but no CUDA device is usable");
-        for name in ["qwen2", "llama"] {
+        for name in ["qwen2", "llama", "qwen3"] {
             let (dec, ids, expected) = load_on(name, &dev, DType::F32);
             let got = dec
                 .forward(&ids, None, Logits::All)

@@ -68,6 +68,8 @@ impl Decoder {
             && self.dtype == DType::F32
             && !self.differentiable
             && !self.has_lora()
+            // Qwen3's q/k norm is not in the step below: its models take the general path.
+            && !self.cfg.arch.qk_norm()
             && b == 1
             && t <= 8
             && cache.is_host()
