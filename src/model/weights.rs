@@ -355,6 +355,11 @@ mod tests {
             "blk.0.ffn_down.weight"
         );
         assert_eq!(gguf_name("lm_head.weight").unwrap(), "output.weight");
+        // Qwen3's per-head norms, as llama.cpp's converter names them.
+        assert_eq!(
+            gguf_name("model.layers.3.self_attn.k_norm.weight").unwrap(),
+            "blk.3.attn_k_norm.weight"
+        );
         assert!(gguf_name("model.layers.0.foo.weight").is_none());
     }
 }
