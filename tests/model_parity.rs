@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use s1_studio::model::decoder::{Decoder, Logits};
 use s1_studio::model::weights::{SafetensorsWeights, Weight, WeightLoader};
 use s1_studio::model::ModelConfig;
@@ -103,8 +103,8 @@ fn qwen3_moe_is_refused_at_load() {
     );
 }
 
-/// With and without the KV cache, in chunks and one token at a time (the decode steps; Qwen3
-/// takes the general path there, as the CPU step has no q/k norm).
+/// With and without the KV cache, in chunks and one token at a time (chunks of up to 8 tokens
+/// take the CPU decode step of decoder_cpu_step.rs, longer ones the general path).
 #[test]
 fn kv_cache_path_equals_full_forward() {
     for name in ["qwen2", "llama", "qwen3"] {
@@ -129,6 +129,31 @@ fn kv_cache_path_equals_full_forward() {
             .unwrap();
         let (rel, _) = rel_err(&got, &full.narrow(1, 10, 3).unwrap());
         assert!(rel < 1e-5, "{name}: after rewind: relative error {rel}");
+    }
+}
+
+/// The batched CPU decode step (several sequences, each at its own position, as batched
+/// generation runs it) against the full forward.
+#[test]
+fn batched_cpu_step_equals_full_forward() {
+    for name in ["qwen2", "llama", "qwen3"] {
+        let (dec, ids, _) = load(name);
+        let full = dec.forward(&ids, None, Logits::All).unwrap();
+        let row = ids.squeeze(0).unwrap().to_vec1::<u32>().unwrap();
+        let (mut a, mut b) = (dec.new_cache(), dec.new_cache());
+        dec.forward(&ids.narrow(1, 0, 5).unwrap(), Some(&mut a), Logits::Last)
+            .unwrap();
+        dec.forward(&ids.narrow(1, 0, 9).unwrap(), Some(&mut b), Logits::Last)
+            .unwrap();
+        let mut caches = [&mut a, &mut b];
+        assert!(dec.can_step_cpu_batch(&caches), "{name}: the batched step declines");
+        let hidden = dec.step_cpu_batch(&[row[5], row[9]], &mut caches).unwrap();
+        for (h, pos) in hidden.iter().zip([5, 9]) {
+            let got = Tensor::new(dec.head_cpu(h).unwrap(), &Device::Cpu).unwrap();
+            let want = full.i((0, pos)).unwrap();
+            let (rel, _) = rel_err(&got, &want);
+            assert!(rel < 1e-5, "{name}: batched step at {pos}: relative error {rel}");
+        }
     }
 }
 

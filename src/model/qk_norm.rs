@@ -4,7 +4,8 @@
 //!
 //! It runs through the decoder's [`RmsNorm`], so the training path is differentiable (the fused
 //! CPU/CUDA rms_norm op normalises rows of the weight's width, here one head) and gradients reach
-//! both weights.
+//! both weights. The CPU decode step (decoder_cpu_step.rs) applies the same norms in its own
+//! loops; the whole-block training op (kernels/fused_block.rs) has none and declines these models.
 
 use candle_core::Tensor;
 
