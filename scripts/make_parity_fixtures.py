@@ -9,21 +9,27 @@ the loss is masked, the second row right-padded), the mean cross-entropy over th
 next-token labels as transformers computes it (`loss`), and the gradient of that loss for every
 parameter (`grad.<parameter name>`; a tied head's gradient is folded into the embedding's).
 
+Qwen3 needs transformers >= 4.51 (4.51.3 wrote the committed qwen3 fixture). Configs added after
+the first two draw from a seed of their own, so `--only qwen3` writes the same files as a full
+run and the older fixtures need not be rewritten.
+
     pip install torch transformers safetensors
     python3 scripts/make_parity_fixtures.py            # writes tests/fixtures/parity/
+    python3 scripts/make_parity_fixtures.py --only qwen3
 """
 import argparse
 import pathlib
 
 import torch
 from safetensors.torch import save_file
-from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+import transformers
 
+# Classes by name, so that a transformers without Qwen3 still writes the others.
 CONFIGS = {
     # Qwen2: q/k/v bias, grouped-query attention (4 heads, 2 kv heads), untied head.
     "qwen2": (
-        Qwen2Config,
-        Qwen2ForCausalLM,
+        "Qwen2Config",
+        "Qwen2ForCausalLM",
         dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, rope_theta=1e6, rms_norm_eps=1e-6,
              tie_word_embeddings=False, max_position_embeddings=512),
@@ -31,8 +37,8 @@ CONFIGS = {
     # Llama: one kv head, tied embeddings, Llama 3 rope scaling (transformers 5 writes it
     # into rope_parameters).
     "llama": (
-        LlamaConfig,
-        LlamaForCausalLM,
+        "LlamaConfig",
+        "LlamaForCausalLM",
         dict(vocab_size=256, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=1, rms_norm_eps=1e-5,
              tie_word_embeddings=True, max_position_embeddings=512,
@@ -40,16 +46,39 @@ CONFIGS = {
                                high_freq_factor=4.0, original_max_position_embeddings=64),
              rope_theta=10000.0),
     ),
+    # Qwen3: per-head RMSNorm on q and k, no attention bias, head_dim 32 apart from
+    # hidden_size / num_attention_heads (16), grouped-query attention, tied head.
+    "qwen3": (
+        "Qwen3Config",
+        "Qwen3ForCausalLM",
+        dict(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, head_dim=32, rope_theta=1e6,
+             rms_norm_eps=1e-6, attention_bias=False, tie_word_embeddings=True,
+             max_position_embeddings=512),
+    ),
 }
+
+# Configs added later start from a seed of their own (see the module doc).
+SEEDS = {"qwen3": 3}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent.parent / "tests/fixtures/parity"))
     ap.add_argument("--seq-len", type=int, default=24)
+    ap.add_argument("--only", action="append", choices=sorted(CONFIGS),
+                    help="write only these fixtures (those with a seed of their own: %s)" % ", ".join(SEEDS))
     args = ap.parse_args()
+    for name in args.only or []:
+        if name not in SEEDS:
+            ap.error(f"{name} draws from the shared seed; regenerate it with a full run")
     torch.manual_seed(1234)
-    for name, (cfg_cls, model_cls, kw) in CONFIGS.items():
+    for name, (cfg_name, model_name, kw) in CONFIGS.items():
+        if name in SEEDS:
+            torch.manual_seed(SEEDS[name])
+        if args.only and name not in args.only:
+            continue
+        cfg_cls, model_cls = getattr(transformers, cfg_name), getattr(transformers, model_name)
         cfg = cfg_cls(**kw)
         cfg._attn_implementation = "eager"
         model = model_cls(cfg).eval().to(torch.float32)

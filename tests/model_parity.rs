@@ -1,10 +1,11 @@
-//! The decoder against transformers: logits at every position for small random Qwen2 and Llama
-//! configs (fixtures from scripts/make_parity_fixtures.py), the KV-cache path against the full
-//! forward, and gradients reaching every weight in differentiable mode.
+//! The decoder against transformers: logits at every position for small random Qwen2, Llama and
+//! Qwen3 configs (fixtures from scripts/make_parity_fixtures.py), the KV-cache path against the
+//! full forward, gradients reaching every weight in differentiable mode, and a mixture-of-experts
+//! Qwen3 refused at load.
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, IndexOp, Tensor, Var};
 use s1_studio::model::decoder::{Decoder, Logits};
 use s1_studio::model::weights::{SafetensorsWeights, Weight, WeightLoader};
 use s1_studio::model::ModelConfig;
@@ -76,9 +77,37 @@ fn llama_logits_match_transformers() {
     check_full_forward("llama");
 }
 
+/// Qwen3: per-head q/k RMSNorm, no attention bias, head_dim 32 where hidden / heads is 16.
+#[test]
+fn qwen3_logits_match_transformers() {
+    let cfg = ModelConfig::from_hf_file(&fixture("qwen3").join("config.json")).unwrap();
+    assert_eq!((cfg.head_dim, cfg.hidden_size / cfg.num_heads), (32, 16));
+    check_full_forward("qwen3");
+}
+
+/// A Qwen3 MoE folder fails at its config.json, naming the file and the field.
+#[test]
+fn qwen3_moe_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("qwen3").join("config.json")).unwrap()).unwrap();
+    v["model_type"] = "qwen3_moe".into();
+    v["architectures"] = serde_json::json!(["Qwen3MoeForCausalLM"]);
+    v["num_experts"] = 4.into();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, v.to_string()).unwrap();
+    let err = ModelConfig::from_hf_file(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(&path.display().to_string()) && err.contains("model_type") && err.contains("qwen3_moe"),
+        "{err}"
+    );
+}
+
+/// With and without the KV cache, in chunks and one token at a time (chunks of up to 8 tokens
+/// take the CPU decode step of decoder_cpu_step.rs, longer ones the general path).
 #[test]
 fn kv_cache_path_equals_full_forward() {
-    for name in ["qwen2", "llama"] {
+    for name in ["qwen2", "llama", "qwen3"] {
         let (dec, ids, _) = load(name);
         let full = dec.forward(&ids, None, Logits::All).unwrap();
         let t = ids.dim(1).unwrap();
@@ -100,6 +129,31 @@ fn kv_cache_path_equals_full_forward() {
             .unwrap();
         let (rel, _) = rel_err(&got, &full.narrow(1, 10, 3).unwrap());
         assert!(rel < 1e-5, "{name}: after rewind: relative error {rel}");
+    }
+}
+
+/// The batched CPU decode step (several sequences, each at its own position, as batched
+/// generation runs it) against the full forward.
+#[test]
+fn batched_cpu_step_equals_full_forward() {
+    for name in ["qwen2", "llama", "qwen3"] {
+        let (dec, ids, _) = load(name);
+        let full = dec.forward(&ids, None, Logits::All).unwrap();
+        let row = ids.squeeze(0).unwrap().to_vec1::<u32>().unwrap();
+        let (mut a, mut b) = (dec.new_cache(), dec.new_cache());
+        dec.forward(&ids.narrow(1, 0, 5).unwrap(), Some(&mut a), Logits::Last)
+            .unwrap();
+        dec.forward(&ids.narrow(1, 0, 9).unwrap(), Some(&mut b), Logits::Last)
+            .unwrap();
+        let mut caches = [&mut a, &mut b];
+        assert!(dec.can_step_cpu_batch(&caches), "{name}: the batched step declines");
+        let hidden = dec.step_cpu_batch(&[row[5], row[9]], &mut caches).unwrap();
+        for (h, pos) in hidden.iter().zip([5, 9]) {
+            let got = Tensor::new(dec.head_cpu(h).unwrap(), &Device::Cpu).unwrap();
+            let want = full.i((0, pos)).unwrap();
+            let (rel, _) = rel_err(&got, &want);
+            assert!(rel < 1e-5, "{name}: batched step at {pos}: relative error {rel}");
+        }
     }
 }
 
@@ -129,7 +183,7 @@ impl WeightLoader for VarLoader {
 
 #[test]
 fn differentiable_mode_gives_every_weight_a_gradient() {
-    for name in ["qwen2", "llama"] {
+    for name in ["qwen2", "llama", "qwen3"] {
         let dir = fixture(name);
         let cfg = ModelConfig::from_hf_file(&dir.join("config.json")).unwrap();
         let inner = SafetensorsWeights::open(&dir, DType::F32, &Device::Cpu).unwrap();
@@ -179,7 +233,7 @@ mod cuda {
     #[test]
     fn cuda_logits_match_transformers_and_the_cpu() {
         let dev = Device::new_cuda(0).expect("the cuda feature is on but no CUDA device is usable");
-        for name in ["qwen2", "llama"] {
+        for name in ["qwen2", "llama", "qwen3"] {
             let (dec, ids, expected) = load_on(name, &dev, DType::F32);
             let got = dec
                 .forward(&ids, None, Logits::All)

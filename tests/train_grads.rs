@@ -1,5 +1,5 @@
-//! The trainer's gradients against PyTorch: for the small Qwen2 (biases, GQA, untied head) and
-//! Llama (MQA, tied head, llama3 rope) fixtures, the loss and the gradient of every parameter
+//! The trainer's gradients against PyTorch: for the small Qwen2 (biases, GQA, untied head),
+//! Llama (MQA, tied head, llama3 rope) and Qwen3 (per-head q/k RMSNorm, head_dim apart) fixtures, the loss and the gradient of every parameter
 //! from transformers (tests/fixtures/parity/*/grads.safetensors, written by
 //! scripts/make_parity_fixtures.py), through the fused CPU path, the composed-ops path and with
 //! gradient checkpointing, each as one micro-batch and as two accumulated ones. And both loss
@@ -54,6 +54,15 @@ fn llama_gradients_match_pytorch() {
     check("llama", false, true);
     check("llama", true, true);
     check("llama", false, false);
+}
+
+/// Qwen3: the gradients reach q_norm and k_norm (the whole-block op declines it; the fused and
+/// composed per-op paths run).
+#[test]
+fn qwen3_gradients_match_pytorch() {
+    check("qwen3", false, true);
+    check("qwen3", true, true);
+    check("qwen3", false, false);
 }
 
 /// Each weighting against PyTorch: s1's (every row alone through transformers, the row means

@@ -15,6 +15,9 @@ pub enum Arch {
     Qwen2,
     /// Llama, SmolLM2 and friends.
     Llama,
+    /// Qwen3 (dense): RMSNorm over each head of q and k before the rotary embedding, no
+    /// attention bias, `head_dim` apart from hidden_size / num_attention_heads.
+    Qwen3,
 }
 
 impl Arch {
@@ -22,6 +25,7 @@ impl Arch {
         match s {
             "qwen2" => Some(Self::Qwen2),
             "llama" => Some(Self::Llama),
+            "qwen3" => Some(Self::Qwen3),
             _ => None,
         }
     }
@@ -30,6 +34,7 @@ impl Arch {
         match self {
             Self::Qwen2 => "qwen2",
             Self::Llama => "llama",
+            Self::Qwen3 => "qwen3",
         }
     }
 
@@ -37,7 +42,13 @@ impl Arch {
         match self {
             Self::Qwen2 => "Qwen2ForCausalLM",
             Self::Llama => "LlamaForCausalLM",
+            Self::Qwen3 => "Qwen3ForCausalLM",
         }
+    }
+
+    /// Per-head RMSNorm on q and k (`self_attn.q_norm`, `self_attn.k_norm`, `head_dim` wide).
+    pub fn qk_norm(self) -> bool {
+        self == Self::Qwen3
     }
 }
 
@@ -148,12 +159,20 @@ impl ModelConfig {
     /// Parses a config.json value.
     pub fn from_hf_json(path: &Path, v: &Value) -> Result<Self> {
         let model_type = field(v, "model_type").and_then(|x| x.as_str()).unwrap_or("");
+        if model_type.ends_with("_moe") || field(v, "num_experts").is_some() {
+            return Err(ModelError::unsupported(
+                path,
+                format!(
+                    "model_type `{model_type}` is a mixture of experts; only dense models are supported (qwen2, qwen3, llama)"
+                ),
+            ));
+        }
         let arch = Arch::parse(model_type).ok_or_else(|| {
             let archs = field(v, "architectures").map(|a| a.to_string()).unwrap_or_default();
             ModelError::unsupported(
                 path,
                 format!(
-                    "model_type `{model_type}` {archs} is not supported; supported: qwen2 (Qwen2, Qwen2.5), llama (Llama, SmolLM2)"
+                    "model_type `{model_type}` {archs} is not supported; supported: qwen2 (Qwen2, Qwen2.5), qwen3 (dense Qwen3), llama (Llama, SmolLM2)"
                 ),
             )
         })?;
@@ -228,7 +247,7 @@ impl ModelConfig {
         let attention_bias = bool_or(path, v, "attention_bias", false)?;
         let (qkv_bias, o_bias) = match arch {
             Arch::Qwen2 => (true, false),
-            Arch::Llama => (attention_bias, attention_bias),
+            Arch::Llama | Arch::Qwen3 => (attention_bias, attention_bias),
         };
         let saved_dtype = field(v, "dtype")
             .or_else(|| field(v, "torch_dtype"))
@@ -296,6 +315,11 @@ impl ModelConfig {
                 v["attention_bias"] = json!(self.qkv_bias);
                 v["mlp_bias"] = json!(self.mlp_bias);
             }
+            Arch::Qwen3 => {
+                v["attention_bias"] = json!(self.qkv_bias);
+                v["use_sliding_window"] = json!(false);
+                v["max_window_layers"] = json!(self.num_layers);
+            }
         }
         v
     }
@@ -316,6 +340,9 @@ impl ModelConfig {
         if self.mlp_bias {
             mlp += 2 * i + h;
         }
+        if self.arch.qk_norm() {
+            attn += 2 * d;
+        }
         let layer = attn + mlp + 2 * h;
         let embed = self.vocab_size * h;
         let head = if self.tie_word_embeddings { 0 } else { embed };
@@ -324,7 +351,7 @@ impl ModelConfig {
 }
 
 impl ModelConfig {
-    /// Reads the shape of a llama or qwen2 model from GGUF metadata.
+    /// Reads the shape of a llama, qwen2 or qwen3 model from GGUF metadata.
     pub fn from_gguf(path: &Path, content: &candle_core::quantized::gguf_file::Content) -> Result<Self> {
         let md = &content.metadata;
         let arch_name = md
@@ -335,7 +362,7 @@ impl ModelConfig {
         let arch = Arch::parse(&arch_name).ok_or_else(|| {
             ModelError::unsupported(
                 path,
-                format!("GGUF architecture `{arch_name}`; supported: llama, qwen2"),
+                format!("GGUF architecture `{arch_name}`; supported: llama, qwen2, qwen3"),
             )
         })?;
         let key = |k: &str| format!("{arch_name}.{k}");
@@ -387,7 +414,7 @@ impl ModelConfig {
             rope_theta: opt_f("rope.freq_base").unwrap_or(10_000.0),
             rope_scaling: None,
             // llama.cpp's converter permutes llama q/k rows for interleaved rotary pairs; qwen2
-            // keeps the Hugging Face (NeoX) layout.
+            // and qwen3 keep the Hugging Face (NeoX) layout.
             rope_interleaved: arch == Arch::Llama,
             max_position_embeddings: opt_num("context_length").unwrap_or(4096),
             tie_word_embeddings: !has("output.weight"),
@@ -451,6 +478,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/m/config.json") && err.contains("mamba"), "{err}");
+    }
+
+    fn qwen3_json() -> Value {
+        json!({
+            "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "vocab_size": 256,
+            "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32,
+            "attention_bias": false, "use_sliding_window": false, "sliding_window": 4096,
+            "tie_word_embeddings": true, "rope_theta": 1000000.0, "torch_dtype": "bfloat16"
+        })
+    }
+
+    #[test]
+    fn reads_qwen3_with_its_own_head_dim_and_no_bias() {
+        let c = ModelConfig::from_hf_json(Path::new("c"), &qwen3_json()).unwrap();
+        assert_eq!(c.arch, Arch::Qwen3);
+        assert_eq!(c.head_dim, 32);
+        assert!(!c.qkv_bias && !c.o_bias && c.arch.qk_norm());
+        let back = ModelConfig::from_hf_json(Path::new("c"), &c.to_hf_json()).unwrap();
+        assert_eq!(c, back);
+    }
+
+    #[test]
+    fn refuses_mixture_of_experts_by_file_and_field() {
+        let mut v = qwen3_json();
+        v["model_type"] = json!("qwen3_moe");
+        v["architectures"] = json!(["Qwen3MoeForCausalLM"]);
+        v["num_experts"] = json!(8);
+        let err = ModelConfig::from_hf_json(Path::new("/m/config.json"), &v)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/m/config.json") && err.contains("model_type") && err.contains("qwen3_moe"),
+            "{err}"
+        );
     }
 
     #[test]

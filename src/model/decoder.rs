@@ -1,6 +1,7 @@
-//! The Llama-family decoder (Llama, SmolLM2, Qwen2/Qwen2.5), following transformers'
-//! `modeling_llama.py` / `modeling_qwen2.py`: pre-norm blocks of grouped-query attention with
-//! rotary embeddings and a SwiGLU MLP, RMSNorm, optional tied embeddings.
+//! The Llama-family decoder (Llama, SmolLM2, Qwen2/Qwen2.5, Qwen3), following transformers'
+//! `modeling_llama.py` / `modeling_qwen2.py` / `modeling_qwen3.py`: pre-norm blocks of
+//! grouped-query attention with rotary embeddings (Qwen3: per-head q/k RMSNorm, qk_norm.rs) and a
+//! SwiGLU MLP, RMSNorm, optional tied embeddings.
 //!
 //! One implementation serves inference (fused candle kernels, KV cache, quantized GGUF weights) and
 //! training (`set_differentiable(true)`: the same computation from differentiable ops only, since
@@ -13,6 +14,7 @@ use super::error::Result;
 use super::kernels::cpu_gemv::{self, KernelWeight};
 use super::kernels::{fused_attention, fused_block, fused_embedding, fused_linear, fused_ops};
 use super::kv_cache::KvCache;
+use super::qk_norm::QkNorm;
 use super::weights::{Weight, WeightLoader};
 
 /// Which ops a forward pass uses: the fused inference kernels, or differentiable ops for
@@ -213,14 +215,14 @@ pub(super) struct RmsNorm {
 }
 
 impl RmsNorm {
-    fn load(w: &mut dyn WeightLoader, name: &str, size: usize, eps: f64) -> Result<Self> {
+    pub(super) fn load(w: &mut dyn WeightLoader, name: &str, size: usize, eps: f64) -> Result<Self> {
         Ok(Self {
             weight: w.tensor(&format!("{name}.weight"), &[size])?,
             eps,
         })
     }
 
-    fn forward(&self, x: &Tensor, path: Path) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor, path: Path) -> candle_core::Result<Tensor> {
         if !path.diff() {
             return candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32);
         }
@@ -306,6 +308,8 @@ pub(super) struct Attention {
     pub(super) k_proj: Linear,
     pub(super) v_proj: Linear,
     pub(super) o_proj: Linear,
+    /// Qwen3's per-head q/k RMSNorm.
+    pub(super) qk_norm: Option<QkNorm>,
     pub(super) num_heads: usize,
     pub(super) num_kv_heads: usize,
     pub(super) head_dim: usize,
@@ -319,6 +323,7 @@ impl Attention {
             k_proj: Linear::load(w, &format!("{p}.k_proj"), cfg.num_kv_heads * d, h, cfg.qkv_bias)?,
             v_proj: Linear::load(w, &format!("{p}.v_proj"), cfg.num_kv_heads * d, h, cfg.qkv_bias)?,
             o_proj: Linear::load(w, &format!("{p}.o_proj"), h, cfg.num_heads * d, cfg.o_bias)?,
+            qk_norm: QkNorm::load(w, p, cfg)?,
             num_heads: cfg.num_heads,
             num_kv_heads: cfg.num_kv_heads,
             head_dim: d,
@@ -342,8 +347,9 @@ impl Attention {
         let differentiable = path.diff();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let qkv = Linear::forward_group(&[&self.q_proj, &self.k_proj, &self.v_proj], x, !differentiable)?;
-        let q = qkv[0].reshape((b, t, h, d))?.transpose(1, 2)?;
-        let k = qkv[1].reshape((b, t, kvh, d))?.transpose(1, 2)?;
+        let (q, k) = (qkv[0].reshape((b, t, h, d))?, qkv[1].reshape((b, t, kvh, d))?);
+        let (q, k) = QkNorm::apply(self.qk_norm.as_ref(), q, k, path)?;
+        let (q, k) = (q.transpose(1, 2)?, k.transpose(1, 2)?);
         let v = qkv[2].reshape((b, t, kvh, d))?.transpose(1, 2)?;
         let q = rotary.apply(&q, cos, sin, path)?;
         let k = rotary.apply(&k, cos, sin, path)?;
@@ -401,6 +407,7 @@ impl Attention {
         let q = self.q_proj.forward_train(x)?.reshape((b, t, h, d))?;
         let k = self.k_proj.forward_train(x)?.reshape((b, t, kvh, d))?;
         let v = self.v_proj.forward_train(x)?;
+        let (q, k) = QkNorm::apply(self.qk_norm.as_ref(), q, k, Path::Train)?;
         let q = fused_ops::rope_bthd(&q, cos, sin)?.reshape((b, t, h * d))?;
         let k = fused_ops::rope_bthd(&k, cos, sin)?.reshape((b, t, kvh * d))?;
         let out = fused_attention::causal_attention(&q, &k, &v, h, kvh, d)?;
@@ -509,7 +516,7 @@ impl Block {
             kv_heads: a.num_kv_heads,
             head_dim: a.head_dim,
         })
-        .filter(|_| self.input_layernorm.eps == self.post_attention_layernorm.eps)
+        .filter(|_| self.input_layernorm.eps == self.post_attention_layernorm.eps && a.qk_norm.is_none())
     }
 }
 

@@ -6,7 +6,7 @@
 
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 
-use super::decoder::{Decoder, Linear};
+use super::decoder::{Decoder, Linear, RmsNorm};
 use super::kernels::cpu_pool::SpinPool;
 use super::kv_cache::KvCache;
 
@@ -28,6 +28,15 @@ fn rms_norm(x: &[f32], w: &Tensor, eps: f64) -> candle_core::Result<Vec<f32>> {
 fn add_bias(y: &mut [f32], lin: &Linear) -> candle_core::Result<()> {
     if let Some(b) = &lin.bias {
         with_f32(b, |b| y.iter_mut().zip(b).for_each(|(y, b)| *y += b))?;
+    }
+    Ok(())
+}
+
+/// Qwen3's q/k norm: RMSNorm over each `dim`-sized head of `x`, in place.
+fn head_rms_norm(x: &mut [f32], dim: usize, norm: &RmsNorm) -> candle_core::Result<()> {
+    for head in x.chunks_exact_mut(dim) {
+        let y = rms_norm(head, &norm.weight, norm.eps)?;
+        head.copy_from_slice(&y);
     }
     Ok(())
 }
@@ -153,6 +162,10 @@ impl Decoder {
                 add_bias(k, &att.k_proj)?;
                 let mut v = v.to_vec();
                 add_bias(&mut v, &att.v_proj)?;
+                if let Some(n) = &att.qk_norm {
+                    head_rms_norm(q, d, &n.q)?;
+                    head_rms_norm(k, d, &n.k)?;
+                }
                 let (cos, sin) = &tables[b];
                 rope(q, d, cos, sin, self.rotary.interleaved);
                 rope(k, d, cos, sin, self.rotary.interleaved);

@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod kv_cache;
 pub mod lora;
 mod params;
+mod qk_norm;
 pub mod tokenizer;
 pub mod weights;
 

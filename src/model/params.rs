@@ -38,6 +38,10 @@ impl Decoder {
             linear(&mut out, &format!("{p}.self_attn.k_proj"), &mut a.k_proj)?;
             linear(&mut out, &format!("{p}.self_attn.v_proj"), &mut a.v_proj)?;
             linear(&mut out, &format!("{p}.self_attn.o_proj"), &mut a.o_proj)?;
+            if let Some(n) = a.qk_norm.as_mut() {
+                out.push((format!("{p}.self_attn.q_norm.weight"), &mut n.q.weight));
+                out.push((format!("{p}.self_attn.k_norm.weight"), &mut n.k.weight));
+            }
             out.push((
                 format!("{p}.post_attention_layernorm.weight"),
                 &mut l.post_attention_layernorm.weight,

@@ -198,6 +198,8 @@ pub fn gguf_name(hf: &str) -> Option<String> {
         "self_attn.k_proj" => "attn_k",
         "self_attn.v_proj" => "attn_v",
         "self_attn.o_proj" => "attn_output",
+        "self_attn.q_norm" => "attn_q_norm",
+        "self_attn.k_norm" => "attn_k_norm",
         "mlp.gate_proj" => "ffn_gate",
         "mlp.up_proj" => "ffn_up",
         "mlp.down_proj" => "ffn_down",
@@ -353,6 +355,11 @@ mod tests {
             "blk.0.ffn_down.weight"
         );
         assert_eq!(gguf_name("lm_head.weight").unwrap(), "output.weight");
+        // Qwen3's per-head norms, as llama.cpp's converter names them.
+        assert_eq!(
+            gguf_name("model.layers.3.self_attn.k_norm.weight").unwrap(),
+            "blk.3.attn_k_norm.weight"
+        );
         assert!(gguf_name("model.layers.0.foo.weight").is_none());
     }
 }
