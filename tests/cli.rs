@@ -91,6 +91,77 @@ fn init_model_then_generate_json_within_budget() {
     }
 }
 
+/// A tiny random Qwen3 (head_dim apart from hidden / heads, per-head q/k norms, no bias) from
+/// init-model loads and generates under a thinking budget; --head-dim on another architecture
+/// is refused naming the flag.
+#[test]
+fn init_model_qwen3_then_generate() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("q3");
+    let init = |arch: &str, out: &std::path::Path| {
+        bin()
+            .args([
+                "init-model",
+                "--arch",
+                arch,
+                "--hidden",
+                "32",
+                "--layers",
+                "2",
+                "--heads",
+                "4",
+            ])
+            .args([
+                "--kv-heads",
+                "2",
+                "--intermediate",
+                "64",
+                "--head-dim",
+                "16",
+                "--tie-embeddings",
+            ])
+            .args(["--chat-template", "qwen2.5", "--tokenizer"])
+            .arg(common::qwen_tokenizer())
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let st = init("qwen3", &out);
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "qwen3", "{cfg}");
+    assert_eq!(cfg["head_dim"], 16, "{cfg}");
+    let names = candle_core::safetensors::load(out.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(names.contains_key("model.layers.1.self_attn.k_norm.weight"));
+    assert!(!names.contains_key("model.layers.0.self_attn.q_proj.bias"));
+    let r = bin()
+        .args(["generate", "--model"])
+        .arg(&out)
+        .args([
+            "--prompt",
+            "What is 2+2?",
+            "--max-thinking",
+            "7",
+            "--max-tokens",
+            "40",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert!(v["thinking_tokens"].as_u64().unwrap() <= 7, "{v}");
+    let bad = init("qwen2", &d.path().join("q2"));
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--head-dim is for qwen3"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
 #[test]
 fn bad_model_path_is_an_error_not_a_panic() {
     let r = bin()

@@ -271,6 +271,7 @@ fn after_training_generate_reproduces_training_answers_in_the_think_answer_forma
         max_position_embeddings: 256,
         rope_theta: 1e6,
         seed: 0,
+        head_dim: None,
     };
     init_model(
         &spec,

@@ -9,7 +9,7 @@ use crate::model::Arch;
 #[derive(Debug, Args)]
 pub struct InitModelArgs {
     /// Architecture
-    #[arg(long, value_parser = ["qwen2", "llama"])]
+    #[arg(long, value_parser = ["qwen2", "qwen3", "llama"])]
     arch: String,
     #[arg(long)]
     hidden: usize,
@@ -21,6 +21,9 @@ pub struct InitModelArgs {
     kv_heads: usize,
     #[arg(long)]
     intermediate: usize,
+    /// Width of an attention head (qwen3 only; default hidden / heads)
+    #[arg(long)]
+    head_dim: Option<usize>,
     /// tokenizer.json to ship with the model (its tokenizer_config.json is used when beside it)
     #[arg(long)]
     tokenizer: PathBuf,
@@ -64,6 +67,7 @@ pub fn run(a: InitModelArgs) -> anyhow::Result<()> {
         max_position_embeddings: a.max_position_embeddings,
         rope_theta: a.rope_theta,
         seed: a.seed,
+        head_dim: a.head_dim,
     };
     let cfg = init_model(&spec, &a.tokenizer, &template, &a.out)
         .with_context(|| format!("creating a model in {}", a.out.display()))?;

@@ -27,6 +27,8 @@ pub struct InitSpec {
     pub max_position_embeddings: usize,
     pub rope_theta: f64,
     pub seed: u64,
+    /// Width of an attention head; `None`: hidden / heads. Qwen3 sets it apart.
+    pub head_dim: Option<usize>,
 }
 
 /// Which chat template the new folder's tokenizer_config.json carries.
@@ -51,15 +53,33 @@ impl InitSpec {
                 ),
             ));
         }
-        if !self.hidden.is_multiple_of(self.heads) || !(self.hidden / self.heads).is_multiple_of(2) {
-            return Err(ModelError::bad(
-                p,
-                format!(
-                    "--hidden {} must split into {} heads of even size",
-                    self.hidden, self.heads
-                ),
-            ));
-        }
+        let head_dim = match self.head_dim {
+            Some(d) if d == 0 || !d.is_multiple_of(2) => {
+                return Err(ModelError::bad(p, format!("--head-dim {d} must be even and above 0")))
+            }
+            Some(_) if !self.arch.qk_norm() => {
+                return Err(ModelError::bad(
+                    p,
+                    format!(
+                        "--head-dim is for qwen3; {} uses hidden / heads",
+                        self.arch.model_type()
+                    ),
+                ))
+            }
+            Some(d) => d,
+            None => {
+                if !self.hidden.is_multiple_of(self.heads) || !(self.hidden / self.heads).is_multiple_of(2) {
+                    return Err(ModelError::bad(
+                        p,
+                        format!(
+                            "--hidden {} must split into {} heads of even size",
+                            self.hidden, self.heads
+                        ),
+                    ));
+                }
+                self.hidden / self.heads
+            }
+        };
         Ok(ModelConfig {
             arch: self.arch,
             vocab_size: vocab,
@@ -68,7 +88,7 @@ impl InitSpec {
             num_layers: self.layers,
             num_heads: self.heads,
             num_kv_heads: self.kv_heads,
-            head_dim: self.hidden / self.heads,
+            head_dim,
             rms_norm_eps: 1e-6,
             rope_theta: self.rope_theta,
             rope_scaling: None,
@@ -110,6 +130,10 @@ pub fn random_weights(cfg: &ModelConfig, seed: u64) -> Result<HashMap<String, Te
         }
         for (name, o, inp) in [("gate_proj", i, h), ("up_proj", i, h), ("down_proj", h, i)] {
             out.insert(format!("{p}.mlp.{name}.weight"), randn(&[o, inp])?);
+        }
+        if cfg.arch.qk_norm() {
+            out.insert(format!("{p}.self_attn.q_norm.weight"), ones(d)?);
+            out.insert(format!("{p}.self_attn.k_norm.weight"), ones(d)?);
         }
         out.insert(format!("{p}.input_layernorm.weight"), ones(h)?);
         out.insert(format!("{p}.post_attention_layernorm.weight"), ones(h)?);

@@ -43,6 +43,7 @@ pub fn tiny_qwen(dir: &Path, max_pos: usize) -> s1_studio::model::ModelConfig {
         max_position_embeddings: max_pos,
         rope_theta: 1e6,
         seed: 7,
+        head_dim: None,
     };
     init_model(&spec, &qwen_tokenizer(), &TemplateChoice::Qwen25, dir).unwrap()
 }
