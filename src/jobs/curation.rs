@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 
-use super::job::{Job, JobEvent};
+use super::job::{catch_crash, Job, JobEvent};
 use crate::curate::steps;
 pub use crate::curate::steps::{CurateEvent, Report, Step};
 use crate::workspace::Workspace;
@@ -24,9 +24,9 @@ impl JobEvent for CurateEvent {
 
 /// Starts a step on the workspace in `dir`.
 pub fn start(dir: PathBuf, step: Step, notify: super::Notify) -> std::io::Result<CurateJob> {
-    Job::run("s1-curate", notify, move |cancel, send| {
-        let mut ws = Workspace::open(&dir).map_err(|e| format!("{e:#}"));
-        steps::run_to_end(ws.as_mut().map_err(|e| e.clone()), &step, cancel, send);
+    Job::run("s1-curate", notify, move |cancel, send| match Workspace::open(&dir) {
+        Ok(mut ws) => steps::run_to_end(Ok(&mut ws), &step, cancel, send),
+        Err(e) => steps::run_to_end(Err(format!("{e:#}")), &step, cancel, send),
     })
 }
 
@@ -63,16 +63,11 @@ impl CurateReader {
                     // A panic in one request fails that request (its Finished event) and the
                     // reader keeps serving, as the inference worker does; the connection is
                     // reopened in case the panic left it mid-transaction.
-                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        steps::run_to_end(Ok(ws), &step, cancel, &mut *send)
-                    }));
-                    if let Err(payload) = run {
+                    let what = format!("s1-curate-reader ({})", step.label());
+                    let run = catch_crash(&what, || steps::run_to_end(Ok(ws), &step, cancel, &mut *send));
+                    if let Err(message) = run {
                         open = None;
-                        send(CurateEvent::failed(format!(
-                            "s1-curate-reader crashed on {}: {} (this is a bug; please report it)",
-                            step.label(),
-                            super::job::panic_message(payload.as_ref())
-                        )));
+                        send(CurateEvent::failed(message));
                     }
                 }
             }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use super::job::panic_message;
+use super::job::catch_crash;
 use super::CancelToken;
 use crate::generate::{chat, Delta, GenerateParams, Generation};
 use crate::model::{load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat};
@@ -135,7 +135,7 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
             InferenceRequest::Load { path, device } => {
                 emit(InferenceEvent::LoadStarted { path: path.clone() });
                 model = None; // free the old model before loading the next
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let result = catch_crash("the loader", || {
                     let options = LoadOptions {
                         device: device.open().map_err(|e| format!("{e:#}"))?,
                         ..LoadOptions::default()
@@ -147,20 +147,13 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                         })
                     })
                     .map_err(|e| format!("{e:#}"))
-                }));
-                match result {
-                    Ok(Ok(m)) => {
+                });
+                match result.and_then(|r| r) {
+                    Ok(m) => {
                         emit(InferenceEvent::Loaded(info(&m)));
                         model = Some(m);
                     }
-                    Ok(Err(error)) => emit(InferenceEvent::LoadFailed { path, error }),
-                    Err(payload) => emit(InferenceEvent::LoadFailed {
-                        path,
-                        error: format!(
-                            "the loader crashed: {} (this is a bug; please report it)",
-                            panic_message(payload.as_ref())
-                        ),
-                    }),
+                    Err(error) => emit(InferenceEvent::LoadFailed { path, error }),
                 }
             }
             InferenceRequest::Unload => model = None,
@@ -178,27 +171,18 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                     });
                     continue;
                 };
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let result = catch_crash("generation", || {
                     chat(m, &messages, &params, &cancel, &mut |ev| {
                         emit(InferenceEvent::Delta { id, delta: ev.into() });
                     })
-                }));
-                match result {
-                    Ok(Ok(g)) => emit(InferenceEvent::GenFinished {
+                    .map_err(|e| format!("{e:#}"))
+                });
+                match result.and_then(|r| r) {
+                    Ok(g) => emit(InferenceEvent::GenFinished {
                         id,
                         generation: Box::new(g),
                     }),
-                    Ok(Err(e)) => emit(InferenceEvent::GenFailed {
-                        id,
-                        error: format!("{e:#}"),
-                    }),
-                    Err(payload) => emit(InferenceEvent::GenFailed {
-                        id,
-                        error: format!(
-                            "generation crashed: {} (this is a bug; please report it)",
-                            panic_message(payload.as_ref())
-                        ),
-                    }),
+                    Err(error) => emit(InferenceEvent::GenFailed { id, error }),
                 }
             }
         }

@@ -43,12 +43,8 @@ impl<E: JobEvent> Job<E> {
                 let _ = tx.send(e);
                 notify();
             };
-            // The work's state is dropped after a panic, never used again: unwind safe.
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| work(&c, &mut emit))) {
-                emit(E::failed(format!(
-                    "{job} crashed: {} (this is a bug; please report it)",
-                    panic_message(payload.as_ref())
-                )));
+            if let Err(message) = catch_crash(&job, || work(&c, &mut emit)) {
+                emit(E::failed(message));
             }
         })?;
         Ok(Self {
@@ -59,8 +55,21 @@ impl<E: JobEvent> Job<E> {
     }
 }
 
+/// Runs `f`; a panic inside it becomes the message a failed event carries ("`what` crashed: …").
+/// The one place panics are caught: the job runner, and the long-lived workers per request.
+/// Whatever `f` touched is dropped or reset by the caller after a panic, never used half-done,
+/// hence `AssertUnwindSafe`.
+pub fn catch_crash<T>(what: &str, f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        format!(
+            "{what} crashed: {} (this is a bug; please report it)",
+            panic_message(payload.as_ref())
+        )
+    })
+}
+
 /// The text a panic was raised with (`panic!("...")` gives a `&str` or a `String`).
-pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
