@@ -32,13 +32,17 @@ fn add_bias(y: &mut [f32], lin: &Linear) -> candle_core::Result<()> {
     Ok(())
 }
 
-/// Qwen3's q/k norm: RMSNorm over each `dim`-sized head of `x`, in place.
+/// Qwen3's q/k norm: RMSNorm over each `dim`-sized head of `x`, in place (the weight read once,
+/// no allocation per head: this runs for every head of every layer of every token).
 fn head_rms_norm(x: &mut [f32], dim: usize, norm: &RmsNorm) -> candle_core::Result<()> {
-    for head in x.chunks_exact_mut(dim) {
-        let y = rms_norm(head, &norm.weight, norm.eps)?;
-        head.copy_from_slice(&y);
-    }
-    Ok(())
+    let eps = norm.eps as f32;
+    with_f32(&norm.weight, |w| {
+        for head in x.chunks_exact_mut(dim) {
+            let ms = head.iter().map(|v| v * v).sum::<f32>() / dim as f32;
+            let inv = 1.0 / (ms + eps).sqrt();
+            head.iter_mut().zip(w).for_each(|(v, w)| *v = *v * inv * w);
+        }
+    })
 }
 
 /// Rotates each `dim`-sized head of `x` in place for one position.
