@@ -79,7 +79,9 @@ impl Linear {
 
     /// `x W^T + b`, without any adapter.
     fn forward_base(&self, x: &Tensor, fast: bool) -> candle_core::Result<Tensor> {
-        if fast {
+        // CPU-quantized weights have no other path: alone, they always go through the kernels
+        // (a group of mixed types, as a Q4_K_M file writes them, falls back to this one by one).
+        if fast || matches!(self.weight, Weight::CpuQuant(_)) {
             if let Some(mut ys) = Self::forward_cpu_kernel(&[self], x)? {
                 return Ok(ys.remove(0));
             }
