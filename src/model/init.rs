@@ -153,7 +153,7 @@ pub fn write_weights(cfg: &ModelConfig, seed: u64, out: &Path) -> Result<()> {
     std::fs::write(&cfg_path, text).map_err(|e| ModelError::bad(&cfg_path, e))?;
     let weights = random_weights(cfg, seed)?;
     let st = out.join("model.safetensors");
-    candle_core::safetensors::save(&weights, &st).map_err(|e| ModelError::bad(&st, e))?;
+    super::weights::save_safetensors(&weights, &st)?;
     Ok(())
 }
 

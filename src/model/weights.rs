@@ -20,6 +20,16 @@ pub enum Weight {
     CpuQuant(Arc<super::kernels::cpu_gemv::QMatrix>),
 }
 
+/// Writes `tensors` as safetensors with the `{"format": "pt"}` header metadata that PyTorch
+/// writers put there: transformers (4.46, the version s1 pins) refuses files without it.
+pub fn save_safetensors<S: AsRef<str> + Ord + std::fmt::Display>(
+    tensors: &HashMap<S, Tensor>,
+    path: &Path,
+) -> Result<()> {
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize_to_file(tensors.iter(), Some(meta), path).map_err(|e| ModelError::bad(path, e))
+}
+
 /// Where the decoder's tensors come from. Names are Hugging Face names (`model.layers.0.…`).
 pub trait WeightLoader {
     /// A dense tensor of exactly `shape`, in the compute dtype, on the compute device.
@@ -343,6 +353,27 @@ impl WeightLoader for GgufWeights {
 #[cfg(test)]
 mod tests {
     use super::gguf_name;
+
+    /// transformers 4.46 fails on safetensors without `format: pt` metadata ("'NoneType' object
+    /// has no attribute 'get'"): the files this project writes carry it.
+    #[test]
+    fn saved_safetensors_say_they_are_pytorch_format() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.safetensors");
+        let t = candle_core::Tensor::new(&[1f32, 2.0], &candle_core::Device::Cpu).unwrap();
+        super::save_safetensors(&std::collections::HashMap::from([("w".to_string(), t)]), &p).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(
+            meta.metadata()
+                .as_ref()
+                .and_then(|m| m.get("format"))
+                .map(String::as_str),
+            Some("pt")
+        );
+        let back = candle_core::safetensors::load(&p, &candle_core::Device::Cpu).unwrap();
+        assert_eq!(back["w"].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
+    }
 
     #[test]
     fn maps_hf_names_to_gguf() {

@@ -89,10 +89,10 @@ pub fn write_model_folder(
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     let st = tmp.join(weights_file);
-    candle_core::safetensors::save(tensors, &st).map_err(|e| io(&st, e))?;
+    crate::model::weights::save_safetensors(tensors, &st).map_err(|e| io(&st, e))?;
     if let Some((file, t)) = extra_tensors {
         let p = tmp.join(file);
-        candle_core::safetensors::save(t, &p).map_err(|e| io(&p, e))?;
+        crate::model::weights::save_safetensors(t, &p).map_err(|e| io(&p, e))?;
     }
     if with_config {
         let p = tmp.join("config.json");

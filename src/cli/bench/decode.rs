@@ -52,7 +52,7 @@ fn prompt_ids(n: usize, vocab: usize) -> Vec<u32> {
 }
 
 /// Median decode tokens/s over `repeats` runs of greedy decoding with a KV cache.
-fn time_decode(
+pub(super) fn time_decode(
     decoder: &Decoder,
     max_token_id: u32,
     prompt: &[u32],

@@ -4,6 +4,7 @@
 
 mod curate;
 mod decode;
+mod gpu_decode;
 mod grads;
 mod train;
 
@@ -19,6 +20,9 @@ use crate::model::config::{Arch, ModelConfig};
 pub enum BenchCommand {
     /// Batch-1 greedy decode tokens/s (KV cache) against transformers and llama.cpp
     Decode(decode::DecodeArgs),
+    /// Batch-1 decode of a Qwen2.5-0.5B-shaped bf16 model on a GPU against transformers, and the
+    /// fraction of the GPU's memory bandwidth it reaches
+    GpuDecode(gpu_decode::GpuDecodeArgs),
     /// One SFT step (forward, backward, AdamW) against PyTorch + transformers
     Train(train::TrainBenchArgs),
     /// Loss and gradients on a device/precision against the transformers parity fixtures
@@ -30,6 +34,7 @@ pub enum BenchCommand {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Decode(a) => decode::run(a),
+        BenchCommand::GpuDecode(a) => gpu_decode::run(a),
         BenchCommand::Train(a) => train::run(a),
         BenchCommand::Grads(a) => grads::run(a),
         BenchCommand::Curate(a) => curate::run(a),
