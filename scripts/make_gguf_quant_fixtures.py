@@ -24,8 +24,8 @@ What it does:
 - Trims Qwen's tokenizer.json to its 256 byte-level tokens, its first N_MERGES merges and their
   results (Qwen numbers merge i's result 256 + i, so ids stay as they were), then appends the special
   tokens each model needs with Qwen's / DeepSeek's added-token flags (<think> and </think> are
-  not special, as in Qwen3). The Llama variant gets Llama 3's pre-tokenizer regex and no NFC
-  normalizer. `tokenizers` checks that each one round-trips.
+  not special, as in Qwen3). The Llama variant gets Llama 3's pre-tokenizer regex, its ignore_merges
+  and no NFC normalizer. `tokenizers` checks that each one round-trips.
 - Writes each HF folder with save_pretrained (bf16 safetensors of weights that are exactly bf16,
   so that the f32 GGUF, transformers in f32 and the engine all see the same numbers), the trimmed
   tokenizer and the real chat template (assets/chat_templates/, from llama.cpp's
@@ -39,7 +39,9 @@ What it does:
   GGUFReader) and records them in llamacpp.json.
 - Runs llama-cpp-python on every GGUF (f32 KV cache, as scripts/make_gguf_fixture.py does):
   tokens of a few texts with special tokens, the full last-position logits of the rendered chat
-  prompt, and 12 greedy tokens with llama.cpp's top-1/top-2 margin at each step.
+  prompt, and 12 greedy tokens with llama.cpp's top-1/top-2 margin at each step; and its
+  tokens for a few chat strings with special tokens on llama.cpp's tokenizer test vocabularies
+  (models/ggml-vocab-{qwen2,llama-bpe,llama-spm}.gguf: run scripts/fetch-test-models.sh first).
 """
 import argparse
 import copy
@@ -108,6 +110,13 @@ TEXTS = [
     "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\nhm</think>\n\nOK<|im_end|>",
     "<｜begin▁of▁sentence｜><｜User｜>2+2?<｜Assistant｜><think>\nfour\n</think>\n\n4<｜end▁of▁sentence｜>",
 ]
+VOCABS = ["ggml-vocab-qwen2.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-llama-spm.gguf"]
+SPECIAL_TEXTS = [
+    "<s>[INST] Hi there [/INST] Hello</s><s>[INST] ok",
+    "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
+    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>",
+    "<|endoftext|> x <s> y</s>\n\n<|im_end|>",
+]
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "What is the capital of France? Think step by step."}]
 
@@ -130,6 +139,7 @@ def trimmed_tokenizer(src, kind):
     if kind == "r1-llama":
         out["normalizer"] = None
         out["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = LLAMA3_PRE
+        out["model"]["ignore_merges"] = True  # as Llama 3's tokenizer.json (llama.cpp does the same)
     else:
         assert out["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] == QWEN_PRE
     return out, specials
@@ -274,6 +284,14 @@ def main():
         print(f"    greedy {greedy} margins {[round(m, 3) for m in margins]}")
         del llm
     refs["texts"] = TEXTS
+    # llama.cpp's tokenizer test vocabularies (scripts/fetch-test-models.sh puts them in models/):
+    # chat strings with special tokens parsed, which llama.cpp's own .inp/.out tests leave out.
+    refs["vocab_special"] = {}
+    for vocab in VOCABS:
+        llm = llama_cpp.Llama(model_path=str(ROOT / "models" / vocab), vocab_only=True, verbose=False)
+        refs["vocab_special"][vocab] = [[t, llm.tokenize(t.encode(), add_bos=False, special=True)]
+                                        for t in SPECIAL_TEXTS]
+        del llm
     (out / "llamacpp.json").write_text(json.dumps(refs, indent=1, ensure_ascii=False))
     shutil.rmtree(work)
     print("wrote", out)
