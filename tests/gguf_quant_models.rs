@@ -197,18 +197,20 @@ fn gguf_tokenizers_match_llama_cpp() {
 
 /// Logits and greedy tokens against llama.cpp on the same file.
 ///
-/// The tolerance story of tests/gguf_smollm2.rs: the engine and llama.cpp both multiply the
-/// quantized weights by 8-bit-quantized activations, but not in the same order nor with the same
-/// rounding of the activations, so the logits differ by a few hundredths where these random
-/// models' logits spread over about +-5; the same weights dequantized and multiplied exactly are
-/// as far from llama.cpp as the quantized product is. A wrong block layout, scale, nibble order,
-/// rotary layout or norm gives differences of order 1 (100%). Greedy tokens must be llama.cpp's;
-/// where llama.cpp's own top two were closer than the logits' tolerance the two argmaxes may
-/// legitimately part, and the comparison stops there.
+/// The tolerance story of tests/gguf_smollm2.rs: quantization itself moves these random models'
+/// last logits (RMS about 1.6) by 2% to 6% RMS (the same weights dequantized and multiplied
+/// exactly, against llama.cpp); the engine multiplies the quantized weights by 8-bit activations
+/// as llama.cpp does and lands within that (measured 0 to 2.5%; the Qwen3 and Llama 3.1 files
+/// to the last digit). llama.cpp is not steadier itself: fed the same prompt token by token
+/// (n_ubatch 1) instead of in one batch, its own logits move by 1% to 1.5% RMS on these files. A wrong block layout, scale, nibble order, rotary layout or norm gives
+/// differences of order 100%. Greedy tokens must be llama.cpp's; where llama.cpp's own top two
+/// were within `MARGIN` of each other the argmaxes may legitimately part, and the comparison
+/// stops there (the report says where).
 #[test]
 fn gguf_logits_and_greedy_tokens_match_llama_cpp() {
-    const MAX_ABS: f32 = 0.25;
-    const MAX_REL_RMS: f32 = 0.03;
+    const MAX_ABS: f32 = 0.4;
+    const MAX_REL_RMS: f32 = 0.08;
+    const MARGIN: f32 = 0.5;
     let (mut report, mut failed) = (Vec::new(), Vec::new());
     for (file, r) in files() {
         let path = dir().join(&file);
@@ -244,7 +246,7 @@ fn gguf_logits_and_greedy_tokens_match_llama_cpp() {
         for (step, (&want_tok, &margin)) in greedy.iter().zip(&margins).enumerate() {
             let got = argmax(&last);
             if got != want_tok {
-                if margin >= 2.0 * MAX_ABS {
+                if margin >= MARGIN {
                     failed.push(format!(
                         "{file}: greedy step {step}: {got} where llama.cpp chose {want_tok} by a margin of {margin}"
                     ));
