@@ -270,3 +270,41 @@ fn gguf_logits_and_greedy_tokens_match_llama_cpp() {
     eprintln!("{}", report.join("\n"));
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// Llama 3.1's rotary factors come from `rope_freqs.weight` (the R1-distill-Llama file above
+/// matches llama.cpp with them); a factor tensor of the wrong length is refused by name.
+#[test]
+fn wrong_rope_freqs_is_refused_by_name() {
+    use candle_core::quantized::{gguf_file, GgmlDType, QTensor};
+    let src = dir().join("r1-llama-Q4_K_M.gguf");
+    let mut f = std::fs::File::open(&src).unwrap();
+    let content = gguf_file::Content::read(&mut f).unwrap();
+    let c = s1_studio::model::ModelConfig::from_gguf(&src, &content).unwrap();
+    let factors = c.rope_freq_factors.clone().unwrap();
+    assert_eq!(factors.len(), c.head_dim / 2);
+    assert!(factors.iter().any(|&x| x != 1.0), "{factors:?}");
+
+    let mut tensors = Vec::new();
+    for name in content.tensor_infos.keys() {
+        let t = if name == "rope_freqs.weight" {
+            let short = Tensor::new(&factors[..4], &Device::Cpu).unwrap();
+            QTensor::quantize(&short, GgmlDType::F32).unwrap()
+        } else {
+            content.tensor(&mut f, name, &Device::Cpu).unwrap()
+        };
+        tensors.push((name.clone(), t));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad-rope.gguf");
+    let metadata: Vec<(&str, &gguf_file::Value)> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    gguf_file::write(&mut std::fs::File::create(&bad).unwrap(), &metadata, &tensors).unwrap();
+    let err = load_model(&bad, &LoadOptions::default()).err().unwrap().to_string();
+    for part in [
+        bad.display().to_string().as_str(),
+        "rope_freqs.weight",
+        "32 positive factors",
+    ] {
+        assert!(err.contains(part), "{err}");
+    }
+}
