@@ -33,7 +33,8 @@ if vocab_ok; then
 else
   sdist="${S1_LLAMA_SDIST:-}"
   if [ -z "$sdist" ]; then
-    python3 -m pip download --quiet --no-deps --no-binary :all: --dest "$tmp" llama-cpp-python==0.3.16
+    # The sdist (--no-binary for this package only: build tools still come as wheels).
+    python3 -m pip download --quiet --no-deps --no-binary llama-cpp-python --dest "$tmp" llama-cpp-python==0.3.16
     sdist="$tmp/llama_cpp_python-0.3.16.tar.gz"
   fi
   python3 - "$sdist" "$dest" $(cut -d' ' -f1 <<<"$vocab_files") <<'PY'
