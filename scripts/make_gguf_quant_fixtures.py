@@ -7,14 +7,20 @@ references for tests/gguf_quant_models.rs. Nothing comes from a model hub.
 
 How to rerun (about a minute on 2 cores):
 
-    python -m venv /tmp/py && . /tmp/py/bin/activate
+    python3 -m venv /tmp/py && . /tmp/py/bin/activate
     pip install torch transformers==4.51.3 safetensors numpy jinja2 sentencepiece mistral_common
-    pip download --no-deps --no-binary :all: llama-cpp-python==0.3.16   # the sdist
-    pip install llama_cpp_python-0.3.16.tar.gz                            # builds llama.cpp
-    tar xzf llama_cpp_python-0.3.16.tar.gz -C /tmp/llama
+    pip download --no-deps --no-binary llama-cpp-python --dest /tmp/llama llama-cpp-python==0.3.16
+    pip install /tmp/llama/llama_cpp_python-0.3.16.tar.gz           # builds llama.cpp (minutes)
+    tar xzf /tmp/llama/llama_cpp_python-0.3.16.tar.gz -C /tmp/llama  # its converter and gguf-py
+    bash scripts/fetch-test-models.sh                                # models/ggml-vocab-*.gguf
     python scripts/make_gguf_quant_fixtures.py \
         --llama-cpp /tmp/llama/llama_cpp_python-0.3.16/vendor/llama.cpp \
         --qwen-tokenizer ../shared/data/tokenizer/qwen3/tokenizer.json
+
+The output is deterministic (seeded weights, llama.cpp's quantizer): a rerun rewrites the same
+bytes. The sizes (about 18 MB in all, most of it the bf16 weights of the three distinct HF
+folders and eight GGUF files of about 1M parameters each) follow from N_MERGES and COMMON below:
+hidden 256 is the smallest width K-quant blocks divide.
 
 (on the project's machine: `/work/pyq3/bin/python scripts/make_gguf_quant_fixtures.py`, whose
 defaults point at /work/llama/llama_cpp_python-0.3.16 and ../shared/data/tokenizer/qwen3).
