@@ -75,6 +75,9 @@ pub struct ModelConfig {
     pub rms_norm_eps: f64,
     pub rope_theta: f64,
     pub rope_scaling: Option<Llama3RopeScaling>,
+    /// Per-frequency divisors of the rotary angles (`head_dim / 2` of them): llama.cpp's
+    /// `rope_freqs.weight`, which its converter writes in place of Llama 3.1's `rope_scaling`.
+    pub rope_freq_factors: Option<Vec<f32>>,
     /// GGUF files of the llama architecture store q/k rows permuted for interleaved rotary pairs.
     pub rope_interleaved: bool,
     pub max_position_embeddings: usize,
@@ -265,6 +268,7 @@ impl ModelConfig {
             rms_norm_eps: f64_or(path, v, "rms_norm_eps", 1e-6)?,
             rope_theta,
             rope_scaling,
+            rope_freq_factors: None,
             rope_interleaved: false,
             max_position_embeddings: opt_usize(path, v, "max_position_embeddings")?.unwrap_or(4096),
             tie_word_embeddings: bool_or(path, v, "tie_word_embeddings", false)?,
@@ -374,12 +378,6 @@ impl ModelConfig {
         };
         let opt_num = |k: &str| md.get(&key(k)).and_then(|v| v.to_u64().ok()).map(|x| x as usize);
         let opt_f = |k: &str| md.get(&key(k)).and_then(|v| v.to_f32().ok()).map(f64::from);
-        if content.tensor_infos.contains_key("rope_freqs.weight") {
-            return Err(ModelError::unsupported(
-                path,
-                "rotary frequency factors (`rope_freqs.weight`, Llama 3.1+)",
-            ));
-        }
         let hidden_size = num("embedding_length")?;
         let num_heads = num("attention.head_count")?;
         let num_kv_heads = opt_num("attention.head_count_kv").unwrap_or(num_heads);
@@ -401,6 +399,11 @@ impl ModelConfig {
             })?;
         let vocab_size = embed.shape.dims()[0];
         let has = |n: &str| content.tensor_infos.contains_key(n);
+        let rope_freq_factors = if has("rope_freqs.weight") {
+            Some(rope_freq_factors(path, content, head_dim)?)
+        } else {
+            None
+        };
         Ok(Self {
             arch,
             vocab_size,
@@ -413,6 +416,7 @@ impl ModelConfig {
             rms_norm_eps: opt_f("attention.layer_norm_rms_epsilon").unwrap_or(1e-6),
             rope_theta: opt_f("rope.freq_base").unwrap_or(10_000.0),
             rope_scaling: None,
+            rope_freq_factors,
             // llama.cpp's converter permutes llama q/k rows for interleaved rotary pairs; qwen2
             // and qwen3 keep the Hugging Face (NeoX) layout.
             rope_interleaved: arch == Arch::Llama,
@@ -430,6 +434,35 @@ impl ModelConfig {
                 .collect(),
         })
     }
+}
+
+/// llama.cpp's `rope_freqs.weight` (Llama 3.1+): `head_dim / 2` positive f32 divisors of the
+/// rotary frequencies, read from the file.
+fn rope_freq_factors(
+    path: &Path,
+    content: &candle_core::quantized::gguf_file::Content,
+    head_dim: usize,
+) -> Result<Vec<f32>> {
+    let name = "rope_freqs.weight";
+    let mut file = std::fs::File::open(path).map_err(|e| ModelError::bad(path, e))?;
+    let factors = content
+        .tensor(&mut file, name, &candle_core::Device::Cpu)
+        .and_then(|t| t.dequantize(&candle_core::Device::Cpu))
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| ModelError::bad(path, format!("tensor `{name}`: {e}")))?;
+    if factors.len() != head_dim / 2 || factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+        return Err(ModelError::bad(
+            path,
+            format!(
+                "tensor `{name}`: expected {} positive factors (head_dim / 2), found {} ({:?}...)",
+                head_dim / 2,
+                factors.len(),
+                &factors[..factors.len().min(4)]
+            ),
+        ));
+    }
+    Ok(factors)
 }
 
 #[cfg(test)]

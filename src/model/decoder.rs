@@ -268,6 +268,12 @@ impl Rotary {
                 }
             }
         }
+        if let Some(factors) = &cfg.rope_freq_factors {
+            // llama.cpp's rope_freqs: each angle divided by its factor.
+            for (f, k) in inv_freq.iter_mut().zip(factors) {
+                *f /= f64::from(*k);
+            }
+        }
         Self {
             inv_freq: inv_freq.into_iter().map(|f| f as f32).collect(),
             interleaved: cfg.rope_interleaved,

@@ -9,6 +9,7 @@ use candle_core::{CpuStorage, DType, Storage, Tensor};
 use super::decoder::{Decoder, Linear, RmsNorm};
 use super::kernels::cpu_pool::SpinPool;
 use super::kv_cache::KvCache;
+use super::weights::Weight;
 
 /// Calls `f` with the f32 data of a contiguous CPU tensor.
 fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
@@ -84,6 +85,29 @@ impl Decoder {
             && b == 1
             && t <= 8
             && cache.is_host()
+            && self.cpu_step_weights()
+    }
+
+    /// Whether every matrix is one the CPU kernels read (f32 or a `Weight::CpuQuant` format): a
+    /// quantization type only candle multiplies (a K-quant without its kernel, say) sends the
+    /// whole step down the general path instead of failing at the first token.
+    fn cpu_step_weights(&self) -> bool {
+        let ok = |l: &Linear| !matches!(l.weight(), Weight::Quantized(_));
+        ok(&self.lm_head)
+            && self.layers.iter().all(|b| {
+                let (a, m) = (&b.self_attn, &b.mlp);
+                [
+                    &a.q_proj,
+                    &a.k_proj,
+                    &a.v_proj,
+                    &a.o_proj,
+                    &m.gate_proj,
+                    &m.up_proj,
+                    &m.down_proj,
+                ]
+                .into_iter()
+                .all(ok)
+            })
     }
 
     /// Feeds one token at the cache's end and returns the final hidden state (before the norm).

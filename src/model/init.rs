@@ -92,6 +92,7 @@ impl InitSpec {
             rms_norm_eps: 1e-6,
             rope_theta: self.rope_theta,
             rope_scaling: None,
+            rope_freq_factors: None,
             rope_interleaved: false,
             max_position_embeddings: self.max_position_embeddings,
             tie_word_embeddings: self.tie_embeddings,

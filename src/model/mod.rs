@@ -16,6 +16,7 @@ pub mod lora;
 mod params;
 mod qk_norm;
 pub mod tokenizer;
+mod tokenizer_spm;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};

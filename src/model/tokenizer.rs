@@ -1,6 +1,6 @@
 //! The text tokenizer: a Hugging Face `tokenizer.json` (with `tokenizer_config.json` and
-//! `generation_config.json` beside it), or a byte-level BPE rebuilt from GGUF metadata so that a
-//! lone `.gguf` file chats.
+//! `generation_config.json` beside it), or a byte-level BPE or SentencePiece vocabulary rebuilt
+//! from GGUF metadata so that a lone `.gguf` file chats.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -106,7 +106,9 @@ impl TextTokenizer {
         Ok((Self::wrap(inner, special), template))
     }
 
-    /// Rebuilds the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`, byte-level BPE).
+    /// Rebuilds the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`): byte-level BPE
+    /// (`gpt2`: Qwen, Llama 3, SmolLM, DeepSeek distills) or SentencePiece (`llama`: Llama 2,
+    /// Mistral v0.1, Phi-3).
     pub fn from_gguf(path: &Path, meta: &HashMap<String, candle_core::quantized::gguf_file::Value>) -> Result<Self> {
         use candle_core::quantized::gguf_file::Value as G;
         let get = |k: &str| meta.get(k);
@@ -114,10 +116,13 @@ impl TextTokenizer {
             .and_then(|v| v.to_string().ok())
             .cloned()
             .unwrap_or_default();
-        if model != "gpt2" {
+        if model != "gpt2" && model != "llama" {
             return Err(ModelError::unsupported(
                 path,
-                format!("GGUF tokenizer model `{model}`: only byte-level BPE (`gpt2`) is supported"),
+                format!(
+                    "GGUF tokenizer model `{model}` (metadata `tokenizer.ggml.model`): supported are `gpt2` \
+                     (byte-level BPE) and `llama` (SentencePiece)"
+                ),
             ));
         }
         let strings = |k: &str| -> Result<Vec<String>> {
@@ -133,13 +138,6 @@ impl TextTokenizer {
                 .collect()
         };
         let tokens = strings("tokenizer.ggml.tokens")?;
-        let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
-            .into_iter()
-            .map(|m| match m.split_once(' ') {
-                Some((a, b)) => Ok((a.to_string(), b.to_string())),
-                None => Err(ModelError::bad(path, format!("merge `{m}` is not two tokens"))),
-            })
-            .collect::<Result<_>>()?;
         let types: Vec<i64> = match get("tokenizer.ggml.token_type").and_then(|v| v.to_vec().ok()) {
             Some(list) => list
                 .iter()
@@ -153,19 +151,44 @@ impl TextTokenizer {
                 .collect(),
             None => vec![1; tokens.len()],
         };
-        let vocab: tokenizers::models::bpe::Vocab =
-            tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .build()
-            .map_err(|e| ModelError::bad(path, format!("GGUF tokenizer: {e}")))?;
-        let mut inner = Tokenizer::new(bpe);
-        let pre = get("tokenizer.ggml.pre")
-            .and_then(|v| v.to_string().ok())
-            .cloned()
-            .unwrap_or_default();
-        inner.with_pre_tokenizer(Some(pre_tokenizer(&pre).map_err(|e| ModelError::bad(path, e))?));
-        inner.with_decoder(Some(ByteLevel::default()));
+        let mut inner = if model == "llama" {
+            let scores: Vec<f32> = get("tokenizer.ggml.scores")
+                .and_then(|v| v.to_vec().ok())
+                .ok_or_else(|| ModelError::bad(path, "metadata `tokenizer.ggml.scores` is missing"))?
+                .iter()
+                .map(|v| v.to_f32().unwrap_or(0.0))
+                .collect();
+            let add_space_prefix = get("tokenizer.ggml.add_space_prefix")
+                .and_then(|v| v.to_bool().ok())
+                .unwrap_or(true);
+            super::tokenizer_spm::spm_tokenizer(path, &tokens, &scores, &types, add_space_prefix)?
+        } else {
+            let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+                .into_iter()
+                .map(|m| match m.split_once(' ') {
+                    Some((a, b)) => Ok((a.to_string(), b.to_string())),
+                    None => Err(ModelError::bad(path, format!("merge `{m}` is not two tokens"))),
+                })
+                .collect::<Result<_>>()?;
+            let vocab: tokenizers::models::bpe::Vocab =
+                tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+            let pre = get("tokenizer.ggml.pre")
+                .and_then(|v| v.to_string().ok())
+                .cloned()
+                .unwrap_or_default();
+            let bpe = BPE::builder()
+                .vocab_and_merges(vocab, merges)
+                // llama.cpp takes a pre-tokenized word that is itself a token whole for Llama 3's
+                // vocabulary (its `ignore_merges`, as Llama 3's tokenizer.json says): " Việt" is
+                // one token there, not the three its merges would give.
+                .ignore_merges(ignores_merges(&pre))
+                .build()
+                .map_err(|e| ModelError::bad(path, format!("GGUF tokenizer: {e}")))?;
+            let mut inner = Tokenizer::new(bpe);
+            inner.with_pre_tokenizer(Some(pre_tokenizer(&pre).map_err(|e| ModelError::bad(path, e))?));
+            inner.with_decoder(Some(ByteLevel::default()));
+            inner
+        };
         // Control (3) and user-defined (4) tokens are matched whole, before BPE.
         let added: Vec<AddedToken> = tokens
             .iter()
@@ -220,6 +243,12 @@ impl TextTokenizer {
     }
 }
 
+/// Whether llama.cpp's BPE for this `tokenizer.ggml.pre` keeps whole words found in the
+/// vocabulary (llama-vocab.cpp sets `ignore_merges` for these).
+fn ignores_merges(pre: &str) -> bool {
+    matches!(pre, "llama-bpe" | "llama3" | "llama-v3")
+}
+
 /// The pre-tokenizer llama.cpp names by `tokenizer.ggml.pre`.
 fn pre_tokenizer(pre: &str) -> std::result::Result<PreTokenizerWrapper, String> {
     const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
@@ -234,7 +263,7 @@ fn pre_tokenizer(pre: &str) -> std::result::Result<PreTokenizerWrapper, String> 
     };
     match pre {
         "qwen2" | "deepseek-r1-qwen" => split(QWEN2),
-        "llama-bpe" | "llama3" | "smaug-bpe" => split(LLAMA3),
+        "llama-bpe" | "llama3" | "llama-v3" | "smaug-bpe" => split(LLAMA3),
         // SmolLM and StarCoder: digits one by one, then GPT-2's byte-level regex.
         "smollm" | "starcoder" | "refact" => Ok(PreTokenizerWrapper::Sequence(Sequence::new(vec![
             Digits::new(true).into(),

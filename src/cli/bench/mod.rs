@@ -55,6 +55,7 @@ fn bench_config() -> ModelConfig {
         rms_norm_eps: 1e-6,
         rope_theta: 1e6,
         rope_scaling: None,
+        rope_freq_factors: None,
         rope_interleaved: false,
         max_position_embeddings: 4096,
         tie_word_embeddings: true,
