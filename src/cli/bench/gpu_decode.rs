@@ -68,6 +68,7 @@ fn config(size: &str) -> ModelConfig {
         rms_norm_eps: 1e-6,
         rope_theta: 1e6,
         rope_scaling: None,
+        rope_freq_factors: None,
         rope_interleaved: false,
         max_position_embeddings: 32_768,
         tie_word_embeddings: true,
