@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::benchmarks::{Benchmark, Question};
 use crate::cancel::CancelToken;
-use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
+use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams, ThinkingFormat};
 use crate::grade::{grade_with, Extraction, Verdict};
 use crate::model::{ChatMessage, LoadedModel};
 
@@ -208,8 +208,14 @@ pub struct Progress {
     pub resumed: usize,
 }
 
-/// The prompt text, budget and tries of a setting for question `q`.
-fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option<usize>) {
+/// The thinking format a sweep uses with `model`: the one detected from its chat template and
+/// tokenizer (think tags for Qwen3, R1 distills and QwQ; s1's for the rest).
+fn model_format(model: &LoadedModel) -> ThinkingFormat {
+    ThinkingFormat::for_style(&model.thinking_style())
+}
+
+/// The prompt text, budget and tries of a setting for question `q`, in `format`.
+fn plan(setting: &Setting, q: &Question, format: &ThinkingFormat) -> (String, BudgetConfig, usize, Option<usize>) {
     let budget_n = match setting.max_thinking {
         MaxThinking::Tokens(n) => Some(n),
         _ => None,
@@ -222,6 +228,7 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
                 max_thinking: setting.max_thinking,
                 num_ignore: setting.waits,
                 ignore_str: setting.ignore_str.clone(),
+                format: format.clone(),
                 ..BudgetConfig::default()
             },
             1,
@@ -232,6 +239,7 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
             format!("{}\n\nThink for up to {} tokens.", q.question, budget_n.unwrap_or(0)),
             BudgetConfig {
                 max_thinking: MaxThinking::Auto,
+                format: format.clone(),
                 ..BudgetConfig::default()
             },
             1,
@@ -245,6 +253,7 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
             q.question.clone(),
             BudgetConfig {
                 max_thinking: budget_n.map_or(MaxThinking::Unlimited, MaxThinking::Tokens),
+                format: format.clone(),
                 ..BudgetConfig::default()
             },
             tries.max(1),
@@ -273,8 +282,9 @@ fn longest_prompt(
     lengths: &mut HashMap<String, usize>,
 ) -> Result<Option<usize>, String> {
     let mut longest = None;
+    let format = model_format(model);
     for q in questions {
-        let (text, budget, _, _) = plan(setting, q);
+        let (text, budget, _, _) = plan(setting, q, &format);
         if budget.max_thinking != MaxThinking::Auto {
             return Ok(None);
         }
@@ -385,7 +395,7 @@ fn sample(
     auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Sample, String> {
-    let (prompt, budget, tries, budget_n) = plan(setting, q);
+    let (prompt, budget, tries, budget_n) = plan(setting, q, &model_format(model));
     let messages = [ChatMessage::new("user", &prompt)];
     let mut attempts = 0;
     let gen = loop {
@@ -420,7 +430,8 @@ fn sample_batch(
     auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Vec<Sample>, String> {
-    let plans: Vec<_> = items.iter().map(|(q, _)| plan(setting, q)).collect();
+    let format = model_format(model);
+    let plans: Vec<_> = items.iter().map(|(q, _)| plan(setting, q, &format)).collect();
     let convs: Vec<Vec<ChatMessage>> = plans.iter().map(|p| vec![ChatMessage::new("user", &p.0)]).collect();
     let ps: Vec<GenerateParams> = items
         .iter()
@@ -583,7 +594,7 @@ mod tests {
             method,
             ignore_str: WAIT.into(),
         };
-        let (text, budget, _, n) = plan(&prompt(Method::TokenPrompt), &q);
+        let (text, budget, _, n) = plan(&prompt(Method::TokenPrompt), &q, &ThinkingFormat::s1());
         assert_eq!(text, "1+1?\n\nThink for up to 2048 tokens.");
         assert_eq!(
             budget.max_thinking,
@@ -591,7 +602,7 @@ mod tests {
             "commands.sh: max_tokens_thinking=auto"
         );
         assert_eq!(n, Some(2048));
-        let (_, budget, tries, _) = plan(&prompt(Method::Rejection { tries: 3 }), &q);
+        let (_, budget, tries, _) = plan(&prompt(Method::Rejection { tries: 3 }), &q, &ThinkingFormat::s1());
         assert_eq!(budget.max_thinking, MaxThinking::Tokens(2048));
         assert_eq!(tries, 3);
     }
