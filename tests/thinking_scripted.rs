@@ -320,7 +320,20 @@ fn a_several_token_end_merged_with_what_follows_ends_the_thinking() {
 #[test]
 fn min_thinking_ignores_merged_ends_and_max_forces_the_end() {
     let steps = [
-        "a", "</", "think", ">\n\n", "b", ".</", "think", ">", "c", "</", "think", ">\n\n", " 42", "<|im_end|>",
+        "a",
+        "</",
+        "think",
+        ">\n\n",
+        "b",
+        ".</",
+        "think",
+        ">",
+        "c",
+        "</",
+        "think",
+        ">\n\n",
+        " 42",
+        "<|im_end|>",
     ];
     let r = run(false, &steps, tags(5, MaxThinking::Unlimited), false);
     // a, Wait, b . Wait -> 5 thinking tokens with the second Wait; c is the sixth.
@@ -338,7 +351,12 @@ fn min_thinking_ignores_merged_ends_and_max_forces_the_end() {
         ]
     );
     // The maximum, with the end's pieces held back: they count towards it.
-    let r = run(false, &["a", "b", "c", "d", " 42", "<|im_end|>"], tags(0, MaxThinking::Tokens(3)), false);
+    let r = run(
+        false,
+        &["a", "b", "c", "d", " 42", "<|im_end|>"],
+        tags(0, MaxThinking::Tokens(3)),
+        false,
+    );
     assert!(r.gen.forced_end);
     assert_eq!(r.gen.thinking_tokens, 3);
     assert_eq!(r.held, "<think>abc\n</think>\nFinal Answer:d 42");
@@ -365,7 +383,10 @@ fn qwen_without_tags() -> TextTokenizer {
 #[test]
 fn the_real_qwen_tokenizer_merges_and_splits_the_tags() {
     let tok = qwen_without_tags();
-    assert!(tok.encode("</think>").unwrap().len() > 1, "several tokens without the added ones");
+    assert!(
+        tok.encode("</think>").unwrap().len() > 1,
+        "several tokens without the added ones"
+    );
     assert_eq!(
         tok.encode("</think>\n\n").unwrap().len(),
         tok.encode("</think>").unwrap().len(),
@@ -386,7 +407,11 @@ fn the_real_qwen_tokenizer_merges_and_splits_the_tags() {
     let r = run_codec(&tok, vocab, eos, &steps, tags(8, MaxThinking::Unlimited), false);
     assert_eq!(r.gen.waits_injected, 2, "{:?}", r.gen);
     assert_eq!(r.gen.thinking, "Let me see.Wait SoWait Right");
-    assert!(r.held.starts_with("<think>Let me see.Wait SoWait Right</think>"), "{:?}", r.held);
+    assert!(
+        r.held.starts_with("<think>Let me see.Wait SoWait Right</think>"),
+        "{:?}",
+        r.held
+    );
     assert_eq!(r.held.matches("<think>").count(), 1, "no second <think>: {:?}", r.held);
     assert!(!r.gen.answer.contains("<think>"), "{:?}", r.gen.answer);
     assert!(r.gen.answer.starts_with("The answer is 4."), "{:?}", r.gen.answer);
@@ -409,5 +434,9 @@ fn the_real_qwen_tokenizer_merges_and_splits_the_tags() {
     assert!(r.gen.forced_end);
     assert_eq!(r.gen.thinking_tokens, 4);
     assert_eq!(r.gen.thinking, "one two three four");
-    assert!(r.held.starts_with("<think>one two three four\n</think>\nFinal Answer:"), "{:?}", r.held);
+    assert!(
+        r.held.starts_with("<think>one two three four\n</think>\nFinal Answer:"),
+        "{:?}",
+        r.held
+    );
 }
