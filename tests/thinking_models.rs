@@ -267,3 +267,43 @@ fn cli_generate_detects_the_format_of_each_real_template() {
         );
     }
 }
+
+/// `eval` uses the detected format: on a Qwen3-template model a budget of 0 is thinking off
+/// (the template's empty think block; no forced end), where s1's format would force the end at
+/// once; a budget of 4 forces `</think>` at 4 tokens.
+#[test]
+fn eval_uses_the_detected_format() {
+    let d = tempfile::tempdir().unwrap();
+    let folder = tiny(d.path(), Arch::Qwen3, "Qwen-Qwen3-0.6B", true);
+    let out = d.path().join("eval");
+    let r = bin()
+        .args(["eval", "--model"])
+        .arg(&folder)
+        .args([
+            "--bench",
+            "gsm8k",
+            "--limit",
+            "2",
+            "--max-thinking",
+            "0,4",
+            "--waits",
+            "0",
+        ])
+        .args(["--max-tokens", "16", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let samples: Vec<serde_json::Value> = std::fs::read_to_string(out.join("samples.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(samples.len(), 4);
+    for s in &samples {
+        let zero = s["setting"].as_str().unwrap().starts_with("max=0 ");
+        assert_eq!(s["forced_end"], !zero, "{s}");
+        assert_eq!(s["thinking_tokens"], if zero { 0 } else { 4 }, "{s}");
+        assert_eq!(s["answer"].as_str().unwrap().starts_with("Final Answer:"), !zero, "{s}");
+    }
+}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::benchmarks::{Benchmark, Question};
+pub use super::continuation::{continuation, graded_text};
 use crate::cancel::CancelToken;
 use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams, ThinkingFormat};
 use crate::grade::{grade_with, Extraction, Verdict};
@@ -208,13 +209,8 @@ pub struct Progress {
     pub resumed: usize,
 }
 
-/// The thinking format a sweep uses with `model`: the one detected from its chat template and
-/// tokenizer (think tags for Qwen3, R1 distills and QwQ; s1's for the rest).
-fn model_format(model: &LoadedModel) -> ThinkingFormat {
-    ThinkingFormat::for_style(&model.thinking_style())
-}
-
-/// The prompt text, budget and tries of a setting for question `q`, in `format`.
+/// The prompt text, budget and tries of a setting for question `q`, in `format` (the one
+/// detected for the model: [`ThinkingFormat::detect`]).
 fn plan(setting: &Setting, q: &Question, format: &ThinkingFormat) -> (String, BudgetConfig, usize, Option<usize>) {
     let budget_n = match setting.max_thinking {
         MaxThinking::Tokens(n) => Some(n),
@@ -282,7 +278,7 @@ fn longest_prompt(
     lengths: &mut HashMap<String, usize>,
 ) -> Result<Option<usize>, String> {
     let mut longest = None;
-    let format = model_format(model);
+    let format = ThinkingFormat::detect(model);
     for q in questions {
         let (text, budget, _, _) = plan(setting, q, &format);
         if budget.max_thinking != MaxThinking::Auto {
@@ -320,26 +316,6 @@ fn params(
         budget: budget.clone(),
         max_new_tokens: cfg.max_new_tokens,
         auto_prompt_tokens: auto_prompt,
-    }
-}
-
-/// The whole continuation as s1 grades it (vllm_causallms.py joins the thinking start, the
-/// thinking, the answer delimiter or the forced `<|im_start|>answer\nFinal Answer:`, and the
-/// answer): every token after the prompt, delimiters and injected strings included.
-pub fn continuation(model: &LoadedModel, gen: &crate::generate::Generation) -> String {
-    match model.tokenizer.decode(&gen.output_ids) {
-        Ok(text) => text,
-        // Not expected (the ids came from this tokenizer); the parts in s1's order instead.
-        Err(_) => {
-            let f = crate::generate::ThinkingFormat::s1();
-            let end = if gen.forced_end {
-                let nl = if gen.thinking.ends_with('\n') { "" } else { "\n" };
-                format!("{nl}{}\n", f.answer_start)
-            } else {
-                f.answer_start
-            };
-            format!("{}{}{end}{}", f.start, gen.thinking, gen.answer)
-        }
     }
 }
 
@@ -395,7 +371,7 @@ fn sample(
     auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Sample, String> {
-    let (prompt, budget, tries, budget_n) = plan(setting, q, &model_format(model));
+    let (prompt, budget, tries, budget_n) = plan(setting, q, &ThinkingFormat::detect(model));
     let messages = [ChatMessage::new("user", &prompt)];
     let mut attempts = 0;
     let gen = loop {
@@ -406,7 +382,7 @@ fn sample(
             break gen;
         }
     };
-    let text = continuation(model, &gen);
+    let text = graded_text(continuation(model, &gen), &budget.format);
     Ok(graded(
         bench,
         cfg,
@@ -430,7 +406,7 @@ fn sample_batch(
     auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Vec<Sample>, String> {
-    let format = model_format(model);
+    let format = ThinkingFormat::detect(model);
     let plans: Vec<_> = items.iter().map(|(q, _)| plan(setting, q, &format)).collect();
     let convs: Vec<Vec<ChatMessage>> = plans.iter().map(|p| vec![ChatMessage::new("user", &p.0)]).collect();
     let ps: Vec<GenerateParams> = items
@@ -444,7 +420,7 @@ fn sample_batch(
         .zip(plans)
         .zip(gens)
         .map(|(((q, k), p), gen)| {
-            let text = continuation(model, &gen);
+            let text = graded_text(continuation(model, &gen), &p.1.format);
             graded(bench, cfg, setting, q, *k, p.0, (gen, text), p.3, 1)
         })
         .collect())

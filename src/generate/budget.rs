@@ -24,6 +24,8 @@ use overrun::Overrun;
 mod delims;
 mod overrun;
 
+use delims::{encode, prefix_start};
+
 /// Where generation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,33 +143,6 @@ pub struct BudgetForcer {
     stopped: Option<StopReason>,
     events: Vec<BudgetEvent>,
     injections: Vec<Injection>,
-}
-
-fn encode(codec: &dyn Codec, what: &'static str, text: &str) -> Result<Vec<u32>, BudgetError> {
-    let ids = codec.encode(text).map_err(BudgetError::Codec)?;
-    if ids.is_empty() {
-        return Err(BudgetError::EmptyDelimiter {
-            what,
-            text: text.into(),
-        });
-    }
-    Ok(ids)
-}
-
-/// Where, in the forced-end ids, the final-answer prefix starts: the largest suffix whose text
-/// holds the prefix.
-fn prefix_start(codec: &dyn Codec, forced: &[u32], final_answer: &str) -> usize {
-    if final_answer.trim().is_empty() {
-        return forced.len();
-    }
-    (0..forced.len())
-        .rev()
-        .find(|&k| {
-            codec
-                .decode(&forced[k..])
-                .is_ok_and(|s| s.contains(final_answer.trim()))
-        })
-        .unwrap_or(forced.len())
 }
 
 impl BudgetForcer {

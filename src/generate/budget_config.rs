@@ -2,7 +2,7 @@
 //! `BudgetConfig::default()` is s1's own behaviour (the lm-evaluation-harness fork's
 //! `vllm_causallms.py`); the options that differ from it say so.
 
-use crate::model::{ThinkingKind, ThinkingStyle};
+use crate::model::{LoadedModel, ThinkingKind, ThinkingStyle};
 
 /// The strings that delimit thinking in a model's chat format.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -49,6 +49,11 @@ impl ThinkingFormat {
             ThinkingKind::ThinkTags => Self::think_tags(),
             ThinkingKind::S1 | ThinkingKind::Plain => Self::s1(),
         }
+    }
+
+    /// The format detected for a loaded model (from its chat template and tokenizer).
+    pub fn detect(model: &LoadedModel) -> Self {
+        Self::for_style(&model.thinking_style())
     }
 
     /// s1's own delimiters, whose rules (S1_RECIPE.md) budget forcing keeps unchanged.

@@ -13,8 +13,36 @@
 //! before its first token, and that token is banned at that position (each drop bans one more,
 //! so the answer always moves on).
 
-use super::{BudgetForcer, Step, StopReason};
+use super::{BudgetError, BudgetForcer, Step, StopReason};
 use crate::generate::codec::Codec;
+
+/// A delimiter's ids; an empty encoding is an error naming it.
+pub(super) fn encode(codec: &dyn Codec, what: &'static str, text: &str) -> Result<Vec<u32>, BudgetError> {
+    let ids = codec.encode(text).map_err(BudgetError::Codec)?;
+    if ids.is_empty() {
+        return Err(BudgetError::EmptyDelimiter {
+            what,
+            text: text.into(),
+        });
+    }
+    Ok(ids)
+}
+
+/// Where, in the forced-end ids, the final-answer prefix starts: the largest suffix whose text
+/// holds the prefix.
+pub(super) fn prefix_start(codec: &dyn Codec, forced: &[u32], final_answer: &str) -> usize {
+    if final_answer.trim().is_empty() {
+        return forced.len();
+    }
+    (0..forced.len())
+        .rev()
+        .find(|&k| {
+            codec
+                .decode(&forced[k..])
+                .is_ok_and(|s| s.contains(final_answer.trim()))
+        })
+        .unwrap_or(forced.len())
+}
 
 /// An end of thinking at the end of the candidate tokens.
 #[derive(Debug)]
