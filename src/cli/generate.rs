@@ -8,7 +8,7 @@ use crate::generate::{
     chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, PastMax, SamplingParams, StreamEvent,
     ThinkingFormat,
 };
-use crate::model::{load_model, ChatMessage, LoadOptions, LoadedModel};
+use crate::model::{load_model, ChatMessage, LoadOptions};
 use crate::model::{parse_dtype, DeviceChoice};
 
 #[derive(Debug, Args)]
@@ -46,6 +46,7 @@ pub struct GenerateArgs {
     #[arg(long)]
     no_think: bool,
     /// Thinking delimiters: s1 (<|im_start|>think / <|im_start|>answer), think-tags (<think>…</think>), or auto
+    /// (detected from the model's chat template and tokenizer)
     #[arg(long, default_value = "auto", value_parser = ["auto", "s1", "think-tags"])]
     format: String,
     /// Sampling temperature; 0 is greedy
@@ -72,15 +73,6 @@ pub struct GenerateArgs {
     dtype: String,
 }
 
-/// The thinking format a model most likely uses: think tags when its template mentions them.
-fn detect_format(model: &LoadedModel) -> ThinkingFormat {
-    if model.template.source().contains("<think>") && model.tokenizer.token_to_id("<think>").is_some() {
-        ThinkingFormat::think_tags()
-    } else {
-        ThinkingFormat::s1()
-    }
-}
-
 struct Style {
     on: bool,
 }
@@ -102,10 +94,11 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         dequantize: false,
     };
     let model = load_model(&a.model, &opts).with_context(|| format!("loading {}", a.model.display()))?;
+    let style = model.thinking_style();
     let format = match a.format.as_str() {
         "s1" => ThinkingFormat::s1(),
         "think-tags" => ThinkingFormat::think_tags(),
-        _ => detect_format(&model),
+        _ => ThinkingFormat::for_style(&style),
     };
     let params = GenerateParams {
         sampling: SamplingParams {
@@ -139,6 +132,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         let gen = chat(&model, &messages, &params, &cancel, &mut |_| {})?;
         let mut v = serde_json::to_value(&gen)?;
         v["model"] = serde_json::Value::String(a.model.display().to_string());
+        v["thinking_style"] = serde_json::to_value(style)?;
+        v["format"] = serde_json::to_value(&params.budget.format)?;
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }

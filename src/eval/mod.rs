@@ -3,6 +3,7 @@
 //! plot, and one evaluation from request to metrics with its progress events.
 
 pub mod benchmarks;
+pub mod continuation;
 pub mod events;
 pub mod metrics;
 pub mod plot;

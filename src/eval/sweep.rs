@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::benchmarks::{Benchmark, Question};
+pub use super::continuation::{continuation, graded_text};
 use crate::cancel::CancelToken;
-use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
+use crate::generate::{chat, chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams, ThinkingFormat};
 use crate::grade::{grade_with, Extraction, Verdict};
 use crate::model::{ChatMessage, LoadedModel};
 
@@ -208,8 +209,9 @@ pub struct Progress {
     pub resumed: usize,
 }
 
-/// The prompt text, budget and tries of a setting for question `q`.
-fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option<usize>) {
+/// The prompt text, budget and tries of a setting for question `q`, in `format` (the one
+/// detected for the model: [`ThinkingFormat::detect`]).
+fn plan(setting: &Setting, q: &Question, format: &ThinkingFormat) -> (String, BudgetConfig, usize, Option<usize>) {
     let budget_n = match setting.max_thinking {
         MaxThinking::Tokens(n) => Some(n),
         _ => None,
@@ -222,6 +224,7 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
                 max_thinking: setting.max_thinking,
                 num_ignore: setting.waits,
                 ignore_str: setting.ignore_str.clone(),
+                format: format.clone(),
                 ..BudgetConfig::default()
             },
             1,
@@ -232,6 +235,7 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
             format!("{}\n\nThink for up to {} tokens.", q.question, budget_n.unwrap_or(0)),
             BudgetConfig {
                 max_thinking: MaxThinking::Auto,
+                format: format.clone(),
                 ..BudgetConfig::default()
             },
             1,
@@ -245,6 +249,7 @@ fn plan(setting: &Setting, q: &Question) -> (String, BudgetConfig, usize, Option
             q.question.clone(),
             BudgetConfig {
                 max_thinking: budget_n.map_or(MaxThinking::Unlimited, MaxThinking::Tokens),
+                format: format.clone(),
                 ..BudgetConfig::default()
             },
             tries.max(1),
@@ -273,8 +278,9 @@ fn longest_prompt(
     lengths: &mut HashMap<String, usize>,
 ) -> Result<Option<usize>, String> {
     let mut longest = None;
+    let format = ThinkingFormat::detect(model);
     for q in questions {
-        let (text, budget, _, _) = plan(setting, q);
+        let (text, budget, _, _) = plan(setting, q, &format);
         if budget.max_thinking != MaxThinking::Auto {
             return Ok(None);
         }
@@ -310,26 +316,6 @@ fn params(
         budget: budget.clone(),
         max_new_tokens: cfg.max_new_tokens,
         auto_prompt_tokens: auto_prompt,
-    }
-}
-
-/// The whole continuation as s1 grades it (vllm_causallms.py joins the thinking start, the
-/// thinking, the answer delimiter or the forced `<|im_start|>answer\nFinal Answer:`, and the
-/// answer): every token after the prompt, delimiters and injected strings included.
-pub fn continuation(model: &LoadedModel, gen: &crate::generate::Generation) -> String {
-    match model.tokenizer.decode(&gen.output_ids) {
-        Ok(text) => text,
-        // Not expected (the ids came from this tokenizer); the parts in s1's order instead.
-        Err(_) => {
-            let f = crate::generate::ThinkingFormat::s1();
-            let end = if gen.forced_end {
-                let nl = if gen.thinking.ends_with('\n') { "" } else { "\n" };
-                format!("{nl}{}\n", f.answer_start)
-            } else {
-                f.answer_start
-            };
-            format!("{}{}{end}{}", f.start, gen.thinking, gen.answer)
-        }
     }
 }
 
@@ -385,7 +371,7 @@ fn sample(
     auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Sample, String> {
-    let (prompt, budget, tries, budget_n) = plan(setting, q);
+    let (prompt, budget, tries, budget_n) = plan(setting, q, &ThinkingFormat::detect(model));
     let messages = [ChatMessage::new("user", &prompt)];
     let mut attempts = 0;
     let gen = loop {
@@ -396,7 +382,7 @@ fn sample(
             break gen;
         }
     };
-    let text = continuation(model, &gen);
+    let text = graded_text(continuation(model, &gen), &budget.format);
     Ok(graded(
         bench,
         cfg,
@@ -420,7 +406,8 @@ fn sample_batch(
     auto_prompt: Option<usize>,
     cancel: &CancelToken,
 ) -> Result<Vec<Sample>, String> {
-    let plans: Vec<_> = items.iter().map(|(q, _)| plan(setting, q)).collect();
+    let format = ThinkingFormat::detect(model);
+    let plans: Vec<_> = items.iter().map(|(q, _)| plan(setting, q, &format)).collect();
     let convs: Vec<Vec<ChatMessage>> = plans.iter().map(|p| vec![ChatMessage::new("user", &p.0)]).collect();
     let ps: Vec<GenerateParams> = items
         .iter()
@@ -433,7 +420,7 @@ fn sample_batch(
         .zip(plans)
         .zip(gens)
         .map(|(((q, k), p), gen)| {
-            let text = continuation(model, &gen);
+            let text = graded_text(continuation(model, &gen), &p.1.format);
             graded(bench, cfg, setting, q, *k, p.0, (gen, text), p.3, 1)
         })
         .collect())
@@ -583,7 +570,7 @@ mod tests {
             method,
             ignore_str: WAIT.into(),
         };
-        let (text, budget, _, n) = plan(&prompt(Method::TokenPrompt), &q);
+        let (text, budget, _, n) = plan(&prompt(Method::TokenPrompt), &q, &ThinkingFormat::s1());
         assert_eq!(text, "1+1?\n\nThink for up to 2048 tokens.");
         assert_eq!(
             budget.max_thinking,
@@ -591,7 +578,7 @@ mod tests {
             "commands.sh: max_tokens_thinking=auto"
         );
         assert_eq!(n, Some(2048));
-        let (_, budget, tries, _) = plan(&prompt(Method::Rejection { tries: 3 }), &q);
+        let (_, budget, tries, _) = plan(&prompt(Method::Rejection { tries: 3 }), &q, &ThinkingFormat::s1());
         assert_eq!(budget.max_thinking, MaxThinking::Tokens(2048));
         assert_eq!(tries, 3);
     }

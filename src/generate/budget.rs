@@ -21,7 +21,10 @@ pub use super::budget_config::{BudgetConfig, BudgetError, MaxThinking, PastMax, 
 use super::codec::Codec;
 use overrun::Overrun;
 
+mod delims;
 mod overrun;
+
+use delims::{encode, prefix_start};
 
 /// Where generation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -98,6 +101,14 @@ pub struct BudgetForcer {
     forced_prefix_start: usize,
     newline_ids: Vec<u32>,
     ignore_ids: Vec<u32>,
+    /// The end delimiters that take several tokens, as text: also matched across token
+    /// boundaries (a token that merges the delimiter's last characters with what follows).
+    end_texts: Vec<String>,
+    /// The thinking start, when it may not reappear in the answer (`ThinkingFormat::reopen_banned`).
+    reopen_ids: Vec<u32>,
+    reopen_text: String,
+    /// Fed when thinking is off but the template opened it (`ThinkingFormat::close_at_once`).
+    close_ids: Vec<u32>,
     thinking_on: bool,
     min: usize,
     max: Option<usize>,
@@ -110,6 +121,13 @@ pub struct BudgetForcer {
     answer_tokens: usize,
     generated: usize,
     pending: Vec<u32>,
+    /// Answer tokens held back while they may be the start of a several-token thinking start.
+    answer_pending: Vec<u32>,
+    /// Tokens banned at the current answer position: each began a dropped re-opening.
+    reopen_bans: Vec<u32>,
+    /// Everything fed after the prompt's last token (that one included): where a dropped
+    /// re-opening rewinds to.
+    fed: Vec<u32>,
     last_thinking: Option<u32>,
     waits: usize,
     /// Ignored ends so far: the round of s1's loop (round 0 ran before any ignore).
@@ -125,33 +143,6 @@ pub struct BudgetForcer {
     stopped: Option<StopReason>,
     events: Vec<BudgetEvent>,
     injections: Vec<Injection>,
-}
-
-fn encode(codec: &dyn Codec, what: &'static str, text: &str) -> Result<Vec<u32>, BudgetError> {
-    let ids = codec.encode(text).map_err(BudgetError::Codec)?;
-    if ids.is_empty() {
-        return Err(BudgetError::EmptyDelimiter {
-            what,
-            text: text.into(),
-        });
-    }
-    Ok(ids)
-}
-
-/// Where, in the forced-end ids, the final-answer prefix starts: the largest suffix whose text
-/// holds the prefix.
-fn prefix_start(codec: &dyn Codec, forced: &[u32], final_answer: &str) -> usize {
-    if final_answer.trim().is_empty() {
-        return forced.len();
-    }
-    (0..forced.len())
-        .rev()
-        .find(|&k| {
-            codec
-                .decode(&forced[k..])
-                .is_ok_and(|s| s.contains(final_answer.trim()))
-        })
-        .unwrap_or(forced.len())
 }
 
 impl BudgetForcer {
@@ -194,6 +185,25 @@ impl BudgetForcer {
             Default::default()
         };
         let forced_prefix_start = prefix_start(codec, &forced_ids, &cfg.final_answer);
+        let end_texts = f
+            .end
+            .iter()
+            .zip(&end_seqs)
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|(e, _)| e.clone())
+            .collect();
+        // Lenient: with thinking off these may never be needed, and s1's format has them off.
+        let lenient = |text: &str| codec.encode(text).unwrap_or_default();
+        let reopen_ids = if f.reopen_banned && !f.start.is_empty() {
+            lenient(&f.start)
+        } else {
+            Vec::new()
+        };
+        let close_ids = if f.answer_start.is_empty() {
+            Vec::new()
+        } else {
+            lenient(&f.close_at_once())
+        };
         let ignore_ids = codec.encode(&cfg.ignore_str).map_err(BudgetError::Codec)?;
         let extends = cfg.min_thinking > 0 || cfg.num_ignore > 0;
         if cfg.thinking && extends && ignore_ids.is_empty() {
@@ -225,6 +235,14 @@ impl BudgetForcer {
             forced_prefix_start,
             newline_ids,
             ignore_ids,
+            end_texts,
+            reopen_text: if reopen_ids.is_empty() {
+                String::new()
+            } else {
+                f.start.clone()
+            },
+            reopen_ids,
+            close_ids,
             thinking_on: cfg.thinking,
             min: cfg.min_thinking,
             max,
@@ -236,6 +254,9 @@ impl BudgetForcer {
             answer_tokens: 0,
             generated: 0,
             pending: Vec::new(),
+            answer_pending: Vec::new(),
+            reopen_bans: Vec::new(),
+            fed: Vec::new(),
             last_thinking: None,
             waits: 0,
             round: 0,
@@ -252,10 +273,18 @@ impl BudgetForcer {
     }
 
     /// The tokens to append to the prompt before the first sample. `prompt_has_start` says the
-    /// chat template already opened thinking (some templates end with `<think>\n`).
+    /// chat template already opened thinking (some templates end with `<think>\n`): then no
+    /// second start is appended, and with thinking off the block is closed at once.
     pub fn start(&mut self, prompt_has_start: bool, codec: &dyn Codec) -> Vec<u32> {
         if !self.thinking_on {
             self.phase = Phase::Answer;
+            if prompt_has_start && !self.close_ids.is_empty() {
+                let feed = self.close_ids.clone();
+                self.inject(InjectionKind::AnswerStart, feed.clone());
+                self.generated += feed.len();
+                self.fed.extend(&feed);
+                return feed;
+            }
             return Vec::new();
         }
         self.phase = Phase::Thinking;
@@ -269,13 +298,23 @@ impl BudgetForcer {
             feed.extend(self.force_end(ends_nl));
         }
         self.generated += feed.len();
+        self.fed.extend(&feed);
         feed
+    }
+
+    /// Tells the forcer the prompt's last token (before [`Self::start`]): a dropped re-opening of
+    /// thinking at the very start of the answer rewinds to it.
+    pub fn set_prompt_end(&mut self, last: Option<u32>) {
+        self.fed = last.into_iter().collect();
     }
 
     /// The ids the sampler must not pick now: an end of thinking right after an ignored end
     /// (vLLM's `min_tokens=1` in each of s1's rounds), or before the minimum when no ignore
     /// string is set (then ends are suppressed, like vLLM's `min_tokens`).
     pub fn banned(&self) -> Vec<u32> {
+        if self.phase == Phase::Answer {
+            return self.answer_banned();
+        }
         if self.phase != Phase::Thinking {
             return Vec::new();
         }
@@ -351,12 +390,14 @@ impl BudgetForcer {
         let step = match self.phase {
             Phase::Thinking if self.overrun.is_some() => self.on_overrun(id, codec),
             Phase::Thinking => self.on_thinking(id, codec),
-            Phase::Answer => self.on_answer(id),
+            Phase::Answer => self.on_answer(id, codec),
             Phase::Done => Step::Stop(StopReason::EndOfTurn),
         };
         match &step {
             Step::Feed { rewind, feed } => {
                 self.generated = self.generated + feed.len() - rewind;
+                self.fed.truncate(self.fed.len().saturating_sub(*rewind));
+                self.fed.extend(feed);
                 if self.generated >= self.max_new_tokens {
                     // What was fed is part of the output, but nothing more is sampled.
                     self.finish();
@@ -384,31 +425,18 @@ impl BudgetForcer {
                 self.emit_thinking(t);
             }
         }
+        for t in std::mem::take(&mut self.answer_pending) {
+            self.emit_answer(t);
+        }
         self.phase = Phase::Done;
     }
 
-    fn on_answer(&mut self, id: u32) -> Step {
-        if self.eos_ids.contains(&id) {
-            return Step::Stop(StopReason::EndOfTurn);
-        }
+    fn emit_answer(&mut self, id: u32) {
         self.answer_tokens += 1;
         self.events.push(BudgetEvent::Token {
             phase: Phase::Answer,
             id,
         });
-        Step::Feed {
-            rewind: 0,
-            feed: vec![id],
-        }
-    }
-
-    /// The length of the end of thinking that `cand` ends with, if any.
-    fn end_match(&self, cand: &[u32], id: u32) -> Option<usize> {
-        if self.eos_ids.contains(&id) {
-            Some(1)
-        } else {
-            self.end_seqs.iter().filter(|s| cand.ends_with(s)).map(Vec::len).max()
-        }
     }
 
     /// An ignored end: counts it and starts the next round of s1's loop.
@@ -424,24 +452,32 @@ impl BudgetForcer {
         self.ban_next = false;
         let mut cand = std::mem::take(&mut self.pending);
         cand.push(id);
-        if let Some(len) = self.end_match(&cand, id) {
-            // Tokens before the delimiter are thinking; the delimiter's first len-1 were fed.
-            let keep = cand.len() - len;
-            for &t in &cand[..keep] {
+        if let Some(end) = self.find_end(&cand, id, codec) {
+            // Tokens before the delimiter are thinking, and so is the text of its first token
+            // before it (`lead`, fed again); the delimiter's tokens but the last were fed.
+            for &t in &cand[..end.start] {
                 self.emit_thinking(t);
             }
-            let rewind = len - 1;
+            let rewind = cand.len() - 1 - end.start;
+            for &t in &end.lead {
+                self.emit_thinking(t);
+            }
+            let lead = end.lead;
+            let with_lead = |ids: Vec<u32>| -> Vec<u32> { lead.iter().copied().chain(ids).collect() };
             if self.must_extend() {
                 self.next_round();
                 let ids = self.ignore_ids.clone();
                 self.inject(InjectionKind::Ignore, ids.clone());
                 let Some(max) = self.max else {
                     ids.iter().for_each(|&t| self.emit_thinking(t));
-                    return Step::Feed { rewind, feed: ids };
+                    return Step::Feed {
+                        rewind,
+                        feed: with_lead(ids),
+                    };
                 };
                 if self.past_max == PastMax::Cut {
                     ids.iter().for_each(|&t| self.emit_thinking(t));
-                    let mut feed = ids;
+                    let mut feed = with_lead(ids);
                     if self.thinking_tokens >= max {
                         feed.extend(self.force_end_here(codec));
                     }
@@ -452,16 +488,22 @@ impl BudgetForcer {
                 ids[..visible].iter().for_each(|&t| self.emit_thinking(t));
                 if self.thinking_tokens >= max {
                     self.overrun = Some(Overrun {
-                        keep: self.generated - rewind + visible,
+                        keep: self.generated - rewind + lead.len() + visible,
                         tail: Vec::new(),
                     });
                 }
-                return Step::Feed { rewind, feed: ids };
+                return Step::Feed {
+                    rewind,
+                    feed: with_lead(ids),
+                };
             }
             let ids = self.answer_ids.clone();
             self.inject(InjectionKind::AnswerStart, ids.clone());
             self.phase = Phase::Answer;
-            return Step::Feed { rewind, feed: ids };
+            return Step::Feed {
+                rewind,
+                feed: with_lead(ids),
+            };
         }
         // Hold back the longest suffix that may still become an end delimiter.
         let hold = (1..=cand.len())
@@ -470,7 +512,8 @@ impl BudgetForcer {
                 let suffix = &cand[cand.len() - n..];
                 self.end_seqs.iter().any(|s| s.len() > n && s.starts_with(suffix))
             })
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(self.text_hold(&cand, &self.end_texts, codec));
         let confirmed = cand.len() - hold;
         for &t in &cand[..confirmed] {
             self.emit_thinking(t);

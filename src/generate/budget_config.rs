@@ -2,6 +2,8 @@
 //! `BudgetConfig::default()` is s1's own behaviour (the lm-evaluation-harness fork's
 //! `vllm_causallms.py`); the options that differ from it say so.
 
+use crate::model::{LoadedModel, ThinkingKind, ThinkingStyle};
+
 /// The strings that delimit thinking in a model's chat format.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ThinkingFormat {
@@ -11,6 +13,12 @@ pub struct ThinkingFormat {
     pub end: Vec<String>,
     /// Appended when thinking ends, to open the answer.
     pub answer_start: String,
+    /// The thinking start may not appear in the answer: think-tag models re-open `<think>`
+    /// after a forced or natural end. A one-token start is banned from the answer's sampling;
+    /// a several-token one is dropped when it completes (see [`BudgetForcer`](super::BudgetForcer)).
+    /// s1's recipe leaves its answer unguarded, so [`ThinkingFormat::s1`] has it off.
+    #[serde(default)]
+    pub reopen_banned: bool,
 }
 
 impl ThinkingFormat {
@@ -20,6 +28,7 @@ impl ThinkingFormat {
             start: "<|im_start|>think".into(),
             end: vec!["<|im_start|>".into()],
             answer_start: "<|im_start|>answer".into(),
+            reopen_banned: false,
         }
     }
 
@@ -29,7 +38,34 @@ impl ThinkingFormat {
             start: "<think>".into(),
             end: vec!["</think>".into()],
             answer_start: "</think>".into(),
+            reopen_banned: true,
         }
+    }
+
+    /// The format of a detected thinking style: think tags for think-tag models, s1's for the
+    /// rest (s1 and s1.1 ship Qwen2.5's ChatML template; a plain model gets s1's too).
+    pub fn for_style(style: &ThinkingStyle) -> Self {
+        match style.kind {
+            ThinkingKind::ThinkTags => Self::think_tags(),
+            ThinkingKind::S1 | ThinkingKind::Plain => Self::s1(),
+        }
+    }
+
+    /// The format detected for a loaded model (from its chat template and tokenizer).
+    pub fn detect(model: &LoadedModel) -> Self {
+        Self::for_style(&model.thinking_style())
+    }
+
+    /// s1's own delimiters, whose rules (S1_RECIPE.md) budget forcing keeps unchanged.
+    pub fn is_s1(&self) -> bool {
+        self.start == Self::s1().start && self.answer_start == Self::s1().answer_start
+    }
+
+    /// What closes a thinking block the chat template opened when thinking is off: the empty
+    /// block Qwen3's template writes itself (`<think>\n\n</think>\n\n`), after the template's
+    /// `<think>\n`.
+    pub fn close_at_once(&self) -> String {
+        format!("\n{}\n\n", self.answer_start)
     }
 }
 

@@ -5,7 +5,8 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use super::budget::{
-    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, Phase, Step, StopReason,
+    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, Phase, Step,
+    StopReason,
 };
 use super::codec::Codec;
 use super::detok::IncrementalDecoder;
@@ -222,8 +223,9 @@ impl SeqState {
                 .min(room),
             None => room,
         };
+        let budget = effective_budget(&params.budget);
         let mut st = Self {
-            forcer: BudgetForcer::new(&params.budget, codec, eos_ids, max_new, auto_room)?,
+            forcer: BudgetForcer::new(&budget, codec, eos_ids, max_new, auto_room)?,
             sampler: Sampler::new(params.sampling.clone(), max_token_id),
             thinking: IncrementalDecoder::new(),
             answer: IncrementalDecoder::new(),
@@ -235,6 +237,7 @@ impl SeqState {
             sampled: 0,
         };
         let mut feed = prompt.ids.clone();
+        st.forcer.set_prompt_end(prompt.ids.last().copied());
         let opening = st.forcer.start(prompt.has_thinking_start, codec);
         feed.extend(&opening);
         st.output_ids.extend(&opening);
@@ -397,14 +400,32 @@ fn stream(
     }
 }
 
-/// Renders `messages` with the model's chat template and tokenizes them.
+/// The budget as generation applies it: a maximum of 0 thinking tokens with a format other
+/// than s1's is thinking off (the template's own "no thinking" prompt, or its opened block
+/// closed at once); s1's keeps its rule (`<|im_start|>think`, then the forced end at once).
+pub fn effective_budget(budget: &BudgetConfig) -> std::borrow::Cow<'_, BudgetConfig> {
+    if budget.thinking && budget.max_thinking == MaxThinking::Tokens(0) && !budget.format.is_s1() {
+        std::borrow::Cow::Owned(BudgetConfig {
+            thinking: false,
+            ..budget.clone()
+        })
+    } else {
+        std::borrow::Cow::Borrowed(budget)
+    }
+}
+
+/// Renders `messages` with the model's chat template and tokenizes them. The template gets
+/// `enable_thinking` = whether thinking is on ([`effective_budget`]): Qwen3's then writes its
+/// empty think block itself. `has_thinking_start` is set when the rendered prompt ends with the
+/// format's start (R1 distills, QwQ), thinking on or off.
 pub fn build_prompt(
     model: &LoadedModel,
     messages: &[ChatMessage],
     budget: &BudgetConfig,
 ) -> Result<Prompt, ModelError> {
+    let budget = effective_budget(budget);
     let text = model.template.render(messages, true, Some(budget.thinking))?;
-    let has_thinking_start = budget.thinking && {
+    let has_thinking_start = {
         let start = budget.format.start.trim();
         !start.is_empty() && text.trim_end().ends_with(start)
     };

@@ -15,7 +15,7 @@ pub use budget::{
 pub use codec::Codec;
 pub use detok::IncrementalDecoder;
 pub use engine::{
-    build_prompt, chat, chat_batch, generate, DecoderSession, Delta, GenerateError, GenerateParams, Generation,
-    LanguageModel, Prompt, StreamEvent,
+    build_prompt, chat, chat_batch, effective_budget, generate, DecoderSession, Delta, GenerateError, GenerateParams,
+    Generation, LanguageModel, Prompt, StreamEvent,
 };
 pub use sampler::{Sampler, SamplingParams};

@@ -16,7 +16,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use super::job::catch_crash;
 use super::CancelToken;
 use crate::generate::{chat, Delta, GenerateParams, Generation};
-use crate::model::{load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat};
+use crate::model::{
+    load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat, ThinkingStyle,
+};
 
 /// Called after every event so that a UI wakes up.
 pub type Notify = Arc<dyn Fn() + Send + Sync>;
@@ -51,8 +53,9 @@ pub struct ModelInfo {
     pub parameters: usize,
     pub context: usize,
     pub template_is_fallback: bool,
-    /// The template mentions `<think>` and the tokenizer has it: R1/Qwen3-style thinking.
-    pub think_tags: bool,
+    /// How the model thinks, detected from its chat template and tokenizer: what the Chat
+    /// view's Auto format uses.
+    pub thinking: ThinkingStyle,
 }
 
 /// What the worker reports.
@@ -119,7 +122,7 @@ fn info(model: &LoadedModel) -> ModelInfo {
         parameters: cfg.num_parameters(),
         context: cfg.max_position_embeddings,
         template_is_fallback: model.template_is_fallback,
-        think_tags: model.template.source().contains("<think>") && model.tokenizer.token_to_id("<think>").is_some(),
+        thinking: model.thinking_style(),
     }
 }
 

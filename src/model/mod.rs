@@ -15,6 +15,7 @@ pub mod kv_cache;
 pub mod lora;
 mod params;
 mod qk_norm;
+pub mod thinking;
 pub mod tokenizer;
 mod tokenizer_spm;
 pub mod weights;
@@ -30,4 +31,5 @@ pub use chat_template::{ChatMessage, ChatTemplate};
 pub use loader::{
     load_model, load_model_with_adapter, load_model_with_progress, LoadOptions, LoadProgress, LoadedModel, ModelFormat,
 };
+pub use thinking::{ThinkingKind, ThinkingStyle};
 pub use tokenizer::TextTokenizer;

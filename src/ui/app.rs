@@ -280,11 +280,12 @@ impl StudioApp {
                 }
                 ModelStatus::Loaded(info) => {
                     ui.label(format!(
-                        "Model: {} ({}, {:.1}M parameters, context {})",
+                        "Model: {} ({}, {:.1}M parameters, context {}, thinking: {})",
                         info.name,
                         info.arch,
                         info.parameters as f64 / 1e6,
-                        info.context
+                        info.context,
+                        info.thinking.label()
                     ));
                 }
                 ModelStatus::Failed { .. } => {

@@ -10,6 +10,7 @@ use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
 use crate::generate::{BudgetConfig, GenerateParams, MaxThinking, PastMax, SamplingParams, ThinkingFormat};
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo};
 use crate::model::device::DeviceChoice;
+use crate::model::ThinkingStyle;
 
 /// Which key sends a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -24,7 +25,8 @@ pub enum SendKey {
 /// Thinking delimiters to use with a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum FormatChoice {
-    /// Think tags when the model's template uses them, else s1's.
+    /// What the loaded model's template and tokenizer say (think tags for Qwen3, R1 distills
+    /// and QwQ; s1's for the rest).
     #[default]
     Auto,
     S1,
@@ -93,14 +95,13 @@ impl ChatSettings {
         }
     }
 
-    /// The generation parameters these controls stand for; `think_tags` says what the loaded
-    /// model's template uses.
-    pub fn params(&self, think_tags: bool) -> GenerateParams {
-        let format = match self.format {
-            FormatChoice::S1 => ThinkingFormat::s1(),
-            FormatChoice::ThinkTags => ThinkingFormat::think_tags(),
-            FormatChoice::Auto if think_tags => ThinkingFormat::think_tags(),
-            FormatChoice::Auto => ThinkingFormat::s1(),
+    /// The generation parameters these controls stand for; `detected` is the loaded model's
+    /// thinking style (Auto without one: s1's).
+    pub fn params(&self, detected: Option<&ThinkingStyle>) -> GenerateParams {
+        let format = match (self.format, detected) {
+            (FormatChoice::S1, _) | (FormatChoice::Auto, None) => ThinkingFormat::s1(),
+            (FormatChoice::ThinkTags, _) => ThinkingFormat::think_tags(),
+            (FormatChoice::Auto, Some(style)) => ThinkingFormat::for_style(style),
         };
         GenerateParams {
             sampling: SamplingParams {
@@ -287,8 +288,11 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
 }
 
 fn start_generation(state: &mut ChatState, settings: &ChatSettings, model: &ModelStatus, inference: &InferenceHandle) {
-    let think_tags = matches!(model, ModelStatus::Loaded(i) if i.think_tags);
-    let params = settings.params(think_tags);
+    let detected = match model {
+        ModelStatus::Loaded(i) => Some(&i.thinking),
+        _ => None,
+    };
+    let params = settings.params(detected);
     let messages = state.conversation.messages(Some(&settings.system_prompt));
     let id = state.next_id;
     state.next_id += 1;

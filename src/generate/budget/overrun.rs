@@ -35,7 +35,7 @@ impl BudgetForcer {
         };
         ov.tail.push(id);
         let tail = std::mem::take(&mut ov.tail);
-        let matched = self.end_match(&tail, id);
+        let matched = self.find_end(&tail, id, codec).map(|e| tail.len() - e.start);
         if let Some(ov) = self.overrun.as_mut() {
             ov.tail = tail;
         }
