@@ -39,7 +39,7 @@ fn the_model_line_shows_the_detected_format_and_auto_uses_it() {
             seed: 3,
             head_dim: None,
         };
-        let tpl = common::fixture("templates").join(format!("{template}.jinja"));
+        let tpl = common::real_template(template);
         init_model(&spec, &common::qwen_tokenizer(), &TemplateChoice::File(tpl), d.path()).unwrap();
         let mut h = harness(app(Settings::default()));
         h.run();

@@ -1,5 +1,5 @@
 //! Thinking formats end to end: tiny random models (init-model) carrying each real chat
-//! template (tests/fixtures/templates, from llama.cpp) and the real Qwen tokenizer, with and
+//! template (assets/chat_templates, from llama.cpp) and the real Qwen tokenizer, with and
 //! without `<think>`/`</think>` as tokens of their own, loaded with `load_model` and run through
 //! `chat` and the CLI's `generate` under min and max thinking. A random model never ends its
 //! thinking by itself, so the maximum forces the end; a second kind of model always samples the
@@ -18,7 +18,7 @@ use s1_studio::model::init::{init_model, InitSpec, TemplateChoice};
 use s1_studio::model::{load_model, Arch, ChatMessage, LoadOptions, LoadedModel, ThinkingKind};
 
 fn template(name: &str) -> PathBuf {
-    common::fixture("templates").join(format!("{name}.jinja"))
+    common::real_template(name)
 }
 
 /// The Qwen tokenizer in `dir`: the real one, or without `<think>`/`</think>` as added tokens.

@@ -24,6 +24,19 @@ pub fn qwen_tokenizer() -> PathBuf {
     p
 }
 
+/// A real chat template by llama.cpp's file name: the think-tag ones ship in assets/chat_templates,
+/// the others are test fixtures (tests/fixtures/templates).
+pub fn real_template(name: &str) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets/chat_templates")
+        .join(format!("{name}.jinja"));
+    if shipped.exists() {
+        shipped
+    } else {
+        fixture("templates").join(format!("{name}.jinja"))
+    }
+}
+
 pub fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
 }
