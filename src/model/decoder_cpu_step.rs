@@ -4,11 +4,15 @@
 //! against transformers) but skips candle's per-op dispatch and allocation, which cost as much
 //! as the weights' memory traffic for a small model.
 
+use std::collections::BTreeMap;
+
+use candle_core::quantized::QMatMul;
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 
 use super::decoder::{Decoder, Linear, RmsNorm};
 use super::kernels::cpu_pool::SpinPool;
 use super::kv_cache::KvCache;
+use super::weights::Weight;
 
 /// Calls `f` with the f32 data of a contiguous CPU tensor.
 fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
@@ -84,6 +88,56 @@ impl Decoder {
             && b == 1
             && t <= 8
             && cache.is_host()
+            && self.kernels_read_all()
+    }
+
+    /// Every matrix of the model (the 7 of each layer, then the output head).
+    fn matrices(&self) -> impl Iterator<Item = &Linear> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                let (a, m) = (&l.self_attn, &l.mlp);
+                [
+                    &a.q_proj,
+                    &a.k_proj,
+                    &a.v_proj,
+                    &a.o_proj,
+                    &m.gate_proj,
+                    &m.up_proj,
+                    &m.down_proj,
+                ]
+            })
+            .chain(std::iter::once(&self.lm_head))
+    }
+
+    /// Whether `cpu_gemv` reads every matrix (CPU-quantized, or dense f32 on the CPU), so that
+    /// the CPU decode step can run: a GGUF with one tensor of a type the kernels lack (Q3_K, ...)
+    /// decodes through candle's ops instead.
+    pub fn kernels_read_all(&self) -> bool {
+        self.matrices().all(|l| match l.weight() {
+            Weight::CpuQuant(_) => true,
+            Weight::Dense(w) => w.dtype() == DType::F32 && w.device().is_cpu() && w.is_contiguous(),
+            Weight::Quantized(_) => false,
+        })
+    }
+
+    /// How many matrices of each kind the model holds, as `kernel Q4K` (this project's CPU
+    /// kernels), `candle Q3K` (candle's quantized product) or `dense F32`: what a benchmark or a
+    /// test reports about where the products run.
+    pub fn weight_kinds(&self) -> BTreeMap<String, usize> {
+        let mut kinds = BTreeMap::new();
+        for l in self.matrices() {
+            let kind = match l.weight() {
+                Weight::CpuQuant(q) => format!("kernel {:?}", q.format()),
+                Weight::Quantized(q) => match &**q {
+                    QMatMul::QTensor(t) => format!("candle {:?}", t.dtype()),
+                    QMatMul::Tensor(t) | QMatMul::TensorF16(t) => format!("dense {:?}", t.dtype()),
+                },
+                Weight::Dense(w) => format!("dense {:?}", w.dtype()),
+            };
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+        kinds
     }
 
     /// Feeds one token at the cache's end and returns the final hidden state (before the norm).

@@ -16,7 +16,8 @@ use super::error::{ModelError, Result};
 pub enum Weight {
     Dense(Tensor),
     Quantized(Arc<QMatMul>),
-    /// Q4_1 / Q8_0 on the CPU, multiplied by this project's kernels (`cpu_gemv`).
+    /// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or Q6_K on the CPU with f32 activations,
+    /// multiplied by this project's kernels (`cpu_gemv`).
     CpuQuant(Arc<super::kernels::cpu_gemv::QMatrix>),
 }
 
@@ -322,8 +323,16 @@ impl WeightLoader for GgufWeights {
         }
         use super::kernels::cpu_gemv::{QFormat, QMatrix};
         let format = match q.dtype() {
+            GgmlDType::Q4_0 => Some(QFormat::Q4_0),
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
+            GgmlDType::Q5_0 => Some(QFormat::Q5_0),
+            GgmlDType::Q5_1 => Some(QFormat::Q5_1),
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),
+            GgmlDType::Q4K => Some(QFormat::Q4K),
+            GgmlDType::Q5K => Some(QFormat::Q5K),
+            GgmlDType::Q6K => Some(QFormat::Q6K),
+            // Q2_K, Q3_K, ...: candle's quantized product below (the decoder then skips the CPU
+            // decode step, which needs every matrix in the kernels).
             _ => None,
         };
         if let (Some(format), true, DType::F32) = (format, self.device.is_cpu(), self.dtype) {

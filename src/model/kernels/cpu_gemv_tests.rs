@@ -75,7 +75,13 @@ fn quantized(dtype: GgmlDType, format: QFormat, rows: usize, cols: usize, seed: 
     }
     let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
     let q = QTensor::quantize(&t, dtype).unwrap();
-    let reference = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let reference = q
+        .dequantize(&Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let ours = QMatrix::from_bytes(format, rows, cols, &q.data().unwrap()).unwrap();
     (ours, reference)
 }
@@ -91,7 +97,10 @@ fn every_format_reads_candles_blocks_and_matches_the_dequantized_product() {
         let ours = q.dequantize();
         assert_eq!(ours.len(), reference.len());
         for (n, (a, b)) in ours.iter().zip(&reference).enumerate() {
-            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{format:?} weight {n}: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                "{format:?} weight {n}: {a} vs {b}"
+            );
         }
         let mut single: Vec<Vec<f32>> = Vec::new();
         for m in [1, 3, 8, 16] {
@@ -99,13 +108,20 @@ fn every_format_reads_candles_blocks_and_matches_the_dequantized_product() {
             let want = naive(&reference, rows, &x, m);
             let got = gemv(&x, m, &[KernelWeight::Quant(&q)]);
             let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-            let worst = got.iter().zip(&want).fold(0f32, |a, (g, w)| a.max((g - w).abs() / scale));
+            let worst = got
+                .iter()
+                .zip(&want)
+                .fold(0f32, |a, (g, w)| a.max((g - w).abs() / scale));
             // 8-bit activations: about 1% of the output scale at most.
             assert!(worst < 1e-2, "{format:?}, m = {m}: worst relative error {worst}");
             // A batch gives each row what that row alone gives.
             for j in 0..m {
                 let alone = gemv(&x[j * cols..(j + 1) * cols], 1, &[KernelWeight::Quant(&q)]);
-                assert_eq!(&got[j * rows..(j + 1) * rows], &alone[..], "{format:?}, m = {m}, row {j}");
+                assert_eq!(
+                    &got[j * rows..(j + 1) * rows],
+                    &alone[..],
+                    "{format:?}, m = {m}, row {j}"
+                );
             }
             single.push(got);
         }
@@ -126,10 +142,17 @@ fn avx2_kernels_agree_with_the_portable_ones() {
             let (four, one) = q.dot_rows_dispatch(r, &x);
             for (k, v) in four.iter().enumerate() {
                 let p = q.dot_row_portable(r + k, &x);
-                assert!((v - p).abs() <= 1e-4 * p.abs().max(1.0), "{format:?} row {}: {v} vs {p}", r + k);
+                assert!(
+                    (v - p).abs() <= 1e-4 * p.abs().max(1.0),
+                    "{format:?} row {}: {v} vs {p}",
+                    r + k
+                );
             }
             let p = q.dot_row_portable(r, &x);
-            assert!((one - p).abs() <= 1e-4 * p.abs().max(1.0), "{format:?} row {r}: {one} vs {p}");
+            assert!(
+                (one - p).abs() <= 1e-4 * p.abs().max(1.0),
+                "{format:?} row {r}: {one} vs {p}"
+            );
         }
     }
 }

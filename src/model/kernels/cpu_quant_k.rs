@@ -278,8 +278,14 @@ unsafe impl QBlock for BlockQ6K {
                 let h = _mm256_loadu_si256(b.qh.as_ptr().add(32 * half) as *const __m256i);
                 // The four 32-wide groups of the half: nibble | 2 high bits moved to bits 4, 5.
                 let q = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, mask), _mm256_and_si256(_mm256_slli_epi16(h, 4), high)),
-                    _mm256_or_si256(_mm256_and_si256(ql1, mask), _mm256_and_si256(_mm256_slli_epi16(h, 2), high)),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql0, mask),
+                        _mm256_and_si256(_mm256_slli_epi16(h, 4), high),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql1, mask),
+                        _mm256_and_si256(_mm256_slli_epi16(h, 2), high),
+                    ),
                     _mm256_or_si256(
                         _mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask),
                         _mm256_and_si256(h, high),
