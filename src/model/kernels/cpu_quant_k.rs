@@ -17,6 +17,8 @@ use half::f16;
 #[cfg(target_arch = "x86_64")]
 use super::cpu_gemv::{f16_avx, hsum};
 use super::cpu_gemv::{BlockQ81, QBlock};
+#[cfg(target_arch = "x86_64")]
+use super::cpu_quant_legacy::PREFETCH;
 
 /// Q4_K: weight `32c + l` of chunk `c` (0..4) is the low nibble of `qs[32c + l]` in sub-block
 /// `2c`, the high nibble in sub-block `2c + 1`.
@@ -143,6 +145,10 @@ unsafe impl QBlock for BlockQ4K {
         let mut acc = _mm256_setzero_ps();
         let mut mins = 0f32;
         for (b, xs) in w.iter().zip(x.chunks_exact(8)) {
+            // A 256-wide block is 144 to 210 bytes: one prefetch of each cache line ahead.
+            for line in (0..Self::BYTES).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>((b as *const Self as *const i8).wrapping_add(PREFETCH + line));
+            }
             let (d, dmin) = (f16_avx(b.d), f16_avx(b.dmin));
             let (sc, mn) = scales_mins(&b.scales);
             mins += dmin * mins_dot(&mn, xs);
@@ -187,6 +193,10 @@ unsafe impl QBlock for BlockQ5K {
         let mut acc = _mm256_setzero_ps();
         let mut mins = 0f32;
         for (b, xs) in w.iter().zip(x.chunks_exact(8)) {
+            // A 256-wide block is 144 to 210 bytes: one prefetch of each cache line ahead.
+            for line in (0..Self::BYTES).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>((b as *const Self as *const i8).wrapping_add(PREFETCH + line));
+            }
             let (d, dmin) = (f16_avx(b.d), f16_avx(b.dmin));
             let (sc, mn) = scales_mins(&b.scales);
             mins += dmin * mins_dot(&mn, xs);
@@ -271,6 +281,10 @@ unsafe impl QBlock for BlockQ6K {
         let offset = _mm256_set1_epi8(32);
         let mut acc = _mm256_setzero_ps();
         for (b, xs) in w.iter().zip(x.chunks_exact(8)) {
+            // A 256-wide block is 144 to 210 bytes: one prefetch of each cache line ahead.
+            for line in (0..Self::BYTES).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>((b as *const Self as *const i8).wrapping_add(PREFETCH + line));
+            }
             let d = f16_avx(b.d);
             for half in 0..2 {
                 let ql0 = _mm256_loadu_si256(b.ql.as_ptr().add(64 * half) as *const __m256i);

@@ -242,6 +242,7 @@ unsafe fn affine_dot_avx2<T: Affine32>(w: &[T], x: &[BlockQ81]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let mut mins = 0f32;
     for (b, xb) in w.iter().zip(x) {
+        _mm_prefetch::<_MM_HINT_T0>((b as *const T as *const i8).wrapping_add(PREFETCH));
         let (d, m) = b.dm_avx2();
         let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
         let p = _mm256_madd_epi16(_mm256_maddubs_epi16(b.q_avx2(), xq), ones);
@@ -250,6 +251,10 @@ unsafe fn affine_dot_avx2<T: Affine32>(w: &[T], x: &[BlockQ81]) -> f32 {
     }
     hsum(acc) + mins
 }
+
+/// How far ahead of the block being read the 4-row kernels prefetch each row, in bytes.
+#[cfg(target_arch = "x86_64")]
+pub(super) const PREFETCH: usize = 4096;
 
 /// Four rows at once: each activation block is loaded once and the four accumulation chains
 /// run independently.
@@ -264,6 +269,8 @@ unsafe fn affine_dot4_avx2<T: Affine32>(w: [&[T]; 4], x: &[BlockQ81]) -> [f32; 4
         let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
         for r in 0..4 {
             let b = &w[r][i];
+            // A few hundred bytes ahead in each of the four streams (a prefetch never faults).
+            _mm_prefetch::<_MM_HINT_T0>((b as *const T as *const i8).wrapping_add(PREFETCH));
             let (d, m) = b.dm_avx2();
             let p = _mm256_madd_epi16(_mm256_maddubs_epi16(b.q_avx2(), xq), ones);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(p), acc[r]);
@@ -325,6 +332,7 @@ unsafe impl QBlock for BlockQ80 {
         let ones = _mm256_set1_epi16(1);
         let mut acc = _mm256_setzero_ps();
         for (b, xb) in w.iter().zip(x) {
+            _mm_prefetch::<_MM_HINT_T0>((b as *const Self as *const i8).wrapping_add(PREFETCH));
             let wq = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
             let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
             // maddubs multiplies unsigned by signed: move w's sign onto x.
