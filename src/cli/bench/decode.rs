@@ -148,7 +148,7 @@ fn gguf_types(path: &std::path::Path) -> anyhow::Result<String> {
         *counts.entry(format!("{:?}", info.ggml_dtype)).or_insert(0usize) += 1;
     }
     let mut counts: Vec<_> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     Ok(counts
         .iter()
         .map(|(t, n)| format!("{t} x {n}"))

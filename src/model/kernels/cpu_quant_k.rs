@@ -75,7 +75,7 @@ fn scales_mins(s: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
 /// `q` of weight `l` (0..32) of sub-block `j` (0..8) of Q4_K/Q5_K's nibbles.
 fn k_nibble(qs: &[u8; 128], j: usize, l: usize) -> u8 {
     let b = qs[32 * (j / 2) + l];
-    if j % 2 == 0 {
+    if j.is_multiple_of(2) {
         b & 15
     } else {
         b >> 4
