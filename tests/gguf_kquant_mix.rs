@@ -262,3 +262,29 @@ fn a_matrix_of_another_type_runs_on_candles_product_beside_the_kernels() {
     // The CPU decode step needs every matrix in the kernels: this model decodes through candle.
     assert!(!m.decoder.kernels_read_all());
 }
+
+#[test]
+fn a_tensor_type_nothing_here_reads_is_refused_naming_the_file_tensor_and_type() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("iq4.gguf");
+    write_model(&path, &q4_k_m_mix);
+    // Retype blk.1.attn_q.weight as IQ4_NL (id 20), as a file of llama.cpp's IQ quants has it:
+    // its tensor info is the name, 2 dims, 2 u64 sizes, then the u32 type.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let name = b"blk.1.attn_q.weight";
+    let at = bytes.windows(name.len()).position(|w| w == name).unwrap() + name.len() + 4 + 16;
+    assert_eq!(
+        bytes[at..at + 4],
+        2u32.to_le_bytes(),
+        "blk.1.attn_q.weight should be Q4_0 (2)"
+    );
+    bytes[at..at + 4].copy_from_slice(&20u32.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let err = load_model(&path, &LoadOptions::default())
+        .err()
+        .expect("an IQ4_NL tensor must be refused")
+        .to_string();
+    for part in ["iq4.gguf", "blk.1.attn_q.weight", "IQ4_NL"] {
+        assert!(err.contains(part), "`{part}` missing from: {err}");
+    }
+}
