@@ -17,7 +17,8 @@ use crate::model::config::{Arch, ModelConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Batch-1 greedy decode tokens/s (KV cache) against transformers and llama.cpp
+    /// Greedy decode tokens/s (KV cache) against transformers and llama.cpp (Q4_1 and Q4_K_M
+    /// GGUFs), and this engine's batched decode
     Decode(decode::DecodeArgs),
     /// One SFT step (forward, backward, AdamW) against PyTorch + transformers
     Train(train::TrainBenchArgs),
