@@ -76,6 +76,7 @@ pub(super) unsafe trait QBlock: Copy {
 }
 
 /// Whether the AVX2 kernels may run (the detection is cached by std).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "only tests ask off x86-64"))]
 #[inline]
 pub(super) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]

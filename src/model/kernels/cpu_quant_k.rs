@@ -93,7 +93,8 @@ fn dot_q45k(d: f32, dmin: f32, scales: &[u8; 12], x: &[BlockQ81], q: impl Fn(usi
     s
 }
 
-/// `Σ_j mn_j xs_j` over the 8 activation blocks of a super-block.
+/// `Σ_j mn_j xs_j` over the 8 activation blocks of a super-block (the AVX2 kernels').
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn mins_dot(mn: &[u8; 8], x: &[BlockQ81]) -> f32 {
     let mut m = 0f32;
