@@ -73,6 +73,19 @@ pub(super) unsafe trait QBlock: Copy {
             ]
         }
     }
+
+    /// Four rows against two activation rows (formats that unpack their weights once for both
+    /// override it); each result as `dot4_avx2` gives it.
+    ///
+    /// # Safety
+    /// As `dot_avx2`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot4x2_avx2(w: [&[Self]; 4], x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+        // SAFETY: this fn's contract is dot4_avx2's.
+        unsafe { [Self::dot4_avx2(w, x0), Self::dot4_avx2(w, x1)] }
+    }
 }
 
 /// Whether the AVX2 kernels may run (the detection is cached by std).
@@ -167,6 +180,20 @@ fn rows4<T: QBlock>(bs: &[T], r: usize, x: &[BlockQ81]) -> [f32; 4] {
     rows.map(|w| T::dot(w, x))
 }
 
+/// `w[r..r+4]` against two activation rows.
+fn rows4x2<T: QBlock>(bs: &[T], r: usize, x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+    let nb = x0.len() * 32 / T::WEIGHTS;
+    let rows = [0, 1, 2, 3].map(|i| &bs[(r + i) * nb..(r + i + 1) * nb]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the features were detected just above.
+            return unsafe { T::dot4x2_avx2(rows, x0, x1) };
+        }
+    }
+    [rows.map(|w| T::dot(w, x0)), rows.map(|w| T::dot(w, x1))]
+}
+
 fn row1<T: QBlock>(bs: &[T], r: usize, x: &[BlockQ81]) -> f32 {
     let nb = x.len() * 32 / T::WEIGHTS;
     let w = &bs[r * nb..(r + 1) * nb];
@@ -224,6 +251,11 @@ impl QMatrix {
     /// Dot products of rows `r..r+4` with `x`.
     fn dot_rows4(&self, r: usize, x: &[BlockQ81]) -> [f32; 4] {
         with_blocks!(&self.blocks, bs => rows4(bs, r, x))
+    }
+
+    /// Dot products of rows `r..r+4` with two activation rows.
+    fn dot_rows4x2(&self, r: usize, x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+        with_blocks!(&self.blocks, bs => rows4x2(bs, r, x0, x1))
     }
 
     fn dot_row(&self, r: usize, x: &[BlockQ81]) -> f32 {
@@ -355,12 +387,21 @@ pub fn gemv(x: &[f32], m: usize, mats: &[KernelWeight<'_>]) -> Vec<f32> {
         let mut r = start;
         if let KernelWeight::Quant(q) = w {
             while r + 4 <= end {
-                for (j, xj) in xq.iter().enumerate() {
-                    let v = q.dot_rows4(r, xj);
-                    for (i, v) in v.into_iter().enumerate() {
-                        // SAFETY: as below.
-                        unsafe { *ptr.0.add(offset + j * rows + r + i) = v };
+                // Two activation rows per pass where the format unpacks its weights once for both.
+                let mut j = 0;
+                while j < m {
+                    let (v, n) = if j + 1 < m {
+                        (q.dot_rows4x2(r, &xq[j], &xq[j + 1]), 2)
+                    } else {
+                        ([q.dot_rows4(r, &xq[j]), [0.0; 4]], 1)
+                    };
+                    for (jj, v) in v.iter().take(n).enumerate() {
+                        for (i, v) in v.iter().enumerate() {
+                            // SAFETY: as below.
+                            unsafe { *ptr.0.add(offset + (j + jj) * rows + r + i) = *v };
+                        }
                     }
+                    j += n;
                 }
                 r += 4;
             }

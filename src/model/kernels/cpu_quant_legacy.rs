@@ -280,6 +280,34 @@ unsafe fn affine_dot4_avx2<T: Affine32>(w: [&[T]; 4], x: &[BlockQ81]) -> [f32; 4
     [0, 1, 2, 3].map(|r| hsum(acc[r]) + mins[r])
 }
 
+/// Four rows against two activation rows: each weight block unpacked once for both, the
+/// arithmetic per (row, activation row) that of `affine_dot4_avx2`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn affine_dot4x2_avx2<T: Affine32>(w: [&[T]; 4], x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+    let mut mins = [[0f32; 4]; 2];
+    for (i, (xa, xb)) in x0.iter().zip(x1).enumerate() {
+        let qa = _mm256_loadu_si256(xa.qs.as_ptr() as *const __m256i);
+        let qb = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
+        for r in 0..4 {
+            let b = &w[r][i];
+            _mm_prefetch::<_MM_HINT_T0>((b as *const T as *const i8).wrapping_add(PREFETCH));
+            let (d, m) = b.dm_avx2();
+            let q = b.q_avx2();
+            let pa = _mm256_madd_epi16(_mm256_maddubs_epi16(q, qa), ones);
+            let pb = _mm256_madd_epi16(_mm256_maddubs_epi16(q, qb), ones);
+            acc[0][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * xa.d), _mm256_cvtepi32_ps(pa), acc[0][r]);
+            acc[1][r] = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(pb), acc[1][r]);
+            mins[0][r] += m * xa.s;
+            mins[1][r] += m * xb.s;
+        }
+    }
+    [0, 1].map(|k| [0, 1, 2, 3].map(|r| hsum(acc[k][r]) + mins[k][r]))
+}
+
 macro_rules! affine_block {
     ($t:ty, $bytes:expr) => {
         // SAFETY: a repr(C) struct of f16 and u8 arrays, its size asserted above.
@@ -301,6 +329,11 @@ macro_rules! affine_block {
             #[target_feature(enable = "avx2,fma,f16c")]
             unsafe fn dot4_avx2(w: [&[Self]; 4], x: &[BlockQ81]) -> [f32; 4] {
                 affine_dot4_avx2(w, x)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn dot4x2_avx2(w: [&[Self]; 4], x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+                affine_dot4x2_avx2(w, x0, x1)
             }
         }
     };
