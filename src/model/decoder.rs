@@ -115,7 +115,8 @@ impl Linear {
         lins.iter().map(|l| l.forward(x, false)).collect()
     }
 
-    /// The decode kernels of `cpu_gemv`: f32 weights for a few rows of input, Q4_1 always.
+    /// The decode kernels of `cpu_gemv`: f32 weights for a few rows of input, CPU-quantized
+    /// weights always.
     /// `None` when they do not apply (GPU, other dtypes, many rows of f32).
     fn forward_cpu_kernel(lins: &[&Linear], x: &Tensor) -> candle_core::Result<Option<Vec<Tensor>>> {
         use candle_core::{CpuStorage, Storage};

@@ -4,6 +4,9 @@
 //! against transformers) but skips candle's per-op dispatch and allocation, which cost as much
 //! as the weights' memory traffic for a small model.
 
+use std::collections::BTreeMap;
+
+use candle_core::quantized::QMatMul;
 use candle_core::{CpuStorage, DType, Storage, Tensor};
 
 use super::decoder::{Decoder, Linear, RmsNorm};
@@ -85,17 +88,15 @@ impl Decoder {
             && b == 1
             && t <= 8
             && cache.is_host()
-            && self.cpu_step_weights()
+            && self.kernels_read_all()
     }
 
-    /// Whether every matrix is one the CPU kernels read (f32 or a `Weight::CpuQuant` format): a
-    /// quantization type only candle multiplies (a K-quant without its kernel, say) sends the
-    /// whole step down the general path instead of failing at the first token.
-    fn cpu_step_weights(&self) -> bool {
-        let ok = |l: &Linear| !matches!(l.weight(), Weight::Quantized(_));
-        ok(&self.lm_head)
-            && self.layers.iter().all(|b| {
-                let (a, m) = (&b.self_attn, &b.mlp);
+    /// Every matrix of the model (the 7 of each layer, then the output head).
+    fn matrices(&self) -> impl Iterator<Item = &Linear> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                let (a, m) = (&l.self_attn, &l.mlp);
                 [
                     &a.q_proj,
                     &a.k_proj,
@@ -105,9 +106,38 @@ impl Decoder {
                     &m.up_proj,
                     &m.down_proj,
                 ]
-                .into_iter()
-                .all(ok)
             })
+            .chain(std::iter::once(&self.lm_head))
+    }
+
+    /// Whether `cpu_gemv` reads every matrix (CPU-quantized, or dense f32 on the CPU), so that
+    /// the CPU decode step can run: a GGUF with one tensor of a type the kernels lack (Q3_K, ...)
+    /// decodes through candle's ops instead.
+    pub fn kernels_read_all(&self) -> bool {
+        self.matrices().all(|l| match l.weight() {
+            Weight::CpuQuant(_) => true,
+            Weight::Dense(w) => w.dtype() == DType::F32 && w.device().is_cpu() && w.is_contiguous(),
+            Weight::Quantized(_) => false,
+        })
+    }
+
+    /// How many matrices of each kind the model holds, as `kernel Q4K` (this project's CPU
+    /// kernels), `candle Q3K` (candle's quantized product) or `dense F32`: what a benchmark or a
+    /// test reports about where the products run.
+    pub fn weight_kinds(&self) -> BTreeMap<String, usize> {
+        let mut kinds = BTreeMap::new();
+        for l in self.matrices() {
+            let kind = match l.weight() {
+                Weight::CpuQuant(q) => format!("kernel {:?}", q.format()),
+                Weight::Quantized(q) => match &**q {
+                    QMatMul::QTensor(t) => format!("candle {:?}", t.dtype()),
+                    QMatMul::Tensor(t) | QMatMul::TensorF16(t) => format!("dense {:?}", t.dtype()),
+                },
+                Weight::Dense(w) => format!("dense {:?}", w.dtype()),
+            };
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+        kinds
     }
 
     /// Feeds one token at the cache's end and returns the final hidden state (before the norm).

@@ -16,7 +16,8 @@ use super::error::{ModelError, Result};
 pub enum Weight {
     Dense(Tensor),
     Quantized(Arc<QMatMul>),
-    /// Q4_1 / Q8_0 on the CPU, multiplied by this project's kernels (`cpu_gemv`).
+    /// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K or Q6_K on the CPU with f32 activations,
+    /// multiplied by this project's kernels (`cpu_gemv`).
     CpuQuant(Arc<super::kernels::cpu_gemv::QMatrix>),
 }
 
@@ -253,6 +254,98 @@ fn check_gguf_header(path: &Path, file: &mut std::fs::File) -> Result<()> {
     Ok(())
 }
 
+/// llama.cpp's name of a GGML type id (those candle does not read, for error messages).
+fn ggml_type_name(ty: u32) -> &'static str {
+    match ty {
+        16 => "IQ2_XXS",
+        17 => "IQ2_XS",
+        18 => "IQ3_XXS",
+        19 => "IQ1_S",
+        20 => "IQ4_NL",
+        21 => "IQ3_S",
+        22 => "IQ2_S",
+        23 => "IQ4_XS",
+        24 => "I8",
+        25 => "I16",
+        26 => "I32",
+        27 => "I64",
+        28 => "F64",
+        29 => "IQ1_M",
+        34 => "TQ1_0",
+        35 => "TQ2_0",
+        39 => "MXFP4",
+        _ => "unknown",
+    }
+}
+
+/// Walks a GGUF header to the first tensor whose type candle does not know: its name and type
+/// id. `None` when the header does not parse or every type is known.
+fn first_unknown_type(file: &mut std::fs::File) -> Option<(String, u32)> {
+    use std::io::{BufReader, Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0)).ok()?;
+    let mut r = BufReader::new(file);
+    fn u32_(r: &mut impl Read) -> Option<u32> {
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b).ok()?;
+        Some(u32::from_le_bytes(b))
+    }
+    fn u64_(r: &mut impl Read) -> Option<u64> {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).ok()?;
+        Some(u64::from_le_bytes(b))
+    }
+    fn string(r: &mut impl Read) -> Option<String> {
+        let n = u64_(r)?;
+        if n > 1 << 24 {
+            return None;
+        }
+        let mut b = vec![0u8; n as usize];
+        r.read_exact(&mut b).ok()?;
+        Some(String::from_utf8_lossy(&b).into_owned())
+    }
+    fn skip_value(r: &mut (impl Read + Seek), ty: u32) -> Option<()> {
+        let fixed = match ty {
+            0 | 1 | 7 => 1,
+            2 | 3 => 2,
+            4..=6 => 4,
+            10..=12 => 8,
+            8 => return string(r).map(|_| ()),
+            9 => {
+                let (inner, n) = (u32_(r)?, u64_(r)?);
+                for _ in 0..n {
+                    skip_value(r, inner)?;
+                }
+                return Some(());
+            }
+            _ => return None,
+        };
+        r.seek_relative(fixed).ok()
+    }
+    let _magic_version = u64_(&mut r)?;
+    let (tensors, kvs) = (u64_(&mut r)?, u64_(&mut r)?);
+    for _ in 0..kvs {
+        string(&mut r)?;
+        let ty = u32_(&mut r)?;
+        skip_value(&mut r, ty)?;
+    }
+    for _ in 0..tensors {
+        let name = string(&mut r)?;
+        let dims = u32_(&mut r)?;
+        if dims > 8 {
+            return None;
+        }
+        for _ in 0..dims {
+            u64_(&mut r)?;
+        }
+        let ty = u32_(&mut r)?;
+        u64_(&mut r)?;
+        if !matches!(ty, 0..=3 | 6..=15 | 30) {
+            return Some((name, ty));
+        }
+    }
+    None
+}
+
 impl GgufWeights {
     pub fn open(path: &Path, dtype: DType, device: &Device) -> Result<Self> {
         let mut file = std::fs::File::open(path).map_err(|e| {
@@ -266,8 +359,28 @@ impl GgufWeights {
             }
         })?;
         check_gguf_header(path, &mut file)?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|e| ModelError::bad(path, format!("not a readable GGUF file: {}", root_message(&e))))?;
+        let content = match gguf_file::Content::read(&mut file) {
+            Ok(c) => c,
+            Err(e) => {
+                // candle refuses the whole file at a tensor type it lacks (IQ4_XS, ...): name
+                // the tensor and the type.
+                if let Some((name, ty)) = first_unknown_type(&mut file) {
+                    return Err(ModelError::unsupported(
+                        path,
+                        format!(
+                            "tensor `{name}` has GGML type {} ({ty}), which this engine cannot read \
+                             (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K; \
+                             a Q4_K_M or Q8_0 file of the model loads)",
+                            ggml_type_name(ty)
+                        ),
+                    ));
+                }
+                return Err(ModelError::bad(
+                    path,
+                    format!("not a readable GGUF file: {}", root_message(&e)),
+                ));
+            }
+        };
         let file_len = file.metadata().map_err(|e| ModelError::bad(path, e))?.len();
         for (name, info) in &content.tensor_infos {
             let bytes = info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
@@ -332,8 +445,16 @@ impl WeightLoader for GgufWeights {
         }
         use super::kernels::cpu_gemv::{QFormat, QMatrix};
         let format = match q.dtype() {
+            GgmlDType::Q4_0 => Some(QFormat::Q4_0),
             GgmlDType::Q4_1 => Some(QFormat::Q4_1),
+            GgmlDType::Q5_0 => Some(QFormat::Q5_0),
+            GgmlDType::Q5_1 => Some(QFormat::Q5_1),
             GgmlDType::Q8_0 => Some(QFormat::Q8_0),
+            GgmlDType::Q4K => Some(QFormat::Q4K),
+            GgmlDType::Q5K => Some(QFormat::Q5K),
+            GgmlDType::Q6K => Some(QFormat::Q6K),
+            // Q2_K, Q3_K, ...: candle's quantized product below (the decoder then skips the CPU
+            // decode step, which needs every matrix in the kernels).
             _ => None,
         };
         if let (Some(format), true, DType::F32) = (format, self.device.is_cpu(), self.dtype) {

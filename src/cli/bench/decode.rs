@@ -1,5 +1,7 @@
 //! `s1-studio bench decode`: greedy decode tokens/s against transformers (same random Qwen2
-//! safetensors) and llama.cpp (same GGUF), each measured in the same run.
+//! safetensors) and llama.cpp (same GGUFs: SmolLM2-135M in Q4_1 and re-quantized to Q4_K_M),
+//! each measured in the same run; for the GGUFs also this engine's batched decode (several
+//! sequences per step, the weights read once for all).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -22,6 +24,13 @@ pub struct DecodeArgs {
     /// The GGUF for the llama.cpp comparison (SmolLM2-135M-Instruct Q4_1)
     #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
     gguf: PathBuf,
+    /// The K-quant GGUF for the llama.cpp comparison (SmolLM2-135M-Instruct re-quantized to
+    /// Q4_K_M by scripts/make_q4km_smollm2.py)
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_K_M.gguf")]
+    q4km: PathBuf,
+    /// Batch sizes timed for this engine's batched decode of the GGUFs (batch 1 is always timed)
+    #[arg(long, value_delimiter = ',', default_value = "4,16")]
+    batches: Vec<usize>,
     /// Prompt tokens before decoding
     #[arg(long, default_value_t = 32)]
     prompt_tokens: usize,
@@ -34,7 +43,7 @@ pub struct DecodeArgs {
     #[arg(long, env = "S1_BENCH_PYTHON", default_value = "python3")]
     python: String,
     /// Which comparisons to run
-    #[arg(long, default_value = "all", value_parser = ["all", "safetensors", "gguf"])]
+    #[arg(long, default_value = "all", value_parser = ["all", "safetensors", "gguf", "q4_1", "q4_k_m"])]
     which: String,
     /// Device for the safetensors model (cpu, cuda); the transformers baseline uses the same
     #[arg(long, default_value = "cpu")]
@@ -83,6 +92,70 @@ pub(super) fn time_decode(
     Ok(median(&mut rates))
 }
 
+/// Median decode tokens/s (all sequences together) of `batch` sequences decoded in lockstep
+/// through the CPU decode step, each after its own prompt, greedy.
+fn time_decode_batch(
+    decoder: &Decoder,
+    prompt: &[u32],
+    new_tokens: usize,
+    repeats: usize,
+    batch: usize,
+) -> anyhow::Result<f64> {
+    let dev = decoder.device();
+    let mut rates = Vec::new();
+    for _ in 0..repeats.max(1) {
+        let mut caches: Vec<_> = (0..batch).map(|_| decoder.new_cache()).collect();
+        let mut tokens = Vec::with_capacity(batch);
+        for (i, cache) in caches.iter_mut().enumerate() {
+            // A different prompt per sequence: the rows of a batch do not coincide.
+            let p: Vec<u32> = prompt.iter().map(|&t| t + i as u32).collect();
+            let ids = candle_core::Tensor::new(p.as_slice(), dev)?.unsqueeze(0)?;
+            let logits = decoder
+                .forward(&ids, Some(cache), Logits::Last)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            tokens.push(argmax(&logits));
+        }
+        let mut refs: Vec<_> = caches.iter_mut().collect();
+        anyhow::ensure!(
+            decoder.can_step_cpu_batch(&refs),
+            "this model cannot run the batched CPU decode step (a weight the CPU kernels do not read?)"
+        );
+        let t = Instant::now();
+        for _ in 0..new_tokens {
+            let hidden = decoder.step_cpu_batch(&tokens, &mut refs)?;
+            tokens = decoder.head_cpu_batch(&hidden)?.iter().map(|l| argmax(l)).collect();
+        }
+        rates.push((batch * new_tokens) as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(median(&mut rates))
+}
+
+fn argmax(v: &[f32]) -> u32 {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |a, (i, &x)| if x > a.1 { (i, x) } else { a })
+        .0 as u32
+}
+
+/// The tensor types a GGUF holds, as `Q5_0 x 196, Q4K x 16, ...` (most first).
+fn gguf_types(path: &std::path::Path) -> anyhow::Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut f)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut counts = std::collections::BTreeMap::new();
+    for info in content.tensor_infos.values() {
+        *counts.entry(format!("{:?}", info.ggml_dtype)).or_insert(0usize) += 1;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    Ok(counts
+        .iter()
+        .map(|(t, n)| format!("{t} x {n}"))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
 /// Runs a baseline script that prints a JSON object with `tokens_per_s` on its last line.
 fn baseline(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<f64> {
     baseline_json(python, script_name, args)?["tokens_per_s"]
@@ -92,15 +165,6 @@ fn baseline(python: &str, script_name: &str, args: &[String]) -> anyhow::Result<
 
 pub fn run(a: DecodeArgs) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let cfg = bench_config();
-    if !a.model_dir.join("model.safetensors").exists() {
-        crate::model::init::write_weights(&cfg, 0, &a.model_dir)?;
-    }
-    let dev = parse_device(&a.device)?;
-    let loaded_cfg = ModelConfig::from_hf_file(&a.model_dir.join("config.json"))?;
-    let mut w = SafetensorsWeights::open(&a.model_dir, candle_core::DType::F32, &dev)?;
-    let decoder = Decoder::load(&loaded_cfg, &mut w, candle_core::DType::F32, &dev)?;
-    let prompt = prompt_ids(a.prompt_tokens, cfg.vocab_size);
     let common = vec![
         "--prompt-tokens".to_string(),
         a.prompt_tokens.to_string(),
@@ -114,8 +178,18 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<()> {
         a.device.clone(),
     ];
     let mut rows: Vec<(String, f64, Option<f64>, String)> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
 
-    if a.which != "gguf" {
+    if a.which == "all" || a.which == "safetensors" {
+        let cfg = bench_config();
+        if !a.model_dir.join("model.safetensors").exists() {
+            crate::model::init::write_weights(&cfg, 0, &a.model_dir)?;
+        }
+        let dev = parse_device(&a.device)?;
+        let loaded_cfg = ModelConfig::from_hf_file(&a.model_dir.join("config.json"))?;
+        let mut w = SafetensorsWeights::open(&a.model_dir, candle_core::DType::F32, &dev)?;
+        let decoder = Decoder::load(&loaded_cfg, &mut w, candle_core::DType::F32, &dev)?;
+        let prompt = prompt_ids(a.prompt_tokens, cfg.vocab_size);
         let ours = time_decode(&decoder, cfg.vocab_size as u32 - 1, &prompt, a.new_tokens, a.repeats)?;
         let base = if a.no_baselines {
             None
@@ -132,37 +206,75 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<()> {
         ));
     }
 
-    if a.which == "safetensors" || a.device != "cpu" {
-    } else if a.gguf.exists() {
-        let m = load_model(&a.gguf, &LoadOptions::default())?;
+    let gguf_cases = [
+        (
+            &a.gguf,
+            "q4_1",
+            "SmolLM2-135M Q4_1 GGUF",
+            "scripts/fetch-test-models.sh fetches it",
+        ),
+        (
+            &a.q4km,
+            "q4_k_m",
+            "SmolLM2-135M Q4_K_M GGUF",
+            "scripts/make_q4km_smollm2.py makes it from the Q4_1 with llama-cpp-python",
+        ),
+    ];
+    for (path, key, name, how) in gguf_cases {
+        if a.which == "safetensors" || a.device != "cpu" || !(a.which == "all" || a.which == "gguf" || a.which == key) {
+            continue;
+        }
+        if !path.exists() {
+            eprintln!(
+                "note: {} not found; skipping its llama.cpp comparison ({how})",
+                path.display()
+            );
+            continue;
+        }
+        let m = load_model(path, &LoadOptions::default())?;
+        let kinds = m.decoder.weight_kinds();
+        let all_ours = m.decoder.kernels_read_all();
+        notes.push(format!(
+            "{name}: tensors {}; matrices {}; all on this engine's CPU kernels: {}",
+            gguf_types(path)?,
+            kinds
+                .iter()
+                .map(|(k, n)| format!("{k} x {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if all_ours { "yes" } else { "no" }
+        ));
         let gprompt = prompt_ids(a.prompt_tokens, 1000);
         let ours = time_decode(&m.decoder, m.tokenizer.max_token_id, &gprompt, a.new_tokens, a.repeats)?;
         let base = if a.no_baselines {
             None
         } else {
-            let mut args = vec!["--gguf".to_string(), a.gguf.display().to_string()];
+            let mut args = vec!["--gguf".to_string(), path.display().to_string()];
             args.extend(common.clone());
             Some(baseline(&a.python, "bench_decode_llamacpp.py", &args)?)
         };
-        rows.push((
-            "SmolLM2-135M Q4_1 GGUF".into(),
-            ours,
-            base,
-            "llama.cpp (llama-cpp-python)".into(),
-        ));
-    } else {
-        eprintln!(
-            "note: {} not found; skipping the llama.cpp comparison (scripts/fetch-test-models.sh fetches it)",
-            a.gguf.display()
-        );
+        rows.push((name.to_string(), ours, base, "llama.cpp (llama-cpp-python)".into()));
+        for &batch in a.batches.iter().filter(|&&b| b > 1) {
+            let rate = time_decode_batch(&m.decoder, &gprompt, a.new_tokens, a.repeats, batch)?;
+            rows.push((
+                format!("{name}, batch {batch}"),
+                rate,
+                None,
+                "(this engine only)".into(),
+            ));
+        }
     }
 
     println!(
-        "decode, batch 1, greedy, {} prompt + {} new tokens, {threads} threads, median of {}",
+        "decode, greedy, {} prompt + {} new tokens, {threads} threads, median of {}; batch 1 unless \
+         named (batched rows: tokens/s of all sequences together)",
         a.prompt_tokens, a.new_tokens, a.repeats
     );
+    for n in &notes {
+        println!("{n}");
+    }
     println!(
-        "{:<30} {:>12} {:>12} {:>8}  baseline",
+        "{:<36} {:>12} {:>12} {:>8}  baseline",
         "model", "s1-studio", "baseline", "ratio"
     );
     let mut json = Vec::new();
@@ -171,7 +283,7 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<()> {
             Some(b) => (format!("{b:.1}"), format!("{:.2}x", ours / b)),
             None => ("-".into(), "-".into()),
         };
-        println!("{name:<30} {ours:>12.1} {b:>12} {r:>8}  {base_name}");
+        println!("{name:<36} {ours:>12.1} {b:>12} {r:>8}  {base_name}");
         json.push(serde_json::json!({"model": name, "tokens_per_s": ours, "baseline": base_name, "baseline_tokens_per_s": base, "ratio": base.map(|b| ours / b)}));
     }
     if let Some(p) = a.json {

@@ -18,7 +18,8 @@ use crate::model::config::{Arch, ModelConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Batch-1 greedy decode tokens/s (KV cache) against transformers and llama.cpp
+    /// Greedy decode tokens/s (KV cache) against transformers and llama.cpp (Q4_1 and Q4_K_M
+    /// GGUFs), and this engine's batched decode
     Decode(decode::DecodeArgs),
     /// Batch-1 decode of a Qwen2.5-0.5B-shaped bf16 model on a GPU against transformers, and the
     /// fraction of the GPU's memory bandwidth it reaches

@@ -1,86 +1,232 @@
 //! CPU kernels for decoding: `y = W x` for a few rows of `x` (batch-1 decode has one), over f32
-//! or Q4_1 weights, several matrices sharing the same input in one parallel pass (q/k/v, and
-//! gate/up). Decoding is bound by reading the weights once per token, so the kernels stream each
-//! weight row once for all rows of `x`, split rows across threads, and use AVX2/FMA when the CPU
-//! has them (with a portable path beside it).
+//! weights or GGUF's quantized blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 in `cpu_quant_legacy`; Q4_K,
+//! Q5_K, Q6_K in `cpu_quant_k`), several matrices sharing the same input in one parallel pass
+//! (q/k/v, and gate/up). Decoding is bound by reading the weights once per token, so the kernels
+//! stream each weight row once for all rows of `x`, split rows across threads, and use
+//! AVX2/FMA/F16C when the CPU has them (with a portable path beside each).
 
-use half::f16;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 
-/// Q4_1 block as llama.cpp stores it: 32 weights `d * q + m`, q in 0..16, low nibbles first.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct BlockQ41 {
-    d: f16,
-    m: f16,
-    qs: [u8; 16],
-}
-const _: () = assert!(std::mem::size_of::<BlockQ41>() == 20);
+use super::cpu_quant_k::{BlockQ4K, BlockQ5K, BlockQ6K};
+use super::cpu_quant_legacy::{BlockQ40, BlockQ41, BlockQ50, BlockQ51, BlockQ80};
 
-/// Q8_0 block as llama.cpp stores it: 32 weights `d * q`, q in -128..128.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct BlockQ80 {
-    d: f16,
-    qs: [i8; 32],
-}
-const _: () = assert!(std::mem::size_of::<BlockQ80>() == 34);
-
-/// The block formats the CPU kernels read.
+/// The block formats the CPU kernels read (llama.cpp's layouts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QFormat {
+    Q4_0,
     Q4_1,
+    Q5_0,
+    Q5_1,
     Q8_0,
+    Q4K,
+    Q5K,
+    Q6K,
 }
 
+/// One quantized block format: its bytes, its dequantization and its dot product with 8-bit
+/// activation blocks (a block of `WEIGHTS` weights meets `WEIGHTS / 32` activation blocks).
+///
+/// # Safety
+/// Implementors are `#[repr(C)]` structs of `u8`, `i8`, `f16` and arrays of them, without
+/// padding, of exactly `BYTES` bytes: any bytes are a valid value (`parse` relies on it).
+pub(super) unsafe trait QBlock: Copy {
+    const BYTES: usize;
+    const WEIGHTS: usize;
+
+    /// The block stored in `c` (exactly `BYTES` bytes).
+    fn parse(c: &[u8]) -> Self {
+        debug_assert!(c.len() == Self::BYTES && std::mem::size_of::<Self>() == Self::BYTES);
+        // SAFETY: `c` holds BYTES = size_of::<Self>() bytes and every bit pattern is a valid
+        // Self (the trait's contract); the read is unaligned.
+        unsafe { std::ptr::read_unaligned(c.as_ptr() as *const Self) }
+    }
+
+    /// Appends the block's weights as f32.
+    fn dequantize(&self, out: &mut Vec<f32>);
+
+    /// Portable `Σ w·x` over one row of blocks.
+    fn dot(w: &[Self], x: &[BlockQ81]) -> f32;
+
+    /// The same with AVX2.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn dot_avx2(w: &[Self], x: &[BlockQ81]) -> f32;
+
+    /// Four rows against the same activations (formats with a real 4-row kernel override it).
+    ///
+    /// # Safety
+    /// As `dot_avx2`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot4_avx2(w: [&[Self]; 4], x: &[BlockQ81]) -> [f32; 4] {
+        // SAFETY: this fn's contract is dot_avx2's.
+        unsafe {
+            [
+                Self::dot_avx2(w[0], x),
+                Self::dot_avx2(w[1], x),
+                Self::dot_avx2(w[2], x),
+                Self::dot_avx2(w[3], x),
+            ]
+        }
+    }
+
+    /// Four rows against two activation rows (formats that unpack their weights once for both
+    /// override it); each result as `dot4_avx2` gives it.
+    ///
+    /// # Safety
+    /// As `dot_avx2`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot4x2_avx2(w: [&[Self]; 4], x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+        // SAFETY: this fn's contract is dot4_avx2's.
+        unsafe { [Self::dot4_avx2(w, x0), Self::dot4_avx2(w, x1)] }
+    }
+}
+
+/// Whether the AVX2 kernels may run (the detection is cached by std).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code, reason = "only tests ask off x86-64"))]
+#[inline]
+pub(super) fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The sum of the 8 lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    _mm_cvtss_f32(s)
+}
+
+/// An f16 as f32 through F16C (`half` converts in software unless built with F16C).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,f16c")]
+pub(super) unsafe fn f16_avx(v: half::f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(v.to_bits() as i32)))
+}
+
+#[derive(Clone)]
 enum Blocks {
+    Q40(Vec<BlockQ40>),
     Q41(Vec<BlockQ41>),
+    Q50(Vec<BlockQ50>),
+    Q51(Vec<BlockQ51>),
     Q80(Vec<BlockQ80>),
+    Q4K(Vec<BlockQ4K>),
+    Q5K(Vec<BlockQ5K>),
+    Q6K(Vec<BlockQ6K>),
+}
+
+/// Runs `$body` with `$bs` bound to the typed block vector, whatever the format.
+macro_rules! with_blocks {
+    ($blocks:expr, $bs:ident => $body:expr) => {
+        match $blocks {
+            Blocks::Q40($bs) => $body,
+            Blocks::Q41($bs) => $body,
+            Blocks::Q50($bs) => $body,
+            Blocks::Q51($bs) => $body,
+            Blocks::Q80($bs) => $body,
+            Blocks::Q4K($bs) => $body,
+            Blocks::Q5K($bs) => $body,
+            Blocks::Q6K($bs) => $body,
+        }
+    };
 }
 
 /// A quantized matrix `[rows, cols]` in llama.cpp's block layout.
 pub struct QMatrix {
     rows: usize,
     cols: usize,
+    format: QFormat,
     blocks: Blocks,
 }
 
-impl QMatrix {
-    /// From the raw bytes of a GGUF tensor of shape `[rows, cols]`; `None` if they do not fit.
-    pub fn from_bytes(format: QFormat, rows: usize, cols: usize, bytes: &[u8]) -> Option<Self> {
-        let size = match format {
-            QFormat::Q4_1 => 20,
-            QFormat::Q8_0 => 34,
-        };
-        if !cols.is_multiple_of(32) || bytes.len() != rows * cols / 32 * size {
-            return None;
+fn parse_all<T: QBlock>(rows: usize, cols: usize, bytes: &[u8]) -> Option<Vec<T>> {
+    if !cols.is_multiple_of(T::WEIGHTS) || bytes.len() != rows * (cols / T::WEIGHTS) * T::BYTES {
+        return None;
+    }
+    Some(bytes.chunks_exact(T::BYTES).map(T::parse).collect())
+}
+
+/// `w[r..r+4]` against `x`: AVX2 when present, else the portable kernel.
+fn rows4<T: QBlock>(bs: &[T], r: usize, x: &[BlockQ81]) -> [f32; 4] {
+    let nb = x.len() * 32 / T::WEIGHTS;
+    let rows = [0, 1, 2, 3].map(|i| &bs[(r + i) * nb..(r + i + 1) * nb]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the features were detected just above.
+            return unsafe { T::dot4_avx2(rows, x) };
         }
-        let chunks = bytes.chunks_exact(size);
+    }
+    rows.map(|w| T::dot(w, x))
+}
+
+/// `w[r..r+4]` against two activation rows.
+fn rows4x2<T: QBlock>(bs: &[T], r: usize, x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+    let nb = x0.len() * 32 / T::WEIGHTS;
+    let rows = [0, 1, 2, 3].map(|i| &bs[(r + i) * nb..(r + i + 1) * nb]);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the features were detected just above.
+            return unsafe { T::dot4x2_avx2(rows, x0, x1) };
+        }
+    }
+    [rows.map(|w| T::dot(w, x0)), rows.map(|w| T::dot(w, x1))]
+}
+
+fn row1<T: QBlock>(bs: &[T], r: usize, x: &[BlockQ81]) -> f32 {
+    let nb = x.len() * 32 / T::WEIGHTS;
+    let w = &bs[r * nb..(r + 1) * nb];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx2() {
+            // SAFETY: the features were detected just above.
+            return unsafe { T::dot_avx2(w, x) };
+        }
+    }
+    T::dot(w, x)
+}
+
+impl QMatrix {
+    /// From the raw bytes of a GGUF tensor of shape `[rows, cols]`; `None` if they do not fit
+    /// (a row that is not a whole number of blocks, or the wrong byte count).
+    pub fn from_bytes(format: QFormat, rows: usize, cols: usize, bytes: &[u8]) -> Option<Self> {
         let blocks = match format {
-            QFormat::Q4_1 => Blocks::Q41(
-                chunks
-                    .map(|c| BlockQ41 {
-                        d: f16::from_le_bytes([c[0], c[1]]),
-                        m: f16::from_le_bytes([c[2], c[3]]),
-                        qs: c[4..20].try_into().unwrap_or([0; 16]),
-                    })
-                    .collect(),
-            ),
-            QFormat::Q8_0 => Blocks::Q80(
-                chunks
-                    .map(|c| {
-                        let mut qs = [0i8; 32];
-                        for (q, b) in qs.iter_mut().zip(&c[2..34]) {
-                            *q = *b as i8;
-                        }
-                        BlockQ80 {
-                            d: f16::from_le_bytes([c[0], c[1]]),
-                            qs,
-                        }
-                    })
-                    .collect(),
-            ),
+            QFormat::Q4_0 => Blocks::Q40(parse_all(rows, cols, bytes)?),
+            QFormat::Q4_1 => Blocks::Q41(parse_all(rows, cols, bytes)?),
+            QFormat::Q5_0 => Blocks::Q50(parse_all(rows, cols, bytes)?),
+            QFormat::Q5_1 => Blocks::Q51(parse_all(rows, cols, bytes)?),
+            QFormat::Q8_0 => Blocks::Q80(parse_all(rows, cols, bytes)?),
+            QFormat::Q4K => Blocks::Q4K(parse_all(rows, cols, bytes)?),
+            QFormat::Q5K => Blocks::Q5K(parse_all(rows, cols, bytes)?),
+            QFormat::Q6K => Blocks::Q6K(parse_all(rows, cols, bytes)?),
         };
-        Some(Self { rows, cols, blocks })
+        Some(Self {
+            rows,
+            cols,
+            format,
+            blocks,
+        })
     }
 
     pub fn rows(&self) -> usize {
@@ -91,71 +237,57 @@ impl QMatrix {
         self.cols
     }
 
+    pub fn format(&self) -> QFormat {
+        self.format
+    }
+
     /// The weights as f32, row-major (for checks).
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.rows * self.cols);
-        match &self.blocks {
-            Blocks::Q41(bs) => {
-                for b in bs {
-                    let (d, m) = (b.d.to_f32(), b.m.to_f32());
-                    out.extend(b.qs.iter().map(|q| d * (q & 15) as f32 + m));
-                    out.extend(b.qs.iter().map(|q| d * (q >> 4) as f32 + m));
-                }
-            }
-            Blocks::Q80(bs) => {
-                for b in bs {
-                    out.extend(b.qs.iter().map(|&q| b.d.to_f32() * q as f32));
-                }
-            }
-        }
+        with_blocks!(&self.blocks, bs => bs.iter().for_each(|b| b.dequantize(&mut out)));
         out
     }
 
     /// Dot products of rows `r..r+4` with `x`.
     fn dot_rows4(&self, r: usize, x: &[BlockQ81]) -> [f32; 4] {
-        let nb = self.cols / 32;
-        match &self.blocks {
-            Blocks::Q41(bs) => {
-                let rows = [
-                    &bs[r * nb..(r + 1) * nb],
-                    &bs[(r + 1) * nb..(r + 2) * nb],
-                    &bs[(r + 2) * nb..(r + 3) * nb],
-                    &bs[(r + 3) * nb..(r + 4) * nb],
-                ];
-                #[cfg(target_arch = "x86_64")]
-                {
-                    if std::arch::is_x86_feature_detected!("avx2")
-                        && std::arch::is_x86_feature_detected!("fma")
-                        && std::arch::is_x86_feature_detected!("f16c")
-                    {
-                        // SAFETY: the features were detected just above.
-                        return unsafe { dot4_q41_avx2(rows, x) };
-                    }
-                }
-                rows.map(|w| dot_q41_portable(w, x))
-            }
-            Blocks::Q80(_) => [0, 1, 2, 3].map(|i| self.dot_row(r + i, x)),
-        }
+        with_blocks!(&self.blocks, bs => rows4(bs, r, x))
+    }
+
+    /// Dot products of rows `r..r+4` with two activation rows.
+    fn dot_rows4x2(&self, r: usize, x0: &[BlockQ81], x1: &[BlockQ81]) -> [[f32; 4]; 2] {
+        with_blocks!(&self.blocks, bs => rows4x2(bs, r, x0, x1))
     }
 
     fn dot_row(&self, r: usize, x: &[BlockQ81]) -> f32 {
-        let nb = self.cols / 32;
-        match &self.blocks {
-            Blocks::Q41(bs) => dot_q41(&bs[r * nb..(r + 1) * nb], x),
-            Blocks::Q80(bs) => dot_q80(&bs[r * nb..(r + 1) * nb], x),
+        with_blocks!(&self.blocks, bs => row1(bs, r, x))
+    }
+
+    /// Row `r` against `x` through the portable kernel only (tests compare it with AVX2).
+    #[cfg(test)]
+    pub(super) fn dot_row_portable(&self, r: usize, x: &[BlockQ81]) -> f32 {
+        fn one<T: QBlock>(bs: &[T], r: usize, x: &[BlockQ81]) -> f32 {
+            let nb = x.len() * 32 / T::WEIGHTS;
+            T::dot(&bs[r * nb..(r + 1) * nb], x)
         }
+        with_blocks!(&self.blocks, bs => one(bs, r, x))
+    }
+
+    /// Rows `r..r+4` and row `r` through the dispatching kernels (AVX2 where present).
+    #[cfg(test)]
+    pub(super) fn dot_rows_dispatch(&self, r: usize, x: &[BlockQ81]) -> ([f32; 4], f32) {
+        (self.dot_rows4(r, x), self.dot_row(r, x))
     }
 }
 
 /// One activation block quantized to 8 bits: `x ≈ d * q`, with `s = d * Σq`.
 #[derive(Clone, Copy)]
-struct BlockQ81 {
-    d: f32,
-    s: f32,
-    qs: [i8; 32],
+pub(super) struct BlockQ81 {
+    pub(super) d: f32,
+    pub(super) s: f32,
+    pub(super) qs: [i8; 32],
 }
 
-fn quantize_q81(x: &[f32]) -> Vec<BlockQ81> {
+pub(super) fn quantize_q81(x: &[f32]) -> Vec<BlockQ81> {
     x.chunks_exact(32)
         .map(|c| {
             let amax = c.iter().fold(0f32, |a, v| a.max(v.abs()));
@@ -255,12 +387,21 @@ pub fn gemv(x: &[f32], m: usize, mats: &[KernelWeight<'_>]) -> Vec<f32> {
         let mut r = start;
         if let KernelWeight::Quant(q) = w {
             while r + 4 <= end {
-                for (j, xj) in xq.iter().enumerate() {
-                    let v = q.dot_rows4(r, xj);
-                    for (i, v) in v.into_iter().enumerate() {
-                        // SAFETY: as below.
-                        unsafe { *ptr.0.add(offset + j * rows + r + i) = v };
+                // Two activation rows per pass where the format unpacks its weights once for both.
+                let mut j = 0;
+                while j < m {
+                    let (v, n) = if j + 1 < m {
+                        (q.dot_rows4x2(r, &xq[j], &xq[j + 1]), 2)
+                    } else {
+                        ([q.dot_rows4(r, &xq[j]), [0.0; 4]], 1)
+                    };
+                    for (jj, v) in v.iter().take(n).enumerate() {
+                        for (i, v) in v.iter().enumerate() {
+                            // SAFETY: as below.
+                            unsafe { *ptr.0.add(offset + (j + jj) * rows + r + i) = *v };
+                        }
                     }
+                    j += n;
                 }
                 r += 4;
             }
@@ -316,265 +457,6 @@ fn dot_f32_portable(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
-fn dot_q41(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the features were detected just above.
-            return unsafe { dot_q41_avx2(w, x) };
-        }
-    }
-    dot_q41_portable(w, x)
-}
-
-fn dot_q41_portable(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
-    let mut s = 0f32;
-    for (b, xb) in w.iter().zip(x) {
-        let mut acc = 0i32;
-        for i in 0..16 {
-            acc += (b.qs[i] & 15) as i32 * xb.qs[i] as i32 + (b.qs[i] >> 4) as i32 * xb.qs[i + 16] as i32;
-        }
-        s += b.d.to_f32() * xb.d * acc as f32 + b.m.to_f32() * xb.s;
-    }
-    s
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
-unsafe fn dot_q41_avx2(w: &[BlockQ41], x: &[BlockQ81]) -> f32 {
-    use std::arch::x86_64::*;
-    let mask = _mm_set1_epi8(15);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
-    for (b, xb) in w.iter().zip(x) {
-        // d and m as two f16 -> f32.
-        let dm = _mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(
-            b as *const BlockQ41 as *const i32,
-        )));
-        let d = _mm_cvtss_f32(dm);
-        let m = _mm_cvtss_f32(_mm_shuffle_ps(dm, dm, 1));
-        let q = _mm_loadu_si128(b.qs.as_ptr() as *const __m128i);
-        let lo = _mm_and_si128(q, mask);
-        let hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
-        let wq = _mm256_set_m128i(hi, lo);
-        let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(wq, xq), ones);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(p), acc);
-        mins += m * xb.s;
-    }
-    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s) + mins
-}
-
-/// Four rows at once: each activation block is loaded once and the four accumulation chains
-/// run independently.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
-unsafe fn dot4_q41_avx2(w: [&[BlockQ41]; 4], x: &[BlockQ81]) -> [f32; 4] {
-    use std::arch::x86_64::*;
-    let mask = _mm_set1_epi8(15);
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut mins = _mm_setzero_ps();
-    for (b, xb) in x.iter().enumerate() {
-        let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-        let xd = _mm_set1_ps(xb.d);
-        // d and m of the four rows' blocks: [d0 m0 d1 m1 d2 m2 d3 m3] as f16 -> f32.
-        let dm = _mm_set_epi32(
-            std::ptr::read_unaligned(&w[3][b] as *const BlockQ41 as *const i32),
-            std::ptr::read_unaligned(&w[2][b] as *const BlockQ41 as *const i32),
-            std::ptr::read_unaligned(&w[1][b] as *const BlockQ41 as *const i32),
-            std::ptr::read_unaligned(&w[0][b] as *const BlockQ41 as *const i32),
-        );
-        let dm = _mm256_cvtph_ps(dm);
-        let lo4 = _mm256_castps256_ps128(dm); // d0 m0 d1 m1
-        let hi4 = _mm256_extractf128_ps(dm, 1); // d2 m2 d3 m3
-        let ds = _mm_shuffle_ps(lo4, hi4, 0b10_00_10_00); // d0 d1 d2 d3
-        let ms = _mm_shuffle_ps(lo4, hi4, 0b11_01_11_01); // m0 m1 m2 m3
-        mins = _mm_fmadd_ps(ms, _mm_set1_ps(xb.s), mins);
-        let scale = _mm_mul_ps(ds, xd);
-        let sc: [f32; 4] = std::mem::transmute(scale);
-        for i in 0..4 {
-            let q = _mm_loadu_si128(w[i][b].qs.as_ptr() as *const __m128i);
-            let lo = _mm_and_si128(q, mask);
-            let hi = _mm_and_si128(_mm_srli_epi16(q, 4), mask);
-            let p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set_m128i(hi, lo), xq), ones);
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(sc[i]), _mm256_cvtepi32_ps(p), acc[i]);
-        }
-    }
-    let mins: [f32; 4] = std::mem::transmute(mins);
-    let mut out = [0f32; 4];
-    for i in 0..4 {
-        let a = acc[i];
-        let s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-        out[i] = _mm_cvtss_f32(s) + mins[i];
-    }
-    out
-}
-
-fn dot_q80(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the features were detected just above.
-            return unsafe { dot_q80_avx2(w, x) };
-        }
-    }
-    dot_q80_portable(w, x)
-}
-
-fn dot_q80_portable(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
-    let mut s = 0f32;
-    for (b, xb) in w.iter().zip(x) {
-        let acc: i32 = b.qs.iter().zip(&xb.qs).map(|(&a, &c)| a as i32 * c as i32).sum();
-        s += b.d.to_f32() * xb.d * acc as f32;
-    }
-    s
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-#[allow(unsafe_op_in_unsafe_fn, reason = "unsafe throughout, under this fn's contract")]
-unsafe fn dot_q80_avx2(w: &[BlockQ80], x: &[BlockQ81]) -> f32 {
-    use std::arch::x86_64::*;
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = _mm256_setzero_ps();
-    for (b, xb) in w.iter().zip(x) {
-        let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(b.d.to_bits() as i32)));
-        let wq = _mm256_loadu_si256(b.qs.as_ptr() as *const __m256i);
-        let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-        // maddubs multiplies unsigned by signed: move w's sign onto x.
-        let p = _mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
-        let p = _mm256_madd_epi16(p, ones);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb.d), _mm256_cvtepi32_ps(p), acc);
-    }
-    let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
-    _mm_cvtss_f32(s)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn data(n: usize, seed: u32) -> Vec<f32> {
-        (0..n as u32)
-            .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2000) as f32 / 1000.0 - 1.0)
-            .collect()
-    }
-
-    fn naive(w: &[f32], rows: usize, x: &[f32], m: usize) -> Vec<f32> {
-        let k = x.len() / m;
-        let mut out = vec![0f32; rows * m];
-        for j in 0..m {
-            for r in 0..rows {
-                out[j * rows + r] = (0..k).map(|c| w[r * k + c] as f64 * x[j * k + c] as f64).sum::<f64>() as f32;
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn f32_kernel_matches_naive_over_several_matrices() {
-        let (k, m) = (200, 3);
-        let x = data(k * m, 1);
-        let (a, b) = (data(130 * k, 2), data(7 * k, 3));
-        let out = gemv(
-            &x,
-            m,
-            &[
-                KernelWeight::F32 {
-                    data: &a,
-                    rows: 130,
-                    cols: k,
-                },
-                KernelWeight::F32 {
-                    data: &b,
-                    rows: 7,
-                    cols: k,
-                },
-            ],
-        );
-        let want: Vec<f32> = naive(&a, 130, &x, m).into_iter().chain(naive(&b, 7, &x, m)).collect();
-        for (g, w) in out.iter().zip(&want) {
-            assert!((g - w).abs() < 1e-4, "{g} vs {w}");
-        }
-    }
-
-    #[test]
-    fn q41_kernel_matches_the_dequantized_product() {
-        let (rows, k) = (96, 256);
-        let mut bytes = Vec::new();
-        for i in 0..rows * k / 32 {
-            bytes.extend(f16::from_f32(0.01 + (i % 7) as f32 * 0.003).to_le_bytes());
-            bytes.extend(f16::from_f32(-0.05 + (i % 5) as f32 * 0.01).to_le_bytes());
-            bytes.extend((0..16).map(|j| ((i * 31 + j * 17) % 256) as u8));
-        }
-        let q = QMatrix::from_bytes(QFormat::Q4_1, rows, k, &bytes).unwrap();
-        let w = q.dequantize();
-        let x = data(k * 2, 9);
-        let want = naive(&w, rows, &x, 2);
-        let got = gemv(&x, 2, &[KernelWeight::Quant(&q)]);
-        let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let mut worst = 0f32;
-        for (g, w) in got.iter().zip(&want) {
-            worst = worst.max((g - w).abs() / scale);
-        }
-        // 8-bit activations: about 1% of the output scale at most.
-        assert!(worst < 1e-2, "{worst}");
-        // The portable path gives the same numbers as the SIMD one.
-        let xq = quantize_q81(&x[..k]);
-        let nb = k / 32;
-        let Blocks::Q41(bs) = &q.blocks else { unreachable!() };
-        for r in (0..rows).step_by(4) {
-            let four = q.dot_rows4(r, &xq);
-            for (i, v) in four.iter().enumerate() {
-                let b = dot_q41_portable(&bs[(r + i) * nb..(r + i + 1) * nb], &xq);
-                assert!((v - b).abs() <= 1e-4 * b.abs().max(1.0), "{v} vs {b}");
-            }
-        }
-        for r in 0..rows {
-            let a = dot_q41(&bs[r * nb..(r + 1) * nb], &xq);
-            let b = dot_q41_portable(&bs[r * nb..(r + 1) * nb], &xq);
-            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
-        }
-    }
-
-    #[test]
-    fn q80_kernel_matches_the_dequantized_product() {
-        let (rows, k) = (70, 128);
-        let mut bytes = Vec::new();
-        for i in 0..rows * k / 32 {
-            bytes.extend(f16::from_f32(0.002 + (i % 3) as f32 * 0.001).to_le_bytes());
-            // The full range, -128 included.
-            bytes.extend((0..32).map(|j| ((i * 37 + j * 11) % 256) as u8));
-        }
-        let q = QMatrix::from_bytes(QFormat::Q8_0, rows, k, &bytes).unwrap();
-        let w = q.dequantize();
-        let x = data(k, 4);
-        let want = naive(&w, rows, &x, 1);
-        let got = gemv(&x, 1, &[KernelWeight::Quant(&q)]);
-        let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() / scale < 1e-2, "{g} vs {w}");
-        }
-        let xq = quantize_q81(&x);
-        let Blocks::Q80(bs) = &q.blocks else { unreachable!() };
-        for r in 0..rows {
-            let nb = k / 32;
-            let (a, b) = (
-                dot_q80(&bs[r * nb..(r + 1) * nb], &xq),
-                dot_q80_portable(&bs[r * nb..(r + 1) * nb], &xq),
-            );
-            assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
-        }
-    }
-}
+#[path = "cpu_gemv_tests.rs"]
+mod tests;

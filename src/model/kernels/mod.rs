@@ -23,6 +23,8 @@ pub(crate) use cuda_fwd;
 pub mod cpu_gemm;
 pub mod cpu_gemv;
 pub mod cpu_pool;
+mod cpu_quant_k;
+mod cpu_quant_legacy;
 pub mod cpu_vmath;
 #[cfg(feature = "cuda")]
 pub mod cuda_train_ops;
