@@ -198,18 +198,25 @@ fn gguf_tokenizers_match_llama_cpp() {
 /// Logits and greedy tokens against llama.cpp on the same file.
 ///
 /// The tolerance story of tests/gguf_smollm2.rs: quantization itself moves these random models'
-/// last logits (RMS about 1.6) by 2% to 6% RMS (the same weights dequantized and multiplied
-/// exactly, against llama.cpp); the engine multiplies the quantized weights by 8-bit activations
-/// as llama.cpp does and lands within that (measured 0 to 2.5%; the Qwen3 and Llama 3.1 files
-/// to the last digit). llama.cpp is not steadier itself: fed the same prompt token by token
-/// (n_ubatch 1) instead of in one batch, its own logits move by 1% to 1.5% RMS on these files. A wrong block layout, scale, nibble order, rotary layout or norm gives
-/// differences of order 100%. Greedy tokens must be llama.cpp's; where llama.cpp's own top two
-/// were within `MARGIN` of each other the argmaxes may legitimately part, and the comparison
-/// stops there (the report says where).
+/// last logits (RMS about 1.6) by 2% to 6% RMS: llama.cpp's product (weights times activations
+/// quantized to 8 bits: Q8_K blocks of 256 for the K formats) lands 2% to 6% from the exact
+/// product of the same weights dequantized. This engine's kernels quantize activations to 8 bits
+/// in blocks of 32, an independent rounding of the same size, so the two quantized products sit
+/// on different sides of the exact one (measured up to 9% RMS apart on the R1-Llama Q4_K_M file,
+/// where llama.cpp is 6.2% from exact and we are 4.4%). The test holds both: ours is no further
+/// from the exact product than llama.cpp's is (`OWN_SLACK`), and within `MAX_REL_RMS` /
+/// `MAX_ABS` of llama.cpp's logits. llama.cpp is not steadier itself: fed the same prompt token
+/// by token (n_ubatch 1) instead of in one batch, its own logits move by 1% to 1.5% RMS on these
+/// files. A wrong block layout, scale, nibble order, rotary layout or norm gives differences of
+/// order 100%. Greedy tokens must be llama.cpp's; where llama.cpp's own top two were within
+/// `MARGIN` of each other the argmaxes may legitimately part, and the comparison stops there
+/// (the report says where).
 #[test]
 fn gguf_logits_and_greedy_tokens_match_llama_cpp() {
-    const MAX_ABS: f32 = 0.4;
-    const MAX_REL_RMS: f32 = 0.08;
+    const MAX_ABS: f32 = 0.6;
+    const MAX_REL_RMS: f32 = 0.12;
+    // Ours vs exact <= 1.25 x (llama.cpp vs exact) + 0.5%: measured at most 1.06x.
+    const OWN_SLACK: (f32, f32) = (1.25, 0.005);
     const MARGIN: f32 = 0.5;
     let (mut report, mut failed) = (Vec::new(), Vec::new());
     for (file, r) in files() {
@@ -229,12 +236,13 @@ fn gguf_logits_and_greedy_tokens_match_llama_cpp() {
         let (exact_logits, _) = forward_last(&exact, &prompt);
         let (rel, max) = compare(&logits, &want);
         let (exact_rel, exact_max) = compare(&exact_logits, &want);
+        let (own_rel, _) = compare(&logits, &exact_logits);
         report.push(format!(
             "{file}: vs llama.cpp: relative RMS {rel:.4}, largest {max:.3} (logit RMS {:.2}); exact product vs \
-             llama.cpp: {exact_rel:.4}, {exact_max:.3}",
+             llama.cpp: {exact_rel:.4}, {exact_max:.3}; ours vs the exact product: {own_rel:.4}",
             rms(&want)
         ));
-        if !(rel < MAX_REL_RMS && max < MAX_ABS) {
+        if !(rel < MAX_REL_RMS && max < MAX_ABS && own_rel <= OWN_SLACK.0 * exact_rel + OWN_SLACK.1) {
             failed.push(report.last().unwrap().clone());
             continue;
         }
