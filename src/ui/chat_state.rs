@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::background::{file_dialog, DialogKind};
 use super::command::{ChatCommand, CommandSender};
 use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
-use crate::generate::{BudgetConfig, GenerateParams, MaxThinking, PastMax, SamplingParams, ThinkingFormat};
+use crate::generate::{AnswerNow, BudgetConfig, GenerateParams, MaxThinking, PastMax, SamplingParams, ThinkingFormat};
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo};
 use crate::model::device::DeviceChoice;
 use crate::model::ThinkingStyle;
@@ -159,6 +159,8 @@ pub enum ModelStatus {
 pub struct Running {
     pub id: u64,
     pub cancel: CancelToken,
+    /// Set by "Answer now": the worker ends the thinking with the forced end.
+    pub answer_now: AnswerNow,
 }
 
 /// Runtime state of the chat view (not persisted).
@@ -297,19 +299,20 @@ fn start_generation(state: &mut ChatState, settings: &ChatSettings, model: &Mode
     let id = state.next_id;
     state.next_id += 1;
     let cancel = CancelToken::new();
-    state
-        .conversation
-        .turns
-        .push(Turn::Assistant(AssistantTurn::new(settings.budget_label())));
+    let answer_now = AnswerNow::new();
+    state.conversation.turns.push(Turn::Assistant(
+        AssistantTurn::new(settings.budget_label()).with_waits_asked(settings.waits as usize),
+    ));
     state.error = None;
     let sent = inference.send(InferenceRequest::Generate {
         id,
         messages,
         params: Box::new(params),
         cancel: cancel.clone(),
+        answer_now: answer_now.clone(),
     });
     if sent {
-        state.running = Some(Running { id, cancel });
+        state.running = Some(Running { id, cancel, answer_now });
     } else {
         state.error = Some("the inference worker has stopped".into());
     }
