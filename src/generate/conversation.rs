@@ -265,6 +265,19 @@ impl Conversation {
         }
     }
 
+    /// A title from the first user message: its first line, at most `max` characters.
+    pub fn title(&self, max: usize) -> Option<String> {
+        let first = self.turns.iter().find_map(|t| match t {
+            Turn::User(u) => u.lines().map(str::trim).find(|l| !l.is_empty()),
+            Turn::Assistant(_) => None,
+        })?;
+        let mut title: String = first.chars().take(max).collect();
+        if first.chars().count() > max {
+            title.push('…');
+        }
+        Some(title)
+    }
+
     /// Drops the last assistant turn so that it can be generated again.
     pub fn pop_assistant(&mut self) -> bool {
         if matches!(self.turns.last(), Some(Turn::Assistant(_))) {
@@ -274,6 +287,22 @@ impl Conversation {
             false
         }
     }
+}
+
+/// A conversation as the chat keeps it on disk: one JSON file each, named `<id>.json`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedConversation {
+    /// The file's name without `.json` (not stored inside the file).
+    #[serde(skip)]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: u64,
+    #[serde(default)]
+    pub updated: u64,
+    pub conversation: Conversation,
 }
 
 #[cfg(test)]
