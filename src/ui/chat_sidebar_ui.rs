@@ -23,7 +23,9 @@ pub fn conversations_ui(ui: &mut egui::Ui, state: &mut ChatState, tx: &CommandSe
         .max_height(ui.available_height() - 110.0)
         .show(ui, |ui| {
             if !lib.current_is_saved() {
-                let _ = ui.selectable_label(true, NEW_TITLE);
+                let _ = ui
+                    .selectable_label(true, format!("{NEW_TITLE} (no message yet)"))
+                    .on_hover_text("Saved once you send a message");
             }
             for c in &lib.saved {
                 let open = c.id == lib.current;
