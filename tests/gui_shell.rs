@@ -27,11 +27,12 @@ fn choosing_a_workspace_creates_the_folder_off_the_ui_thread() {
     assert!(ws.is_dir());
     h.run();
     h.get_by_label(&format!("Workspace: {}", ws.display()));
-    // A file in the way: the status bar says why, and the workspace stays as it was.
+    // A file in the way: the top bar says why, beside the workspace field, and the workspace
+    // stays as it was.
     std::fs::write(d.path().join("a-file"), "x").unwrap();
     let bad = d.path().join("a-file/ws");
     h.state().command(AppCommand::SetWorkspace(bad.clone()));
-    step_until(&mut h, Duration::from_secs(30), |_| {}, |a| a.notice.is_some());
+    step_until(&mut h, Duration::from_secs(30), |_| {}, |a| a.workspace_error.is_some());
     assert_eq!(h.state().settings.workspace.as_ref(), Some(&ws));
     h.run();
     h.get_by_label_contains(&format!("workspace {}", bad.display()));
