@@ -178,6 +178,7 @@ fn the_loaded_model_is_offered_and_the_stale_error_clears() {
     );
     // A model typed by hand clears it too.
     h.state_mut().settings.eval.model.clear();
+    h.run();
     h.get_by_label("Run").click();
     h.run();
     h.get_by_label("choose a model first");
