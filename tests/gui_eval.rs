@@ -230,3 +230,26 @@ fn a_crashed_sweep_shows_failed() {
     h.run();
     h.get_by_label_contains("injected into the sweep");
 }
+
+/// A typed output folder that cannot be made is named, before the model is loaded (the check
+/// runs on the sweep's thread, in the path the CLI takes too).
+#[test]
+fn an_output_folder_that_cannot_be_made_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("out");
+    let mut h = harness(app(form(&dir.path().join("no-model"), &out, "8")));
+    h.run();
+    h.get_by_label("Run").click();
+    step_until(&mut h, Duration::from_secs(30), |_| {}, |a| !a.eval.is_running());
+    match &h.state().eval.status {
+        EvalStatus::Failed(e) => assert!(
+            e.starts_with(&format!("output folder {}: cannot create it", out.display())),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    h.run();
+    h.get_by_label_contains(&format!("output folder {}", out.display()));
+}
