@@ -52,7 +52,7 @@ fn a_typed_workspace_reaches_curate() {
         ..Default::default()
     }));
     h.run();
-    h.get_by_label_contains("Choose a workspace folder");
+    h.get_by_label_contains("Type a workspace folder in the top bar");
     assert!(h.query_by_label("Use the sample pool").is_none());
 
     std::fs::write(d.path().join("a-file"), "x").unwrap();

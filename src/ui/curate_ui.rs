@@ -66,7 +66,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
     let mut req: Option<Step> = None;
     let mut pick: Option<CuratePath> = None;
     if v.workspace.is_none() {
-        ui.label("Choose a workspace folder (top bar): the pool and every annotation are kept there.");
+        ui.label("Type a workspace folder in the top bar (Workspace folder, then Enter) or choose one: the pool and every annotation are kept there.");
         return;
     }
     ui.add_enabled_ui(!running, |ui| {
