@@ -1,13 +1,14 @@
 //! The Train view: the launcher form with the s1 preset (a tooltip per field), Start / Stop /
 //! Resume, live charts of loss (raw and smoothed), learning rate, gradient norm and tokens/s with
-//! the ETA, the run history with loss curves overlaid, and "Chat with this checkpoint".
+//! the ETA, the run history (named runs, their steps, checkpoints and loss curves overlaid),
+//! "Chat with this checkpoint", and the prompt that Start raises over an existing run.
 
 use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::command::{CommandSender, TrainCommand, TrainPath};
+use super::command::{CommandSender, RunChoice, TrainCommand, TrainPath};
 use super::device_picker_ui::device_picker_ui;
-use super::train_state::{TrainState, TrainStatus};
+use super::train_state::{RunPrompt, TrainState, TrainStatus};
 use crate::train::config::{LastBatch, LossWeighting, TrainDtype};
 use crate::train::mask::LossMask;
 use crate::train::TrainSettings;
@@ -30,6 +31,83 @@ pub fn train_view_ui(ui: &mut egui::Ui, mut v: TrainView<'_>) {
     egui::CentralPanel::default().show(ui, |ui| {
         egui::ScrollArea::vertical().show(ui, |ui| run_ui(ui, &mut v));
     });
+    if let Some(p) = &v.state.prompt {
+        existing_run_prompt(ui.ctx(), p, v.tx);
+    }
+}
+
+/// The modal that Start raises over a folder that already holds a run: Resume, Start in a new
+/// folder (named before confirming), or Replace, which asks again and moves the old run aside.
+/// Tab reaches every button; Esc cancels.
+fn existing_run_prompt(ctx: &egui::Context, p: &RunPrompt, tx: &CommandSender) {
+    let r = egui::Modal::new(egui::Id::unique("train-existing-run")).show(ctx, |ui| {
+        ui.set_max_width(520.0);
+        let e = &p.existing;
+        ui.heading("This folder already holds a run");
+        ui.label(format!(
+            "{} (\"{}\"): {} of {} steps, {} checkpoint{}.",
+            p.out.display(),
+            e.name,
+            e.steps,
+            e.total_steps,
+            e.checkpoints.len(),
+            if e.checkpoints.len() == 1 { "" } else { "s" }
+        ));
+        for n in &e.notes {
+            ui.colored_label(ui.visuals().warn_fg_color, n.as_str());
+        }
+        ui.add_space(8.0);
+        if p.confirm_replace {
+            ui.strong(format!(
+                "Replace moves {} aside to {}.replaced-<time> (nothing is deleted) and starts afresh in it.",
+                p.out.display(),
+                p.out
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Move it aside and start").clicked() {
+                    tx.send(TrainCommand::Choose(RunChoice::ConfirmReplace));
+                }
+                if ui.button("Back").clicked() {
+                    tx.send(TrainCommand::Choose(RunChoice::Cancel));
+                }
+            });
+            return;
+        }
+        let newest = e.checkpoints.last();
+        ui.horizontal_wrapped(|ui| {
+            let resume = ui.add_enabled(newest.is_some(), egui::Button::new("Resume this run"));
+            let resume = match newest {
+                Some((step, _)) => resume.on_hover_text(format!("Continue from checkpoint-{step}")),
+                None => resume.on_disabled_hover_text("It has no complete checkpoint to resume from"),
+            };
+            if resume.clicked() {
+                tx.send(TrainCommand::Choose(RunChoice::Resume));
+            }
+            if ui
+                .button(format!("Start in {}", p.next_free.display()))
+                .on_hover_text("A new run in the next free folder; this one stays as it is")
+                .clicked()
+            {
+                tx.send(TrainCommand::Choose(RunChoice::NewFolder));
+            }
+            if ui
+                .button("Replace…")
+                .on_hover_text("Move this run aside and start afresh in its folder (asks again)")
+                .clicked()
+            {
+                tx.send(TrainCommand::Choose(RunChoice::Replace));
+            }
+            if ui.button("Cancel").clicked() {
+                tx.send(TrainCommand::Choose(RunChoice::Cancel));
+            }
+        });
+    });
+    if r.should_close() {
+        tx.send(TrainCommand::Choose(RunChoice::Cancel));
+    }
 }
 
 fn path_row(v: &TrainView<'_>, ui: &mut egui::Ui, label: &str, tip: &str, which: TrainPath) {
@@ -323,6 +401,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
         }
     });
     ui.separator();
+    let waiting = v.state.checking || v.state.prompt.is_some();
     ui.horizontal(|ui| {
         if running {
             if ui
@@ -333,19 +412,24 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                 v.tx.send(TrainCommand::Stop);
             }
         } else {
-            if ui
-                .button("Start")
-                .on_hover_text("Start a new run in the output folder")
-                .clicked()
-            {
-                v.tx.send(TrainCommand::Start { resume: false });
-            }
-            if ui
-                .button("Resume")
-                .on_hover_text("Continue from the newest checkpoint in the output folder")
-                .clicked()
-            {
-                v.tx.send(TrainCommand::Start { resume: true });
+            ui.add_enabled_ui(!waiting, |ui| {
+                if ui
+                    .button("Start")
+                    .on_hover_text("Start a new run in the output folder (asks first when it already holds one)")
+                    .clicked()
+                {
+                    v.tx.send(TrainCommand::Start { resume: false });
+                }
+                if ui
+                    .button("Resume")
+                    .on_hover_text("Continue from the newest checkpoint in the output folder")
+                    .clicked()
+                {
+                    v.tx.send(TrainCommand::Start { resume: true });
+                }
+            });
+            if v.state.checking {
+                ui.spinner();
             }
         }
     });
@@ -430,6 +514,13 @@ fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
     for w in &t.warnings {
         ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}"));
     }
+    if let Some((out, to)) = &t.replaced {
+        ui.weak(format!(
+            "The earlier run in {} is kept in {}",
+            out.display(),
+            to.display()
+        ));
+    }
     if let Some(c) = t.last_checkpoint.clone() {
         if ui
             .button("Chat with this checkpoint")
@@ -484,27 +575,54 @@ fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
             let mut chat = None;
             for run in v.state.history.iter_mut() {
-                ui.horizontal(|ui| {
-                    let last = run
-                        .losses
-                        .last()
-                        .map(|l| format!("{} steps, last loss {:.4}", l[0], l[1]))
-                        .unwrap_or_default();
-                    ui.checkbox(&mut run.shown, format!("{} ({last})", run.out.display()))
-                        .on_hover_text("Overlay this run's loss curve");
-                    if let Some(dir) = &run.checkpoint {
-                        if ui
-                            .small_button("Chat")
-                            .on_hover_text(format!("Open {}", dir.display()))
-                            .clicked()
-                        {
-                            chat = Some(dir.clone());
-                        }
-                    }
-                });
+                history_row(ui, run, v.tx, &mut chat);
             }
             if let Some(c) = chat {
                 v.tx.send(TrainCommand::ChatWithCheckpoint(c));
             }
         });
+}
+
+/// One past run: its name (editable, saved when the field is left), last step, last loss,
+/// checkpoints (each opens in Chat) and notes on what could not be read.
+fn history_row(
+    ui: &mut egui::Ui,
+    run: &mut super::train_state::PastRun,
+    tx: &CommandSender,
+    chat: &mut Option<std::path::PathBuf>,
+) {
+    ui.horizontal(|ui| {
+        ui.checkbox(&mut run.shown, "")
+            .on_hover_text("Overlay this run's loss curve");
+        let r = ui
+            .add(egui::TextEdit::singleline(&mut run.name).desired_width(140.0))
+            .on_hover_text(format!("Run name (saved in {}/run.json)", run.out.display()));
+        if r.lost_focus() && !run.name.trim().is_empty() {
+            tx.send(TrainCommand::Rename(run.out.clone(), run.name.clone()));
+        }
+        let loss = run
+            .losses
+            .last()
+            .map(|l| format!(", last loss {:.4}", l[1]))
+            .unwrap_or_default();
+        let of = if run.total_steps > 0 {
+            format!("/{}", run.total_steps)
+        } else {
+            String::new()
+        };
+        ui.label(format!("{} steps{of}{loss}", run.steps))
+            .on_hover_text(run.out.display().to_string());
+        for (step, dir) in &run.checkpoints {
+            if ui
+                .small_button(format!("checkpoint-{step}"))
+                .on_hover_text(format!("Chat with {}", dir.display()))
+                .clicked()
+            {
+                *chat = Some(dir.clone());
+            }
+        }
+    });
+    for n in &run.notes {
+        ui.colored_label(ui.visuals().warn_fg_color, format!("    {n}"));
+    }
 }
