@@ -294,3 +294,48 @@ fn the_cli_refuses_to_overwrite_a_run() {
     assert_eq!(kept, 1);
     assert!(run.join("trainer_log.jsonl").exists());
 }
+
+/// The data preview before Start: counts, the first example with the question outside the loss
+/// and the answer inside it, and truncation once the block size is below the longest example.
+#[test]
+fn the_data_preview_marks_the_loss_and_counts_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    rows(&d.join("rows.jsonl"), 8);
+    let mut h = view(d);
+    let preview = |h: &mut H| {
+        h.get_by_label("Preview data").click();
+        step_until(
+            h,
+            Duration::from_secs(60),
+            |_| {},
+            |a| a.train.previewing.is_none() && a.train.preview.is_some(),
+        );
+        h.run();
+        h.state().train.preview.clone().unwrap().1.unwrap()
+    };
+    let p = preview(&mut h);
+    assert_eq!((p.examples, p.truncated, p.tokens_cut, p.first_line), (8, 0, 0, 1));
+    assert!(p.longest < 96 && p.loss_tokens > 0 && p.loss_tokens < p.tokens, "{p:?}");
+    let outside: String = p.first.iter().filter(|s| !s.1).map(|s| s.0.as_str()).collect();
+    let inside: String = p.first.iter().filter(|s| s.1).map(|s| s.0.as_str()).collect();
+    assert!(
+        outside.contains("What is 0 + 1?") && !inside.contains("What is"),
+        "{p:?}"
+    );
+    assert!(inside.contains("\\boxed{1}") && !outside.contains("boxed"), "{p:?}");
+    assert!(h.query_by_label("No example is truncated by the block size.").is_some());
+
+    // One token below the longest example: it is truncated, by one token at least.
+    h.state_mut().settings.train.block_size = p.longest - 1;
+    h.run();
+    assert!(
+        h.query_all_by_label_contains("changed since").next().is_some(),
+        "stale preview"
+    );
+    let q = preview(&mut h);
+    assert!(q.truncated >= 1 && q.tokens_cut >= q.truncated, "{q:?}");
+    assert_eq!(q.tokens + q.tokens_cut, p.tokens);
+    assert!(h.query_all_by_label_contains("get truncated").next().is_some());
+}

@@ -128,3 +128,16 @@ pub fn rename_run(tx: &CommandSender, out: PathBuf, name: String) {
         Err(e) => Some(AppCommand::Notice(format!("could not rename the run: {e}")).into()),
     });
 }
+
+/// Renders the training data for the Train view's preview on a thread; answers with
+/// `PreviewRead`.
+pub fn preview_data(tx: &CommandSender, settings: crate::train::TrainSettings) {
+    let started = spawn("s1-train-preview", tx, move || {
+        Some(TrainCommand::PreviewRead(Box::new(crate::train::preview::preview(&settings))).into())
+    });
+    if !started {
+        tx.send(TrainCommand::PreviewRead(Box::new(Err(
+            "could not start the preview thread".into(),
+        ))));
+    }
+}

@@ -132,6 +132,10 @@ pub enum TrainCommand {
     Rename(PathBuf, String),
     /// The run history changed on disk: read it again.
     HistoryStale,
+    /// Render the training data as training would (off the UI thread) for the preview.
+    PreviewData,
+    /// The preview, or why it could not be made.
+    PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
 }
 
 /// Which path an Evaluate-view picker fills.

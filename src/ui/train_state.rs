@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::background::{self, file_dialog, DialogKind};
 use super::command::{AppCommand, ChatCommand, CommandSender, RunChoice, RunSummary, TrainCommand, View};
 use crate::jobs::TrainingJob;
+use crate::train::preview::DataPreview;
 use crate::train::{StepRecord, TrainEvent, TrainOutcome, TrainSettings};
 
 pub use super::command::TrainPath;
@@ -75,6 +76,18 @@ pub struct TrainState {
     pub checking: bool,
     /// Where the last replaced run was moved (shown, so the user can find it).
     pub replaced: Option<(PathBuf, PathBuf)>,
+    /// The data preview and the settings it was made with (to tell when it is stale).
+    pub preview: Option<(PreviewKey, Result<DataPreview, String>)>,
+    /// A preview is being made.
+    pub previewing: Option<PreviewKey>,
+}
+
+/// What a data preview depends on.
+pub type PreviewKey = (PathBuf, PathBuf, usize, crate::train::mask::LossMask);
+
+/// The form's preview key.
+pub fn preview_key(s: &TrainSettings) -> PreviewKey {
+    (s.model.clone(), s.data.clone(), s.block_size, s.loss_mask)
 }
 
 impl Default for TrainState {
@@ -93,6 +106,8 @@ impl Default for TrainState {
             prompt: None,
             checking: false,
             replaced: None,
+            preview: None,
+            previewing: None,
         }
     }
 }
@@ -328,6 +343,23 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
         },
         TrainCommand::Rename(out, name) => background::rename_run(tx, out, name),
         TrainCommand::HistoryStale => state.history_stale = true,
+        TrainCommand::PreviewData => {
+            if state.previewing.is_some() {
+                return;
+            }
+            if form.model.as_os_str().is_empty() || form.data.as_os_str().is_empty() {
+                let key = preview_key(form);
+                state.preview = Some((key, Err("choose the base model and the training data first".into())));
+                return;
+            }
+            state.previewing = Some(preview_key(form));
+            background::preview_data(tx, form.clone());
+        }
+        TrainCommand::PreviewRead(r) => {
+            if let Some(key) = state.previewing.take() {
+                state.preview = Some((key, *r));
+            }
+        }
         TrainCommand::HistoryRead(read) => {
             state.history_reading = false;
             state.history = read

@@ -6,9 +6,9 @@
 use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
-use super::command::{CommandSender, RunChoice, TrainCommand, TrainPath};
+use super::command::{CommandSender, TrainCommand, TrainPath};
 use super::device_picker_ui::device_picker_ui;
-use super::train_state::{RunPrompt, TrainState, TrainStatus};
+use super::train_state::{TrainState, TrainStatus};
 use crate::train::config::{LastBatch, LossWeighting, TrainDtype};
 use crate::train::mask::LossMask;
 use crate::train::TrainSettings;
@@ -32,81 +32,7 @@ pub fn train_view_ui(ui: &mut egui::Ui, mut v: TrainView<'_>) {
         egui::ScrollArea::vertical().show(ui, |ui| run_ui(ui, &mut v));
     });
     if let Some(p) = &v.state.prompt {
-        existing_run_prompt(ui.ctx(), p, v.tx);
-    }
-}
-
-/// The modal that Start raises over a folder that already holds a run: Resume, Start in a new
-/// folder (named before confirming), or Replace, which asks again and moves the old run aside.
-/// Tab reaches every button; Esc cancels.
-fn existing_run_prompt(ctx: &egui::Context, p: &RunPrompt, tx: &CommandSender) {
-    let r = egui::Modal::new(egui::Id::unique("train-existing-run")).show(ctx, |ui| {
-        ui.set_max_width(520.0);
-        let e = &p.existing;
-        ui.heading("This folder already holds a run");
-        ui.label(format!(
-            "{} (\"{}\"): {} of {} steps, {} checkpoint{}.",
-            p.out.display(),
-            e.name,
-            e.steps,
-            e.total_steps,
-            e.checkpoints.len(),
-            if e.checkpoints.len() == 1 { "" } else { "s" }
-        ));
-        for n in &e.notes {
-            ui.colored_label(ui.visuals().warn_fg_color, n.as_str());
-        }
-        ui.add_space(8.0);
-        if p.confirm_replace {
-            ui.strong(format!(
-                "Replace moves {} aside to {}.replaced-<time> (nothing is deleted) and starts afresh in it.",
-                p.out.display(),
-                p.out
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_string())
-                    .unwrap_or_default()
-            ));
-            ui.horizontal(|ui| {
-                if ui.button("Move it aside and start").clicked() {
-                    tx.send(TrainCommand::Choose(RunChoice::ConfirmReplace));
-                }
-                if ui.button("Back").clicked() {
-                    tx.send(TrainCommand::Choose(RunChoice::Cancel));
-                }
-            });
-            return;
-        }
-        let newest = e.checkpoints.last();
-        ui.horizontal_wrapped(|ui| {
-            let resume = ui.add_enabled(newest.is_some(), egui::Button::new("Resume this run"));
-            let resume = match newest {
-                Some((step, _)) => resume.on_hover_text(format!("Continue from checkpoint-{step}")),
-                None => resume.on_disabled_hover_text("It has no complete checkpoint to resume from"),
-            };
-            if resume.clicked() {
-                tx.send(TrainCommand::Choose(RunChoice::Resume));
-            }
-            if ui
-                .button(format!("Start in {}", p.next_free.display()))
-                .on_hover_text("A new run in the next free folder; this one stays as it is")
-                .clicked()
-            {
-                tx.send(TrainCommand::Choose(RunChoice::NewFolder));
-            }
-            if ui
-                .button("Replace…")
-                .on_hover_text("Move this run aside and start afresh in its folder (asks again)")
-                .clicked()
-            {
-                tx.send(TrainCommand::Choose(RunChoice::Replace));
-            }
-            if ui.button("Cancel").clicked() {
-                tx.send(TrainCommand::Choose(RunChoice::Cancel));
-            }
-        });
-    });
-    if r.should_close() {
-        tx.send(TrainCommand::Choose(RunChoice::Cancel));
+        super::train_runs_ui::existing_run_prompt(ui.ctx(), p, v.tx);
     }
 }
 
@@ -431,6 +357,16 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             if v.state.checking {
                 ui.spinner();
             }
+            if ui
+                .add_enabled(v.state.previewing.is_none(), egui::Button::new("Preview data"))
+                .on_hover_text(
+                    "Render the data as training will: the first example with its loss tokens marked, \
+                     token counts, and how many examples the block size truncates",
+                )
+                .clicked()
+            {
+                v.tx.send(TrainCommand::PreviewData);
+            }
         }
     });
 }
@@ -514,6 +450,9 @@ fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
     for w in &t.warnings {
         ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}"));
     }
+    if !t.is_running() {
+        super::train_runs_ui::preview_ui(ui, t, v.form);
+    }
     if let Some((out, to)) = &t.replaced {
         ui.weak(format!(
             "The earlier run in {} is kept in {}",
@@ -575,54 +514,10 @@ fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
             let mut chat = None;
             for run in v.state.history.iter_mut() {
-                history_row(ui, run, v.tx, &mut chat);
+                super::train_runs_ui::history_row(ui, run, v.tx, &mut chat);
             }
             if let Some(c) = chat {
                 v.tx.send(TrainCommand::ChatWithCheckpoint(c));
             }
         });
-}
-
-/// One past run: its name (editable, saved when the field is left), last step, last loss,
-/// checkpoints (each opens in Chat) and notes on what could not be read.
-fn history_row(
-    ui: &mut egui::Ui,
-    run: &mut super::train_state::PastRun,
-    tx: &CommandSender,
-    chat: &mut Option<std::path::PathBuf>,
-) {
-    ui.horizontal(|ui| {
-        ui.checkbox(&mut run.shown, "")
-            .on_hover_text("Overlay this run's loss curve");
-        let r = ui
-            .add(egui::TextEdit::singleline(&mut run.name).desired_width(140.0))
-            .on_hover_text(format!("Run name (saved in {}/run.json)", run.out.display()));
-        if r.lost_focus() && !run.name.trim().is_empty() {
-            tx.send(TrainCommand::Rename(run.out.clone(), run.name.clone()));
-        }
-        let loss = run
-            .losses
-            .last()
-            .map(|l| format!(", last loss {:.4}", l[1]))
-            .unwrap_or_default();
-        let of = if run.total_steps > 0 {
-            format!("/{}", run.total_steps)
-        } else {
-            String::new()
-        };
-        ui.label(format!("{} steps{of}{loss}", run.steps))
-            .on_hover_text(run.out.display().to_string());
-        for (step, dir) in &run.checkpoints {
-            if ui
-                .small_button(format!("checkpoint-{step}"))
-                .on_hover_text(format!("Chat with {}", dir.display()))
-                .clicked()
-            {
-                *chat = Some(dir.clone());
-            }
-        }
-    });
-    for n in &run.notes {
-        ui.colored_label(ui.visuals().warn_fg_color, format!("    {n}"));
-    }
 }
