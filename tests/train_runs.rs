@@ -234,6 +234,24 @@ fn a_damaged_log_is_listed_with_a_note() {
     h.get_by_label("Run history (1)").click();
     h.run();
     assert!(h.query_all_by_label_contains("malformed line").next().is_some());
+
+    // The run's name is its folder's until edited; an edit is saved in run.json when the field
+    // is left, and read back by the history.
+    h.get_all_by_value("run").next().unwrap().focus();
+    h.run();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_all_by_value("run").next().unwrap().type_text("first try");
+    h.run();
+    h.key_press(egui::Key::Tab);
+    h.run();
+    step_until(
+        &mut h,
+        Duration::from_secs(30),
+        |_| {},
+        |a| a.train.history.first().is_some_and(|r| r.name == "first try") && run.join("run.json").exists(),
+    );
+    wait_history(&mut h);
+    assert_eq!(s1_studio::train::runs::run_name(&run), "first try");
 }
 
 /// `s1-studio train` on a folder with a run: an error naming the folder and the flags, the run
