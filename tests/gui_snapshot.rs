@@ -25,7 +25,7 @@ fn chat_panel_with_smollm2_under_a_budget() {
     h.run();
     for (role, label, text) in [
         (Role::TextInput, "Path", gguf.display().to_string()),
-        (Role::MultilineTextInput, "Message", "Is 91 a prime number?".to_string()),
+        (Role::MultilineTextInput, "Message", "Is 87 a prime number?".to_string()),
     ] {
         h.get_by_role_and_label(role, label).focus();
         h.run();

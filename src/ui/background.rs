@@ -3,11 +3,11 @@
 //! back as a [`Command`] into the same channel as the views' commands, so it is handled in the
 //! logic step like any click.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::command::{AppCommand, Command, CommandSender, RunSummary, TrainCommand};
-use crate::train::StepRecord;
+use super::command::{AppCommand, Command, CommandSender, TrainCommand};
+use crate::train::runs;
 
 /// Runs `work` on a thread called `name` and sends what it returns. False when the thread could
 /// not be started.
@@ -176,32 +176,69 @@ pub fn list_devices(tx: &CommandSender) {
     });
 }
 
-/// Reads each run folder's loss curve and newest checkpoint on a thread; answers with
-/// `HistoryRead` (runs without a trainer_log.jsonl are left out). False when the thread could
-/// not be started.
+/// Reads each run folder (name, loss curve, last step, checkpoints, notes on what could not be
+/// read) on a thread; answers with `HistoryRead` (folders that hold no run are left out). False
+/// when the thread could not be started.
 pub fn read_history(tx: &CommandSender, runs: Vec<PathBuf>) -> bool {
     spawn("s1-run-history", tx, move || {
-        let read = runs
-            .into_iter()
-            .filter(|p| p.join("trainer_log.jsonl").exists())
-            .map(|out| RunSummary {
-                losses: read_losses(&out),
-                checkpoint: crate::train::checkpoint::latest_checkpoint(&out).map(|(_, dir)| dir),
-                out,
-            })
-            .collect();
+        let read = runs.iter().filter_map(|p| runs::read_run(p)).collect();
         Some(TrainCommand::HistoryRead(read).into())
     })
 }
 
-/// The losses of a run folder's trainer_log.jsonl (`[step, loss]`); unreadable lines are skipped.
-pub fn read_losses(out: &Path) -> Vec<[f64; 2]> {
-    std::fs::read_to_string(out.join("trainer_log.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<StepRecord>(l).ok())
-        .map(|r| [r.step as f64, r.loss])
-        .collect()
+/// Checks off the UI thread whether `out` already holds a run before a fresh start; answers
+/// with `RunChecked`.
+pub fn check_run(tx: &CommandSender, out: PathBuf) {
+    let started = spawn("s1-run-check", tx, move || {
+        let existing = runs::read_run(&out).map(Box::new);
+        let next_free = runs::next_free(&out);
+        Some(
+            TrainCommand::RunChecked {
+                out,
+                existing,
+                next_free,
+            }
+            .into(),
+        )
+    });
+    if !started {
+        tx.send(AppCommand::Notice("could not start the run-check thread".into()));
+    }
+}
+
+/// Moves the run in `out` aside (`<out>.replaced-<UTC time>`) off the UI thread; answers with
+/// `MovedAside`.
+pub fn move_run_aside(tx: &CommandSender, out: PathBuf) {
+    let started = spawn("s1-run-aside", tx, move || {
+        Some(TrainCommand::MovedAside(runs::move_aside(&out)).into())
+    });
+    if !started {
+        tx.send(TrainCommand::MovedAside(Err(
+            "could not start the thread that moves the run aside".into(),
+        )));
+    }
+}
+
+/// Writes a run's name off the UI thread, then has the history read again (a failure is a
+/// notice naming the file).
+pub fn rename_run(tx: &CommandSender, out: PathBuf, name: String) {
+    spawn("s1-run-rename", tx, move || match runs::set_run_name(&out, &name) {
+        Ok(()) => Some(TrainCommand::HistoryStale.into()),
+        Err(e) => Some(AppCommand::Notice(format!("could not rename the run: {e}")).into()),
+    });
+}
+
+/// Renders the training data for the Train view's preview on a thread; answers with
+/// `PreviewRead`.
+pub fn preview_data(tx: &CommandSender, settings: crate::train::TrainSettings) {
+    let started = spawn("s1-train-preview", tx, move || {
+        Some(TrainCommand::PreviewRead(Box::new(crate::train::preview::preview(&settings))).into())
+    });
+    if !started {
+        tx.send(TrainCommand::PreviewRead(Box::new(Err(
+            "could not start the preview thread".into(),
+        ))));
+    }
 }
 
 #[cfg(test)]

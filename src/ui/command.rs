@@ -89,14 +89,23 @@ pub enum TrainPath {
     Out,
 }
 
-/// An earlier run as read from its folder (on a worker thread): its loss curve and its newest
-/// checkpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
-    pub out: PathBuf,
-    /// `[step, loss]` from trainer_log.jsonl.
-    pub losses: Vec<[f64; 2]>,
-    pub checkpoint: Option<PathBuf>,
+/// An earlier run as read from its folder (on a worker thread): name, loss curve, last step,
+/// checkpoints and what could not be read.
+pub use crate::train::runs::RunRecord as RunSummary;
+
+/// What the user chose when Start met a folder that already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunChoice {
+    /// Continue the run from its newest checkpoint.
+    Resume,
+    /// Start in the next free suffixed folder (`run-2`, ...).
+    NewFolder,
+    /// Ask to move the old run aside and start afresh in its folder (needs `ConfirmReplace`).
+    Replace,
+    /// Move the old run aside (never deleted) and start afresh.
+    ConfirmReplace,
+    /// Start nothing.
+    Cancel,
 }
 
 /// The Train view's commands.
@@ -111,6 +120,25 @@ pub enum TrainCommand {
     ChatWithCheckpoint(PathBuf),
     /// The past runs, read by the history thread.
     HistoryRead(Vec<RunSummary>),
+    /// The output folder was checked off the UI thread before a fresh start: the run it holds
+    /// (None: free) and the next free suffixed folder.
+    RunChecked {
+        out: PathBuf,
+        existing: Option<Box<RunSummary>>,
+        next_free: PathBuf,
+    },
+    /// The answer to the existing-run prompt.
+    Choose(RunChoice),
+    /// The old run was moved aside (to this folder) or could not be.
+    MovedAside(Result<PathBuf, String>),
+    /// Rename a past run (written to its run.json off the UI thread).
+    Rename(PathBuf, String),
+    /// The run history changed on disk: read it again.
+    HistoryStale,
+    /// Render the training data as training would (off the UI thread) for the preview.
+    PreviewData,
+    /// The preview, or why it could not be made.
+    PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
 }
 
 /// Which path an Evaluate-view picker fills.
