@@ -63,14 +63,14 @@ fn past_runs_are_read_once_not_every_frame() {
     h.run();
     h.get_by_label("Run history (1)").click();
     h.run();
-    h.get_by_label_contains("3 steps, last loss 1.2500");
+    h.get_by_label_contains("3 steps/3, last loss 1.2500");
     let chat_buttons =
-        |h: &egui_kittest::Harness<'static, s1_studio::ui::StudioApp>| h.query_all_by_label("Chat").count();
-    assert_eq!(chat_buttons(&h), 2, "the nav's Chat and the run's Chat");
+        |h: &egui_kittest::Harness<'static, s1_studio::ui::StudioApp>| h.query_all_by_label("checkpoint-3").count();
+    assert_eq!(chat_buttons(&h), 1, "the run's checkpoint (opens in Chat)");
     std::fs::remove_dir_all(run.join("checkpoint-3")).unwrap();
     for _ in 0..5 {
         h.step();
     }
     h.run();
-    assert_eq!(chat_buttons(&h), 2, "a frame looked at the run folder again");
+    assert_eq!(chat_buttons(&h), 1, "a frame looked at the run folder again");
 }
