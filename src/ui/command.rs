@@ -59,6 +59,9 @@ pub enum AppCommand {
     SetWorkspace(PathBuf),
     /// The folder exists now (or could not be made): from the workspace thread.
     WorkspaceReady(Result<PathBuf, String>),
+    /// The folder dialog could not open (the message says so): shown beside the typed
+    /// workspace field, which takes the focus.
+    WorkspaceDialogFailed(String),
     Copy(String),
     /// The devices this build can use, listed once at start on a worker thread.
     Devices(Vec<DeviceInfo>),
@@ -154,6 +157,9 @@ pub enum EvalCommand {
     Stop,
     PickPath(EvalPath),
     SetPath(EvalPath, PathBuf),
+    /// The dialog for this path could not open: the message goes beside the form and the
+    /// path's field takes the focus.
+    DialogFailed(EvalPath, String),
 }
 
 /// Which path a Curate-view picker fills.
@@ -175,6 +181,15 @@ pub enum CurateCommand {
     Mark(String, Option<Manual>),
     PickPath(CuratePath),
     SetPath(CuratePath, PathBuf),
+    /// Import the files and glob patterns typed (expanded off the UI thread first).
+    ImportTyped,
+    /// The typed import, expanded: the files found, and what named none (each said).
+    ImportResolved {
+        files: Vec<PathBuf>,
+        problems: Vec<String>,
+    },
+    /// The dialog for this path could not open: said in the view, and the field takes the focus.
+    DialogFailed(CuratePath, String),
 }
 
 macro_rules! into_command {
