@@ -81,9 +81,9 @@ fn import_rules_select_export_from_the_view() {
 
     // A real pool file typed into the form.
     let file = shared("pool/olympiadbench_en_comp_675.jsonl");
-    h.get_by_role_and_label(Role::TextInput, "File").focus();
+    h.get_by_role_and_label(Role::TextInput, "Files").focus();
     h.run();
-    h.get_by_role_and_label(Role::TextInput, "File")
+    h.get_by_role_and_label(Role::TextInput, "Files")
         .type_text(&file.display().to_string());
     h.run();
     click_and_wait(&mut h, "Import");

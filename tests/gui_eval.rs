@@ -47,6 +47,7 @@ fn a_tiny_sweep_from_the_view() {
     assert_eq!(h.state().settings.eval.budgets, "8,16");
     h.get_by_label("Run").click();
     let mut saw_live = false;
+    let mut saw_eta = false;
     step_until(
         &mut h,
         Duration::from_secs(120),
@@ -55,12 +56,16 @@ fn a_tiny_sweep_from_the_view() {
             if e.is_running() && e.metrics.is_some() {
                 saw_live = true;
             }
+            if e.is_running() && e.eta().is_some() && h.query_by_label_contains(" s left").is_some() {
+                saw_eta = true;
+            }
         },
         |a| !a.eval.is_running(),
     );
     let e = &h.state().eval;
     assert_eq!(e.status, EvalStatus::Done, "{:?}", e.status);
     assert!(saw_live, "no sample arrived while the sweep ran");
+    assert!(saw_eta, "no ETA was shown while the sweep ran");
     assert_eq!(e.samples.len(), 8, "2 questions x (2 budgets x 2 waits)");
     let m = e.metrics.clone().unwrap();
     assert_eq!(m.settings.len(), 4);
@@ -74,6 +79,7 @@ fn a_tiny_sweep_from_the_view() {
     assert!(std::fs::read_to_string(d.join("out/scaling.svg"))
         .unwrap()
         .contains("<svg"));
+    same_files_as_the_cli(&d.join("model"), &d.join("out"), &d.join("out-cli"));
     h.run();
     h.get_by_label_contains("Control 100%");
     // Filter to undecided answers and open one: a random tiny model never ends its thinking, so
@@ -90,6 +96,98 @@ fn a_tiny_sweep_from_the_view() {
     h.state_mut().eval.filter = Some(Verdict::Correct);
     h.run();
     h.get_by_label_contains("0 of 8 samples");
+}
+
+/// `s1-studio eval` with the settings the view ran (the form above: budgets 8,16, waits 0,1,
+/// 2 questions, 40 tokens, greedy, batch 8) writes the same files, with the same metrics keys
+/// and, greedy on the same model, the same numbers.
+fn same_files_as_the_cli(model: &Path, view_out: &Path, cli_out: &Path) {
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_s1-studio"))
+        .args(["eval", "--model"])
+        .arg(model)
+        .args([
+            "--bench",
+            "math500",
+            "--limit",
+            "2",
+            "--max-thinking",
+            "8,16",
+            "--waits",
+            "0,1",
+        ])
+        .args(["--max-tokens", "40", "--batch", "8", "--out"])
+        .arg(cli_out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let names = |d: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(view_out), names(cli_out));
+    assert_eq!(names(cli_out), ["metrics.json", "samples.jsonl", "scaling.svg"]);
+    let metrics = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("metrics.json")).unwrap()).unwrap()
+    };
+    let (view, cli) = (metrics(view_out), metrics(cli_out));
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&view), keys(&cli));
+    for k in ["control", "performance", "settings", "benchmark", "model"] {
+        assert_eq!(view[k], cli[k], "{k}");
+    }
+}
+
+/// "choose a model first" goes as soon as a model is chosen, here the one loaded in Chat, which
+/// the view offers as the model to evaluate.
+#[test]
+fn the_loaded_model_is_offered_and_the_stale_error_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let model = d.join("model");
+    common::tiny_qwen(&model, 256);
+    let mut h = harness(app(form(Path::new(""), &d.join("out"), "8")));
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.get_by_label("choose a model first");
+    assert!(h.query_by_label_contains("Use the model loaded in Chat").is_none());
+    h.state().command(s1_studio::ui::ChatCommand::OpenModel(model.clone()));
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| matches!(a.model, s1_studio::ui::ModelStatus::Loaded(_)),
+    );
+    h.run();
+    h.get_by_label("Use the model loaded in Chat (model)").click();
+    h.run();
+    h.run();
+    assert_eq!(h.state().settings.eval.model, model.display().to_string());
+    assert_eq!(h.state().eval.status, EvalStatus::Idle);
+    assert!(
+        h.query_by_label("choose a model first").is_none(),
+        "the stale error stayed"
+    );
+    assert!(
+        h.query_by_label_contains("Use the model loaded in Chat").is_none(),
+        "offered while already chosen"
+    );
+    // A model typed by hand clears it too.
+    h.state_mut().settings.eval.model.clear();
+    h.run();
+    h.get_by_label("Run").click();
+    h.run();
+    h.get_by_label("choose a model first");
+    h.get_by_role_and_label(Role::TextInput, "Model").focus();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Model").type_text("m.gguf");
+    h.run();
+    h.run();
+    assert!(h.query_by_label("choose a model first").is_none());
 }
 
 #[test]
@@ -131,4 +229,27 @@ fn a_crashed_sweep_shows_failed() {
     }
     h.run();
     h.get_by_label_contains("injected into the sweep");
+}
+
+/// A typed output folder that cannot be made is named, before the model is loaded (the check
+/// runs on the sweep's thread, in the path the CLI takes too).
+#[test]
+fn an_output_folder_that_cannot_be_made_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = file.join("out");
+    let mut h = harness(app(form(&dir.path().join("no-model"), &out, "8")));
+    h.run();
+    h.get_by_label("Run").click();
+    step_until(&mut h, Duration::from_secs(30), |_| {}, |a| !a.eval.is_running());
+    match &h.state().eval.status {
+        EvalStatus::Failed(e) => assert!(
+            e.starts_with(&format!("output folder {}: cannot create it", out.display())),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    h.run();
+    h.get_by_label_contains(&format!("output folder {}", out.display()));
 }

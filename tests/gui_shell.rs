@@ -27,11 +27,12 @@ fn choosing_a_workspace_creates_the_folder_off_the_ui_thread() {
     assert!(ws.is_dir());
     h.run();
     h.get_by_label(&format!("Workspace: {}", ws.display()));
-    // A file in the way: the status bar says why, and the workspace stays as it was.
+    // A file in the way: the top bar says why, beside the workspace field, and the workspace
+    // stays as it was.
     std::fs::write(d.path().join("a-file"), "x").unwrap();
     let bad = d.path().join("a-file/ws");
     h.state().command(AppCommand::SetWorkspace(bad.clone()));
-    step_until(&mut h, Duration::from_secs(30), |_| {}, |a| a.notice.is_some());
+    step_until(&mut h, Duration::from_secs(30), |_| {}, |a| a.workspace_error.is_some());
     assert_eq!(h.state().settings.workspace.as_ref(), Some(&ws));
     h.run();
     h.get_by_label_contains(&format!("workspace {}", bad.display()));
@@ -62,14 +63,14 @@ fn past_runs_are_read_once_not_every_frame() {
     h.run();
     h.get_by_label("Run history (1)").click();
     h.run();
-    h.get_by_label_contains("3 steps, last loss 1.2500");
+    h.get_by_label_contains("3 steps/3, last loss 1.2500");
     let chat_buttons =
-        |h: &egui_kittest::Harness<'static, s1_studio::ui::StudioApp>| h.query_all_by_label("Chat").count();
-    assert_eq!(chat_buttons(&h), 2, "the nav's Chat and the run's Chat");
+        |h: &egui_kittest::Harness<'static, s1_studio::ui::StudioApp>| h.query_all_by_label("checkpoint-3").count();
+    assert_eq!(chat_buttons(&h), 1, "the run's checkpoint (opens in Chat)");
     std::fs::remove_dir_all(run.join("checkpoint-3")).unwrap();
     for _ in 0..5 {
         h.step();
     }
     h.run();
-    assert_eq!(chat_buttons(&h), 2, "a frame looked at the run folder again");
+    assert_eq!(chat_buttons(&h), 1, "a frame looked at the run folder again");
 }

@@ -25,11 +25,7 @@ fn chat_panel_with_smollm2_under_a_budget() {
     h.run();
     for (role, label, text) in [
         (Role::TextInput, "Path", gguf.display().to_string()),
-        (
-            Role::MultilineTextInput,
-            "Message",
-            "Is 91 a prime number? Think it through.".to_string(),
-        ),
+        (Role::MultilineTextInput, "Message", "Is 87 a prime number?".to_string()),
     ] {
         h.get_by_role_and_label(role, label).focus();
         h.run();
@@ -61,7 +57,7 @@ fn chat_panel_with_smollm2_under_a_budget() {
         Some(s1_studio::generate::conversation::Turn::Assistant(a)) => a.clone(),
         other => panic!("no answer: {other:?}"),
     };
-    assert_eq!(a.waits, 2, "{a:?}");
+    assert_eq!(a.waits, 2);
     assert!(a.forced_end_at.is_some());
     h.snapshot_options("chat_panel", &options);
 }

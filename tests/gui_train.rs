@@ -75,7 +75,8 @@ fn a_short_run_from_the_view_then_chat_with_its_checkpoint() {
                 saw_running_chart = true;
             }
         },
-        |a| !a.train.is_running(),
+        // Start checks the output folder on its own thread before the run begins.
+        |a| !a.train.is_running() && !a.train.checking,
     );
     let t = &h.state().train;
     let TrainStatus::Done { checkpoint } = t.status.clone() else {

@@ -69,8 +69,12 @@ pub struct TrainArgs {
     #[arg(long)]
     save_total_limit: Option<usize>,
     /// Continue from the newest checkpoint in --out (weights, optimizer state, step)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// When --out already holds a run, move it aside to OUT.replaced-<UTC time> (nothing is
+    /// deleted) and start afresh; without this or --resume an existing run is an error
+    #[arg(long)]
+    overwrite: bool,
     /// Train LoRA adapters of this rank instead of every weight (saved in peft's layout)
     #[arg(long)]
     lora_rank: Option<usize>,
@@ -150,8 +154,27 @@ pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
     Ok(s)
 }
 
+/// Refuses to start afresh over an existing run unless `--overwrite` moves it aside first.
+fn keep_existing_run(a: &TrainArgs) -> anyhow::Result<()> {
+    if a.resume || !crate::train::runs::holds_run(&a.out) {
+        return Ok(());
+    }
+    if !a.overwrite {
+        bail!(
+            "{} already holds a run (trainer_log.jsonl or checkpoint-N folders); pass --resume to continue it, \
+             --overwrite to move it aside and start afresh, or choose another --out (e.g. {})",
+            a.out.display(),
+            crate::train::runs::next_free(&a.out).display()
+        );
+    }
+    let to = crate::train::runs::move_aside(&a.out).map_err(anyhow::Error::msg)?;
+    println!("the earlier run in {} is kept in {}", a.out.display(), to.display());
+    Ok(())
+}
+
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let s = settings(&a)?;
+    keep_existing_run(&a)?;
     let cancel = CancelToken::new();
     {
         let c = cancel.clone();

@@ -68,6 +68,10 @@ fn sweep_all(
         return Err("batch must be at least 1".into());
     }
     let bench = benchmarks::load(&req.bench, req.kind)?;
+    // The output folder before the model: a path that cannot be a folder is said at once, by
+    // name, not after a long load.
+    std::fs::create_dir_all(&req.out)
+        .map_err(|e| format!("output folder {}: cannot create it ({e})", req.out.display()))?;
     let opts = LoadOptions {
         device: req.device.open().map_err(|e| format!("{e:#}"))?,
         dtype: req.dtype,

@@ -10,6 +10,8 @@ pub mod loss;
 pub mod mask;
 pub mod optim;
 pub mod parity;
+pub mod preview;
+pub mod runs;
 pub mod step;
 pub mod trainer;
 

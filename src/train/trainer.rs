@@ -160,6 +160,14 @@ fn run_inner(
 ) -> Result<TrainOutcome, TrainError> {
     settings.validate().map_err(TrainError::Settings)?;
     super::alloc::keep_freed_memory();
+    // A fresh run never truncates an earlier run's log: the caller resumes, picks another
+    // folder or moves the old run aside (`runs::move_aside`) first.
+    if !settings.resume && super::runs::holds_run(&settings.out) {
+        return Err(TrainError::Settings(format!(
+            "{} already holds a run (trainer_log.jsonl or checkpoints); resume it, choose another output folder, or move it aside",
+            settings.out.display()
+        )));
+    }
     let dev = device(settings.device)?;
     std::fs::create_dir_all(&settings.out).map_err(|source| TrainError::Io {
         path: settings.out.clone(),
@@ -171,6 +179,12 @@ fn run_inner(
     } else {
         None
     };
+    if settings.resume && resume.is_none() && super::runs::holds_run(&settings.out) {
+        return Err(TrainError::Resume(format!(
+            "{} has no complete checkpoint to resume from; start afresh in a new folder or replace the run",
+            settings.out.display()
+        )));
+    }
     let base = settings.model.clone();
     // Full fine-tuning resumes from the checkpoint's weights; LoRA from the base plus the
     // checkpoint's adapter.

@@ -37,6 +37,12 @@ pub struct StudioApp {
     /// Durations of the last frames' logic and layout, for the frame-time bench.
     pub frame_times: Vec<Duration>,
     pub notice: Option<String>,
+    /// The workspace folder as typed in the top bar (used on Enter or "Use").
+    pub workspace_input: String,
+    /// Why the workspace could not be chosen (the dialog, or the folder), beside the field.
+    pub workspace_error: Option<String>,
+    /// Focus the workspace field in the next frame (its dialog could not open).
+    focus_workspace: bool,
     inference: InferenceHandle,
     tx: CommandSender,
     commands: Receiver<Command>,
@@ -58,6 +64,9 @@ impl StudioApp {
             devices: Vec::new(),
             frame_times: Vec::new(),
             notice: None,
+            workspace_input: String::new(),
+            workspace_error: None,
+            focus_workspace: false,
             inference,
             tx,
             commands,
@@ -128,6 +137,10 @@ impl StudioApp {
                     state: &mut self.eval,
                     form: &mut s.eval,
                     devices,
+                    loaded_model: match &self.model {
+                        ModelStatus::Loaded(info) => Some(info.path.as_path()),
+                        _ => None,
+                    },
                     tx,
                 },
             ),
@@ -215,15 +228,25 @@ impl StudioApp {
     fn handle_app_command(&mut self, c: AppCommand, ctx: &egui::Context) {
         match c {
             AppCommand::SetView(v) => self.settings.view = v,
-            AppCommand::PickWorkspace => background::file_dialog(
+            AppCommand::PickWorkspace => background::file_dialog_or(
                 &self.tx,
                 "Choose the workspace folder",
                 background::DialogKind::Folder,
                 |p| AppCommand::SetWorkspace(p).into(),
+                |msg| AppCommand::WorkspaceDialogFailed(msg).into(),
             ),
             AppCommand::SetWorkspace(p) => background::make_workspace(&self.tx, p),
-            AppCommand::WorkspaceReady(Ok(p)) => self.settings.workspace = Some(p),
-            AppCommand::WorkspaceReady(Err(e)) | AppCommand::Notice(e) => self.notice = Some(e),
+            AppCommand::WorkspaceReady(Ok(p)) => {
+                self.workspace_error = None;
+                self.workspace_input.clear();
+                self.settings.workspace = Some(p);
+            }
+            AppCommand::WorkspaceReady(Err(e)) => self.workspace_error = Some(e),
+            AppCommand::WorkspaceDialogFailed(e) => {
+                self.workspace_error = Some(e);
+                self.focus_workspace = true;
+            }
+            AppCommand::Notice(e) => self.notice = Some(e),
             AppCommand::Copy(text) => ctx.copy_text(text),
             AppCommand::Devices(d) => self.devices = d,
         }
@@ -261,10 +284,40 @@ impl StudioApp {
                     ui.weak("No workspace folder");
                 }
             }
+            self.workspace_field_ui(ui);
             if ui.button("Choose workspace…").clicked() {
                 self.command(AppCommand::PickWorkspace);
             }
+            if let Some(e) = &self.workspace_error {
+                ui.colored_label(ui.visuals().error_fg_color, e);
+            }
         });
+    }
+
+    /// The workspace folder typed (it is created off the UI thread, which names the folder when
+    /// that fails): where no file dialog can open, the only way to a workspace.
+    fn workspace_field_ui(&mut self, ui: &mut egui::Ui) {
+        let l = ui.label("Workspace folder");
+        let r = ui
+            .add(
+                egui::TextEdit::singleline(&mut self.workspace_input)
+                    .desired_width(220.0)
+                    .hint_text("type a folder path"),
+            )
+            .labelled_by(l.id)
+            .on_hover_text("A folder for the curation pool and its annotations; created if missing");
+        if std::mem::take(&mut self.focus_workspace) {
+            r.request_focus();
+        }
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button("Use").on_hover_text("Use the folder typed").clicked() || enter {
+            let p = self.workspace_input.trim();
+            if p.is_empty() {
+                self.workspace_error = Some("type a workspace folder first".into());
+            } else {
+                self.command(AppCommand::SetWorkspace(p.into()));
+            }
+        }
     }
 
     fn status_ui(&mut self, ui: &mut egui::Ui) {

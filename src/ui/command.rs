@@ -60,6 +60,9 @@ pub enum AppCommand {
     SetWorkspace(PathBuf),
     /// The folder exists now (or could not be made): from the workspace thread.
     WorkspaceReady(Result<PathBuf, String>),
+    /// The folder dialog could not open (the message says so): shown beside the typed
+    /// workspace field, which takes the focus.
+    WorkspaceDialogFailed(String),
     Copy(String),
     /// The devices this build can use, listed once at start on a worker thread.
     Devices(Vec<DeviceInfo>),
@@ -113,14 +116,23 @@ pub enum TrainPath {
     Out,
 }
 
-/// An earlier run as read from its folder (on a worker thread): its loss curve and its newest
-/// checkpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunSummary {
-    pub out: PathBuf,
-    /// `[step, loss]` from trainer_log.jsonl.
-    pub losses: Vec<[f64; 2]>,
-    pub checkpoint: Option<PathBuf>,
+/// An earlier run as read from its folder (on a worker thread): name, loss curve, last step,
+/// checkpoints and what could not be read.
+pub use crate::train::runs::RunRecord as RunSummary;
+
+/// What the user chose when Start met a folder that already holds a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunChoice {
+    /// Continue the run from its newest checkpoint.
+    Resume,
+    /// Start in the next free suffixed folder (`run-2`, ...).
+    NewFolder,
+    /// Ask to move the old run aside and start afresh in its folder (needs `ConfirmReplace`).
+    Replace,
+    /// Move the old run aside (never deleted) and start afresh.
+    ConfirmReplace,
+    /// Start nothing.
+    Cancel,
 }
 
 /// The Train view's commands.
@@ -135,6 +147,25 @@ pub enum TrainCommand {
     ChatWithCheckpoint(PathBuf),
     /// The past runs, read by the history thread.
     HistoryRead(Vec<RunSummary>),
+    /// The output folder was checked off the UI thread before a fresh start: the run it holds
+    /// (None: free) and the next free suffixed folder.
+    RunChecked {
+        out: PathBuf,
+        existing: Option<Box<RunSummary>>,
+        next_free: PathBuf,
+    },
+    /// The answer to the existing-run prompt.
+    Choose(RunChoice),
+    /// The old run was moved aside (to this folder) or could not be.
+    MovedAside(Result<PathBuf, String>),
+    /// Rename a past run (written to its run.json off the UI thread).
+    Rename(PathBuf, String),
+    /// The run history changed on disk: read it again.
+    HistoryStale,
+    /// Render the training data as training would (off the UI thread) for the preview.
+    PreviewData,
+    /// The preview, or why it could not be made.
+    PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
 }
 
 /// Which path an Evaluate-view picker fills.
@@ -153,6 +184,9 @@ pub enum EvalCommand {
     Stop,
     PickPath(EvalPath),
     SetPath(EvalPath, PathBuf),
+    /// The dialog for this path could not open: the message goes beside the form and the
+    /// path's field takes the focus.
+    DialogFailed(EvalPath, String),
 }
 
 /// Which path a Curate-view picker fills.
@@ -174,6 +208,15 @@ pub enum CurateCommand {
     Mark(String, Option<Manual>),
     PickPath(CuratePath),
     SetPath(CuratePath, PathBuf),
+    /// Import the files and glob patterns typed (expanded off the UI thread first).
+    ImportTyped,
+    /// The typed import, expanded: the files found, and what named none (each said).
+    ImportResolved {
+        files: Vec<PathBuf>,
+        problems: Vec<String>,
+    },
+    /// The dialog for this path could not open: said in the view, and the field takes the focus.
+    DialogFailed(CuratePath, String),
 }
 
 macro_rules! into_command {

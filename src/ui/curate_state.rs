@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::background::{file_dialog, DialogKind};
+use super::background::{file_dialog_or, resolve_paths, DialogKind};
 use super::command::{CommandSender, CurateCommand};
 use crate::curate::backend::{Endpoint, ModelChoice};
 use crate::curate::rule_config::RulesChange;
@@ -214,11 +214,15 @@ pub struct CurateState {
     pub reader: Option<CurateReader>,
     /// The required fields as typed, until Run rules sends them (None: the workspace's).
     pub require_edit: Option<String>,
+    /// The path field to focus in the next frame (its dialog could not open).
+    pub focus: Option<CuratePath>,
+    /// A typed import is being expanded (globs) before its step starts: counts as running.
+    pub resolving: bool,
 }
 
 impl CurateState {
     pub fn is_running(&self) -> bool {
-        self.job.is_some()
+        self.job.is_some() || self.resolving
     }
 
     /// Takes a snapshot unless the one shown was read later (a mark's and a step's can cross).
@@ -261,7 +265,10 @@ impl CurateState {
             return;
         }
         let Some(s) = &self.snapshot else {
+            // Nothing to show until a snapshot arrives (it bumps the generation): not stale,
+            // so the view does not repaint every frame while it has no workspace.
             self.visible.clear();
+            self.visible_for = Some(key);
             return;
         };
         let needle = self.search.trim().to_lowercase();
@@ -426,6 +433,32 @@ pub struct CurateCx<'a> {
     pub tx: &'a CommandSender,
 }
 
+/// Imports the files a typed import named; each entry that named none is said (in the log and
+/// as the error), and each file's own result comes in the step's report.
+fn import_resolved(
+    c: &mut CurateState,
+    form: &CurateForm,
+    workspace: Option<&Path>,
+    files: Vec<PathBuf>,
+    problems: Vec<String>,
+    tx: &CommandSender,
+) {
+    c.resolving = false;
+    c.running = None;
+    if !files.is_empty() {
+        let mapping = (!form.mapping.trim().is_empty()).then(|| form.mapping.trim().to_string());
+        let options = crate::curate::steps::import::ImportOptions {
+            mapping,
+            ..Default::default()
+        };
+        start(c, workspace, Step::Import { files, options }, tx);
+    }
+    if !problems.is_empty() {
+        c.log.push(format!("not imported:\n{}", problems.join("\n")));
+        c.error = Some(format!("not imported: {}", problems.join("; ")));
+    }
+}
+
 /// Carries out a Curate-view command.
 pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
     let CurateCx {
@@ -468,8 +501,38 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
                 ),
                 CuratePath::Export => ("Export as (no extension)", DialogKind::Save),
             };
-            file_dialog(tx, title, kind, move |p| CurateCommand::SetPath(which, p).into());
+            file_dialog_or(
+                tx,
+                title,
+                kind,
+                move |p| CurateCommand::SetPath(which, p).into(),
+                move |msg| CurateCommand::DialogFailed(which, msg).into(),
+            );
         }
+        CurateCommand::DialogFailed(which, msg) => {
+            c.error = Some(msg);
+            c.focus = Some(which);
+        }
+        CurateCommand::ImportTyped => {
+            if form.import_path.trim().is_empty() {
+                c.error = Some(
+                    "give a file to import (several: separate them with commas; globs such as data/*.jsonl work)"
+                        .into(),
+                );
+                c.focus = Some(CuratePath::Import);
+            } else if !c.is_running() {
+                let started = resolve_paths(tx, form.import_path.clone(), |files, problems| {
+                    CurateCommand::ImportResolved { files, problems }.into()
+                });
+                if started {
+                    c.resolving = true;
+                    c.running = Some("import");
+                } else {
+                    c.error = Some("could not start the thread that reads the paths".into());
+                }
+            }
+        }
+        CurateCommand::ImportResolved { files, problems } => import_resolved(c, form, workspace, files, problems, tx),
         CurateCommand::SetPath(which, p) => {
             let text = p.display().to_string();
             match which {

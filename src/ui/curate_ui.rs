@@ -30,6 +30,28 @@ fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool
     .inner
 }
 
+/// A typed path, given the focus when `which`'s dialog could not open (once).
+fn path_field(
+    ui: &mut egui::Ui,
+    (label, hint): (&str, &str),
+    value: &mut String,
+    focus: &mut Option<CuratePath>,
+    which: CuratePath,
+) {
+    let r = ui
+        .horizontal(|ui| {
+            let l = ui.label(label);
+            ui.add(egui::TextEdit::singleline(value).desired_width(200.0))
+                .labelled_by(l.id)
+                .on_hover_text(hint)
+        })
+        .inner;
+    if *focus == Some(which) {
+        r.request_focus();
+        *focus = None;
+    }
+}
+
 /// What the Curate view draws and edits.
 pub struct CurateView<'a> {
     pub state: &'a mut CurateState,
@@ -44,7 +66,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
     let mut req: Option<Step> = None;
     let mut pick: Option<CuratePath> = None;
     if v.workspace.is_none() {
-        ui.label("Choose a workspace folder (top bar): the pool and every annotation are kept there.");
+        ui.label("Type a workspace folder in the top bar (Workspace folder, then Enter) or choose one: the pool and every annotation are kept there.");
         return;
     }
     ui.add_enabled_ui(!running, |ui| {
@@ -62,32 +84,36 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
         }
         let f = &mut *v.form;
         ui.horizontal(|ui| {
-            field(ui, "File", &mut f.import_path, "JSONL, JSON or Parquet (Hugging Face datasets files too)");
+            path_field(
+                ui,
+                (
+                    "Files",
+                    "JSONL, JSON or Parquet (Hugging Face datasets files too); several separated by commas, and globs such as data/*.jsonl",
+                ),
+                &mut f.import_path,
+                &mut v.state.focus,
+                CuratePath::Import,
+            );
             if ui.button("Browse…").clicked() {
                 pick = Some(CuratePath::Import);
             }
         });
         field(ui, "Columns", &mut f.mapping, "optional field=column overrides, e.g. question=prompt,solution=output");
-        if ui.button("Import").clicked() {
-            if f.import_path.trim().is_empty() {
-                v.state.error = Some("give a file to import".into());
-            } else {
-                let mapping = (!f.mapping.trim().is_empty()).then(|| f.mapping.trim().to_string());
-                req = Some(Step::Import {
-                    files: vec![f.import_path.trim().into()],
-                    options: crate::curate::steps::import::ImportOptions {
-                        mapping,
-                        ..Default::default()
-                    },
-                });
-            }
+        if ui.button("Import").on_hover_text("Import every file named (each file's result is listed)").clicked() {
+            v.tx.send(CurateCommand::ImportTyped);
         }
 
         ui.separator();
         ui.heading("2. Traces");
         let f = &mut *v.form;
         ui.horizontal(|ui| {
-            field(ui, "Tokenizer", &mut f.tokenizer, "tokenizer.json (or its folder) for trace lengths, e.g. Qwen's");
+            path_field(
+                ui,
+                ("Tokenizer", "tokenizer.json (or its folder) for trace lengths, e.g. Qwen's"),
+                &mut f.tokenizer,
+                &mut v.state.focus,
+                CuratePath::Tokenizer,
+            );
             if ui.button("Browse…").clicked() {
                 pick = Some(CuratePath::Tokenizer);
             }
@@ -270,7 +296,13 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
             }
         });
         ui.horizontal(|ui| {
-            field(ui, "Export to", &mut f.export_path, "path without extension: .jsonl and .parquet are written");
+            path_field(
+                ui,
+                ("Export to", "path without extension: .jsonl and .parquet are written"),
+                &mut f.export_path,
+                &mut v.state.focus,
+                CuratePath::Export,
+            );
             if ui.button("Browse…").clicked() {
                 pick = Some(CuratePath::Export);
             }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::background::{file_dialog, DialogKind};
+use super::background::{file_dialog_or, DialogKind};
 use super::command::{CommandSender, EvalCommand};
 use crate::eval::metrics::{self, SweepMetrics};
 use crate::eval::presets;
@@ -140,6 +140,16 @@ pub struct EvalState {
     /// The browser shows only this verdict (None: all).
     pub filter: Option<Verdict>,
     pub selected: Option<usize>,
+    /// A file dialog that could not open, said beside the form (cleared when a path is set).
+    pub notice: Option<String>,
+    /// The path field to focus in the next frame (its dialog could not open).
+    pub focus: Option<EvalPath>,
+    /// When the sweep started and how many samples were done then (a resumed sweep starts
+    /// with the earlier ones): the rate behind the ETA.
+    started: Option<(Instant, usize)>,
+    /// The Failed status came from the form (not from a run), so it clears when the form is
+    /// right again.
+    form_failed: bool,
 }
 
 impl Default for EvalState {
@@ -152,6 +162,10 @@ impl Default for EvalState {
             metrics: None,
             filter: None,
             selected: None,
+            notice: None,
+            focus: None,
+            started: None,
+            form_failed: false,
         }
     }
 }
@@ -161,8 +175,51 @@ impl EvalState {
         self.status == EvalStatus::Running
     }
 
+    /// Checks the form again while its error is shown: the error clears (or changes) as soon
+    /// as the form says otherwise, so "choose a model first" does not outlive its cause.
+    pub fn recheck_form(&mut self, form: &EvalForm) {
+        if !self.form_failed || self.is_running() {
+            return;
+        }
+        match form.request() {
+            Ok(_) => {
+                self.form_failed = false;
+                self.status = EvalStatus::Idle;
+            }
+            Err(msg) => self.status = EvalStatus::Failed(msg),
+        }
+    }
+
+    /// The time left at the rate of the samples done since this sweep started (None until one
+    /// is done, or when not running).
+    pub fn eta(&self) -> Option<Duration> {
+        let (t0, done0) = self.started?;
+        let p = self.progress?;
+        eta(
+            p.done.saturating_sub(done0),
+            p.total.saturating_sub(p.done),
+            t0.elapsed(),
+        )
+    }
+
     fn refresh_metrics(&mut self) {
         self.metrics = (!self.samples.is_empty()).then(|| metrics::compute(&self.samples));
+    }
+}
+
+/// The time `left` samples take at the rate of `done` samples in `elapsed` (None before the
+/// first one is done).
+pub fn eta(done: usize, left: usize, elapsed: Duration) -> Option<Duration> {
+    (done > 0).then(|| elapsed.mul_f64(left as f64 / done as f64))
+}
+
+/// An ETA as people read it: "about 1 min 05 s left".
+pub fn eta_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("about {s} s left"),
+        60..=3599 => format!("about {} min {:02} s left", s / 60, s % 60),
+        _ => format!("about {} h {:02} min left", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -175,6 +232,7 @@ fn start(e: &mut EvalState, form: &EvalForm, tx: &CommandSender) {
         Ok(r) => r,
         Err(msg) => {
             e.status = EvalStatus::Failed(msg);
+            e.form_failed = true;
             return;
         }
     };
@@ -184,6 +242,7 @@ fn start(e: &mut EvalState, form: &EvalForm, tx: &CommandSender) {
                 job: Some(job),
                 status: EvalStatus::Running,
                 filter: e.filter,
+                started: Some((Instant::now(), 0)),
                 ..EvalState::default()
             };
         }
@@ -210,9 +269,20 @@ pub fn handle(c: EvalCommand, e: &mut EvalState, form: &mut EvalForm, tx: &Comma
                 ),
                 EvalPath::Out => ("Output folder", DialogKind::Folder),
             };
-            file_dialog(tx, title, kind, move |p| EvalCommand::SetPath(which, p).into());
+            file_dialog_or(
+                tx,
+                title,
+                kind,
+                move |p| EvalCommand::SetPath(which, p).into(),
+                move |msg| EvalCommand::DialogFailed(which, msg).into(),
+            );
+        }
+        EvalCommand::DialogFailed(which, msg) => {
+            e.notice = Some(msg);
+            e.focus = Some(which);
         }
         EvalCommand::SetPath(which, p) => {
+            e.notice = None;
             let text = p.display().to_string();
             match which {
                 EvalPath::ModelFolder | EvalPath::ModelFile => form.model = text,
@@ -231,6 +301,7 @@ pub fn update(e: &mut EvalState, budget: Duration) {
         let Ok(ev) = job.events.try_recv() else { return };
         match ev {
             EvalEvent::Started { earlier, .. } => {
+                e.started = Some((Instant::now(), earlier.len()));
                 e.samples = earlier;
                 e.refresh_metrics();
             }
@@ -253,6 +324,7 @@ pub fn update(e: &mut EvalState, budget: Duration) {
                     }
                 };
                 e.job = None;
+                e.started = None;
                 return;
             }
         }
@@ -262,6 +334,17 @@ pub fn update(e: &mut EvalState, budget: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The ETA is the time left at the rate so far; none before the first sample.
+    #[test]
+    fn eta_from_the_rate_so_far() {
+        assert_eq!(eta(0, 10, Duration::from_secs(5)), None);
+        assert_eq!(eta(4, 6, Duration::from_secs(8)), Some(Duration::from_secs(12)));
+        assert_eq!(eta(3, 0, Duration::from_secs(8)), Some(Duration::ZERO));
+        assert_eq!(eta_text(Duration::from_secs(42)), "about 42 s left");
+        assert_eq!(eta_text(Duration::from_secs(65)), "about 1 min 05 s left");
+        assert_eq!(eta_text(Duration::from_secs(7260)), "about 2 h 01 min left");
+    }
 
     /// Choosing an s1 preset sweeps its settings and takes s1's 32768 generated tokens and its
     /// temperature into the form; clearing it goes back to budgets x waits.

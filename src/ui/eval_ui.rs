@@ -13,13 +13,22 @@ use crate::eval::benchmarks::NAMED;
 use crate::eval::presets;
 use crate::grade::{Extraction, Verdict};
 
-fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) {
+fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> egui::Response {
     ui.horizontal(|ui| {
         let l = ui.label(label);
         ui.add(egui::TextEdit::singleline(value).desired_width(260.0))
             .labelled_by(l.id)
-            .on_hover_text(hint);
-    });
+            .on_hover_text(hint)
+    })
+    .inner
+}
+
+/// Gives `r` the focus when its path's dialog could not open (once).
+fn focus_if(r: &egui::Response, focus: &mut Option<EvalPath>, which: &[EvalPath]) {
+    if focus.is_some_and(|f| which.contains(&f)) {
+        r.request_focus();
+        *focus = None;
+    }
 }
 
 /// What the Evaluate view draws and edits.
@@ -27,6 +36,8 @@ pub struct EvalView<'a> {
     pub state: &'a mut EvalState,
     pub form: &'a mut EvalForm,
     pub devices: &'a [crate::model::device::DeviceInfo],
+    /// The model loaded in Chat, offered as the model to evaluate.
+    pub loaded_model: Option<&'a std::path::Path>,
     pub tx: &'a CommandSender,
 }
 
@@ -34,8 +45,20 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
     let running = v.state.is_running();
     let mut pick = None;
     let f = &mut *v.form;
+    let focus = &mut v.state.focus;
     ui.add_enabled_ui(!running, |ui| {
-        field(ui, "Model", &mut f.model, "A Hugging Face folder or a .gguf file");
+        let r = field(ui, "Model", &mut f.model, "A Hugging Face folder or a .gguf file");
+        focus_if(&r, focus, &[EvalPath::ModelFolder, EvalPath::ModelFile]);
+        if let Some(loaded) = v.loaded_model.filter(|p| *p != std::path::Path::new(f.model.trim())) {
+            let name = loaded.file_name().unwrap_or(loaded.as_os_str()).to_string_lossy();
+            if ui
+                .button(format!("Use the model loaded in Chat ({name})"))
+                .on_hover_text(loaded.display().to_string())
+                .clicked()
+            {
+                f.model = loaded.display().to_string();
+            }
+        }
         ui.horizontal(|ui| {
             if ui.button("Model folder…").clicked() {
                 pick = Some(EvalPath::ModelFolder);
@@ -53,11 +76,13 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
         device_picker_ui(ui, "eval", &mut f.device, v.devices);
         ui.horizontal(|ui| {
             let l = ui.label("Benchmark");
-            ui.add(egui::TextEdit::singleline(&mut f.bench).desired_width(160.0))
+            let r = ui
+                .add(egui::TextEdit::singleline(&mut f.bench).desired_width(160.0))
                 .labelled_by(l.id)
                 .on_hover_text(
                     "A named benchmark (shipped with the app) or a JSONL file with question and answer columns",
                 );
+            focus_if(&r, focus, &[EvalPath::Bench]);
             egui::ComboBox::from_label("Named benchmarks")
                 .selected_text("pick…")
                 .show_ui(ui, |ui| {
@@ -147,13 +172,18 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
                 ui.selectable_value(&mut f.extraction, Extraction::Lenient, "Lenient")
                     .on_hover_text("The studio's reading: more answer forms, GSM8K's ####, no default letter");
             });
-        field(
+        let r = field(
             ui,
             "Output folder",
             &mut f.out,
-            "samples.jsonl, metrics.json and scaling.svg go here; a rerun resumes",
+            "samples.jsonl, metrics.json and scaling.svg go here (as `s1-studio eval --out` writes them); a rerun resumes",
         );
+        focus_if(&r, focus, &[EvalPath::Out]);
     });
+    v.state.recheck_form(v.form);
+    if let Some(n) = &v.state.notice {
+        ui.colored_label(ui.visuals().warn_fg_color, n);
+    }
     if let Some(which) = pick {
         v.tx.send(EvalCommand::PickPath(which));
     }
@@ -179,6 +209,12 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
                     .text(format!("{}/{} samples", p.done, p.total))
                     .desired_width(240.0),
             );
+            if running {
+                match v.state.eta() {
+                    Some(left) => ui.label(super::eval_state::eta_text(left)),
+                    None => ui.weak("ETA after the first sample"),
+                };
+            }
         }
     });
     match &v.state.status {

@@ -22,6 +22,7 @@ pub mod eval_state;
 pub mod eval_ui;
 pub mod settings;
 pub mod thinking_controls_ui;
+pub mod train_runs_ui;
 pub mod train_state;
 pub mod train_ui;
 

@@ -1,13 +1,16 @@
 //! The Train view's runtime state and logic: the training job, its step records as they arrive,
-//! the run history (read from earlier runs' folders on a worker thread, never per frame), and
+//! the run history (read from earlier runs' folders on a worker thread, never per frame), the
+//! prompt that Start raises on a folder that already holds a run (resume, a new suffixed folder,
+//! or replace after a second confirmation, the old run moved aside, never deleted), and
 //! [`handle`] for the view's commands.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::background::{self, file_dialog, DialogKind};
-use super::command::{AppCommand, ChatCommand, CommandSender, RunSummary, TrainCommand, View};
+use super::command::{AppCommand, ChatCommand, CommandSender, RunChoice, RunSummary, TrainCommand, View};
 use crate::jobs::TrainingJob;
+use crate::train::preview::DataPreview;
 use crate::train::{StepRecord, TrainEvent, TrainOutcome, TrainSettings};
 
 pub use super::command::TrainPath;
@@ -22,13 +25,35 @@ pub enum TrainStatus {
     Failed(String),
 }
 
-/// An earlier run's loss curve and newest checkpoint, as read once by the history thread.
+/// An earlier run as read once by the history thread.
 pub struct PastRun {
     pub out: PathBuf,
+    /// Its name (run.json, else the folder name); edited in place, saved when the field is left.
+    pub name: String,
     pub losses: Vec<[f64; 2]>,
+    /// The last step logged (or the newest checkpoint's step, when later).
+    pub steps: usize,
+    pub total_steps: usize,
+    /// The newest checkpoint.
     pub checkpoint: Option<PathBuf>,
+    /// Every complete checkpoint, by step.
+    pub checkpoints: Vec<(usize, PathBuf)>,
+    /// What could not be read (a malformed or cut-short log line, a missing log).
+    pub notes: Vec<String>,
     /// Its curve is overlaid on the loss chart.
     pub shown: bool,
+}
+
+/// Start met an output folder that already holds a run: the view asks what to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPrompt {
+    /// The folder and the run it holds.
+    pub out: PathBuf,
+    pub existing: RunSummary,
+    /// Where "Start in a new folder" would write.
+    pub next_free: PathBuf,
+    /// Replace was chosen: the second confirmation is showing.
+    pub confirm_replace: bool,
 }
 
 /// Runtime state of the Train view (not persisted; the form is in `Settings::train`).
@@ -45,6 +70,24 @@ pub struct TrainState {
     pub history_stale: bool,
     /// A history thread is reading.
     pub history_reading: bool,
+    /// The existing-run prompt, while it is open.
+    pub prompt: Option<RunPrompt>,
+    /// The output folder is being checked or its old run moved aside: Start waits.
+    pub checking: bool,
+    /// Where the last replaced run was moved (shown, so the user can find it).
+    pub replaced: Option<(PathBuf, PathBuf)>,
+    /// The data preview and the settings it was made with (to tell when it is stale).
+    pub preview: Option<(PreviewKey, Result<DataPreview, String>)>,
+    /// A preview is being made.
+    pub previewing: Option<PreviewKey>,
+}
+
+/// What a data preview depends on.
+pub type PreviewKey = (PathBuf, PathBuf, usize, crate::train::mask::LossMask);
+
+/// The form's preview key.
+pub fn preview_key(s: &TrainSettings) -> PreviewKey {
+    (s.model.clone(), s.data.clone(), s.block_size, s.loss_mask)
 }
 
 impl Default for TrainState {
@@ -60,6 +103,11 @@ impl Default for TrainState {
             history: Vec::new(),
             history_stale: true,
             history_reading: false,
+            prompt: None,
+            checking: false,
+            replaced: None,
+            preview: None,
+            previewing: None,
         }
     }
 }
@@ -141,44 +189,131 @@ pub struct TrainCx<'a> {
     pub tx: &'a CommandSender,
 }
 
+/// The form as settings for a run, or what is missing.
+fn run_settings(form: &TrainSettings, resume: bool) -> Result<TrainSettings, String> {
+    let mut s = form.clone();
+    s.resume = resume;
+    s.validate()?;
+    for (what, p) in [
+        ("base model", &s.model),
+        ("training data", &s.data),
+        ("output folder", &s.out),
+    ] {
+        if p.as_os_str().is_empty() {
+            return Err(format!("choose the {what} first"));
+        }
+    }
+    Ok(s)
+}
+
+/// Starts the training job on the form's settings (the output folder was checked, or this is a
+/// resume).
+fn start(state: &mut TrainState, form: &TrainSettings, runs: &mut Vec<PathBuf>, tx: &CommandSender, resume: bool) {
+    let s = match run_settings(form, resume) {
+        Ok(s) => s,
+        Err(e) => {
+            state.status = TrainStatus::Failed(e);
+            return;
+        }
+    };
+    // The old job (finished) goes; its thread has ended.
+    state.job = None;
+    match TrainingJob::spawn(s.clone(), tx.notify()) {
+        Ok(job) => {
+            state.job = Some(job);
+            state.status = TrainStatus::Running;
+            if !resume {
+                state.records.clear();
+                state.last_checkpoint = None;
+            }
+            state.warnings.clear();
+            remember_run(runs, s.out.clone());
+            state.history_stale = true;
+        }
+        Err(e) => state.status = TrainStatus::Failed(format!("could not start the training thread: {e}")),
+    }
+}
+
 /// Carries out a Train-view command.
 pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
     let TrainCx { state, form, runs, tx } = cx;
+    let busy = state.is_running() || state.checking || state.prompt.is_some();
     match c {
         TrainCommand::Start { resume } => {
+            if busy {
+                return;
+            }
+            match run_settings(form, resume) {
+                Err(e) => state.status = TrainStatus::Failed(e),
+                Ok(_) if resume => start(state, form, runs, tx, true),
+                // A fresh start never overwrites: the folder is checked first, off the UI thread.
+                Ok(s) => {
+                    state.checking = true;
+                    background::check_run(tx, s.out);
+                }
+            }
+        }
+        TrainCommand::RunChecked {
+            out,
+            existing,
+            next_free,
+        } => {
+            state.checking = false;
             if state.is_running() {
                 return;
             }
-            let mut s = form.clone();
-            s.resume = resume;
-            if let Err(e) = s.validate() {
-                state.status = TrainStatus::Failed(e);
-                return;
-            }
-            for (what, p) in [
-                ("base model", &s.model),
-                ("training data", &s.data),
-                ("output folder", &s.out),
-            ] {
-                if p.as_os_str().is_empty() {
-                    state.status = TrainStatus::Failed(format!("choose the {what} first"));
-                    return;
+            form.out = out.clone();
+            match existing {
+                None => start(state, form, runs, tx, false),
+                Some(existing) => {
+                    state.prompt = Some(RunPrompt {
+                        out,
+                        existing: *existing,
+                        next_free,
+                        confirm_replace: false,
+                    })
                 }
             }
-            // The old job (finished) goes; its thread has ended.
-            state.job = None;
-            match TrainingJob::spawn(s.clone(), tx.notify()) {
-                Ok(job) => {
-                    state.job = Some(job);
-                    state.status = TrainStatus::Running;
-                    if !resume {
-                        state.records.clear();
+        }
+        TrainCommand::Choose(choice) => {
+            let Some(p) = state.prompt.as_mut() else { return };
+            match choice {
+                RunChoice::Replace => p.confirm_replace = true,
+                RunChoice::ConfirmReplace if !p.confirm_replace => {}
+                RunChoice::ConfirmReplace => {
+                    let out = p.out.clone();
+                    state.prompt = None;
+                    state.checking = true;
+                    background::move_run_aside(tx, out);
+                }
+                RunChoice::Cancel => state.prompt = None,
+                RunChoice::Resume => {
+                    let can = !p.existing.checkpoints.is_empty();
+                    if can {
+                        form.out = p.out.clone();
+                        state.prompt = None;
+                        start(state, form, runs, tx, true);
                     }
-                    state.warnings.clear();
-                    remember_run(runs, s.out.clone());
-                    state.history_stale = true;
                 }
-                Err(e) => state.status = TrainStatus::Failed(format!("could not start the training thread: {e}")),
+                RunChoice::NewFolder => {
+                    form.out = p.next_free.clone();
+                    state.prompt = None;
+                    start(state, form, runs, tx, false);
+                }
+            }
+        }
+        TrainCommand::MovedAside(r) => {
+            state.checking = false;
+            match r {
+                Ok(to) => {
+                    // The old run stays in the history under its new folder.
+                    let out = form.out.clone();
+                    runs.retain(|p| p != &out);
+                    remember_run(runs, to.clone());
+                    state.replaced = Some((out, to));
+                    start(state, form, runs, tx, false);
+                }
+                Err(e) => state.status = TrainStatus::Failed(e),
             }
         }
         TrainCommand::Stop => {
@@ -206,22 +341,40 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
             TrainPath::Data => form.data = p,
             TrainPath::Out => form.out = p,
         },
+        TrainCommand::Rename(out, name) => background::rename_run(tx, out, name),
+        TrainCommand::HistoryStale => state.history_stale = true,
+        TrainCommand::PreviewData => {
+            if state.previewing.is_some() {
+                return;
+            }
+            if form.model.as_os_str().is_empty() || form.data.as_os_str().is_empty() {
+                let key = preview_key(form);
+                state.preview = Some((key, Err("choose the base model and the training data first".into())));
+                return;
+            }
+            state.previewing = Some(preview_key(form));
+            background::preview_data(tx, form.clone());
+        }
+        TrainCommand::PreviewRead(r) => {
+            if let Some(key) = state.previewing.take() {
+                state.preview = Some((key, *r));
+            }
+        }
         TrainCommand::HistoryRead(read) => {
             state.history_reading = false;
             state.history = read
                 .into_iter()
-                .map(
-                    |RunSummary {
-                         out,
-                         losses,
-                         checkpoint,
-                     }| PastRun {
-                        shown: state.history.iter().any(|r| r.shown && r.out == out),
-                        out,
-                        losses,
-                        checkpoint,
-                    },
-                )
+                .map(|r| PastRun {
+                    shown: state.history.iter().any(|h| h.shown && h.out == r.out),
+                    checkpoint: r.checkpoint().map(PathBuf::from),
+                    out: r.out,
+                    name: r.name,
+                    losses: r.losses,
+                    steps: r.steps,
+                    total_steps: r.total_steps,
+                    checkpoints: r.checkpoints,
+                    notes: r.notes,
+                })
                 .collect();
         }
     }
@@ -261,8 +414,13 @@ mod tests {
         );
         t.history.push(PastRun {
             out: run.clone(),
+            name: String::new(),
             losses: Vec::new(),
+            steps: 0,
+            total_steps: 0,
             checkpoint: None,
+            checkpoints: Vec::new(),
+            notes: Vec::new(),
             shown: true,
         });
         let mut form = TrainSettings::default();
@@ -277,9 +435,9 @@ mod tests {
             },
         );
         assert!(!t.history_reading && !t.history_stale);
-        assert_eq!(t.history.len(), 1, "a folder without trainer_log.jsonl is left out");
+        assert_eq!(t.history.len(), 1, "a folder without a run is left out");
         let h = &t.history[0];
-        assert_eq!((h.losses.clone(), h.shown), (vec![[1.0, 2.5]], true));
+        assert_eq!((h.losses.clone(), h.shown, h.steps), (vec![[1.0, 2.5]], true, 2));
         assert_eq!(h.checkpoint.as_deref(), Some(run.join("checkpoint-2").as_path()));
         update(&mut t, &runs, &tx, Duration::from_millis(1));
         assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());

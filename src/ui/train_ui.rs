@@ -1,6 +1,7 @@
 //! The Train view: the launcher form with the s1 preset (a tooltip per field), Start / Stop /
 //! Resume, live charts of loss (raw and smoothed), learning rate, gradient norm and tokens/s with
-//! the ETA, the run history with loss curves overlaid, and "Chat with this checkpoint".
+//! the ETA, the run history (named runs, their steps, checkpoints and loss curves overlaid),
+//! "Chat with this checkpoint", and the prompt that Start raises over an existing run.
 
 use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
@@ -30,6 +31,9 @@ pub fn train_view_ui(ui: &mut egui::Ui, mut v: TrainView<'_>) {
     egui::CentralPanel::default().show(ui, |ui| {
         egui::ScrollArea::vertical().show(ui, |ui| run_ui(ui, &mut v));
     });
+    if let Some(p) = &v.state.prompt {
+        super::train_runs_ui::existing_run_prompt(ui.ctx(), p, v.tx);
+    }
 }
 
 fn path_row(v: &TrainView<'_>, ui: &mut egui::Ui, label: &str, tip: &str, which: TrainPath) {
@@ -323,6 +327,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
         }
     });
     ui.separator();
+    let waiting = v.state.checking || v.state.prompt.is_some();
     ui.horizontal(|ui| {
         if running {
             if ui
@@ -333,19 +338,34 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                 v.tx.send(TrainCommand::Stop);
             }
         } else {
-            if ui
-                .button("Start")
-                .on_hover_text("Start a new run in the output folder")
-                .clicked()
-            {
-                v.tx.send(TrainCommand::Start { resume: false });
+            ui.add_enabled_ui(!waiting, |ui| {
+                if ui
+                    .button("Start")
+                    .on_hover_text("Start a new run in the output folder (asks first when it already holds one)")
+                    .clicked()
+                {
+                    v.tx.send(TrainCommand::Start { resume: false });
+                }
+                if ui
+                    .button("Resume")
+                    .on_hover_text("Continue from the newest checkpoint in the output folder")
+                    .clicked()
+                {
+                    v.tx.send(TrainCommand::Start { resume: true });
+                }
+            });
+            if v.state.checking {
+                ui.spinner();
             }
             if ui
-                .button("Resume")
-                .on_hover_text("Continue from the newest checkpoint in the output folder")
+                .add_enabled(v.state.previewing.is_none(), egui::Button::new("Preview data"))
+                .on_hover_text(
+                    "Render the data as training will: the first example with its loss tokens marked, \
+                     token counts, and how many examples the block size truncates",
+                )
                 .clicked()
             {
-                v.tx.send(TrainCommand::Start { resume: true });
+                v.tx.send(TrainCommand::PreviewData);
             }
         }
     });
@@ -430,6 +450,16 @@ fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
     for w in &t.warnings {
         ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {w}"));
     }
+    if !t.is_running() {
+        super::train_runs_ui::preview_ui(ui, t, v.form);
+    }
+    if let Some((out, to)) = &t.replaced {
+        ui.weak(format!(
+            "The earlier run in {} is kept in {}",
+            out.display(),
+            to.display()
+        ));
+    }
     if let Some(c) = t.last_checkpoint.clone() {
         if ui
             .button("Chat with this checkpoint")
@@ -484,24 +514,7 @@ fn run_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
             let mut chat = None;
             for run in v.state.history.iter_mut() {
-                ui.horizontal(|ui| {
-                    let last = run
-                        .losses
-                        .last()
-                        .map(|l| format!("{} steps, last loss {:.4}", l[0], l[1]))
-                        .unwrap_or_default();
-                    ui.checkbox(&mut run.shown, format!("{} ({last})", run.out.display()))
-                        .on_hover_text("Overlay this run's loss curve");
-                    if let Some(dir) = &run.checkpoint {
-                        if ui
-                            .small_button("Chat")
-                            .on_hover_text(format!("Open {}", dir.display()))
-                            .clicked()
-                        {
-                            chat = Some(dir.clone());
-                        }
-                    }
-                });
+                super::train_runs_ui::history_row(ui, run, v.tx, &mut chat);
             }
             if let Some(c) = chat {
                 v.tx.send(TrainCommand::ChatWithCheckpoint(c));
