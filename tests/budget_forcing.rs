@@ -4,8 +4,8 @@
 use std::collections::VecDeque;
 
 use s1_studio::generate::{
-    generate, BudgetConfig, BudgetError, Codec, GenerateError, GenerateParams, Generation, InjectionKind,
-    LanguageModel, MaxThinking, PastMax, Prompt, StopReason, StreamEvent, ThinkingFormat,
+    generate, generate_steered, AnswerNow, BudgetConfig, BudgetError, Codec, GenerateError, GenerateParams, Generation,
+    InjectionKind, LanguageModel, MaxThinking, PastMax, Prompt, StopReason, StreamEvent, ThinkingFormat,
 };
 use s1_studio::jobs::CancelToken;
 
@@ -239,6 +239,7 @@ fn early_end_injects_wait_repeatedly_until_the_minimum() {
     assert_eq!(r.gen.thinking, "aWaitbWaitc");
     assert_eq!(r.gen.thinking_tokens, 5);
     assert_eq!(r.gen.waits_injected, 2);
+    assert_eq!(r.gen.waits_for_min, 2, "no Waits setting: all are the minimum's");
     assert!(!r.gen.forced_end);
     assert_eq!(r.gen.answer, "\n 42");
     assert_eq!(r.gen.stop_reason, StopReason::EndOfTurn);
@@ -272,6 +273,7 @@ fn num_ignore_suppresses_the_end_that_many_times() {
     let r = run(&script, s1(0, MaxThinking::Unlimited, 2));
     assert_eq!(r.gen.thinking, "aWaitbWaitc");
     assert_eq!(r.gen.waits_injected, 2);
+    assert_eq!(r.gen.waits_for_min, 0);
     assert_eq!(held(&r), "<|im_start|>thinkaWaitbWaitc<|im_start|>answer 42");
 }
 
@@ -643,4 +645,77 @@ fn an_ignore_string_that_fills_the_budget_lets_the_next_round_decide() {
     assert_eq!(r.gen.thinking_tokens, 2);
     assert!(r.gen.forced_end);
     assert_eq!(held(&r), "<|im_start|>thinkaWait\n<|im_start|>answer\nFinal Answer: 42");
+}
+
+#[test]
+fn waits_past_the_setting_are_the_minimums() {
+    let script = [
+        "a",
+        "<|im_start|>",
+        "b",
+        "<|im_start|>",
+        "c",
+        "<|im_start|>",
+        "d",
+        "<|im_start|>",
+        " 42",
+        "<|im_end|>",
+    ];
+    // Waits 1 and a minimum of 6: the first ignored end is the setting's, the next two only
+    // the minimum's; the fourth end comes after the minimum.
+    let r = run(&script, s1(6, MaxThinking::Unlimited, 1));
+    assert_eq!(r.gen.thinking, "aWaitbWaitcWaitd");
+    assert_eq!((r.gen.waits_injected, r.gen.waits_for_min), (3, 2));
+}
+
+/// "Answer now" set from the stream after `after` thinking tokens (as the chat's button does
+/// from the UI thread): the thinking ends there with s1's forced end, the minimum overridden.
+#[test]
+fn answer_now_ends_the_thinking_with_the_forced_end() {
+    let codec = ToyCodec::new();
+    let eos = codec.id("<|im_end|>");
+    let script = ["a", "b", "c", "d", " 42", "<|im_end|>"];
+    let mut model = ScriptedModel::new(script.iter().map(|s| codec.id(s)).collect(), eos);
+    let prompt = Prompt {
+        ids: codec.ids(&["<|im_start|>", "x", "<|im_end|>"]),
+        has_thinking_start: false,
+    };
+    let params = GenerateParams {
+        budget: s1(50, MaxThinking::Unlimited, 2),
+        ..Default::default()
+    };
+    let answer_now = AnswerNow::new();
+    let flag = answer_now.clone();
+    let mut answer = String::new();
+    let gen = generate_steered(
+        &mut model,
+        &codec,
+        &prompt,
+        &[eos],
+        (VOCAB.len() - 1) as u32,
+        &params,
+        &CancelToken::new(),
+        &answer_now,
+        &mut |ev| match ev {
+            StreamEvent::Counts { thinking: 3, .. } => flag.request(),
+            StreamEvent::Answer(d) => answer.push_str(d),
+            _ => {}
+        },
+    )
+    .unwrap();
+    assert_eq!(gen.thinking, "abc");
+    assert_eq!(gen.thinking_tokens, 3);
+    assert!(gen.forced_end);
+    assert_eq!(gen.waits_injected, 0);
+    let forced = gen.injections.last().unwrap();
+    assert_eq!((forced.kind, forced.at_thinking_token), (InjectionKind::ForcedEnd, 3));
+    // The model holds the forced end after "abc" and answers after "Final Answer:"; the
+    // scripted "d" offered when the flag was seen was never sampled.
+    let held: String = model.held[prompt.ids.len()..]
+        .iter()
+        .map(|&i| VOCAB[i as usize])
+        .collect();
+    assert_eq!(held, "<|im_start|>thinkabc\n<|im_start|>answer\nFinal Answer: 42");
+    assert_eq!(answer, "Final Answer: 42");
+    assert_eq!(gen.stop_reason, StopReason::EndOfTurn);
 }

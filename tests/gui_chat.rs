@@ -89,9 +89,10 @@ fn open_type_send_and_the_answer_appears() {
     let a = last_answer(h.state()).unwrap();
     assert!(a.error.is_none(), "{:?}", a.error);
     assert!(!a.answer.trim().is_empty());
-    // The answer is on screen, the user's message too, and the thinking is set apart.
+    // The answer is on screen, the user's message too (and the sidebar's title, taken from
+    // it), and the thinking is set apart.
     h.get_by_label(a.answer.trim_start());
-    h.get_by_label("What is 2+2?");
+    assert_eq!(h.query_all_by_label("What is 2+2?").count(), 2);
     assert_eq!(thinking_counter(&h), Some(a.thinking_tokens));
     // The budget forced the end of this rambling random model, and the panel says so.
     assert!(a.forced_end_at.is_some());
@@ -236,4 +237,201 @@ fn a_bad_model_path_shows_a_clear_error() {
     step_until(&mut h, LONG, |_| {}, |a| matches!(a.model, ModelStatus::Failed { .. }));
     h.run();
     h.get_by_label_contains("Could not load /no/such/model");
+}
+
+/// Steps until the reply has thought more than `n` tokens.
+fn until_thinking(h: &mut egui_kittest::Harness<'static, StudioApp>, n: usize) {
+    step_until(
+        h,
+        LONG,
+        |_| {},
+        |a| last_answer(a).is_some_and(|t| t.thinking_tokens > n),
+    );
+}
+
+#[test]
+fn esc_stops_generation() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Settings::default();
+    s.chat.max_unlimited = true;
+    s.chat.max_new_tokens = 100_000;
+    let mut h = loaded_harness(d.path(), s);
+    send(&mut h, "Count forever.");
+    until_thinking(&mut h, 10);
+    assert!(h.state().is_generating());
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, LONG, |_| {}, |a| !a.is_generating());
+    let a = last_answer(h.state()).unwrap();
+    assert_eq!(a.stop_reason, Some(StopReason::Cancelled));
+    assert!(a.thinking_tokens < 5_000);
+}
+
+#[test]
+fn the_rate_and_the_first_token_time_are_live_mid_generation() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Settings::default();
+    s.chat.max_unlimited = true;
+    s.chat.max_new_tokens = 100_000;
+    let mut h = loaded_harness(d.path(), s);
+    send(&mut h, "Count forever.");
+    until_thinking(&mut h, 12);
+    h.step();
+    assert!(h.state().is_generating());
+    let a = last_answer(h.state()).unwrap();
+    assert!(a.tokens_per_s > 0.0, "{}", a.tokens_per_s);
+    let ttft = a.first_token_s.expect("a first token time");
+    assert!(ttft > 0.0 && ttft < 120.0, "{ttft}");
+    // The figures under the reply say so while it streams.
+    let node = h.get_by_label_contains("tokens/s");
+    let figures = node.accesskit_node().value().unwrap_or_default().to_string();
+    assert!(!figures.contains(" 0.0 tokens/s"), "{figures}");
+    assert!(figures.contains("first token"), "{figures}");
+    h.get_by_label("Stop").click();
+    step_until(&mut h, LONG, |_| {}, |a| !a.is_generating());
+}
+
+#[test]
+fn waits_of_the_minimum_are_shown_apart_from_the_setting() {
+    use s1_studio::generate::conversation::AssistantTurn;
+    use s1_studio::generate::{Delta, InjectionKind};
+    let mut h = harness(app(Settings::default()));
+    // A reply under "Waits 2" whose minimum asked for three more ignored ends, as the
+    // inference worker streams it (the scripted engine test counts the same split).
+    let mut a = AssistantTurn::new("min 40 · max 100 · 2 waits").with_waits_asked(2);
+    for at in 0..5 {
+        a.apply(&Delta::Injected {
+            kind: InjectionKind::Ignore,
+            at_thinking_token: at * 3,
+            text: "Wait".into(),
+        });
+        a.apply(&Delta::Thinking("Wait, so".into()));
+    }
+    a.stop_reason = Some(StopReason::EndOfTurn);
+    h.state_mut()
+        .chat
+        .conversation
+        .turns
+        .push(Turn::User("Think hard.".into()));
+    h.state_mut().chat.conversation.turns.push(Turn::Assistant(a));
+    h.run();
+    h.get_by_label_contains("2 waits + 3 for the minimum");
+}
+
+#[test]
+fn answer_now_ends_the_thinking_with_the_forced_end() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Settings::default();
+    s.chat.max_unlimited = true;
+    s.chat.min_thinking = 200;
+    s.chat.max_new_tokens = 400;
+    let mut h = loaded_harness(d.path(), s);
+    send(&mut h, "Think, then answer when asked.");
+    until_thinking(&mut h, 8);
+    h.step();
+    h.get_by_label("Answer now").click();
+    step_until(&mut h, LONG, |_| {}, |a| !a.is_generating());
+    h.run();
+    let a = last_answer(h.state()).unwrap();
+    let at = a.forced_end_at.expect("the end of thinking was forced");
+    assert!((8..200).contains(&at), "forced at {at}, below the minimum of 200");
+    assert_eq!(a.thinking_tokens, at);
+    assert!(a.answer.trim_start().starts_with("Final Answer:"), "{:?}", a.answer);
+    h.get_by_label_contains("end of thinking forced");
+}
+
+#[test]
+fn a_conversation_survives_a_restart() {
+    use s1_studio::ui::ChatCommand;
+    let d = tempfile::tempdir().unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let mut s = Settings::default();
+    s.chat.max_thinking = 8;
+    s.chat.max_new_tokens = 24;
+    let mut h = loaded_harness(d.path(), s);
+    h.state_mut()
+        .command(ChatCommand::SetConversationsDir(store.path().to_path_buf()));
+    step_until(&mut h, LONG, |_| {}, |a| a.chat.library.loaded);
+    send(&mut h, "Remember 17.");
+    step_until(&mut h, LONG, |_| {}, |a| !a.is_generating());
+    h.run();
+    // Renamed in the sidebar.
+    h.get_by_label("Rename").click();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Title");
+    h.state_mut().chat.rename_draft = Some("Seventeen".into());
+    h.run();
+    h.get_by_label("Save title").click();
+    h.run();
+    let id = h.state().chat.library.current.clone();
+    let file = store.path().join(format!("{id}.json"));
+    step_until(
+        &mut h,
+        LONG,
+        |_| {},
+        |_| std::fs::read_to_string(&file).is_ok_and(|t| t.contains("Seventeen")),
+    );
+    // Compared as saved (the live rate's starting point is not kept).
+    let json = |t: &[Turn]| serde_json::to_string(t).unwrap();
+    let turns = json(&h.state().chat.conversation.turns);
+    assert_eq!(h.state().chat.conversation.turns.len(), 2);
+    std::fs::write(store.path().join("zz-broken.json"), "{ not json").unwrap();
+    let mut storage = MemStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    drop(h);
+
+    let mut h = harness(app(StudioApp::load_settings(Some(&storage))));
+    h.state_mut()
+        .command(ChatCommand::SetConversationsDir(store.path().to_path_buf()));
+    step_until(&mut h, LONG, |_| {}, |a| a.chat.library.loaded);
+    h.run();
+    // The open conversation is back, listed under its title; the broken file is reported.
+    assert_eq!(json(&h.state().chat.conversation.turns), turns);
+    h.get_by_label("Remember 17.");
+    h.get_by_label("Seventeen");
+    h.get_by_label_contains("zz-broken.json");
+    // A new conversation, then back to the saved one from the sidebar.
+    h.get_by_label("New conversation").click();
+    h.run();
+    assert!(h.state().chat.conversation.turns.is_empty());
+    h.get_by_label("Seventeen").click();
+    h.run();
+    assert_eq!(json(&h.state().chat.conversation.turns), turns);
+    // Delete asks first, then removes the file; the broken one is left alone.
+    h.get_by_label("Delete").click();
+    h.run();
+    h.get_by_label("Delete for good").click();
+    h.run();
+    step_until(&mut h, LONG, |_| {}, |_| !file.exists());
+    assert!(h.state().chat.conversation.turns.is_empty());
+    assert!(store.path().join("zz-broken.json").exists());
+}
+
+#[test]
+fn a_preset_round_trips() {
+    let mut h = harness(app(Settings::default()));
+    h.run();
+    h.state_mut().settings.chat.waits = 3;
+    h.state_mut().settings.chat.min_thinking = 64;
+    h.state_mut().settings.chat.temperature = 0.6;
+    type_into(&mut h, Role::TextInput, "Preset name", "careful");
+    h.get_by_label("Save preset").click();
+    h.run();
+    assert_eq!(h.state().settings.chat.presets.len(), 1);
+    let mut storage = MemStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+    drop(h);
+
+    let mut restored = StudioApp::load_settings(Some(&storage));
+    restored.chat.waits = 0;
+    restored.chat.min_thinking = 0;
+    restored.chat.temperature = 0.0;
+    let mut h = harness(app(restored));
+    h.run();
+    h.get_by_label("careful").click();
+    h.run();
+    let c = &h.state().settings.chat;
+    assert_eq!((c.waits, c.min_thinking, c.temperature), (3, 64, 0.6));
+    h.get_by_label("Delete preset").click();
+    h.run();
+    assert!(h.state().settings.chat.presets.is_empty());
 }

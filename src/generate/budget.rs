@@ -19,8 +19,10 @@
 
 pub use super::budget_config::{BudgetConfig, BudgetError, MaxThinking, PastMax, ThinkingFormat};
 use super::codec::Codec;
+pub use answer_now::AnswerNow;
 use overrun::Overrun;
 
+mod answer_now;
 mod delims;
 mod overrun;
 
@@ -393,7 +395,14 @@ impl BudgetForcer {
             Phase::Answer => self.on_answer(id, codec),
             Phase::Done => Step::Stop(StopReason::EndOfTurn),
         };
-        match &step {
+        self.account(&step);
+        step
+    }
+
+    /// Books a step: what it feeds counts as generated; a stop, or reaching the token limit,
+    /// ends generation.
+    fn account(&mut self, step: &Step) {
+        match step {
             Step::Feed { rewind, feed } => {
                 self.generated = self.generated + feed.len() - rewind;
                 self.fed.truncate(self.fed.len().saturating_sub(*rewind));
@@ -409,7 +418,6 @@ impl BudgetForcer {
                 self.stopped = Some(*reason);
             }
         }
-        step
     }
 
     /// Set once generation is over: after a `Stop`, or after a `Feed` that reached the token
@@ -568,6 +576,13 @@ impl BudgetForcer {
     /// Ignored ends of thinking, those of s1's hidden rounds past the maximum included.
     pub fn waits_injected(&self) -> usize {
         self.waits
+    }
+
+    /// The ignored ends that only the minimum asked for: those past the Waits setting
+    /// (`num_ignore`). The first `num_ignore` ignored ends are the setting's, whatever the
+    /// minimum says, since they would have come without it.
+    pub fn waits_for_min(&self) -> usize {
+        self.waits.saturating_sub(self.num_ignore)
     }
 
     pub fn forced_end(&self) -> bool {

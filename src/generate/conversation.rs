@@ -23,6 +23,7 @@ pub struct Segment {
 
 /// An assistant reply, streaming or done.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct AssistantTurn {
     pub thinking: Vec<Segment>,
     pub answer: String,
@@ -30,14 +31,25 @@ pub struct AssistantTurn {
     pub forced_end_at: Option<usize>,
     pub thinking_tokens: usize,
     pub answer_tokens: usize,
+    /// Ignored ends of thinking (`Generation::waits_injected`), both kinds.
     pub waits: usize,
+    /// Of `waits`, those only the minimum asked for (past the Waits setting).
+    pub waits_for_min: usize,
+    /// The Waits setting it ran under: the first this many ignored ends are the setting's.
+    pub waits_asked: usize,
+    /// Decode rate: live while streaming (over the tokens after the first), the engine's at the end.
     pub tokens_per_s: f64,
+    /// Seconds from the start of the request to the first sampled token.
+    pub first_token_s: Option<f64>,
     pub stop_reason: Option<StopReason>,
     pub error: Option<String>,
     /// The budget it ran under, for display ("max 512, min 0, 2 waits").
     pub budget_label: String,
     #[serde(skip)]
     pending_injected: usize,
+    /// (tokens sampled, decode seconds) at the first token: where the live rate starts.
+    #[serde(skip)]
+    rate_from: Option<(usize, f64)>,
 }
 
 impl AssistantTurn {
@@ -45,6 +57,30 @@ impl AssistantTurn {
         Self {
             budget_label: budget_label.into(),
             ..Default::default()
+        }
+    }
+
+    /// A reply under a Waits setting of `waits`: ignored ends past it are the minimum's.
+    pub fn with_waits_asked(mut self, waits: usize) -> Self {
+        self.waits_asked = waits;
+        self
+    }
+
+    /// The waits, the setting's and the minimum's apart: "2 waits + 3 for the minimum",
+    /// "3 waits for the minimum", "2 waits".
+    pub fn waits_label(&self) -> String {
+        let from_setting = self.waits - self.waits_for_min.min(self.waits);
+        let waits = |n: usize| {
+            if n == 1 {
+                "1 wait".to_string()
+            } else {
+                format!("{n} waits")
+            }
+        };
+        match (from_setting, self.waits_for_min) {
+            (w, 0) => waits(w),
+            (0, m) => format!("{} for the minimum", waits(m)),
+            (w, m) => format!("{} + {m} for the minimum", waits(w)),
         }
     }
 
@@ -95,6 +131,7 @@ impl AssistantTurn {
             } => match kind {
                 InjectionKind::Ignore => {
                     self.waits += 1;
+                    self.waits_for_min = self.waits.saturating_sub(self.waits_asked);
                     self.pending_injected += text.len();
                     // A marker even if the ignore string is empty.
                     self.thinking.push(Segment {
@@ -105,9 +142,25 @@ impl AssistantTurn {
                 InjectionKind::ForcedEnd => self.forced_end_at = Some(*at_thinking_token),
                 InjectionKind::ThinkingStart | InjectionKind::AnswerStart => {}
             },
-            Delta::Counts { thinking, answer } => {
+            Delta::Counts {
+                thinking,
+                answer,
+                sampled,
+                prefill_s,
+                decode_s,
+            } => {
                 self.thinking_tokens = *thinking;
                 self.answer_tokens = *answer;
+                match self.rate_from {
+                    None if *sampled > 0 => {
+                        self.first_token_s = Some(prefill_s + decode_s);
+                        self.rate_from = Some((*sampled, *decode_s));
+                    }
+                    Some((n0, t0)) if *sampled > n0 && *decode_s > t0 => {
+                        self.tokens_per_s = (sampled - n0) as f64 / (decode_s - t0);
+                    }
+                    _ => {}
+                }
             }
         }
     }
@@ -117,7 +170,10 @@ impl AssistantTurn {
         self.thinking_tokens = g.thinking_tokens;
         self.answer_tokens = g.answer_tokens;
         self.waits = g.waits_injected;
-        self.tokens_per_s = g.tokens_per_s;
+        self.waits_for_min = g.waits_for_min;
+        if g.tokens_per_s > 0.0 {
+            self.tokens_per_s = g.tokens_per_s;
+        }
         self.stop_reason = Some(g.stop_reason);
         if g.forced_end && self.forced_end_at.is_none() {
             self.forced_end_at = Some(g.thinking_tokens);
@@ -209,6 +265,19 @@ impl Conversation {
         }
     }
 
+    /// A title from the first user message: its first line, at most `max` characters.
+    pub fn title(&self, max: usize) -> Option<String> {
+        let first = self.turns.iter().find_map(|t| match t {
+            Turn::User(u) => u.lines().map(str::trim).find(|l| !l.is_empty()),
+            Turn::Assistant(_) => None,
+        })?;
+        let mut title: String = first.chars().take(max).collect();
+        if first.chars().count() > max {
+            title.push('…');
+        }
+        Some(title)
+    }
+
     /// Drops the last assistant turn so that it can be generated again.
     pub fn pop_assistant(&mut self) -> bool {
         if matches!(self.turns.last(), Some(Turn::Assistant(_))) {
@@ -218,6 +287,22 @@ impl Conversation {
             false
         }
     }
+}
+
+/// A conversation as the chat keeps it on disk: one JSON file each, named `<id>.json`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SavedConversation {
+    /// The file's name without `.json` (not stored inside the file).
+    #[serde(skip)]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: u64,
+    #[serde(default)]
+    pub updated: u64,
+    pub conversation: Conversation,
 }
 
 #[cfg(test)]
@@ -275,6 +360,50 @@ mod tests {
         assert_eq!(a.thinking_text(), "Let meWait, no");
         assert_eq!(a.waits, 1);
         assert_eq!(a.forced_end_at, Some(9));
+    }
+
+    fn counts(sampled: usize, decode_s: f64) -> Delta {
+        Delta::Counts {
+            thinking: sampled,
+            answer: 0,
+            sampled,
+            prefill_s: 0.5,
+            decode_s,
+        }
+    }
+
+    #[test]
+    fn the_rate_and_the_first_token_time_are_live() {
+        let mut a = AssistantTurn::new("");
+        assert_eq!((a.tokens_per_s, a.first_token_s), (0.0, None));
+        a.apply(&counts(1, 0.25));
+        assert_eq!(a.first_token_s, Some(0.75));
+        // The rate counts the tokens after the first, over the time since it.
+        a.apply(&counts(3, 0.75));
+        assert!((a.tokens_per_s - 4.0).abs() < 1e-9, "{}", a.tokens_per_s);
+        a.apply(&counts(13, 2.25));
+        assert!((a.tokens_per_s - 6.0).abs() < 1e-9, "{}", a.tokens_per_s);
+        assert_eq!(a.first_token_s, Some(0.75));
+    }
+
+    #[test]
+    fn waits_of_the_minimum_are_told_apart_from_the_setting() {
+        let ignore = Delta::Injected {
+            kind: InjectionKind::Ignore,
+            at_thinking_token: 1,
+            text: "Wait".into(),
+        };
+        let mut a = AssistantTurn::new("").with_waits_asked(2);
+        a.apply(&ignore);
+        assert_eq!(a.waits_label(), "1 wait");
+        for _ in 0..4 {
+            a.apply(&ignore);
+        }
+        assert_eq!((a.waits, a.waits_for_min), (5, 3));
+        assert_eq!(a.waits_label(), "2 waits + 3 for the minimum");
+        let mut b = AssistantTurn::new("");
+        b.apply(&ignore);
+        assert_eq!(b.waits_label(), "1 wait for the minimum");
     }
 
     #[test]

@@ -5,8 +5,8 @@ use std::time::Instant;
 use candle_core::Tensor;
 
 use super::budget::{
-    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, Phase, Step,
-    StopReason,
+    AnswerNow, BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, Phase,
+    Step, StopReason,
 };
 use super::codec::Codec;
 use super::detok::IncrementalDecoder;
@@ -86,10 +86,16 @@ pub enum StreamEvent<'a> {
         injection: &'a Injection,
         text: &'a str,
     },
-    /// Token counts so far, after each sampled token.
+    /// Token counts and timing so far, after each sampled token (and after "answer now").
     Counts {
         thinking: usize,
         answer: usize,
+        /// Tokens sampled so far.
+        sampled: usize,
+        /// Seconds the prompt took (its logits arrived then).
+        prefill_s: f64,
+        /// Seconds since the prompt's logits arrived: sampled / decode_s is the decode rate.
+        decode_s: f64,
     },
 }
 
@@ -106,6 +112,9 @@ pub enum Delta {
     Counts {
         thinking: usize,
         answer: usize,
+        sampled: usize,
+        prefill_s: f64,
+        decode_s: f64,
     },
 }
 
@@ -119,7 +128,19 @@ impl From<StreamEvent<'_>> for Delta {
                 at_thinking_token: injection.at_thinking_token,
                 text: text.to_string(),
             },
-            StreamEvent::Counts { thinking, answer } => Delta::Counts { thinking, answer },
+            StreamEvent::Counts {
+                thinking,
+                answer,
+                sampled,
+                prefill_s,
+                decode_s,
+            } => Delta::Counts {
+                thinking,
+                answer,
+                sampled,
+                prefill_s,
+                decode_s,
+            },
         }
     }
 }
@@ -155,6 +176,8 @@ pub struct Generation {
     pub thinking_tokens: usize,
     pub answer_tokens: usize,
     pub waits_injected: usize,
+    /// Of `waits_injected`, those only the minimum asked for (past the Waits setting).
+    pub waits_for_min: usize,
     pub forced_end: bool,
     /// The thinking was cut at the maximum after ignored ends (s1's loop, `PastMax::S1`).
     pub thinking_cut: bool,
@@ -251,25 +274,40 @@ impl SeqState {
         self.decode_start = Instant::now();
     }
 
-    /// Samples from `logits` and advances the forcer.
+    /// Samples from `logits` and advances the forcer; with `answer_now` while thinking, ends
+    /// the thinking instead ([`BudgetForcer::force_end_now`]; `logits` go unused).
     fn next(
         &mut self,
         logits: &mut [f32],
         codec: &dyn Codec,
         cancel: &CancelToken,
+        answer_now: bool,
         on_event: &mut dyn FnMut(StreamEvent<'_>),
     ) -> Next {
         if cancel.is_cancelled() {
             self.forcer.finish();
             return Next::Done(StopReason::Cancelled);
         }
-        let id = self.sampler.sample(logits, &self.forcer.banned());
-        self.sampled += 1;
-        let step = self.forcer.on_token(id, codec);
+        let forced = if answer_now {
+            self.forcer.force_end_now(codec)
+        } else {
+            None
+        };
+        let step = match forced {
+            Some(step) => step,
+            None => {
+                let id = self.sampler.sample(logits, &self.forcer.banned());
+                self.sampled += 1;
+                self.forcer.on_token(id, codec)
+            }
+        };
         stream(&mut self.forcer, codec, &mut self.thinking, &mut self.answer, on_event);
         on_event(StreamEvent::Counts {
             thinking: self.forcer.thinking_tokens(),
             answer: self.forcer.answer_tokens(),
+            sampled: self.sampled,
+            prefill_s: self.prefill_s,
+            decode_s: self.decode_start.elapsed().as_secs_f64(),
         });
         match step {
             Step::Stop(reason) => Next::Done(reason),
@@ -310,6 +348,7 @@ impl SeqState {
             thinking_tokens: self.forcer.thinking_tokens(),
             answer_tokens: self.forcer.answer_tokens(),
             waits_injected: self.forcer.waits_injected(),
+            waits_for_min: self.forcer.waits_for_min(),
             forced_end: self.forcer.forced_end(),
             thinking_cut: self.forcer.thinking_cut(),
             max_thinking: self.forcer.max_thinking(),
@@ -339,6 +378,33 @@ pub fn generate(
     cancel: &CancelToken,
     on_event: &mut dyn FnMut(StreamEvent<'_>),
 ) -> Result<Generation, GenerateError> {
+    let never = AnswerNow::new();
+    generate_steered(
+        model,
+        codec,
+        prompt,
+        eos_ids,
+        max_token_id,
+        params,
+        cancel,
+        &never,
+        on_event,
+    )
+}
+
+/// [`generate`], and the thinking ends at once when `answer_now` is set (the chat's button).
+#[allow(clippy::too_many_arguments)]
+pub fn generate_steered(
+    model: &mut dyn LanguageModel,
+    codec: &dyn Codec,
+    prompt: &Prompt,
+    eos_ids: &[u32],
+    max_token_id: u32,
+    params: &GenerateParams,
+    cancel: &CancelToken,
+    answer_now: &AnswerNow,
+    on_event: &mut dyn FnMut(StreamEvent<'_>),
+) -> Result<Generation, GenerateError> {
     let (mut st, feed) = SeqState::start(
         model.position(),
         model.context_len(),
@@ -352,7 +418,7 @@ pub fn generate(
     let mut logits = model.feed(&feed)?;
     st.prefilled();
     let stop_reason = loop {
-        match st.next(&mut logits, codec, cancel, on_event) {
+        match st.next(&mut logits, codec, cancel, answer_now.is_requested(), on_event) {
             Next::Done(reason) => break reason,
             Next::Feed { rewind, feed } => {
                 if rewind > 0 {
@@ -457,9 +523,21 @@ pub fn chat(
     cancel: &CancelToken,
     on_event: &mut dyn FnMut(StreamEvent<'_>),
 ) -> Result<Generation, GenerateError> {
+    chat_steered(model, messages, params, cancel, &AnswerNow::new(), on_event)
+}
+
+/// [`chat`] with an "answer now" flag ([`generate_steered`]).
+pub fn chat_steered(
+    model: &LoadedModel,
+    messages: &[ChatMessage],
+    params: &GenerateParams,
+    cancel: &CancelToken,
+    answer_now: &AnswerNow,
+    on_event: &mut dyn FnMut(StreamEvent<'_>),
+) -> Result<Generation, GenerateError> {
     let prompt = build_prompt(model, messages, &params.budget)?;
     let mut session = DecoderSession::new(&model.decoder);
-    generate(
+    generate_steered(
         &mut session,
         &model.tokenizer,
         &prompt,
@@ -467,6 +545,7 @@ pub fn chat(
         model.tokenizer.max_token_id,
         params,
         cancel,
+        answer_now,
         on_event,
     )
 }
@@ -517,7 +596,7 @@ pub fn chat_batch(
         let mut singles: Vec<(usize, u32)> = Vec::new();
         for i in 0..n {
             let Some(mut st) = states[i].take() else { continue };
-            match st.next(&mut logits[i], codec, cancel, &mut |_| {}) {
+            match st.next(&mut logits[i], codec, cancel, false, &mut |_| {}) {
                 Next::Done(reason) => results[i] = Some(st.finish(reason, codec, &mut |_| {})),
                 Next::Feed { rewind, feed } => {
                     states[i] = Some(st);

@@ -9,13 +9,13 @@ pub mod engine;
 pub mod sampler;
 
 pub use budget::{
-    BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, PastMax, Phase, Step,
-    StopReason, ThinkingFormat,
+    AnswerNow, BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, PastMax,
+    Phase, Step, StopReason, ThinkingFormat,
 };
 pub use codec::Codec;
 pub use detok::IncrementalDecoder;
 pub use engine::{
-    build_prompt, chat, chat_batch, effective_budget, generate, DecoderSession, Delta, GenerateError, GenerateParams,
-    Generation, LanguageModel, Prompt, StreamEvent,
+    build_prompt, chat, chat_batch, chat_steered, effective_budget, generate, generate_steered, DecoderSession, Delta,
+    GenerateError, GenerateParams, Generation, LanguageModel, Prompt, StreamEvent,
 };
 pub use sampler::{Sampler, SamplingParams};

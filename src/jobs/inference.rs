@@ -15,7 +15,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use super::job::catch_crash;
 use super::CancelToken;
-use crate::generate::{chat, Delta, GenerateParams, Generation};
+use crate::generate::{chat_steered, AnswerNow, Delta, GenerateParams, Generation};
 use crate::model::{
     load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat, ThinkingStyle,
 };
@@ -39,6 +39,8 @@ pub enum InferenceRequest {
         messages: Vec<ChatMessage>,
         params: Box<GenerateParams>,
         cancel: CancelToken,
+        /// Set by the chat's "Answer now": the thinking ends at once with the forced end.
+        answer_now: AnswerNow,
     },
     Unload,
 }
@@ -165,6 +167,7 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                 messages,
                 params,
                 cancel,
+                answer_now,
             } => {
                 emit(InferenceEvent::GenStarted { id });
                 let Some(m) = model.as_ref() else {
@@ -175,7 +178,7 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                     continue;
                 };
                 let result = catch_crash("generation", || {
-                    chat(m, &messages, &params, &cancel, &mut |ev| {
+                    chat_steered(m, &messages, &params, &cancel, &answer_now, &mut |ev| {
                         emit(InferenceEvent::Delta { id, delta: ev.into() });
                     })
                     .map_err(|e| format!("{e:#}"))

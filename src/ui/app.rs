@@ -187,7 +187,7 @@ impl StudioApp {
     fn chat_cx(&mut self) -> ChatCx<'_> {
         ChatCx {
             state: &mut self.chat,
-            settings: &self.settings.chat,
+            settings: &mut self.settings.chat,
             recent_models: &mut self.settings.recent_models,
             model: &mut self.model,
             inference: &self.inference,

@@ -1,143 +1,17 @@
-//! The Chat view's persisted controls ([`ChatSettings`]), its runtime state (the conversation,
-//! the generation in flight, where the model is) and its logic: [`handle`] carries out a
-//! [`ChatCommand`], [`apply_event`] applies what the inference worker reports.
+//! The Chat view's runtime state (the conversation, the saved ones, the generation in flight,
+//! where the model is) and its logic: [`handle`] carries out a [`ChatCommand`], [`apply_event`]
+//! applies what the inference worker reports. Its persisted controls are in `chat_settings`.
 
 use std::path::PathBuf;
 
 use super::background::{file_dialog, DialogKind};
+use super::chat_library::Library;
+pub use super::chat_settings::{ChatPreset, ChatSettings, FormatChoice, PresetValues, SendKey};
+use super::chat_store::ConversationStore;
 use super::command::{ChatCommand, CommandSender};
 use crate::generate::conversation::{AssistantTurn, Conversation, Turn};
-use crate::generate::{BudgetConfig, GenerateParams, MaxThinking, PastMax, SamplingParams, ThinkingFormat};
+use crate::generate::AnswerNow;
 use crate::jobs::{CancelToken, InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo};
-use crate::model::device::DeviceChoice;
-use crate::model::ThinkingStyle;
-
-/// Which key sends a chat message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum SendKey {
-    /// Enter sends, Shift+Enter starts a new line.
-    #[default]
-    Enter,
-    /// Ctrl+Enter (Cmd+Enter on macOS) sends, Enter starts a new line.
-    CtrlEnter,
-}
-
-/// Thinking delimiters to use with a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum FormatChoice {
-    /// What the loaded model's template and tokenizer say (think tags for Qwen3, R1 distills
-    /// and QwQ; s1's for the rest).
-    #[default]
-    Auto,
-    S1,
-    ThinkTags,
-}
-
-/// The chat panel's thinking and sampling controls.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct ChatSettings {
-    pub thinking: bool,
-    pub min_thinking: u32,
-    /// The slider's value; used when neither `unlimited` nor `auto` is on.
-    pub max_thinking: u32,
-    pub max_unlimited: bool,
-    pub max_auto: bool,
-    pub waits: u32,
-    pub ignore_str: String,
-    pub final_answer: String,
-    /// Force the end as soon as ignored ends reach the maximum, instead of s1's hidden rounds.
-    pub cut_at_max: bool,
-    pub format: FormatChoice,
-    pub temperature: f32,
-    pub top_p: f32,
-    pub seed: u64,
-    /// Bound on everything generated per reply.
-    pub max_new_tokens: u32,
-    pub system_prompt: String,
-    pub send_key: SendKey,
-    /// Where the model loader puts the model.
-    pub device: DeviceChoice,
-}
-
-impl Default for ChatSettings {
-    fn default() -> Self {
-        Self {
-            thinking: true,
-            min_thinking: 0,
-            max_thinking: 1024,
-            max_unlimited: false,
-            max_auto: false,
-            waits: 0,
-            ignore_str: "Wait".into(),
-            final_answer: "Final Answer:".into(),
-            cut_at_max: false,
-            format: FormatChoice::Auto,
-            temperature: 0.0,
-            top_p: 1.0,
-            seed: 0,
-            max_new_tokens: 4096,
-            system_prompt: String::new(),
-            send_key: SendKey::Enter,
-            device: DeviceChoice::Cpu,
-        }
-    }
-}
-
-impl ChatSettings {
-    pub fn max_thinking(&self) -> MaxThinking {
-        if self.max_auto {
-            MaxThinking::Auto
-        } else if self.max_unlimited {
-            MaxThinking::Unlimited
-        } else {
-            MaxThinking::Tokens(self.max_thinking as usize)
-        }
-    }
-
-    /// The generation parameters these controls stand for; `detected` is the loaded model's
-    /// thinking style (Auto without one: s1's).
-    pub fn params(&self, detected: Option<&ThinkingStyle>) -> GenerateParams {
-        let format = match (self.format, detected) {
-            (FormatChoice::S1, _) | (FormatChoice::Auto, None) => ThinkingFormat::s1(),
-            (FormatChoice::ThinkTags, _) => ThinkingFormat::think_tags(),
-            (FormatChoice::Auto, Some(style)) => ThinkingFormat::for_style(style),
-        };
-        GenerateParams {
-            sampling: SamplingParams {
-                temperature: self.temperature as f64,
-                top_p: self.top_p as f64,
-                top_k: 0,
-                seed: self.seed,
-            },
-            budget: BudgetConfig {
-                thinking: self.thinking,
-                min_thinking: self.min_thinking as usize,
-                max_thinking: self.max_thinking(),
-                num_ignore: self.waits as usize,
-                ignore_str: self.ignore_str.clone(),
-                final_answer: self.final_answer.clone(),
-                format,
-                past_max: if self.cut_at_max { PastMax::Cut } else { PastMax::S1 },
-            },
-            max_new_tokens: Some(self.max_new_tokens as usize),
-            auto_prompt_tokens: None,
-        }
-    }
-
-    /// A short description of the budget ("min 0 · max 512 · 2 waits").
-    pub fn budget_label(&self) -> String {
-        if !self.thinking {
-            return "thinking off".into();
-        }
-        let max = match self.max_thinking() {
-            MaxThinking::Auto => "auto".to_string(),
-            MaxThinking::Unlimited => "unlimited".to_string(),
-            MaxThinking::Tokens(n) => n.to_string(),
-        };
-        format!("min {} · max {max} · {} waits", self.min_thinking, self.waits)
-    }
-}
 
 /// Where the model is.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,15 +33,26 @@ pub enum ModelStatus {
 pub struct Running {
     pub id: u64,
     pub cancel: CancelToken,
+    /// Set by "Answer now": the worker ends the thinking with the forced end.
+    pub answer_now: AnswerNow,
 }
 
 /// Runtime state of the chat view (not persisted).
 pub struct ChatState {
+    /// The open conversation.
     pub conversation: Conversation,
+    /// The saved conversations (the sidebar).
+    pub library: Library,
     pub input: String,
     pub path_input: String,
     pub running: Option<Running>,
     pub error: Option<String>,
+    /// The title being typed while renaming the open conversation.
+    pub rename_draft: Option<String>,
+    /// Delete was clicked once: the sidebar asks to confirm.
+    pub confirm_delete: bool,
+    /// The preset name field.
+    pub preset_name: String,
     next_id: u64,
 }
 
@@ -175,10 +60,14 @@ impl Default for ChatState {
     fn default() -> Self {
         Self {
             conversation: Conversation::default(),
+            library: Library::default(),
             input: String::new(),
             path_input: String::new(),
             running: None,
             error: None,
+            rename_draft: None,
+            confirm_delete: false,
+            preset_name: String::new(),
             next_id: 1,
         }
     }
@@ -192,7 +81,29 @@ impl ChatState {
     fn running_id(&self) -> Option<u64> {
         self.running.as_ref().map(|r| r.id)
     }
+
+    /// Whether the reply being generated is still thinking (what "Answer now" can end).
+    pub fn is_thinking(&self) -> bool {
+        self.is_generating()
+            && matches!(self.conversation.turns.last(), Some(Turn::Assistant(a))
+                if a.answer.is_empty() && a.forced_end_at.is_none() && a.thinking_tokens > 0)
+    }
 }
+
+/// Saves the open conversation (off the UI thread) and remembers it as the one to reopen.
+fn save(state: &mut ChatState, settings: &mut ChatSettings) {
+    match state.library.save_current(&state.conversation) {
+        Ok(()) => {
+            if state.library.current_is_saved() {
+                settings.open_conversation = Some(state.library.current.clone());
+            }
+        }
+        Err(e) => state.library.problems.push(e),
+    }
+}
+
+/// The reason a conversation cannot be switched, deleted or started now.
+const BUSY: &str = "stop the generation first";
 
 /// Models opened before, most recent first, at most this many.
 pub const RECENT_MAX: usize = 8;
@@ -207,7 +118,7 @@ pub fn remember_model(recent: &mut Vec<PathBuf>, path: PathBuf) {
 /// What the chat logic reads and changes.
 pub struct ChatCx<'a> {
     pub state: &'a mut ChatState,
-    pub settings: &'a ChatSettings,
+    pub settings: &'a mut ChatSettings,
     pub recent_models: &'a mut Vec<PathBuf>,
     pub model: &'a mut ModelStatus,
     pub inference: &'a InferenceHandle,
@@ -262,11 +173,17 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
             }
             state.input.clear();
             state.conversation.turns.push(Turn::User(text));
+            save(state, settings);
             start_generation(state, settings, model, inference);
         }
         ChatCommand::Stop => {
             if let Some(r) = &state.running {
                 r.cancel.cancel();
+            }
+        }
+        ChatCommand::AnswerNow => {
+            if let Some(r) = &state.running {
+                r.answer_now.request();
             }
         }
         ChatCommand::Regenerate => {
@@ -283,7 +200,81 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
             }
             state.conversation = Conversation::default();
             state.error = None;
+            save(state, settings);
         }
+        c => conversations_and_presets(c, state, settings, tx),
+    }
+}
+
+/// The sidebar's and the presets' commands.
+fn conversations_and_presets(c: ChatCommand, state: &mut ChatState, settings: &mut ChatSettings, tx: &CommandSender) {
+    let busy = state.is_generating();
+    match c {
+        ChatCommand::NewConversation | ChatCommand::OpenConversation(_) if busy => state.error = Some(BUSY.into()),
+        ChatCommand::NewConversation => {
+            state.library.start_new();
+            state.conversation = Conversation::default();
+            settings.open_conversation = None;
+            state.error = None;
+        }
+        ChatCommand::OpenConversation(id) => {
+            if let Some(c) = state.library.open(&id) {
+                state.conversation = c;
+                settings.open_conversation = Some(id);
+                state.error = None;
+                state.rename_draft = None;
+                state.confirm_delete = false;
+            }
+        }
+        ChatCommand::RenameConversation { id, title } => match state.library.rename(&id, &title) {
+            Ok(()) => state.rename_draft = None,
+            Err(e) => state.error = Some(e),
+        },
+        ChatCommand::DeleteConversation(id) if busy && id == state.library.current => state.error = Some(BUSY.into()),
+        ChatCommand::DeleteConversation(id) => {
+            state.confirm_delete = false;
+            match state.library.delete(&id) {
+                Ok(true) => {
+                    state.library.start_new();
+                    state.conversation = Conversation::default();
+                    settings.open_conversation = None;
+                }
+                Ok(false) => {}
+                Err(e) => state.library.problems.push(e),
+            }
+        }
+        ChatCommand::SetConversationsDir(dir) => match ConversationStore::open(dir, tx) {
+            Ok(store) => {
+                state.library.store = Some(store);
+                state.library.loaded = false;
+            }
+            Err(e) => state.library.problems.push(e),
+        },
+        ChatCommand::ConversationsRead { conversations, errors } => {
+            state.library.merge_read(conversations, errors);
+            // Reopen the conversation that was open at exit, unless one has begun meanwhile.
+            if let Some(id) = settings.open_conversation.clone() {
+                if state.conversation.turns.is_empty() && !busy && id != state.library.current {
+                    if let Some(c) = state.library.open(&id) {
+                        state.conversation = c;
+                    }
+                }
+            }
+        }
+        ChatCommand::StoreFailed(e) => state.library.problems.push(e),
+        ChatCommand::SavePreset(name) => match settings.save_preset(&name) {
+            Ok(()) => state.preset_name = name.trim().to_string(),
+            Err(e) => state.error = Some(e),
+        },
+        ChatCommand::ApplyPreset(name) => match settings.apply_preset(&name) {
+            Ok(()) => state.preset_name = name,
+            Err(e) => state.error = Some(e),
+        },
+        ChatCommand::DeletePreset(name) => match settings.delete_preset(&name) {
+            Ok(()) => state.preset_name.clear(),
+            Err(e) => state.error = Some(e),
+        },
+        _ => {}
     }
 }
 
@@ -297,19 +288,20 @@ fn start_generation(state: &mut ChatState, settings: &ChatSettings, model: &Mode
     let id = state.next_id;
     state.next_id += 1;
     let cancel = CancelToken::new();
-    state
-        .conversation
-        .turns
-        .push(Turn::Assistant(AssistantTurn::new(settings.budget_label())));
+    let answer_now = AnswerNow::new();
+    state.conversation.turns.push(Turn::Assistant(
+        AssistantTurn::new(settings.budget_label()).with_waits_asked(settings.waits as usize),
+    ));
     state.error = None;
     let sent = inference.send(InferenceRequest::Generate {
         id,
         messages,
         params: Box::new(params),
         cancel: cancel.clone(),
+        answer_now: answer_now.clone(),
     });
     if sent {
-        state.running = Some(Running { id, cancel });
+        state.running = Some(Running { id, cancel, answer_now });
     } else {
         state.error = Some("the inference worker has stopped".into());
     }
@@ -319,6 +311,7 @@ fn start_generation(state: &mut ChatState, settings: &ChatSettings, model: &Mode
 pub fn apply_event(ev: InferenceEvent, cx: ChatCx<'_>) {
     let ChatCx {
         state,
+        settings,
         recent_models,
         model,
         ..
@@ -359,6 +352,7 @@ pub fn apply_event(ev: InferenceEvent, cx: ChatCx<'_>) {
                     a.finish(&generation);
                 }
                 state.running = None;
+                save(state, settings);
             }
         }
         InferenceEvent::GenFailed { id, error } => {
@@ -368,6 +362,7 @@ pub fn apply_event(ev: InferenceEvent, cx: ChatCx<'_>) {
                 }
                 state.error = Some(error);
                 state.running = None;
+                save(state, settings);
             }
         }
     }

@@ -1,9 +1,12 @@
-//! The chat view: model bar, conversation with thinking set apart, input, and the controls.
+//! The chat view: model bar, the saved conversations on the left, the conversation with
+//! thinking set apart, input, and the presets and controls on the right. Esc stops a
+//! generation, as the Stop button does.
 
 use eframe::egui::{self, Color32, RichText};
 
 use std::path::PathBuf;
 
+use super::chat_sidebar_ui::{conversations_ui, presets_ui};
 use super::chat_state::{ChatSettings, ChatState, ModelStatus, SendKey};
 use super::command::{AppCommand, ChatCommand, Command, CommandSender};
 use super::device_picker_ui::device_picker_ui;
@@ -22,12 +25,22 @@ pub struct ChatView<'a> {
 }
 
 pub fn chat_view_ui(ui: &mut egui::Ui, mut v: ChatView<'_>) {
+    if v.state.is_generating() && ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+        v.tx.send(ChatCommand::Stop);
+    }
     egui::Panel::top("model_bar").show(ui, |ui| model_bar_ui(ui, &mut v));
+    egui::Panel::left("conversations")
+        .resizable(true)
+        .default_size(190.0)
+        .show(ui, |ui| conversations_ui(ui, v.state, v.tx));
     egui::Panel::right("thinking_controls")
         .resizable(true)
         .default_size(290.0)
         .show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| thinking_controls_ui(ui, v.settings));
+            egui::ScrollArea::vertical().show(ui, |ui| {
+                presets_ui(ui, v.state, v.settings, v.tx);
+                thinking_controls_ui(ui, v.settings);
+            });
         });
     egui::Panel::bottom("chat_input").show(ui, |ui| input_ui(ui, &mut v));
     egui::CentralPanel::default().show(ui, |ui| {
@@ -235,9 +248,13 @@ fn assistant_turn_ui(ui: &mut egui::Ui, index: usize, a: &AssistantTurn, live: b
     }
     ui.horizontal(|ui| {
         let mut figures = format!(
-            "thinking {} · answer {} tokens · {:.1} tokens/s · {} waits",
-            a.thinking_tokens, a.answer_tokens, a.tokens_per_s, a.waits
+            "thinking {} · answer {} tokens · {:.1} tokens/s",
+            a.thinking_tokens, a.answer_tokens, a.tokens_per_s
         );
+        if let Some(t) = a.first_token_s {
+            figures.push_str(&format!(" · first token {t:.2} s"));
+        }
+        figures.push_str(&format!(" · {}", a.waits_label()));
         if a.forced_end_at.is_some() {
             figures.push_str(" · forced end");
         }
@@ -288,8 +305,16 @@ fn input_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
     .labelled_by(label.id);
     ui.horizontal(|ui| {
         if generating {
-            if ui.button("Stop").clicked() {
+            if ui.button("Stop").on_hover_text("Esc").clicked() {
                 v.tx.send(ChatCommand::Stop);
+            }
+            if v.state.is_thinking()
+                && ui
+                    .button("Answer now")
+                    .on_hover_text("End the thinking here: the answer delimiter and \"Final Answer:\" follow")
+                    .clicked()
+            {
+                v.tx.send(ChatCommand::AnswerNow);
             }
         } else if ui.add_enabled(loaded, egui::Button::new("Send")).clicked() {
             send = true;
@@ -306,8 +331,8 @@ fn input_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
             v.tx.send(ChatCommand::Clear);
         }
         ui.weak(match send_key {
-            SendKey::Enter => "Enter sends · Shift+Enter new line",
-            SendKey::CtrlEnter => "Ctrl+Enter sends · Enter new line",
+            SendKey::Enter => "Enter sends · Shift+Enter new line · Esc stops",
+            SendKey::CtrlEnter => "Ctrl+Enter sends · Enter new line · Esc stops",
         });
     });
     if send && loaded {

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::curate::steps::Step;
+use crate::generate::conversation::SavedConversation;
 use crate::jobs::Notify;
 use crate::model::device::DeviceInfo;
 use crate::workspace::Manual;
@@ -77,8 +78,34 @@ pub enum ChatCommand {
     PickModelFile,
     Send,
     Stop,
+    /// End the thinking now with the forced end ("Answer now").
+    AnswerNow,
     Regenerate,
     Clear,
+    /// Start a new conversation (the current one stays saved).
+    NewConversation,
+    /// Open the saved conversation with this id.
+    OpenConversation(String),
+    RenameConversation {
+        id: String,
+        title: String,
+    },
+    DeleteConversation(String),
+    /// Keep conversations in this folder (the app's data dir; a temporary one in tests): the
+    /// store thread reads those there first.
+    SetConversationsDir(PathBuf),
+    /// The saved conversations, read by the store thread, and a message for each file that
+    /// could not be read (skipped).
+    ConversationsRead {
+        conversations: Vec<SavedConversation>,
+        errors: Vec<String>,
+    },
+    /// The store thread could not write or delete.
+    StoreFailed(String),
+    /// Save the thinking and sampling controls under a name.
+    SavePreset(String),
+    ApplyPreset(String),
+    DeletePreset(String),
 }
 
 /// Which path a Train-view picker fills.

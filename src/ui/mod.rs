@@ -7,7 +7,11 @@
 
 pub mod app;
 pub mod background;
+pub mod chat_library;
+pub mod chat_settings;
+pub mod chat_sidebar_ui;
 pub mod chat_state;
+pub mod chat_store;
 pub mod chat_ui;
 pub mod command;
 pub mod curate_state;
@@ -58,6 +62,9 @@ pub fn run_app(start: StartOptions) -> anyhow::Result<()> {
             }
             let ctx = cc.egui_ctx.clone();
             let mut app = StudioApp::new(settings, std::sync::Arc::new(move || ctx.request_repaint()))?;
+            if let Some(dir) = eframe::storage_dir("s1-studio") {
+                app.command(ChatCommand::SetConversationsDir(dir.join("conversations")));
+            }
             if let Some(m) = start.model {
                 if start.view.is_none() {
                     app.settings.view = settings::View::Chat;

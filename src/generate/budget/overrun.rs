@@ -72,6 +72,14 @@ impl BudgetForcer {
         }
     }
 
+    /// "Answer now" during the hidden rounds: the thinking is cut at the maximum and the end
+    /// forced there, as when the last round runs out.
+    pub(super) fn cut_now(&mut self, codec: &dyn Codec) -> Step {
+        let last: Vec<u32> = self.last_thinking.into_iter().collect();
+        let ends_nl = Self::ends_with_newline(codec, &last);
+        self.end_cut(RoundEnd::Length { ends_nl })
+    }
+
     /// s1's end after its rounds: the thinking is cut at the maximum (the hidden tokens are
     /// rewound) and ended as the last round ended.
     fn end_cut(&mut self, how: RoundEnd) -> Step {
