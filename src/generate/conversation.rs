@@ -3,8 +3,8 @@
 //! forced the end, built from the inference worker's deltas. No UI types here.
 
 use super::budget::{InjectionKind, StopReason};
-use super::engine::Delta;
 use super::engine::Generation;
+use super::stream::Delta;
 use crate::model::ChatMessage;
 
 /// Who wrote a piece of the thinking.

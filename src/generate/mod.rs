@@ -7,6 +7,7 @@ pub mod conversation;
 pub mod detok;
 pub mod engine;
 pub mod sampler;
+pub mod stream;
 
 pub use budget::{
     AnswerNow, BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, InjectionKind, MaxThinking, PastMax,
@@ -15,7 +16,8 @@ pub use budget::{
 pub use codec::Codec;
 pub use detok::IncrementalDecoder;
 pub use engine::{
-    build_prompt, chat, chat_batch, chat_steered, effective_budget, generate, generate_steered, DecoderSession, Delta,
-    GenerateError, GenerateParams, Generation, LanguageModel, Prompt, StreamEvent,
+    build_prompt, chat, chat_batch, chat_steered, effective_budget, generate, generate_steered, DecoderSession,
+    GenerateError, GenerateParams, Generation, LanguageModel, Prompt,
 };
 pub use sampler::{Sampler, SamplingParams};
+pub use stream::{Delta, StreamEvent};
