@@ -8,6 +8,7 @@ use super::chat_template::{ChatTemplate, CHATML_TEMPLATE};
 use super::config::ModelConfig;
 use super::decoder::Decoder;
 use super::error::{ModelError, Result};
+use super::thinking::ThinkingStyle;
 use super::tokenizer::TextTokenizer;
 use super::weights::{GgufWeights, SafetensorsWeights};
 
@@ -25,6 +26,8 @@ pub struct LoadedModel {
     pub template: ChatTemplate,
     /// True when the model shipped no chat template and plain ChatML stands in.
     pub template_is_fallback: bool,
+    /// How the model thinks, detected once at load from its template and tokenizer.
+    pub thinking: ThinkingStyle,
     pub path: PathBuf,
     pub format: ModelFormat,
 }
@@ -132,11 +135,13 @@ fn load_hf_folder(folder: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usiz
     let mut weights = SafetensorsWeights::open(folder, dtype, &opts.device)?;
     let decoder = Decoder::load_with_progress(&cfg, &mut weights, dtype, &opts.device, layers)?;
     let (template, template_is_fallback) = template_or_fallback(template, &tokenizer)?;
+    let thinking = ThinkingStyle::detect(&template, &tokenizer);
     Ok(LoadedModel {
         decoder,
         tokenizer,
         template,
         template_is_fallback,
+        thinking,
         path: folder.to_path_buf(),
         format: ModelFormat::HfFolder,
     })
@@ -202,11 +207,13 @@ fn load_gguf(path: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usize, usiz
         .cloned();
     let decoder = Decoder::load_with_progress(&cfg, &mut weights, dtype, &opts.device, layers)?;
     let (template, template_is_fallback) = template_or_fallback(template, &tokenizer)?;
+    let thinking = ThinkingStyle::detect(&template, &tokenizer);
     Ok(LoadedModel {
         decoder,
         tokenizer,
         template,
         template_is_fallback,
+        thinking,
         path: path.to_path_buf(),
         format: ModelFormat::Gguf,
     })

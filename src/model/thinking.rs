@@ -119,9 +119,9 @@ impl ThinkingStyle {
 }
 
 impl LoadedModel {
-    /// This model's thinking style (rendered from its template; cheap enough to call per prompt).
+    /// This model's thinking style, as detected at load.
     pub fn thinking_style(&self) -> ThinkingStyle {
-        ThinkingStyle::detect(&self.template, &self.tokenizer)
+        self.thinking
     }
 }
 

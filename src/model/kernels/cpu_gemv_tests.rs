@@ -179,25 +179,3 @@ fn q8_0_extremes_and_bad_sizes() {
     assert!(QMatrix::from_bytes(QFormat::Q8_0, rows, k, &bytes[1..]).is_none());
     assert!(QMatrix::from_bytes(QFormat::Q4K, 1, 128, &[0; 72]).is_none());
 }
-
-/// Kernel throughput per format, one thread, a matrix of SmolLM2's MLP shape (run with
-/// `--ignored --nocapture`; a tuning aid, not a check).
-#[test]
-#[ignore]
-fn kernel_throughput() {
-    let (rows, cols) = (1536, 768);
-    for (dtype, format) in FORMATS {
-        let (q, _) = quantized(dtype, format, rows, cols, 3);
-        let x = quantize_q81(&data(cols, 5));
-        let reps = 400;
-        let t = std::time::Instant::now();
-        let mut s = 0f32;
-        for _ in 0..reps {
-            for r in (0..rows).step_by(4) {
-                s += q.dot_rows4(r, &x)[0];
-            }
-        }
-        let ns = t.elapsed().as_nanos() as f64 / (reps * rows * cols / 32) as f64;
-        eprintln!("{format:?}: {ns:.2} ns per 32 weights ({s})");
-    }
-}
