@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use crate::generate::conversation::waits_label;
 use crate::generate::{
     chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, PastMax, SamplingParams, StreamEvent,
     ThinkingFormat,
 };
-use crate::generate::conversation::waits_label;
 use crate::model::{load_model, ChatMessage, LoadOptions};
 use crate::model::{parse_dtype, DeviceChoice};
 
@@ -136,7 +136,8 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         v["thinking_style"] = serde_json::to_value(style)?;
         v["format"] = serde_json::to_value(&params.budget.format)?;
         // waits_injected counts both kinds; say the Waits setting's apart from the minimum's.
-        v["waits_from_setting"] = serde_json::Value::from(gen.waits_injected - gen.waits_for_min.min(gen.waits_injected));
+        v["waits_from_setting"] =
+            serde_json::Value::from(gen.waits_injected - gen.waits_for_min.min(gen.waits_injected));
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }

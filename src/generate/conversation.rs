@@ -52,7 +52,6 @@ pub struct AssistantTurn {
     rate_from: Option<(usize, f64)>,
 }
 
-
 /// `waits` ignored ends of thinking, `for_min` of them only for the minimum (past the Waits
 /// setting), as people read it: "2 waits + 3 for the minimum", "3 waits for the minimum",
 /// "2 waits". The chat view and `s1-studio generate` both say it so.
