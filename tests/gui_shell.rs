@@ -100,6 +100,14 @@ fn dark(h: &egui_kittest::Harness<'static, s1_studio::ui::StudioApp>) -> bool {
     h.ctx.global_style().visuals.dark_mode
 }
 
+/// Opens the footer's theme menu and picks `choice`.
+fn pick_theme(h: &mut egui_kittest::Harness<'static, StudioApp>, choice: &str) {
+    h.get_by_role_and_label(Role::ComboBox, "Theme").click();
+    h.run();
+    h.get_by_label(choice).click();
+    h.run();
+}
+
 /// The theme switch changes egui's visuals at once, is saved with the settings, and a studio
 /// started from the saved settings opens in it.
 #[test]
@@ -108,8 +116,7 @@ fn the_theme_switch_changes_the_visuals_and_persists() {
     let mut h = harness(app(Settings::default()));
     h.run();
     assert!(dark(&h), "no desktop preference: dark, egui's fallback");
-    h.get_by_label("Light").click();
-    h.run();
+    pick_theme(&mut h, "Light");
     assert_eq!(h.state().settings.theme, Theme::Light);
     assert!(!dark(&h), "the click did not switch egui to light visuals");
     let mut storage = MemoryStorage::default();
@@ -119,11 +126,9 @@ fn the_theme_switch_changes_the_visuals_and_persists() {
     let mut h2 = harness(app(restored));
     h2.run();
     assert!(!dark(&h2), "the saved theme was not applied at start");
-    h2.get_by_label("Dark").click();
-    h2.run();
+    pick_theme(&mut h2, "Dark");
     assert!(dark(&h2));
-    h2.get_by_label("Follow system").click();
-    h2.run();
+    pick_theme(&mut h2, "Follow system");
     assert_eq!(h2.state().settings.theme, Theme::System);
 }
 

@@ -305,9 +305,6 @@ impl StudioApp {
                 self.command(AppCommand::PickWorkspace);
             }
             dialog_note_ui::note_ui(ui, self.workspace_error.as_deref());
-            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                shell_ui::theme_switch_ui(ui, &mut self.settings.theme);
-            });
         });
     }
 
@@ -335,14 +332,16 @@ impl StudioApp {
         }
     }
 
-    /// The footer: the model, a generation, the last notice; the machine's readings on the right
-    /// (redrawn each second as the sampler reads them).
+    /// The footer: the model, a generation, the last notice; on the right the machine's readings
+    /// (redrawn each second as the sampler reads them) and the theme.
     fn status_ui(&mut self, ui: &mut egui::Ui) {
         ui.ctx().request_repaint_after(super::system_monitor::SAMPLE_EVERY);
         ui.horizontal(|ui| {
             let failed = self.system.failed.clone();
             let sample = self.system.latest().cloned();
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                shell_ui::theme_switch_ui(ui, &mut self.settings.theme);
+                ui.separator();
                 shell_ui::machine_ui(ui, sample.as_ref(), failed.as_deref(), &self.devices);
                 ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
                     self.status_left_ui(ui);

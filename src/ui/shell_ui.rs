@@ -99,17 +99,23 @@ pub fn view_tab_ui(ui: &mut egui::Ui, view: View, selected: bool, job: Option<&s
     r.on_hover_text(tip).clicked()
 }
 
-/// The light/dark switch (and "follow the desktop"); changes `theme` in place.
+/// The light/dark switch (and "follow the desktop"), a small "Theme" menu in the footer;
+/// changes `theme` in place.
 pub fn theme_switch_ui(ui: &mut egui::Ui, theme: &mut Theme) {
-    ui.weak("Theme");
-    for t in Theme::ALL {
-        let tip = match t {
-            Theme::System => "Light or dark as the desktop is set (dark where it says nothing)",
-            Theme::Light => "Dark text on a light background",
-            Theme::Dark => "Light text on a dark background",
-        };
-        ui.selectable_value(theme, t, t.label()).on_hover_text(tip);
-    }
+    egui::ComboBox::new("theme", "Theme")
+        .selected_text(theme.label())
+        .show_ui(ui, |ui| {
+            for t in Theme::ALL {
+                let tip = match t {
+                    Theme::System => "Light or dark as the desktop is set (dark where it says nothing)",
+                    Theme::Light => "Dark text on a light background",
+                    Theme::Dark => "Light text on a dark background",
+                };
+                ui.selectable_value(theme, t, t.label()).on_hover_text(tip);
+            }
+        })
+        .response
+        .on_hover_text("Light, dark, or as the desktop is set; kept for the next start");
 }
 
 /// Why the footer shows no GPU.
