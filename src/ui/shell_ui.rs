@@ -84,14 +84,16 @@ pub fn view_tab_ui(ui: &mut egui::Ui, view: View, selected: bool, job: Option<&s
             tip = format!("{tip}\n{job}: click to go there");
             let mut text = egui::text::LayoutJob::default();
             let style = ui.style().clone();
-            let font = egui::FontSelection::Default;
+            let font = egui::FontSelection::Style(egui::TextStyle::Button);
             RichText::new(format!("{} ", view.label())).append_to(&mut text, &style, font.clone(), egui::Align::Center);
-            RichText::new("•").color(ui.visuals().warn_fg_color).append_to(
-                &mut text,
-                &style,
-                font,
-                egui::Align::Center,
-            );
+            let size = egui::TextStyle::Button.resolve(&style).size * 1.5;
+            // Larger than the text, but on the text's line height: the tab bar keeps its height.
+            let line = ui.text_style_height(&egui::TextStyle::Button);
+            RichText::new("•")
+                .size(size)
+                .line_height(Some(line))
+                .color(ui.visuals().warn_fg_color)
+                .append_to(&mut text, &style, font, egui::Align::Center);
             ui.selectable_label(selected, text)
         }
         None => ui.selectable_label(selected, view.label()),
