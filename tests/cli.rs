@@ -402,3 +402,39 @@ fn cuda_without_cuda_support_is_refused() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// `generate` says the waits the minimum asked for apart from the Waits setting's, in its text
+/// summary and in --json (`waits_injected` counts both): SmolLM2 (greedy) ends its thinking
+/// early again and again under a minimum of 40 thinking tokens with one wait allowed.
+#[test]
+fn generate_reports_the_minimums_waits_apart() {
+    let gguf = common::smollm2_gguf();
+    let run = |json: bool| {
+        let mut c = bin();
+        c.args(["generate", "--model"]).arg(&gguf).args([
+            "--prompt",
+            "What is 2+2?",
+            "--min-thinking",
+            "40",
+            "--waits",
+            "1",
+            "--max-tokens",
+            "120",
+        ]);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let v: serde_json::Value = serde_json::from_slice(&run(true).stdout).unwrap();
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing from {v}"));
+    let (total, for_min, from_setting) = (n("waits_injected"), n("waits_for_min"), n("waits_from_setting"));
+    assert!(for_min > 0, "the minimum asked for no wait: {v}");
+    assert!(from_setting <= 1, "more waits than the setting's 1: {v}");
+    assert_eq!(from_setting + for_min, total, "{v}");
+    let summary = String::from_utf8_lossy(&run(false).stderr).to_string();
+    assert!(summary.contains(&format!("{for_min} for the minimum")), "{summary}");
+    assert!(!summary.contains(&format!(" {total} waits,")), "{summary}");
+}

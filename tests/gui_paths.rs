@@ -196,3 +196,35 @@ fn an_import_takes_several_files_and_globs() {
         .count();
     assert!(said >= 1, "the missing file is not named on screen");
 }
+
+/// The Train view's paths and Chat's model: a dialog that cannot open says so beside the
+/// path's field (before, only the status bar did), and the field takes the focus; a path set
+/// (typed or loaded) clears the message.
+#[test]
+fn train_and_chat_say_so_beside_their_path_fields() {
+    no_dialogs();
+    let mut h = harness(app(Settings {
+        view: View::Train,
+        ..Default::default()
+    }));
+    h.run();
+    // Base model, Training data, Output folder: the second picker is the data's.
+    h.query_all_by_label("Choose…").nth(1).unwrap().click();
+    wait_for(&mut h, |a| a.train.dialog_error.is_some());
+    h.get_by_label_contains("The file dialog (Training data (s1K schema)) could not open");
+    assert!(focused(&h, "Training data"), "the data field takes the focus");
+    assert!(!focused(&h, "Base model"));
+    h.get_by_role_and_label(Role::TextInput, "Training data")
+        .type_text("data.jsonl");
+    h.run();
+    h.run();
+    assert_eq!(h.state().train.dialog_error, None);
+    assert!(h.query_by_label_contains("could not open").is_none());
+
+    h.state_mut().settings.view = View::Chat;
+    h.run();
+    h.get_by_label("Open GGUF file…").click();
+    wait_for(&mut h, |a| a.chat.dialog_error.is_some());
+    h.get_by_label_contains("The file dialog (Open a GGUF model) could not open");
+    assert!(focused(&h, "Path"), "the model's Path field takes the focus");
+}

@@ -1,7 +1,8 @@
 //! A real screenshot of the chat panel: SmolLM2-135M-Instruct (GGUF) answering under a thinking
 //! budget with two "Wait"s, rendered by wgpu on a software adapter (Mesa lavapipe; CI installs
 //! mesa-vulkan-drivers). The image is tests/snapshots/chat_panel.png, shown in README.md;
-//! `UPDATE_SNAPSHOTS=1 cargo test --release --test gui_snapshot` rewrites it.
+//! `UPDATE_SNAPSHOTS=1 cargo test --profile ci --test gui_snapshot` rewrites it. The footer's
+//! machine readings are pinned (they change from run to run).
 
 mod common;
 
@@ -11,7 +12,19 @@ use common::gui::{app, harness_with, step_until};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
+use s1_studio::ui::system_monitor::SystemSample;
 use s1_studio::ui::{ModelStatus, Settings, StudioApp};
+
+/// The footer's machine readings change from run to run and machine to machine: the pictures
+/// show these (12 GiB of 24 in use, the app at 1.5 GiB, no GPU).
+fn pin_machine(h: &mut Harness<'static, StudioApp>) {
+    h.state_mut().system.pin(SystemSample {
+        process_rss: Some(3 << 29),
+        system_used: 12 << 30,
+        system_total: 24 << 30,
+        gpus: Err("no GPU in the pictures".into()),
+    });
+}
 
 #[test]
 fn chat_panel_with_smollm2_under_a_budget() {
@@ -22,6 +35,7 @@ fn chat_panel_with_smollm2_under_a_budget() {
     s.chat.max_new_tokens = 260;
     s.chat.system_prompt = "You are a helpful AI assistant.".into();
     let mut h = harness_with(Harness::<StudioApp>::builder().wgpu(), app(s));
+    pin_machine(&mut h);
     h.run();
     for (role, label, text) in [
         (Role::TextInput, "Path", gguf.display().to_string()),
@@ -83,6 +97,7 @@ fn evaluate_view_after_a_small_sweep() {
     s.eval.batch = 6;
     s.eval.out = out.display().to_string();
     let mut h = harness_with(Harness::<StudioApp>::builder().wgpu(), app(s));
+    pin_machine(&mut h);
     h.run();
     h.get_by_label("Run").click();
     step_until(&mut h, Duration::from_secs(300), |_| {}, |a| !a.eval.is_running());

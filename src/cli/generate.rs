@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+use crate::generate::conversation::waits_label;
 use crate::generate::{
     chat, BudgetConfig, GenerateParams, InjectionKind, MaxThinking, PastMax, SamplingParams, StreamEvent,
     ThinkingFormat,
@@ -134,6 +135,9 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         v["model"] = serde_json::Value::String(a.model.display().to_string());
         v["thinking_style"] = serde_json::to_value(style)?;
         v["format"] = serde_json::to_value(&params.budget.format)?;
+        // waits_injected counts both kinds; say the Waits setting's apart from the minimum's.
+        v["waits_from_setting"] =
+            serde_json::Value::from(gen.waits_injected - gen.waits_for_min.min(gen.waits_injected));
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -190,10 +194,10 @@ pub fn run(a: GenerateArgs) -> anyhow::Result<()> {
         style.paint(
             "2",
             &format!(
-                "[{} thinking + {} answer tokens, {} waits, forced end: {}, {:.1} tokens/s, stop: {:?}]",
+                "[{} thinking + {} answer tokens, {}, forced end: {}, {:.1} tokens/s, stop: {:?}]",
                 gen.thinking_tokens,
                 gen.answer_tokens,
-                gen.waits_injected,
+                waits_label(gen.waits_injected, gen.waits_for_min),
                 gen.forced_end,
                 gen.tokens_per_s,
                 gen.stop_reason

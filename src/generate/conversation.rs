@@ -52,6 +52,25 @@ pub struct AssistantTurn {
     rate_from: Option<(usize, f64)>,
 }
 
+/// `waits` ignored ends of thinking, `for_min` of them only for the minimum (past the Waits
+/// setting), as people read it: "2 waits + 3 for the minimum", "3 waits for the minimum",
+/// "2 waits". The chat view and `s1-studio generate` both say it so.
+pub fn waits_label(waits: usize, for_min: usize) -> String {
+    let from_setting = waits - for_min.min(waits);
+    let n_waits = |n: usize| {
+        if n == 1 {
+            "1 wait".to_string()
+        } else {
+            format!("{n} waits")
+        }
+    };
+    match (from_setting, for_min) {
+        (w, 0) => n_waits(w),
+        (0, m) => format!("{} for the minimum", n_waits(m)),
+        (w, m) => format!("{} + {m} for the minimum", n_waits(w)),
+    }
+}
+
 impl AssistantTurn {
     pub fn new(budget_label: impl Into<String>) -> Self {
         Self {
@@ -69,19 +88,7 @@ impl AssistantTurn {
     /// The waits, the setting's and the minimum's apart: "2 waits + 3 for the minimum",
     /// "3 waits for the minimum", "2 waits".
     pub fn waits_label(&self) -> String {
-        let from_setting = self.waits - self.waits_for_min.min(self.waits);
-        let waits = |n: usize| {
-            if n == 1 {
-                "1 wait".to_string()
-            } else {
-                format!("{n} waits")
-            }
-        };
-        match (from_setting, self.waits_for_min) {
-            (w, 0) => waits(w),
-            (0, m) => format!("{} for the minimum", waits(m)),
-            (w, m) => format!("{} + {m} for the minimum", waits(w)),
-        }
+        waits_label(self.waits, self.waits_for_min)
     }
 
     /// The whole thinking text.

@@ -16,9 +16,12 @@ use super::chat_ui::{self, ChatView};
 use super::command::{AppCommand, ChatCommand, Command, CommandSender, View};
 use super::curate_state::{self, CurateCx, CurateState};
 use super::curate_ui::{self, CurateView};
+use super::dialog_note_ui;
 use super::eval_state::{self, EvalState};
 use super::eval_ui::{self, EvalView};
 use super::settings::Settings;
+use super::shell_ui;
+use super::system_monitor::SystemMonitor;
 use super::train_state::{self, TrainCx, TrainState};
 use super::train_ui::{self, TrainView};
 use crate::jobs::{InferenceHandle, Notify};
@@ -43,6 +46,8 @@ pub struct StudioApp {
     pub workspace_error: Option<String>,
     /// Focus the workspace field in the next frame (its dialog could not open).
     focus_workspace: bool,
+    /// The machine's RAM and GPUs, sampled on their own thread, for the footer.
+    pub system: SystemMonitor,
     inference: InferenceHandle,
     tx: CommandSender,
     commands: Receiver<Command>,
@@ -67,6 +72,7 @@ impl StudioApp {
             workspace_input: String::new(),
             workspace_error: None,
             focus_workspace: false,
+            system: SystemMonitor::start(),
             inference,
             tx,
             commands,
@@ -156,6 +162,13 @@ impl StudioApp {
     /// (each under a small time budget), files dropped on the window, queued commands (from the
     /// dialog and reader threads too), and derived state (run history, the pool's visible rows).
     pub fn logic_step(&mut self, ctx: &egui::Context) {
+        let theme = self.settings.theme.preference();
+        if ctx.options(|o| o.theme_preference) != theme {
+            ctx.set_theme(theme);
+        }
+        if let Some(v) = shell_ui::view_from_shortcut(ctx) {
+            self.settings.view = v;
+        }
         self.drain_inference(Duration::from_millis(4));
         train_state::update(
             &mut self.train,
@@ -271,7 +284,10 @@ impl StudioApp {
             ui.heading("s1-studio");
             ui.separator();
             for v in View::ALL {
-                if ui.selectable_label(self.settings.view == v, v.label()).clicked() {
+                let job = (self.settings.view != v)
+                    .then(|| shell_ui::job_line(v, &self.train, &self.eval, &self.curate, &self.chat))
+                    .flatten();
+                if shell_ui::view_tab_ui(ui, v, self.settings.view == v, job.as_deref()) {
                     self.command(AppCommand::SetView(v));
                 }
             }
@@ -288,9 +304,7 @@ impl StudioApp {
             if ui.button("Choose workspace…").clicked() {
                 self.command(AppCommand::PickWorkspace);
             }
-            if let Some(e) = &self.workspace_error {
-                ui.colored_label(ui.visuals().error_fg_color, e);
-            }
+            dialog_note_ui::note_ui(ui, self.workspace_error.as_deref());
         });
     }
 
@@ -306,9 +320,7 @@ impl StudioApp {
             )
             .labelled_by(l.id)
             .on_hover_text("A folder for the curation pool and its annotations; created if missing");
-        if std::mem::take(&mut self.focus_workspace) {
-            r.request_focus();
-        }
+        dialog_note_ui::focus_once(&r, &mut self.focus_workspace);
         let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if ui.button("Use").on_hover_text("Use the folder typed").clicked() || enter {
             let p = self.workspace_input.trim();
@@ -320,41 +332,58 @@ impl StudioApp {
         }
     }
 
+    /// The footer: the model, a generation, the last notice; on the right the machine's readings
+    /// (redrawn each second as the sampler reads them) and the theme.
     fn status_ui(&mut self, ui: &mut egui::Ui) {
+        ui.ctx().request_repaint_after(super::system_monitor::SAMPLE_EVERY);
         ui.horizontal(|ui| {
-            match &self.model {
-                ModelStatus::None => {
-                    ui.weak("No model loaded");
-                }
-                ModelStatus::Loading { path, fraction, stage } => {
-                    ui.spinner();
-                    ui.add(egui::ProgressBar::new(*fraction).desired_width(160.0).show_percentage());
-                    ui.label(format!("Loading {}: {stage}", path.display()));
-                }
-                ModelStatus::Loaded(info) => {
-                    ui.label(format!(
-                        "Model: {} ({}, {:.1}M parameters, context {}, thinking: {})",
-                        info.name,
-                        info.arch,
-                        info.parameters as f64 / 1e6,
-                        info.context,
-                        info.thinking.label()
-                    ));
-                }
-                ModelStatus::Failed { .. } => {
-                    ui.colored_label(ui.visuals().error_fg_color, "Model failed to load");
-                }
-            }
-            if let Some(r) = &self.chat.running {
+            let failed = self.system.failed.clone();
+            let sample = self.system.latest().cloned();
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                shell_ui::theme_switch_ui(ui, &mut self.settings.theme);
                 ui.separator();
-                ui.spinner();
-                ui.label(format!("Generating (job {})", r.id));
-            }
-            if let Some(n) = &self.notice {
-                ui.separator();
-                ui.weak(n.as_str());
-            }
+                shell_ui::machine_ui(ui, sample.as_ref(), failed.as_deref(), &self.devices);
+                ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                    self.status_left_ui(ui);
+                });
+            });
         });
+    }
+
+    /// The footer's left side: the model, a generation, the last notice.
+    fn status_left_ui(&mut self, ui: &mut egui::Ui) {
+        match &self.model {
+            ModelStatus::None => {
+                ui.weak("No model loaded");
+            }
+            ModelStatus::Loading { path, fraction, stage } => {
+                ui.spinner();
+                ui.add(egui::ProgressBar::new(*fraction).desired_width(160.0).show_percentage());
+                ui.label(format!("Loading {}: {stage}", path.display()));
+            }
+            ModelStatus::Loaded(info) => {
+                ui.label(format!(
+                    "Model: {} ({}, {:.1}M parameters, context {}, thinking: {})",
+                    info.name,
+                    info.arch,
+                    info.parameters as f64 / 1e6,
+                    info.context,
+                    info.thinking.label()
+                ));
+            }
+            ModelStatus::Failed { .. } => {
+                ui.colored_label(ui.visuals().error_fg_color, "Model failed to load");
+            }
+        }
+        if let Some(r) = &self.chat.running {
+            ui.separator();
+            ui.spinner();
+            ui.label(format!("Generating (job {})", r.id));
+        }
+        if let Some(n) = &self.notice {
+            ui.separator();
+            ui.weak(n.as_str());
+        }
     }
 }
 

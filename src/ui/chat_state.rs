@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::background::{file_dialog, DialogKind};
+use super::background::{file_dialog_or, DialogKind};
 use super::chat_library::Library;
 pub use super::chat_settings::{ChatPreset, ChatSettings, FormatChoice, PresetValues, SendKey};
 use super::chat_store::ConversationStore;
@@ -53,6 +53,10 @@ pub struct ChatState {
     pub confirm_delete: bool,
     /// The preset name field.
     pub preset_name: String,
+    /// The model's file dialog could not open (said beside the Path field; cleared on a load).
+    pub dialog_error: Option<String>,
+    /// Focus the Path field in the next frame (its dialog could not open).
+    pub focus_path: bool,
     next_id: u64,
 }
 
@@ -68,6 +72,8 @@ impl Default for ChatState {
             rename_draft: None,
             confirm_delete: false,
             preset_name: String::new(),
+            dialog_error: None,
+            focus_path: false,
             next_id: 1,
         }
     }
@@ -138,6 +144,7 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
     match c {
         ChatCommand::OpenModel(path) => {
             state.path_input = path.display().to_string();
+            state.dialog_error = None;
             if state.is_generating() {
                 state.error = Some("stop the generation before loading another model".into());
                 return;
@@ -157,15 +164,24 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
                 };
             }
         }
-        ChatCommand::PickModelFolder => file_dialog(tx, "Open a model folder", DialogKind::Folder, |p| {
-            ChatCommand::OpenModel(p).into()
-        }),
-        ChatCommand::PickModelFile => file_dialog(
+        ChatCommand::PickModelFolder => file_dialog_or(
+            tx,
+            "Open a model folder",
+            DialogKind::Folder,
+            |p| ChatCommand::OpenModel(p).into(),
+            |msg| ChatCommand::DialogFailed(msg).into(),
+        ),
+        ChatCommand::PickModelFile => file_dialog_or(
             tx,
             "Open a GGUF model",
             DialogKind::File(Some(("GGUF", &["gguf"]))),
             |p| ChatCommand::OpenModel(p).into(),
+            |msg| ChatCommand::DialogFailed(msg).into(),
         ),
+        ChatCommand::DialogFailed(msg) => {
+            state.dialog_error = Some(msg);
+            state.focus_path = true;
+        }
         ChatCommand::Send => {
             let text = state.input.trim().to_string();
             if text.is_empty() || state.is_generating() || !matches!(model, ModelStatus::Loaded(_)) {

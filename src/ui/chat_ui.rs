@@ -10,6 +10,7 @@ use super::chat_sidebar_ui::{conversations_ui, presets_ui};
 use super::chat_state::{ChatSettings, ChatState, ModelStatus, SendKey};
 use super::command::{AppCommand, ChatCommand, Command, CommandSender};
 use super::device_picker_ui::device_picker_ui;
+use super::dialog_note_ui;
 use super::thinking_controls_ui::thinking_controls_ui;
 use crate::generate::conversation::{stable_chunks, AssistantTurn, SegmentKind, Turn};
 use crate::generate::StopReason;
@@ -68,6 +69,7 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
                     .hint_text("model folder or .gguf"),
             )
             .labelled_by(l.id);
+        dialog_note_ui::focus_once(&r, &mut v.state.focus_path);
         let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         if ui.button("Load").clicked() || enter {
             let p = v.state.path_input.trim();
@@ -89,6 +91,7 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
                 });
         }
     });
+    dialog_note_ui::note_ui(ui, v.state.dialog_error.as_deref());
     match v.model {
         ModelStatus::Loading { fraction, stage, .. } => {
             ui.add(egui::ProgressBar::new(*fraction).text(stage.as_str()));

@@ -106,6 +106,9 @@ pub enum ChatCommand {
     SavePreset(String),
     ApplyPreset(String),
     DeletePreset(String),
+    /// The model's file dialog could not open: said beside the Path field, which takes the
+    /// focus.
+    DialogFailed(String),
 }
 
 /// Which path a Train-view picker fills.
@@ -166,6 +169,8 @@ pub enum TrainCommand {
     PreviewData,
     /// The preview, or why it could not be made.
     PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
+    /// The dialog for this path could not open: said beside its field, which takes the focus.
+    DialogFailed(TrainPath, String),
 }
 
 /// Which path an Evaluate-view picker fills.

@@ -18,9 +18,12 @@ pub mod curate_state;
 pub mod curate_table_ui;
 pub mod curate_ui;
 pub mod device_picker_ui;
+pub mod dialog_note_ui;
 pub mod eval_state;
 pub mod eval_ui;
 pub mod settings;
+pub mod shell_ui;
+pub mod system_monitor;
 pub mod thinking_controls_ui;
 pub mod train_runs_ui;
 pub mod train_state;
@@ -54,6 +57,7 @@ pub fn run_app(start: StartOptions) -> anyhow::Result<()> {
         options,
         Box::new(|cc| {
             let mut settings = StudioApp::load_settings(cc.storage);
+            cc.egui_ctx.set_theme(settings.theme.preference());
             if let Some(v) = start.view.as_deref().and_then(settings::View::parse) {
                 settings.view = v;
             }

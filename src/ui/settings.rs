@@ -25,6 +25,40 @@ pub struct Settings {
     pub eval: super::eval_state::EvalForm,
     /// The Curate view's form.
     pub curate: super::curate_state::CurateForm,
+    /// Light, dark, or as the desktop is (applied at start and when changed).
+    pub theme: Theme,
+}
+
+/// The colour scheme the user chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Theme {
+    /// As the desktop says (dark where it says nothing).
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub const ALL: [Theme; 3] = [Theme::System, Theme::Light, Theme::Dark];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Theme::System => "Follow system",
+            Theme::Light => "Light",
+            Theme::Dark => "Dark",
+        }
+    }
+
+    /// egui's preference for this choice.
+    pub fn preference(self) -> eframe::egui::ThemePreference {
+        use eframe::egui::ThemePreference;
+        match self {
+            Theme::System => ThemePreference::System,
+            Theme::Light => ThemePreference::Light,
+            Theme::Dark => ThemePreference::Dark,
+        }
+    }
 }
 
 impl Settings {

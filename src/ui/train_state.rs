@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::background::{self, file_dialog, DialogKind};
+use super::background::{self, file_dialog_or, DialogKind};
 use super::command::{AppCommand, ChatCommand, CommandSender, RunChoice, RunSummary, TrainCommand, View};
 use crate::jobs::TrainingJob;
 use crate::train::preview::DataPreview;
@@ -80,6 +80,11 @@ pub struct TrainState {
     pub preview: Option<(PreviewKey, Result<DataPreview, String>)>,
     /// A preview is being made.
     pub previewing: Option<PreviewKey>,
+    /// The file dialog for this path could not open (said beside its field; cleared when the
+    /// path is set).
+    pub dialog_error: Option<(TrainPath, String)>,
+    /// The path field to focus in the next frame (its dialog could not open).
+    pub focus: Option<TrainPath>,
 }
 
 /// What a data preview depends on.
@@ -108,6 +113,8 @@ impl Default for TrainState {
             replaced: None,
             preview: None,
             previewing: None,
+            dialog_error: None,
+            focus: None,
         }
     }
 }
@@ -334,13 +341,28 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
                 ),
                 TrainPath::Out => ("Output folder", DialogKind::Folder),
             };
-            file_dialog(tx, title, kind, move |p| TrainCommand::SetPath(which, p).into());
+            file_dialog_or(
+                tx,
+                title,
+                kind,
+                move |p| TrainCommand::SetPath(which, p).into(),
+                move |msg| TrainCommand::DialogFailed(which, msg).into(),
+            );
         }
-        TrainCommand::SetPath(which, p) => match which {
-            TrainPath::Model => form.model = p,
-            TrainPath::Data => form.data = p,
-            TrainPath::Out => form.out = p,
-        },
+        TrainCommand::DialogFailed(which, msg) => {
+            state.dialog_error = Some((which, msg));
+            state.focus = Some(which);
+        }
+        TrainCommand::SetPath(which, p) => {
+            if state.dialog_error.as_ref().is_some_and(|(w, _)| *w == which) {
+                state.dialog_error = None;
+            }
+            match which {
+                TrainPath::Model => form.model = p,
+                TrainPath::Data => form.data = p,
+                TrainPath::Out => form.out = p,
+            }
+        }
         TrainCommand::Rename(out, name) => background::rename_run(tx, out, name),
         TrainCommand::HistoryStale => state.history_stale = true,
         TrainCommand::PreviewData => {

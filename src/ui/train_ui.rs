@@ -8,6 +8,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::command::{CommandSender, TrainCommand, TrainPath};
 use super::device_picker_ui::device_picker_ui;
+use super::dialog_note_ui;
 use super::train_state::{TrainState, TrainStatus};
 use crate::train::config::{LastBatch, LossWeighting, TrainDtype};
 use crate::train::mask::LossMask;
@@ -36,7 +37,9 @@ pub fn train_view_ui(ui: &mut egui::Ui, mut v: TrainView<'_>) {
     }
 }
 
-fn path_row(v: &TrainView<'_>, ui: &mut egui::Ui, label: &str, tip: &str, which: TrainPath) {
+/// A path's label, field and "Choose…" button; where its dialog could not open, the message
+/// below the field, which takes the focus.
+fn path_row(v: &mut TrainView<'_>, ui: &mut egui::Ui, label: &str, tip: &str, which: TrainPath) {
     let current = match which {
         TrainPath::Model => &v.form.model,
         TrainPath::Data => &v.form.data,
@@ -49,6 +52,7 @@ fn path_row(v: &TrainView<'_>, ui: &mut egui::Ui, label: &str, tip: &str, which:
             .add(egui::TextEdit::singleline(&mut text).desired_width(250.0))
             .labelled_by(l.id)
             .on_hover_text(tip);
+        dialog_note_ui::focus_when(&r, &mut v.state.focus, which);
         if r.changed() {
             v.tx.send(TrainCommand::SetPath(which, text.clone().into()));
         }
@@ -60,6 +64,8 @@ fn path_row(v: &TrainView<'_>, ui: &mut egui::Ui, label: &str, tip: &str, which:
             v.tx.send(TrainCommand::PickPath(which));
         }
     });
+    let note = v.state.dialog_error.as_ref().filter(|(w, _)| *w == which);
+    dialog_note_ui::note_ui(ui, note.map(|(_, m)| m.as_str()));
 }
 
 fn number<T: egui::emath::Numeric>(
