@@ -28,6 +28,7 @@ mod cpu_quant_legacy;
 pub mod cpu_vmath;
 #[cfg(feature = "cuda")]
 pub mod cuda_train_ops;
+pub mod flash_attention;
 pub mod fused_attention;
 pub mod fused_block;
 pub mod fused_embedding;
