@@ -279,8 +279,10 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         losses[0],
         fmt_mfu(mfu(ours))
     );
+    let peak_rss = super::curate::peak_rss_mib();
+    println!("peak resident memory of this process (ours; the baselines run in their own): {peak_rss:.0} MiB");
     let mut json = serde_json::json!({
-        "step_s": step_s, "tokens_per_s": ours, "steps": times, "rounds": rounds, "losses": losses, "device": a.device,
+        "peak_rss_mib": peak_rss, "step_s": step_s, "tokens_per_s": ours, "steps": times, "rounds": rounds, "losses": losses, "device": a.device,
         "shape": a.shape.label(), "dtype": format!("{:?}", a.dtype), "flops_per_token": flops,
         "peak_tflops": peak, "mfu_percent": mfu(ours),
     });

@@ -174,6 +174,28 @@ pub(crate) enum Saved {
     Recompute,
     /// Each row's log-sum-exp `[b, h, t]` (the tiled path).
     Lse(Vec<f32>),
+    /// The same on the GPU (kernels/flash_attn.cu).
+    #[cfg(feature = "cuda")]
+    CudaLse(candle_core::cuda_backend::cudarc::driver::CudaSlice<f32>),
+}
+
+/// Whether the CUDA kernels of kernels/flash_attn.cu run the training attention of `x`'s
+/// device and dtype at head size `d` (bf16 on CUDA, d 64 or 128; S1_NO_FLASH_ATTENTION=1 turns
+/// them off, for comparisons).
+pub fn cuda_applies(x: &Tensor, d: usize) -> bool {
+    #[cfg(feature = "cuda")]
+    {
+        use std::sync::OnceLock;
+        static OFF: OnceLock<bool> = OnceLock::new();
+        x.device().is_cuda()
+            && super::cuda_flash_attention::supported(x.dtype(), d)
+            && !*OFF.get_or_init(|| std::env::var_os("S1_NO_FLASH_ATTENTION").is_some())
+    }
+    #[cfg(not(feature = "cuda"))]
+    {
+        let _ = (x, d);
+        false
+    }
 }
 
 /// The attention output `[b, t, h * d]` and what the backward needs, by the path that is faster
@@ -194,6 +216,12 @@ pub(crate) fn backward(q: &[f32], k: &[f32], v: &[f32], o: &[f32], d_o: &[f32], 
         Saved::Lse(lse) => super::flash_attention::backward(q, k, v, o, d_o, &lse, dm),
         Saved::Probs(p) => backward_materialised(q, k, v, d_o, Some(&p), dm),
         Saved::Recompute => backward_materialised(q, k, v, d_o, None, dm),
+        // Saved by a CUDA forward: not reached on the CPU; recompute the statistics here.
+        #[cfg(feature = "cuda")]
+        Saved::CudaLse(_) => {
+            let lse = super::flash_attention::forward(q, k, v, dm).1;
+            super::flash_attention::backward(q, k, v, o, d_o, &lse, dm)
+        }
     }
 }
 
@@ -232,6 +260,20 @@ impl CustomOp3 for Attention {
         *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(saved);
         Ok((CpuStorage::F32(o), ql.shape().clone()))
     }
+
+    cuda_fwd!(|self, (qs, ql), (ks, kl), (vs, vl)| {
+        use candle_core::backend::BackendStorage;
+        if !super::cuda_flash_attention::supported(qs.dtype(), self.dm.d) {
+            candle_core::bail!(
+                "s1-attention: the CUDA kernels take bf16 with head size 64 or 128, not {:?} with {}",
+                qs.dtype(),
+                self.dm.d
+            );
+        }
+        let (o, lse) = super::cuda_flash_attention::forward(&qs.device, (qs, ql), (ks, kl), (vs, vl), self.dm)?;
+        *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(Saved::CudaLse(lse));
+        Ok((o, ql.shape().clone()))
+    });
 
     fn bwd(
         &self,
@@ -401,11 +443,36 @@ impl CustomOp3 for AttentionBwd {
         let n = out.len();
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
+
+    cuda_fwd!(|self, (qs, ql), (ks, kl), (vs, vl)| {
+        let (st, dl) = self.d_o.storage_and_layout();
+        let (ost, ol) = self.o.storage_and_layout();
+        let (candle_core::Storage::Cuda(ds), candle_core::Storage::Cuda(os)) = (&*st, &*ost) else {
+            candle_core::bail!("s1-attention-bwd: expects CUDA tensors")
+        };
+        let dev = &qs.device;
+        let lse = match self.saved.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            Some(Saved::CudaLse(l)) => l,
+            _ => super::cuda_flash_attention::forward(dev, (qs, ql), (ks, kl), (vs, vl), self.dm)?.1,
+        };
+        let out = super::cuda_flash_attention::backward(
+            dev,
+            (qs, ql),
+            (ks, kl),
+            (vs, vl),
+            (os, ol),
+            (ds, dl),
+            &lse,
+            self.dm,
+        )?;
+        let Dims { b, t, h, kvh, d, .. } = self.dm;
+        Ok((out, Shape::from(b * t * (h + 2 * kvh) * d)))
+    });
 }
 
-/// Causal attention from position 0: q `[b, t, h * d]`, k and v `[b, t, kvh * d]` (contiguous
-/// f32 on the CPU) -> `[b, t, h * d]`, with a backward to q, k and v; the path that is faster at
-/// this length.
+/// Causal attention from position 0: q `[b, t, h * d]`, k and v `[b, t, kvh * d]` (f32 on the
+/// CPU, or where [`cuda_applies`] on CUDA) -> `[b, t, h * d]`, with a backward to q, k and v; on
+/// the CPU, the path that is faster at this length.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, h: usize, kvh: usize, d: usize) -> Result<Tensor> {
     causal_attention_on(AttentionPath::Auto, q, k, v, h, kvh, d)
 }
