@@ -1,8 +1,11 @@
-//! Causal grouped-query attention for the training path on the CPU, forward and backward in one
-//! op each. It reads q `[b, t, h * d]`, k and v `[b, t, kvh * d]` where the projections wrote
-//! them (no transposed copies), writes `[b, t, h * d]` for the output projection, skips the
-//! key blocks that the causal mask hides, and keeps the probabilities for the backward while
-//! they fit in memory (else recomputes them).
+//! Causal grouped-query attention for the training path, forward and backward in one op each.
+//! It reads q `[b, t, h * d]`, k and v `[b, t, kvh * d]` where the projections wrote them (no
+//! transposed copies) and writes `[b, t, h * d]` for the output projection. On the CPU, from
+//! [`DEFAULT_TILED_FROM`] tokens on it runs the tiled path of [`super::flash_attention`] (memory
+//! linear in t); on shorter sequences the materialising path here, which skips the key blocks
+//! that the causal mask hides and keeps the probabilities for the backward while they fit in
+//! memory (else recomputes them). On CUDA (bf16, head size 64 or 128) it runs the kernels of
+//! kernels/flash_attn.cu.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -141,7 +144,10 @@ pub(crate) fn forward_materialised(q: &[f32], k: &[f32], v: &[f32], dm: Dims) ->
 /// so that the benchmark and the tests can force either path.
 static TILED_FROM: AtomicUsize = AtomicUsize::new(DEFAULT_TILED_FROM);
 
-/// [`TILED_FROM`]'s default.
+/// [`TILED_FROM`]'s default: `s1-studio bench attention` on 2 cores (8 heads, 4 kv heads of 64,
+/// forward + backward) timed the materialising path 16 ms / 32 ms / 76 ms / 1,026 ms against
+/// the tiled 27 ms / 35 ms / 71 ms / 627 ms at t = 256 / 512 / 1,024 / 4,096: even at 512,
+/// faster from 1,024.
 pub const DEFAULT_TILED_FROM: usize = 512;
 
 /// Sets the sequence length from which the training attention takes the tiled path (0: always,
