@@ -16,6 +16,13 @@ run and the older fixtures need not be rewritten.
     pip install torch transformers safetensors
     python3 scripts/make_parity_fixtures.py            # writes tests/fixtures/parity/
     python3 scripts/make_parity_fixtures.py --only qwen3
+    python3 scripts/make_parity_fixtures.py --attention  # only tests/fixtures/parity/attention.safetensors
+
+`--attention` writes the causal attention reference for tests/attention_parity.rs: for each case
+(sequence t, h query heads over kvh kv heads of size 8), `<case>.q` `[t, h, 8]`, `.k` and `.v`
+`[t, kvh, 8]` and an upstream gradient `.do` `[t, h, 8]` (inputs rounded to f16 so that they are
+stored exactly in half the bytes), and from torch's scaled_dot_product_attention (is_causal,
+enable_gqa, computed in f64) the output `.o` and the gradients `.dq`, `.dk`, `.dv` in f32.
 """
 import argparse
 import pathlib
@@ -62,13 +69,51 @@ CONFIGS = {
 SEEDS = {"qwen3": 3}
 
 
+# (t, heads, kv heads): GQA ratios 1, 2 and 7 at every length up to 1,000; one head at 4,096,
+# so that the file stays near 2 MB.
+ATTENTION_CASES = [(t, h, kvh) for t in (1, 17, 64) for (h, kvh) in ((2, 2), (4, 2), (7, 1))] + \
+    [(1000, h, 1) for h in (1, 2, 7)] + [(4096, 1, 1)]
+ATTENTION_HEAD_DIM = 8
+
+
+def write_attention(out):
+    """The scaled_dot_product_attention reference (see the module doc)."""
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(19)
+    d = ATTENTION_HEAD_DIM
+    tensors = {}
+    for t, h, kvh in ATTENTION_CASES:
+        name = f"t{t}_h{h}_kv{kvh}"
+        # Scores of std ~2 so that the softmax is neither flat nor one-hot.
+        q = (2.0 * torch.randn(t, h, d, generator=g)).half()
+        k = torch.randn(t, kvh, d, generator=g).half()
+        v = torch.randn(t, kvh, d, generator=g).half()
+        do = torch.randn(t, h, d, generator=g).half()
+        qd, kd, vd = (x.double().transpose(0, 1).unsqueeze(0).requires_grad_() for x in (q, k, v))
+        o = F.scaled_dot_product_attention(qd, kd, vd, is_causal=True, enable_gqa=True)
+        o.backward(do.double().transpose(0, 1).unsqueeze(0))
+        back = lambda x: x.detach()[0].transpose(0, 1).float().contiguous()  # noqa: E731
+        tensors.update({f"{name}.q": q.contiguous(), f"{name}.k": k.contiguous(), f"{name}.v": v.contiguous(),
+                        f"{name}.do": do.contiguous(), f"{name}.o": back(o), f"{name}.dq": back(qd.grad),
+                        f"{name}.dk": back(kd.grad), f"{name}.dv": back(vd.grad)})
+    path = pathlib.Path(out) / "attention.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    print(f"attention: {len(ATTENTION_CASES)} cases -> {path} ({path.stat().st_size} bytes)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent.parent / "tests/fixtures/parity"))
     ap.add_argument("--seq-len", type=int, default=24)
     ap.add_argument("--only", action="append", choices=sorted(CONFIGS),
                     help="write only these fixtures (those with a seed of their own: %s)" % ", ".join(SEEDS))
+    ap.add_argument("--attention", action="store_true",
+                    help="write only the attention reference (attention.safetensors)")
     args = ap.parse_args()
+    if args.attention:
+        write_attention(args.out)
+        return
     for name in args.only or []:
         if name not in SEEDS:
             ap.error(f"{name} draws from the shared seed; regenerate it with a full run")

@@ -175,6 +175,14 @@ fn keep_existing_run(a: &TrainArgs) -> anyhow::Result<()> {
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
     let s = settings(&a)?;
     keep_existing_run(&a)?;
+    // The memory estimate, before anything loads (a folder without config.json fails later with
+    // its own message).
+    if let Ok(cfg) = crate::model::ModelConfig::from_hf_file(&s.model.join("config.json")) {
+        println!(
+            "memory estimate: {}",
+            crate::train::memory::estimate(&cfg, &s).describe()
+        );
+    }
     let cancel = CancelToken::new();
     {
         let c = cancel.clone();

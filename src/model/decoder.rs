@@ -362,6 +362,14 @@ impl Attention {
         let v = qkv[2].reshape((b, t, kvh, d))?.transpose(1, 2)?;
         let q = rotary.apply(&q, cos, sin, path)?;
         let k = rotary.apply(&k, cos, sin, path)?;
+        if cache.is_none() && path.kernels(&q) && fused_attention::cuda_applies(&q, d) {
+            // Training on CUDA: the FlashAttention kernels (memory linear in t) on the
+            // [b, t, heads * d] layout.
+            let q = q.transpose(1, 2)?.contiguous()?.reshape((b, t, h * d))?;
+            let k = k.transpose(1, 2)?.contiguous()?.reshape((b, t, kvh * d))?;
+            let out = fused_attention::causal_attention(&q, &k, &qkv[2].contiguous()?, h, kvh, d)?;
+            return self.o_proj.forward(&out, !differentiable);
+        }
         let (k, v) = match cache {
             Some((cache, layer)) => cache.append(layer, &k, &v)?,
             None => (k, v.contiguous()?),

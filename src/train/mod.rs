@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod loss;
 pub mod mask;
+pub mod memory;
 pub mod optim;
 pub mod parity;
 pub mod preview;

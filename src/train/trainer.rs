@@ -249,7 +249,7 @@ fn run_inner(
     let mut dec = model.decoder;
     let parameters = dec.config().num_parameters();
     if dev.is_cpu() {
-        check_memory(parameters, settings)?;
+        check_memory(dec.config(), settings)?;
     }
     let lora_cfg = settings.lora.as_ref().map(|l| LoraConfig {
         r: l.rank,
@@ -396,25 +396,17 @@ fn run_inner(
     })
 }
 
-/// Refuses a run whose weights, gradients and AdamW moments alone would not fit in the memory
-/// the system has available, naming what to lower.
-fn check_memory(parameters: usize, s: &TrainSettings) -> Result<(), TrainError> {
+/// Refuses a run whose weights, gradients, AdamW moments and activations
+/// ([`super::memory::estimate`]) would not fit in the memory the system has available, naming
+/// what to lower.
+fn check_memory(cfg: &crate::model::ModelConfig, s: &TrainSettings) -> Result<(), TrainError> {
     let Some(available) = available_memory() else {
         return Ok(());
     };
-    // f32 weights + gradients + two moments (full fine-tuning), or weights alone (LoRA).
-    let per_param = if s.lora.is_some() { 4 } else { 16 };
-    let need = parameters as u64 * per_param;
-    if need > available {
-        return Err(TrainError::Settings(format!(
-            "out of memory: {:.1} GB of weights, gradients and optimizer state for {:.1}M parameters, but {:.1} GB \
-             is available; use LoRA (--lora-rank 16) or a smaller model",
-            need as f64 / 1e9,
-            parameters as f64 / 1e6,
-            available as f64 / 1e9
-        )));
+    match super::memory::estimate(cfg, s).refusal(available, s) {
+        Some(msg) => Err(TrainError::Settings(msg)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// MemAvailable from /proc/meminfo (Linux), in bytes.

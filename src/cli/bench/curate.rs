@@ -93,8 +93,8 @@ fn sentence(rng: &mut StdRng, n: usize) -> String {
     s
 }
 
-/// Peak resident memory of this process, in MiB.
-fn peak_rss_mib() -> f64 {
+/// Peak resident memory of this process, in MiB (also reported by bench train).
+pub(super) fn peak_rss_mib() -> f64 {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage fills the struct it is given.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };

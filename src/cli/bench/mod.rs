@@ -2,6 +2,7 @@
 //! the same run (one file per benchmark), and what they share: the benchmark model's shape, the
 //! median, and running a Python baseline script. (The evaluation sets are eval::benchmarks.)
 
+mod attention;
 mod curate;
 mod decode;
 mod gpu_decode;
@@ -28,6 +29,8 @@ pub enum BenchCommand {
     Train(train::TrainBenchArgs),
     /// Loss and gradients on a device/precision against the transformers parity fixtures
     Grads(grads::GradsArgs),
+    /// The CPU training attention, tiled against materialising, over sequence lengths
+    Attention(attention::AttentionBenchArgs),
     /// A synthetic pool (1M rows) through import, rules, dedup, decontamination and selection
     Curate(curate::CurateBenchArgs),
 }
@@ -39,6 +42,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(a) => train::run(a),
         BenchCommand::Grads(a) => grads::run(a),
         BenchCommand::Curate(a) => curate::run(a),
+        BenchCommand::Attention(a) => attention::run(a),
     }
 }
 

@@ -30,6 +30,9 @@ pub enum Shape {
     /// Qwen2.5-0.5B's shape (494M parameters, vocabulary 151,936), random weights.
     #[value(name = "0.5b")]
     B05,
+    /// Qwen2.5-1.5B's shape (1.5B parameters, head size 128), random weights.
+    #[value(name = "1.5b")]
+    B15,
 }
 
 impl Shape {
@@ -45,6 +48,16 @@ impl Shape {
             c.head_dim = 64;
             c.max_position_embeddings = 32_768;
         }
+        if self == Shape::B15 {
+            c.vocab_size = 151_936;
+            c.hidden_size = 1536;
+            c.intermediate_size = 8960;
+            c.num_layers = 28;
+            c.num_heads = 12;
+            c.num_kv_heads = 2;
+            c.head_dim = 128;
+            c.max_position_embeddings = 32_768;
+        }
         c
     }
 
@@ -52,6 +65,7 @@ impl Shape {
         match self {
             Shape::M29 => "qwen2-29.4M",
             Shape::B05 => "qwen2.5-0.5B-shape",
+            Shape::B15 => "qwen2.5-1.5B-shape",
         }
     }
 }
@@ -279,8 +293,10 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         losses[0],
         fmt_mfu(mfu(ours))
     );
+    let peak_rss = super::curate::peak_rss_mib();
+    println!("peak resident memory of this process (ours; the baselines run in their own): {peak_rss:.0} MiB");
     let mut json = serde_json::json!({
-        "step_s": step_s, "tokens_per_s": ours, "steps": times, "rounds": rounds, "losses": losses, "device": a.device,
+        "peak_rss_mib": peak_rss, "step_s": step_s, "tokens_per_s": ours, "steps": times, "rounds": rounds, "losses": losses, "device": a.device,
         "shape": a.shape.label(), "dtype": format!("{:?}", a.dtype), "flops_per_token": flops,
         "peak_tflops": peak, "mfu_percent": mfu(ours),
     });

@@ -13,7 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Stora
 
 use super::cpu_gemm::f32_slice;
 use super::cpu_vmath;
-use super::fused_attention::{self as attention, Dims};
+use super::fused_attention::{self as attention, Dims, Saved};
 use super::fused_linear::{backward_rows, column_sums, forward_rows};
 use super::fused_ops::{rms_norm_bwd_rows, rms_norm_rows, rope_in_place};
 use super::op_profile::span;
@@ -148,7 +148,7 @@ struct Stash {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
-    probs: Option<Vec<f32>>,
+    saved: Saved,
     o: Vec<f32>,
     x1: Vec<f32>,
     h2: Vec<f32>,
@@ -185,7 +185,7 @@ fn forward(x: &[f32], w: &W, geo: Geometry) -> Result<(Vec<f32>, Stash)> {
     rope_in_place(&mut q, w.cos, w.sin, geo.t, geo.heads, d, false);
     rope_in_place(&mut k, w.cos, w.sin, geo.t, geo.kv_heads, d, false);
     let sp = span("block/attention");
-    let (o, probs) = attention::forward(&q, &k, &v, geo.dims());
+    let (o, saved) = attention::forward(&q, &k, &v, geo.dims(), attention::tiled(geo.t));
     drop(sp);
     let mut x1 = w.lin(O, &o, geo.heads * d)?;
     x1.iter_mut().zip(x).for_each(|(a, b)| *a += b);
@@ -202,7 +202,7 @@ fn forward(x: &[f32], w: &W, geo: Geometry) -> Result<(Vec<f32>, Stash)> {
         q,
         k,
         v,
-        probs,
+        saved,
         o,
         x1,
         h2,
@@ -261,7 +261,7 @@ fn backward(
     let mut d_o = vec![0f32; st.o.len()];
     put_lin(O, lin_bwd(&st.o, w.w[O], &dx1, qd, &mut d_o, false)?, &dx1, hidden);
     let sp = span("block/attention-bwd");
-    let mut dqkv = attention::backward(&st.q, &st.k, &st.v, &d_o, st.probs.as_deref(), geo.dims());
+    let mut dqkv = attention::backward(&st.q, &st.k, &st.v, &st.o, &d_o, st.saved, geo.dims());
     drop(sp);
     drop(d_o);
     let (dq, dkv) = dqkv.split_at_mut(st.q.len());

@@ -27,7 +27,10 @@ mod cpu_quant_k;
 mod cpu_quant_legacy;
 pub mod cpu_vmath;
 #[cfg(feature = "cuda")]
+pub mod cuda_flash_attention;
+#[cfg(feature = "cuda")]
 pub mod cuda_train_ops;
+pub mod flash_attention;
 pub mod fused_attention;
 pub mod fused_block;
 pub mod fused_embedding;

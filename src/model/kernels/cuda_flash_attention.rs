@@ -1,0 +1,156 @@
+//! Launchers of kernels/flash_attn.cu (built to PTX by build.rs): the CUDA side of the training
+//! attention op of fused_attention.rs, in memory linear in the sequence. bf16 storage, head sizes
+//! 64 and 128 (the kernels are compiled for those two); other shapes take the composed path.
+
+use candle_core::cuda_backend::cudarc::driver::sys::CUfunction_attribute_enum;
+use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, LaunchConfig, PushKernelArg};
+use candle_core::cuda_backend::{CudaDevice, CudaStorage, WrapErr};
+use candle_core::{DType, Layout, Result};
+use half::bf16;
+
+use super::fused_attention::Dims;
+
+const PTX: &str = include_str!(concat!(env!("OUT_DIR"), "/flash_attn.ptx"));
+const MODULE: &str = "s1_flash_attn";
+/// Threads per block (4 warps), query rows per block, and the shared tiles' sizes, as in
+/// kernels/flash_attn.cu.
+const THREADS: u32 = 128;
+const BR: usize = 64;
+const BC: usize = 64;
+const BT: usize = 32;
+const PAD: usize = 8;
+
+/// Whether the kernels take this storage type and head size.
+pub fn supported(dtype: DType, d: usize) -> bool {
+    dtype == DType::BF16 && matches!(d, 64 | 128)
+}
+
+/// The contiguous bf16 view of an argument, 16-byte aligned (the kernels load 8 values at a time).
+fn view<'a>(s: &'a CudaStorage, l: &Layout, what: &str) -> Result<CudaView<'a, bf16>> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle_core::bail!("s1-attention (CUDA): {what} is not contiguous");
+    };
+    if a % 8 != 0 {
+        candle_core::bail!("s1-attention (CUDA): {what} starts at element {a}, not a multiple of 8");
+    }
+    Ok(s.as_cuda_slice::<bf16>()?.slice(a..b))
+}
+
+/// Launches `name` with `smem` bytes of dynamic shared memory (raising the kernel's limit above
+/// the default 48 KiB where needed), pushing `args` in order. Sound only when the arguments match
+/// the kernel's parameters in kernels/flash_attn.cu (order, types, buffer sizes): each call lists
+/// them in the kernel's order beside the allocations.
+macro_rules! launch {
+    ($dev:expr, $name:expr, $grid:expr, $smem:expr, [$($arg:expr),+ $(,)?]) => {{
+        let f = $dev.get_or_load_custom_func(&$name, MODULE, PTX)?;
+        let smem: usize = $smem;
+        if smem > 48 << 10 {
+            f.set_attribute(
+                CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                smem as i32,
+            )
+            .w()?;
+        }
+        let config = LaunchConfig {
+            grid_dim: $grid,
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: smem as u32,
+        };
+        let mut b = f.builder();
+        $(b.arg($arg);)+
+        // SAFETY: the caller's arguments match the kernel's signature (see the macro's doc).
+        unsafe { b.launch(config) }.w()
+    }};
+}
+
+/// Integer kernel arguments (the kernels index with int; t * heads * d stays far below 2^31).
+fn int(x: usize, what: &str) -> Result<i32> {
+    i32::try_from(x).map_err(|_| candle_core::Error::Msg(format!("s1-attention (CUDA): {what} {x} exceeds i32")))
+}
+
+/// The output `[b, t, h * d]` and each row's log-sum-exp `[b, h, t]`.
+pub(crate) fn forward(
+    dev: &CudaDevice,
+    q: (&CudaStorage, &Layout),
+    k: (&CudaStorage, &Layout),
+    v: (&CudaStorage, &Layout),
+    dm: Dims,
+) -> Result<(CudaStorage, CudaSlice<f32>)> {
+    let Dims {
+        b, t, h, kvh, d, scale, ..
+    } = dm;
+    let (qv, kv, vv) = (view(q.0, q.1, "q")?, view(k.0, k.1, "k")?, view(v.0, v.1, "v")?);
+    // SAFETY: the kernel writes every row of o and every entry of lse.
+    let o = unsafe { dev.alloc::<bf16>(b * t * h * d)? };
+    let lse = unsafe { dev.alloc::<f32>(b * h * t)? };
+    let (ti, hi, ki) = (int(t, "t")?, int(h, "heads")?, int(kvh, "kv heads")?);
+    let grid = (
+        int(t.div_ceil(BR), "blocks")? as u32,
+        int(b * h, "b * heads")? as u32,
+        1,
+    );
+    let smem = 2 * BC * (d + PAD) * 2;
+    launch!(
+        dev,
+        format!("flash_fwd_d{d}"),
+        grid,
+        smem,
+        [&qv, &kv, &vv, &o, &lse, &ti, &hi, &ki, &scale]
+    )?;
+    Ok((CudaStorage::wrap_cuda_slice(o, dev.clone()), lse))
+}
+
+/// dq, dk and dv packed in one bf16 buffer (`[b, t, h * d]`, then two `[b, t, kvh * d]`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward(
+    dev: &CudaDevice,
+    q: (&CudaStorage, &Layout),
+    k: (&CudaStorage, &Layout),
+    v: (&CudaStorage, &Layout),
+    o: (&CudaStorage, &Layout),
+    d_o: (&CudaStorage, &Layout),
+    lse: &CudaSlice<f32>,
+    dm: Dims,
+) -> Result<CudaStorage> {
+    let Dims {
+        b, t, h, kvh, d, scale, ..
+    } = dm;
+    let (qv, kv, vv) = (view(q.0, q.1, "q")?, view(k.0, k.1, "k")?, view(v.0, v.1, "v")?);
+    let (ov, dov) = (view(o.0, o.1, "o")?, view(d_o.0, d_o.1, "dO")?);
+    let (nq, nk) = (b * t * h * d, b * t * kvh * d);
+    let (bi, ti, hi, ki) = (int(b, "batch")?, int(t, "t")?, int(h, "heads")?, int(kvh, "kv heads")?);
+    // SAFETY: the dot kernel writes every row's entry.
+    let dsum = unsafe { dev.alloc::<f32>(b * h * t)? };
+    let rows = b * h * t;
+    launch!(
+        dev,
+        format!("flash_bwd_dot_d{d}"),
+        (int(rows.div_ceil(THREADS as usize / 32), "rows")? as u32, 1, 1),
+        0,
+        [&ov, &dov, &dsum, &bi, &ti, &hi]
+    )?;
+    // SAFETY: the dq kernel writes every row of dq, the dk/dv kernel every row of dk and dv.
+    let mut out = unsafe { dev.alloc::<bf16>(nq + 2 * nk)? };
+    {
+        let (mut dq, mut rest) = out.split_at_mut(nq);
+        let (mut dk, mut dv) = rest.split_at_mut(nk);
+        let blocks = int(t.div_ceil(BR), "blocks")? as u32;
+        let smem = (2 * BR + 2 * BT) * (d + PAD) * 2 + 2 * BT * 4;
+        launch!(
+            dev,
+            format!("flash_bwd_dkdv_d{d}"),
+            (blocks, int(b * kvh, "b * kv heads")? as u32, 1),
+            smem,
+            [&qv, &kv, &vv, &dov, lse, &dsum, &mut dk, &mut dv, &ti, &hi, &ki, &scale]
+        )?;
+        let smem = 2 * BT * (d + PAD) * 2;
+        launch!(
+            dev,
+            format!("flash_bwd_dq_d{d}"),
+            (blocks, int(b * h, "b * heads")? as u32, 1),
+            smem,
+            [&qv, &kv, &vv, &dov, lse, &dsum, &mut dq, &ti, &hi, &ki, &scale]
+        )?;
+    }
+    Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
+}
