@@ -215,7 +215,26 @@ pub fn build_prompt(
         let start = budget.format.start.trim();
         !start.is_empty() && text.trim_end().ends_with(start)
     };
-    let mut ids = model.tokenizer.encode(&text)?;
+    Ok(Prompt {
+        ids: encode_with_bos(model, &text)?,
+        has_thinking_start,
+    })
+}
+
+/// A plain prompt (no chat template), tokenized as is: a completion's. Thinking, when on,
+/// opens after it, unless the text already ends with the format's start.
+pub fn text_prompt(model: &LoadedModel, text: &str, budget: &BudgetConfig) -> Result<Prompt, ModelError> {
+    let budget = effective_budget(budget);
+    let start = budget.format.start.trim();
+    Ok(Prompt {
+        ids: encode_with_bos(model, text)?,
+        has_thinking_start: budget.thinking && !start.is_empty() && text.trim_end().ends_with(start),
+    })
+}
+
+/// Tokenizes `text`, with the BOS token first when the tokenizer asks for one.
+fn encode_with_bos(model: &LoadedModel, text: &str) -> Result<Vec<u32>, ModelError> {
+    let mut ids = model.tokenizer.encode(text)?;
     if model.tokenizer.special.add_bos {
         if let Some(bos) = model
             .tokenizer
@@ -229,10 +248,7 @@ pub fn build_prompt(
             }
         }
     }
-    Ok(Prompt {
-        ids,
-        has_thinking_start,
-    })
+    Ok(ids)
 }
 
 /// Runs a conversation through a loaded model with budget forcing (a fresh KV cache).
