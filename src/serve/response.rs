@@ -32,8 +32,10 @@ pub fn finish_reason(reason: StopReason) -> &'static str {
     }
 }
 
+/// `completion_tokens` counts every token after the prompt (delimiters and injections too: what
+/// `max_tokens` bounds); `reasoning_tokens` the thinking alone.
 pub fn usage(g: &Generation) -> Value {
-    let completion = g.thinking_tokens + g.answer_tokens;
+    let completion = g.output_ids.len();
     json!({
         "prompt_tokens": g.prompt_tokens,
         "completion_tokens": completion,
