@@ -6,6 +6,7 @@ mod curate;
 mod decode;
 mod gpu_decode;
 mod grads;
+mod serve;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     Train(train::TrainBenchArgs),
     /// Loss and gradients on a device/precision against the transformers parity fixtures
     Grads(grads::GradsArgs),
+    /// `s1-studio serve` against llama-cpp-python's server on the same GGUF: aggregate tokens/s
+    /// and time to first token at 1, 4 and 16 concurrent streams
+    Serve(serve::ServeBenchArgs),
     /// A synthetic pool (1M rows) through import, rules, dedup, decontamination and selection
     Curate(curate::CurateBenchArgs),
 }
@@ -39,6 +43,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(a) => train::run(a),
         BenchCommand::Grads(a) => grads::run(a),
         BenchCommand::Curate(a) => curate::run(a),
+        BenchCommand::Serve(a) => serve::run(a),
     }
 }
 
