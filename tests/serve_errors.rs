@@ -114,3 +114,64 @@ fn a_public_address_without_a_key_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("without an API key"), "{err}");
 }
+
+#[test]
+fn a_full_queue_is_a_503_and_a_cancelled_request_frees_its_slot() {
+    use std::io::{BufRead, BufReader};
+    let d = tempfile::tempdir().unwrap();
+    common::tiny_qwen(d.path(), 4096);
+    let server = Server::start(d.path(), &["--parallel", "1", "--queue", "1"]);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    // A long request holds the only slot.
+    let long = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3500, "stream": true,
+                      "min_thinking_tokens": 3000});
+    let resp = agent
+        .post(format!("{}/v1/chat/completions", server.base))
+        .send_json(&long)
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut lines = BufReader::new(resp.into_body().into_reader()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let chunk: Value = serde_json::from_str(first.strip_prefix("data: ").unwrap()).unwrap();
+    let id = chunk["id"].as_str().unwrap().to_string();
+    // Two short ones: one waits in the queue (room for one), the other is turned away.
+    let short = json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4});
+    let sent: Vec<_> = (0..2)
+        .map(|i| {
+            let (agent, url, body) = (
+                agent.clone(),
+                format!("{}/v1/chat/completions", server.base),
+                short.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!("short-{i}"))
+                .spawn(move || {
+                    let mut r = agent.post(url).send_json(&body).unwrap();
+                    (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+                })
+                .unwrap()
+        })
+        .collect();
+    // The turned-away one answers at once; then the long one is cancelled by its id.
+    let t0 = std::time::Instant::now();
+    while !sent.iter().any(|h| h.is_finished()) {
+        assert!(t0.elapsed().as_secs() < 60, "neither short request was answered");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let (s, b) = server.post(&format!("/v1/requests/{id}/cancel"), b"");
+    assert_eq!(s, 200, "{b}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(
+        rest.iter().any(|l| l == "data: [DONE]"),
+        "the cancelled stream ends with [DONE]"
+    );
+    let mut results: Vec<(u16, String)> = sent.into_iter().map(|h| h.join().unwrap()).collect();
+    results.sort();
+    assert_eq!(
+        results[0].0, 200,
+        "the queued request ran once the slot was free: {}",
+        results[0].1
+    );
+    let v = openai_error(results[1].0, &results[1].1, 503);
+    assert_eq!(v["error"]["code"], "server_busy");
+}
