@@ -16,6 +16,7 @@ pub mod grade;
 pub mod jobs;
 pub mod model;
 pub mod pytext;
+pub mod serve;
 pub mod train;
 pub mod ui;
 pub mod workspace;

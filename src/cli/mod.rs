@@ -8,6 +8,7 @@ mod generate;
 mod grade;
 mod init_model;
 mod merge_lora;
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ pub enum Command {
     Curate(curate::CurateArgs),
     /// Grade responses against references offline (MATH/AIME/GSM8K/multiple choice)
     Grade(grade::GradeArgs),
+    /// Serve a model behind the OpenAI API, with minimum and maximum thinking per request
+    Serve(serve::ServeArgs),
     /// Performance benchmarks against named baselines, measured in the same run
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -101,6 +104,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Grade(args)) => grade::run(args),
         Some(Command::Curate(args)) => curate::run(args),
         Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,
             view: args.view,

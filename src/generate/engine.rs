@@ -1,15 +1,11 @@
 //! The generation loop: prompt -> (thinking, answer) under budget forcing, streamed as deltas.
 
-use std::time::Instant;
-
 use candle_core::Tensor;
 
-use super::budget::{
-    AnswerNow, BudgetConfig, BudgetError, BudgetEvent, BudgetForcer, Injection, MaxThinking, Phase, Step, StopReason,
-};
+use super::budget::{AnswerNow, BudgetConfig, BudgetError, Injection, MaxThinking, StopReason};
 use super::codec::Codec;
-use super::detok::IncrementalDecoder;
-use super::sampler::{Sampler, SamplingParams};
+use super::sampler::SamplingParams;
+use super::seq::{Next, SeqState};
 use super::stream::StreamEvent;
 use crate::cancel::CancelToken;
 use crate::model::{ChatMessage, Decoder, KvCache, LoadedModel, Logits, ModelError};
@@ -123,179 +119,6 @@ pub struct Generation {
     pub tokens_per_s: f64,
 }
 
-/// One sequence's generation state: budget forcing, sampling, detokenizing, timing. The same
-/// state machine serves one generation ([`generate`]) and many at once ([`generate_batch`]).
-struct SeqState {
-    forcer: BudgetForcer,
-    sampler: Sampler,
-    thinking: IncrementalDecoder,
-    answer: IncrementalDecoder,
-    output_ids: Vec<u32>,
-    prompt_tokens: usize,
-    started: Instant,
-    prefill_s: f64,
-    decode_start: Instant,
-    sampled: usize,
-}
-
-/// What a sequence needs after a sampled token.
-enum Next {
-    Feed { rewind: usize, feed: Vec<u32> },
-    Done(StopReason),
-}
-
-impl SeqState {
-    /// Checks the room left and starts the forcer; returns the state and the tokens to feed
-    /// first (the prompt and the opening delimiter).
-    #[allow(clippy::too_many_arguments)]
-    fn start(
-        position: usize,
-        context: usize,
-        codec: &dyn Codec,
-        prompt: &Prompt,
-        eos_ids: &[u32],
-        max_token_id: u32,
-        params: &GenerateParams,
-        on_event: &mut dyn FnMut(StreamEvent<'_>),
-    ) -> Result<(Self, Vec<u32>), GenerateError> {
-        let room = context.saturating_sub(position + prompt.ids.len());
-        if prompt.ids.is_empty() || room == 0 {
-            return Err(ModelError::ContextOverflow {
-                prompt: prompt.ids.len(),
-                reserve: 1,
-                context,
-            }
-            .into());
-        }
-        let max_new = params.max_new_tokens.unwrap_or(room).min(room);
-        // s1: auto = max_gen_toks - longest prompt - delimiters - 100; with no token limit
-        // the context is the limit, which already leaves the prompt out.
-        let auto_room = match params.max_new_tokens {
-            Some(g) => g
-                .saturating_sub(params.auto_prompt_tokens.unwrap_or(prompt.ids.len()))
-                .min(room),
-            None => room,
-        };
-        let budget = effective_budget(&params.budget);
-        let mut st = Self {
-            forcer: BudgetForcer::new(&budget, codec, eos_ids, max_new, auto_room)?,
-            sampler: Sampler::new(params.sampling.clone(), max_token_id),
-            thinking: IncrementalDecoder::new(),
-            answer: IncrementalDecoder::new(),
-            output_ids: Vec::new(),
-            prompt_tokens: prompt.ids.len(),
-            started: Instant::now(),
-            prefill_s: 0.0,
-            decode_start: Instant::now(),
-            sampled: 0,
-        };
-        let mut feed = prompt.ids.clone();
-        st.forcer.set_prompt_end(prompt.ids.last().copied());
-        let opening = st.forcer.start(prompt.has_thinking_start, codec);
-        feed.extend(&opening);
-        st.output_ids.extend(&opening);
-        stream(&mut st.forcer, codec, &mut st.thinking, &mut st.answer, on_event);
-        Ok((st, feed))
-    }
-
-    /// The prompt's logits arrived: decoding starts.
-    fn prefilled(&mut self) {
-        self.prefill_s = self.started.elapsed().as_secs_f64();
-        self.decode_start = Instant::now();
-    }
-
-    /// Samples from `logits` and advances the forcer; with `answer_now` while thinking, ends
-    /// the thinking instead ([`BudgetForcer::force_end_now`]; `logits` go unused).
-    fn next(
-        &mut self,
-        logits: &mut [f32],
-        codec: &dyn Codec,
-        cancel: &CancelToken,
-        answer_now: bool,
-        on_event: &mut dyn FnMut(StreamEvent<'_>),
-    ) -> Next {
-        if cancel.is_cancelled() {
-            self.forcer.finish();
-            return Next::Done(StopReason::Cancelled);
-        }
-        let forced = if answer_now {
-            self.forcer.force_end_now(codec)
-        } else {
-            None
-        };
-        let step = match forced {
-            Some(step) => step,
-            None => {
-                let id = self.sampler.sample(logits, &self.forcer.banned());
-                self.sampled += 1;
-                self.forcer.on_token(id, codec)
-            }
-        };
-        stream(&mut self.forcer, codec, &mut self.thinking, &mut self.answer, on_event);
-        on_event(StreamEvent::Counts {
-            thinking: self.forcer.thinking_tokens(),
-            answer: self.forcer.answer_tokens(),
-            sampled: self.sampled,
-            prefill_s: self.prefill_s,
-            decode_s: self.decode_start.elapsed().as_secs_f64(),
-        });
-        match step {
-            Step::Stop(reason) => Next::Done(reason),
-            Step::Feed { rewind, feed } => {
-                if rewind > 0 {
-                    self.output_ids.truncate(self.output_ids.len().saturating_sub(rewind));
-                }
-                self.output_ids.extend(&feed);
-                match self.forcer.stopped() {
-                    Some(reason) => Next::Done(reason),
-                    None => Next::Feed { rewind, feed },
-                }
-            }
-        }
-    }
-
-    fn finish(
-        mut self,
-        stop_reason: StopReason,
-        codec: &dyn Codec,
-        on_event: &mut dyn FnMut(StreamEvent<'_>),
-    ) -> Generation {
-        stream(&mut self.forcer, codec, &mut self.thinking, &mut self.answer, on_event);
-        for (dec, phase) in [(&mut self.thinking, Phase::Thinking), (&mut self.answer, Phase::Answer)] {
-            if let Some(rest) = dec.flush(codec) {
-                on_event(if phase == Phase::Thinking {
-                    StreamEvent::Thinking(&rest)
-                } else {
-                    StreamEvent::Answer(&rest)
-                });
-            }
-        }
-        let decode_s = self.decode_start.elapsed().as_secs_f64();
-        Generation {
-            thinking: self.thinking.text().to_string(),
-            answer: self.answer.text().to_string(),
-            prompt_tokens: self.prompt_tokens,
-            thinking_tokens: self.forcer.thinking_tokens(),
-            answer_tokens: self.forcer.answer_tokens(),
-            waits_injected: self.forcer.waits_injected(),
-            waits_for_min: self.forcer.waits_for_min(),
-            forced_end: self.forcer.forced_end(),
-            thinking_cut: self.forcer.thinking_cut(),
-            max_thinking: self.forcer.max_thinking(),
-            stop_reason,
-            injections: self.forcer.injections().to_vec(),
-            output_ids: self.output_ids,
-            prefill_s: self.prefill_s,
-            decode_s,
-            tokens_per_s: if decode_s > 0.0 {
-                self.sampled as f64 / decode_s
-            } else {
-                0.0
-            },
-        }
-    }
-}
-
 /// Runs one generation under budget forcing, streaming deltas to `on_event`.
 #[allow(clippy::too_many_arguments)]
 pub fn generate(
@@ -363,39 +186,6 @@ pub fn generate_steered(
     Ok(st.finish(stop_reason, codec, on_event))
 }
 
-fn stream(
-    forcer: &mut BudgetForcer,
-    codec: &dyn Codec,
-    thinking: &mut IncrementalDecoder,
-    answer: &mut IncrementalDecoder,
-    on_event: &mut dyn FnMut(StreamEvent<'_>),
-) {
-    for ev in forcer.drain_events() {
-        match ev {
-            BudgetEvent::Token {
-                phase: Phase::Answer,
-                id,
-            } => {
-                if let Some(d) = answer.push(codec, id) {
-                    on_event(StreamEvent::Answer(&d));
-                }
-            }
-            BudgetEvent::Token { id, .. } => {
-                if let Some(d) = thinking.push(codec, id) {
-                    on_event(StreamEvent::Thinking(&d));
-                }
-            }
-            BudgetEvent::Injected(inj) => {
-                let text = codec.decode(&inj.ids).unwrap_or_default();
-                on_event(StreamEvent::Injected {
-                    injection: &inj,
-                    text: &text,
-                })
-            }
-        }
-    }
-}
-
 /// The budget as generation applies it: a maximum of 0 thinking tokens with a format other
 /// than s1's is thinking off (the template's own "no thinking" prompt, or its opened block
 /// closed at once); s1's keeps its rule (`<|im_start|>think`, then the forced end at once).
@@ -425,7 +215,26 @@ pub fn build_prompt(
         let start = budget.format.start.trim();
         !start.is_empty() && text.trim_end().ends_with(start)
     };
-    let mut ids = model.tokenizer.encode(&text)?;
+    Ok(Prompt {
+        ids: encode_with_bos(model, &text)?,
+        has_thinking_start,
+    })
+}
+
+/// A plain prompt (no chat template), tokenized as is: a completion's. Thinking, when on,
+/// opens after it, unless the text already ends with the format's start.
+pub fn text_prompt(model: &LoadedModel, text: &str, budget: &BudgetConfig) -> Result<Prompt, ModelError> {
+    let budget = effective_budget(budget);
+    let start = budget.format.start.trim();
+    Ok(Prompt {
+        ids: encode_with_bos(model, text)?,
+        has_thinking_start: budget.thinking && !start.is_empty() && text.trim_end().ends_with(start),
+    })
+}
+
+/// Tokenizes `text`, with the BOS token first when the tokenizer asks for one.
+fn encode_with_bos(model: &LoadedModel, text: &str) -> Result<Vec<u32>, ModelError> {
+    let mut ids = model.tokenizer.encode(text)?;
     if model.tokenizer.special.add_bos {
         if let Some(bos) = model
             .tokenizer
@@ -439,10 +248,7 @@ pub fn build_prompt(
             }
         }
     }
-    Ok(Prompt {
-        ids,
-        has_thinking_start,
-    })
+    Ok(ids)
 }
 
 /// Runs a conversation through a loaded model with budget forcing (a fresh KV cache).
@@ -478,94 +284,4 @@ pub fn chat_steered(
         answer_now,
         on_event,
     )
-}
-
-/// Several conversations generated at once, each with its own parameters and budget state.
-/// Prompts are prefilled one by one; then every decode step that feeds one token to several
-/// sequences runs them through the decoder together (the weights read once for all of them,
-/// on the CPU path), while a sequence that must be fed several tokens (an injected "Wait" or a
-/// forced end) is fed on its own. Greedy results equal those of [`chat`] for each conversation.
-pub fn chat_batch(
-    model: &LoadedModel,
-    conversations: &[Vec<ChatMessage>],
-    params: &[GenerateParams],
-    cancel: &CancelToken,
-) -> Result<Vec<Generation>, GenerateError> {
-    if conversations.len() != params.len() {
-        return Err(GenerateError::Candle(candle_core::Error::Msg(format!(
-            "{} conversations but {} parameter sets",
-            conversations.len(),
-            params.len()
-        ))));
-    }
-    let dec = &model.decoder;
-    let codec: &dyn Codec = &model.tokenizer;
-    let eos = &model.tokenizer.special.eos_ids;
-    let max_id = model.tokenizer.max_token_id;
-    let context = dec.config().max_position_embeddings;
-    let n = conversations.len();
-    let mut caches: Vec<KvCache> = (0..n).map(|_| dec.new_cache()).collect();
-    let mut states: Vec<Option<SeqState>> = Vec::with_capacity(n);
-    let mut logits: Vec<Vec<f32>> = Vec::with_capacity(n);
-    let feed_one = |cache: &mut KvCache, tokens: &[u32]| -> Result<Vec<f32>, GenerateError> {
-        let ids = Tensor::new(tokens, dec.device())?.unsqueeze(0)?;
-        Ok(dec
-            .forward(&ids, Some(cache), Logits::Last)?
-            .flatten_all()?
-            .to_vec1::<f32>()?)
-    };
-    for (i, (msgs, p)) in conversations.iter().zip(params).enumerate() {
-        let prompt = build_prompt(model, msgs, &p.budget)?;
-        let (mut st, feed) = SeqState::start(0, context, codec, &prompt, eos, max_id, p, &mut |_| {})?;
-        logits.push(feed_one(&mut caches[i], &feed)?);
-        st.prefilled();
-        states.push(Some(st));
-    }
-    let mut results: Vec<Option<Generation>> = (0..n).map(|_| None).collect();
-    while states.iter().any(Option::is_some) {
-        let mut singles: Vec<(usize, u32)> = Vec::new();
-        for i in 0..n {
-            let Some(mut st) = states[i].take() else { continue };
-            match st.next(&mut logits[i], codec, cancel, false, &mut |_| {}) {
-                Next::Done(reason) => results[i] = Some(st.finish(reason, codec, &mut |_| {})),
-                Next::Feed { rewind, feed } => {
-                    states[i] = Some(st);
-                    if rewind > 0 {
-                        let len = caches[i].len();
-                        caches[i].truncate(len.saturating_sub(rewind));
-                    }
-                    match feed.len() {
-                        0 => {}
-                        1 => singles.push((i, feed[0])),
-                        _ => logits[i] = feed_one(&mut caches[i], &feed)?,
-                    }
-                }
-            }
-        }
-        if singles.is_empty() {
-            continue;
-        }
-        let tokens: Vec<u32> = singles.iter().map(|s| s.1).collect();
-        let mut batch: Vec<&mut KvCache> = caches
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| singles.iter().any(|s| s.0 == *i))
-            .map(|(_, c)| c)
-            .collect();
-        if batch.len() > 1 && dec.can_step_cpu_batch(&batch) {
-            let hidden = dec.step_cpu_batch(&tokens, &mut batch)?;
-            for ((i, _), l) in singles.iter().zip(dec.head_cpu_batch(&hidden)?) {
-                logits[*i] = l;
-            }
-        } else {
-            drop(batch);
-            for &(i, t) in &singles {
-                logits[i] = feed_one(&mut caches[i], &[t])?;
-            }
-        }
-    }
-    results
-        .into_iter()
-        .collect::<Option<Vec<_>>>()
-        .ok_or_else(|| GenerateError::Candle(candle_core::Error::Msg("a sequence did not finish".into())))
 }

@@ -7,6 +7,8 @@ pub mod conversation;
 pub mod detok;
 pub mod engine;
 pub mod sampler;
+pub mod scheduler;
+mod seq;
 pub mod stream;
 
 pub use budget::{
@@ -16,8 +18,9 @@ pub use budget::{
 pub use codec::Codec;
 pub use detok::IncrementalDecoder;
 pub use engine::{
-    build_prompt, chat, chat_batch, chat_steered, effective_budget, generate, generate_steered, DecoderSession,
+    build_prompt, chat, chat_steered, effective_budget, generate, generate_steered, text_prompt, DecoderSession,
     GenerateError, GenerateParams, Generation, LanguageModel, Prompt,
 };
 pub use sampler::{Sampler, SamplingParams};
+pub use scheduler::{chat_batch, Scheduler, SeqControl, SeqEvent, SeqId, Sink, SinkFlow};
 pub use stream::{Delta, StreamEvent};

@@ -7,6 +7,7 @@ mod curate;
 mod decode;
 mod gpu_decode;
 mod grads;
+mod serve;
 mod train;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,9 @@ pub enum BenchCommand {
     Grads(grads::GradsArgs),
     /// The CPU training attention, tiled against materialising, over sequence lengths
     Attention(attention::AttentionBenchArgs),
+    /// `s1-studio serve` against llama-cpp-python's server on the same GGUF: aggregate tokens/s
+    /// and time to first token at 1, 4 and 16 concurrent streams
+    Serve(serve::ServeBenchArgs),
     /// A synthetic pool (1M rows) through import, rules, dedup, decontamination and selection
     Curate(curate::CurateBenchArgs),
 }
@@ -43,6 +47,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Grads(a) => grads::run(a),
         BenchCommand::Curate(a) => curate::run(a),
         BenchCommand::Attention(a) => attention::run(a),
+        BenchCommand::Serve(a) => serve::run(a),
     }
 }
 
