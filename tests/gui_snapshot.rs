@@ -1,8 +1,9 @@
-//! A real screenshot of the chat panel: SmolLM2-135M-Instruct (GGUF) answering under a thinking
-//! budget with two "Wait"s, rendered by wgpu on a software adapter (Mesa lavapipe; CI installs
-//! mesa-vulkan-drivers). The image is tests/snapshots/chat_panel.png, shown in README.md;
-//! `UPDATE_SNAPSHOTS=1 cargo test --profile ci --test gui_snapshot` rewrites it. The footer's
-//! machine readings are pinned (they change from run to run).
+//! Real screenshots of the four views, rendered by wgpu on a software adapter (Mesa lavapipe; CI
+//! installs mesa-vulkan-drivers), shown in README.md: the chat panel (SmolLM2-135M-Instruct GGUF
+//! answering under a thinking budget with two "Wait"s), the Curate view on the sample pool, the
+//! Train view after a short run and the Evaluate view after a small sweep; tests/snapshots/*.png.
+//! `UPDATE_SNAPSHOTS=1 cargo test --profile ci --test gui_snapshot` rewrites them. The footer's
+//! machine readings, timings and temporary paths are pinned (they change from run to run).
 
 mod common;
 
@@ -109,4 +110,97 @@ fn evaluate_view_after_a_small_sweep() {
     h.run();
     let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2500);
     h.snapshot_options("evaluate_view", &options);
+}
+
+/// Training rows for the Train view's picture: sums, with a short worked trace each.
+fn train_rows(path: &std::path::Path, n: usize) {
+    let text: String = (0..n)
+        .map(|i| {
+            let row = serde_json::json!({
+                "question": format!("What is {i} + {}?", i % 7),
+                "thinking_trajectories": [format!("{i} + {} = {}.", i % 7, i + i % 7)],
+                "attempt": format!("\\boxed{{{}}}", i + i % 7),
+            });
+            format!("{row}\n")
+        })
+        .collect();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A real screenshot of the Train view after a short run of a tiny random Qwen2 (the real Qwen
+/// tokenizer): the loss, learning-rate and gradient-norm charts, the run history and its
+/// checkpoints. The image is tests/snapshots/train_view.png, shown in README.md.
+#[test]
+fn train_view_after_a_short_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    train_rows(&d.join("rows.jsonl"), 24);
+    let mut s = Settings {
+        view: s1_studio::ui::settings::View::Train,
+        ..Default::default()
+    };
+    s.train.model = d.join("model");
+    s.train.data = d.join("rows.jsonl");
+    s.train.out = d.join("runs/sums");
+    s.train.epochs = 6;
+    s.train.lr = 4e-3;
+    s.train.batch = 2;
+    s.train.grad_accum = 2;
+    s.train.block_size = 96;
+    let mut h = harness_with(Harness::<StudioApp>::builder().wgpu(), app(s));
+    pin_machine(&mut h);
+    h.run();
+    h.get_by_label("Start").click();
+    step_until(
+        &mut h,
+        Duration::from_secs(300),
+        |_| {},
+        |a| !a.train.is_running() && !a.train.checking,
+    );
+    assert!(
+        matches!(h.state().train.status, s1_studio::ui::train_state::TrainStatus::Done { .. }),
+        "{:?}",
+        h.state().train.status
+    );
+    // 24 rows, global batch 4, 6 epochs.
+    assert_eq!(h.state().train.records.len(), 36);
+    step_until(
+        &mut h,
+        Duration::from_secs(30),
+        |_| {},
+        |a| !a.train.history_reading && !a.train.history_stale,
+    );
+    h.get_by_label("Run history (1)").click();
+    h.run();
+    // Timings and paths differ from run to run and checkout to checkout: show fixed ones.
+    let shown = std::path::Path::new("runs/sums");
+    let t = &mut h.state_mut().train;
+    let n = t.records.len();
+    for (i, r) in t.records.iter_mut().enumerate() {
+        r.tokens_per_s = 2400.0 + 60.0 * (0.9 * i as f64).sin();
+        r.elapsed = 0.5 * (i + 1) as f64;
+        r.remaining = 0.5 * (n - i - 1) as f64;
+    }
+    let real = d.join("runs/sums");
+    let relative = |p: &std::path::Path| shown.join(p.strip_prefix(&real).unwrap());
+    if let s1_studio::ui::train_state::TrainStatus::Done { checkpoint } = &mut t.status {
+        *checkpoint = relative(checkpoint);
+    }
+    for run in &mut t.history {
+        run.out = relative(&run.out);
+        run.checkpoint = run.checkpoint.as_deref().map(relative);
+        for (_, c) in &mut run.checkpoints {
+            *c = relative(c);
+        }
+    }
+    let st = &mut h.state_mut().settings.train;
+    st.model = "models/tiny".into();
+    st.data = "data/sums.jsonl".into();
+    st.out = "runs/sums".into();
+    // The pointer off the buttons (the last click left it over one).
+    h.hover_at(egui::pos2(900.0, 700.0));
+    h.run();
+    let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2500);
+    h.snapshot_options("train_view", &options);
 }
