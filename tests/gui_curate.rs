@@ -52,7 +52,9 @@ fn idle(h: &mut Harness<'static, StudioApp>) {
 
 fn click_and_wait(h: &mut Harness<'static, StudioApp>, label: &str) {
     idle(h);
-    h.get_by_label(label).click();
+    // As a screen reader would: the lower steps (with each step's result beside its button)
+    // may sit below the fold of the steps' scroll area.
+    h.get_by_label(label).click_accesskit();
     h.step();
     idle(h);
     assert!(

@@ -241,7 +241,7 @@ pub fn run(
         },
         Step::Rules(change) => {
             let cfg = change.apply(&RulesConfig::load(ws)?)?;
-            Report::Rules(rules::run(ws, &cfg)?)
+            Report::Rules(rules::run_counted(ws, &cfg, &mut |n| progress(n, pool))?)
         }
         Step::ConfigureRules(change) => Report::RulesConfigured(change.store(ws)?),
         Step::Decontam {
@@ -260,7 +260,7 @@ pub fn run(
                 cross_source: *cross_source,
             };
             Report::Decontam {
-                report: decontam::run_with(ws, &sets, &opts)?,
+                report: decontam::run_counted(ws, &sets, &opts, &mut |n| progress(n, pool))?,
                 cross_source: *cross_source,
             }
         }
