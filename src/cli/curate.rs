@@ -455,7 +455,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
         (CancelToken::new(), None)
     };
     let report = steps::run(&mut ws, &step, &cancel, &mut |e| {
-        if let (CurateEvent::Progress { done, total }, Some(b)) = (&e, &bar) {
+        if let (CurateEvent::Progress { done, total, .. }, Some(b)) = (&e, &bar) {
             b.set_length(*total as u64);
             b.set_position(*done as u64);
         }
@@ -464,6 +464,13 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
         b.finish_and_clear();
     }
     print!("{report}");
+    // A file that could not be imported is listed above, and the command fails for it.
+    if let steps::Report::Import { files, .. } = &report {
+        let failed = files.iter().filter(|f| f.failure().is_some()).count();
+        if failed > 0 {
+            anyhow::bail!("{failed} of {} files not imported (listed above)", files.len());
+        }
+    }
     Ok(())
 }
 

@@ -64,6 +64,16 @@ impl<'a> Row<'a> {
 /// for each row, in row order. Text must be UTF-8 (an error names the column otherwise); blobs are
 /// an error.
 pub fn par_scan<T: Send>(conn: &Connection, sql: &str, eval: impl Fn(&Row) -> Vec<T> + Sync) -> anyhow::Result<Vec<T>> {
+    par_scan_counted(conn, sql, eval, &mut |_| {})
+}
+
+/// [`par_scan`], telling `progress` the rows read so far after each chunk (a step's progress bar).
+pub fn par_scan_counted<T: Send>(
+    conn: &Connection,
+    sql: &str,
+    eval: impl Fn(&Row) -> Vec<T> + Sync,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<Vec<T>> {
     let mut st = conn.prepare(sql)?;
     let columns = st.column_count();
     if columns == 0 {
@@ -118,6 +128,7 @@ pub fn par_scan<T: Send>(conn: &Connection, sql: &str, eval: impl Fn(&Row) -> Ve
                     if tx.send(full).is_err() {
                         break;
                     }
+                    progress(row_no);
                 }
             }
             if chunk.len() > 0 {
@@ -151,15 +162,23 @@ mod tests {
                 ins.execute(rusqlite::params![a, i as i64 * 2]).unwrap();
             }
         }
-        let got = par_scan(&conn, "SELECT id, a, b FROM t ORDER BY id", |r| {
-            vec![(
-                r.text(0).parse::<usize>().unwrap(),
-                r.get(1).map(str::to_string),
-                r.text(2).to_string(),
-            )]
-        })
+        let mut read = Vec::new();
+        let got = par_scan_counted(
+            &conn,
+            "SELECT id, a, b FROM t ORDER BY id",
+            |r| {
+                vec![(
+                    r.text(0).parse::<usize>().unwrap(),
+                    r.get(1).map(str::to_string),
+                    r.text(2).to_string(),
+                )]
+            },
+            &mut |n| read.push(n),
+        )
         .unwrap();
         assert_eq!(got.len(), n);
+        // The rows read, after each full chunk (the step says the end).
+        assert_eq!(read, [CHUNK, 2 * CHUNK, 3 * CHUNK]);
         for (i, (id, a, b)) in got.iter().enumerate() {
             assert_eq!(*id, i + 1);
             assert_eq!(a.as_deref(), (i % 5 != 0).then(|| format!("row {i} ü")).as_deref());

@@ -205,12 +205,25 @@ pub enum CuratePath {
 /// The Curate view's commands.
 #[derive(Debug, Clone)]
 pub enum CurateCommand {
-    Start(Box<Step>),
+    /// Start a step; `button` names the button it came from (its result is shown there).
+    Start {
+        step: Box<Step>,
+        button: &'static str,
+    },
     Stop,
-    /// Open a question in the inspector.
-    Inspect(String),
+    /// A click on a table row: picks it (see `curate_pick`) and opens it in the inspector.
+    ClickRow {
+        key: String,
+        how: super::curate_pick::ClickKind,
+    },
+    /// Open (true) or close the inspector.
+    ShowInspector(bool),
     /// Include or exclude a question by hand (None: back to the funnel's verdict).
     Mark(String, Option<Manual>),
+    /// The same for every picked row.
+    MarkPicked(Option<Manual>),
+    /// Unpick every row.
+    PickNone,
     PickPath(CuratePath),
     SetPath(CuratePath, PathBuf),
     /// Import the files and glob patterns typed (expanded off the UI thread first).

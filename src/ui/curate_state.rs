@@ -1,167 +1,21 @@
-//! The Curate view's form (persisted) and runtime state: the running step, its log and progress,
-//! the pool snapshot, and the table's search, filter, sort and selection; [`update`] drains the
+//! The Curate view's runtime state (its form is in curate_form.rs): the running step, its log,
+//! progress and each button's result, the pool snapshot, and the table's search, filter, sort,
+//! picked rows and inspector; [`update`] drains the
 //! step's events and refreshes the visible rows, [`handle`] carries out the view's commands.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::background::{file_dialog_or, resolve_paths, DialogKind};
-use super::command::{CommandSender, CurateCommand};
-use crate::curate::backend::{Endpoint, ModelChoice};
+use super::command::{AppCommand, CommandSender, CurateCommand};
+use super::curate_pick::{Picked, StepResult};
 use crate::curate::rule_config::RulesChange;
-use crate::curate::steps::selection::{Method, SelectOptions};
 use crate::curate::steps::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
 use crate::curate::steps::{Report, Step};
 use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateReader};
-use crate::model::device::DeviceChoice;
 
 pub use super::command::CuratePath;
-
-/// The form, as typed. The rule configuration is not here: the workspace keeps it (older
-/// settings files' `rules_off` and `require` are read and ignored).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct CurateForm {
-    pub import_path: String,
-    /// `field=column` overrides.
-    pub mapping: String,
-    /// tokenizer.json (or its folder) for trace lengths.
-    pub tokenizer: String,
-    /// An OpenAI-compatible endpoint for traces, attempts and domains.
-    pub endpoint: String,
-    pub endpoint_model: String,
-    pub concurrency: usize,
-    /// Use a local model (through the engine) instead of the endpoint.
-    pub use_local: bool,
-    /// A Hugging Face folder or a .gguf.
-    pub local_model: String,
-    /// Prompts per batch for the local model.
-    pub batch: usize,
-    /// Where the local model runs.
-    pub device: DeviceChoice,
-    /// Grade attempts with an LLM judge at this endpoint (empty: the offline grader).
-    pub judge_endpoint: String,
-    pub judge_model: String,
-    /// Extra evaluation files to decontaminate against (comma-separated paths).
-    pub eval_files: String,
-    /// s1's cross-source rule: each source is also checked against the sources imported before.
-    pub cross_source: bool,
-    pub max_tokens: usize,
-    pub method: Method,
-    pub seed: u64,
-    pub target: usize,
-    /// Export path without extension: `.jsonl` and `.parquet` are written.
-    pub export_path: String,
-}
-
-impl Default for CurateForm {
-    fn default() -> Self {
-        Self {
-            import_path: String::new(),
-            mapping: String::new(),
-            tokenizer: String::new(),
-            endpoint: "http://localhost:8000/v1".into(),
-            endpoint_model: String::new(),
-            concurrency: 8,
-            use_local: false,
-            local_model: String::new(),
-            batch: 4,
-            device: DeviceChoice::Cpu,
-            judge_endpoint: String::new(),
-            judge_model: String::new(),
-            eval_files: String::new(),
-            cross_source: false,
-            max_tokens: 32768,
-            method: Method::S1,
-            seed: 0,
-            target: 1000,
-            export_path: String::new(),
-        }
-    }
-}
-
-impl CurateForm {
-    pub fn endpoint(&self) -> Result<Endpoint, String> {
-        if self.endpoint.trim().is_empty() || self.endpoint_model.trim().is_empty() {
-            return Err("give the endpoint's URL and model name".into());
-        }
-        let mut e = Endpoint::new(self.endpoint.trim(), self.endpoint_model.trim());
-        e.api_key = std::env::var("S1_API_KEY").ok();
-        e.concurrency = self.concurrency.max(1);
-        Ok(e)
-    }
-
-    /// The model the model-driven steps use.
-    pub fn model(&self) -> Result<ModelChoice, String> {
-        if self.use_local {
-            let p = self.local_model.trim();
-            if p.is_empty() {
-                return Err("give the local model's folder or .gguf".into());
-            }
-            return Ok(ModelChoice::Local {
-                path: PathBuf::from(p),
-                batch: self.batch.max(1),
-                device: self.device,
-                dtype: None,
-            });
-        }
-        self.endpoint().map(ModelChoice::Endpoint)
-    }
-
-    /// The LLM judge, when one is named.
-    pub fn judge(&self) -> Result<Option<Endpoint>, String> {
-        match (self.judge_endpoint.trim(), self.judge_model.trim()) {
-            ("", "") => Ok(None),
-            ("", _) | (_, "") => Err("the judge needs both a URL and a model name".into()),
-            (url, m) => {
-                let mut e = Endpoint::new(url, m);
-                e.api_key = std::env::var("S1_API_KEY").ok();
-                Ok(Some(e))
-            }
-        }
-    }
-
-    /// The extra evaluation files for decontamination.
-    pub fn eval_files(&self) -> Vec<PathBuf> {
-        self.eval_files
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .collect()
-    }
-
-    pub fn tokenizer(&self) -> Option<PathBuf> {
-        let t = self.tokenizer.trim();
-        (!t.is_empty()).then(|| PathBuf::from(t))
-    }
-
-    pub fn select_request(&self) -> Step {
-        Step::Select(SelectOptions {
-            method: self.method,
-            seed: self.seed,
-            target: self.target,
-            ..Default::default()
-        })
-    }
-
-    /// The export files: the path as given with `.jsonl` and `.parquet`.
-    pub fn export_request(&self) -> Result<Step, String> {
-        let p = self.export_path.trim();
-        if p.is_empty() {
-            return Err("give an export path".into());
-        }
-        let base = PathBuf::from(p);
-        let stem = match base.extension().and_then(|e| e.to_str()) {
-            Some("jsonl") | Some("parquet") => base.with_extension(""),
-            _ => base,
-        };
-        Ok(Step::Export {
-            selection: None,
-            out: vec![stem.with_extension("jsonl"), stem.with_extension("parquet")],
-        })
-    }
-}
+pub use super::curate_form::CurateForm;
 
 /// Which rows the table shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -181,6 +35,8 @@ pub enum RowFilter {
 pub enum SortBy {
     #[default]
     Pool,
+    /// Marked by hand (included, excluded, then the rest).
+    Manual,
     Key,
     Source,
     Tokens,
@@ -188,12 +44,27 @@ pub enum SortBy {
     Stage,
 }
 
+/// The selection bar's key in [`CurateState::results`] (its bulk marks' result).
+pub const PICKED_BAR: &str = "picked rows";
+
 #[derive(Default)]
 pub struct CurateState {
     pub job: Option<CurateJob>,
     /// The step running (its label).
     pub running: Option<&'static str>,
+    /// The button the running step came from (None: the view's own pool read).
+    pub running_from: Option<&'static str>,
+    /// Done of total (0: not known) of `progress_unit`.
     pub progress: (usize, usize),
+    pub progress_unit: &'static str,
+    /// Each button's last result (by the button's label; [`PICKED_BAR`] for the bulk marks).
+    pub results: std::collections::HashMap<&'static str, StepResult>,
+    /// The typed import's entries that named no file, kept for the import's result.
+    import_problems: Vec<String>,
+    /// The rows picked for the bulk marks.
+    pub picked: Picked,
+    /// Whether the inspector is shown (a row's click opens it; its close button and Esc close it).
+    pub inspector_open: bool,
     pub log: Vec<String>,
     pub error: Option<String>,
     pub snapshot: Option<PoolSnapshot>,
@@ -206,6 +77,7 @@ pub struct CurateState {
     /// Rows shown (indexes into the snapshot), cached for (search, filter, sort).
     pub visible: Vec<usize>,
     visible_for: Option<(String, RowFilter, SortBy, bool, usize)>,
+    /// The question in the inspector (the row clicked last).
     pub selected: Option<String>,
     pub detail: Option<QuestionDetail>,
     /// Bumped when a new pool snapshot arrives (the visible rows' cache key).
@@ -290,6 +162,11 @@ impl CurateState {
         let rows = &s.rows;
         match self.sort {
             SortBy::Pool => {}
+            SortBy::Manual => v.sort_by_key(|i| match rows[*i].manual {
+                Some(crate::workspace::Manual::Include) => 0,
+                Some(crate::workspace::Manual::Exclude) => 1,
+                None => 2,
+            }),
             SortBy::Key => v.sort_by(|a, b| rows[*a].key.cmp(&rows[*b].key)),
             SortBy::Source => v.sort_by(|a, b| rows[*a].source.cmp(&rows[*b].source)),
             SortBy::Tokens => v.sort_by_key(|i| rows[*i].tokens),
@@ -304,8 +181,9 @@ impl CurateState {
     }
 }
 
-/// Starts a curation step on the workspace (one at a time).
-fn start(c: &mut CurateState, workspace: Option<&Path>, step: Step, tx: &CommandSender) {
+/// Starts a curation step on the workspace (one at a time); `button` names the button it came
+/// from (None: the view's own pool read), where its result is shown.
+fn start(c: &mut CurateState, workspace: Option<&Path>, step: Step, button: Option<&'static str>, tx: &CommandSender) {
     let Some(dir) = workspace else {
         c.error = Some("choose a workspace folder first (top bar)".into());
         return;
@@ -315,7 +193,12 @@ fn start(c: &mut CurateState, workspace: Option<&Path>, step: Step, tx: &Command
     }
     c.error = None;
     c.progress = (0, 0);
+    c.progress_unit = step.unit();
     c.running = Some(step.label());
+    c.running_from = button;
+    if let Some(b) = button {
+        c.results.remove(b);
+    }
     match curation::start(dir.to_path_buf(), step, tx.notify()) {
         Ok(job) => {
             c.job = Some(job);
@@ -323,6 +206,7 @@ fn start(c: &mut CurateState, workspace: Option<&Path>, step: Step, tx: &Command
         }
         Err(e) => {
             c.running = None;
+            c.running_from = None;
             c.error = Some(format!("could not start the step: {e}"));
         }
     }
@@ -336,7 +220,10 @@ pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &C
         c.snapshot = None;
         c.selected = None;
         c.detail = None;
-        start(c, workspace, Step::Refresh, tx);
+        c.picked.clear();
+        c.results.clear();
+        c.inspector_open = false;
+        start(c, workspace, Step::Refresh, None, tx);
     }
     let start_at = Instant::now();
     let mut finished = false;
@@ -345,16 +232,31 @@ pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &C
             break;
         };
         match ev {
-            CurateEvent::Progress { done, total } => c.progress = (done, total),
+            CurateEvent::Progress { done, total, unit } => {
+                c.progress = (done, total);
+                c.progress_unit = unit;
+            }
             CurateEvent::Log(l) => c.log.push(l),
             CurateEvent::Snapshot(s) => c.apply_snapshot(*s),
             CurateEvent::Finished(r) => {
+                let mut problems = std::mem::take(&mut c.import_problems);
+                let result = match &r {
+                    Ok(report) => {
+                        problems.extend(report.failures());
+                        StepResult::done(&report.headline(), problems)
+                    }
+                    Err(e) => StepResult::failed(e, problems),
+                };
                 match r {
                     Ok(report) => c.log.push(report.to_string().trim_end().to_string()),
                     Err(e) => {
                         c.log.push(format!("failed: {e}"));
                         c.error = Some(e);
                     }
+                }
+                if let Some(b) = c.running_from.take() {
+                    post_result(b, &result, tx);
+                    c.results.insert(b, result);
                 }
                 finished = true;
             }
@@ -372,6 +274,18 @@ pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &C
         c.log.drain(..100);
     }
     c.refresh_visible();
+}
+
+/// Puts a step's result in the app's status bar.
+fn post_result(button: &str, r: &StepResult, tx: &CommandSender) {
+    let more = match r.problems.len() {
+        0 => String::new(),
+        n => format!(
+            " ({n} problem{} listed beside the button)",
+            if n == 1 { "" } else { "s" }
+        ),
+    };
+    tx.send(AppCommand::Notice(format!("Curate, {button}: {}{more}", r.text)));
 }
 
 /// The reader's answers: the inspector's question, marks done (then the question again).
@@ -392,6 +306,11 @@ fn drain_reader(c: &mut CurateState, workspace: Option<&Path>, tx: &CommandSende
             }
             CurateEvent::Finished(Ok(report)) => {
                 c.log.push(report.to_string().trim_end().to_string());
+                if let Report::Marked { .. } = &report {
+                    let r = StepResult::done(&report.headline(), Vec::new());
+                    post_result(PICKED_BAR, &r, tx);
+                    c.results.insert(PICKED_BAR, r);
+                }
                 if let Some(k) = c.selected.clone() {
                     inspect(c, workspace, k, tx);
                 }
@@ -445,19 +364,31 @@ fn import_resolved(
 ) {
     c.resolving = false;
     c.running = None;
-    if !files.is_empty() {
-        let mapping = (!form.mapping.trim().is_empty()).then(|| form.mapping.trim().to_string());
-        let options = crate::curate::steps::import::ImportOptions {
-            mapping,
-            ..Default::default()
-        };
-        start(c, workspace, Step::Import { files, options }, tx);
-    }
     if !problems.is_empty() {
         c.log.push(format!("not imported:\n{}", problems.join("\n")));
+    }
+    if files.is_empty() {
+        let r = StepResult::failed("no file to import", problems);
+        post_result(IMPORT, &r, tx);
+        c.error = Some(r.problems.join("; "));
+        c.results.insert(IMPORT, r);
+        return;
+    }
+    let mapping = (!form.mapping.trim().is_empty()).then(|| form.mapping.trim().to_string());
+    let options = crate::curate::steps::import::ImportOptions {
+        mapping,
+        ..Default::default()
+    };
+    start(c, workspace, Step::Import { files, options }, Some(IMPORT), tx);
+    if !problems.is_empty() {
         c.error = Some(format!("not imported: {}", problems.join("; ")));
     }
+    // Also said with the step's result, beside the button.
+    c.import_problems = problems;
 }
+
+/// The Import button's label (its result's key).
+pub const IMPORT: &str = "Import";
 
 /// Carries out a Curate-view command.
 pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
@@ -468,13 +399,31 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
         tx,
     } = cx;
     match cmd {
-        CurateCommand::Start(step) => start(c, workspace, *step, tx),
+        CurateCommand::Start { step, button } => start(c, workspace, *step, Some(button), tx),
         CurateCommand::Stop => {
             if let Some(j) = &c.job {
                 j.stop();
             }
         }
-        CurateCommand::Inspect(key) => inspect(c, workspace, key, tx),
+        CurateCommand::ClickRow { key, how } => {
+            if let Some(s) = &c.snapshot {
+                c.picked.click(&key, how, &c.visible, &s.rows);
+            }
+            if how == Default::default() {
+                c.inspector_open = true;
+            }
+            inspect(c, workspace, key, tx);
+        }
+        CurateCommand::ShowInspector(open) => c.inspector_open = open,
+        CurateCommand::PickNone => c.picked.clear(),
+        CurateCommand::MarkPicked(manual) => {
+            c.error = None;
+            c.results.remove(PICKED_BAR);
+            let keys: Vec<String> = c.picked.keys.iter().cloned().collect();
+            if !keys.is_empty() {
+                send_to_reader(c, workspace, Step::Mark { keys, manual }, tx);
+            }
+        }
         // On the reader thread: persisted there (waiting, off this thread, for a running step's
         // write), then the pool and the question are read again.
         CurateCommand::Mark(key, manual) => {
@@ -527,6 +476,7 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
                 if started {
                     c.resolving = true;
                     c.running = Some("import");
+                    c.results.remove(IMPORT);
                 } else {
                     c.error = Some("could not start the thread that reads the paths".into());
                 }
@@ -541,32 +491,5 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
                 CuratePath::Export => form.export_path = text,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The local model runs where the form's picker says (the request carries the choice).
-    #[test]
-    fn the_local_model_carries_the_chosen_device() {
-        let mut f = CurateForm {
-            use_local: true,
-            local_model: "m.gguf".into(),
-            ..CurateForm::default()
-        };
-        assert_eq!(f.device, DeviceChoice::Cpu);
-        f.device = DeviceChoice::Cuda(1);
-        match f.model() {
-            Ok(ModelChoice::Local { device, path, .. }) => {
-                assert_eq!((device, path), (DeviceChoice::Cuda(1), PathBuf::from("m.gguf")))
-            }
-            other => panic!("{other:?}"),
-        }
-        let saved: CurateForm = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
-        assert_eq!(saved.device, DeviceChoice::Cuda(1));
-        let old: CurateForm = serde_json::from_str(r#"{"local_model": "x"}"#).unwrap();
-        assert_eq!(old.device, DeviceChoice::Cpu, "older settings files read as cpu");
     }
 }

@@ -14,6 +14,8 @@ pub mod chat_state;
 pub mod chat_store;
 pub mod chat_ui;
 pub mod command;
+pub mod curate_form;
+pub mod curate_pick;
 pub mod curate_state;
 pub mod curate_table_ui;
 pub mod curate_ui;

@@ -165,11 +165,21 @@ fn cross_source(
 
 /// Decontaminates against `sets`, with s1's cross-source rule when asked.
 pub fn run_with(ws: &mut Workspace, sets: &[EvalSet], opts: &DecontamOptions) -> anyhow::Result<DecontamReport> {
+    run_counted(ws, sets, opts, &mut |_| {})
+}
+
+/// [`run_with`], telling `progress` the pool questions checked against the sets so far.
+pub fn run_counted(
+    ws: &mut Workspace,
+    sets: &[EvalSet],
+    opts: &DecontamOptions,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<DecontamReport> {
     let mut idx = EvalIndex::default();
     for s in sets {
         idx.add_set(&s.name, s.questions.iter().map(String::as_str));
     }
-    let hits: Vec<(String, String, String)> = crate::curate::scan::par_scan(
+    let hits: Vec<(String, String, String)> = crate::curate::scan::par_scan_counted(
         &ws.conn,
         "SELECT key, question, source, metadata FROM questions",
         |row| {
@@ -184,6 +194,7 @@ pub fn run_with(ws: &mut Workspace, sets: &[EvalSet], opts: &DecontamOptions) ->
             }
             out
         },
+        progress,
     )?;
     let (cross_hits, cross_per_source) = if opts.cross_source {
         let dropped: std::collections::HashSet<&str> = hits.iter().map(|h| h.0.as_str()).collect();

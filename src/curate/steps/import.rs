@@ -126,9 +126,24 @@ pub enum Imported {
     },
     /// Skipped: this file was imported before (the sample pool only; elsewhere that is an error).
     Before(String),
+    /// Not imported (nothing of it is in the pool): the file and what is wrong with it.
+    Failed { file: String, problem: String },
 }
 
-/// Imports `files` one after the other, timing each.
+impl Imported {
+    /// "FILE: PROBLEM" for a file that was not imported.
+    pub fn failure(&self) -> Option<String> {
+        match self {
+            Imported::Failed { file, problem } => Some(format!("{file}: {problem}")),
+            _ => None,
+        }
+    }
+}
+
+/// Imports `files` one after the other, timing each. A file that cannot be imported (malformed,
+/// missing, no question column, imported before) is rolled back alone and listed as
+/// [`Imported::Failed`]; the files after it are still imported. Rows read so far (over all the
+/// files) go to `progress`.
 pub fn import_files(
     ws: &mut Workspace,
     files: &[std::path::PathBuf],
@@ -136,16 +151,44 @@ pub fn import_files(
     progress: &mut dyn FnMut(usize),
 ) -> anyhow::Result<Vec<Imported>> {
     let mut out = Vec::new();
+    let mut before = 0;
     for f in files {
         let started = std::time::Instant::now();
-        let report = import(ws, f, opts, &mut *progress)?;
-        out.push(Imported::File {
-            mapping: serde_json::to_string(&report.mapping)?,
-            report: Box::new(report),
-            seconds: started.elapsed().as_secs_f64(),
+        let mut rows = 0;
+        let result = import(ws, f, opts, |n| {
+            rows = n;
+            progress(before + n)
         });
+        before += rows;
+        match result {
+            Ok(report) => out.push(Imported::File {
+                mapping: serde_json::to_string(&report.mapping)?,
+                report: Box::new(report),
+                seconds: started.elapsed().as_secs_f64(),
+            }),
+            Err(e) => {
+                let file = f.display().to_string();
+                // Most problems already start with the file's name.
+                let problem = format!("{e:#}");
+                let problem = problem
+                    .strip_prefix(&format!("{file}: "))
+                    .unwrap_or(&problem)
+                    .to_string();
+                out.push(Imported::Failed { file, problem });
+            }
+        }
     }
     Ok(out)
+}
+
+/// An error listing every file when none of `files` was imported (one bad file among good ones
+/// is only listed in the report).
+pub fn none_imported(files: &[Imported]) -> anyhow::Result<()> {
+    let failed: Vec<String> = files.iter().filter_map(Imported::failure).collect();
+    if !failed.is_empty() && failed.len() == files.len() {
+        anyhow::bail!("{}", failed.join("; "));
+    }
+    Ok(())
 }
 
 /// The sample pool: written into the workspace's `sample-pool/` folder (once) and imported; a

@@ -141,6 +141,20 @@ impl Step {
         }
     }
 
+    /// What a step's progress counts ("4,210 / 13,612 questions").
+    pub fn unit(&self) -> &'static str {
+        match self {
+            Step::Import { .. } | Step::ImportSample => "rows read",
+            Step::Traces {
+                from: TraceSource::Model { .. },
+                ..
+            } => "traces",
+            Step::Export { .. } => "rows",
+            Step::Refresh | Step::Inspect { .. } => "",
+            _ => "questions",
+        }
+    }
+
     /// Whether the step calls a model (long, with progress, and stopped by a cancel).
     pub fn uses_model(&self) -> bool {
         matches!(
@@ -167,10 +181,12 @@ impl Step {
 /// `Progress` and `Log` and returns the report.
 #[derive(Debug, Clone)]
 pub enum CurateEvent {
-    /// Questions done of `total` (0: not known yet, e.g. rows read by an import).
+    /// `done` of `total` (0: not known, e.g. the rows an import has read) of what `unit` names
+    /// ("questions", "traces", "rows read"; [`Step::unit`]).
     Progress {
         done: usize,
         total: usize,
+        unit: &'static str,
     },
     /// A line for the log.
     Log(String),
@@ -188,20 +204,44 @@ pub fn run(
     cancel: &CancelToken,
     emit: &mut dyn FnMut(CurateEvent),
 ) -> anyhow::Result<Report> {
-    let mut progress = |done: usize, total: usize| emit(CurateEvent::Progress { done, total });
-    Ok(match step {
+    let unit = step.unit();
+    let mut progress = |done: usize, total: usize| emit(CurateEvent::Progress { done, total, unit });
+    // The steps without a count of their own (one pass over the pool, or a few): "0 / N" as
+    // they start, "N / N" as they end, N the questions they go over.
+    let whole_pool = matches!(
+        step,
+        Step::Rules(_)
+            | Step::Decontam { .. }
+            | Step::Domains(DomainSource::Subjects | DomainSource::File(_))
+            | Step::Select(_)
+    ) || matches!(
+        step,
+        Step::Traces {
+            from: TraceSource::Column(_) | TraceSource::Existing,
+            ..
+        }
+    );
+    let pool = if whole_pool { ws.question_count()? } else { 0 };
+    if whole_pool {
+        progress(0, pool);
+    }
+    let report = match step {
         Step::Refresh => Report::Refreshed,
-        Step::Import { files, options } => Report::Import {
-            files: import::import_files(ws, files, options, &mut |n| progress(n, 0))?,
-            pool: ws.question_count()?,
-        },
+        Step::Import { files, options } => {
+            let files = import::import_files(ws, files, options, &mut |n| progress(n, 0))?;
+            import::none_imported(&files)?;
+            Report::Import {
+                files,
+                pool: ws.question_count()?,
+            }
+        }
         Step::ImportSample => Report::Import {
             files: import::import_sample(ws, &mut |n| progress(n, 0))?,
             pool: ws.question_count()?,
         },
         Step::Rules(change) => {
             let cfg = change.apply(&RulesConfig::load(ws)?)?;
-            Report::Rules(rules::run(ws, &cfg)?)
+            Report::Rules(rules::run_counted(ws, &cfg, &mut |n| progress(n, pool))?)
         }
         Step::ConfigureRules(change) => Report::RulesConfigured(change.store(ws)?),
         Step::Decontam {
@@ -220,7 +260,7 @@ pub fn run(
                 cross_source: *cross_source,
             };
             Report::Decontam {
-                report: decontam::run_with(ws, &sets, &opts)?,
+                report: decontam::run_counted(ws, &sets, &opts, &mut |n| progress(n, pool))?,
                 cross_source: *cross_source,
             }
         }
@@ -280,9 +320,12 @@ pub fn run(
         Step::Select(opts) => Report::Selection(selection::run(ws, opts)?),
         Step::Export { selection: name, out } => {
             let (name, keys) = selection::load(ws, name.as_deref())?;
+            let total = keys.len() * (out.len() + 1);
+            progress(0, total);
             let rows = export::rows(ws, &keys)?;
             let mut files = Vec::new();
-            for p in out {
+            for (i, p) in out.iter().enumerate() {
+                progress(keys.len() * (i + 1), total);
                 match p.extension().and_then(|e| e.to_str()) {
                     Some("jsonl") => export::write_jsonl(p, &rows)?,
                     Some("parquet") => export::write_parquet(p, &rows)?,
@@ -290,19 +333,28 @@ pub fn run(
                 }
                 files.push((p.clone(), rows.len()));
             }
+            progress(total, total);
             Report::Export { selection: name, files }
         }
         Step::Mark { keys, manual } => {
-            for k in keys {
+            for (i, k) in keys.iter().enumerate() {
+                if i.is_multiple_of(64) {
+                    progress(i, keys.len());
+                }
                 ws.set_manual(k, *manual)?;
             }
+            progress(keys.len(), keys.len());
             Report::Marked {
                 count: keys.len(),
                 manual: *manual,
             }
         }
         Step::Inspect { key } => Report::Detail(Box::new(snapshot::detail(ws, key)?)),
-    })
+    };
+    if whole_pool {
+        progress(pool, pool);
+    }
+    Ok(report)
 }
 
 /// Runs `step` for a front-end that shows the pool, with the whole event order of
@@ -335,10 +387,15 @@ pub fn run_to_end(
 mod tests {
     use super::*;
 
+    /// The events after the progress (which any step may send first).
     fn events(ws: Result<&mut Workspace, String>, step: &Step) -> Vec<CurateEvent> {
         let mut out = Vec::new();
         run_to_end(ws, step, &CancelToken::new(), &mut |e| out.push(e));
-        out
+        let progress = out
+            .iter()
+            .take_while(|e| matches!(e, CurateEvent::Progress { .. }))
+            .count();
+        out.split_off(progress)
     }
 
     #[test]
@@ -390,5 +447,53 @@ mod tests {
             Some(CurateEvent::Finished(Ok(r))) => assert!(r.to_string().starts_with("rules on: missing_field, image")),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Every step that works on the pool reports its progress with counts: the rules go from
+    /// "0 / N questions" to "N / N", an import counts the rows read, a mark its questions.
+    #[test]
+    fn steps_report_progress_with_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("q.jsonl");
+        let lines: Vec<String> = (0..5)
+            .map(|i| serde_json::json!({"question": format!("What is {i} + {i}?"), "solution": "x"}).to_string())
+            .collect();
+        std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+        let mut ws = Workspace::open(&dir.path().join("ws")).unwrap();
+        let progress = |ws: &mut Workspace, step: &Step| -> Vec<(usize, usize, &'static str)> {
+            let mut out = Vec::new();
+            run(ws, step, &CancelToken::new(), &mut |e| {
+                if let CurateEvent::Progress { done, total, unit } = e {
+                    out.push((done, total, unit));
+                }
+            })
+            .unwrap();
+            out
+        };
+        let import = Step::Import {
+            files: vec![file],
+            options: ImportOptions::default(),
+        };
+        let p = progress(&mut ws, &import);
+        assert_eq!(p.last(), Some(&(5, 0, "rows read")), "{p:?}");
+        let p = progress(&mut ws, &Step::Rules(RulesChange::default()));
+        assert_eq!(p, [(0, 5, "questions"), (5, 5, "questions")]);
+        let keys: Vec<String> = ws
+            .conn
+            .prepare("SELECT key FROM questions")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let p = progress(
+            &mut ws,
+            &Step::Mark {
+                keys,
+                manual: Some(Manual::Exclude),
+            },
+        );
+        assert_eq!(p.first(), Some(&(0, 5, "questions")));
+        assert_eq!(p.last(), Some(&(5, 5, "questions")));
     }
 }

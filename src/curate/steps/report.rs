@@ -73,6 +73,101 @@ pub enum Report {
     Detail(Box<QuestionDetail>),
 }
 
+/// `n` with thousands separators: 13612 -> "13,612".
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Report {
+    /// The report in a few words, for a status line ("1,000 selected"); [`Display`] has it all.
+    pub fn headline(&self) -> String {
+        let t = |n: usize| thousands(n);
+        match self {
+            Report::Refreshed => "pool read".into(),
+            Report::Import { files, pool } => {
+                let added: usize = files
+                    .iter()
+                    .map(|i| match i {
+                        Imported::File { report, .. } => report.added,
+                        _ => 0,
+                    })
+                    .sum();
+                let ok = files.iter().filter(|i| matches!(i, Imported::File { .. })).count();
+                let failed = files.iter().filter(|i| i.failure().is_some()).count();
+                let mut s = format!(
+                    "{} new questions from {ok} file{} (pool: {})",
+                    t(added),
+                    if ok == 1 { "" } else { "s" },
+                    t(*pool)
+                );
+                if failed > 0 {
+                    s.push_str(&format!("; {failed} not imported"));
+                }
+                s
+            }
+            Report::Rules(counts) => {
+                let hits: usize = counts.iter().filter(|c| c.enabled).map(|c| c.hits).sum();
+                format!("{} hits of the rules switched on", t(hits))
+            }
+            Report::RulesConfigured(_) => self.to_string().trim_end().to_string(),
+            Report::Decontam { report, .. } => format!("{} questions flagged", t(report.flagged)),
+            Report::Traces { made, measured } => {
+                let mut parts = Vec::new();
+                if let Some((_, r)) = made {
+                    parts.push(format!("{} traces made, {} failed", t(r.done), t(r.failed)));
+                }
+                if let Some((_, r)) = measured {
+                    parts.push(format!("{} measured", t(r.done)));
+                }
+                parts.join("; ")
+            }
+            Report::Attempts { report: r, .. } => {
+                format!("{} attempts done, {} failed", t(r.done), t(r.failed))
+            }
+            Report::Domains { report: r, .. } => format!("{} domains stored, {} not", t(r.done), t(r.failed)),
+            Report::Selection(r) => format!("{} selected", t(r.selected.len())),
+            Report::Export { files, .. } => {
+                let names: Vec<String> = files
+                    .iter()
+                    .map(|(p, _)| {
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let rows = files.first().map(|f| f.1).unwrap_or(0);
+                format!("{} rows to {}", t(rows), names.join(", "))
+            }
+            Report::Marked { count, manual } => format!(
+                "{} marked {}",
+                t(*count),
+                match manual {
+                    Some(Manual::Include) => "included",
+                    Some(Manual::Exclude) => "excluded",
+                    None => "as the funnel decides",
+                }
+            ),
+            Report::Detail(d) => format!("question {}", d.key),
+        }
+    }
+
+    /// Each file an import could not take in, as "FILE: PROBLEM".
+    pub fn failures(&self) -> Vec<String> {
+        match self {
+            Report::Import { files, .. } => files.iter().filter_map(Imported::failure).collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// A model step's counts, as one line.
 fn step_line(f: &mut Formatter<'_>, what: &str, r: &StepReport) -> fmt::Result {
     writeln!(
@@ -220,6 +315,7 @@ impl Display for Report {
 fn imported(f: &mut Formatter<'_>, i: &Imported) -> fmt::Result {
     match i {
         Imported::Before(name) => writeln!(f, "{name}: already imported"),
+        Imported::Failed { file, problem } => writeln!(f, "{file}: not imported: {problem}"),
         Imported::File {
             report: r,
             mapping,
@@ -251,5 +347,16 @@ fn imported(f: &mut Formatter<'_>, i: &Imported) -> fmt::Result {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_groups_digits() {
+        let got: Vec<String> = [0, 7, 999, 1000, 13612, 1_000_000].map(thousands).into();
+        assert_eq!(got, ["0", "7", "999", "1,000", "13,612", "1,000,000"]);
     }
 }

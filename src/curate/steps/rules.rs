@@ -24,9 +24,18 @@ pub struct RuleCount {
 
 /// Evaluates every rule on every question and stores the hits; saves `cfg`.
 pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCount>> {
+    run_counted(ws, cfg, &mut |_| {})
+}
+
+/// [`run`], telling `progress` the questions checked so far.
+pub fn run_counted(
+    ws: &mut Workspace,
+    cfg: &RulesConfig,
+    progress: &mut dyn FnMut(usize),
+) -> anyhow::Result<Vec<RuleCount>> {
     cfg.check()?;
     let source_names = SourceNames::load(ws)?;
-    let hits: Vec<(String, Rule, Option<String>)> = crate::curate::scan::par_scan(
+    let hits: Vec<(String, Rule, Option<String>)> = crate::curate::scan::par_scan_counted(
         &ws.conn,
         "SELECT key, question, source, solution IS NOT NULL, answer IS NOT NULL,
                 trace IS NOT NULL, trace_attempt IS NOT NULL
@@ -55,6 +64,7 @@ pub fn run(ws: &mut Workspace, cfg: &RulesConfig) -> anyhow::Result<Vec<RuleCoun
             }
             out
         },
+        progress,
     )?;
     let tx = ws.conn.transaction()?;
     {

@@ -10,7 +10,7 @@ use crate::curate::funnel::{self, Stage};
 use crate::curate::rule_config::RulesConfig;
 use crate::workspace::{Manual, Workspace};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct PoolRow {
     pub key: String,
     pub source: String,
