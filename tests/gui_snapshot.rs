@@ -159,7 +159,10 @@ fn train_view_after_a_short_run() {
         |a| !a.train.is_running() && !a.train.checking,
     );
     assert!(
-        matches!(h.state().train.status, s1_studio::ui::train_state::TrainStatus::Done { .. }),
+        matches!(
+            h.state().train.status,
+            s1_studio::ui::train_state::TrainStatus::Done { .. }
+        ),
         "{:?}",
         h.state().train.status
     );
@@ -203,4 +206,61 @@ fn train_view_after_a_short_run() {
     h.run();
     let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2500);
     h.snapshot_options("train_view", &options);
+}
+
+/// A real screenshot of the Curate view on the sample pool (AIME, OlympiadBench, MATH's test
+/// problems): solutions as stand-in traces measured with the Qwen tokenizer, s1's rules, domains
+/// from subjects and a seeded selection of 1,000; one question open in the inspector. The image
+/// is tests/snapshots/curate_view.png, shown in README.md.
+#[test]
+fn curate_view_after_a_selection() {
+    // The top bar shows the workspace's path: the same one on every machine.
+    let ws = std::path::Path::new("/tmp/s1-studio-snapshot/workspace");
+    let _ = std::fs::remove_dir_all(ws);
+    let mut s = Settings {
+        view: s1_studio::ui::settings::View::Curate,
+        workspace: Some(ws.to_path_buf()),
+        ..Default::default()
+    };
+    s.curate.tokenizer = common::qwen_tokenizer().display().to_string();
+    s.curate.target = 1000;
+    s.curate.seed = 11;
+    let mut h = harness_with(Harness::<StudioApp>::builder().wgpu(), app(s));
+    pin_machine(&mut h);
+    let idle = |h: &mut Harness<'static, StudioApp>| {
+        step_until(h, Duration::from_secs(300), |_| {}, |a| !a.curate.is_running());
+        h.run();
+    };
+    idle(&mut h);
+    for step in [
+        "Use the sample pool",
+        "Solutions as traces",
+        "Run rules",
+        "Domains from subjects",
+        "Select",
+    ] {
+        // As a screen reader would: the lower steps may sit below the fold of their scroll area.
+        h.get_by_label(step).click_accesskit();
+        h.step();
+        idle(&mut h);
+        assert!(h.state().curate.error.is_none(), "{step}: {:?}", h.state().curate.error);
+    }
+    let snap = h.state().curate.snapshot.clone().unwrap();
+    assert_eq!(snap.rows.iter().filter(|r| r.selected).count(), 1000);
+    // The third question shown, in the inspector (read off the UI thread).
+    let visible = h.state().curate.visible.clone();
+    let key = snap.rows[visible[2]].key.clone();
+    h.get_by_label(&format!("row {key}")).click();
+    step_until(
+        &mut h,
+        Duration::from_secs(30),
+        |_| {},
+        |a| a.curate.detail.as_ref().is_some_and(|d| d.key == key),
+    );
+    // The tokenizer's path differs from checkout to checkout: show the same one.
+    h.state_mut().settings.curate.tokenizer = "../shared/data/tokenizer/qwen3/tokenizer.json".into();
+    h.hover_at(egui::pos2(1200.0, 760.0));
+    h.run();
+    let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2500);
+    h.snapshot_options("curate_view", &options);
 }

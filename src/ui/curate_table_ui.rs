@@ -304,7 +304,7 @@ pub fn inspector_ui(ui: &mut egui::Ui, c: &CurateState, tx: &CommandSender) {
         return;
     };
     ui.horizontal(|ui| {
-        ui.heading(&d.key);
+        // The button first (at the right), then the key in the width left, cut short if need be.
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
             if ui
                 .button("Close inspector")
@@ -313,6 +313,9 @@ pub fn inspector_ui(ui: &mut egui::Ui, c: &CurateState, tx: &CommandSender) {
             {
                 tx.send(CurateCommand::ShowInspector(false));
             }
+            ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                ui.add(egui::Label::new(egui::RichText::new(&d.key).heading()).truncate());
+            });
         });
     });
     ui.label(format!("source: {}", d.source));

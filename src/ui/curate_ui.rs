@@ -461,12 +461,18 @@ fn funnel_ui(ui: &mut egui::Ui, c: &mut CurateState) {
         return;
     };
     let mut filter = None;
+    // Narrow (the inspector open, a small window): each stage's note moves into its name's
+    // tooltip, so the histograms keep their width beside the funnel.
+    let notes_inline = ui.available_width() >= 880.0;
     ui.horizontal_top(|ui| {
         ui.vertical(|ui| {
             ui.strong("Funnel");
             egui::Grid::new("funnel").striped(true).show(ui, |ui| {
                 for (i, st) in s.stages.iter().enumerate() {
-                    ui.label(&st.name);
+                    let name = ui.label(&st.name);
+                    if !notes_inline && !st.note.is_empty() {
+                        name.on_hover_text(&st.note);
+                    }
                     ui.label(RichText::new(st.kept.to_string()).strong());
                     if st.dropped > 0 && i >= 2 && st.name != "selected" {
                         if ui
@@ -479,12 +485,15 @@ fn funnel_ui(ui: &mut egui::Ui, c: &mut CurateState) {
                     } else {
                         ui.weak(format!("-{}", st.dropped));
                     }
-                    ui.weak(&st.note);
+                    if notes_inline {
+                        ui.weak(&st.note);
+                    }
                     ui.end_row();
                 }
             });
         });
         ui.vertical(|ui| {
+            ui.set_min_width(262.0);
             ui.strong("Domains (passed)");
             let bars: Vec<Bar> = s
                 .domains
