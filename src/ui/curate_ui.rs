@@ -559,12 +559,7 @@ pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
             .resizable(true)
             .default_size(380.0)
             .size_range(240.0..=900.0)
-            .show(ui, |ui| {
-                // Keep the width the panel was given (or dragged to): while the question is
-                // read, its short placeholder would otherwise shrink the panel to fit.
-                ui.set_min_width(ui.available_width());
-                inspector_ui(ui, v.state, v.tx)
-            });
+            .show(ui, |ui| inspector_ui(ui, v.state, v.tx));
     }
     egui::CentralPanel::default().show(ui, |ui| {
         // Bounded, so that the table keeps most of the height and the funnel's wide notes do
