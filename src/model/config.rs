@@ -465,6 +465,36 @@ fn rope_freq_factors(
     Ok(factors)
 }
 
+impl ModelConfig {
+    /// The 29.4M-parameter Qwen2 the benchmarks and the memory estimate's tests use (8 layers,
+    /// hidden 512, 8 heads sharing 4 key/value heads, vocabulary 8192, tied embeddings).
+    pub fn bench_29m() -> Self {
+        ModelConfig {
+            arch: Arch::Qwen2,
+            vocab_size: 8192,
+            hidden_size: 512,
+            intermediate_size: 1536,
+            num_layers: 8,
+            num_heads: 8,
+            num_kv_heads: 4,
+            head_dim: 64,
+            rms_norm_eps: 1e-6,
+            rope_theta: 1e6,
+            rope_scaling: None,
+            rope_freq_factors: None,
+            rope_interleaved: false,
+            max_position_embeddings: 4096,
+            tie_word_embeddings: true,
+            qkv_bias: true,
+            o_bias: false,
+            mlp_bias: false,
+            saved_dtype: Some("float32".into()),
+            bos_token_id: None,
+            eos_token_ids: vec![],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

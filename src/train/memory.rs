@@ -114,32 +114,12 @@ pub fn estimate(cfg: &ModelConfig, s: &TrainSettings) -> MemoryEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::config::Arch;
 
-    /// The 29.4M benchmark model's shape.
+    /// The 29.4M benchmark model's shape, at s1's longest context.
     fn config() -> ModelConfig {
         ModelConfig {
-            arch: Arch::Qwen2,
-            vocab_size: 8192,
-            hidden_size: 512,
-            intermediate_size: 1536,
-            num_layers: 8,
-            num_heads: 8,
-            num_kv_heads: 4,
-            head_dim: 64,
-            rms_norm_eps: 1e-6,
-            rope_theta: 1e6,
-            rope_scaling: None,
-            rope_freq_factors: None,
-            rope_interleaved: false,
             max_position_embeddings: 32_768,
-            tie_word_embeddings: true,
-            qkv_bias: true,
-            o_bias: false,
-            mlp_bias: false,
-            saved_dtype: None,
-            bos_token_id: None,
-            eos_token_ids: vec![],
+            ..ModelConfig::bench_29m()
         }
     }
 

@@ -16,7 +16,7 @@ use std::process::Command;
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use crate::model::config::{Arch, ModelConfig};
+use crate::model::config::ModelConfig;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -53,29 +53,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<()> {
 
 /// The engine issue's benchmark model: 29.4M parameters, tied embeddings.
 fn bench_config() -> ModelConfig {
-    ModelConfig {
-        arch: Arch::Qwen2,
-        vocab_size: 8192,
-        hidden_size: 512,
-        intermediate_size: 1536,
-        num_layers: 8,
-        num_heads: 8,
-        num_kv_heads: 4,
-        head_dim: 64,
-        rms_norm_eps: 1e-6,
-        rope_theta: 1e6,
-        rope_scaling: None,
-        rope_freq_factors: None,
-        rope_interleaved: false,
-        max_position_embeddings: 4096,
-        tie_word_embeddings: true,
-        qkv_bias: true,
-        o_bias: false,
-        mlp_bias: false,
-        saved_dtype: Some("float32".into()),
-        bos_token_id: None,
-        eos_token_ids: vec![],
-    }
+    ModelConfig::bench_29m()
 }
 
 /// The median of `xs` (sorted in place); NaN when empty.
