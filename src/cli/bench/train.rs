@@ -37,28 +37,23 @@ pub enum Shape {
 
 impl Shape {
     fn config(self) -> ModelConfig {
-        let mut c = bench_config();
-        if self == Shape::B05 {
-            c.vocab_size = 151_936;
-            c.hidden_size = 896;
-            c.intermediate_size = 4864;
-            c.num_layers = 24;
-            c.num_heads = 14;
-            c.num_kv_heads = 2;
-            c.head_dim = 64;
-            c.max_position_embeddings = 32_768;
+        // (hidden, intermediate, layers, heads, kv heads, head size) of the Qwen2.5 shapes.
+        let (hidden, inter, layers, heads, kv, head) = match self {
+            Shape::M29 => return bench_config(),
+            Shape::B05 => (896, 4864, 24, 14, 2, 64),
+            Shape::B15 => (1536, 8960, 28, 12, 2, 128),
+        };
+        ModelConfig {
+            vocab_size: 151_936,
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_layers: layers,
+            num_heads: heads,
+            num_kv_heads: kv,
+            head_dim: head,
+            max_position_embeddings: 32_768,
+            ..bench_config()
         }
-        if self == Shape::B15 {
-            c.vocab_size = 151_936;
-            c.hidden_size = 1536;
-            c.intermediate_size = 8960;
-            c.num_layers = 28;
-            c.num_heads = 12;
-            c.num_kv_heads = 2;
-            c.head_dim = 128;
-            c.max_position_embeddings = 32_768;
-        }
-        c
     }
 
     fn label(self) -> &'static str {
