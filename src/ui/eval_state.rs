@@ -43,6 +43,17 @@ pub struct EvalForm {
     pub extraction: crate::grade::Extraction,
     /// Where the model runs.
     pub device: DeviceChoice,
+    /// Generate through an OpenAI-compatible endpoint (s1's loop over `/completions`); `model`
+    /// then only gives the tokenizer and chat template.
+    pub use_endpoint: bool,
+    /// The endpoint's base URL, e.g. `http://localhost:8080/v1`.
+    pub endpoint_url: String,
+    /// The `model` sent to the endpoint.
+    pub endpoint_model: String,
+    /// The environment variable holding the endpoint's API key (empty: none).
+    pub api_key_env: String,
+    /// Requests in flight at once.
+    pub concurrency: usize,
 }
 
 impl Default for EvalForm {
@@ -61,6 +72,11 @@ impl Default for EvalForm {
             preset: String::new(),
             extraction: crate::grade::Extraction::S1,
             device: DeviceChoice::Cpu,
+            use_endpoint: false,
+            endpoint_url: "http://127.0.0.1:8080/v1".into(),
+            endpoint_model: String::new(),
+            api_key_env: String::new(),
+            concurrency: 8,
         }
     }
 }
@@ -116,7 +132,41 @@ impl EvalForm {
             out: PathBuf::from(self.out.trim()),
             device: self.device,
             dtype: None,
+            endpoint: self.endpoint()?,
         })
+    }
+
+    /// The endpoint the form names, when it evaluates through one (its key read from the
+    /// environment variable named).
+    fn endpoint(&self) -> Result<Option<crate::eval::remote::EvalEndpoint>, String> {
+        if !self.use_endpoint {
+            return Ok(None);
+        }
+        let url = self.endpoint_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("endpoint URL: `{url}` does not start with http:// or https://"));
+        }
+        let model = self.endpoint_model.trim();
+        if model.is_empty() {
+            return Err("endpoint model: give the model name the endpoint serves".into());
+        }
+        if self.concurrency == 0 {
+            return Err("concurrency must be at least 1".into());
+        }
+        let mut client = crate::eval::endpoint::EndpointClient::new(url);
+        let var = self.api_key_env.trim();
+        if !var.is_empty() {
+            match std::env::var(var) {
+                Ok(k) if !k.is_empty() => client.api_key = Some(k),
+                _ => return Err(format!("API key: the environment variable {var} is not set")),
+            }
+        }
+        Ok(Some(crate::eval::remote::EvalEndpoint {
+            client,
+            model: model.to_string(),
+            tokenizer: PathBuf::from(self.model.trim()),
+            concurrency: self.concurrency,
+        }))
     }
 }
 
