@@ -57,8 +57,18 @@ fn endpoint_ui(ui: &mut egui::Ui, f: &mut super::eval_state::EvalForm, devices: 
         device_picker_ui(ui, "eval", &mut f.device, devices);
         return;
     }
-    field(ui, "Endpoint URL", &mut f.endpoint_url, "The base URL, e.g. http://127.0.0.1:8080/v1");
-    field(ui, "Endpoint model", &mut f.endpoint_model, "The model name the endpoint serves");
+    field(
+        ui,
+        "Endpoint URL",
+        &mut f.endpoint_url,
+        "The base URL, e.g. http://127.0.0.1:8080/v1",
+    );
+    field(
+        ui,
+        "Endpoint model",
+        &mut f.endpoint_model,
+        "The model name the endpoint serves",
+    );
     field(
         ui,
         "API key env var",
