@@ -42,7 +42,7 @@ fn request(model: &Path, bench: &str, out: &Path, max: &[&str], waits: &[&str]) 
             temperature: 0.0,
             top_p: 1.0,
             seed: 0,
-            max_new_tokens: Some(80),
+            max_new_tokens: Some(128),
             batch: 2,
             extraction: Extraction::S1,
         },
@@ -88,19 +88,19 @@ fn served_greedy_samples_equal_the_local_engines() {
     let dir = tempfile::tempdir().unwrap();
     let b = bench(
         dir.path(),
-        &[("What is 2 + 3?", "5"), ("Name the capital of France.", "Paris")],
+        &[("What is 2 + 3?", "5"), ("What is 10 - 4?", "6")],
     );
-    let local = request(&gguf, &b, &dir.path().join("local"), &["8", "40"], &["0"]);
+    let local = request(&gguf, &b, &dir.path().join("local"), &["16", "64"], &["0", "1"]);
     let local_samples = by_key(run(&local).unwrap());
     let server = Server::start(&gguf, &[]);
-    let mut remote = request(&gguf, &b, &dir.path().join("remote"), &["8", "40"], &["0"]);
+    let mut remote = request(&gguf, &b, &dir.path().join("remote"), &["16", "64"], &["0", "1"]);
     let served_id = gguf.file_name().unwrap().to_string_lossy().into_owned();
     let mut ep = endpoint(&format!("{}/v1", server.base), &gguf, 0);
     ep.model = served_id.clone();
     remote.endpoint = Some(ep);
     let remote_samples = by_key(run(&remote).unwrap_or_else(|e| panic!("{e}\nserver log:\n{}", server.log())));
-    assert_eq!(local_samples.len(), 4);
-    assert_eq!(remote_samples.len(), 4);
+    assert_eq!(local_samples.len(), 8);
+    assert_eq!(remote_samples.len(), 8);
     for (l, r) in local_samples.iter().zip(&remote_samples) {
         let at = format!("{} / {}", l.setting, l.question_id);
         assert_eq!((&l.setting, &l.question_id), (&r.setting, &r.question_id));
@@ -108,13 +108,19 @@ fn served_greedy_samples_equal_the_local_engines() {
         assert_eq!(l.thinking, r.thinking, "{at}: thinking");
         assert_eq!(l.thinking_tokens, r.thinking_tokens, "{at}: thinking tokens");
         assert_eq!(l.forced_end, r.forced_end, "{at}: forced end");
+        assert_eq!(l.waits_injected, r.waits_injected, "{at}: waits");
+        assert_eq!(l.thinking_cut, r.thinking_cut, "{at}: thinking cut");
         assert_eq!(l.answer, r.answer, "{at}: answer");
         assert_eq!(l.extracted, r.extracted, "{at}");
         assert_eq!(l.verdict, r.verdict, "{at}");
     }
     assert!(
         remote_samples.iter().any(|s| s.forced_end),
-        "a budget of 8 forces the end"
+        "a budget of 16 forces the end"
+    );
+    assert!(
+        remote_samples.iter().any(|s| s.waits_injected == 1),
+        "some thinking ended on its own and was continued"
     );
     for f in ["metrics.json", "scaling.svg"] {
         assert!(dir.path().join("remote").join(f).exists(), "{f}");
@@ -146,7 +152,9 @@ fn served_greedy_samples_equal_the_local_engines() {
         .unwrap();
     assert_eq!(n, 2);
     for r in got {
-        let c = r.unwrap().unwrap_or_else(|e| panic!("{e}\nserver log:\n{}", server.log()));
+        let c = r
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{e}\nserver log:\n{}", server.log()));
         assert!(
             !c.text.is_empty() || c.thinking.is_some(),
             "an attempt came back empty: {c:?}"

@@ -220,8 +220,10 @@ impl RemoteModel {
         if let Some(m) = max {
             if ids.len() > m {
                 thinking = self.tokenizer.decode(&ids[..m]).map_err(|e| e.to_string())?;
-                thinking_cut = true;
             }
+            // As the local engine reports it: the thinking reached the maximum after an ignored
+            // end (s1's hidden rounds past it), whether or not a round then ended exactly there.
+            thinking_cut = waits > 0 && ids.len() >= m;
         }
         let thinking_tokens = ids.len().min(max.unwrap_or(usize::MAX));
         let end = if length {

@@ -423,4 +423,32 @@ mod tests {
         f.preset = "s9".into();
         assert!(f.request().unwrap_err().contains("preset `s9`"));
     }
+
+    /// With "endpoint" chosen the request carries the endpoint (the model path gives the
+    /// tokenizer); a bad URL, no model name or an unset key variable is said by field.
+    #[test]
+    fn endpoint_in_the_form() {
+        let mut f = EvalForm {
+            model: "m.gguf".into(),
+            use_endpoint: true,
+            endpoint_model: "served".into(),
+            ..EvalForm::default()
+        };
+        let e = f.request().unwrap().endpoint.unwrap();
+        assert_eq!(
+            (e.model.as_str(), e.client.base_url.as_str()),
+            ("served", "http://127.0.0.1:8080/v1")
+        );
+        assert_eq!(e.tokenizer, PathBuf::from("m.gguf"));
+        f.endpoint_url = "localhost:8080".into();
+        assert!(f.request().unwrap_err().starts_with("endpoint URL"));
+        f.endpoint_url = "http://h/v1/".into();
+        f.endpoint_model = " ".into();
+        assert!(f.request().unwrap_err().starts_with("endpoint model"));
+        f.endpoint_model = "served".into();
+        f.api_key_env = "S1_TEST_SURELY_UNSET_KEY_VAR".into();
+        assert!(f.request().unwrap_err().contains("S1_TEST_SURELY_UNSET_KEY_VAR"));
+        f.use_endpoint = false;
+        assert!(f.request().unwrap().endpoint.is_none());
+    }
 }

@@ -44,7 +44,12 @@ pub struct EvalView<'a> {
 /// Where the model runs: this machine (its device) or an OpenAI-compatible endpoint (URL, the
 /// model name it serves, the environment variable with its key, requests at once).
 fn endpoint_ui(ui: &mut egui::Ui, f: &mut super::eval_state::EvalForm, devices: &[crate::model::device::DeviceInfo]) {
+    // One row with the device, so that the local form keeps its layout.
     ui.horizontal(|ui| {
+        if !f.use_endpoint {
+            device_picker_ui(ui, "eval", &mut f.device, devices);
+            ui.separator();
+        }
         ui.label("Model runs");
         ui.radio_value(&mut f.use_endpoint, false, "local file")
             .on_hover_text("Load the model above on this machine");
@@ -54,7 +59,6 @@ fn endpoint_ui(ui: &mut egui::Ui, f: &mut super::eval_state::EvalForm, devices: 
         );
     });
     if !f.use_endpoint {
-        device_picker_ui(ui, "eval", &mut f.device, devices);
         return;
     }
     field(
