@@ -86,10 +86,7 @@ fn tiny(dir: &Path) -> PathBuf {
 fn served_greedy_samples_equal_the_local_engines() {
     let gguf = common::smollm2_gguf();
     let dir = tempfile::tempdir().unwrap();
-    let b = bench(
-        dir.path(),
-        &[("What is 2 + 3?", "5"), ("What is 10 - 4?", "6")],
-    );
+    let b = bench(dir.path(), &[("What is 2 + 3?", "5"), ("What is 10 - 4?", "6")]);
     let local = request(&gguf, &b, &dir.path().join("local"), &["16", "64"], &["0", "1"]);
     let local_samples = by_key(run(&local).unwrap());
     let server = Server::start(&gguf, &[]);
