@@ -12,9 +12,28 @@ use crate::model::{parse_dtype, DeviceChoice};
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A Hugging Face folder or a .gguf file
+    /// A Hugging Face folder or a .gguf file. With --endpoint, only its tokenizer and chat
+    /// template are read (s1's loop renders prompts and counts tokens locally); its weights are
+    /// not loaded
     #[arg(long)]
     model: PathBuf,
+    /// Generate through an OpenAI-compatible server instead (vLLM, SGLang, llama.cpp's server,
+    /// `s1-studio serve`), its base URL, e.g. http://localhost:8000/v1: budget forcing runs as
+    /// s1's loop over /completions (stop strings, the ignore string appended, forced end)
+    #[arg(long, requires = "endpoint_model")]
+    endpoint: Option<String>,
+    /// The `model` sent to the endpoint
+    #[arg(long, requires = "endpoint")]
+    endpoint_model: Option<String>,
+    /// The environment variable holding the endpoint's API key (sent as a bearer token)
+    #[arg(long, requires = "endpoint")]
+    api_key_env: Option<String>,
+    /// Requests in flight at once to the endpoint
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Retries of a request after 429, 5xx or a connection error (backoff from 0.5 s, doubled)
+    #[arg(long, default_value_t = 5)]
+    retries: usize,
     /// math500, aime24, aime25, amc23, gsm8k, or a JSONL file (question + answer columns, or
     /// GPQA's Question / Correct Answer / Incorrect Answer 1-3 as multiple choice)
     #[arg(long)]
@@ -133,6 +152,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         out: a.out.clone(),
         device: a.device,
         dtype: parse_dtype(&a.dtype)?,
+        endpoint: endpoint(&a)?,
     };
     let cancel = super::cancel_on_ctrlc();
     let bar = indicatif::ProgressBar::new(0);
@@ -206,4 +226,28 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         ppath.display()
     );
     Ok(())
+}
+
+/// The endpoint the arguments name, if any (its key read from --api-key-env).
+fn endpoint(a: &EvalArgs) -> anyhow::Result<Option<eval::remote::EvalEndpoint>> {
+    let (Some(url), Some(model)) = (&a.endpoint, &a.endpoint_model) else {
+        return Ok(None);
+    };
+    if a.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    let mut client = eval::endpoint::EndpointClient::new(url);
+    client.retries = a.retries;
+    if let Some(var) = &a.api_key_env {
+        match std::env::var(var) {
+            Ok(k) if !k.is_empty() => client.api_key = Some(k),
+            _ => bail!("--api-key-env: the environment variable {var} is not set"),
+        }
+    }
+    Ok(Some(eval::remote::EvalEndpoint {
+        client,
+        model: model.clone(),
+        tokenizer: a.model.clone(),
+        concurrency: a.concurrency,
+    }))
 }

@@ -9,6 +9,7 @@ use crossbeam_channel::bounded;
 use serde_json::{json, Value};
 
 use crate::cancel::CancelToken;
+use crate::eval::endpoint::EndpointClient;
 use crate::generate::{chat_batch, BudgetConfig, GenerateParams, MaxThinking, SamplingParams};
 use crate::model::{ChatMessage, LoadedModel};
 
@@ -89,17 +90,23 @@ impl Endpoint {
         }
     }
 
+    /// The shared endpoint client ([`crate::eval::endpoint`]) with this endpoint's settings.
+    fn client(&self) -> EndpointClient {
+        EndpointClient {
+            base_url: self.base_url.clone(),
+            api_key: self.api_key.clone(),
+            retries: self.retries,
+            backoff: self.backoff,
+            timeout: self.timeout,
+        }
+    }
+
     fn agent(&self) -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .timeout_global(Some(self.timeout))
-            .http_status_as_error(false)
-            .build()
-            .into()
+        self.client().agent()
     }
 
     /// One request with retries.
     pub fn complete(&self, agent: &ureq::Agent, req: &Request, cancel: &CancelToken) -> Result<Completion, String> {
-        let url = format!("{}/chat/completions", self.base_url);
         let mut messages = Vec::new();
         if let Some(system) = &req.system {
             messages.push(json!({"role": "system", "content": system}));
@@ -111,42 +118,8 @@ impl Endpoint {
             "max_tokens": req.max_tokens,
             "temperature": req.temperature,
         });
-        let mut wait = self.backoff;
-        let mut last = String::new();
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                if cancel.is_cancelled() {
-                    break;
-                }
-                std::thread::sleep(wait);
-                wait *= 2;
-            }
-            let mut r = agent.post(&url).header("Content-Type", "application/json");
-            if let Some(k) = &self.api_key {
-                r = r.header("Authorization", &format!("Bearer {k}"));
-            }
-            let mut resp = match r.send(body.to_string()) {
-                Ok(resp) => resp,
-                Err(e) => {
-                    last = format!("{url}: {e}");
-                    continue;
-                }
-            };
-            let status = resp.status().as_u16();
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            if status == 429 || status >= 500 {
-                last = format!("{url}: HTTP {status}: {}", text.chars().take(300).collect::<String>());
-                continue;
-            }
-            if status != 200 {
-                return Err(format!(
-                    "{url}: HTTP {status}: {}",
-                    text.chars().take(300).collect::<String>()
-                ));
-            }
-            return parse_reply(&text).map_err(|e| format!("{url}: {e}"));
-        }
-        Err(format!("gave up after {} tries: {last}", self.retries + 1))
+        let text = self.client().post(agent, "/chat/completions", &body, cancel)?;
+        parse_reply(&text).map_err(|e| format!("{}/chat/completions: {e}", self.base_url))
     }
 }
 

@@ -4,10 +4,13 @@
 
 pub mod benchmarks;
 pub mod continuation;
+pub mod endpoint;
 pub mod events;
 pub mod metrics;
 pub mod plot;
 pub mod presets;
+pub mod remote;
+pub mod remote_sweep;
 pub mod run;
 pub mod sweep;
 

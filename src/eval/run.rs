@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use candle_core::DType;
 
 use super::events::EvalEvent;
+use super::remote::{EvalEndpoint, RemoteModel};
 use super::sweep::{self, Sample, SweepConfig};
-use super::{benchmarks, metrics, plot};
+use super::{benchmarks, metrics, plot, remote_sweep};
 use crate::cancel::CancelToken;
 use crate::grade::Kind;
 use crate::model::{load_model, DeviceChoice, LoadOptions};
@@ -30,9 +31,20 @@ pub struct EvalRequest {
     pub device: DeviceChoice,
     /// None: the checkpoint's own (f32 on the CPU).
     pub dtype: Option<DType>,
+    /// Generate through this OpenAI-compatible endpoint (s1's loop over `/completions`)
+    /// instead of loading `model`; `device` and `dtype` are then unused.
+    pub endpoint: Option<EvalEndpoint>,
 }
 
 impl EvalRequest {
+    /// The model's name in metrics.json and on the plot: its path, or `MODEL @ URL`.
+    pub fn model_name(&self) -> String {
+        match &self.endpoint {
+            Some(e) => format!("{} @ {}", e.model, e.client.base_url),
+            None => self.model.display().to_string(),
+        }
+    }
+
     pub fn samples_path(&self) -> PathBuf {
         self.out.join("samples.jsonl")
     }
@@ -72,12 +84,6 @@ fn sweep_all(
     // name, not after a long load.
     std::fs::create_dir_all(&req.out)
         .map_err(|e| format!("output folder {}: cannot create it ({e})", req.out.display()))?;
-    let opts = LoadOptions {
-        device: req.device.open().map_err(|e| format!("{e:#}"))?,
-        dtype: req.dtype,
-        dequantize: false,
-    };
-    let model = load_model(&req.model, &opts).map_err(|e| format!("loading {}: {e}", req.model.display()))?;
     let keys: Vec<String> = req.config.settings.iter().map(|s| s.key()).collect();
     let earlier: Vec<Sample> = sweep::read_samples(&req.out.join("samples.jsonl"))
         .map_err(|e| e.to_string())?
@@ -85,7 +91,7 @@ fn sweep_all(
         .filter(|s| keys.contains(&s.setting) && s.sample < req.config.samples)
         .collect();
     let mut started = false;
-    let all = sweep::run(&model, &bench, &req.config, &req.out, cancel, &mut |p, s| {
+    let mut on_progress = |p: sweep::Progress, s: Option<&Sample>| {
         if !started {
             started = true;
             emit(EvalEvent::Started {
@@ -97,7 +103,25 @@ fn sweep_all(
             emit(EvalEvent::Sample(Box::new(s.clone())));
         }
         emit(EvalEvent::Progress(p));
-    })?;
+    };
+    let all = match &req.endpoint {
+        Some(endpoint) => {
+            if endpoint.concurrency == 0 {
+                return Err("concurrency must be at least 1".into());
+            }
+            let remote = RemoteModel::open(endpoint)?;
+            remote_sweep::run(&remote, &bench, &req.config, &req.out, cancel, &mut on_progress)?
+        }
+        None => {
+            let opts = LoadOptions {
+                device: req.device.open().map_err(|e| format!("{e:#}"))?,
+                dtype: req.dtype,
+                dequantize: false,
+            };
+            let model = load_model(&req.model, &opts).map_err(|e| format!("loading {}: {e}", req.model.display()))?;
+            sweep::run(&model, &bench, &req.config, &req.out, cancel, &mut on_progress)?
+        }
+    };
     let m = metrics::compute(&all);
     if !all.is_empty() {
         write_outputs(req, &bench.name, &m)?;
@@ -110,9 +134,9 @@ fn write_outputs(req: &EvalRequest, bench: &str, m: &metrics::SweepMetrics) -> R
     let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()));
     let mut json = serde_json::to_value(m).map_err(|e| format!("metrics: {e}"))?;
     json["benchmark"] = serde_json::json!(bench);
-    json["model"] = serde_json::json!(req.model.display().to_string());
+    json["model"] = serde_json::json!(req.model_name());
     let text = serde_json::to_string_pretty(&json).map_err(|e| format!("metrics: {e}"))?;
     write(&req.metrics_path(), &text)?;
-    let svg = plot::scaling_svg(m, &format!("{bench} — {}", req.model.display()));
+    let svg = plot::scaling_svg(m, &format!("{bench} — {}", req.model_name()));
     write(&req.plot_path(), &svg)
 }

@@ -211,7 +211,11 @@ pub struct Progress {
 
 /// The prompt text, budget and tries of a setting for question `q`, in `format` (the one
 /// detected for the model: [`ThinkingFormat::detect`]).
-fn plan(setting: &Setting, q: &Question, format: &ThinkingFormat) -> (String, BudgetConfig, usize, Option<usize>) {
+pub(super) fn plan(
+    setting: &Setting,
+    q: &Question,
+    format: &ThinkingFormat,
+) -> (String, BudgetConfig, usize, Option<usize>) {
     let budget_n = match setting.max_thinking {
         MaxThinking::Tokens(n) => Some(n),
         _ => None,
@@ -260,7 +264,7 @@ fn plan(setting: &Setting, q: &Question, format: &ThinkingFormat) -> (String, Bu
 
 /// Whether a try of rejection sampling fits its budget (s1: the thinking and its end token,
 /// at most N tokens).
-fn fits(gen: &crate::generate::Generation, budget_n: Option<usize>) -> bool {
+pub(super) fn fits(gen: &crate::generate::Generation, budget_n: Option<usize>) -> bool {
     thinking_fits(gen.forced_end, gen.thinking_tokens, budget_n)
 }
 
@@ -298,7 +302,7 @@ fn longest_prompt(
     Ok(longest)
 }
 
-fn params(
+pub(super) fn params(
     cfg: &SweepConfig,
     budget: &BudgetConfig,
     k: usize,
@@ -322,7 +326,7 @@ fn params(
 /// Grades a generation into a sample: s1 grades the whole `continuation`, thinking included
 /// (its extraction then reads the part after the last answer delimiter).
 #[allow(clippy::too_many_arguments)]
-fn graded(
+pub(super) fn graded(
     bench: &Benchmark,
     cfg: &SweepConfig,
     setting: &Setting,
@@ -435,6 +439,9 @@ pub fn read_samples(path: &Path) -> std::io::Result<Vec<Sample>> {
     }
 }
 
+/// Generates the samples of one chunk of a setting's pending (question, sample) pairs.
+pub type ChunkFn<'a> = dyn FnMut(&Setting, &[(&Question, usize)]) -> Result<Vec<Sample>, String> + 'a;
+
 /// Runs the sweep into `out_dir/samples.jsonl`, skipping samples already there; returns every
 /// sample of this sweep (earlier and new). Stops early, keeping what finished, when cancelled.
 pub fn run(
@@ -444,6 +451,51 @@ pub fn run(
     out_dir: &Path,
     cancel: &CancelToken,
     on_progress: &mut dyn FnMut(Progress, Option<&Sample>),
+) -> Result<Vec<Sample>, String> {
+    let questions = &bench.questions[..cfg.limit.unwrap_or(usize::MAX).min(bench.questions.len())];
+    let mut prompt_lengths = HashMap::new();
+    let width = |setting: &Setting| match setting.method {
+        Method::Rejection { .. } => 1,
+        _ => cfg.batch.max(1),
+    };
+    run_with(
+        bench,
+        cfg,
+        out_dir,
+        cancel,
+        on_progress,
+        &width,
+        &mut |setting, chunk| {
+            let auto_prompt = longest_prompt(model, setting, questions, &mut prompt_lengths)?;
+            if chunk.len() == 1 {
+                Ok(vec![sample(
+                    model,
+                    bench,
+                    cfg,
+                    setting,
+                    chunk[0].0,
+                    chunk[0].1,
+                    auto_prompt,
+                    cancel,
+                )?])
+            } else {
+                sample_batch(model, bench, cfg, setting, chunk, auto_prompt, cancel)
+            }
+        },
+    )
+}
+
+/// The sweep's bookkeeping whatever generates: the samples already in `out_dir/samples.jsonl`
+/// skipped, the pending ones handed to `generate` in chunks of `width(setting)`, each new
+/// sample appended (and flushed) as its chunk finishes.
+pub fn run_with(
+    bench: &Benchmark,
+    cfg: &SweepConfig,
+    out_dir: &Path,
+    cancel: &CancelToken,
+    on_progress: &mut dyn FnMut(Progress, Option<&Sample>),
+    width: &dyn Fn(&Setting) -> usize,
+    generate: &mut ChunkFn<'_>,
 ) -> Result<Vec<Sample>, String> {
     if cfg.settings.is_empty() {
         return Err("the sweep has no settings".into());
@@ -487,7 +539,6 @@ pub fn run(
     if cut {
         writeln!(file).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let mut prompt_lengths = HashMap::new();
     for setting in &cfg.settings {
         let pending: Vec<(&Question, usize)> = questions
             .iter()
@@ -497,29 +548,11 @@ pub fn run(
         if pending.is_empty() {
             continue;
         }
-        let auto_prompt = longest_prompt(model, setting, questions, &mut prompt_lengths)?;
-        let width = match setting.method {
-            Method::Rejection { .. } => 1,
-            _ => cfg.batch.max(1),
-        };
-        for chunk in pending.chunks(width) {
+        for chunk in pending.chunks(width(setting).max(1)) {
             if cancel.is_cancelled() {
                 return Ok(all);
             }
-            let new = if chunk.len() == 1 {
-                vec![sample(
-                    model,
-                    bench,
-                    cfg,
-                    setting,
-                    chunk[0].0,
-                    chunk[0].1,
-                    auto_prompt,
-                    cancel,
-                )?]
-            } else {
-                sample_batch(model, bench, cfg, setting, chunk, auto_prompt, cancel)?
-            };
+            let new = generate(setting, chunk)?;
             if cancel.is_cancelled() {
                 return Ok(all); // cut-off generations are not samples
             }

@@ -101,6 +101,37 @@ pub fn load_model_with_progress(
     }
 }
 
+/// A model's text side without its weights: tokenizer, chat template (or the ChatML fallback)
+/// and thinking style. Budget forcing over an endpoint renders prompts and counts tokens with
+/// it, as s1's lm-eval runs do with their `tokenizer=` argument. A GGUF file's header and
+/// metadata are read, not its tensors.
+pub fn load_text_side(path: &Path) -> Result<(TextTokenizer, ChatTemplate, ThinkingStyle)> {
+    if !path.exists() {
+        return Err(ModelError::MissingFile {
+            path: path.to_path_buf(),
+            hint: " (give the model's Hugging Face folder or .gguf file for its tokenizer and template)".into(),
+        });
+    }
+    let (tokenizer, source) = if path.is_dir() {
+        TextTokenizer::from_hf_folder(path)?
+    } else {
+        let mut file =
+            std::fs::File::open(path).map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+        let content = candle_core::quantized::gguf_file::Content::read(&mut file)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: not a GGUF file ({e})", path.display())))?;
+        let tokenizer = TextTokenizer::from_gguf(path, &content.metadata)?;
+        let source = content
+            .metadata
+            .get("tokenizer.chat_template")
+            .and_then(|v| v.to_string().ok())
+            .cloned();
+        (tokenizer, source)
+    };
+    let (template, _) = template_or_fallback(source, &tokenizer)?;
+    let thinking = ThinkingStyle::detect(&template, &tokenizer);
+    Ok((tokenizer, template, thinking))
+}
+
 fn check_vocab(path: &Path, tokenizer: &TextTokenizer, cfg: &ModelConfig) -> Result<()> {
     let needed = tokenizer.max_token_id as usize + 1;
     if needed > cfg.vocab_size {

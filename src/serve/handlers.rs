@@ -238,6 +238,9 @@ async fn start(app: Shared, headers: HeaderMap, body: Body, chat: bool) -> Resul
         });
     }
     let mut st = Streamed {
+        stop: parsed.stop,
+        answer: String::new(),
+        control: guard.control.clone(),
         rx,
         meta,
         include_usage: parsed.include_usage,
@@ -280,8 +283,19 @@ async fn start(app: Shared, headers: HeaderMap, body: Body, chat: bool) -> Resul
     Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
 }
 
+/// Where the first of the stop sequences starts in `text`, if one is there.
+fn stop_at(text: &str, stop: &[String]) -> Option<usize> {
+    stop.iter().filter_map(|s| text.find(s.as_str())).min()
+}
+
 /// One request's events turned into stream chunks (or, not streaming, its result).
 struct Streamed {
+    /// Stop sequences: the answer is watched for them, cut before the first, and the sequence
+    /// cancelled at its next step.
+    stop: Vec<String>,
+    /// The answer so far (only kept with stop sequences).
+    answer: String,
+    control: SeqControl,
     rx: tokio::sync::mpsc::Receiver<EngineEvent>,
     meta: Meta,
     include_usage: bool,
@@ -307,10 +321,20 @@ impl Streamed {
                 self.push(chunk(&self.meta, Piece::Thinking(&t)))
             }
             Some(EngineEvent::Seq(SeqEvent::Delta(Delta::Answer(t)))) if !t.is_empty() => {
+                if !self.stop.is_empty() {
+                    self.answer.push_str(&t);
+                    if stop_at(&self.answer, &self.stop).is_some() {
+                        self.control.cancel.cancel();
+                    }
+                }
                 self.push(chunk(&self.meta, Piece::Answer(&t)))
             }
             Some(EngineEvent::Seq(SeqEvent::Delta(_))) => {}
-            Some(EngineEvent::Seq(SeqEvent::Finished(g))) => {
+            Some(EngineEvent::Seq(SeqEvent::Finished(mut g))) => {
+                if let Some(at) = stop_at(&g.answer, &self.stop) {
+                    g.answer.truncate(at);
+                    g.stop_reason = crate::generate::StopReason::EndOfTurn;
+                }
                 self.push(chunk(&self.meta, Piece::End(&g)));
                 if self.include_usage {
                     self.push(usage_chunk(&self.meta, &g));

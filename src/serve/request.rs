@@ -41,6 +41,8 @@ pub struct Parsed {
     pub stream: bool,
     /// `stream_options.include_usage`: a last chunk with the usage and no choices.
     pub include_usage: bool,
+    /// Stop sequences: the answer ends before the first (whole completions only).
+    pub stop: Vec<String>,
 }
 
 /// `POST /v1/chat/completions`.
@@ -80,11 +82,7 @@ fn common(obj: &Object, served: &Served, input: Input, chat: bool) -> Result<Par
     if uint(obj, "n")?.is_some_and(|n| n != 1) {
         return Err(ApiError::invalid("n", "only `n` = 1 is supported"));
     }
-    match obj.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(a)) if a.is_empty() => {}
-        Some(_) => return Err(ApiError::invalid("stop", "stop sequences are not supported")),
-    }
+    let stop = stop_strings(obj)?;
     if boolean(obj, "logprobs").ok().flatten() == Some(true) || obj.get("top_logprobs").is_some_and(|v| !v.is_null()) {
         return Err(ApiError::invalid("logprobs", "log-probabilities are not supported"));
     }
@@ -120,6 +118,12 @@ fn common(obj: &Object, served: &Served, input: Input, chat: bool) -> Result<Par
         }
     }
     let stream = boolean(obj, "stream")?.unwrap_or(false);
+    if stream && !stop.is_empty() {
+        return Err(ApiError::invalid(
+            "stop",
+            "stop sequences are supported on whole (not streamed) completions only",
+        ));
+    }
     let include_usage = match nested(obj, "stream_options")? {
         Some(o) => boolean(o, "include_usage")?.unwrap_or(false),
         None => false,
@@ -149,7 +153,39 @@ fn common(obj: &Object, served: &Served, input: Input, chat: bool) -> Result<Par
         },
         stream,
         include_usage,
+        stop,
     })
+}
+
+/// `stop`: a string or a list of up to 4 non-empty strings (OpenAI's rule). The answer ends
+/// before the first of them (not included), as s1's loop with vLLM needs for its end-of-thinking
+/// delimiters.
+fn stop_strings(obj: &Object) -> Result<Vec<String>, ApiError> {
+    let list: Vec<String> = match obj.get("stop") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::invalid("stop", "`stop` must be a string or a list of strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "stop",
+                "`stop` must be a string or a list of strings",
+            ))
+        }
+    };
+    if list.len() > 4 {
+        return Err(ApiError::invalid("stop", "`stop` takes at most 4 sequences"));
+    }
+    if list.iter().any(String::is_empty) {
+        return Err(ApiError::invalid("stop", "`stop` sequences must not be empty"));
+    }
+    Ok(list)
 }
 
 /// `messages`: a non-empty list of `{role, content}`; content is a string, a list of text parts,
@@ -256,7 +292,9 @@ mod tests {
             (br#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 999}"#, 400, Some("max_tokens")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}"#, 400, Some("max_tokens")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "n": 2}"#, 400, Some("n")),
-            (br#"{"messages": [{"role": "user", "content": "x"}], "stop": ["\n"]}"#, 400, Some("stop")),
+            (br#"{"messages": [{"role": "user", "content": "x"}], "stop": ["\n"], "stream": true}"#, 400, Some("stop")),
+            (br#"{"messages": [{"role": "user", "content": "x"}], "stop": [""]}"#, 400, Some("stop")),
+            (br#"{"messages": [{"role": "user", "content": "x"}], "stop": 3}"#, 400, Some("stop")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "temperature": 3}"#, 400, Some("temperature")),
             (
                 br#"{"messages": [{"role": "user", "content": "x"}], "min_thinking_tokens": 9, "thinking_budget_tokens": 3}"#,

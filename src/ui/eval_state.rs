@@ -43,6 +43,17 @@ pub struct EvalForm {
     pub extraction: crate::grade::Extraction,
     /// Where the model runs.
     pub device: DeviceChoice,
+    /// Generate through an OpenAI-compatible endpoint (s1's loop over `/completions`); `model`
+    /// then only gives the tokenizer and chat template.
+    pub use_endpoint: bool,
+    /// The endpoint's base URL, e.g. `http://localhost:8080/v1`.
+    pub endpoint_url: String,
+    /// The `model` sent to the endpoint.
+    pub endpoint_model: String,
+    /// The environment variable holding the endpoint's API key (empty: none).
+    pub api_key_env: String,
+    /// Requests in flight at once.
+    pub concurrency: usize,
 }
 
 impl Default for EvalForm {
@@ -61,6 +72,11 @@ impl Default for EvalForm {
             preset: String::new(),
             extraction: crate::grade::Extraction::S1,
             device: DeviceChoice::Cpu,
+            use_endpoint: false,
+            endpoint_url: "http://127.0.0.1:8080/v1".into(),
+            endpoint_model: String::new(),
+            api_key_env: String::new(),
+            concurrency: 8,
         }
     }
 }
@@ -116,7 +132,41 @@ impl EvalForm {
             out: PathBuf::from(self.out.trim()),
             device: self.device,
             dtype: None,
+            endpoint: self.endpoint()?,
         })
+    }
+
+    /// The endpoint the form names, when it evaluates through one (its key read from the
+    /// environment variable named).
+    fn endpoint(&self) -> Result<Option<crate::eval::remote::EvalEndpoint>, String> {
+        if !self.use_endpoint {
+            return Ok(None);
+        }
+        let url = self.endpoint_url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("endpoint URL: `{url}` does not start with http:// or https://"));
+        }
+        let model = self.endpoint_model.trim();
+        if model.is_empty() {
+            return Err("endpoint model: give the model name the endpoint serves".into());
+        }
+        if self.concurrency == 0 {
+            return Err("concurrency must be at least 1".into());
+        }
+        let mut client = crate::eval::endpoint::EndpointClient::new(url);
+        let var = self.api_key_env.trim();
+        if !var.is_empty() {
+            match std::env::var(var) {
+                Ok(k) if !k.is_empty() => client.api_key = Some(k),
+                _ => return Err(format!("API key: the environment variable {var} is not set")),
+            }
+        }
+        Ok(Some(crate::eval::remote::EvalEndpoint {
+            client,
+            model: model.to_string(),
+            tokenizer: PathBuf::from(self.model.trim()),
+            concurrency: self.concurrency,
+        }))
     }
 }
 
@@ -372,5 +422,33 @@ mod tests {
         assert_eq!(f.request().unwrap().config.settings.len(), 3, "512,1024,2048 x 0");
         f.preset = "s9".into();
         assert!(f.request().unwrap_err().contains("preset `s9`"));
+    }
+
+    /// With "endpoint" chosen the request carries the endpoint (the model path gives the
+    /// tokenizer); a bad URL, no model name or an unset key variable is said by field.
+    #[test]
+    fn endpoint_in_the_form() {
+        let mut f = EvalForm {
+            model: "m.gguf".into(),
+            use_endpoint: true,
+            endpoint_model: "served".into(),
+            ..EvalForm::default()
+        };
+        let e = f.request().unwrap().endpoint.unwrap();
+        assert_eq!(
+            (e.model.as_str(), e.client.base_url.as_str()),
+            ("served", "http://127.0.0.1:8080/v1")
+        );
+        assert_eq!(e.tokenizer, PathBuf::from("m.gguf"));
+        f.endpoint_url = "localhost:8080".into();
+        assert!(f.request().unwrap_err().starts_with("endpoint URL"));
+        f.endpoint_url = "http://h/v1/".into();
+        f.endpoint_model = " ".into();
+        assert!(f.request().unwrap_err().starts_with("endpoint model"));
+        f.endpoint_model = "served".into();
+        f.api_key_env = "S1_TEST_SURELY_UNSET_KEY_VAR".into();
+        assert!(f.request().unwrap_err().contains("S1_TEST_SURELY_UNSET_KEY_VAR"));
+        f.use_endpoint = false;
+        assert!(f.request().unwrap().endpoint.is_none());
     }
 }

@@ -41,6 +41,51 @@ pub struct EvalView<'a> {
     pub tx: &'a CommandSender,
 }
 
+/// Where the model runs: this machine (its device) or an OpenAI-compatible endpoint (URL, the
+/// model name it serves, the environment variable with its key, requests at once).
+fn endpoint_ui(ui: &mut egui::Ui, f: &mut super::eval_state::EvalForm, devices: &[crate::model::device::DeviceInfo]) {
+    // One row with the device, so that the local form keeps its layout.
+    ui.horizontal(|ui| {
+        if !f.use_endpoint {
+            device_picker_ui(ui, "eval", &mut f.device, devices);
+            ui.separator();
+        }
+        ui.label("Model runs");
+        ui.radio_value(&mut f.use_endpoint, false, "local file")
+            .on_hover_text("Load the model above on this machine");
+        ui.radio_value(&mut f.use_endpoint, true, "endpoint").on_hover_text(
+            "An OpenAI-compatible server (vLLM, llama.cpp, s1-studio serve): budget forcing runs as s1's loop over \
+             /completions; the model above gives only the tokenizer and chat template",
+        );
+    });
+    if !f.use_endpoint {
+        return;
+    }
+    field(
+        ui,
+        "Endpoint URL",
+        &mut f.endpoint_url,
+        "The base URL, e.g. http://127.0.0.1:8080/v1",
+    );
+    field(
+        ui,
+        "Endpoint model",
+        &mut f.endpoint_model,
+        "The model name the endpoint serves",
+    );
+    field(
+        ui,
+        "API key env var",
+        &mut f.api_key_env,
+        "The environment variable holding the key (empty: no key)",
+    );
+    ui.horizontal(|ui| {
+        let l = ui.label("Requests at once");
+        ui.add(egui::DragValue::new(&mut f.concurrency).range(1..=256))
+            .labelled_by(l.id);
+    });
+}
+
 fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
     let running = v.state.is_running();
     let mut pick = None;
@@ -73,7 +118,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
                 pick = Some(EvalPath::Out);
             }
         });
-        device_picker_ui(ui, "eval", &mut f.device, v.devices);
+        endpoint_ui(ui, f, v.devices);
         ui.horizontal(|ui| {
             let l = ui.label("Benchmark");
             let r = ui

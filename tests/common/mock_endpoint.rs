@@ -1,5 +1,5 @@
-//! A minimal OpenAI-compatible `/chat/completions` server for tests: each request's messages (a
-//! system prompt and the user's, joined by a blank line) go to a handler that returns the reply's
+//! A minimal OpenAI-compatible `/chat/completions` and `/completions` server for tests: each
+//! request's messages (a system prompt and the user's, joined by a blank line) or its `prompt` go to a handler that returns the reply's
 //! content (or an HTTP error status), after an optional delay. Keep-alive connections are served; every prompt it received is logged.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -80,12 +80,24 @@ fn serve(stream: TcpStream, delay: Duration, handler: &Handler, log: &Mutex<Vec<
                     .collect::<Vec<_>>()
                     .join("\n\n")
             })
+            .or_else(|| req.get("prompt").and_then(|p| p.as_str()).map(str::to_string))
             .unwrap_or_default();
         std::thread::sleep(delay);
         let (status, text) = match handler(&prompt) {
             Ok(content) => {
                 log.lock().unwrap().push(prompt);
-                let reply = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}}]});
+                // A `/completions` request with `max_tokens` N "runs out" when the reply has N
+                // words or more (a word standing for a token).
+                let length = req
+                    .get("max_tokens")
+                    .and_then(|n| n.as_u64())
+                    .is_some_and(|n| content.split_whitespace().count() as u64 >= n);
+                let finish = if length { "length" } else { "stop" };
+                let reply = serde_json::json!({"choices": [{
+                    "message": {"role": "assistant", "content": content},
+                    "text": content,
+                    "finish_reason": finish,
+                }]});
                 (200, reply.to_string())
             }
             Err(code) => (code, "{\"error\": \"mock\"}".to_string()),
