@@ -5,10 +5,12 @@
 
 pub mod chat_template;
 pub mod config;
+mod config_check;
 pub mod decoder;
 pub mod decoder_cpu_step;
 pub mod device;
 pub mod error;
+pub mod gguf_check;
 pub mod init;
 pub mod kernels;
 pub mod kv_cache;
@@ -19,6 +21,7 @@ pub mod thinking;
 pub mod tokenizer;
 mod tokenizer_spm;
 pub mod weights;
+mod weight_checks;
 
 pub use config::{Arch, ModelConfig};
 pub use decoder::{Decoder, Logits};

@@ -34,6 +34,8 @@ pub struct TextTokenizer {
     pub special: SpecialTokens,
     /// The highest id the tokenizer knows; logits above it are never sampled.
     pub max_token_id: u32,
+    /// The longest vocabulary entry, in characters (bounds the text a token can cover).
+    max_token_chars: usize,
 }
 
 /// The content of an added-token entry, which config files write as a string or an object.
@@ -47,7 +49,9 @@ fn token_content(v: Option<&Value>) -> Option<String> {
 
 impl TextTokenizer {
     fn wrap(inner: Tokenizer, mut special: SpecialTokens) -> Self {
-        let max_token_id = inner.get_vocab(true).values().copied().max().unwrap_or(0);
+        let vocab = inner.get_vocab(true);
+        let max_token_id = vocab.values().copied().max().unwrap_or(0);
+        let max_token_chars = vocab.keys().map(|t| t.chars().count()).max().unwrap_or(1).max(1);
         if let Some(id) = special.eos.as_deref().and_then(|e| inner.token_to_id(e)) {
             if !special.eos_ids.contains(&id) {
                 special.eos_ids.insert(0, id);
@@ -57,7 +61,18 @@ impl TextTokenizer {
             inner,
             special,
             max_token_id,
+            max_token_chars,
         }
+    }
+
+    /// The most characters of text that `tokens` tokens can cover: text past it cannot fit
+    /// in `tokens` and need not be encoded (a vocabulary entry covers at most
+    /// `max_token_chars` characters of input; doubled for normalisers and byte fallbacks).
+    pub fn chars_for_tokens(&self, tokens: usize) -> usize {
+        tokens
+            .saturating_add(16)
+            .saturating_mul(self.max_token_chars)
+            .saturating_mul(2)
     }
 
     /// Loads `tokenizer.json` from a model folder, with `tokenizer_config.json` (special tokens)

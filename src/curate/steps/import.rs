@@ -124,11 +124,14 @@ pub enum Imported {
         mapping: String,
         seconds: f64,
     },
-    /// Skipped: this file was imported before (the sample pool only; elsewhere that is an error).
+    /// Skipped: this file was imported before (the sample pool, or one of several files; a
+    /// single file imported before is an error).
     Before(String),
 }
 
-/// Imports `files` one after the other, timing each.
+/// Imports `files` one after the other, timing each. Of several files, those imported before
+/// are skipped with a note (without `--again`), so rerunning an import that was stopped during
+/// a later file imports the rest and copies nothing twice; one file imported before is an error.
 pub fn import_files(
     ws: &mut Workspace,
     files: &[std::path::PathBuf],
@@ -137,6 +140,10 @@ pub fn import_files(
 ) -> anyhow::Result<Vec<Imported>> {
     let mut out = Vec::new();
     for f in files {
+        if files.len() > 1 && !opts.again && imported_before(ws, f).is_some() {
+            out.push(Imported::Before(f.display().to_string()));
+            continue;
+        }
         let started = std::time::Instant::now();
         let report = import(ws, f, opts, &mut *progress)?;
         out.push(Imported::File {
