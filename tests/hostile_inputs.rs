@@ -288,7 +288,8 @@ fn prompts_past_the_context_are_refused_before_encoding() {
 
 #[test]
 fn training_rows_are_cut_to_what_the_block_can_use_before_encoding() {
-    use s1_studio::train::data::{LossMask, Renderer, S1Row};
+    use s1_studio::train::data::{Renderer, S1Row};
+    use s1_studio::train::mask::LossMask;
     let d = tempfile::tempdir().unwrap();
     common::tiny_qwen(d.path(), 512);
     let m = load_model(d.path(), &LoadOptions::default()).unwrap();

@@ -107,7 +107,7 @@ impl ChatTemplate {
             cap: OUTPUT_BASE_CAP.saturating_add(input.saturating_mul(4)),
             overflow: false,
         };
-        match tmpl.render_to_write(ctx, &mut out) {
+        match tmpl.render_captured_to(ctx, &mut out) {
             Ok(_) => String::from_utf8(out.buf).map_err(|_| ModelError::Template("output is not UTF-8".into())),
             Err(_) if out.overflow => Err(ModelError::Template(format!(
                 "the template's output grew past {} bytes for {input} bytes of messages; \
