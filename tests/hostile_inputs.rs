@@ -54,7 +54,7 @@ fn gguf(kvs: &[(&str, (u32, Vec<u8>))], tensors: &[(&str, Vec<u64>)], alignment:
         data = offset;
     }
     let a = alignment.max(1) as usize;
-    while b.len() % a != 0 {
+    while !b.len().is_multiple_of(a) {
         b.push(0);
     }
     b.resize(b.len() + data as usize, 0);

@@ -46,7 +46,7 @@ impl ModelConfig {
         range(path, "num_attention_heads", self.num_heads, MAX_HEADS)?;
         range(path, "num_key_value_heads", self.num_kv_heads, MAX_HEADS)?;
         range(path, "head_dim", self.head_dim, MAX_HEAD_DIM)?;
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(ModelError::bad(
                 path,
                 format!("`head_dim` {} must be even for rotary embeddings", self.head_dim),
@@ -65,7 +65,7 @@ impl ModelConfig {
             self.max_position_embeddings,
             MAX_CONTEXT,
         )?;
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(ModelError::bad(
                 path,
                 format!(

@@ -20,8 +20,8 @@ mod qk_norm;
 pub mod thinking;
 pub mod tokenizer;
 mod tokenizer_spm;
-pub mod weights;
 mod weight_checks;
+pub mod weights;
 
 pub use config::{Arch, ModelConfig};
 pub use decoder::{Decoder, Logits};

@@ -312,7 +312,7 @@ impl Renderer<'_> {
         let loss = match self.mask {
             LossMask::Completion => {
                 let pad = mask::trl_pad(self.tokenizer);
-                match mask::trl_templates(&prompt) {
+                match mask::trl_templates(prompt) {
                     Some((instruction, response)) => {
                         let enc = |t: &str| self.tokenizer.encode(t).map_err(|e| e.to_string());
                         mask::completion_only(&ids, &enc(instruction)?, &enc(response)?, pad)
