@@ -314,3 +314,22 @@ fn training_rows_are_cut_to_what_the_block_can_use_before_encoding() {
     assert!(ex.prompt_tokens >= 128, "the prompt alone fills the block");
     assert!(ex.loss.iter().all(|l| !*l));
 }
+
+/// Found by the `tokenizer` fuzz target: a control character inside the decoder section made
+/// the tokenizers crate panic (`expect("Helper")`) instead of returning an error.
+#[test]
+fn malformed_tokenizer_json_is_an_error_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    tiny(d.path());
+    let p = d.path().join("tokenizer.json");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let at = text.find("\"decoder\"").expect("a decoder section");
+    let brace = at + text[at..].find('{').unwrap() + 1;
+    let bad = format!("{}\"x\": \"\u{1}\", {}", &text[..brace], &text[brace..]);
+    std::fs::write(&p, bad).unwrap();
+    let msg = load_err(d.path());
+    assert!(
+        msg.contains("tokenizer.json") && msg.contains("not valid JSON"),
+        "{msg}"
+    );
+}

@@ -38,6 +38,15 @@ pub struct TextTokenizer {
     max_token_chars: usize,
 }
 
+/// Reads `tokenizer.json` through a JSON value first: the tokenizers crate panics (`expect`) on
+/// some malformed JSON inside its decoder section (found by the `tokenizer` fuzz target), so the
+/// syntax is checked here and only a well-formed value reaches it.
+fn read_tokenizer_json(path: &Path) -> Result<Tokenizer> {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::bad(path, e))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ModelError::bad(path, format!("not valid JSON: {e}")))?;
+    serde_json::from_value(v).map_err(|e| ModelError::bad(path, format!("not a readable tokenizer: {e}")))
+}
+
 /// The content of an added-token entry, which config files write as a string or an object.
 fn token_content(v: Option<&Value>) -> Option<String> {
     match v? {
@@ -85,8 +94,7 @@ impl TextTokenizer {
                 hint: " (the model folder needs its tokenizer)".into(),
             });
         }
-        let inner = Tokenizer::from_file(&tok_path)
-            .map_err(|e| ModelError::bad(&tok_path, format!("not a readable tokenizer: {e}")))?;
+        let inner = read_tokenizer_json(&tok_path)?;
         let mut special = SpecialTokens::default();
         let mut template = None;
         let cfg_path = folder.join("tokenizer_config.json");
