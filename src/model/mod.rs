@@ -5,10 +5,12 @@
 
 pub mod chat_template;
 pub mod config;
+mod config_check;
 pub mod decoder;
 pub mod decoder_cpu_step;
 pub mod device;
 pub mod error;
+pub mod gguf_check;
 pub mod init;
 pub mod kernels;
 pub mod kv_cache;
@@ -18,6 +20,7 @@ mod qk_norm;
 pub mod thinking;
 pub mod tokenizer;
 mod tokenizer_spm;
+mod weight_checks;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};
