@@ -170,6 +170,7 @@ impl StudioApp {
             self.settings.view = v;
         }
         self.drain_inference(Duration::from_millis(4));
+        self.chat.serve.drain();
         train_state::update(
             &mut self.train,
             &self.settings.train_runs,

@@ -6,6 +6,7 @@ use eframe::egui::{self, Color32, RichText};
 
 use std::path::PathBuf;
 
+use super::chat_serve_ui::serve_panel_ui;
 use super::chat_sidebar_ui::{conversations_ui, presets_ui};
 use super::chat_state::{ChatSettings, ChatState, ModelStatus, SendKey};
 use super::command::{AppCommand, ChatCommand, Command, CommandSender};
@@ -78,6 +79,13 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
             }
         }
         device_picker_ui(ui, "chat", &mut v.settings.device, v.devices);
+        let serving = if v.state.serve.is_running() {
+            "Serve on localhost ●"
+        } else {
+            "Serve on localhost"
+        };
+        ui.toggle_value(&mut v.state.serve.open, serving)
+            .on_hover_text("the loaded model behind an OpenAI-compatible API on 127.0.0.1, with min and max thinking");
         let recent = v.recent_models;
         if !recent.is_empty() {
             egui::ComboBox::from_label("Recent models")
@@ -92,6 +100,10 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
         }
     });
     dialog_note_ui::note_ui(ui, v.state.dialog_error.as_deref());
+    if v.state.serve.open {
+        let loaded = matches!(v.model, ModelStatus::Loaded(_));
+        serve_panel_ui(ui, &mut v.state.serve, loaded, v.tx);
+    }
     match v.model {
         ModelStatus::Loading { fraction, stage, .. } => {
             ui.add(egui::ProgressBar::new(*fraction).text(stage.as_str()));

@@ -109,6 +109,9 @@ pub enum ChatCommand {
     /// The model's file dialog could not open: said beside the Path field, which takes the
     /// focus.
     DialogFailed(String),
+    /// Serve the loaded model on localhost (the port typed in the serve panel).
+    ServeStart,
+    ServeStop,
 }
 
 /// Which path a Train-view picker fills.

@@ -8,6 +8,8 @@
 pub mod app;
 pub mod background;
 pub mod chat_library;
+pub mod chat_serve;
+pub mod chat_serve_ui;
 pub mod chat_settings;
 pub mod chat_sidebar_ui;
 pub mod chat_state;
