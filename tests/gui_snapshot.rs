@@ -197,6 +197,9 @@ fn train_view_after_a_short_run() {
             *c = relative(c);
         }
     }
+    // The shown model path is relative; its config (for the memory line) is the one read.
+    let read = h.state().train.model_config.clone().map(|(_, c)| c);
+    h.state_mut().train.model_config = read.map(|c| ("models/tiny".into(), c));
     let st = &mut h.state_mut().settings.train;
     st.model = "models/tiny".into();
     st.data = "data/sums.jsonl".into();

@@ -134,6 +134,7 @@ impl StudioApp {
                     state: &mut self.train,
                     form: &mut s.train,
                     devices,
+                    system: self.system.last(),
                     tx,
                 },
             ),

@@ -174,6 +174,10 @@ pub enum TrainCommand {
     PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
     /// The dialog for this path could not open: said beside its field, which takes the focus.
     DialogFailed(TrainPath, String),
+    /// Read the base model's config.json (off the UI thread) for the memory estimate.
+    ReadModelConfig,
+    /// The base model's shape, or why it could not be read.
+    ModelConfigRead(PathBuf, Box<Result<crate::model::ModelConfig, String>>),
 }
 
 /// Which path an Evaluate-view picker fills.

@@ -85,6 +85,10 @@ pub struct TrainState {
     pub dialog_error: Option<(TrainPath, String)>,
     /// The path field to focus in the next frame (its dialog could not open).
     pub focus: Option<TrainPath>,
+    /// The base model's shape (for the memory estimate) and the path it was read from.
+    pub model_config: Option<(PathBuf, Result<crate::model::ModelConfig, String>)>,
+    /// A config is being read from this path.
+    pub reading_config: Option<PathBuf>,
 }
 
 /// What a data preview depends on.
@@ -115,6 +119,8 @@ impl Default for TrainState {
             previewing: None,
             dialog_error: None,
             focus: None,
+            model_config: None,
+            reading_config: None,
         }
     }
 }
@@ -376,6 +382,19 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
             }
             state.previewing = Some(preview_key(form));
             background::preview_data(tx, form.clone());
+        }
+        TrainCommand::ReadModelConfig => {
+            let path = form.model.clone();
+            let known = state.model_config.as_ref().is_some_and(|(p, _)| *p == path);
+            if path.as_os_str().is_empty() || known || state.reading_config.is_some() {
+                return;
+            }
+            state.reading_config = Some(path.clone());
+            background::read_model_config(tx, path);
+        }
+        TrainCommand::ModelConfigRead(path, r) => {
+            state.reading_config = None;
+            state.model_config = Some((path, *r));
         }
         TrainCommand::PreviewRead(r) => {
             if let Some(key) = state.previewing.take() {

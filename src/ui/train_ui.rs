@@ -19,6 +19,8 @@ pub struct TrainView<'a> {
     pub state: &'a mut TrainState,
     pub form: &'a mut TrainSettings,
     pub devices: &'a [crate::model::device::DeviceInfo],
+    /// The machine's last sample (free RAM and GPU memory beside the memory estimate).
+    pub system: Option<&'a super::system_monitor::SystemSample>,
     pub tx: &'a CommandSender,
 }
 
@@ -283,6 +285,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                      the CPU trains in f32",
                 );
         });
+        super::train_memory_ui::memory_line_ui(ui, v.state, s, v.system, v.devices, v.tx);
         ui.checkbox(&mut s.adam.decay_norms, "Weight decay on norm weights")
             .on_hover_text(
                 "s1: on, as transformers 4.46.1 (only biases are exempt); off: norms exempt too, as newer transformers",
