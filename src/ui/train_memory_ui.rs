@@ -3,7 +3,7 @@
 //! device has free, in red with the setting to lower when it does not fit, as the run itself
 //! would refuse.
 
-use eframe::egui::{self, RichText};
+use eframe::egui;
 
 use super::command::{CommandSender, TrainCommand};
 use super::system_monitor::SystemSample;
