@@ -1,10 +1,11 @@
 //! Checks on weight files that a hostile model folder could otherwise slip past: shard paths
 //! that leave the model folder, and NaN or infinite weights (which load fine and then make the
-//! model emit token 0 forever).
+//! model emit token 0 forever), in dense and in quantized tensors.
 
 use std::path::{Component, Path, PathBuf};
 
-use candle_core::{DType, Tensor};
+use candle_core::quantized::{GgmlDType, QStorage, QTensor};
+use candle_core::{DType, Device, Tensor};
 
 use super::error::{ModelError, Result};
 
@@ -64,4 +65,65 @@ pub fn check_finite(path: &Path, name: &str, t: &Tensor) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// How many evenly spaced blocks of a quantized tensor are dequantized and checked at load.
+pub const QUANT_BLOCK_SAMPLE: usize = 64;
+
+/// Fails when a sample of the quantized tensor `q`'s blocks (up to [`QUANT_BLOCK_SAMPLE`],
+/// dequantized on the CPU: NaN or infinite scales make NaN weights) holds a NaN or an infinity,
+/// naming the file and the tensor. Dense dtypes are checked by [`check_finite`] instead.
+pub fn check_finite_quantized(path: &Path, name: &str, q: &QTensor) -> Result<()> {
+    let dtype = q.dtype();
+    if matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+        return Ok(());
+    }
+    let (bsize, tsize) = (dtype.block_size(), dtype.type_size());
+    let bytes = q.data()?;
+    let blocks = bytes.len() / tsize;
+    if blocks == 0 {
+        return Ok(());
+    }
+    // Evenly spaced, the first and the last block included.
+    let k = blocks.min(QUANT_BLOCK_SAMPLE);
+    let mut sample = Vec::with_capacity(k * tsize);
+    for i in 0..k {
+        let b = if k == 1 { 0 } else { i * (blocks - 1) / (k - 1) };
+        sample.extend_from_slice(&bytes[b * tsize..(b + 1) * tsize]);
+    }
+    let n = sample.len() / tsize * bsize;
+    let storage = QStorage::from_data(std::borrow::Cow::Owned(sample), &Device::Cpu, dtype)?;
+    let t = QTensor::new(storage, (n,))?.dequantize(&Device::Cpu)?;
+    check_finite(path, name, &t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Q8_0 tensor whose one block has a NaN scale is refused, naming the tensor; the same
+    /// tensor with finite scales passes.
+    #[test]
+    fn a_nan_scale_in_a_quantized_tensor_is_found() {
+        let values: Vec<f32> = (0..32 * 256).map(|i| (i % 17) as f32 / 17.0 - 0.5).collect();
+        let t = Tensor::new(values.as_slice(), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();
+        let p = Path::new("m.gguf");
+        check_finite_quantized(p, "blk.0.ffn_up.weight", &q).unwrap();
+        for block in [0usize, 255] {
+            let mut bytes = q.data().unwrap().into_owned();
+            // A Q8_0 block: an f16 scale, then 32 signed bytes.
+            let nan = half::f16::NAN.to_le_bytes();
+            bytes[block * 34..block * 34 + 2].copy_from_slice(&nan);
+            let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, GgmlDType::Q8_0).unwrap();
+            let bad = QTensor::new(storage, (32 * 256,)).unwrap();
+            let e = check_finite_quantized(p, "blk.0.ffn_up.weight", &bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("m.gguf") && e.contains("blk.0.ffn_up.weight") && e.contains("NaN"),
+                "{e}"
+            );
+        }
+    }
 }

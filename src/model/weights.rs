@@ -309,6 +309,7 @@ impl WeightLoader for GgufWeights {
             super::weight_checks::check_finite(&self.path, name, &t)?;
             return Ok(Weight::Dense(t.to_dtype(self.dtype)?));
         }
+        super::weight_checks::check_finite_quantized(&self.path, name, &q)?;
         use super::kernels::cpu_gemv::{QFormat, QMatrix};
         let format = match q.dtype() {
             GgmlDType::Q4_0 => Some(QFormat::Q4_0),
