@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use common::gui::{app, harness, step_until};
@@ -126,4 +127,49 @@ fn the_library_panel_pulls_lists_opens_and_removes() {
     );
     assert!(!path.exists());
     assert_eq!(h.state().library.outcome, Some(Ok(format!("Removed {id}"))));
+}
+
+/// Evaluate's quick start: with a model loaded in Chat, one click fills the form (6 bundled
+/// GSM8K questions at three budgets) and Run ends with samples at the three budgets.
+#[test]
+fn evaluate_quick_sweep_runs_the_loaded_model_at_three_budgets() {
+    let d = tempfile::tempdir().unwrap();
+    let gguf = common::fixture("gguf").join(GGUF);
+    let mut s = Settings::default();
+    s.eval.out = d.path().join("eval-out").display().to_string();
+    let mut h = harness(app(s));
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Path").focus();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Path")
+        .type_text(&gguf.display().to_string());
+    h.run();
+    h.get_by_label("Load").click();
+    step_until(&mut h, LONG, |_| {}, settled);
+    assert!(loaded_path(h.state()).is_some(), "{:?}", h.state().model);
+    h.get_by_label("Evaluate").click();
+    h.run();
+    h.get_by_label(s1_studio::ui::first_run::QUICK_SWEEP).click();
+    h.run();
+    let f = &h.state().settings.eval;
+    assert_eq!(
+        (f.bench.as_str(), f.limit.as_str(), f.budgets.as_str()),
+        ("gsm8k", "6", "32,128,512")
+    );
+    assert_eq!(Path::new(&f.model), gguf.as_path());
+    h.get_by_label("Run").click();
+    step_until(&mut h, LONG, |_| {}, |a| !a.eval.is_running() && a.eval.job.is_none());
+    let st = &h.state().eval;
+    assert_eq!(
+        st.status,
+        s1_studio::ui::eval_state::EvalStatus::Done,
+        "{:?}",
+        st.status
+    );
+    assert_eq!(st.samples.len(), 18);
+    assert_eq!(st.metrics.as_ref().map(|m| m.settings.len()), Some(3));
+    assert!(
+        h.query_by_label(s1_studio::ui::first_run::QUICK_SWEEP).is_none(),
+        "offered until a sweep ran"
+    );
 }

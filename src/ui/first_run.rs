@@ -1,5 +1,6 @@
 //! Ready-made starts for a first run: what the Chat view sets up when the demo model arrives (a
-//! suggested prompt and a budget preset, so the first reply shows budget forcing at work).
+//! suggested prompt and a budget preset, so the first reply shows budget forcing at work), and
+//! the Evaluate view's quick sweep (a few bundled questions at three budgets, minutes on a CPU).
 
 use super::chat_settings::{ChatPreset, ChatSettings, PresetValues};
 use super::chat_state::ChatState;
@@ -42,6 +43,28 @@ pub fn set_up_demo_chat(state: &mut ChatState, settings: &mut ChatSettings) {
     }
 }
 
+/// The quick sweep's label in the Evaluate view.
+pub const QUICK_SWEEP: &str = "Quick sweep: 6 GSM8K questions at 3 budgets";
+
+/// Fills the Evaluate form for a sweep that ends in minutes on a laptop CPU with a small model:
+/// the first 6 questions of the bundled GSM8K test set, thinking budgets 32, 128 and 512,
+/// greedy, one sample, all 6 in one batch; `model` (the one loaded in Chat) when given.
+pub fn quick_sweep(form: &mut super::eval_state::EvalForm, model: Option<&std::path::Path>) {
+    if let Some(m) = model {
+        form.model = m.display().to_string();
+    }
+    form.use_endpoint = false;
+    form.preset.clear();
+    form.bench = "gsm8k".into();
+    form.limit = "6".into();
+    form.budgets = "32,128,512".into();
+    form.waits = "0".into();
+    form.samples = 1;
+    form.temperature = 0.0;
+    form.max_tokens = "640".into();
+    form.batch = 6;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +85,23 @@ mod tests {
         state.input = "mine".into();
         set_up_demo_chat(&mut state, &mut settings);
         assert_eq!(state.input, "mine");
+    }
+
+    #[test]
+    fn the_quick_sweep_fills_the_form() {
+        let mut f = super::super::eval_state::EvalForm {
+            use_endpoint: true,
+            preset: "s1".into(),
+            ..Default::default()
+        };
+        quick_sweep(&mut f, Some(std::path::Path::new("/m/demo.gguf")));
+        assert_eq!(
+            (f.model.as_str(), f.bench.as_str(), f.limit.as_str()),
+            ("/m/demo.gguf", "gsm8k", "6")
+        );
+        assert_eq!(f.budgets.split(',').count(), 3);
+        assert!(!f.use_endpoint && f.preset.is_empty());
+        quick_sweep(&mut f, None);
+        assert_eq!(f.model, "/m/demo.gguf", "no model given: the form's stays");
     }
 }
