@@ -194,6 +194,10 @@ pub enum TrainCommand {
     PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
     /// The dialog for this path could not open: said beside its field, which takes the focus.
     DialogFailed(TrainPath, String),
+    /// "Try a 2-minute finetune": make the tiny model and rows (`first_run`), then start.
+    QuickStart,
+    /// The quick start's settings, made off the UI thread, or why they could not be.
+    QuickStartReady(Box<Result<crate::train::TrainSettings, String>>),
 }
 
 /// Which path an Evaluate-view picker fills.

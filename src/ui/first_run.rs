@@ -1,6 +1,7 @@
 //! Ready-made starts for a first run: what the Chat view sets up when the demo model arrives (a
 //! suggested prompt and a budget preset, so the first reply shows budget forcing at work), and
-//! the Evaluate view's quick sweep (a few bundled questions at three budgets, minutes on a CPU).
+//! the Evaluate view's quick sweep (a few bundled questions at three budgets, minutes on a CPU),
+//! and the Train view's 2-minute finetune (`train::quickstart`, with the demo model's tokenizer).
 
 use super::chat_settings::{ChatPreset, ChatSettings, PresetValues};
 use super::chat_state::ChatState;
@@ -41,6 +42,33 @@ pub fn set_up_demo_chat(state: &mut ChatState, settings: &mut ChatSettings) {
         Some(p) => *p = preset,
         None => settings.presets.push(preset),
     }
+}
+
+/// The Train view's quick start.
+pub const QUICK_FINETUNE: &str = "Try a 2-minute finetune";
+
+/// Makes the quick finetune's model, rows and settings on a background thread, in `quickstart`
+/// beside the model library (whose demo model lends its tokenizer), and answers with
+/// [`TrainCommand::QuickStartReady`].
+pub fn prepare_finetune(tx: &super::command::CommandSender) {
+    use super::command::TrainCommand;
+    use crate::hub::{Library, DEMO_ID};
+    super::background::spawn("s1-quickstart", tx, || {
+        let lib = Library::default_location();
+        let demo = lib.entries().map_err(|e| e.to_string()).and_then(|entries| {
+            entries
+                .into_iter()
+                .find(|e| e.id == DEMO_ID && e.path.is_file())
+                .ok_or_else(|| {
+                    "Get the demo model first (Chat: \"Get the demo model (98 MB)\"): the tiny model uses its tokenizer"
+                        .to_string()
+                })
+        });
+        let dir = lib.dir.with_file_name("quickstart");
+        let (_, pool) = crate::curate::steps::import::SAMPLE_POOL[2];
+        let r = demo.and_then(|d| crate::train::quickstart::prepare(&dir, &d.path, pool));
+        Some(TrainCommand::QuickStartReady(Box::new(r)).into())
+    });
 }
 
 /// The quick sweep's label in the Evaluate view.

@@ -359,6 +359,16 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                 {
                     v.tx.send(TrainCommand::Start { resume: true });
                 }
+                if matches!(v.state.status, TrainStatus::Idle) && v.state.records.is_empty() {
+                    let hint = "A tiny model and 12 rows of the sample pool: a whole run on a laptop CPU";
+                    if ui
+                        .button(super::first_run::QUICK_FINETUNE)
+                        .on_hover_text(hint)
+                        .clicked()
+                    {
+                        v.tx.send(TrainCommand::QuickStart);
+                    }
+                }
             });
             if v.state.checking {
                 ui.spinner();
