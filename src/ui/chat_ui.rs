@@ -121,18 +121,16 @@ fn empty_state_ui(ui: &mut egui::Ui, v: &ChatView<'_>) {
         ui.label("Drop either onto this window, use the buttons above, or paste a path.");
         ui.add_space(8.0);
         ui.label("No model at hand?");
-        ui.horizontal(|ui| {
-            if ui
-                .button("Get the demo model (98 MB)")
-                .on_hover_text("SmolLM2-135M-Instruct Q4_1, opened with a suggested prompt and a thinking budget")
-                .clicked()
-            {
-                v.tx.send(LibraryCommand::FetchDemo);
-            }
-            if ui.button("Download from Hugging Face…").clicked() {
-                v.tx.send(LibraryCommand::Open);
-            }
-        });
+        if ui
+            .button("Get the demo model (98 MB)")
+            .on_hover_text("SmolLM2-135M-Instruct Q4_1, opened with a suggested prompt and a thinking budget")
+            .clicked()
+        {
+            v.tx.send(LibraryCommand::FetchDemo);
+        }
+        if ui.button("Download from Hugging Face…").clicked() {
+            v.tx.send(LibraryCommand::Open);
+        }
         if let Some(p) = v.recent_models.first() {
             ui.add_space(8.0);
             if ui.button(format!("Open {}", p.display())).clicked() {
