@@ -171,6 +171,10 @@ pub enum TrainCommand {
     PickPath(TrainPath),
     SetPath(TrainPath, PathBuf),
     ChatWithCheckpoint(PathBuf),
+    /// "Try a 2-minute finetune": make the tiny model and rows (`first_run`), then start.
+    QuickStart,
+    /// The quick start's settings, made off the UI thread, or why they could not be.
+    QuickStartReady(Box<Result<crate::train::TrainSettings, String>>),
     /// The past runs, read by the history thread.
     HistoryRead(Vec<RunSummary>),
     /// The output folder was checked off the UI thread before a fresh start: the run it holds
@@ -194,10 +198,6 @@ pub enum TrainCommand {
     PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
     /// The dialog for this path could not open: said beside its field, which takes the focus.
     DialogFailed(TrainPath, String),
-    /// "Try a 2-minute finetune": make the tiny model and rows (`first_run`), then start.
-    QuickStart,
-    /// The quick start's settings, made off the UI thread, or why they could not be.
-    QuickStartReady(Box<Result<crate::train::TrainSettings, String>>),
 }
 
 /// Which path an Evaluate-view picker fills.
