@@ -168,6 +168,10 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
                 };
             }
         }
+        ChatCommand::OpenDemo(path) => {
+            super::first_run::set_up_demo_chat(state, settings);
+            tx.send(ChatCommand::OpenModel(path));
+        }
         ChatCommand::PickModelFolder => file_dialog_or(
             tx,
             "Open a model folder",

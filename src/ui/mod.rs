@@ -25,6 +25,9 @@ pub mod device_picker_ui;
 pub mod dialog_note_ui;
 pub mod eval_state;
 pub mod eval_ui;
+pub mod first_run;
+pub mod model_library_state;
+pub mod model_library_ui;
 pub mod settings;
 pub mod shell_ui;
 pub mod system_monitor;
@@ -36,7 +39,7 @@ pub mod train_ui;
 
 pub use app::StudioApp;
 pub use chat_state::ModelStatus;
-pub use command::{AppCommand, ChatCommand, Command, CurateCommand, EvalCommand, TrainCommand};
+pub use command::{AppCommand, ChatCommand, Command, CurateCommand, EvalCommand, LibraryCommand, TrainCommand};
 pub use settings::Settings;
 
 /// What to do when the window opens (from `s1-studio ui --model … --view …`).

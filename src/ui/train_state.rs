@@ -334,6 +334,14 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
                 j.stop();
             }
         }
+        TrainCommand::QuickStart => super::first_run::prepare_finetune(tx),
+        TrainCommand::QuickStartReady(r) => match *r {
+            Ok(s) => {
+                *form = s;
+                tx.send(TrainCommand::Start { resume: false });
+            }
+            Err(e) => state.status = TrainStatus::Failed(e),
+        },
         TrainCommand::ChatWithCheckpoint(p) => {
             tx.send(AppCommand::SetView(View::Chat));
             tx.send(ChatCommand::OpenModel(p));

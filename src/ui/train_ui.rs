@@ -378,6 +378,17 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
         }
     });
+    // On its own row: offered before a first run only, it must not widen the form for later.
+    if !running && !waiting && matches!(v.state.status, TrainStatus::Idle) && v.state.records.is_empty() {
+        let hint = "A tiny model and 12 rows of the sample pool: a whole run on a laptop CPU";
+        if ui
+            .button(super::first_run::QUICK_FINETUNE)
+            .on_hover_text(hint)
+            .clicked()
+        {
+            v.tx.send(TrainCommand::QuickStart);
+        }
+    }
 }
 
 /// Exponential moving average of the loss (smoothing 0.9, bias-corrected like TensorBoard's).
