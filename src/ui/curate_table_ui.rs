@@ -125,11 +125,12 @@ fn toolbar_ui(ui: &mut egui::Ui, st: &mut CurateState, tx: &CommandSender) {
             open = !open;
             tx.send(CurateCommand::ShowInspector(open));
         }
+        super::pool_map_ui::map_toggle_ui(ui, st);
     });
 }
 
 /// "N selected" with the bulk marks, when rows are picked.
-fn picked_bar_ui(ui: &mut egui::Ui, st: &CurateState, tx: &CommandSender) {
+pub fn picked_bar_ui(ui: &mut egui::Ui, st: &CurateState, tx: &CommandSender) {
     if st.picked.is_empty() {
         return;
     }

@@ -573,6 +573,10 @@ pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
                     .auto_shrink([false, true])
                     .show(ui, |ui| funnel_ui(ui, v.state));
             });
-        pool_table_ui(ui, v.state, v.tx);
+        if v.state.map.shown {
+            super::pool_map_ui::pool_map_ui(ui, v.state, v.tx);
+        } else {
+            pool_table_ui(ui, v.state, v.tx);
+        }
     });
 }

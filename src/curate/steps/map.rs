@@ -15,6 +15,7 @@ use rusqlite::params;
 
 use super::CurateEvent;
 use crate::cancel::CancelToken;
+use crate::curate::map::coverage::{coverage, Coverage};
 use crate::curate::map::embed::{self, DocFreq};
 use crate::curate::map::layout::{self, LayoutOptions};
 use crate::workspace::{now, Workspace};
@@ -262,6 +263,51 @@ pub fn load_layout(ws: &Workspace) -> anyhow::Result<Option<(String, HashMap<Str
     Ok(Some((embedder, points)))
 }
 
+/// One stored selection's coverage of the newest map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoverageRow {
+    pub selection: String,
+    pub method: String,
+    pub coverage: Coverage,
+}
+
+/// The coverage of every stored selection on the newest map (its embedder, its point count,
+/// then a row per selection, oldest first).
+pub fn coverage_table(ws: &Workspace) -> anyhow::Result<(String, usize, Vec<CoverageRow>)> {
+    let Some((embedder, by_key)) = load_layout(ws)? else {
+        anyhow::bail!(
+            "no map in this workspace yet; run `s1-studio curate map --workspace {}` first",
+            ws.dir.display()
+        );
+    };
+    // Points in key order: the same table whatever order the hash map gives.
+    let mut keyed: Vec<(&String, [f32; 2])> = by_key.iter().map(|(k, p)| (k, *p)).collect();
+    keyed.sort_by(|a, b| a.0.cmp(b.0));
+    let index: HashMap<&str, usize> = keyed.iter().enumerate().map(|(i, (k, _))| (k.as_str(), i)).collect();
+    let points: Vec<[f32; 2]> = keyed.iter().map(|x| x.1).collect();
+    let names: Vec<(String, String)> = ws
+        .conn
+        .prepare("SELECT name, method FROM selections ORDER BY at, rowid")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut rows = Vec::new();
+    for (name, method) in names {
+        let (_, keys) = super::selection::load(ws, Some(&name))?;
+        let mut flags = vec![false; points.len()];
+        for k in &keys {
+            if let Some(&i) = index.get(k.as_str()) {
+                flags[i] = true;
+            }
+        }
+        rows.push(CoverageRow {
+            selection: name,
+            method,
+            coverage: coverage(&points, &flags),
+        });
+    }
+    Ok((embedder, points.len(), rows))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,5 +362,37 @@ mod tests {
         assert!(r.stopped && r.embedded == 0);
         let e = super::run(&mut ws, &MapOptions { dim: 48, ..o }, &cancel, &mut |_| {});
         assert!(e.unwrap_err().to_string().contains("multiple of 64"));
+    }
+
+    #[test]
+    fn coverage_table_has_a_row_per_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ws = pool(dir.path(), 60);
+        assert!(coverage_table(&ws).unwrap_err().to_string().contains("curate map"));
+        super::run(&mut ws, &MapOptions::default(), &CancelToken::new(), &mut |_| {}).unwrap();
+        let keys: Vec<String> = ws
+            .conn
+            .prepare("SELECT key FROM questions ORDER BY id LIMIT 10")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        ws.conn
+            .execute("INSERT INTO selections VALUES ('hand', 'random', 0, 10, '{}', 1)", [])
+            .unwrap();
+        for (i, k) in keys.iter().enumerate() {
+            ws.conn
+                .execute(
+                    "INSERT INTO selection_items VALUES ('hand', ?1, ?2)",
+                    params![i as i64, k],
+                )
+                .unwrap();
+        }
+        let (embedder, points, rows) = coverage_table(&ws).unwrap();
+        assert_eq!((embedder.as_str(), points), ("tfidf-hash-64-s0", 60));
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].selection.as_str(), rows[0].coverage.selected), ("hand", 10));
+        assert!(rows[0].coverage.mean_distance > 0.0);
     }
 }
