@@ -17,7 +17,7 @@ pub struct MapArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Dimensions of the hashed TF-IDF vectors (a multiple of 64)
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 256)]
     dim: usize,
     /// Lay out again even when the stored layout is of the same questions and seed
     #[arg(long)]

@@ -61,6 +61,8 @@ const PALETTE: [Color32; 12] = [
     Color32::from_rgb(250, 190, 130),
 ];
 const OTHER: Color32 = Color32::from_rgb(110, 110, 118);
+const PASSED: Color32 = Color32::from_rgb(78, 161, 235);
+const SELECTED_GOLD: Color32 = Color32::from_rgb(255, 196, 40);
 const DIM: Color32 = Color32::from_rgb(72, 82, 100);
 
 /// The map's view and what it derived from the snapshot.
@@ -125,6 +127,12 @@ fn categories<'a>(values: impl Iterator<Item = &'a str>) -> (BTreeMap<String, Co
     (map, legend)
 }
 
+/// The colour at 75% brightness, opaque.
+fn darker(c: Color32) -> Color32 {
+    let f = |x: u8| (x as f32 * 0.75) as u8;
+    Color32::from_rgb(f(c.r()), f(c.g()), f(c.b()))
+}
+
 /// A point's stage as the table names it.
 fn stage(r: &PoolRow, s: &PoolSnapshot) -> String {
     match r.dropped_at {
@@ -167,14 +175,50 @@ pub fn colours(s: &PoolSnapshot, by: ColourBy) -> (Vec<Color32>, Vec<(String, Co
                 }
             };
             let labels: Vec<String> = s.rows.iter().map(label).collect();
-            let (map, legend) = categories(labels.iter().map(String::as_str));
+            let (mut map, mut legend) = categories(labels.iter().map(String::as_str));
+            if by == ColourBy::Stage {
+                // The two that matter most keep their colours whatever the counts: passed in
+                // blue, selected in gold (drawn over the pool); the stages that dropped
+                // questions take the palette's muted rest.
+                for (name, c) in [("passed", PASSED), ("selected", SELECTED_GOLD)] {
+                    if let Some(v) = map.get_mut(name) {
+                        *v = c;
+                    }
+                }
+                // Not blue, red (the contamination ring) or gold.
+                let mut drops = PALETTE
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| ![0, 3, 5].contains(i))
+                    .map(|(_, c)| *c)
+                    .cycle();
+                for (name, c) in legend.iter_mut() {
+                    *c = match name.as_str() {
+                        "passed" => PASSED,
+                        "selected" => SELECTED_GOLD,
+                        _ => {
+                            let d = darker(drops.next().unwrap_or(OTHER));
+                            if let Some(v) = map.get_mut(name.as_str()) {
+                                *v = d;
+                            }
+                            d
+                        }
+                    };
+                }
+            }
             let cols = labels.iter().map(|l| map.get(l).copied().unwrap_or(OTHER)).collect();
             (cols, legend)
         }
         ColourBy::Selected => {
-            let sel = Color32::from_rgb(255, 176, 32);
-            let cols = s.rows.iter().map(|r| if r.selected { sel } else { DIM }).collect();
-            (cols, vec![("selected".into(), sel), ("not selected".into(), DIM)])
+            let cols = s
+                .rows
+                .iter()
+                .map(|r| if r.selected { SELECTED_GOLD } else { DIM })
+                .collect();
+            (
+                cols,
+                vec![("selected".into(), SELECTED_GOLD), ("not selected".into(), DIM)],
+            )
         }
         ColourBy::TraceLength => {
             let max = s.rows.iter().filter_map(|r| r.tokens).max().unwrap_or(0).max(2) as f32;

@@ -137,7 +137,22 @@ pub fn knn(
         }
     }
     progress(trees, trees + 1);
-    // Neighbours of neighbours (and the reverse edges' points) as candidates.
+    // Neighbours of neighbours (and the reverse edges' points) as candidates, twice.
+    for _ in 0..REFINE_ROUNDS {
+        lists = refine(data, dim, k, &lists);
+    }
+    progress(trees + 1, trees + 1);
+    lists
+}
+
+/// Rounds of neighbours-of-neighbours refinement after the trees.
+const REFINE_ROUNDS: usize = 2;
+
+/// One round: each point's list merged with its neighbours' neighbours (and the points that
+/// list it), keeping the k nearest.
+fn refine(data: &[f32], dim: usize, k: usize, lists: &[Neighbours]) -> Vec<Neighbours> {
+    let n = lists.len();
+    let row = |i: u32| &data[i as usize * dim..(i as usize + 1) * dim];
     let mut reverse: Vec<Vec<u32>> = vec![Vec::new(); n];
     for (i, l) in lists.iter().enumerate() {
         for &(_, j) in l.iter() {
@@ -146,7 +161,7 @@ pub fn knn(
             }
         }
     }
-    let refined: Vec<Neighbours> = (0..n)
+    (0..n)
         .into_par_iter()
         .map(|i| {
             let mut l = lists[i].clone();
@@ -163,9 +178,7 @@ pub fn knn(
             }
             l
         })
-        .collect();
-    progress(trees + 1, trees + 1);
-    refined
+        .collect()
 }
 
 #[cfg(test)]

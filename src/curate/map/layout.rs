@@ -28,7 +28,7 @@ impl LayoutOptions {
         Self {
             seed,
             neighbours: 12,
-            trees: if n > 50_000 { 3 } else { 4 },
+            trees: if n > 50_000 { 4 } else { 6 },
             epochs: if n <= 20_000 { 200 } else { 80 },
             negatives: if n <= 20_000 { 5 } else { 3 },
         }
@@ -185,37 +185,47 @@ pub fn layout(
         }
         progress(knn_steps + epoch, total);
         let alpha = 1.0 - epoch as f32 / opts.epochs as f32;
-        for (ei, &(i, j, _)) in e.iter().enumerate() {
+        for (ei, &(a, b, _)) in e.iter().enumerate() {
             if next[ei] > (epoch + 1) as f32 {
                 continue;
             }
             next[ei] += per[ei];
-            let (i, j) = (i as usize, j as usize);
-            let d2 = dist2(&y[i], &y[j]);
-            if d2 > 0.0 {
-                let g = -2.0 * A * B * d2.powf(B - 1.0) / (1.0 + A * d2.powf(B));
-                for c in 0..2 {
-                    let step = clip(g * (y[i][c] - y[j][c])) * alpha;
-                    y[i][c] += step;
-                    y[j][c] -= step;
-                }
-            }
-            for _ in 0..opts.negatives {
-                let k = rng.below(n);
-                if k == i {
-                    continue;
-                }
-                let d2 = dist2(&y[i], &y[k]);
-                let g = 2.0 * B / ((0.001 + d2) * (1.0 + A * d2.powf(B)));
-                for c in 0..2 {
-                    let step = if g > 0.0 { clip(g * (y[i][c] - y[k][c])) } else { 4.0 };
-                    y[i][c] += step * alpha;
-                }
+            // Both ends in turn, as UMAP's symmetric graph lists the edge twice: each pulls
+            // the other closer and is pushed from its own negative samples.
+            for (i, j) in [(a as usize, b as usize), (b as usize, a as usize)] {
+                attract_and_repel(&mut y, i, j, alpha, opts.negatives, &mut rng);
             }
         }
     }
     progress(total, total);
     Some(y)
+}
+
+/// One edge's move (its head `i` towards `j`, and `j` towards `i`), then `i` pushed from
+/// `negatives` random points.
+fn attract_and_repel(y: &mut [[f32; 2]], i: usize, j: usize, alpha: f32, negatives: usize, rng: &mut Rng) {
+    let n = y.len();
+    let d2 = dist2(&y[i], &y[j]);
+    if d2 > 0.0 {
+        let g = -2.0 * A * B * d2.powf(B - 1.0) / (1.0 + A * d2.powf(B));
+        for c in 0..2 {
+            let step = clip(g * (y[i][c] - y[j][c])) * alpha;
+            y[i][c] += step;
+            y[j][c] -= step;
+        }
+    }
+    for _ in 0..negatives {
+        let k = rng.below(n);
+        if k == i || k == j {
+            continue;
+        }
+        let d2 = dist2(&y[i], &y[k]);
+        let g = 2.0 * B / ((0.001 + d2) * (1.0 + A * d2.powf(B)));
+        for c in 0..2 {
+            let step = if g > 0.0 { clip(g * (y[i][c] - y[k][c])) } else { 4.0 };
+            y[i][c] += step * alpha;
+        }
+    }
 }
 
 #[cfg(test)]

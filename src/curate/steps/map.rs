@@ -39,7 +39,9 @@ impl Default for MapOptions {
     fn default() -> Self {
         Self {
             seed: 0,
-            dim: 64,
+            // 256: the sign projection's noise (about 1/sqrt(dim) in cosine) small beside the
+            // similarity of related questions; 64 dimensions mixed the domains' neighbourhoods.
+            dim: 256,
             relayout: false,
             reembed: false,
         }
@@ -390,7 +392,7 @@ mod tests {
                 .unwrap();
         }
         let (embedder, points, rows) = coverage_table(&ws).unwrap();
-        assert_eq!((embedder.as_str(), points), ("tfidf-hash-64-s0", 60));
+        assert_eq!((embedder.as_str(), points), ("tfidf-hash-256-s0", 60));
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].selection.as_str(), rows[0].coverage.selected), ("hand", 10));
         assert!(rows[0].coverage.mean_distance > 0.0);

@@ -52,7 +52,7 @@ pub struct PoolSnapshot {
 /// The pool's map as the view draws it: a point per row.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PoolMap {
-    /// What made the vectors laid out ("tfidf-hash-64-s0", or a model's name).
+    /// What made the vectors laid out ("tfidf-hash-256-s0", or a model's name).
     pub embedder: String,
     /// Each row's point, in the rows' order (NaN for a row the layout does not have yet).
     pub points: Vec<[f32; 2]>,
