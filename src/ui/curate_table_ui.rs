@@ -125,7 +125,6 @@ fn toolbar_ui(ui: &mut egui::Ui, st: &mut CurateState, tx: &CommandSender) {
             open = !open;
             tx.send(CurateCommand::ShowInspector(open));
         }
-        super::pool_map_ui::map_toggle_ui(ui, st);
     });
 }
 

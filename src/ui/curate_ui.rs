@@ -321,6 +321,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
         }
     }
     step_status(ui, v.state, EXPORT, v.tx);
+    super::pool_map_ui::map_steps_ui(ui, v.state, running, v.tx);
     if let Some((button, message)) = refused {
         refuse(v.state, button, message);
     }

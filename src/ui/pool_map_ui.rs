@@ -23,14 +23,51 @@ use crate::curate::steps::Step;
 /// The map's button label (its step's result is shown under it).
 pub const MAP_BUTTON: &str = "Draw the map";
 
-/// The table toolbar's switch to the map.
-pub fn map_toggle_ui(ui: &mut egui::Ui, st: &mut CurateState) {
+/// Step 6 of the steps panel: the map's step, and the switch between the table and the map.
+pub fn map_steps_ui(ui: &mut egui::Ui, st: &mut CurateState, running: bool, tx: &CommandSender) {
+    ui.separator();
+    ui.heading("6. Map");
+    ui.horizontal(|ui| {
+        let label = if st.map.shown { "Show the table" } else { "Show the map" };
+        if ui
+            .button(label)
+            .on_hover_text("every question as a point: what the pool covers and where the selection sits")
+            .clicked()
+        {
+            st.map.shown = !st.map.shown;
+        }
+        draw_button_ui(ui, running, tx);
+    });
+    map_progress_ui(ui, st);
+    if let Some(r) = st.results.get(MAP_BUTTON) {
+        result_label(ui, r);
+    }
+}
+
+/// The map step's progress while it runs (questions embedded, then laid out).
+fn map_progress_ui(ui: &mut egui::Ui, st: &CurateState) {
+    if st.running_from == Some(MAP_BUTTON) {
+        let (d, t) = st.progress;
+        ui.add(
+            egui::ProgressBar::new(if t > 0 { d as f32 / t as f32 } else { 0.0 })
+                .text(format!("map: {} / {} questions", thousands(d), thousands(t)))
+                .desired_width(260.0),
+        );
+    }
+}
+
+/// Starts the map step (seed 0): vectors for the questions without one, then the layout
+/// when they changed.
+fn draw_button_ui(ui: &mut egui::Ui, running: bool, tx: &CommandSender) {
     if ui
-        .add(egui::Button::selectable(st.map.shown, "Map"))
-        .on_hover_text("every question as a point: what the pool covers and where the selection sits")
+        .add_enabled(!running, egui::Button::new(MAP_BUTTON))
+        .on_hover_text("hashed TF-IDF vectors of the questions without one, then the layout when they changed (seed 0)")
         .clicked()
     {
-        st.map.shown = !st.map.shown;
+        tx.send(CurateCommand::Start {
+            step: Box::new(Step::Map(MapOptions::default())),
+            button: MAP_BUTTON,
+        });
     }
 }
 
@@ -131,14 +168,7 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, tx: &CommandSender) 
             button: MAP_BUTTON,
         });
     }
-    if st.running_from == Some(MAP_BUTTON) {
-        let (d, t) = st.progress;
-        ui.add(
-            egui::ProgressBar::new(if t > 0 { d as f32 / t as f32 } else { 0.0 })
-                .text(format!("map: {} / {} questions", thousands(d), thousands(t)))
-                .desired_width(320.0),
-        );
-    }
+    map_progress_ui(ui, st);
     if st.map.derived.is_none() {
         ui.weak(if rows == 0 {
             "No questions yet: import a pool and its map is drawn here."
