@@ -84,7 +84,7 @@ fn main() {
             .wgpu()
             .build_ui_state(|ui, app: &mut StudioApp| app.show(ui), app);
         h.ctx.set_missing_glyph_policy(egui::MissingGlyphPolicy::Tofu);
-        let mut measure = |name: &str, h: &mut Harness<'static, StudioApp>, map: bool| {
+        let measure = |name: &str, h: &mut Harness<'static, StudioApp>, map: bool| {
             h.state_mut().curate.map.shown = map;
             h.step();
             let _ = h.render();

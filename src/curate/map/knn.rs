@@ -101,7 +101,7 @@ pub fn knn(
     seed: u64,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Vec<Neighbours> {
-    let n = if dim == 0 { 0 } else { data.len() / dim };
+    let n = data.len().checked_div(dim).unwrap_or(0);
     let mut lists: Vec<Neighbours> = vec![Vec::with_capacity(k + 1); n];
     if n < 2 {
         return lists;

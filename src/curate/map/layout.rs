@@ -71,7 +71,7 @@ fn edges(lists: &[Neighbours]) -> Vec<(u32, u32, f32)> {
             directed.push((a, b, w));
         }
     }
-    directed.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
+    directed.sort_by_key(|x| (x.0, x.1));
     let mut out: Vec<(u32, u32, f32)> = Vec::with_capacity(directed.len());
     for (a, b, w) in directed {
         match out.last_mut() {
@@ -160,7 +160,7 @@ pub fn layout(
     cancel: &CancelToken,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Option<Vec<[f32; 2]>> {
-    let n = if dim == 0 { 0 } else { data.len() / dim };
+    let n = data.len().checked_div(dim).unwrap_or(0);
     let knn_steps = opts.trees + 1;
     let total = knn_steps + opts.epochs;
     let lists = knn::knn(data, dim, opts.neighbours, opts.trees, opts.seed, &mut |d, _| {
@@ -208,11 +208,10 @@ fn attract_and_repel(y: &mut [[f32; 2]], i: usize, j: usize, alpha: f32, negativ
     let d2 = dist2(&y[i], &y[j]);
     if d2 > 0.0 {
         let g = -2.0 * A * B * d2.powf(B - 1.0) / (1.0 + A * d2.powf(B));
-        for c in 0..2 {
-            let step = clip(g * (y[i][c] - y[j][c])) * alpha;
-            y[i][c] += step;
-            y[j][c] -= step;
-        }
+        let sx = clip(g * (y[i][0] - y[j][0])) * alpha;
+        let sy = clip(g * (y[i][1] - y[j][1])) * alpha;
+        y[i] = [y[i][0] + sx, y[i][1] + sy];
+        y[j] = [y[j][0] - sx, y[j][1] - sy];
     }
     for _ in 0..negatives {
         let k = rng.below(n);
@@ -221,10 +220,9 @@ fn attract_and_repel(y: &mut [[f32; 2]], i: usize, j: usize, alpha: f32, negativ
         }
         let d2 = dist2(&y[i], &y[k]);
         let g = 2.0 * B / ((0.001 + d2) * (1.0 + A * d2.powf(B)));
-        for c in 0..2 {
-            let step = if g > 0.0 { clip(g * (y[i][c] - y[k][c])) } else { 4.0 };
-            y[i][c] += step * alpha;
-        }
+        let step = |a: f32, b: f32| if g > 0.0 { clip(g * (a - b)) } else { 4.0 };
+        let (sx, sy) = (step(y[i][0], y[k][0]), step(y[i][1], y[k][1]));
+        y[i] = [y[i][0] + sx * alpha, y[i][1] + sy * alpha];
     }
 }
 

@@ -242,8 +242,11 @@ pub fn run(
     Ok(report)
 }
 
+/// A stored layout: its embedder, and each question's point by key.
+pub type StoredLayout = (String, HashMap<String, [f32; 2]>);
+
 /// The newest stored layout: its embedder and each question's point by key.
-pub fn load_layout(ws: &Workspace) -> anyhow::Result<Option<(String, HashMap<String, [f32; 2]>)>> {
+pub fn load_layout(ws: &Workspace) -> anyhow::Result<Option<StoredLayout>> {
     let Ok(embedder) = ws.conn.query_row(
         "SELECT embedder FROM map_layouts ORDER BY at DESC, rowid DESC LIMIT 1",
         [],
