@@ -16,6 +16,8 @@ pub const INSTANCE_BYTES: usize = 16;
 pub const CONTAMINATED: u32 = 1;
 pub const SELECTED: u32 = 2;
 pub const PICKED: u32 = 4;
+/// Rings a point white like a picked one (the shader knows it; the view rings the hovered
+/// point with the painter instead, so a hover never re-uploads the points).
 pub const HOVERED: u32 = 8;
 
 /// The points as the GPU takes them, with a version that changes with their content.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use eframe::egui::Color32;
 
 use super::curate_pick::Picked;
-use super::pool_map_gpu::{MapInstances, CONTAMINATED, HOVERED, PICKED, SELECTED};
+use super::pool_map_gpu::{MapInstances, CONTAMINATED, PICKED, SELECTED};
 use crate::curate::map::coverage::{coverage, Coverage};
 use crate::curate::map::grid::{GridIndex, MapRect};
 use crate::curate::map::knn::Rng;
@@ -79,8 +79,12 @@ pub struct PoolMapState {
     pub hovered: Option<usize>,
     /// Where a box selection's drag began (map coordinates).
     pub box_from: Option<[f32; 2]>,
+    /// Where the pointer is in that drag (map coordinates).
+    pub box_to: Option<[f32; 2]>,
     /// The render target's format (from eframe's render state; None: the headless default).
     pub target_format: Option<eframe::egui_wgpu::wgpu::TextureFormat>,
+    /// The last frame's view of the map widget (where each point was on screen).
+    pub last_view: Option<super::pool_map_ui::MapView>,
     /// The pool size a map step was started for on its own (so it starts once per import).
     pub auto_started_for: Option<usize>,
     pub derived: Option<Derived>,
@@ -88,8 +92,9 @@ pub struct PoolMapState {
 
 /// What is computed from a snapshot, a colouring and the picked rows, once per change.
 pub struct Derived {
-    /// (snapshot generation, colouring, picked rows' version, hovered row)
-    key: (usize, ColourBy, u64, Option<usize>),
+    /// (snapshot generation, colouring, picked rows' version): not the hover, which the
+    /// painter rings, so moving the pointer never rebuilds a million instances.
+    key: (usize, ColourBy, u64),
     pub bounds: MapRect,
     pub grid: GridIndex,
     pub instances: Arc<MapInstances>,
@@ -241,8 +246,8 @@ pub fn colours(s: &PoolSnapshot, by: ColourBy) -> (Vec<Color32>, Vec<(String, Co
 }
 
 impl PoolMapState {
-    /// Recomputes what the snapshot, colouring, picked rows or hover changed; `generation` is
-    /// the snapshot's.
+    /// Recomputes what the snapshot, colouring or picked rows changed; `generation` is the
+    /// snapshot's.
     pub fn refresh(&mut self, snapshot: Option<&PoolSnapshot>, generation: usize, picked: &Picked) {
         let Some(s) = snapshot else {
             self.derived = None;
@@ -252,7 +257,7 @@ impl PoolMapState {
             self.derived = None;
             return;
         };
-        let key = (generation, self.colour_by, picked.version(), self.hovered);
+        let key = (generation, self.colour_by, picked.version());
         if self.derived.as_ref().is_some_and(|d| d.key == key) {
             return;
         }
@@ -289,9 +294,6 @@ impl PoolMapState {
             if picked.contains(&r.key) {
                 f |= PICKED;
             }
-            if self.hovered == Some(i) {
-                f |= HOVERED;
-            }
             f
         };
         let mut placed = 0;
@@ -301,7 +303,7 @@ impl PoolMapState {
                     continue;
                 }
                 let f = flags(i);
-                let layer = if f & (CONTAMINATED | PICKED | HOVERED) != 0 {
+                let layer = if f & (CONTAMINATED | PICKED) != 0 {
                     2
                 } else if f & SELECTED != 0 {
                     1

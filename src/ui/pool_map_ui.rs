@@ -286,13 +286,18 @@ fn canvas(
     }
     let shift = ui.input(|i| i.modifiers.shift);
     if resp.drag_started() && shift {
-        m.box_from = resp.interact_pointer_pos().map(|p| view.to_map(p));
+        m.box_from = ui
+            .input(|i| i.pointer.press_origin())
+            .or(resp.interact_pointer_pos())
+            .map(|p| view.to_map(p));
+        m.box_to = m.box_from;
     }
     if resp.dragged() && m.box_from.is_none() {
         let delta = resp.drag_delta() / view.k;
         m.centre = Some([view.centre[0] - delta.x, view.centre[1] - delta.y]);
         view = MapView::new(rect, d.bounds, m);
     }
+    m.last_view = Some(view);
     let (r, alpha) = radius_and_alpha(d.placed, m.zoom, rect);
     let ppp = ui.ctx().pixels_per_point();
     let scale = [2.0 * view.k / rect.width(), -2.0 * view.k / rect.height()];
@@ -313,27 +318,32 @@ fn canvas(
                 .unwrap_or(eframe::egui_wgpu::wgpu::TextureFormat::Rgba8Unorm),
         },
     );
-    // The box being dragged, and the pick when it is let go.
+    // The box being dragged (from where the button went down to the pointer), and the pick
+    // when it is let go.
     if let Some(from) = m.box_from {
-        if let Some(p) = resp.interact_pointer_pos().or(resp.hover_pos()) {
-            let a = view.to_screen(from);
+        let pointer = resp
+            .interact_pointer_pos()
+            .or(resp.hover_pos())
+            .or(ui.input(|i| i.pointer.latest_pos()));
+        if let Some(p) = pointer {
+            m.box_to = Some(view.to_map(p));
+        }
+        if let Some(to) = m.box_to {
             painter.rect_stroke(
-                Rect::from_two_pos(a, p),
+                Rect::from_two_pos(view.to_screen(from), view.to_screen(to)),
                 0.0,
                 Stroke::new(1.0, Color32::WHITE),
                 egui::StrokeKind::Inside,
             );
-            if resp.drag_stopped() {
-                let rect_map = MapRect::from_corners(from, view.to_map(p));
-                let keys: Vec<String> = points_in_box(&map.points, rect_map)
+        }
+        if resp.drag_stopped() || !resp.dragged() {
+            if let Some(to) = m.box_to.take() {
+                let keys: Vec<String> = points_in_box(&map.points, MapRect::from_corners(from, to))
                     .into_iter()
                     .filter_map(|i| snap.rows.get(i).map(|r| r.key.clone()))
                     .collect();
                 tx.send(CurateCommand::PickKeys(keys));
-                m.box_from = None;
             }
-        }
-        if !resp.dragged() && !resp.drag_stopped() {
             m.box_from = None;
         }
     }
