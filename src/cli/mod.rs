@@ -3,6 +3,7 @@
 
 mod bench;
 mod curate;
+mod curate_map;
 mod eval;
 mod generate;
 mod grade;

@@ -398,7 +398,9 @@ impl StudioApp {
 }
 
 impl eframe::App for StudioApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // The map's pipeline is built for the window's surface format.
+        self.curate.map.target_format = frame.wgpu_render_state().map(|r| r.target_format);
         self.show(ui);
     }
 

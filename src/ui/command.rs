@@ -258,6 +258,8 @@ pub enum CurateCommand {
     MarkPicked(Option<Manual>),
     /// Unpick every row.
     PickNone,
+    /// Pick exactly these rows (a box on the map).
+    PickKeys(Vec<String>),
     PickPath(CuratePath),
     SetPath(CuratePath, PathBuf),
     /// Import the files and glob patterns typed (expanded off the UI thread first).
