@@ -64,11 +64,19 @@ fn snapshot(n: usize) -> PoolSnapshot {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this without it: then a smoke
+    // run (10K points, 2 frames) that only checks the bench still works.
+    let full = std::env::args().any(|a| a == "--bench");
+    let (sizes, frames): (&[usize], usize) = if full {
+        (&[100_000, 1_000_000], 20)
+    } else {
+        (&[10_000], 2)
+    };
     println!(
         "pool map frame time, 1280x820, wgpu offscreen render + read-back, {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
-    for n in [100_000, 1_000_000] {
+    for &n in sizes {
         let ws = std::env::temp_dir().join("s1-map-bench-ws");
         let s = Settings {
             view: View::Curate,
@@ -89,7 +97,7 @@ fn main() {
             h.step();
             let _ = h.render();
             let mut v = Vec::new();
-            for i in 0..20 {
+            for i in 0..frames {
                 // Pan a little every frame, so each frame draws a new view.
                 h.state_mut().curate.map.zoom = 1.0 + (i % 4) as f32 * 0.25;
                 let t = Instant::now();
