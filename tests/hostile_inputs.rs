@@ -333,3 +333,17 @@ fn malformed_tokenizer_json_is_an_error_not_a_panic() {
         "{msg}"
     );
 }
+
+/// Found by the grade fuzz target (built with debug assertions): the equivalence's probe values
+/// multiplied past u64 (now wrapping, as intended) for this response, which ends at the answer
+/// delimiter. Graded under every kind and extraction: no panic, and not correct.
+#[test]
+fn an_answer_delimiter_at_the_very_end() {
+    use s1_studio::grade::{grade_with, Extraction, Kind};
+    for kind in [Kind::Math, Kind::Aime, Kind::Gsm8k, Kind::Mc] {
+        for ex in [Extraction::S1, Extraction::Lenient] {
+            let g = grade_with("t<|im_start|>answer", "5", kind, ex);
+            assert_ne!(g.verdict, Verdict::Correct, "{kind:?} {ex:?}");
+        }
+    }
+}
