@@ -21,8 +21,7 @@ use crate::model::{
     load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat, ThinkingStyle,
 };
 
-/// Called after every event so that a UI wakes up.
-pub type Notify = Arc<dyn Fn() + Send + Sync>;
+pub use crate::cancel::Notify;
 
 /// What the worker is asked to do.
 pub enum InferenceRequest {

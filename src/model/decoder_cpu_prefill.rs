@@ -9,8 +9,8 @@
 
 use candle_core::{DType, Tensor};
 
-use super::decoder::{Decoder, Linear, Logits};
-use super::decoder_cpu_step::{add_bias, head_rms_norm, rms_norm, rope, with_f32};
+use super::decoder::{Decoder, Logits};
+use super::decoder_cpu_step::{add_bias, gemv_rows, head_rms_norm, rms_norm, rope, with_f32};
 use super::kernels::cpu_gemv::dot_f32;
 use super::kernels::cpu_pool::SpinPool;
 use super::kernels::cpu_vmath;
@@ -129,7 +129,7 @@ impl Decoder {
         for (li, layer) in self.layers.iter().enumerate() {
             let att = &layer.self_attn;
             let h = rms_rows(&x, hsz, &layer.input_layernorm.weight, layer.input_layernorm.eps)?;
-            let mut qkv = matmul_rows(&[&att.q_proj, &att.k_proj, &att.v_proj], &h, n)?;
+            let mut qkv = gemv_rows(&[&att.q_proj, &att.k_proj, &att.v_proj], &h, n, ROW_TILE)?;
             let mut v_all = qkv.pop().unwrap_or_default();
             let mut k_all = qkv.pop().unwrap_or_default();
             let mut q_all = qkv.pop().unwrap_or_default();
@@ -156,7 +156,7 @@ impl Decoder {
                 }
             }
             let attn = causal_attention(&q_all, store, start, n, (nh, nkv, d));
-            let mut o = matmul_rows(&[&att.o_proj], &attn, n)?.remove(0);
+            let mut o = gemv_rows(&[&att.o_proj], &attn, n, ROW_TILE)?.remove(0);
             for row in o.chunks_exact_mut(hsz) {
                 add_bias(row, &att.o_proj)?;
             }
@@ -164,7 +164,7 @@ impl Decoder {
             let post = &layer.post_attention_layernorm;
             let h = rms_rows(&x, hsz, &post.weight, post.eps)?;
             let mlp = &layer.mlp;
-            let mut gu = matmul_rows(&[&mlp.gate_proj, &mlp.up_proj], &h, n)?;
+            let mut gu = gemv_rows(&[&mlp.gate_proj, &mlp.up_proj], &h, n, ROW_TILE)?;
             let mut u_all = gu.pop().unwrap_or_default();
             let mut g_all = gu.pop().unwrap_or_default();
             let inter = cfg.intermediate_size;
@@ -178,7 +178,7 @@ impl Decoder {
                 add_bias(u, &mlp.up_proj)?;
                 cpu_vmath::swiglu(g, u, y);
             }
-            let mut down = matmul_rows(&[&mlp.down_proj], &act, n)?.remove(0);
+            let mut down = gemv_rows(&[&mlp.down_proj], &act, n, ROW_TILE)?.remove(0);
             for row in down.chunks_exact_mut(hsz) {
                 add_bias(row, &mlp.down_proj)?;
             }
@@ -196,28 +196,6 @@ fn rms_rows(x: &[f32], hsz: usize, w: &Tensor, eps: f64) -> candle_core::Result<
         out.extend(rms_norm(row, w, eps)?);
     }
     Ok(out)
-}
-
-/// `W x` (no bias) for each layer over the `m` rows of `x`, a tile of rows at a time; per
-/// layer an `[m, out]` block.
-fn matmul_rows(lins: &[&Linear], x: &[f32], m: usize) -> candle_core::Result<Vec<Vec<f32>>> {
-    let k = x.len() / m.max(1);
-    let mut per_mat: Vec<Vec<f32>> = Vec::with_capacity(lins.len());
-    for l in lins {
-        per_mat.push(Vec::with_capacity(l.out_features()? * m));
-    }
-    for rows in x.chunks(ROW_TILE * k) {
-        let tile = rows.len() / k;
-        let y = Linear::gemv_many(lins, rows, tile)?
-            .ok_or_else(|| candle_core::Error::Msg("cpu prefill: unsupported weight".into()))?;
-        let mut off = 0;
-        for (i, l) in lins.iter().enumerate() {
-            let len = l.out_features()? * tile;
-            per_mat[i].extend_from_slice(&y[off..off + len]);
-            off += len;
-        }
-    }
-    Ok(per_mat)
 }
 
 /// Attention of the `n` new queries (`q`: `[n, heads, d]`, at positions `start..start+n`) over

@@ -84,6 +84,28 @@ fn row_tile(lins: &[&Linear]) -> usize {
     }
 }
 
+/// `W x` (no bias) for each of `lins` over the `m` rows of `x`, `tile` rows per `gemv_many` call;
+/// per matrix an `[m, out]` block. The decode step and the prefill share it.
+pub(super) fn gemv_rows(lins: &[&Linear], x: &[f32], m: usize, tile: usize) -> candle_core::Result<Vec<Vec<f32>>> {
+    let k = x.len() / m.max(1);
+    let mut per_mat: Vec<Vec<f32>> = Vec::with_capacity(lins.len());
+    for l in lins {
+        per_mat.push(Vec::with_capacity(l.out_features()? * m));
+    }
+    for rows in x.chunks(tile * k) {
+        let rows_here = rows.len() / k;
+        let y = Linear::gemv_many(lins, rows, rows_here)?
+            .ok_or_else(|| candle_core::Error::Msg("cpu row kernels: unsupported weight".into()))?;
+        let mut off = 0;
+        for (i, l) in lins.iter().enumerate() {
+            let n = l.out_features()? * rows_here;
+            per_mat[i].extend_from_slice(&y[off..off + n]);
+            off += n;
+        }
+    }
+    Ok(per_mat)
+}
+
 struct OutPtr(*mut f32);
 // SAFETY: each task writes the disjoint output slice of its own head.
 unsafe impl Sync for OutPtr {}
@@ -192,22 +214,7 @@ impl Decoder {
         let scale = 1.0 / (d as f32).sqrt();
         // W x for every row; the dense kernels take at most 8 rows at a time, the quantized ones
         // all rows in one pass (each weight block unpacked once for two rows, read once for all).
-        let gemv = |lins: &[&Linear], x: &[f32]| -> candle_core::Result<Vec<Vec<f32>>> {
-            let k = x.len() / bsz;
-            let mut per_mat: Vec<Vec<f32>> = lins.iter().map(|_| Vec::new()).collect();
-            for rows in x.chunks(row_tile(lins) * k) {
-                let m = rows.len() / k;
-                let y = Linear::gemv_many(lins, rows, m)?
-                    .ok_or_else(|| candle_core::Error::Msg("cpu decode: unsupported weight".into()))?;
-                let mut off = 0;
-                for (i, l) in lins.iter().enumerate() {
-                    let n = l.out_features()? * m;
-                    per_mat[i].extend_from_slice(&y[off..off + n]);
-                    off += n;
-                }
-            }
-            Ok(per_mat)
-        };
+        let gemv = |lins: &[&Linear], x: &[f32]| gemv_rows(lins, x, bsz, row_tile(lins));
         let rms_rows = |x: &[f32], w: &Tensor, eps: f64| -> candle_core::Result<Vec<f32>> {
             let mut out = Vec::with_capacity(x.len());
             for row in x.chunks_exact(hsz) {

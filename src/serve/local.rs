@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::engine::{Engine, Limits};
 use super::handlers::{self, AppState};
-use crate::jobs::inference::Notify;
+use crate::cancel::Notify;
 use crate::model::LoadedModel;
 
 /// The limits of a server started from the app: a few requests at once (the chat shares the
