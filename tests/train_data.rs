@@ -163,6 +163,23 @@ fn reads_s1k_and_s1k_1_1_columns_and_names_bad_rows() {
     std::fs::write(&p, "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"]}\n").unwrap();
     let e = read_rows(&p, &TraceColumns::Auto).unwrap_err().to_string();
     assert!(e.contains("rows.jsonl:1") && e.contains("missing `attempt`"), "{e}");
+    // A number is taken as its text, as curation takes it; a list where text belongs is refused.
+    std::fs::write(
+        &p,
+        "{\"question\": \"Q\", \"thinking_trajectories\": [\"t\"], \"attempt\": 42}\n",
+    )
+    .unwrap();
+    assert_eq!(read_rows(&p, &TraceColumns::Auto).unwrap()[0].attempt, "42");
+    std::fs::write(
+        &p,
+        "{\"question\": [\"Q\"], \"thinking_trajectories\": [\"t\"], \"attempt\": \"a\"}\n",
+    )
+    .unwrap();
+    let e = read_rows(&p, &TraceColumns::Auto).unwrap_err().to_string();
+    assert!(
+        e.contains("rows.jsonl:1") && e.contains("`question` is not a string"),
+        "{e}"
+    );
     // The shared s1K questions have no traces: the error says what is missing and how to map.
     let shared = common::fixture("../../../shared/data/s1k/s1K_questions_solutions.jsonl");
     let e = read_rows(&shared, &TraceColumns::Auto).unwrap_err().to_string();

@@ -175,9 +175,13 @@ pub fn read_rows(path: &Path, columns: &TraceColumns) -> Result<Vec<S1Row>, Data
     };
     let mut rows = Vec::with_capacity(objects.len());
     for (line, o) in objects {
+        // Numbers and booleans are taken as their text, as curation takes them (a `datasets`
+        // export may hold an answer of 42 as a number); lists and objects are refused.
         let text_field = |name: &str| -> Result<String, DataError> {
             match o.get(name) {
                 Some(Value::String(s)) => Ok(s.clone()),
+                Some(Value::Number(n)) => Ok(n.to_string()),
+                Some(Value::Bool(b)) => Ok(b.to_string()),
                 Some(Value::Null) | None => Err(row_err(line, format!("missing `{name}`"))),
                 Some(other) => Err(row_err(line, format!("`{name}` is not a string but {}", kind(other)))),
             }
