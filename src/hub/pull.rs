@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
+use super::listing::list_repo;
 use super::transfer::{is_sha256, verify_and_place, Http, PullEvent};
 use super::{describe, disk, HubError, Library, LibraryEntry, ModelFacts, Result};
 use crate::cancel::CancelToken;
@@ -115,24 +116,6 @@ fn check_id(repo: &str, what: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct RepoInfo {
-    sha: String,
-    siblings: Vec<Sibling>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Sibling {
-    rfilename: String,
-    #[serde(default)]
-    lfs: Option<Lfs>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Lfs {
-    sha256: String,
-}
-
 /// The files of a whole-repo pull: the top-level weights, configs and tokenizer files.
 fn folder_files(names: &[&str]) -> Vec<String> {
     names
@@ -191,23 +174,8 @@ pub fn pull(
         .with_progress(false)
         .build()
         .map_err(|e| api_error(repo_id, "could not start the hub client", e))?;
-    let at_rev = api.repo(Repo::with_revision(
-        repo_id.into(),
-        RepoType::Model,
-        req.revision.clone(),
-    ));
-    let info_url = format!("{}/api/models/{repo_id}/revision/{}", hub.endpoint, req.revision);
-    let mut resp = at_rev
-        .info_request()
-        .query("blobs", "true")
-        .call()
-        .map_err(|e| api_error(repo_id, &info_url, ApiError::RequestError(Box::new(e))))?;
-    let info: RepoInfo = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_json()
-        .map_err(|e| HubError::repo(repo_id, format!("{info_url}: not the listing expected: {e}")))?;
+    let http = Http::new(hub.token.clone());
+    let info = list_repo(&http, hub, repo_id, &req.revision)?;
     check_id(repo_id, "commit", &info.sha)?;
     let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
     let ggufs: Vec<&str> = names.iter().copied().filter(|n| n.ends_with(".gguf")).collect();
@@ -280,7 +248,6 @@ pub fn pull(
     });
     disk::check_space(&lib.dir, total - present)?;
     let snapshot = repo_dir.join("snapshots").join(&info.sha);
-    let http = Http::new(hub.token.clone());
     let mut before = 0u64;
     for p in &plans {
         if !p.blob.exists() {

@@ -63,11 +63,26 @@ impl Http {
 
     /// A small JSON document (an index page), at most 16 MiB.
     pub fn get_json(&self, url: &str) -> Result<serde_json::Value> {
-        let mut resp = self.get(url).call().map_err(|e| http(url, e))?;
+        self.get_json_query(url, &[], 16 << 20)
+    }
+
+    /// A JSON document of at most `limit` bytes from `url` with `query` appended (each key and
+    /// value percent-encoded; a key may repeat), read into `T`.
+    pub fn get_json_query<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        limit: u64,
+    ) -> Result<T> {
+        let mut resp = self
+            .get(url)
+            .query_pairs(query.iter().copied())
+            .call()
+            .map_err(|e| http(url, e))?;
         check_status(url, resp.status().as_u16())?;
         resp.body_mut()
             .with_config()
-            .limit(16 << 20)
+            .limit(limit)
             .read_json()
             .map_err(|e| http(url, format!("not the JSON expected: {e}")))
     }
