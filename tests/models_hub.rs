@@ -383,3 +383,70 @@ fn cli_search_tables_hub_models() {
         ("org/Tiny-GGUF", 2_340_000, true, None)
     );
 }
+
+/// Two pulls of one repo at once (two processes over a slow link): the second waits for the
+/// first, saying so with its pid, and then finds the file there; the file is whole, fetched
+/// once, no part file is left, and library.json lists it once.
+#[test]
+fn two_concurrent_pulls_of_one_repo_share_the_download() {
+    let d = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(common::fixture("gguf").join(GGUF)).unwrap();
+    let hub = MockHub::start(HubFiles {
+        repos: [("org/tiny-GGUF".to_string(), [(GGUF.to_string(), bytes.clone())].into())].into(),
+        // 684 kB in 16 KiB pieces 40 ms apart: about 1.7 s of transfer.
+        throttle: Some(std::time::Duration::from_millis(40)),
+        ..Default::default()
+    });
+    let lib_dir = d.path().join("lib");
+    let pull = || {
+        let mut c = bin();
+        c.args(["models", "pull", "org/tiny-GGUF", "--file", GGUF, "--library"])
+            .arg(&lib_dir)
+            .env("HF_ENDPOINT", &hub.url)
+            .env_remove("HF_TOKEN")
+            .env("HF_HOME", d.path().join("no-hf-home"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let transfer = format!("GET /org/tiny-GGUF/resolve/{COMMIT}/{GGUF}");
+    let transfers = || hub.requests().iter().filter(|r| **r == transfer).count();
+    let first = pull();
+    let t0 = std::time::Instant::now();
+    while transfers() == 0 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the first pull never started its transfer: {:#?}",
+            hub.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = pull();
+    let first_pid = first.id();
+    let outputs = [first, second].map(|c| {
+        let out = c.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    });
+    assert!(outputs[0].0 && outputs[1].0, "{outputs:#?}");
+    assert!(
+        outputs[1]
+            .1
+            .contains(&format!("another pull of org/tiny-GGUF is running (pid {first_pid})")),
+        "{outputs:#?}"
+    );
+    assert_eq!(transfers(), 1, "fetched once: {:#?}", hub.requests());
+    let entries = Library::new(&lib_dir).entries().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(std::fs::read(&entries[0].path).unwrap(), bytes);
+    let blobs = Library::new(&lib_dir).repo_dir("org/tiny-GGUF").join("blobs");
+    let names: Vec<_> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".part")), "{names:?}");
+}

@@ -236,6 +236,7 @@ impl Bar {
             PullEvent::Progress { done, .. } => self.bar.set_position(done),
             PullEvent::Verifying { name } => self.bar.set_message(format!("checking {name}")),
             PullEvent::Stage(s) => self.bar.set_message(s),
+            PullEvent::Waiting(s) => self.bar.suspend(|| eprintln!("{s}")),
         }
     }
 

@@ -81,3 +81,94 @@ pub fn list_repo(http: &Http, hub: &HubSettings, repo: &str, revision: &str) -> 
             other => other,
         })
 }
+
+/// What a pull of a repo can take: its safetensors folder (with the folder's bytes) and each
+/// GGUF file with its size, for the user to pick from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullOptions {
+    pub repo: String,
+    /// The whole-repo pull's bytes, when the repo has a safetensors folder.
+    pub folder_bytes: Option<u64>,
+    /// Each GGUF file and its size (0 when the listing does not say).
+    pub ggufs: Vec<(String, u64)>,
+}
+
+impl PullOptions {
+    pub fn of(repo: &str, info: &RepoInfo) -> Self {
+        let folder_bytes = info.has_folder().then(|| {
+            let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
+            let wanted = super::pull::folder_files(&names);
+            info.siblings
+                .iter()
+                .filter(|s| wanted.contains(&s.rfilename))
+                .filter_map(Sibling::bytes)
+                .sum()
+        });
+        Self {
+            repo: repo.to_string(),
+            folder_bytes,
+            ggufs: info
+                .ggufs()
+                .into_iter()
+                .map(|s| (s.rfilename.clone(), s.bytes().unwrap_or(0)))
+                .collect(),
+        }
+    }
+
+    /// The one thing there is to pull (`Some(None)`: the folder; `Some(Some(f))`: the only
+    /// GGUF), or None when the user must pick (or there is nothing).
+    pub fn only_choice(&self) -> Option<Option<String>> {
+        match (self.folder_bytes, self.ggufs.as_slice()) {
+            (Some(_), []) => Some(None),
+            (None, [(f, _)]) => Some(Some(f.clone())),
+            _ => None,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.folder_bytes.is_none() && self.ggufs.is_empty()
+    }
+}
+
+/// Reads `repo`'s listing at `revision` and says what a pull can take from it.
+pub fn pull_options(hub: &HubSettings, repo: &str, revision: &str) -> Result<PullOptions> {
+    let info = list_repo(&Http::new(hub.token.clone()), hub, repo, revision)?;
+    Ok(PullOptions::of(repo, &info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(files: &[(&str, u64)]) -> RepoInfo {
+        RepoInfo {
+            sha: "c".into(),
+            siblings: files
+                .iter()
+                .map(|(n, b)| Sibling {
+                    rfilename: n.to_string(),
+                    size: Some(*b),
+                    lfs: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn options_name_the_folder_and_each_gguf_with_sizes() {
+        let o = PullOptions::of(
+            "o/m",
+            &info(&[("config.json", 10), ("model.safetensors", 90), ("README.md", 5)]),
+        );
+        assert_eq!((o.folder_bytes, o.only_choice()), (Some(100), Some(None)));
+        let o = PullOptions::of("o/m", &info(&[("a-Q4_0.gguf", 7), ("README.md", 5)]));
+        assert_eq!(o.only_choice(), Some(Some("a-Q4_0.gguf".to_string())));
+        let o = PullOptions::of("o/m", &info(&[("a-Q4_0.gguf", 7), ("b-Q8_0.GGUF", 9)]));
+        assert_eq!(
+            o.ggufs,
+            [("a-Q4_0.gguf".to_string(), 7), ("b-Q8_0.GGUF".to_string(), 9)]
+        );
+        assert_eq!((o.folder_bytes, o.only_choice()), (None, None));
+        assert!(PullOptions::of("o/m", &info(&[("README.md", 5)])).is_empty());
+    }
+}
