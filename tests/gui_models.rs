@@ -130,7 +130,7 @@ fn the_library_panel_pulls_lists_opens_and_removes() {
 }
 
 /// Evaluate's quick start: with a model loaded in Chat, one click fills the form (6 bundled
-/// GSM8K questions at three budgets) and Run ends with samples at the three budgets.
+/// GSM8K questions at three budgets) and runs it, ending with samples at the three budgets.
 #[test]
 fn evaluate_quick_sweep_runs_the_loaded_model_at_three_budgets() {
     let d = tempfile::tempdir().unwrap();
@@ -157,7 +157,12 @@ fn evaluate_quick_sweep_runs_the_loaded_model_at_three_budgets() {
         ("gsm8k", "6", "32,128,512")
     );
     assert_eq!(Path::new(&f.model), gguf.as_path());
-    h.get_by_label("Run").click();
+    h.run();
+    assert!(
+        h.state().eval.job.is_some(),
+        "the click started the sweep: {:?}",
+        h.state().eval.status
+    );
     step_until(&mut h, LONG, |_| {}, |a| !a.eval.is_running() && a.eval.job.is_none());
     let st = &h.state().eval;
     assert_eq!(
