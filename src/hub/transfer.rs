@@ -324,11 +324,20 @@ fn check_status(url: &str, status: u16) -> Result<()> {
 }
 
 pub(crate) fn http(url: &str, e: impl std::fmt::Display) -> HubError {
+    let mut message = e.to_string();
+    if message.contains("certificate") {
+        message.push_str(TLS_HINT);
+    }
     HubError::Http {
         url: url.to_string(),
-        message: e.to_string(),
+        message,
     }
 }
+
+/// Said after a certificate the client does not trust: the usual cause is a proxy that
+/// inspects TLS with its own CA.
+const TLS_HINT: &str = " (behind a company proxy that inspects TLS? install its CA certificate in the system's \
+                        store, or on Linux point SSL_CERT_FILE at a PEM file holding it)";
 
 /// The sha256 of a file, lowercase hex; stops when cancelled.
 pub fn sha256_file(path: &Path, cancel: &CancelToken) -> Result<String> {
