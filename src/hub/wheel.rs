@@ -109,6 +109,7 @@ pub fn fetch_demo(
     cancel: &CancelToken,
     on: &mut dyn FnMut(PullEvent),
 ) -> Result<LibraryEntry> {
+    let _lock = super::lock::hold(&super::lock::lock_path(&lib.dir, "demo"), "the demo model", cancel, on)?;
     if let Some(e) = lib.entries()?.into_iter().find(|e| e.id == DEMO_ID && e.path.is_file()) {
         return Ok(e);
     }

@@ -135,6 +135,21 @@ pub enum LibraryCommand {
     Listed(Result<Vec<crate::hub::LibraryEntry>, String>),
     /// What a removal did.
     Removed(Result<Vec<String>, String>),
+    /// Search the hub for the words typed in the panel.
+    Search,
+    /// The search's hits, as its thread found them.
+    Found(Result<Vec<crate::hub::SearchHit>, String>),
+    /// Pull this repo of the search's hits: read its listing first (which file?).
+    PullHit(String),
+    /// The repo's listing, read by its thread: pull the one thing there is, or show the choice.
+    Options(Result<crate::hub::listing::PullOptions, String>),
+    /// Pull this repo's folder (None) or this GGUF file of it, as picked from its listing.
+    PullChoice {
+        repo: String,
+        file: Option<String>,
+    },
+    /// Close the file choice without pulling.
+    DismissChoice,
 }
 
 /// Which path a Train-view picker fills.

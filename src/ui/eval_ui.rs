@@ -89,6 +89,7 @@ fn endpoint_ui(ui: &mut egui::Ui, f: &mut super::eval_state::EvalForm, devices: 
 fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
     let running = v.state.is_running();
     let mut pick = None;
+    let mut quick_run = false;
     // The quick start is offered until a sweep has run in this session.
     let fresh = v.state.samples.is_empty() && v.state.job.is_none();
     let f = &mut *v.form;
@@ -107,9 +108,12 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
             }
         }
         if fresh {
-            let hint = "Budgets 32, 128 and 512 on the bundled GSM8K set: a scaling plot in minutes on a CPU";
+            let hint = "Runs budgets 32, 128 and 512 on the bundled GSM8K set with the model loaded in Chat (or \
+                        the one above): a scaling plot in minutes on a CPU";
             if ui.button(super::first_run::QUICK_SWEEP).on_hover_text(hint).clicked() {
                 super::first_run::quick_sweep(f, v.loaded_model);
+                // One click runs it; without a model the filled form waits for one.
+                quick_run = !f.model.trim().is_empty();
             }
         }
         ui.horizontal(|ui| {
@@ -239,6 +243,9 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
     }
     if let Some(which) = pick {
         v.tx.send(EvalCommand::PickPath(which));
+    }
+    if quick_run {
+        v.tx.send(EvalCommand::Run);
     }
     ui.horizontal(|ui| {
         if running {

@@ -1,4 +1,5 @@
-//! The model library panel's state and logic: the pull form, the library as last read, the
+//! The model library panel's state and logic: the hub search and its hits (with the file
+//! choice a repo of several GGUFs asks for), the pull form, the library as last read, the
 //! running download (a [`DownloadJob`] on its own thread) and what the last one did. Reading and
 //! removing run on background threads; the UI thread never touches the disk or the network.
 
@@ -6,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::background;
 use super::command::{ChatCommand, CommandSender, LibraryCommand};
-use crate::hub::{human_bytes, DemoSource, HubSettings, Library, LibraryEntry, PullEvent, PullRequest};
+use crate::hub::listing::{pull_options, PullOptions};
+use crate::hub::{
+    human_bytes, search, DemoSource, HubSettings, Library, LibraryEntry, PullEvent, PullRequest, SearchHit, SearchQuery,
+};
 use crate::jobs::{Download, DownloadEvent, DownloadJob};
 
 /// What the panel shows and edits.
@@ -17,6 +21,16 @@ pub struct ModelLibraryState {
     /// The hub to ask (None: HF_ENDPOINT / HF_TOKEN, read on the download's thread).
     pub hub: Option<HubSettings>,
     pub demo: DemoSource,
+    /// The words of the hub search.
+    pub search_input: String,
+    /// Only repos with GGUF files.
+    pub search_gguf: bool,
+    /// A search or a repo's listing is being read.
+    pub searching: bool,
+    /// The last search's hits (None: no search yet).
+    pub hits: Option<Vec<SearchHit>>,
+    /// A hit's repo holds several things to pull: the user picks one.
+    pub choice: Option<PullOptions>,
     pub repo_input: String,
     /// One file of the repo (a .gguf); empty: the safetensors folder.
     pub file_input: String,
@@ -44,6 +58,11 @@ impl Default for ModelLibraryState {
             library: Library::default_location(),
             hub: None,
             demo: DemoSource::from_env(),
+            search_input: String::new(),
+            search_gguf: true,
+            searching: false,
+            hits: None,
+            choice: None,
             repo_input: String::new(),
             file_input: String::new(),
             revision_input: "main".into(),
@@ -92,6 +111,13 @@ impl ModelLibraryState {
             Err(e) => self.outcome = Some(Err(format!("could not start the download thread: {e}"))),
         }
     }
+}
+
+/// The hub the panel asks: the one set for the panel, else `HF_ENDPOINT`/`HF_TOKEN` (read on
+/// the calling worker thread: it may read the saved token file).
+fn hub_of(state: &ModelLibraryState) -> impl FnOnce() -> HubSettings + Send + 'static {
+    let hub = state.hub.clone();
+    move || hub.unwrap_or_else(HubSettings::from_env)
 }
 
 /// Reads the library on a background thread.
@@ -162,6 +188,56 @@ pub fn handle(c: LibraryCommand, state: &mut ModelLibraryState, tx: &CommandSend
             state.outcome = Some(r.map(|ids| format!("Removed {}", ids.join(", "))));
             refresh(&state.library, tx);
         }
+        LibraryCommand::Search => {
+            let query = SearchQuery {
+                gguf_only: state.search_gguf,
+                ..SearchQuery::new(&state.search_input)
+            };
+            let hub = hub_of(state);
+            state.choice = None;
+            state.searching = background::spawn("s1-hub-search", tx, move || {
+                Some(LibraryCommand::Found(search(&hub(), &query).map_err(|e| e.to_string())).into())
+            });
+        }
+        LibraryCommand::Found(r) => {
+            state.searching = false;
+            match r {
+                Ok(hits) => state.hits = Some(hits),
+                Err(e) => state.outcome = Some(Err(e)),
+            }
+        }
+        LibraryCommand::PullHit(repo) => {
+            let hub = hub_of(state);
+            state.choice = None;
+            state.searching = background::spawn("s1-hub-listing", tx, move || {
+                let r = pull_options(&hub(), &repo, "main").map_err(|e| e.to_string());
+                Some(LibraryCommand::Options(r).into())
+            });
+        }
+        LibraryCommand::Options(r) => {
+            state.searching = false;
+            match r {
+                Err(e) => state.outcome = Some(Err(e)),
+                Ok(o) if o.is_empty() => {
+                    state.outcome = Some(Err(format!(
+                        "{} has neither a safetensors folder with a config.json nor GGUF files",
+                        o.repo
+                    )))
+                }
+                Ok(o) => match o.only_choice() {
+                    Some(file) => handle(LibraryCommand::PullChoice { repo: o.repo, file }, state, tx),
+                    None => state.choice = Some(o),
+                },
+            }
+        }
+        LibraryCommand::PullChoice { repo, file } => {
+            state.choice = None;
+            state.repo_input = repo;
+            state.file_input = file.unwrap_or_default();
+            state.revision_input = "main".into();
+            handle(LibraryCommand::Pull, state, tx);
+        }
+        LibraryCommand::DismissChoice => state.choice = None,
     }
 }
 
@@ -180,7 +256,7 @@ pub fn update(state: &mut ModelLibraryState, tx: &CommandSender, budget: Duratio
                 PullEvent::FileStarted { name, .. } => state.stage = name,
                 PullEvent::Progress { done, total } => state.progress = (done, total),
                 PullEvent::Verifying { name } => state.stage = format!("checking {name}"),
-                PullEvent::Stage(s) => state.stage = s,
+                PullEvent::Stage(s) | PullEvent::Waiting(s) => state.stage = s,
             },
             DownloadEvent::Done(entry) => {
                 state.job = None;

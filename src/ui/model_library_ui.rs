@@ -1,4 +1,5 @@
 //! The model library panel (a window over the views, opened from the Chat view's model bar):
+//! search the hub and pull a hit (picking one of its GGUF files by size when it has several),
 //! pull a Hugging Face repo or one GGUF file of it with progress and Stop, get the demo model,
 //! and the models already downloaded with their facts, each with Open and Remove.
 
@@ -6,7 +7,9 @@ use eframe::egui;
 
 use super::command::{ChatCommand, CommandSender, LibraryCommand};
 use super::model_library_state::ModelLibraryState;
-use crate::hub::{human_bytes, LibraryEntry};
+use crate::hub::listing::PullOptions;
+use crate::hub::search::compact_count;
+use crate::hub::{human_bytes, LibraryEntry, SearchHit};
 
 /// Draws the panel when it is open.
 pub fn model_library_window_ui(ctx: &egui::Context, state: &mut ModelLibraryState, tx: &CommandSender) {
@@ -22,6 +25,8 @@ pub fn model_library_window_ui(ctx: &egui::Context, state: &mut ModelLibraryStat
 }
 
 fn library_ui(ui: &mut egui::Ui, state: &mut ModelLibraryState, tx: &CommandSender) {
+    search_ui(ui, state, tx);
+    ui.separator();
     pull_form_ui(ui, state, tx);
     ui.separator();
     progress_ui(ui, state, tx);
@@ -53,6 +58,113 @@ fn library_ui(ui: &mut egui::Ui, state: &mut ModelLibraryState, tx: &CommandSend
     }
     ui.add_space(4.0);
     ui.weak(format!("Library folder: {}", state.library.dir.display()));
+}
+
+fn search_ui(ui: &mut egui::Ui, state: &mut ModelLibraryState, tx: &CommandSender) {
+    ui.strong("Search Hugging Face");
+    let busy = state.is_downloading();
+    ui.horizontal(|ui| {
+        let l = ui.label("Search the hub");
+        let r = ui
+            .add(
+                egui::TextEdit::singleline(&mut state.search_input)
+                    .desired_width(260.0)
+                    .hint_text("smollm2, qwen2.5 math…"),
+            )
+            .labelled_by(l.id);
+        let enter = r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        ui.checkbox(&mut state.search_gguf, "GGUF only");
+        let clicked = ui.add_enabled(!state.searching, egui::Button::new("Search")).clicked();
+        if (clicked || enter) && !state.searching {
+            tx.send(LibraryCommand::Search);
+        }
+        if state.searching {
+            ui.spinner();
+        }
+    });
+    if let Some(choice) = &state.choice {
+        choice_ui(ui, choice, busy, tx);
+    }
+    match &state.hits {
+        None => {}
+        Some(hits) if hits.is_empty() => {
+            ui.weak("No models on the hub match these words.");
+        }
+        Some(hits) => {
+            egui::ScrollArea::vertical()
+                .id_salt("hub_hits")
+                .max_height(200.0)
+                .show(ui, |ui| {
+                    egui::Grid::new("hub_hits_grid")
+                        .striped(true)
+                        .num_columns(6)
+                        .show(ui, |ui| {
+                            for h in ["Repo", "Downloads", "Likes", "GGUF", "Engine", ""] {
+                                ui.strong(h);
+                            }
+                            ui.end_row();
+                            for h in hits {
+                                hit_row_ui(ui, h, busy || state.searching, tx);
+                                ui.end_row();
+                            }
+                        });
+                });
+        }
+    }
+}
+
+fn hit_row_ui(ui: &mut egui::Ui, h: &SearchHit, busy: bool, tx: &CommandSender) {
+    let mut about = h.tags.join(", ");
+    if let Some(p) = &h.pipeline_tag {
+        about = format!("{p}; {about}");
+    }
+    if let Some(d) = &h.last_modified {
+        about.push_str(&format!("\nupdated {}", d.get(..10).unwrap_or(d)));
+    }
+    ui.label(h.id.as_str()).on_hover_text(about);
+    ui.label(compact_count(h.downloads));
+    ui.label(compact_count(h.likes));
+    ui.label(if h.gguf { "yes" } else { "no" });
+    ui.label(h.engine_label());
+    let pull = ui.add_enabled(!busy, egui::Button::new("Pull…"));
+    let pull = match h.supported() {
+        Some(false) => pull.on_hover_text("This engine cannot run its architecture; it can still be downloaded"),
+        _ => pull.on_hover_text("Download it into the library (asks which file when the repo holds several)"),
+    };
+    if pull.clicked() {
+        tx.send(LibraryCommand::PullHit(h.id.clone()));
+    }
+}
+
+/// The repo's GGUF files with their sizes (and its safetensors folder), each a button.
+fn choice_ui(ui: &mut egui::Ui, choice: &PullOptions, busy: bool, tx: &CommandSender) {
+    egui::Frame::group(ui.style()).show(ui, |ui| {
+        ui.label(format!("Pick what to pull from {}:", choice.repo));
+        egui::Grid::new("pull_choice")
+            .striped(true)
+            .num_columns(2)
+            .show(ui, |ui| {
+                let row = |ui: &mut egui::Ui, label: &str, bytes: u64, file: Option<String>| {
+                    if ui.add_enabled(!busy, egui::Button::new(label)).clicked() {
+                        tx.send(LibraryCommand::PullChoice {
+                            repo: choice.repo.clone(),
+                            file,
+                        });
+                    }
+                    ui.label(if bytes > 0 { human_bytes(bytes) } else { "?".into() });
+                    ui.end_row();
+                };
+                for (name, bytes) in &choice.ggufs {
+                    row(ui, name, *bytes, Some(name.clone()));
+                }
+                if let Some(bytes) = choice.folder_bytes {
+                    row(ui, "Safetensors folder", bytes, None);
+                }
+            });
+        if ui.button("Cancel").clicked() {
+            tx.send(LibraryCommand::DismissChoice);
+        }
+    });
 }
 
 fn pull_form_ui(ui: &mut egui::Ui, state: &mut ModelLibraryState, tx: &CommandSender) {

