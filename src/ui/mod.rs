@@ -30,6 +30,7 @@ pub mod model_library_state;
 pub mod model_library_ui;
 pub mod pool_map_gpu;
 pub mod pool_map_state;
+pub mod pool_map_steps_ui;
 pub mod pool_map_ui;
 pub mod settings;
 pub mod shell_ui;

@@ -81,6 +81,10 @@ pub struct PoolMapState {
     pub box_from: Option<[f32; 2]>,
     /// Where the pointer is in that drag (map coordinates).
     pub box_to: Option<[f32; 2]>,
+    /// A drag draws a lasso rather than panning (the toolbar's toggle; Alt-drag does it too).
+    pub lasso_mode: bool,
+    /// The lasso being drawn: the pointer's path in map coordinates, closed when let go.
+    pub lasso: Option<Vec<[f32; 2]>>,
     /// The render target's format (from eframe's render state; None: the headless default).
     pub target_format: Option<eframe::egui_wgpu::wgpu::TextureFormat>,
     /// The last frame's view of the map widget (where each point was on screen).
