@@ -3,7 +3,7 @@
 //! view's own, on the CPU): step 6 shows the map; hovering a point finds its question, a click
 //! opens it in the inspector, a Shift-drag box picks exactly the points inside for the bulk
 //! marks, and so does a lasso (Alt-drag, or a drag with the Lasso toggle on) by the even-odd
-//! rule.
+//! rule; the Density toggle bins the points into the heat layer's texture.
 
 mod common;
 
@@ -226,4 +226,10 @@ fn lasso_picks_exactly_the_points_inside() {
         assert_eq!(h.state().curate.picked.keys, want);
         h.get_by_label(&format!("{} selected", want.len()));
     }
+    // The density layer: binned into a texture once the toggle is on.
+    assert!(h.state().curate.map.density_texture.is_none());
+    h.get_by_label("Density").click_accesskit();
+    h.run();
+    let st = &h.state().curate.map;
+    assert!(st.density && st.density_texture.is_some());
 }

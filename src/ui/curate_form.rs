@@ -255,7 +255,7 @@ mod tests {
         assert!(f.map_request(None).unwrap_err().contains("give the model"));
         f.map_model = " other ".into();
         assert!(
-            matches!(f.map_request(None), Ok(Step::Map(MapOptions { embedder: MapEmbedder::Model(m), .. })) if m.path == PathBuf::from("other"))
+            matches!(f.map_request(None), Ok(Step::Map(MapOptions { embedder: MapEmbedder::Model(m), .. })) if m.path == std::path::Path::new("other"))
         );
     }
 }

@@ -6,7 +6,7 @@
 //! for the bulk Include / Exclude. Beside it, the legend and the coverage
 //! figure of the stored selection. Hover and box and lasso selection use the stored layout on
 //! the CPU (the grid index in pool_map_state.rs, the even-odd polygon test), never a GPU
-//! read-back.
+//! read-back. A toggle puts the density layer (pool_map_density.rs) under the points.
 
 use eframe::egui::{self, Color32, Pos2, Rect, RichText, Sense, Stroke, Vec2};
 
@@ -14,6 +14,7 @@ use super::command::{CommandSender, CurateCommand};
 use super::curate_pick::ClickKind;
 use super::curate_state::CurateState;
 use super::curate_table_ui::{picked_bar_ui, result_label};
+use super::pool_map_density::{bin_counts, density_image, DENSITY_SIDE};
 use super::pool_map_gpu::{paint_map, PoolMapCallback, ViewUniform};
 use super::pool_map_state::{ColourBy, Derived, PoolMapState};
 use super::pool_map_steps_ui::{draw_button_ui, map_progress_ui};
@@ -91,6 +92,9 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, request: Result<Step
         draw_button_ui(ui, st, request, running, tx);
         ui.toggle_value(&mut st.map.lasso_mode, "Lasso")
             .on_hover_text("a drag draws a free shape and picks the points inside it (Alt-drag does so too)");
+        ui.toggle_value(&mut st.map.density, "Density").on_hover_text(format!(
+            "a heat layer under the points: the questions in each of {DENSITY_SIDE}x{DENSITY_SIDE} cells, log scale"
+        ));
         ui.weak("drag: pan · wheel: zoom · Shift-drag: pick a box · Alt-drag: lasso · click: inspect");
     });
     if let Some(r) = st.results.get(MAP_BUTTON) {
@@ -249,6 +253,9 @@ fn canvas(
         view = MapView::new(rect, d.bounds, m);
     }
     m.last_view = Some(view);
+    if m.density {
+        density_ui(ui, &painter, &view, d, map, m);
+    }
     let (r, alpha) = radius_and_alpha(d.placed, m.zoom, rect);
     let ppp = ui.ctx().pixels_per_point();
     let scale = [2.0 * view.k / rect.width(), -2.0 * view.k / rect.height()];
@@ -339,6 +346,34 @@ fn canvas(
                 how,
             });
         }
+    }
+}
+
+/// The density layer under the points: binned once per snapshot into a texture, drawn over the
+/// map's bounds.
+fn density_ui(
+    ui: &egui::Ui,
+    painter: &egui::Painter,
+    view: &MapView,
+    d: &Derived,
+    map: &crate::curate::steps::snapshot::PoolMap,
+    m: &mut PoolMapState,
+) {
+    let generation = d.generation();
+    if m.density_texture.as_ref().is_none_or(|t| t.0 != generation) {
+        let image = density_image(&bin_counts(&map.points, d.bounds, DENSITY_SIDE), DENSITY_SIDE);
+        let texture = ui
+            .ctx()
+            .load_texture("pool-map-density", image, egui::TextureOptions::LINEAR);
+        m.density_texture = Some((generation, texture));
+    }
+    if let Some((_, texture)) = &m.density_texture {
+        painter.image(
+            texture.id(),
+            Rect::from_two_pos(view.to_screen(d.bounds.min), view.to_screen(d.bounds.max)),
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
     }
 }
 

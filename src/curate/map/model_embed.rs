@@ -12,9 +12,10 @@ use candle_core::Tensor;
 
 use crate::model::decoder::Decoder;
 
-/// Tokens of a question the model reads by default (the rest is cut): the shared pool's
-/// questions are a median of about 80 tokens, so 256 keeps nearly all of them whole while a
-/// long outlier cannot make a batch's padding, or its attention, expensive.
+/// Tokens of a question the model reads by default (the rest is cut): the first 1,000 of the
+/// shared pool's MATH train questions are a median of 40 SmolLM2 tokens and 26 of them exceed
+/// 256, so nearly all stay whole while a long outlier (up to 1,044 there) cannot make a batch's
+/// padding, or its attention, expensive.
 pub const MAX_TOKENS: usize = 256;
 
 /// The stored embedder name of the model `model` (its file or folder name) reading at most
