@@ -1,8 +1,9 @@
 //! The Curate view's map, driven as a user would (no GPU needed: the points' drawing is a wgpu
 //! paint callback, which this harness skips, while hover, click and box selection are the
 //! view's own, on the CPU): step 6 shows the map; hovering a point finds its question, a click
-//! opens it in the inspector, and a Shift-drag box picks exactly the points inside for the bulk
-//! marks.
+//! opens it in the inspector, a Shift-drag box picks exactly the points inside for the bulk
+//! marks, and so does a lasso (Alt-drag, or a drag with the Lasso toggle on) by the even-odd
+//! rule; the Density toggle bins the points into the heat layer's texture.
 
 mod common;
 
@@ -10,10 +11,10 @@ use std::time::Duration;
 
 use common::gui::{app, harness, step_until};
 use egui_kittest::kittest::Queryable;
-use s1_studio::curate::map::grid::{points_in_box, MapRect};
+use s1_studio::curate::map::grid::{points_in_box, points_in_polygon, MapRect};
 use s1_studio::curate::steps::{self, map::MapOptions, Step};
 use s1_studio::jobs::CancelToken;
-use s1_studio::ui::Settings;
+use s1_studio::ui::{Settings, StudioApp};
 
 fn workspace(dir: &std::path::Path) -> std::path::PathBuf {
     let file = dir.join("q.jsonl");
@@ -124,4 +125,111 @@ fn hover_click_and_box_selection_on_the_map() {
     assert_eq!(h.state().curate.picked.keys, want);
     h.get_by_label(&format!("{} selected", want.len()));
     h.get_by_label("Exclude selected");
+}
+
+/// A drag through `path` (screen points) with `modifiers` held from the press to the release;
+/// returns the lasso as the view held it just before the release (map coordinates) and the
+/// view then (the picked bar that appears after moves the map down).
+fn drag_through(
+    h: &mut egui_kittest::Harness<'static, StudioApp>,
+    path: &[egui::Pos2],
+    modifiers: egui::Modifiers,
+) -> (Option<Vec<[f32; 2]>>, s1_studio::ui::pool_map_ui::MapView) {
+    let press = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers,
+    };
+    h.event(egui::Event::ModifiersChanged(modifiers));
+    h.event(egui::Event::PointerMoved(path[0]));
+    h.event(press(path[0], true));
+    h.step();
+    for p in &path[1..] {
+        h.event(egui::Event::PointerMoved(*p));
+        h.step();
+    }
+    let drawn = h.state().curate.map.lasso.clone();
+    let view = h.state().curate.map.last_view.expect("drawn");
+    h.event(press(path[path.len() - 1], false));
+    h.step();
+    h.event(egui::Event::ModifiersChanged(egui::Modifiers::default()));
+    h.run();
+    (drawn, view)
+}
+
+#[test]
+fn lasso_picks_exactly_the_points_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings {
+        view: s1_studio::ui::settings::View::Curate,
+        workspace: Some(workspace(dir.path())),
+        ..Default::default()
+    };
+    let mut h = harness(app(s));
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| a.curate.snapshot.is_some() && !a.curate.is_running(),
+    );
+    h.get_by_label("Show the map").click_accesskit();
+    h.run();
+    let snap = h.state().curate.snapshot.clone().unwrap();
+    let points = snap.map.as_ref().unwrap().points.clone();
+    let view = h.state().curate.map.last_view.expect("drawn once");
+    let (c, r) = (view.rect.center(), view.rect.size() * 0.45);
+    // A concave, self-crossing lasso (a bow tie) with Alt held, then a pentagon with the
+    // toolbar's Lasso toggle and no key: each picks exactly the points inside it.
+    let bow_tie = [
+        (-1.0, -1.0),
+        (1.0, 1.0),
+        (1.0, -1.0),
+        (-0.2, 0.1),
+        (-1.0, 1.0),
+        (-1.0, -0.9),
+    ];
+    let pentagon: Vec<(f32, f32)> = (0..6)
+        .map(|k| {
+            let a = k as f32 * std::f32::consts::TAU / 5.0;
+            (a.cos(), a.sin())
+        })
+        .collect();
+    for (shape, modifiers) in [
+        (&bow_tie[..], egui::Modifiers::ALT),
+        (&pentagon[..], egui::Modifiers::NONE),
+    ] {
+        if modifiers.is_none() {
+            h.get_by_label("Lasso").click_accesskit();
+            h.run();
+            assert!(h.state().curate.map.lasso_mode);
+        }
+        let path: Vec<egui::Pos2> = shape.iter().map(|&(x, y)| c + egui::vec2(x * r.x, y * r.y)).collect();
+        let (drawn, view) = drag_through(&mut h, &path, modifiers);
+        let drawn = drawn.expect("a lasso while dragging");
+        assert!(h.state().curate.map.lasso.is_none(), "the lasso closes when let go");
+        // The lasso drawn is the pointer's path.
+        let poly: Vec<[f32; 2]> = path.iter().map(|p| view.to_map(*p)).collect();
+        assert_eq!(drawn.len(), poly.len(), "{drawn:?} {poly:?}");
+        for (d, p) in drawn.iter().zip(&poly) {
+            assert!(
+                (view.to_screen(*d) - view.to_screen(*p)).length() < 0.5,
+                "{drawn:?} {poly:?}"
+            );
+        }
+        let poly = drawn;
+        let want: std::collections::BTreeSet<String> = points_in_polygon(&points, &poly)
+            .into_iter()
+            .map(|j| snap.rows[j].key.clone())
+            .collect();
+        assert!(!want.is_empty() && want.len() < 60, "{}", want.len());
+        assert_eq!(h.state().curate.picked.keys, want);
+        h.get_by_label(&format!("{} selected", want.len()));
+    }
+    // The density layer: binned into a texture once the toggle is on.
+    assert!(h.state().curate.map.density_texture.is_none());
+    h.get_by_label("Density").click_accesskit();
+    h.run();
+    let st = &h.state().curate.map;
+    assert!(st.density && st.density_texture.is_some());
 }

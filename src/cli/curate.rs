@@ -54,7 +54,8 @@ enum CurateCommand {
     Mark(MarkArgs),
     /// Show or change how the funnel reads source names and undecided verdicts
     Settings(SettingsArgs),
-    /// The pool's map: a hashed TF-IDF vector per question, then a seeded 2D layout (resumable)
+    /// The pool's map: a vector per question (hashed TF-IDF, or a model's), then a seeded 2D
+    /// layout (resumable)
     Map(super::curate_map::MapArgs),
     /// How much of the map each stored selection covers (occupied cells, distance to nearest)
     Coverage,
@@ -426,7 +427,7 @@ fn step(command: CurateCommand) -> anyhow::Result<Step> {
             keys: args.keys,
             manual: Manual::parse(&args.what),
         },
-        CurateCommand::Map(args) => Step::Map(args.options()),
+        CurateCommand::Map(args) => Step::Map(args.options()?),
         CurateCommand::Report(_) | CurateCommand::Settings(_) | CurateCommand::Coverage => {
             anyhow::bail!("`curate report`, `curate settings` and `curate coverage` are not steps")
         }

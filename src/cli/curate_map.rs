@@ -3,16 +3,46 @@
 //! pool's map, as a table, so s1's sampler and its ablations (random, diverse, longest) can be
 //! compared.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use crate::curate::steps::map::{coverage_table, MapOptions};
+use crate::curate::map::model_embed::MAX_TOKENS;
+use crate::curate::steps::map::{coverage_table, MapEmbedder, MapOptions};
+use crate::curate::steps::map_model::ModelEmbedder;
 use crate::curate::steps::report::thousands;
 use crate::workspace::Workspace;
 
+/// Where the map's vectors come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EmbedderKind {
+    /// Hashed word n-gram TF-IDF with a random projection: no model, seconds for 100K questions
+    Tfidf,
+    /// The mean last hidden state of a local model (--model)
+    Model,
+}
+
 #[derive(Debug, Args)]
 pub struct MapArgs {
+    /// Where the vectors come from
+    #[arg(long, value_enum, default_value_t = EmbedderKind::Tfidf)]
+    embedder: EmbedderKind,
+    /// The model of `--embedder model` (Hugging Face folder or .gguf)
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// cpu, cuda or cuda:N (--embedder model)
+    #[arg(long, default_value = "cpu")]
+    device: crate::model::DeviceChoice,
+    /// auto, f32, bf16 or f16 (--embedder model)
+    #[arg(long, default_value = "auto")]
+    dtype: String,
+    /// Tokens of a question the model reads; the rest is cut (--embedder model)
+    #[arg(long, default_value_t = MAX_TOKENS)]
+    max_tokens: usize,
+    /// Questions per forward pass (--embedder model; a GGUF model on the CPU takes one at a
+    /// time through its prefill kernels)
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
     /// Seeds the projection and the layout: the same seed gives the same map
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -28,13 +58,25 @@ pub struct MapArgs {
 }
 
 impl MapArgs {
-    pub fn options(&self) -> MapOptions {
-        MapOptions {
+    pub fn options(&self) -> anyhow::Result<MapOptions> {
+        let embedder = match (self.embedder, &self.model) {
+            (EmbedderKind::Tfidf, None) => MapEmbedder::Tfidf,
+            (EmbedderKind::Tfidf, Some(_)) => anyhow::bail!("--model goes with --embedder model"),
+            (EmbedderKind::Model, None) => anyhow::bail!("--embedder model needs --model PATH (a folder or .gguf)"),
+            (EmbedderKind::Model, Some(path)) => MapEmbedder::Model(ModelEmbedder {
+                dtype: crate::model::parse_dtype(&self.dtype)?,
+                max_tokens: self.max_tokens,
+                batch: self.batch.max(1),
+                ..ModelEmbedder::new(path.clone(), self.device)
+            }),
+        };
+        Ok(MapOptions {
+            embedder,
             seed: self.seed,
             dim: self.dim,
             relayout: self.relayout,
             reembed: self.reembed,
-        }
+        })
     }
 }
 

@@ -695,6 +695,19 @@ impl Decoder {
                 return Tensor::from_vec(rows, (1, n, self.cfg.vocab_size), &self.device);
             }
         }
+        let x = self.through_layers(input_ids, cache)?;
+        let x = match logits {
+            Logits::All => x,
+            Logits::Last => x.narrow(1, t - 1, 1)?,
+        };
+        let x = self.norm.forward(&x, self.path())?;
+        self.lm_head.forward(&x, !self.differentiable)?.to_dtype(DType::F32)
+    }
+
+    /// `input_ids` `[b, t]` through the embedding and every layer (positions after what `cache`
+    /// holds, which receives the new keys and values): the hidden states before the final norm.
+    fn through_layers(&self, input_ids: &Tensor, mut cache: Option<&mut KvCache>) -> candle_core::Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
         let start = cache.as_ref().map_or(0, |c| c.len());
         let mut x =
             self.embed_tokens
@@ -713,12 +726,31 @@ impl Decoder {
         if let Some(c) = cache {
             c.advance(t);
         }
-        let x = match logits {
-            Logits::All => x,
-            Logits::Last => x.narrow(1, t - 1, 1)?,
+        Ok(x)
+    }
+
+    /// The last hidden states `[b, t, hidden]` (f32) of `input_ids` `[b, t]` from position 0:
+    /// after the final norm, before the head (what transformers returns as the last of
+    /// `hidden_states`), so text embeddings can be pooled from them. The attention is causal, so
+    /// a sequence padded on the right has, at its own positions, the states it has alone. One
+    /// sequence of a CPU-quantized model goes through the CPU prefill kernels.
+    pub fn hidden_states(&self, input_ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, t) = input_ids.dims2()?;
+        let mut cache = self.new_cache();
+        let x = if self.can_prefill_cpu(b, t, &cache) {
+            let ids = input_ids.flatten_all()?.to_vec1::<u32>()?;
+            let rows = self.prefill_cpu(&ids, &mut cache)?;
+            Tensor::from_vec(rows, (1, t, self.cfg.hidden_size), &self.device)?
+        } else {
+            self.through_layers(input_ids, None)?
         };
-        let x = self.norm.forward(&x, self.path())?;
-        self.lm_head.forward(&x, !self.differentiable)?.to_dtype(DType::F32)
+        self.norm.forward(&x, Path::Inference)?.to_dtype(DType::F32)
+    }
+
+    /// Whether [`Decoder::hidden_states`] is fastest one sequence at a time: a CPU-quantized
+    /// model, whose prefill kernels take one sequence (a batch would take candle's slower path).
+    pub fn hidden_states_one_at_a_time(&self) -> bool {
+        self.can_prefill_cpu(1, 2, &self.new_cache())
     }
 
     /// Training: the input embeddings `[b, t, hidden]` of `input_ids` `[b, t]`.

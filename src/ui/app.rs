@@ -130,6 +130,10 @@ impl StudioApp {
                     form: &mut s.curate,
                     workspace: s.workspace.as_deref(),
                     devices,
+                    loaded_model: match &self.model {
+                        ModelStatus::Loaded(info) => Some(info.path.as_path()),
+                        _ => None,
+                    },
                     tx,
                 },
             ),

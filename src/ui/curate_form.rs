@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 
 use crate::curate::backend::{Endpoint, ModelChoice};
+use crate::curate::steps::map::{MapEmbedder, MapOptions};
+use crate::curate::steps::map_model::ModelEmbedder;
 use crate::curate::steps::selection::{Method, SelectOptions};
 use crate::curate::steps::Step;
 use crate::model::device::DeviceChoice;
@@ -44,6 +46,34 @@ pub struct CurateForm {
     pub target: usize,
     /// Export path without extension: `.jsonl` and `.parquet` are written.
     pub export_path: String,
+    /// Where the map's vectors come from.
+    pub map_embedder: MapVectors,
+    /// The model of `MapVectors::ModelPath` (a Hugging Face folder or a .gguf).
+    pub map_model: String,
+}
+
+/// The map step's choice of vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum MapVectors {
+    /// Hashed TF-IDF: no model, instant.
+    #[default]
+    Tfidf,
+    /// The model loaded in Chat (its path), run again on the step's thread.
+    LoadedModel,
+    /// The model at the form's `map_model`.
+    ModelPath,
+}
+
+impl MapVectors {
+    pub const ALL: [MapVectors; 3] = [MapVectors::Tfidf, MapVectors::LoadedModel, MapVectors::ModelPath];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            MapVectors::Tfidf => "TF-IDF (no model)",
+            MapVectors::LoadedModel => "The loaded model",
+            MapVectors::ModelPath => "A model file or folder",
+        }
+    }
 }
 
 impl Default for CurateForm {
@@ -68,6 +98,8 @@ impl Default for CurateForm {
             seed: 0,
             target: 1000,
             export_path: String::new(),
+            map_embedder: MapVectors::Tfidf,
+            map_model: String::new(),
         }
     }
 }
@@ -128,6 +160,25 @@ impl CurateForm {
         (!t.is_empty()).then(|| PathBuf::from(t))
     }
 
+    /// The map step with the chosen vectors; `loaded` is the model loaded in Chat, if any. A
+    /// model runs on the form's device.
+    pub fn map_request(&self, loaded: Option<&std::path::Path>) -> Result<Step, String> {
+        let path = match self.map_embedder {
+            MapVectors::Tfidf => return Ok(Step::Map(MapOptions::default())),
+            MapVectors::LoadedModel => loaded
+                .map(std::path::Path::to_path_buf)
+                .ok_or("no model is loaded: load one in Chat, or choose a model file or folder")?,
+            MapVectors::ModelPath => match self.map_model.trim() {
+                "" => return Err("give the model's folder or .gguf for the map's vectors".into()),
+                p => PathBuf::from(p),
+            },
+        };
+        Ok(Step::Map(MapOptions {
+            embedder: MapEmbedder::Model(ModelEmbedder::new(path, self.device)),
+            ..MapOptions::default()
+        }))
+    }
+
     pub fn select_request(&self) -> Step {
         Step::Select(SelectOptions {
             method: self.method,
@@ -179,5 +230,32 @@ mod tests {
         assert_eq!(saved.device, DeviceChoice::Cuda(1));
         let old: CurateForm = serde_json::from_str(r#"{"local_model": "x"}"#).unwrap();
         assert_eq!(old.device, DeviceChoice::Cpu, "older settings files read as cpu");
+    }
+
+    /// The map's vectors: TF-IDF, the loaded model (refused when none is) or a path, on the
+    /// form's device.
+    #[test]
+    fn the_map_request_follows_the_choice_of_vectors() {
+        let mut f = CurateForm::default();
+        assert!(matches!(f.map_request(None), Ok(Step::Map(o)) if o.embedder == MapEmbedder::Tfidf));
+        f.map_embedder = MapVectors::LoadedModel;
+        assert!(f.map_request(None).unwrap_err().contains("no model is loaded"));
+        f.device = DeviceChoice::Cuda(0);
+        match f.map_request(Some(std::path::Path::new("/m/chat.gguf"))) {
+            Ok(Step::Map(MapOptions {
+                embedder: MapEmbedder::Model(m),
+                ..
+            })) => assert_eq!(
+                (m.path, m.device),
+                (PathBuf::from("/m/chat.gguf"), DeviceChoice::Cuda(0))
+            ),
+            other => panic!("{other:?}"),
+        }
+        f.map_embedder = MapVectors::ModelPath;
+        assert!(f.map_request(None).unwrap_err().contains("give the model"));
+        f.map_model = " other ".into();
+        assert!(
+            matches!(f.map_request(None), Ok(Step::Map(MapOptions { embedder: MapEmbedder::Model(m), .. })) if m.path == std::path::Path::new("other"))
+        );
     }
 }

@@ -60,6 +60,8 @@ pub struct CurateView<'a> {
     pub form: &'a mut CurateForm,
     pub workspace: Option<&'a Path>,
     pub devices: &'a [crate::model::device::DeviceInfo],
+    /// The model loaded in Chat: the map's vectors may come from it.
+    pub loaded_model: Option<&'a Path>,
     pub tx: &'a CommandSender,
 }
 
@@ -321,7 +323,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
         }
     }
     step_status(ui, v.state, EXPORT, v.tx);
-    super::pool_map_ui::map_steps_ui(ui, v.state, running, v.tx);
+    super::pool_map_steps_ui::map_steps_ui(ui, v.state, v.form, v.loaded_model, running, v.tx);
     if let Some((button, message)) = refused {
         refuse(v.state, button, message);
     }
@@ -575,7 +577,8 @@ pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
                     .show(ui, |ui| funnel_ui(ui, v.state));
             });
         if v.state.map.shown {
-            super::pool_map_ui::pool_map_ui(ui, v.state, v.tx);
+            let request = v.form.map_request(v.loaded_model);
+            super::pool_map_ui::pool_map_ui(ui, v.state, request, v.tx);
         } else {
             pool_table_ui(ui, v.state, v.tx);
         }

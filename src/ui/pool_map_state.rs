@@ -81,6 +81,14 @@ pub struct PoolMapState {
     pub box_from: Option<[f32; 2]>,
     /// Where the pointer is in that drag (map coordinates).
     pub box_to: Option<[f32; 2]>,
+    /// A drag draws a lasso rather than panning (the toolbar's toggle; Alt-drag does it too).
+    pub lasso_mode: bool,
+    /// The lasso being drawn: the pointer's path in map coordinates, closed when let go.
+    pub lasso: Option<Vec<[f32; 2]>>,
+    /// The density layer under the points is on (the toolbar's toggle).
+    pub density: bool,
+    /// Its texture, for the snapshot generation it was binned from.
+    pub density_texture: Option<(usize, eframe::egui::TextureHandle)>,
     /// The render target's format (from eframe's render state; None: the headless default).
     pub target_format: Option<eframe::egui_wgpu::wgpu::TextureFormat>,
     /// The last frame's view of the map widget (where each point was on screen).
@@ -104,6 +112,13 @@ pub struct Derived {
     pub coverage: Option<(Coverage, Coverage)>,
     /// Rows with a point.
     pub placed: usize,
+}
+
+impl Derived {
+    /// The generation of the snapshot it was derived from.
+    pub fn generation(&self) -> usize {
+        self.key.0
+    }
 }
 
 /// The GPU instance buffer's versions (each build is a new version).

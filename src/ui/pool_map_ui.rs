@@ -2,9 +2,11 @@
 //! pool_map_gpu.rs), coloured by funnel stage, source, domain, selection or trace length, the
 //! selected questions over the pool and the contaminated ones ringed in red. Drag pans, the
 //! wheel zooms, a hover shows the question, a click opens it in the inspector, Shift-drag picks
-//! the points in a box for the bulk Include / Exclude. Beside it, the legend and the coverage
-//! figure of the stored selection. Hover and box selection use the grid index of the stored
-//! layout (pool_map_state.rs), never a GPU read-back.
+//! the points in a box and Alt-drag (or a drag with the Lasso toggle on) those in a free shape,
+//! for the bulk Include / Exclude. Beside it, the legend and the coverage
+//! figure of the stored selection. Hover and box and lasso selection use the stored layout on
+//! the CPU (the grid index in pool_map_state.rs, the even-odd polygon test), never a GPU
+//! read-back. A toggle puts the density layer (pool_map_density.rs) under the points.
 
 use eframe::egui::{self, Color32, Pos2, Rect, RichText, Sense, Stroke, Vec2};
 
@@ -12,64 +14,17 @@ use super::command::{CommandSender, CurateCommand};
 use super::curate_pick::ClickKind;
 use super::curate_state::CurateState;
 use super::curate_table_ui::{picked_bar_ui, result_label};
+use super::pool_map_density::{bin_counts, density_image, DENSITY_SIDE};
 use super::pool_map_gpu::{paint_map, PoolMapCallback, ViewUniform};
 use super::pool_map_state::{ColourBy, Derived, PoolMapState};
+use super::pool_map_steps_ui::{draw_button_ui, map_progress_ui};
 use crate::curate::map::coverage::COVERAGE_SIDE;
-use crate::curate::map::grid::{points_in_box, MapRect};
+use crate::curate::map::grid::{points_in_box, points_in_polygon, MapRect};
 use crate::curate::steps::map::MapOptions;
 use crate::curate::steps::report::thousands;
 use crate::curate::steps::Step;
 
-/// The map's button label (its step's result is shown under it).
-pub const MAP_BUTTON: &str = "Draw the map";
-
-/// Step 6 of the steps panel: the map's step, and the switch between the table and the map.
-pub fn map_steps_ui(ui: &mut egui::Ui, st: &mut CurateState, running: bool, tx: &CommandSender) {
-    ui.separator();
-    ui.heading("6. Map");
-    ui.horizontal(|ui| {
-        let label = if st.map.shown { "Show the table" } else { "Show the map" };
-        if ui
-            .button(label)
-            .on_hover_text("every question as a point: what the pool covers and where the selection sits")
-            .clicked()
-        {
-            st.map.shown = !st.map.shown;
-        }
-        draw_button_ui(ui, running, tx);
-    });
-    map_progress_ui(ui, st);
-    if let Some(r) = st.results.get(MAP_BUTTON) {
-        result_label(ui, r);
-    }
-}
-
-/// The map step's progress while it runs (questions embedded, then laid out).
-fn map_progress_ui(ui: &mut egui::Ui, st: &CurateState) {
-    if st.running_from == Some(MAP_BUTTON) {
-        let (d, t) = st.progress;
-        ui.add(
-            egui::ProgressBar::new(if t > 0 { d as f32 / t as f32 } else { 0.0 })
-                .text(format!("map: {} / {} questions", thousands(d), thousands(t)))
-                .desired_width(260.0),
-        );
-    }
-}
-
-/// Starts the map step (seed 0): vectors for the questions without one, then the layout
-/// when they changed.
-fn draw_button_ui(ui: &mut egui::Ui, running: bool, tx: &CommandSender) {
-    if ui
-        .add_enabled(!running, egui::Button::new(MAP_BUTTON))
-        .on_hover_text("hashed TF-IDF vectors of the questions without one, then the layout when they changed (seed 0)")
-        .clicked()
-    {
-        tx.send(CurateCommand::Start {
-            step: Box::new(Step::Map(MapOptions::default())),
-            button: MAP_BUTTON,
-        });
-    }
-}
+pub use super::pool_map_steps_ui::MAP_BUTTON;
 
 /// Map coordinates <-> screen points for a widget `rect` at the state's centre and zoom.
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +69,8 @@ fn radius_and_alpha(placed: usize, zoom: f32, rect: Rect) -> (f32, f32) {
     (r, (1.6 / overdraw.max(1e-6)).clamp(0.1, 0.9))
 }
 
-pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, tx: &CommandSender) {
+/// The map view; `request` is the map step as step 6 chose it (its button here too).
+pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, request: Result<Step, String>, tx: &CommandSender) {
     ui.horizontal(|ui| {
         if ui.button("Table").on_hover_text("back to the table").clicked() {
             st.map.shown = false;
@@ -133,19 +89,13 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, tx: &CommandSender) 
             st.map.zoom = 1.0;
         }
         let running = st.is_running();
-        if ui
-            .add_enabled(!running, egui::Button::new(MAP_BUTTON))
-            .on_hover_text(
-                "hashed TF-IDF vectors of the questions without one, then the layout when they changed (seed 0)",
-            )
-            .clicked()
-        {
-            tx.send(CurateCommand::Start {
-                step: Box::new(Step::Map(MapOptions::default())),
-                button: MAP_BUTTON,
-            });
-        }
-        ui.weak("drag: pan · wheel: zoom · Shift-drag: pick a box · click: inspect");
+        draw_button_ui(ui, st, request, running, tx);
+        ui.toggle_value(&mut st.map.lasso_mode, "Lasso")
+            .on_hover_text("a drag draws a free shape and picks the points inside it (Alt-drag does so too)");
+        ui.toggle_value(&mut st.map.density, "Density").on_hover_text(format!(
+            "a heat layer under the points: the questions in each of {DENSITY_SIDE}x{DENSITY_SIDE} cells, log scale"
+        ));
+        ui.weak("drag: pan · wheel: zoom · Shift-drag: pick a box · Alt-drag: lasso · click: inspect");
     });
     if let Some(r) = st.results.get(MAP_BUTTON) {
         result_label(ui, r);
@@ -284,20 +234,28 @@ fn canvas(
             view = MapView::new(rect, d.bounds, m);
         }
     }
-    let shift = ui.input(|i| i.modifiers.shift);
-    if resp.drag_started() && shift {
-        m.box_from = ui
+    let (shift, alt) = ui.input(|i| (i.modifiers.shift, i.modifiers.alt));
+    if resp.drag_started() {
+        let origin = ui
             .input(|i| i.pointer.press_origin())
             .or(resp.interact_pointer_pos())
             .map(|p| view.to_map(p));
-        m.box_to = m.box_from;
+        if shift {
+            m.box_from = origin;
+            m.box_to = m.box_from;
+        } else if alt || m.lasso_mode {
+            m.lasso = origin.map(|o| vec![o]);
+        }
     }
-    if resp.dragged() && m.box_from.is_none() {
+    if resp.dragged() && m.box_from.is_none() && m.lasso.is_none() {
         let delta = resp.drag_delta() / view.k;
         m.centre = Some([view.centre[0] - delta.x, view.centre[1] - delta.y]);
         view = MapView::new(rect, d.bounds, m);
     }
     m.last_view = Some(view);
+    if m.density {
+        density_ui(ui, &painter, &view, d, map, m);
+    }
     let (r, alpha) = radius_and_alpha(d.placed, m.zoom, rect);
     let ppp = ui.ctx().pixels_per_point();
     let scale = [2.0 * view.k / rect.width(), -2.0 * view.k / rect.height()];
@@ -347,6 +305,7 @@ fn canvas(
             m.box_from = None;
         }
     }
+    lasso_ui(ui, &painter, resp, &view, snap, map, m, tx);
     // Hover: the nearest point within a few pixels, from the grid.
     m.hovered = resp
         .hover_pos()
@@ -386,6 +345,72 @@ fn canvas(
                 key: row.key.clone(),
                 how,
             });
+        }
+    }
+}
+
+/// The density layer under the points: binned once per snapshot into a texture, drawn over the
+/// map's bounds.
+fn density_ui(
+    ui: &egui::Ui,
+    painter: &egui::Painter,
+    view: &MapView,
+    d: &Derived,
+    map: &crate::curate::steps::snapshot::PoolMap,
+    m: &mut PoolMapState,
+) {
+    let generation = d.generation();
+    if m.density_texture.as_ref().is_none_or(|t| t.0 != generation) {
+        let image = density_image(&bin_counts(&map.points, d.bounds, DENSITY_SIDE), DENSITY_SIDE);
+        let texture = ui
+            .ctx()
+            .load_texture("pool-map-density", image, egui::TextureOptions::LINEAR);
+        m.density_texture = Some((generation, texture));
+    }
+    if let Some((_, texture)) = &m.density_texture {
+        painter.image(
+            texture.id(),
+            Rect::from_two_pos(view.to_screen(d.bounds.min), view.to_screen(d.bounds.max)),
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+    }
+}
+
+/// The lasso being drawn: the pointer's path (a vertex each time it has moved 3 points), drawn
+/// closed; when let go, the points inside it (even-odd) become the picked rows.
+#[allow(clippy::too_many_arguments)]
+fn lasso_ui(
+    ui: &egui::Ui,
+    painter: &egui::Painter,
+    resp: &egui::Response,
+    view: &MapView,
+    snap: &crate::curate::steps::snapshot::PoolSnapshot,
+    map: &crate::curate::steps::snapshot::PoolMap,
+    m: &mut PoolMapState,
+    tx: &CommandSender,
+) {
+    let Some(path) = m.lasso.as_mut() else { return };
+    let pointer = resp
+        .interact_pointer_pos()
+        .or(resp.hover_pos())
+        .or(ui.input(|i| i.pointer.latest_pos()));
+    if let (Some(p), Some(last)) = (pointer, path.last()) {
+        if (view.to_screen(*last) - p).length() >= 3.0 {
+            path.push(view.to_map(p));
+        }
+    }
+    let screen: Vec<Pos2> = path.iter().map(|p| view.to_screen(*p)).collect();
+    if screen.len() >= 2 {
+        painter.add(egui::Shape::closed_line(screen, Stroke::new(1.0, Color32::WHITE)));
+    }
+    if resp.drag_stopped() || !resp.dragged() {
+        if let Some(poly) = m.lasso.take() {
+            let keys: Vec<String> = points_in_polygon(&map.points, &poly)
+                .into_iter()
+                .filter_map(|i| snap.rows.get(i).map(|r| r.key.clone()))
+                .collect();
+            tx.send(CurateCommand::PickKeys(keys));
         }
     }
 }

@@ -1,6 +1,6 @@
-//! A uniform grid over the map's points: the hover's nearest point and the box selection are
-//! answered on the CPU from the stored layout (never by reading back the GPU), and the coverage
-//! figure counts its cells.
+//! A uniform grid over the map's points: the hover's nearest point and the box and lasso
+//! selections are answered on the CPU from the stored layout (never by reading back the GPU),
+//! and the coverage figure counts its cells.
 
 /// An axis-aligned box in map coordinates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -37,6 +37,40 @@ impl MapRect {
 /// The indexes of the points inside `rect` (on the edge counts as inside), in point order.
 pub fn points_in_box(points: &[[f32; 2]], rect: MapRect) -> Vec<usize> {
     (0..points.len()).filter(|&i| rect.contains(points[i])).collect()
+}
+
+/// Whether `p` is inside the closed polygon `poly` by the even-odd rule: a ray from `p`
+/// towards +x crosses its edges an odd number of times (so the middle of a self-crossing
+/// pentagram is outside, as in SVG's `evenodd`). Fewer than 3 vertices enclose nothing.
+pub fn inside_polygon(poly: &[[f32; 2]], p: [f32; 2]) -> bool {
+    if poly.len() < 3 {
+        return false;
+    }
+    let mut inside = false;
+    let mut prev = poly[poly.len() - 1];
+    for &cur in poly {
+        // The edge straddles the ray's line (one end strictly above, half-open below), and
+        // meets it right of `p`.
+        if (cur[1] > p[1]) != (prev[1] > p[1]) {
+            let x = cur[0] + (p[1] - cur[1]) * (prev[0] - cur[0]) / (prev[1] - cur[1]);
+            if p[0] < x {
+                inside = !inside;
+            }
+        }
+        prev = cur;
+    }
+    inside
+}
+
+/// The indexes of the points inside the lasso `poly` (even-odd, [`inside_polygon`]), in point
+/// order; points outside the lasso's bounding box are skipped without the edge test.
+pub fn points_in_polygon(points: &[[f32; 2]], poly: &[[f32; 2]]) -> Vec<usize> {
+    let Some(bounds) = MapRect::bounds(poly) else {
+        return Vec::new();
+    };
+    (0..points.len())
+        .filter(|&i| bounds.contains(points[i]) && inside_polygon(poly, points[i]))
+        .collect()
 }
 
 /// The points bucketed in `side` x `side` cells over their bounds.
@@ -138,6 +172,58 @@ mod tests {
         assert!(!got.is_empty() && got.len() < pts.len());
         let edge = [[2.0, 0.0], [2.0001, 0.0], [f32::NAN, 0.0]];
         assert_eq!(points_in_box(&edge, rect), [0]);
+    }
+
+    /// The even-odd count of a ray towards -y instead (exact, in f64): the parity of the
+    /// crossings does not depend on the ray's direction for a point off the edges.
+    fn inside_brute(poly: &[[f32; 2]], p: [f32; 2]) -> bool {
+        let n = poly.len();
+        let (px, py) = (p[0] as f64, p[1] as f64);
+        let mut crossings = 0;
+        for i in 0..n {
+            let (a, b) = (poly[i], poly[(i + 1) % n]);
+            let (ax, ay, bx, by) = (a[0] as f64, a[1] as f64, b[0] as f64, b[1] as f64);
+            if (ax > px) != (bx > px) {
+                let y = ay + (px - ax) * (by - ay) / (bx - ax);
+                if y < py {
+                    crossings += 1;
+                }
+            }
+        }
+        n >= 3 && crossings % 2 == 1
+    }
+
+    #[test]
+    fn lasso_picks_the_points_inside_by_the_even_odd_rule() {
+        let mut rng = super::super::knn::Rng::new(21);
+        let pts: Vec<[f32; 2]> = (0..3000)
+            .map(|_| [rng.unit() * 10.0 - 5.0, rng.unit() * 10.0 - 5.0])
+            .collect();
+        // Random lassos, self-crossing ones among them, as a hand draws them: many vertices.
+        for trial in 0..40 {
+            let n = 3 + trial * 3;
+            let poly: Vec<[f32; 2]> = (0..n)
+                .map(|_| [rng.unit() * 8.0 - 4.0, rng.unit() * 8.0 - 4.0])
+                .collect();
+            let got = points_in_polygon(&pts, &poly);
+            let want: Vec<usize> = (0..pts.len()).filter(|&i| inside_brute(&poly, pts[i])).collect();
+            assert_eq!(got, want, "lasso {trial} of {n} vertices");
+        }
+        // A pentagram: its tips are inside, its middle (wound twice) is not.
+        let star: Vec<[f32; 2]> = (0..5)
+            .map(|k| {
+                let a = std::f32::consts::FRAC_PI_2 + k as f32 * 4.0 * std::f32::consts::PI / 5.0;
+                [a.cos(), a.sin()]
+            })
+            .collect();
+        assert!(!inside_polygon(&star, [0.0, 0.0]));
+        assert!(inside_polygon(&star, [0.0, 0.7]));
+        assert!(!inside_polygon(&star, [0.0, 1.2]));
+        // A square; too few vertices and non-finite points pick nothing.
+        let sq = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
+        assert_eq!(points_in_polygon(&[[0.5, 0.5], [1.5, 0.5], [f32::NAN, 0.5]], &sq), [0]);
+        assert!(points_in_polygon(&[[0.5, 0.5]], &sq[..2]).is_empty());
+        assert!(points_in_polygon(&[[0.5, 0.5]], &[]).is_empty());
     }
 
     #[test]

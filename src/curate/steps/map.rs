@@ -1,6 +1,8 @@
 //! The map step: a vector for every question in the workspace (the hashed TF-IDF embedder,
-//! which needs no model), then one 2D layout of those vectors, both stored: vectors per
-//! question and embedder (`embeddings`), the layout per embedder (`map_layouts`, `map_points`).
+//! which needs no model, or a model's hidden states: map_model.rs), then one 2D layout of those
+//! vectors, both stored: vectors per question and embedder (`embeddings`), the layout per
+//! embedder (`map_layouts`, `map_points`). The layout of the embedder a run asked for becomes
+//! the one shown (the newest), also when it is kept.
 //! Resumable: vectors are committed a chunk at a time and a rerun embeds only the questions
 //! without one; the layout is computed again only when the embedded questions or the seed
 //! changed (or when asked), so the same workspace gives the same map.
@@ -13,6 +15,7 @@ use std::collections::HashMap;
 
 use rusqlite::params;
 
+use super::map_model::{self, ModelEmbedder};
 use super::CurateEvent;
 use crate::cancel::CancelToken;
 use crate::curate::map::coverage::{coverage, Coverage};
@@ -23,8 +26,19 @@ use crate::workspace::{now, Workspace};
 /// Questions embedded per committed chunk.
 const CHUNK: usize = 2048;
 
+/// Where the map's vectors come from.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum MapEmbedder {
+    /// Hashed word n-gram TF-IDF with a random projection (no model, instant).
+    #[default]
+    Tfidf,
+    /// A model's mean last hidden state.
+    Model(ModelEmbedder),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MapOptions {
+    pub embedder: MapEmbedder,
     /// Seeds both the projection and the layout.
     pub seed: u64,
     /// Dimensions of the hashed TF-IDF vectors (a multiple of 64).
@@ -38,6 +52,7 @@ pub struct MapOptions {
 impl Default for MapOptions {
     fn default() -> Self {
         Self {
+            embedder: MapEmbedder::Tfidf,
             seed: 0,
             // 256: the sign projection's noise (about 1/sqrt(dim) in cosine) small beside the
             // similarity of related questions; 64 dimensions mixed the domains' neighbourhoods.
@@ -61,7 +76,7 @@ pub struct MapReport {
     pub stopped: bool,
 }
 
-fn to_blob(v: &[f32]) -> Vec<u8> {
+pub(super) fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
@@ -171,13 +186,21 @@ pub fn run(
     emit: &mut dyn FnMut(CurateEvent),
 ) -> anyhow::Result<MapReport> {
     let unit = "questions";
-    if opts.dim == 0 || !opts.dim.is_multiple_of(64) || opts.dim > 1024 {
-        anyhow::bail!("map dimensions: {} (give a multiple of 64, at most 1024)", opts.dim);
-    }
-    let embedder = embed::embedder_name(opts.dim, opts.seed);
-    let (embedded, already, stopped) = embed_missing(ws, opts, &embedder, cancel, &mut |done, total| {
-        emit(CurateEvent::Progress { done, total, unit })
-    })?;
+    let mut progress = |done, total| emit(CurateEvent::Progress { done, total, unit });
+    let (embedder, embedded, already, stopped) = match &opts.embedder {
+        MapEmbedder::Tfidf => {
+            if opts.dim == 0 || !opts.dim.is_multiple_of(64) || opts.dim > 1024 {
+                anyhow::bail!("map dimensions: {} (give a multiple of 64, at most 1024)", opts.dim);
+            }
+            let embedder = embed::embedder_name(opts.dim, opts.seed);
+            let (e, a, s) = embed_missing(ws, opts, &embedder, cancel, &mut progress)?;
+            (embedder, e, a, s)
+        }
+        MapEmbedder::Model(m) => {
+            let e = map_model::embed_missing(ws, m, opts.reembed, cancel, &mut progress)?;
+            (m.name(), e.embedded, e.already, e.stopped)
+        }
+    };
     let mut report = MapReport {
         embedder: embedder.clone(),
         embedded,
@@ -199,6 +222,12 @@ pub fn run(
         )
         .ok();
     if !opts.relayout && embedded == 0 && stored == Some((opts.seed as i64, keys.len() as i64)) {
+        // Kept, and shown: the newest layout is the one the front-ends draw.
+        let at = newest_at(&ws.conn)?;
+        ws.conn.execute(
+            "UPDATE map_layouts SET at = ?2 WHERE embedder = ?1",
+            params![embedder, at],
+        )?;
         report.points = keys.len();
         return Ok(report);
     }
@@ -223,7 +252,7 @@ pub fn run(
     tx.execute("DELETE FROM map_points WHERE embedder = ?1", [&embedder])?;
     tx.execute(
         "INSERT OR REPLACE INTO map_layouts (embedder, seed, points, at) VALUES (?1, ?2, ?3, ?4)",
-        params![embedder, opts.seed as i64, n as i64, now()],
+        params![embedder, opts.seed as i64, n as i64, newest_at(&tx)?],
     )?;
     {
         let mut ins = tx.prepare("INSERT INTO map_points (embedder, key, x, y) VALUES (?1, ?2, ?3, ?4)")?;
@@ -240,6 +269,13 @@ pub fn run(
     report.points = n;
     report.laid_out = true;
     Ok(report)
+}
+
+/// The time to store a layout at so that it is the newest: now, or just after the newest
+/// stored one when that is as recent (two runs within the same second).
+fn newest_at(conn: &rusqlite::Connection) -> anyhow::Result<i64> {
+    let newest: Option<i64> = conn.query_row("SELECT max(at) FROM map_layouts", [], |r| r.get(0))?;
+    Ok(newest.map_or(now(), |at| now().max(at + 1)))
 }
 
 /// A stored layout: its embedder, and each question's point by key.

@@ -12,6 +12,7 @@ pub mod domains;
 pub mod export;
 pub mod import;
 pub mod map;
+pub mod map_model;
 pub mod report;
 pub mod rules;
 pub mod selection;
@@ -114,7 +115,7 @@ pub enum Step {
         keys: Vec<String>,
         manual: Option<Manual>,
     },
-    /// A vector for every question (hashed TF-IDF) and the pool's 2D map from them.
+    /// A vector for every question (hashed TF-IDF or a model's) and the pool's 2D map from them.
     Map(map::MapOptions),
     /// Read one question in full (the inspector); changes nothing.
     Inspect {
