@@ -10,6 +10,7 @@ mod init_model;
 mod merge_lora;
 mod serve;
 mod train;
+mod train_remote;
 
 use clap::{Parser, Subcommand};
 

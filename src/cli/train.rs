@@ -14,10 +14,10 @@ use crate::train::{TrainEvent, TrainOutcome, TrainSettings};
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Base model: a Hugging Face folder (config.json, safetensors, tokenizer files)
-    #[arg(long)]
+    #[arg(long, required_unless_present = "attach")]
     model: PathBuf,
     /// Training rows in the s1K schema (.jsonl or .json)
-    #[arg(long)]
+    #[arg(long, required_unless_present = "attach")]
     data: PathBuf,
     /// Output folder: checkpoint-N/ folders (Hugging Face layout) and trainer_log.jsonl
     #[arg(long)]
@@ -103,6 +103,18 @@ pub struct TrainArgs {
     /// examples, as accelerate does over 16 GPUs) or short (every example once per epoch)
     #[arg(long, value_enum)]
     last_batch: Option<crate::train::config::LastBatch>,
+    #[command(flatten)]
+    remote: super::train_remote::RemoteArgs,
+}
+
+impl TrainArgs {
+    pub fn out(&self) -> &std::path::Path {
+        &self.out
+    }
+
+    pub fn device(&self) -> DeviceChoice {
+        self.device
+    }
 }
 
 pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
@@ -173,6 +185,9 @@ fn keep_existing_run(a: &TrainArgs) -> anyhow::Result<()> {
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    if a.remote.wanted() {
+        return super::train_remote::run(&a, &a.remote);
+    }
     let s = settings(&a)?;
     keep_existing_run(&a)?;
     // The memory estimate, before anything loads (a folder without config.json fails later with
