@@ -29,8 +29,7 @@ pub mod loader;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use loader::{
-    load_model, load_model_with_adapter, load_model_with_progress, load_text_side, LoadOptions, LoadProgress,
-    LoadedModel, ModelFormat,
+    load_model, load_model_with_adapter, load_model_with_progress, load_text_side, LoadOptions, LoadProgress, LoadedModel, ModelFormat,
 };
 pub use thinking::{ThinkingKind, ThinkingStyle};
 pub use tokenizer::TextTokenizer;
