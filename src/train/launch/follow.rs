@@ -68,8 +68,28 @@ pub fn steps_in_log(log: &str) -> Vec<StepRecord> {
         .collect()
 }
 
+/// `text` without terminal colour codes (Ray colours its task prefixes).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … letter
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The last `n` lines of `text`, without the step lines (they are in the charts already).
 pub fn last_lines(text: &str, n: usize) -> String {
+    let text = plain(text);
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| !l.contains(STEP_PREFIX) && !l.trim().is_empty())
@@ -77,11 +97,37 @@ pub fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The last `n` lines of the file at `path` (empty when it cannot be read).
-pub fn tail(path: &Path, n: usize) -> String {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let start = bytes.len().saturating_sub(64 * 1024);
-    last_lines(&String::from_utf8_lossy(&bytes[start..]), n)
+/// The last Python exception line of a job's log (`FileNotFoundError: …`, also behind
+/// torchrun's `[rank0]: ` prefix): torchrun ends a failed job with its own summary, which hides
+/// the reason.
+pub fn error_line(text: &str) -> Option<String> {
+    plain(text).lines().rev().find_map(|l| {
+        let mut t = l.trim();
+        // Ray prefixes a task's lines with `(task pid=N) `.
+        if let Some((_, rest)) = t
+            .strip_prefix('(')
+            .and_then(|r| r.split_once(") "))
+            .filter(|(p, _)| p.contains("pid="))
+        {
+            t = rest.trim();
+        }
+        if let Some(rest) = t.strip_prefix("[rank").and_then(|r| r.split_once("]:")) {
+            t = rest.1.trim();
+        }
+        let (head, _) = t.split_once(": ")?;
+        let name = head.rsplit('.').next().unwrap_or(head);
+        let looks = !head.contains(' ')
+            && (name.ends_with("Error") || name.ends_with("Exception") || name == "KeyboardInterrupt");
+        looks.then(|| t.chars().take(400).collect())
+    })
+}
+
+/// A failed job's reason and last lines, from its log text.
+pub fn failure(text: &str, n: usize) -> String {
+    match error_line(text) {
+        Some(e) => format!("{e}\nits last lines:\n{}", last_lines(text, n)),
+        None => format!("its last lines:\n{}", last_lines(text, n)),
+    }
 }
 
 /// Writes `records` as the run's trainer_log.jsonl (whole, replacing it) when they differ from
@@ -138,6 +184,20 @@ mod tests {
         );
         assert_eq!(steps_in_log(&log).len(), 2);
         assert_eq!(last_lines(&log, 2), "Traceback\nboom");
+        assert_eq!(error_line(&log), None);
+        let died = "Traceback\n[rank0]: FileNotFoundError: data/train.parquet\nE1 torch.distributed.elastic: failed (exitcode: 1)\n";
+        assert_eq!(
+            error_line(died).as_deref(),
+            Some("FileNotFoundError: data/train.parquet")
+        );
+        assert!(failure(died, 1).starts_with("FileNotFoundError: data/train.parquet\nits last lines:\nE1"));
+        let ray = "\u{1b}[36m(run pid=1)\u{1b}[0m [rank0]: FileNotFoundError: x\n";
+        assert_eq!(error_line(ray).as_deref(), Some("FileNotFoundError: x"));
+        assert_eq!(last_lines(ray, 1), "(run pid=1) [rank0]: FileNotFoundError: x");
+        assert_eq!(
+            error_line("ray.exceptions.RayTaskError: boom").as_deref(),
+            Some("ray.exceptions.RayTaskError: boom")
+        );
         let dir = tempfile::tempdir().unwrap();
         write_log(dir.path(), &steps_in_log(&log)).unwrap();
         let text = std::fs::read_to_string(dir.path().join("trainer_log.jsonl")).unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::follow::{tail, LogFollower};
+use super::follow::{failure, LogFollower};
 use crate::cancel::CancelToken;
 use crate::train::StepRecord;
 
@@ -33,6 +33,13 @@ pub struct LocalJob {
     out: PathBuf,
     child: Option<Child>,
     pid: i32,
+}
+
+/// The reason and last lines of launch.log in `out`.
+fn log_failure(out: &Path) -> String {
+    let bytes = std::fs::read(out.join(LAUNCH_LOG)).unwrap_or_default();
+    let start = bytes.len().saturating_sub(256 * 1024);
+    failure(&String::from_utf8_lossy(&bytes[start..]), 15)
 }
 
 fn alive(pid: i32) -> bool {
@@ -85,9 +92,9 @@ impl LocalJob {
         let pid = v["pid"].as_i64().ok_or_else(|| format!("{}: no `pid`", p.display()))? as i32;
         if !alive(pid) {
             return Err(format!(
-                "the job started from {} (pid {pid}) is no longer running; its last lines:\n{}",
+                "the job started from {} (pid {pid}) is no longer running; {}",
                 out.display(),
-                tail(&out.join(LAUNCH_LOG), 15)
+                log_failure(out)
             ));
         }
         Ok(Self {
@@ -163,15 +170,15 @@ impl LocalJob {
                     (step, total) = (r.step, r.total_steps);
                     on_step(&r);
                 }
-                let last = || tail(&self.out.join(LAUNCH_LOG), 15);
+                let last = || log_failure(&self.out);
                 return match end {
                     Err(how) => Err(format!(
-                        "the job in {} {how} after step {step}; its last lines:\n{}",
+                        "the job in {} {how} after step {step}: {}",
                         self.out.display(),
                         last()
                     )),
                     Ok(()) if total == 0 || step < total => Err(format!(
-                        "the job in {} ended after step {step} of {total}; its last lines:\n{}",
+                        "the job in {} ended after step {step} of {total}: {}",
                         self.out.display(),
                         last()
                     )),

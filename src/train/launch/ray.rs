@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::export::shell_quote;
-use super::follow::{last_lines, steps_in_log, write_log};
+use super::follow::{failure, steps_in_log, write_log};
 use super::local::WatchEnd;
 use crate::cancel::CancelToken;
 use crate::train::StepRecord;
@@ -104,10 +104,12 @@ impl RayClient {
     pub fn submit(&self, request: &Value) -> Result<String, String> {
         let (status, text) = self.call("POST", "/api/jobs/", Some(request))?;
         if status != 200 {
+            // Ray answers a bad request with a Python traceback: its last line is the reason.
+            let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
             return Err(format!(
                 "the Ray cluster at {} rejected the job (HTTP {status}): {}",
                 self.base,
-                text.chars().take(500).collect::<String>()
+                reason.chars().take(500).collect::<String>()
             ));
         }
         let v: Value =
@@ -234,9 +236,9 @@ pub fn watch(
                 }),
                 "STOPPED" => Ok(WatchEnd::Stopped { step }),
                 _ => Err(format!(
-                    "Ray job {id} failed after step {step}: {}; its last lines:\n{}",
-                    info.message,
-                    last_lines(&log, 15)
+                    "Ray job {id} failed after step {step} ({}): {}",
+                    info.message.lines().next().unwrap_or(""),
+                    failure(&log, 15)
                 )),
             };
         }
