@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::jobs::CancelToken;
 use crate::train::launch::local::{LocalJob, WatchEnd};
-use crate::train::launch::{self, ray, ExportOptions, Target};
+use crate::train::launch::{self, ray, slurm, ExportOptions, Target};
 use crate::train::StepRecord;
 
 #[derive(Debug, Args)]
@@ -19,10 +19,10 @@ pub struct RemoteArgs {
     #[arg(long, value_enum)]
     pub target: Option<Target>,
     /// Start the exported run (torchrun: here, as a subprocess; ray: through the Jobs API at
-    /// --ray-address; slurm: sbatch) and follow its log
+    /// --ray-address; slurm: sbatch on this login node) and follow its log
     #[arg(long, requires = "target")]
     pub launch: bool,
-    /// Follow a run launched earlier from --out (its launch.json or ray_job.json)
+    /// Follow a run launched earlier from --out (its launch.json, ray_job.json or slurm_job.json)
     #[arg(long, conflicts_with = "target")]
     pub attach: bool,
     /// The Ray dashboard (Jobs API)
@@ -93,19 +93,29 @@ fn report(end: Result<WatchEnd, String>, out: &std::path::Path) -> anyhow::Resul
     }
 }
 
-fn launch_env(a: &super::train::TrainArgs, r: &RemoteArgs) -> Vec<(String, String)> {
-    let mut env = vec![(
-        "DEVICE".to_string(),
-        if a.device().is_cpu() { "cpu" } else { "cuda" }.to_string(),
-    )];
+/// The launch's environment: the device (here: --device; on a cluster: CPU when
+/// --gpus-per-node is 0, else the GPUs) and --nproc.
+fn launch_env(a: &super::train::TrainArgs, r: &RemoteArgs, target: Target) -> Vec<(String, String)> {
+    let cpu = match target {
+        Target::Torchrun => a.device().is_cpu(),
+        _ => r.gpus_per_node == 0,
+    };
+    let mut env = vec![("DEVICE".to_string(), if cpu { "cpu" } else { "cuda" }.to_string())];
     if let Some(n) = r.nproc {
         env.push(("NPROC".into(), n.to_string()));
     }
     env
 }
 
-/// Follows the job launched from `out`, here or on Ray.
-fn follow(out: &std::path::Path, ray_job: Option<(ray::RayClient, String)>) -> anyhow::Result<()> {
+/// A launched job to follow.
+enum Job {
+    Local,
+    Ray(ray::RayClient, String),
+    Slurm(String),
+}
+
+/// Follows the job launched from `out`: here, on Ray or on Slurm.
+fn follow(out: &std::path::Path, job: Job) -> anyhow::Result<()> {
     let cancel = CancelToken::new();
     {
         let c = cancel.clone();
@@ -114,14 +124,21 @@ fn follow(out: &std::path::Path, ray_job: Option<(ray::RayClient, String)>) -> a
     }
     let detach = CancelToken::new();
     let b = bar(0);
-    let end = match ray_job {
-        Some((client, id)) => {
+    let end = match job {
+        Job::Slurm(id) => {
+            b.println(format!(
+                "following Slurm job {id} ({})",
+                out.join(format!("slurm-{id}.out")).display()
+            ));
+            slurm::watch(&id, out, &cancel, &detach, &mut |s| show(&b, s))
+        }
+        Job::Ray(client, id) => {
             b.println(format!("following Ray job {id} at {}", client.address()));
             ray::watch(&client, &id, out, &cancel, &detach, Duration::from_secs(60), &mut |s| {
                 show(&b, s)
             })
         }
-        None => {
+        Job::Local => {
             let mut job = LocalJob::attach(out).map_err(anyhow::Error::msg)?;
             b.println(format!(
                 "following pid {} ({})",
@@ -140,9 +157,12 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
     if r.attach {
         if out.join(ray::RAY_FILE).exists() {
             let (client, id) = ray::attach(&out, Some(&r.ray_address)).map_err(anyhow::Error::msg)?;
-            return follow(&out, Some((client, id)));
+            return follow(&out, Job::Ray(client, id));
         }
-        return follow(&out, None);
+        if out.join(slurm::SLURM_FILE).exists() {
+            return follow(&out, Job::Slurm(slurm::attach(&out).map_err(anyhow::Error::msg)?));
+        }
+        return follow(&out, Job::Local);
     }
     let Some(target) = r.target else {
         bail!("--target or --attach is needed")
@@ -177,7 +197,7 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
                 let c = cancel.clone();
                 let _ = ctrlc::set_handler(move || c.cancel());
             }
-            let mut job = LocalJob::start(&out, &launch_env(a, r)).map_err(anyhow::Error::msg)?;
+            let mut job = LocalJob::start(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
             let b = bar(sum.total_steps);
             b.println(format!(
                 "started pid {} ({})",
@@ -190,13 +210,16 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
         }
         Target::Ray => {
             let client = ray::RayClient::new(&r.ray_address);
-            let id = ray::launch(&client, &out, &r.python, &launch_env(a, r)).map_err(anyhow::Error::msg)?;
-            follow(&out, Some((client, id)))
+            let id = ray::launch(&client, &out, &r.python, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Job::Ray(client, id))
         }
-        Target::Slurm | Target::Skypilot => bail!(
-            "--launch starts torchrun and Ray runs; for {} run `{}` from {} (the studio reads its trainer_log.jsonl \
-             and checkpoints there when the folder is shared)",
-            target.name(),
+        Target::Slurm => {
+            let id = slurm::submit(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Job::Slurm(id))
+        }
+        Target::Skypilot => bail!(
+            "--launch starts torchrun, Ray and Slurm runs; for SkyPilot run `{}` from {} and bring the checkpoints \
+             back (README.md says how)",
             sum.command,
             out.display()
         ),

@@ -7,6 +7,7 @@ pub mod export;
 pub mod follow;
 pub mod local;
 pub mod ray;
+pub mod slurm;
 
 pub use export::{export, read_export, ExportOptions, ExportSummary};
 
