@@ -8,6 +8,7 @@ pub mod curation;
 pub mod evaluation;
 pub mod inference;
 pub mod job;
+pub mod remote_training;
 pub mod training;
 
 pub use crate::cancel::CancelToken;

@@ -85,6 +85,8 @@ pub struct TrainState {
     pub dialog_error: Option<(TrainPath, String)>,
     /// The path field to focus in the next frame (its dialog could not open).
     pub focus: Option<TrainPath>,
+    /// Where the next run trains: here, or handed to torchrun, Ray, Slurm or SkyPilot.
+    pub remote: super::train_export_ui::RemoteChoice,
 }
 
 /// What a data preview depends on.
@@ -115,6 +117,7 @@ impl Default for TrainState {
             previewing: None,
             dialog_error: None,
             focus: None,
+            remote: Default::default(),
         }
     }
 }
@@ -225,7 +228,14 @@ fn start(state: &mut TrainState, form: &TrainSettings, runs: &mut Vec<PathBuf>, 
     };
     // The old job (finished) goes; its thread has ended.
     state.job = None;
-    match TrainingJob::spawn(s.clone(), tx.notify()) {
+    let spawned = match state.remote.target {
+        None => TrainingJob::spawn(s.clone(), tx.notify()),
+        Some(_) => {
+            let (opts, spec) = super::train_export_ui::launch_parts(&state.remote, &s);
+            TrainingJob::spawn_remote(s.clone(), opts, spec, tx.notify())
+        }
+    };
+    match spawned {
         Ok(job) => {
             state.job = Some(job);
             state.status = TrainStatus::Running;

@@ -322,17 +322,20 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                 "An epoch's last global batch when short. fill (s1): completed with the epoch's first \
                  examples, as accelerate does on 16 GPUs; short: a smaller last step",
             );
-        ui.label(format!("Global batch: {}", s.global_batch()));
-        if ui
-            .button("Reset to the s1 preset")
-            .on_hover_text("Every value as in simplescaling/s1's train/sft.sh")
-            .clicked()
-        {
-            let keep = (s.model.clone(), s.data.clone(), s.out.clone());
-            *s = TrainSettings::s1(keep.0, keep.1, keep.2);
-        }
+        ui.horizontal(|ui| {
+            ui.label(format!("Global batch: {}", s.global_batch()));
+            if ui
+                .button("Reset to the s1 preset")
+                .on_hover_text("Every value as in simplescaling/s1's train/sft.sh")
+                .clicked()
+            {
+                let keep = (s.model.clone(), s.data.clone(), s.out.clone());
+                *s = TrainSettings::s1(keep.0, keep.1, keep.2);
+            }
+        });
     });
     ui.separator();
+    super::train_export_ui::where_ui(ui, &mut v.state.remote);
     let waiting = v.state.checking || v.state.prompt.is_some();
     ui.horizontal(|ui| {
         if running {
@@ -375,6 +378,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
         }
     });
+    super::train_export_ui::where_details_ui(ui, &mut v.state.remote, v.form);
 }
 
 /// Exponential moving average of the loss (smoothing 0.9, bias-corrected like TensorBoard's).

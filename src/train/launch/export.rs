@@ -103,6 +103,37 @@ pub fn command(target: Target) -> &'static str {
     }
 }
 
+/// The torchrun line launch.sh runs for `s` on `nproc` processes of one node, with the
+/// settings that matter (a preview: launch.sh holds every argument).
+pub fn torchrun_preview(s: &TrainSettings, nproc: usize, gpus: bool) -> String {
+    let g = s.global_batch();
+    let nproc = nproc.max(1);
+    let accum = if g % nproc == 0 {
+        (g / nproc).to_string()
+    } else {
+        format!("(does not divide: {g} / {nproc})")
+    };
+    format!(
+        "torchrun --nproc-per-node {nproc} train.py --num_train_epochs={} --learning_rate={} --warmup_ratio={} \
+         --lr_scheduler_type=cosine --weight_decay={} --adam_beta1={} --adam_beta2={} --max_grad_norm={} \
+         --per_device_train_batch_size=1 --gradient_accumulation_steps={accum} --block_size={} --seed={} {}",
+        s.epochs,
+        s.lr,
+        s.warmup_ratio,
+        s.adam.weight_decay,
+        s.adam.beta1,
+        s.adam.beta2,
+        s.max_grad_norm,
+        s.block_size,
+        s.seed,
+        if gpus {
+            "--fsdp='full_shard auto_wrap' --fsdp_config=fsdp_config.json --bf16=True"
+        } else {
+            "--use_cpu=True --ddp_backend=gloo"
+        }
+    )
+}
+
 /// Quotes `s` for bash: plain when safe, `$'…'` when it holds a newline, else single quotes.
 pub fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=+@%,".contains(c));

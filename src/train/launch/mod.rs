@@ -7,9 +7,11 @@ pub mod export;
 pub mod follow;
 pub mod local;
 pub mod ray;
+pub mod run;
 pub mod slurm;
 
 pub use export::{export, read_export, ExportOptions, ExportSummary};
+pub use run::LaunchSpec;
 
 /// Where an exported run trains.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
