@@ -273,17 +273,19 @@ impl RayHead {
             .spawn()
             .unwrap();
         let address = format!("http://127.0.0.1:{dash}");
+        // Owned by the guard from here on, so a head that never answers is ended too.
+        let head = Self {
+            child,
+            address,
+            _tmp: tmp,
+        };
         for _ in 0..240 {
-            if ureq::get(format!("{address}/api/version")).call().is_ok() {
-                return Self {
-                    child,
-                    address,
-                    _tmp: tmp,
-                };
+            if ureq::get(format!("{}/api/version", head.address)).call().is_ok() {
+                return head;
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        panic!("the Ray head did not answer on {address} within 2 minutes");
+        panic!("the Ray head did not answer on {} within 2 minutes", head.address);
     }
 }
 

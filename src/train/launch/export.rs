@@ -108,7 +108,7 @@ pub fn command(target: Target) -> &'static str {
 pub fn torchrun_preview(s: &TrainSettings, nproc: usize, gpus: bool) -> String {
     let g = s.global_batch();
     let nproc = nproc.max(1);
-    let accum = if g % nproc == 0 {
+    let accum = if g.is_multiple_of(nproc) {
         (g / nproc).to_string()
     } else {
         format!("(does not divide: {g} / {nproc})")
