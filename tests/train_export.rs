@@ -127,6 +127,27 @@ fn torchrun_on_two_processes_matches_the_studio_trainer() {
     let s = setup(d, "torchrun");
     let sum = export(&s, Target::Torchrun);
     assert_eq!((sum.examples, sum.total_steps, sum.global_batch), (10, 6, 4));
+    // The launch files of the other targets parse: bash for launch.sh and job.sbatch, YAML with
+    // SkyPilot's keys for sky.yaml, JSON for the Jobs API request.
+    for f in ["launch.sh", "job.sbatch"] {
+        let ok = Command::new("bash").arg("-n").arg(s.out.join(f)).status().unwrap();
+        assert!(ok.success(), "{f} does not parse");
+    }
+    let sky = format!(
+        "import yaml; d = yaml.safe_load(open({:?})); assert d['resources']['accelerators'] == 'H100:8' \
+         and d['num_nodes'] == 2 and d['workdir'] == '.' and 'launch.sh' in d['run'], d",
+        s.out.join("sky.yaml")
+    );
+    assert!(
+        Command::new(&py).args(["-c", &sky]).status().unwrap().success(),
+        "sky.yaml"
+    );
+    let submit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.out.join("ray_submit.json")).unwrap()).unwrap();
+    assert!(
+        submit["entrypoint"].as_str().unwrap().ends_with("ray_job.py"),
+        "{submit}"
+    );
     let mut job = LocalJob::start(&s.out, &cpu_env(&py)).unwrap();
     let mut followed = Vec::new();
     let end = job.watch(&CancelToken::new(), &CancelToken::new(), &mut |r| {
