@@ -15,10 +15,10 @@ use crate::train::{TrainEvent, TrainOutcome, TrainSettings};
 pub struct TrainArgs {
     /// Base model: a Hugging Face folder (config.json, safetensors, tokenizer files)
     #[arg(long, required_unless_present = "attach")]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Training rows in the s1K schema (.jsonl or .json)
     #[arg(long, required_unless_present = "attach")]
-    data: PathBuf,
+    data: Option<PathBuf>,
     /// Output folder: checkpoint-N/ folders (Hugging Face layout) and trainer_log.jsonl
     #[arg(long)]
     out: PathBuf,
@@ -118,7 +118,8 @@ impl TrainArgs {
 }
 
 pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
-    let mut s = TrainSettings::s1(a.model.clone(), a.data.clone(), a.out.clone());
+    let (model, data) = (a.model.clone().unwrap_or_default(), a.data.clone().unwrap_or_default());
+    let mut s = TrainSettings::s1(model, data, a.out.clone());
     s.trace_columns = TraceColumns::parse(&a.trace_columns).map_err(anyhow::Error::msg)?;
     macro_rules! set {
         ($($field:ident).+ = $v:expr) => {
