@@ -3,6 +3,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Called after every event a worker sends, so that a UI wakes up (the UI's `request_repaint`;
+/// a no-op headless). Here, at the bottom, so that any layer's worker can take one.
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
+
 /// A cloneable flag a job polls between steps; the UI's Stop button (or Ctrl-C) sets it.
 #[derive(Clone, Debug, Default)]
 pub struct CancelToken(Arc<AtomicBool>);

@@ -13,6 +13,7 @@ pub mod data;
 pub mod eval;
 pub mod generate;
 pub mod grade;
+pub mod hub;
 pub mod jobs;
 pub mod model;
 pub mod pytext;

@@ -197,6 +197,9 @@ fn train_view_after_a_short_run() {
             *c = relative(c);
         }
     }
+    // The shown model path is relative; its config (for the memory line) is the one read.
+    let read = h.state().train.model_config.clone().map(|(_, c)| c);
+    h.state_mut().train.model_config = read.map(|c| ("models/tiny".into(), c));
     let st = &mut h.state_mut().settings.train;
     st.model = "models/tiny".into();
     st.data = "data/sums.jsonl".into();
@@ -259,4 +262,89 @@ fn curate_view_after_a_selection() {
     h.run();
     let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2500);
     h.snapshot_options("curate_view", &options);
+}
+
+/// The shared pool (AIME 1983-2023, OlympiadBench, MATH train and test: 13.6K questions) made
+/// into a workspace the way the Curate view's buttons do it, then its map: the
+/// decontamination against the bundled sets, solutions as traces measured with the Qwen
+/// tokenizer, s1's rules, domains from subjects, a seeded s1 selection of 1,000 and the hashed TF-IDF
+/// layout (seed 0). The picture is tests/snapshots/pool_map.png: coloured by funnel stage, the
+/// selected questions drawn over the pool, the contaminated ones ringed in red, the coverage
+/// figure beside it.
+#[test]
+fn pool_map_of_the_shared_pool() {
+    use s1_studio::curate::rule_config::RulesChange;
+    use s1_studio::curate::steps::{self, map::MapOptions, selection, DomainSource, Step, TraceSource};
+    use s1_studio::jobs::CancelToken;
+    let pool = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/pool");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&pool)
+        .unwrap_or_else(|e| panic!("this test needs the shared pool at {} ({e})", pool.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    let ws_dir = std::path::Path::new("/tmp/s1-studio-snapshot/map-workspace");
+    let _ = std::fs::remove_dir_all(ws_dir);
+    let mut ws = s1_studio::workspace::Workspace::open(ws_dir).unwrap();
+    let mut files = files;
+    files.sort();
+    for step in [
+        Step::Import {
+            files,
+            options: Default::default(),
+        },
+        Step::Decontam {
+            eval: Vec::new(),
+            with_bundled: true,
+            cross_source: false,
+        },
+        Step::Traces {
+            from: TraceSource::Column("solution".into()),
+            tokenizer: Some(common::qwen_tokenizer()),
+            remeasure: false,
+        },
+        // After the traces: the rules require one.
+        Step::Rules(RulesChange::default()),
+        Step::Domains(DomainSource::Subjects),
+        Step::Select(selection::SelectOptions {
+            seed: 11,
+            ..Default::default()
+        }),
+        Step::Map(MapOptions::default()),
+    ] {
+        steps::run(&mut ws, &step, &CancelToken::new(), &mut |_| {})
+            .unwrap_or_else(|e| panic!("{}: {e:#}", step.label()));
+    }
+    drop(ws);
+    let s = Settings {
+        view: s1_studio::ui::settings::View::Curate,
+        workspace: Some(ws_dir.to_path_buf()),
+        ..Default::default()
+    };
+    let mut h = harness_with(Harness::<StudioApp>::builder().wgpu(), app(s));
+    pin_machine(&mut h);
+    step_until(
+        &mut h,
+        Duration::from_secs(120),
+        |_| {},
+        |a| a.curate.snapshot.is_some() && !a.curate.is_running(),
+    );
+    // As a screen reader would: step 6 may sit below the fold of the steps' scroll area.
+    h.get_by_label("Show the map").click_accesskit();
+    h.run();
+    let st = &h.state().curate;
+    let snap = st.snapshot.as_ref().unwrap();
+    let map = snap.map.as_ref().expect("the map is in the snapshot");
+    assert_eq!(map.points.len(), snap.rows.len());
+    assert!(snap.rows.len() > 13_000, "{}", snap.rows.len());
+    assert!(map.points.iter().all(|p| p[0].is_finite()));
+    assert!(!map.touches.is_empty(), "some questions of the pool are contaminated");
+    let d = st.map.derived.as_ref().expect("the map is drawn");
+    assert_eq!(d.placed, snap.rows.len());
+    let (sel, random) = d.coverage.expect("a selection is stored");
+    assert_eq!(sel.selected, 1000);
+    assert!(sel.cell_share() > 0.0 && random.cell_share() > 0.0);
+    h.hover_at(egui::pos2(1270.0, 810.0));
+    h.run();
+    let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2500);
+    h.snapshot_options("pool_map", &options);
 }

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["jobs"],
     &["curate"],
     &["eval"],
-    &["train", "generate"],
+    &["train", "generate", "hub"],
     &["model", "grade", "data", "workspace"],
     &["cancel", "pytext"],
 ];

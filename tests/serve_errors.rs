@@ -175,3 +175,42 @@ fn a_full_queue_is_a_503_and_a_cancelled_request_frees_its_slot() {
     let v = openai_error(results[1].0, &results[1].1, 503);
     assert_eq!(v["error"]["code"], "server_busy");
 }
+
+/// The key read from --api-key-file (never on the command line, so not in the process list);
+/// an unreadable or empty file stops the server at start, naming the file.
+#[test]
+fn the_key_from_a_file() {
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m");
+    common::tiny_qwen(&model, 256);
+    let key_file = d.path().join("key");
+    std::fs::write(&key_file, "file-key-91ab\n").unwrap();
+    let mut server = Server::start(&model, &["--api-key-file", key_file.to_str().unwrap()]);
+    let (s, b) = server.get("/v1/models");
+    openai_error(s, &b, 401);
+    server.key = "file-key-91ab".into();
+    still_serves(&server, "m");
+
+    for (file, want) in [
+        (d.path().join("missing"), "missing"),
+        (d.path().join("empty"), "first line is empty"),
+    ] {
+        if want != "missing" {
+            std::fs::write(&file, "\n").unwrap();
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_s1-studio"))
+            .args(["serve", "--port", "0", "--model"])
+            .arg(&model)
+            .arg("--api-key-file")
+            .arg(&file)
+            .env_remove("S1_API_KEY")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(
+            err.contains("--api-key-file") && err.contains(&file.display().to_string()) && err.contains(want),
+            "{err}"
+        );
+    }
+}

@@ -202,3 +202,31 @@ fn two_hundred_fifty_six_concurrent_streams_all_complete() {
     assert_eq!((n(&r["ok"]), n(&r["n_errors"])), (256, 0), "{r}");
     assert_eq!(server.get("/health").0, 200);
 }
+
+/// `stop` sequences, whole and streamed: the answer ends just before the first one (never
+/// showing any of it, though a stream may have held back text that could begin one), with
+/// finish_reason `stop`, and equals the greedy answer without `stop` cut there.
+#[test]
+fn stop_sequences_whole_and_streamed() {
+    let d = tempfile::tempdir().unwrap();
+    common::tiny_qwen(d.path(), 512);
+    let server = Server::start(d.path(), &[]);
+    let model = d.path().file_name().unwrap().to_str().unwrap().to_string();
+    let controls = json!({"max_thinking_tokens": 4});
+    let full = server.client("chat", chat_args(&model, 48, controls.clone()));
+    let full = full["content"].as_str().unwrap().to_string();
+    let chars: Vec<(usize, char)> = full.char_indices().collect();
+    assert!(chars.len() > 12, "too short an answer to cut: {full:?}");
+    // Three characters from the middle; the answer must stop at their first occurrence.
+    let (a, b) = (chars[chars.len() / 2].0, chars[chars.len() / 2 + 3].0);
+    let stop = full[a..b].to_string();
+    let want = &full[..full.find(&stop).unwrap()];
+    let mut args = chat_args(&model, 48, controls);
+    // A second stop sequence that never appears, beginning like the first: held back, then let go.
+    args["stop"] = json!([stop, format!("{}\u{1}", &stop[..stop.char_indices().nth(1).unwrap().0])]);
+    let out = server.client("many", json!([["chat", args.clone()], ["chat_stream", args]]));
+    for (how, r) in [("whole", &out[0]), ("streamed", &out[1])] {
+        assert_eq!(r["content"].as_str(), Some(want), "{how}; stop {stop:?} in {full:?}");
+        assert_eq!(r["finish_reason"], "stop", "{how}");
+    }
+}

@@ -54,6 +54,10 @@ enum CurateCommand {
     Mark(MarkArgs),
     /// Show or change how the funnel reads source names and undecided verdicts
     Settings(SettingsArgs),
+    /// The pool's map: a hashed TF-IDF vector per question, then a seeded 2D layout (resumable)
+    Map(super::curate_map::MapArgs),
+    /// How much of the map each stored selection covers (occupied cells, distance to nearest)
+    Coverage,
 }
 
 #[derive(Debug, Args)]
@@ -422,8 +426,9 @@ fn step(command: CurateCommand) -> anyhow::Result<Step> {
             keys: args.keys,
             manual: Manual::parse(&args.what),
         },
-        CurateCommand::Report(_) | CurateCommand::Settings(_) => {
-            anyhow::bail!("`curate report` and `curate settings` are not steps")
+        CurateCommand::Map(args) => Step::Map(args.options()),
+        CurateCommand::Report(_) | CurateCommand::Settings(_) | CurateCommand::Coverage => {
+            anyhow::bail!("`curate report`, `curate settings` and `curate coverage` are not steps")
         }
     })
 }
@@ -433,6 +438,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
     let command = match a.command {
         CurateCommand::Report(args) => return report(dir, &args),
         CurateCommand::Settings(args) => return settings(dir, &args),
+        CurateCommand::Coverage => return super::curate_map::coverage(dir),
         other => other,
     };
     let creates = matches!(command, CurateCommand::Import(_));
@@ -443,7 +449,9 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
         Workspace::open_existing(dir)?
     };
     // A model step shows its progress and stops on Ctrl-C, keeping what finished.
-    let (cancel, bar) = if step.uses_model() {
+    let (cancel, bar) = if let Step::Map(_) = step {
+        (super::cancel_on_ctrlc(), Some(bar("questions")))
+    } else if step.uses_model() {
         eprintln!("Ctrl-C stops after the requests in flight; finished results are kept");
         let what = match step {
             Step::Attempts { .. } => "attempts",

@@ -3,11 +3,13 @@
 
 mod bench;
 mod curate;
+mod curate_map;
 mod eval;
 mod generate;
 mod grade;
 mod init_model;
 mod merge_lora;
+mod models;
 mod serve;
 mod train;
 mod train_remote;
@@ -44,6 +46,9 @@ pub enum Command {
     Grade(grade::GradeArgs),
     /// Serve a model behind the OpenAI API, with minimum and maximum thinking per request
     Serve(serve::ServeArgs),
+    /// The model library: pull from Hugging Face, the demo model, list, remove
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// Performance benchmarks against named baselines, measured in the same run
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -106,6 +111,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Curate(args)) => curate::run(args),
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Models(cmd)) => models::run(cmd),
         Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
             model: args.model,
             view: args.view,

@@ -25,9 +25,13 @@ pub struct ServeArgs {
     /// The port (0: any free one; the one taken is printed)
     #[arg(long, default_value_t = 8080)]
     port: u16,
-    /// Clients must send `Authorization: Bearer <key>`
-    #[arg(long, env = "S1_API_KEY", hide_env_values = true)]
+    /// Clients must send `Authorization: Bearer <key>`. A key given here shows in the process
+    /// list: prefer S1_API_KEY or --api-key-file
+    #[arg(long, env = "S1_API_KEY", hide_env_values = true, conflicts_with = "api_key_file")]
     api_key: Option<String>,
+    /// Read the API key from this file (its first line; the file should be readable by you only)
+    #[arg(long)]
+    api_key_file: Option<std::path::PathBuf>,
     /// Requests decoded together (continuous batching); more wait in the queue
     #[arg(long, default_value_t = 16)]
     parallel: usize,
@@ -56,7 +60,22 @@ impl std::fmt::Debug for ServeArgs {
     }
 }
 
+/// The key from --api-key-file: its first line, trimmed; an empty or unreadable file is an error
+/// naming it.
+fn key_from_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("--api-key-file {}: {e}", path.display()))?;
+    let key = text.lines().next().unwrap_or_default().trim().to_string();
+    if key.is_empty() {
+        anyhow::bail!("--api-key-file {}: the file's first line is empty", path.display());
+    }
+    Ok(key)
+}
+
 pub fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let api_key = match &a.api_key_file {
+        Some(p) => Some(key_from_file(p)?),
+        None => a.api_key,
+    };
     let opts = ServeOptions {
         engine: EngineOptions {
             model: a.model,
@@ -72,7 +91,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         },
         host: a.host,
         port: a.port,
-        api_key: a.api_key,
+        api_key,
         body_limit: a.body_limit,
     };
     crate::serve::run(opts)

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod classify;
 pub mod funnel;
 pub mod judge;
+pub mod map;
 pub mod pyrepr;
 pub mod quality;
 pub mod rule_config;

@@ -12,6 +12,7 @@ pub fn parse(text: &str) -> Result<Value, String> {
         s: text.as_bytes(),
         text,
         i: 0,
+        depth: 0,
     };
     let v = p.value()?;
     p.ws();
@@ -26,10 +27,14 @@ pub fn metadata(text: &str) -> Option<Value> {
     serde_json::from_str(text).ok().or_else(|| parse(text).ok())
 }
 
+/// Dicts and lists nested deeper than this are refused (the parser recurses per level).
+pub const MAX_DEPTH: usize = 128;
+
 struct Parser<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -49,6 +54,19 @@ impl Parser<'_> {
 
     fn value(&mut self) -> Result<Value, String> {
         self.ws();
+        if matches!(self.peek(), Some(b'{' | b'[' | b'(')) {
+            if self.depth >= MAX_DEPTH {
+                return self.err(&format!("nesting deeper than {MAX_DEPTH}"));
+            }
+            self.depth += 1;
+            let v = match self.peek() {
+                Some(b'{') => self.dict(),
+                Some(b'[') => self.seq(b']'),
+                _ => self.seq(b')'),
+            };
+            self.depth -= 1;
+            return v;
+        }
         match self.peek() {
             Some(b'{') => self.dict(),
             Some(b'[') => self.seq(b']'),
@@ -199,6 +217,15 @@ impl Parser<'_> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = parse(&deep).unwrap_err();
+        assert!(e.contains("nesting deeper than 128"), "{e}");
+        let ok = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        assert!(parse(&ok).is_ok());
+    }
 
     #[test]
     fn s1_metadata_strings() {

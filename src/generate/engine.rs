@@ -234,6 +234,16 @@ pub fn text_prompt(model: &LoadedModel, text: &str, budget: &BudgetConfig) -> Re
 
 /// Tokenizes `text`, with the BOS token first when the tokenizer asks for one.
 fn encode_with_bos(model: &LoadedModel, text: &str) -> Result<Vec<u32>, ModelError> {
+    // Refused before encoding: a text past what the context can hold would only cost the
+    // tokenizer memory (a 200 MB question asked it for gigabytes).
+    let context = model.decoder.config().max_position_embeddings;
+    let limit = model.tokenizer.chars_for_tokens(context);
+    if text.len() > limit && text.chars().nth(limit).is_some() {
+        return Err(ModelError::PromptTooLong {
+            chars: text.chars().count(),
+            context,
+        });
+    }
     let mut ids = model.tokenizer.encode(text)?;
     if model.tokenizer.special.add_bos {
         if let Some(bos) = model

@@ -244,6 +244,9 @@ impl Parser<'_> {
 /// The value of `s` with `vars` bound, or None when it is not a simple expression (or not a
 /// finite real number).
 pub fn eval(s: &str, vars: &BTreeMap<char, f64>) -> Option<f64> {
+    if super::too_complex(s) {
+        return None; // the parser recurses per bracket: bounded by MAX_NESTING
+    }
     let toks = tokenize(s)?;
     if toks.is_empty() {
         return None;
@@ -255,6 +258,9 @@ pub fn eval(s: &str, vars: &BTreeMap<char, f64>) -> Option<f64> {
 
 /// The single-letter variables of `s` (outside command names).
 pub fn variables(s: &str) -> Vec<char> {
+    if super::too_complex(s) {
+        return Vec::new();
+    }
     let mut out: Vec<char> = tokenize(s)
         .unwrap_or_default()
         .into_iter()

@@ -10,6 +10,36 @@ pub mod s1;
 
 use serde::{Deserialize, Serialize};
 
+/// Answers longer than this (in bytes) are not normalised or compared: no real answer is, and
+/// a model's runaway output must not cost quadratic time. They grade `undecided`.
+pub const MAX_ANSWER_BYTES: usize = 4096;
+/// Brackets nested deeper than this are not parsed (the parsers recurse): `undecided`.
+pub const MAX_NESTING: usize = 64;
+
+/// Whether `s` is past what the normaliser and the expression parser take on
+/// ([`MAX_ANSWER_BYTES`], [`MAX_NESTING`]); one linear pass.
+pub fn too_complex(s: &str) -> bool {
+    if s.len() > MAX_ANSWER_BYTES {
+        return true;
+    }
+    let mut depth = 0usize;
+    for b in s.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return true;
+                }
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    // `\frac{1}{` chains nest without closing braces in the count above when unbalanced;
+    // the command count bounds the rewriting passes too.
+    s.matches('\\').count() > MAX_NESTING * 4
+}
+
 /// What a grader concluded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -2,6 +2,7 @@
 //! typed events go out over a bounded channel, and a notifier (the UI's `request_repaint`) is
 //! called after each event. Protocol, per request:
 //! - `Load`: `LoadStarted`, `LoadProgress`…, then `Loaded` or `LoadFailed` (always one of them).
+//! - `Lend`: the loaded model, shared, on the request's own reply channel (no event).
 //! - `Generate`: `GenStarted`, `Delta`…, then `GenFinished` (also when cancelled, with
 //!   `stop_reason: cancelled`) or `GenFailed` (always one of them).
 //!
@@ -20,8 +21,7 @@ use crate::model::{
     load_model_with_progress, ChatMessage, DeviceChoice, LoadOptions, LoadedModel, ModelFormat, ThinkingStyle,
 };
 
-/// Called after every event so that a UI wakes up.
-pub type Notify = Arc<dyn Fn() + Send + Sync>;
+pub use crate::cancel::Notify;
 
 /// What the worker is asked to do.
 pub enum InferenceRequest {
@@ -43,6 +43,11 @@ pub enum InferenceRequest {
         answer_now: AnswerNow,
     },
     Unload,
+    /// Lend the loaded model (shared, not copied) to whoever serves it over HTTP; the reply
+    /// says why not when no model is loaded.
+    Lend {
+        reply: Sender<Result<Arc<LoadedModel>, String>>,
+    },
 }
 
 /// What a loaded model is, for display.
@@ -129,7 +134,7 @@ fn info(model: &LoadedModel) -> ModelInfo {
 }
 
 fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, notify: Notify) {
-    let mut model: Option<LoadedModel> = None;
+    let mut model: Option<Arc<LoadedModel>> = None;
     let emit = |ev: InferenceEvent| {
         // The UI may be gone (window closed): then nobody listens and that is fine.
         let _ = events.send(ev);
@@ -156,12 +161,15 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                 match result.and_then(|r| r) {
                     Ok(m) => {
                         emit(InferenceEvent::Loaded(info(&m)));
-                        model = Some(m);
+                        model = Some(Arc::new(m));
                     }
                     Err(error) => emit(InferenceEvent::LoadFailed { path, error }),
                 }
             }
             InferenceRequest::Unload => model = None,
+            InferenceRequest::Lend { reply } => {
+                let _ = reply.try_send(model.clone().ok_or_else(|| "no model is loaded".to_string()));
+            }
             InferenceRequest::Generate {
                 id,
                 messages,

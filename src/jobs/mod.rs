@@ -5,6 +5,7 @@
 //! a `Notify` to be woken).
 
 pub mod curation;
+pub mod downloads;
 pub mod evaluation;
 pub mod inference;
 pub mod job;
@@ -15,6 +16,7 @@ pub use crate::cancel::CancelToken;
 pub use crate::eval::{EvalEvent, EvalRequest};
 pub use crate::generate::Delta;
 pub use curation::{CurateEvent, CurateJob, CurateReader};
+pub use downloads::{Download, DownloadEvent, DownloadJob};
 pub use evaluation::EvalJob;
 pub use inference::{InferenceEvent, InferenceHandle, InferenceRequest, ModelInfo, Notify};
 pub use job::{Job, JobEvent};

@@ -61,6 +61,8 @@ impl ChatTemplate {
         minijinja_contrib::add_to_environment(&mut env);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        // A template comes from a downloaded file: it runs on an instruction budget.
+        env.set_fuel(Some(TEMPLATE_FUEL));
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.add_template_owned("chat", source.to_string())
@@ -99,7 +101,52 @@ impl ChatTemplate {
                 bos_token => self.bos_token, eos_token => self.eos_token,
             },
         };
-        tmpl.render(ctx).map_err(|e| ModelError::Template(format!("{e:#}")))
+        let input: usize = messages.iter().map(|m| m.content.len() + m.role.len()).sum();
+        let mut out = CappedWriter {
+            buf: Vec::new(),
+            cap: OUTPUT_BASE_CAP.saturating_add(input.saturating_mul(4)),
+            overflow: false,
+        };
+        match tmpl.render_captured_to(ctx, &mut out) {
+            Ok(_) => String::from_utf8(out.buf).map_err(|_| ModelError::Template("output is not UTF-8".into())),
+            Err(_) if out.overflow => Err(ModelError::Template(format!(
+                "the template's output grew past {} bytes for {input} bytes of messages; \
+                 the template is broken or hostile",
+                out.cap
+            ))),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(ModelError::Template(format!(
+                "the template ran past its budget of {TEMPLATE_FUEL} instructions (an endless or \
+                 exponential loop?)"
+            ))),
+            Err(e) => Err(ModelError::Template(format!("{e:#}"))),
+        }
+    }
+}
+
+/// Instructions one render may run. Real templates use a few hundred per message
+/// (see the tests); an endless loop stops here in well under a second.
+pub const TEMPLATE_FUEL: u64 = 2_000_000;
+/// Output a render may produce besides four times its messages' bytes.
+pub const OUTPUT_BASE_CAP: usize = 4 << 20;
+
+/// A writer that refuses to grow past `cap` bytes (the template output's bound).
+struct CappedWriter {
+    buf: Vec<u8>,
+    cap: usize,
+    overflow: bool,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(b.len()) > self.cap {
+            self.overflow = true;
+            return Err(std::io::Error::other("template output too large"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -142,6 +189,31 @@ mod tests {
              <|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n\
              <|im_start|>assistant\n<think>\n\n</think>\n\n"
         );
+    }
+
+    #[test]
+    fn hostile_templates_end_in_a_clear_error() {
+        let endless = "{% for i in range(100000) %}{{ 'x' * 1000000 }}{% endfor %}";
+        let quiet = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let huge = "{% for i in range(1000) %}{{ 'x' * 99999999 }}{% endfor %}";
+        for (src, want) in [(endless, "grew past"), (quiet, "budget"), (huge, "grew past")] {
+            let t = ChatTemplate::new(src, None, None).unwrap();
+            let e = t
+                .render(&[ChatMessage::new("user", "hi")], true, None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{src}: {e}");
+        }
+    }
+
+    #[test]
+    fn long_real_conversations_fit_the_budget() {
+        let t = ChatTemplate::new(QWEN25_TEMPLATE, None, Some("<|im_end|>")).unwrap();
+        let msgs: Vec<ChatMessage> = (0..2000)
+            .map(|i| ChatMessage::new(if i % 2 == 0 { "user" } else { "assistant" }, "x".repeat(1000)))
+            .collect();
+        let s = t.render(&msgs, true, None).unwrap();
+        assert!(s.len() > 2_000_000);
     }
 
     #[test]

@@ -256,7 +256,7 @@ impl ModelConfig {
             .or_else(|| field(v, "torch_dtype"))
             .and_then(|x| x.as_str())
             .map(str::to_string);
-        Ok(Self {
+        Self {
             arch,
             vocab_size: usize_field(path, v, "vocab_size")?,
             hidden_size,
@@ -278,7 +278,8 @@ impl ModelConfig {
             saved_dtype,
             bos_token_id: field(v, "bos_token_id").and_then(|x| x.as_u64()).map(|x| x as u32),
             eos_token_ids: token_ids(field(v, "eos_token_id")),
-        })
+        }
+        .validated(path)
     }
 
     /// A config.json that transformers (4.x and 5.x), vLLM and llama.cpp's converter read.
@@ -330,6 +331,38 @@ impl ModelConfig {
 
     /// Number of parameters (weights and biases).
     pub fn num_parameters(&self) -> usize {
+        self.checked_num_parameters().unwrap_or(usize::MAX)
+    }
+
+    /// Number of parameters, `None` when it does not fit a `usize` (a hostile config).
+    pub fn checked_num_parameters(&self) -> Option<usize> {
+        let (h, i, d) = (self.hidden_size, self.intermediate_size, self.head_dim);
+        let q = self.num_heads.checked_mul(d)?;
+        let kv = self.num_kv_heads.checked_mul(d)?;
+        let mut attn = h
+            .checked_mul(q)?
+            .checked_add(h.checked_mul(kv)?.checked_mul(2)?)?
+            .checked_add(q.checked_mul(h)?)?;
+        // Biases and norms, at most.
+        for extra in [q, kv, kv, h, d, d] {
+            attn = attn.checked_add(extra)?;
+        }
+        let mlp = h
+            .checked_mul(i)?
+            .checked_mul(3)?
+            .checked_add(i.checked_mul(2)?)?
+            .checked_add(h)?;
+        let layer = attn.checked_add(mlp)?.checked_add(h.checked_mul(2)?)?;
+        let embed = self.vocab_size.checked_mul(h)?;
+        let head = if self.tie_word_embeddings { 0 } else { embed };
+        embed
+            .checked_add(head)?
+            .checked_add(self.num_layers.checked_mul(layer)?)?
+            .checked_add(h)?;
+        Some(self.exact_num_parameters())
+    }
+
+    fn exact_num_parameters(&self) -> usize {
         let (h, i, d) = (self.hidden_size, self.intermediate_size, self.head_dim);
         let q = self.num_heads * d;
         let kv = self.num_kv_heads * d;
@@ -397,14 +430,18 @@ impl ModelConfig {
                 path: path.to_path_buf(),
                 name: "token_embd.weight".into(),
             })?;
-        let vocab_size = embed.shape.dims()[0];
+        let vocab_size = *embed
+            .shape
+            .dims()
+            .first()
+            .ok_or_else(|| ModelError::bad(path, "tensor `token_embd.weight` has no dimensions"))?;
         let has = |n: &str| content.tensor_infos.contains_key(n);
         let rope_freq_factors = if has("rope_freqs.weight") {
             Some(rope_freq_factors(path, content, head_dim)?)
         } else {
             None
         };
-        Ok(Self {
+        Self {
             arch,
             vocab_size,
             hidden_size,
@@ -432,7 +469,8 @@ impl ModelConfig {
                 .and_then(|v| v.to_u32().ok())
                 .into_iter()
                 .collect(),
-        })
+        }
+        .validated(path)
     }
 }
 

@@ -560,6 +560,8 @@ pub struct Decoder {
     pub(super) differentiable: bool,
     /// Training uses the fused CPU ops where they apply (default), else composed ops only.
     pub(super) fused_training: bool,
+    /// Prompts of several tokens go through `decoder_cpu_prefill` where it applies (default).
+    pub(super) cpu_prefill: bool,
     pub(super) device: Device,
     pub(super) dtype: DType,
 }
@@ -617,6 +619,7 @@ impl Decoder {
             tied_head: tied,
             differentiable: false,
             fused_training: true,
+            cpu_prefill: true,
             device: device.clone(),
             dtype,
         })
@@ -632,6 +635,12 @@ impl Decoder {
 
     pub fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    /// Prompts through the CPU prefill kernels (default) or, off, through the general path
+    /// (tests compare the two).
+    pub fn set_cpu_prefill(&mut self, on: bool) {
+        self.cpu_prefill = on;
     }
 
     /// Use only differentiable ops (for training); slower than the fused inference kernels.
@@ -670,6 +679,9 @@ impl Decoder {
     ) -> candle_core::Result<Tensor> {
         let (b, t) = input_ids.dims2()?;
         if let Some(c) = cache.as_deref_mut() {
+            if self.can_prefill_cpu(b, t, c) {
+                return self.prefill_cpu_logits(input_ids, c, logits);
+            }
             if self.can_step_cpu(b, t, c) {
                 let ids = input_ids.flatten_all()?.to_vec1::<u32>()?;
                 let mut rows = Vec::new();

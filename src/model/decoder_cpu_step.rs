@@ -15,7 +15,7 @@ use super::kv_cache::KvCache;
 use super::weights::Weight;
 
 /// Calls `f` with the f32 data of a contiguous CPU tensor.
-fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+pub(super) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
     let (st, layout) = t.storage_and_layout();
     match (&*st, layout.contiguous_offsets()) {
         (Storage::Cpu(CpuStorage::F32(v)), Some((a, b))) => Ok(f(&v[a..b])),
@@ -23,13 +23,13 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R
     }
 }
 
-fn rms_norm(x: &[f32], w: &Tensor, eps: f64) -> candle_core::Result<Vec<f32>> {
+pub(super) fn rms_norm(x: &[f32], w: &Tensor, eps: f64) -> candle_core::Result<Vec<f32>> {
     let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
     let inv = 1.0 / (ms + eps as f32).sqrt();
     with_f32(w, |w| x.iter().zip(w).map(|(v, w)| v * inv * w).collect())
 }
 
-fn add_bias(y: &mut [f32], lin: &Linear) -> candle_core::Result<()> {
+pub(super) fn add_bias(y: &mut [f32], lin: &Linear) -> candle_core::Result<()> {
     if let Some(b) = &lin.bias {
         with_f32(b, |b| y.iter_mut().zip(b).for_each(|(y, b)| *y += b))?;
     }
@@ -38,7 +38,7 @@ fn add_bias(y: &mut [f32], lin: &Linear) -> candle_core::Result<()> {
 
 /// Qwen3's q/k norm: RMSNorm over each `dim`-sized head of `x`, in place (the weight read once,
 /// no allocation per head: this runs for every head of every layer of every token).
-fn head_rms_norm(x: &mut [f32], dim: usize, norm: &RmsNorm) -> candle_core::Result<()> {
+pub(super) fn head_rms_norm(x: &mut [f32], dim: usize, norm: &RmsNorm) -> candle_core::Result<()> {
     let eps = norm.eps as f32;
     with_f32(&norm.weight, |w| {
         for head in x.chunks_exact_mut(dim) {
@@ -50,7 +50,7 @@ fn head_rms_norm(x: &mut [f32], dim: usize, norm: &RmsNorm) -> candle_core::Resu
 }
 
 /// Rotates each `dim`-sized head of `x` in place for one position.
-fn rope(x: &mut [f32], dim: usize, cos: &[f32], sin: &[f32], interleaved: bool) {
+pub(super) fn rope(x: &mut [f32], dim: usize, cos: &[f32], sin: &[f32], interleaved: bool) {
     let half = dim / 2;
     for head in x.chunks_exact_mut(dim) {
         for i in 0..half {
@@ -72,6 +72,38 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// Rows of activations per `gemv_many` call: 8 where a dense weight is among `lins` (its kernel
+/// takes at most 8), else 64 (the quantized kernels read each weight once for all of them).
+fn row_tile(lins: &[&Linear]) -> usize {
+    if lins.iter().all(|l| matches!(l.weight(), Weight::CpuQuant(_))) {
+        64
+    } else {
+        8
+    }
+}
+
+/// `W x` (no bias) for each of `lins` over the `m` rows of `x`, `tile` rows per `gemv_many` call;
+/// per matrix an `[m, out]` block. The decode step and the prefill share it.
+pub(super) fn gemv_rows(lins: &[&Linear], x: &[f32], m: usize, tile: usize) -> candle_core::Result<Vec<Vec<f32>>> {
+    let k = x.len() / m.max(1);
+    let mut per_mat: Vec<Vec<f32>> = Vec::with_capacity(lins.len());
+    for l in lins {
+        per_mat.push(Vec::with_capacity(l.out_features()? * m));
+    }
+    for rows in x.chunks(tile * k) {
+        let rows_here = rows.len() / k;
+        let y = Linear::gemv_many(lins, rows, rows_here)?
+            .ok_or_else(|| candle_core::Error::Msg("cpu row kernels: unsupported weight".into()))?;
+        let mut off = 0;
+        for (i, l) in lins.iter().enumerate() {
+            let n = l.out_features()? * rows_here;
+            per_mat[i].extend_from_slice(&y[off..off + n]);
+            off += n;
+        }
+    }
+    Ok(per_mat)
 }
 
 struct OutPtr(*mut f32);
@@ -180,23 +212,9 @@ impl Decoder {
             })
             .collect();
         let scale = 1.0 / (d as f32).sqrt();
-        // W x for every row; the dense kernels take at most 8 rows at a time.
-        let gemv = |lins: &[&Linear], x: &[f32]| -> candle_core::Result<Vec<Vec<f32>>> {
-            let k = x.len() / bsz;
-            let mut per_mat: Vec<Vec<f32>> = lins.iter().map(|_| Vec::new()).collect();
-            for rows in x.chunks(8 * k) {
-                let m = rows.len() / k;
-                let y = Linear::gemv_many(lins, rows, m)?
-                    .ok_or_else(|| candle_core::Error::Msg("cpu decode: unsupported weight".into()))?;
-                let mut off = 0;
-                for (i, l) in lins.iter().enumerate() {
-                    let n = l.out_features()? * m;
-                    per_mat[i].extend_from_slice(&y[off..off + n]);
-                    off += n;
-                }
-            }
-            Ok(per_mat)
-        };
+        // W x for every row; the dense kernels take at most 8 rows at a time, the quantized ones
+        // all rows in one pass (each weight block unpacked once for two rows, read once for all).
+        let gemv = |lins: &[&Linear], x: &[f32]| gemv_rows(lins, x, bsz, row_tile(lins));
         let rms_rows = |x: &[f32], w: &Tensor, eps: f64| -> candle_core::Result<Vec<f32>> {
             let mut out = Vec::with_capacity(x.len());
             for row in x.chunks_exact(hsz) {
@@ -319,7 +337,7 @@ impl Decoder {
         }
         let hsz = self.cfg.hidden_size;
         let mut out = Vec::with_capacity(hidden.len());
-        for rows in normed.chunks(8 * hsz) {
+        for rows in normed.chunks(row_tile(&[&self.lm_head]) * hsz) {
             let m = rows.len() / hsz;
             let logits = Linear::gemv_many(&[&self.lm_head], rows, m)?
                 .ok_or_else(|| candle_core::Error::Msg("cpu decode: unsupported head weight".into()))?;

@@ -136,6 +136,21 @@ fn cuda_devices() -> Vec<DeviceInfo> {
     Vec::new()
 }
 
+/// Free memory of an opened GPU in bytes (None: the CPU, or the driver did not say).
+pub fn free_memory(dev: &Device) -> Option<u64> {
+    #[cfg(feature = "cuda")]
+    if let Device::Cuda(d) = dev {
+        return d
+            .cuda_stream()
+            .context()
+            .mem_get_info()
+            .ok()
+            .map(|(free, _)| free as u64);
+    }
+    let _ = dev;
+    None
+}
+
 /// `cpu`, `cuda` or `cuda:N`, opened.
 pub fn parse_device(s: &str) -> anyhow::Result<Device> {
     match s {

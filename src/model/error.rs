@@ -32,6 +32,10 @@ pub enum ModelError {
         reserve: usize,
         context: usize,
     },
+    #[error(
+        "the prompt has {chars} characters, more than the model's context of {context} tokens can hold; shorten it"
+    )]
+    PromptTooLong { chars: usize, context: usize },
     #[error("cannot train or save this model: {0}")]
     NotTrainable(String),
     #[error("chat template: {0}")]

@@ -162,8 +162,10 @@ fn load_hf_folder(folder: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usiz
         }
     }
     cfg.eos_token_ids = tokenizer.special.eos_ids.clone();
+    cfg.check_token_ids(&folder.join("config.json"))?;
     let dtype = opts.dtype();
     let mut weights = SafetensorsWeights::open(folder, dtype, &opts.device)?;
+    cfg.check_against_bytes(&folder.join("config.json"), weights.total_bytes())?;
     let decoder = Decoder::load_with_progress(&cfg, &mut weights, dtype, &opts.device, layers)?;
     let (template, template_is_fallback) = template_or_fallback(template, &tokenizer)?;
     let thinking = ThinkingStyle::detect(&template, &tokenizer);
@@ -232,6 +234,11 @@ fn load_gguf(path: &Path, opts: &LoadOptions, layers: &mut dyn FnMut(usize, usiz
     let cfg = ModelConfig::from_gguf(path, &weights.content)?;
     let tokenizer = TextTokenizer::from_gguf(path, &weights.content.metadata)?;
     check_vocab(path, &tokenizer, &cfg)?;
+    cfg.check_token_ids(path)?;
+    cfg.check_against_bytes(
+        path,
+        std::fs::metadata(path).map_err(|e| ModelError::bad(path, e))?.len(),
+    )?;
     let template = weights
         .meta("tokenizer.chat_template")
         .and_then(|v| v.to_string().ok())

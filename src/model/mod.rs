@@ -5,10 +5,13 @@
 
 pub mod chat_template;
 pub mod config;
+mod config_check;
 pub mod decoder;
+pub mod decoder_cpu_prefill;
 pub mod decoder_cpu_step;
 pub mod device;
 pub mod error;
+pub mod gguf_check;
 pub mod init;
 pub mod kernels;
 pub mod kv_cache;
@@ -18,6 +21,7 @@ mod qk_norm;
 pub mod thinking;
 pub mod tokenizer;
 mod tokenizer_spm;
+mod weight_checks;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig};
@@ -29,7 +33,8 @@ pub mod loader;
 
 pub use chat_template::{ChatMessage, ChatTemplate};
 pub use loader::{
-    load_model, load_model_with_adapter, load_model_with_progress, load_text_side, LoadOptions, LoadProgress, LoadedModel, ModelFormat,
+    load_model, load_model_with_adapter, load_model_with_progress, load_text_side, LoadOptions, LoadProgress,
+    LoadedModel, ModelFormat,
 };
 pub use thinking::{ThinkingKind, ThinkingStyle};
 pub use tokenizer::TextTokenizer;

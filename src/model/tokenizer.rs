@@ -34,6 +34,17 @@ pub struct TextTokenizer {
     pub special: SpecialTokens,
     /// The highest id the tokenizer knows; logits above it are never sampled.
     pub max_token_id: u32,
+    /// The longest vocabulary entry, in characters (bounds the text a token can cover).
+    max_token_chars: usize,
+}
+
+/// Reads `tokenizer.json` through a JSON value first: the tokenizers crate panics (`expect`) on
+/// some malformed JSON inside its decoder section (found by the `tokenizer` fuzz target), so the
+/// syntax is checked here and only a well-formed value reaches it.
+fn read_tokenizer_json(path: &Path) -> Result<Tokenizer> {
+    let bytes = std::fs::read(path).map_err(|e| ModelError::bad(path, e))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| ModelError::bad(path, format!("not valid JSON: {e}")))?;
+    serde_json::from_value(v).map_err(|e| ModelError::bad(path, format!("not a readable tokenizer: {e}")))
 }
 
 /// The content of an added-token entry, which config files write as a string or an object.
@@ -47,7 +58,9 @@ fn token_content(v: Option<&Value>) -> Option<String> {
 
 impl TextTokenizer {
     fn wrap(inner: Tokenizer, mut special: SpecialTokens) -> Self {
-        let max_token_id = inner.get_vocab(true).values().copied().max().unwrap_or(0);
+        let vocab = inner.get_vocab(true);
+        let max_token_id = vocab.values().copied().max().unwrap_or(0);
+        let max_token_chars = vocab.keys().map(|t| t.chars().count()).max().unwrap_or(1).max(1);
         if let Some(id) = special.eos.as_deref().and_then(|e| inner.token_to_id(e)) {
             if !special.eos_ids.contains(&id) {
                 special.eos_ids.insert(0, id);
@@ -57,7 +70,18 @@ impl TextTokenizer {
             inner,
             special,
             max_token_id,
+            max_token_chars,
         }
+    }
+
+    /// The most characters of text that `tokens` tokens can cover: text past it cannot fit
+    /// in `tokens` and need not be encoded (a vocabulary entry covers at most
+    /// `max_token_chars` characters of input; doubled for normalisers and byte fallbacks).
+    pub fn chars_for_tokens(&self, tokens: usize) -> usize {
+        tokens
+            .saturating_add(16)
+            .saturating_mul(self.max_token_chars)
+            .saturating_mul(2)
     }
 
     /// Loads `tokenizer.json` from a model folder, with `tokenizer_config.json` (special tokens)
@@ -70,8 +94,7 @@ impl TextTokenizer {
                 hint: " (the model folder needs its tokenizer)".into(),
             });
         }
-        let inner = Tokenizer::from_file(&tok_path)
-            .map_err(|e| ModelError::bad(&tok_path, format!("not a readable tokenizer: {e}")))?;
+        let inner = read_tokenizer_json(&tok_path)?;
         let mut special = SpecialTokens::default();
         let mut template = None;
         let cfg_path = folder.join("tokenizer_config.json");

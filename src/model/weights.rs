@@ -68,7 +68,7 @@ impl SafetensorsWeights {
                 let file = file
                     .as_str()
                     .ok_or_else(|| ModelError::bad(&index, "`weight_map` values must be file names"))?;
-                let p = folder.join(file);
+                let p = super::weight_checks::shard_path(&index, folder, file)?;
                 if !files.contains(&p) {
                     files.push(p);
                 }
@@ -116,6 +116,13 @@ impl SafetensorsWeights {
         })
     }
 
+    /// Names and shapes of all tensors in the checkpoint (as the files declare them).
+    pub fn shapes(&self) -> impl Iterator<Item = (String, Vec<usize>)> + '_ {
+        self.files
+            .iter()
+            .flat_map(|(_, st)| st.tensors().into_iter().map(|(n, v)| (n, v.shape().to_vec())))
+    }
+
     /// Names of all tensors in the checkpoint.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.routing.keys().map(String::as_str)
@@ -151,7 +158,17 @@ impl SafetensorsWeights {
         let t = view
             .load(&Device::Cpu)
             .map_err(|e| ModelError::bad(path, format!("tensor `{name}`: {e}")))?;
+        super::weight_checks::check_finite(path, name, &t)?;
         Ok(t.to_dtype(self.dtype)?.to_device(&self.device)?)
+    }
+
+    /// Bytes of all weight files together (for the config's plausibility check).
+    pub fn total_bytes(&self) -> u64 {
+        self.files
+            .iter()
+            .filter_map(|(p, _)| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
     }
 }
 
@@ -221,131 +238,6 @@ pub fn gguf_name(hf: &str) -> Option<String> {
     Some(format!("blk.{layer}.{short}.{kind}"))
 }
 
-/// Checks the magic and the counts of a GGUF header before the full parse, so that a file that is
-/// not GGUF fails with a clear message instead of a huge allocation.
-fn check_gguf_header(path: &Path, file: &mut std::fs::File) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom};
-    let len = file.metadata().map_err(|e| ModelError::bad(path, e))?.len();
-    let mut head = [0u8; 24];
-    file.read_exact(&mut head)
-        .map_err(|_| ModelError::bad(path, format!("not a GGUF file: only {len} bytes")))?;
-    if &head[0..4] != b"GGUF" {
-        return Err(ModelError::bad(
-            path,
-            "not a GGUF file: it does not start with the magic `GGUF`",
-        ));
-    }
-    let version = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-    if !(2..=3).contains(&version) {
-        return Err(ModelError::unsupported(
-            path,
-            format!("GGUF version {version} (supported: 2, 3)"),
-        ));
-    }
-    let tensors = u64::from_le_bytes(head[8..16].try_into().unwrap_or_default());
-    let kvs = u64::from_le_bytes(head[16..24].try_into().unwrap_or_default());
-    if tensors > len / 8 || kvs > len / 8 {
-        return Err(ModelError::bad(
-            path,
-            format!("corrupt GGUF header: {tensors} tensors and {kvs} metadata entries in a {len}-byte file"),
-        ));
-    }
-    file.seek(SeekFrom::Start(0)).map_err(|e| ModelError::bad(path, e))?;
-    Ok(())
-}
-
-/// llama.cpp's name of a GGML type id (those candle does not read, for error messages).
-fn ggml_type_name(ty: u32) -> &'static str {
-    match ty {
-        16 => "IQ2_XXS",
-        17 => "IQ2_XS",
-        18 => "IQ3_XXS",
-        19 => "IQ1_S",
-        20 => "IQ4_NL",
-        21 => "IQ3_S",
-        22 => "IQ2_S",
-        23 => "IQ4_XS",
-        24 => "I8",
-        25 => "I16",
-        26 => "I32",
-        27 => "I64",
-        28 => "F64",
-        29 => "IQ1_M",
-        34 => "TQ1_0",
-        35 => "TQ2_0",
-        39 => "MXFP4",
-        _ => "unknown",
-    }
-}
-
-/// Walks a GGUF header to the first tensor whose type candle does not know: its name and type
-/// id. `None` when the header does not parse or every type is known.
-fn first_unknown_type(file: &mut std::fs::File) -> Option<(String, u32)> {
-    use std::io::{BufReader, Read, Seek, SeekFrom};
-    file.seek(SeekFrom::Start(0)).ok()?;
-    let mut r = BufReader::new(file);
-    fn u32_(r: &mut impl Read) -> Option<u32> {
-        let mut b = [0u8; 4];
-        r.read_exact(&mut b).ok()?;
-        Some(u32::from_le_bytes(b))
-    }
-    fn u64_(r: &mut impl Read) -> Option<u64> {
-        let mut b = [0u8; 8];
-        r.read_exact(&mut b).ok()?;
-        Some(u64::from_le_bytes(b))
-    }
-    fn string(r: &mut impl Read) -> Option<String> {
-        let n = u64_(r)?;
-        if n > 1 << 24 {
-            return None;
-        }
-        let mut b = vec![0u8; n as usize];
-        r.read_exact(&mut b).ok()?;
-        Some(String::from_utf8_lossy(&b).into_owned())
-    }
-    fn skip_value(r: &mut (impl Read + Seek), ty: u32) -> Option<()> {
-        let fixed = match ty {
-            0 | 1 | 7 => 1,
-            2 | 3 => 2,
-            4..=6 => 4,
-            10..=12 => 8,
-            8 => return string(r).map(|_| ()),
-            9 => {
-                let (inner, n) = (u32_(r)?, u64_(r)?);
-                for _ in 0..n {
-                    skip_value(r, inner)?;
-                }
-                return Some(());
-            }
-            _ => return None,
-        };
-        r.seek_relative(fixed).ok()
-    }
-    let _magic_version = u64_(&mut r)?;
-    let (tensors, kvs) = (u64_(&mut r)?, u64_(&mut r)?);
-    for _ in 0..kvs {
-        string(&mut r)?;
-        let ty = u32_(&mut r)?;
-        skip_value(&mut r, ty)?;
-    }
-    for _ in 0..tensors {
-        let name = string(&mut r)?;
-        let dims = u32_(&mut r)?;
-        if dims > 8 {
-            return None;
-        }
-        for _ in 0..dims {
-            u64_(&mut r)?;
-        }
-        let ty = u32_(&mut r)?;
-        u64_(&mut r)?;
-        if !matches!(ty, 0..=3 | 6..=15 | 30) {
-            return Some((name, ty));
-        }
-    }
-    None
-}
-
 impl GgufWeights {
     pub fn open(path: &Path, dtype: DType, device: &Device) -> Result<Self> {
         let mut file = std::fs::File::open(path).map_err(|e| {
@@ -358,40 +250,10 @@ impl GgufWeights {
                 ModelError::bad(path, e)
             }
         })?;
-        check_gguf_header(path, &mut file)?;
-        let content = match gguf_file::Content::read(&mut file) {
-            Ok(c) => c,
-            Err(e) => {
-                // candle refuses the whole file at a tensor type it lacks (IQ4_XS, ...): name
-                // the tensor and the type.
-                if let Some((name, ty)) = first_unknown_type(&mut file) {
-                    return Err(ModelError::unsupported(
-                        path,
-                        format!(
-                            "tensor `{name}` has GGML type {} ({ty}), which this engine cannot read \
-                             (supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K; \
-                             a Q4_K_M or Q8_0 file of the model loads)",
-                            ggml_type_name(ty)
-                        ),
-                    ));
-                }
-                return Err(ModelError::bad(
-                    path,
-                    format!("not a readable GGUF file: {}", root_message(&e)),
-                ));
-            }
-        };
-        let file_len = file.metadata().map_err(|e| ModelError::bad(path, e))?.len();
-        for (name, info) in &content.tensor_infos {
-            let bytes = info.shape.elem_count() / info.ggml_dtype.block_size() * info.ggml_dtype.type_size();
-            let end = content.tensor_data_offset + info.offset + bytes as u64;
-            if end > file_len {
-                return Err(ModelError::bad(
-                    path,
-                    format!("truncated: tensor `{name}` ends at byte {end} but the file has {file_len} bytes"),
-                ));
-            }
-        }
+        // Our own checks first: candle's reader trusts alignment and dimensions.
+        super::gguf_check::check_gguf(path, &mut file)?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| ModelError::bad(path, format!("not a readable GGUF file: {}", root_message(&e))))?;
         Ok(Self {
             path: path.to_path_buf(),
             content,
@@ -435,14 +297,19 @@ impl GgufWeights {
 impl WeightLoader for GgufWeights {
     fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let q = self.qtensor(name, shape)?;
-        Ok(q.dequantize(&self.device)?.to_dtype(self.dtype)?)
+        let t = q.dequantize(&self.device)?;
+        super::weight_checks::check_finite(&self.path, name, &t)?;
+        Ok(t.to_dtype(self.dtype)?)
     }
 
     fn matrix(&mut self, name: &str, out: usize, inp: usize) -> Result<Weight> {
         let q = self.qtensor(name, &[out, inp])?;
         if self.dequantize || matches!(q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
-            return Ok(Weight::Dense(q.dequantize(&self.device)?.to_dtype(self.dtype)?));
+            let t = q.dequantize(&self.device)?;
+            super::weight_checks::check_finite(&self.path, name, &t)?;
+            return Ok(Weight::Dense(t.to_dtype(self.dtype)?));
         }
+        super::weight_checks::check_finite_quantized(&self.path, name, &q)?;
         use super::kernels::cpu_gemv::{QFormat, QMatrix};
         let format = match q.dtype() {
             GgmlDType::Q4_0 => Some(QFormat::Q4_0),

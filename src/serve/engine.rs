@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
@@ -53,6 +54,27 @@ pub struct EngineOptions {
     pub max_tokens_limit: usize,
 }
 
+/// How many requests run and wait, and how long they may be: [`EngineOptions`] less the
+/// model to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub parallel: usize,
+    pub queue: usize,
+    pub context: Option<usize>,
+    pub max_tokens_limit: usize,
+}
+
+impl Limits {
+    fn of(o: &EngineOptions) -> Self {
+        Self {
+            parallel: o.parallel,
+            queue: o.queue,
+            context: o.context,
+            max_tokens_limit: o.max_tokens_limit,
+        }
+    }
+}
+
 /// The handle the HTTP side holds.
 #[derive(Clone)]
 pub struct Engine {
@@ -64,11 +86,40 @@ impl Engine {
     /// Loads the model on a new thread named `serve-engine` and starts serving from it;
     /// returns once the model is loaded (or failed to).
     pub fn start(opts: EngineOptions) -> anyhow::Result<(Self, std::thread::JoinHandle<()>)> {
-        let (queue, jobs) = crossbeam_channel::bounded::<Job>(opts.queue.max(1));
+        Self::spawn(opts.queue, move |ready| {
+            let model = match load_model(&opts.model, &opts.load) {
+                Ok(m) => m,
+                Err(e) => {
+                    let _ = ready.send(Err(format!("loading {}: {e:#}", opts.model.display())));
+                    return None;
+                }
+            };
+            let limits = Limits::of(&opts);
+            Some((model_id(&opts.model), Arc::new(model), limits))
+        })
+    }
+
+    /// Serves a model that is already loaded (the Chat view's, shared with it) from a new
+    /// `serve-engine` thread; the model is released when the engine stops (every handle
+    /// dropped).
+    pub fn start_shared(
+        model: Arc<LoadedModel>,
+        limits: Limits,
+    ) -> anyhow::Result<(Self, std::thread::JoinHandle<()>)> {
+        Self::spawn(limits.queue, move |_| Some((model_id(&model.path), model, limits)))
+    }
+
+    fn spawn<F>(queue: usize, get: F) -> anyhow::Result<(Self, std::thread::JoinHandle<()>)>
+    where
+        F: FnOnce(&SyncSender<Result<Served, String>>) -> Option<(String, Arc<LoadedModel>, Limits)> + Send + 'static,
+    {
+        let (queue, jobs) = crossbeam_channel::bounded::<Job>(queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<Served, String>>(1);
-        let thread = std::thread::Builder::new()
-            .name("serve-engine".into())
-            .spawn(move || run(opts, jobs, ready_tx))?;
+        let thread = std::thread::Builder::new().name("serve-engine".into()).spawn(move || {
+            if let Some((id, model, limits)) = get(&ready_tx) {
+                run(id, &model, limits, jobs, ready_tx)
+            }
+        })?;
         match ready_rx.recv() {
             Ok(Ok(served)) => Ok((Self { queue, served }, thread)),
             Ok(Err(e)) => Err(anyhow::anyhow!(e)),
@@ -86,21 +137,20 @@ impl Engine {
     }
 }
 
-fn run(opts: EngineOptions, jobs: Receiver<Job>, ready: SyncSender<Result<Served, String>>) {
-    let model = match load_model(&opts.model, &opts.load) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = ready.send(Err(format!("loading {}: {e:#}", opts.model.display())));
-            return;
-        }
-    };
-    let mut sched = Scheduler::new(&model, opts.parallel, opts.context);
+fn run(
+    id: String,
+    model: &LoadedModel,
+    limits: Limits,
+    jobs: Receiver<Job>,
+    ready: SyncSender<Result<Served, String>>,
+) {
+    let mut sched = Scheduler::new(model, limits.parallel, limits.context);
     let served = Served {
-        id: model_id(&opts.model),
-        path: opts.model.display().to_string(),
+        id,
+        path: model.path.display().to_string(),
         format: ThinkingFormat::for_style(&model.thinking_style()),
         context: sched.context(),
-        max_tokens_limit: opts.max_tokens_limit.min(sched.context()).max(1),
+        max_tokens_limit: limits.max_tokens_limit.min(sched.context()).max(1),
     };
     if ready.send(Ok(served)).is_err() {
         return;
@@ -108,13 +158,13 @@ fn run(opts: EngineOptions, jobs: Receiver<Job>, ready: SyncSender<Result<Served
     loop {
         if sched.is_empty() {
             match jobs.recv() {
-                Ok(job) => admit(&mut sched, &model, job),
+                Ok(job) => admit(&mut sched, model, job),
                 Err(_) => return,
             }
         }
         while sched.has_room() {
             match jobs.try_recv() {
-                Ok(job) => admit(&mut sched, &model, job),
+                Ok(job) => admit(&mut sched, model, job),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => break,
             }

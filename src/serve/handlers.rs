@@ -240,6 +240,8 @@ async fn start(app: Shared, headers: HeaderMap, body: Body, chat: bool) -> Resul
     let mut st = Streamed {
         stop: parsed.stop,
         answer: String::new(),
+        sent: 0,
+        stopped: false,
         control: guard.control.clone(),
         rx,
         meta,
@@ -288,13 +290,34 @@ fn stop_at(text: &str, stop: &[String]) -> Option<usize> {
     stop.iter().filter_map(|s| text.find(s.as_str())).min()
 }
 
+/// How much of `text` can be streamed while no stop sequence is in it: all but its longest end
+/// that could still grow into one (a proper prefix of a stop sequence).
+fn safe_len(text: &str, stop: &[String]) -> usize {
+    let held = stop
+        .iter()
+        .filter_map(|s| {
+            (1..s.len())
+                .rev()
+                .find(|&k| s.is_char_boundary(k) && text.ends_with(&s[..k]))
+        })
+        .max()
+        .unwrap_or(0);
+    text.len() - held
+}
+
 /// One request's events turned into stream chunks (or, not streaming, its result).
 struct Streamed {
     /// Stop sequences: the answer is watched for them, cut before the first, and the sequence
-    /// cancelled at its next step.
+    /// cancelled at its next step; streamed, the text that could begin one is held back until
+    /// it is known not to.
     stop: Vec<String>,
     /// The answer so far (only kept with stop sequences).
     answer: String,
+    /// Of `answer`, the bytes already streamed (the rest is held back while it could be the
+    /// start of a stop sequence).
+    sent: usize,
+    /// A stop sequence was seen: later answer text is dropped.
+    stopped: bool,
     control: SeqControl,
     rx: tokio::sync::mpsc::Receiver<EngineEvent>,
     meta: Meta,
@@ -321,16 +344,27 @@ impl Streamed {
                 self.push(chunk(&self.meta, Piece::Thinking(&t)))
             }
             Some(EngineEvent::Seq(SeqEvent::Delta(Delta::Answer(t)))) if !t.is_empty() => {
-                if !self.stop.is_empty() {
+                if self.stop.is_empty() {
+                    self.push(chunk(&self.meta, Piece::Answer(&t)));
+                } else if !self.stopped {
                     self.answer.push_str(&t);
-                    if stop_at(&self.answer, &self.stop).is_some() {
-                        self.control.cancel.cancel();
-                    }
+                    let upto = match stop_at(&self.answer, &self.stop) {
+                        Some(at) => {
+                            self.stopped = true;
+                            self.control.cancel.cancel();
+                            at
+                        }
+                        None => safe_len(&self.answer, &self.stop),
+                    };
+                    self.flush_answer(upto);
                 }
-                self.push(chunk(&self.meta, Piece::Answer(&t)))
             }
             Some(EngineEvent::Seq(SeqEvent::Delta(_))) => {}
             Some(EngineEvent::Seq(SeqEvent::Finished(mut g))) => {
+                if !self.stopped {
+                    // What was held back could have begun a stop sequence; it did not.
+                    self.flush_answer(self.answer.len());
+                }
                 if let Some(at) = stop_at(&g.answer, &self.stop) {
                     g.answer.truncate(at);
                     g.stop_reason = crate::generate::StopReason::EndOfTurn;
@@ -362,6 +396,15 @@ impl Streamed {
         }
     }
 
+    /// Streams the answer held back up to byte `upto`.
+    fn flush_answer(&mut self, upto: usize) {
+        if upto > self.sent {
+            let piece = self.answer[self.sent..upto].to_string();
+            self.sent = upto;
+            self.push(chunk(&self.meta, Piece::Answer(&piece)));
+        }
+    }
+
     fn end(&mut self, result: Result<Generation, ApiError>) {
         if let Err(e) = &result {
             eprintln!("serve: {} failed: {}", self.meta.id, e.message);
@@ -372,5 +415,23 @@ impl Streamed {
         }
         self.result = Some(result);
         self.done = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_len;
+
+    /// The end of a text that could grow into a stop sequence is held back, and only that.
+    #[test]
+    fn held_back_only_what_could_begin_a_stop_sequence() {
+        let stop = vec!["END".to_string(), "ünï".to_string()];
+        assert_eq!(safe_len("abc", &stop), 3);
+        assert_eq!(safe_len("abcE", &stop), 3);
+        assert_eq!(safe_len("abcEN", &stop), 3);
+        assert_eq!(safe_len("abcENx", &stop), 6);
+        assert_eq!(safe_len("xü", &stop), 1);
+        assert_eq!(safe_len("xün", &stop), 1);
+        assert_eq!(safe_len("", &stop), 0);
     }
 }

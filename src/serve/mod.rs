@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod fields;
 pub mod handlers;
+pub mod local;
 pub mod request;
 pub mod response;
 pub mod thinking;

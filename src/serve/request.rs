@@ -1,7 +1,7 @@
 //! A chat or completion request, read and checked before it reaches the engine: the model
 //! name, the messages or prompt, `stream`, `max_tokens` within the server's limit, sampling, and
 //! the thinking controls ([`super::thinking`]). Options this server cannot honour (several
-//! choices, stop sequences, log-probabilities, tools) are 400s rather than silently ignored.
+//! choices, log-probabilities, tools) are 400s rather than silently ignored.
 
 use serde_json::Value;
 
@@ -118,12 +118,6 @@ fn common(obj: &Object, served: &Served, input: Input, chat: bool) -> Result<Par
         }
     }
     let stream = boolean(obj, "stream")?.unwrap_or(false);
-    if stream && !stop.is_empty() {
-        return Err(ApiError::invalid(
-            "stop",
-            "stop sequences are supported on whole (not streamed) completions only",
-        ));
-    }
     let include_usage = match nested(obj, "stream_options")? {
         Some(o) => boolean(o, "include_usage")?.unwrap_or(false),
         None => false,
@@ -292,7 +286,6 @@ mod tests {
             (br#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 999}"#, 400, Some("max_tokens")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": -1}"#, 400, Some("max_tokens")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "n": 2}"#, 400, Some("n")),
-            (br#"{"messages": [{"role": "user", "content": "x"}], "stop": ["\n"], "stream": true}"#, 400, Some("stop")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "stop": [""]}"#, 400, Some("stop")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "stop": 3}"#, 400, Some("stop")),
             (br#"{"messages": [{"role": "user", "content": "x"}], "temperature": 3}"#, 400, Some("temperature")),

@@ -298,8 +298,11 @@ impl Renderer<'_> {
     /// prompt through the first end-of-turn token.
     pub fn example(&self, row: &S1Row) -> Result<Example, String> {
         let (full, prompt) = self.render(row)?;
-        let mut ids = self.tokenizer.encode(&full).map_err(|e| e.to_string())?;
-        let prompt_ids = self.tokenizer.encode(&prompt).map_err(|e| e.to_string())?;
+        // Only what the block can use is encoded: a 200 MB row must not reach the tokenizer.
+        let limit = self.tokenizer.chars_for_tokens(self.block_size);
+        let (full, prompt) = (cut_chars(&full, limit), cut_chars(&prompt, limit));
+        let mut ids = self.tokenizer.encode(full).map_err(|e| e.to_string())?;
+        let prompt_ids = self.tokenizer.encode(prompt).map_err(|e| e.to_string())?;
         if ids.len() < prompt_ids.len() || ids[..prompt_ids.len()] != prompt_ids[..] {
             return Err("the prompt tokenizes differently inside the full conversation".into());
         }
@@ -309,7 +312,7 @@ impl Renderer<'_> {
         let loss = match self.mask {
             LossMask::Completion => {
                 let pad = mask::trl_pad(self.tokenizer);
-                match mask::trl_templates(&prompt) {
+                match mask::trl_templates(prompt) {
                     Some((instruction, response)) => {
                         let enc = |t: &str| self.tokenizer.encode(t).map_err(|e| e.to_string());
                         mask::completion_only(&ids, &enc(instruction)?, &enc(response)?, pad)
@@ -430,4 +433,12 @@ pub fn schedule(n: usize, epochs: usize, global_batch: usize, seed: u64, fill_la
 /// Steps per epoch for `n` examples.
 pub fn steps_per_epoch(n: usize, global_batch: usize) -> usize {
     n.div_ceil(global_batch.max(1))
+}
+
+/// The first `max` characters of `s` (all of it when shorter).
+pub fn cut_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }

@@ -1,7 +1,8 @@
 //! The memory a training run needs, estimated from the model's shape and the settings before
 //! anything is allocated: weights, gradients and AdamW moments, plus the activations of one
-//! micro-batch. Printed by `train` before the first step; a CPU run that would not fit in the
-//! available memory is refused with the setting to lower.
+//! micro-batch. Printed by `train` before the first step and shown in the Train view beside the
+//! memory the chosen device has; a run that would not fit (the system's available memory on the
+//! CPU, the GPU's free memory on CUDA) is refused with the setting to lower.
 //!
 //! Activations, per token of a micro-batch (`batch * block_size` tokens), in the compute dtype:
 //! - with gradient checkpointing, every layer's input (`hidden`), plus one layer's forward stash
@@ -42,6 +43,17 @@ impl MemoryEstimate {
             gb(self.state),
             gb(self.activations)
         )
+    }
+
+    /// Bytes of the weights as loaded before training starts (they are part of
+    /// [`MemoryEstimate::state`], and already out of what the device reports free).
+    pub fn loaded_weights(&self, cfg: &ModelConfig, s: &TrainSettings) -> u64 {
+        let bytes = if s.dtype == super::config::TrainDtype::Bf16 {
+            2
+        } else {
+            4
+        };
+        (cfg.num_parameters() as u64 * bytes).min(self.state)
     }
 
     /// An error naming the setting to lower when the run does not fit in `available` bytes.

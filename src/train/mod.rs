@@ -13,6 +13,7 @@ pub mod memory;
 pub mod optim;
 pub mod parity;
 pub mod preview;
+pub mod quickstart;
 pub mod runs;
 pub mod step;
 pub mod trainer;

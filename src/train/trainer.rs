@@ -248,9 +248,7 @@ fn run_inner(
 
     let mut dec = model.decoder;
     let parameters = dec.config().num_parameters();
-    if dev.is_cpu() {
-        check_memory(dec.config(), settings)?;
-    }
+    check_memory(dec.config(), settings, &dev)?;
     let lora_cfg = settings.lora.as_ref().map(|l| LoraConfig {
         r: l.rank,
         lora_alpha: l.alpha,
@@ -397,14 +395,25 @@ fn run_inner(
 }
 
 /// Refuses a run whose weights, gradients, AdamW moments and activations
-/// ([`super::memory::estimate`]) would not fit in the memory the system has available, naming
-/// what to lower.
-fn check_memory(cfg: &crate::model::ModelConfig, s: &TrainSettings) -> Result<(), TrainError> {
-    let Some(available) = available_memory() else {
+/// ([`super::memory::estimate`]) would not fit in the memory the device has available (the
+/// system's on the CPU, the GPU's free memory on CUDA), naming what to lower. The weights are
+/// already loaded when this runs: their bytes count as available.
+fn check_memory(cfg: &crate::model::ModelConfig, s: &TrainSettings, dev: &Device) -> Result<(), TrainError> {
+    let free = if dev.is_cpu() {
+        available_memory()
+    } else {
+        crate::model::device::free_memory(dev)
+    };
+    let Some(free) = free else {
         return Ok(());
     };
-    match super::memory::estimate(cfg, s).refusal(available, s) {
-        Some(msg) => Err(TrainError::Settings(msg)),
+    let e = super::memory::estimate(cfg, s);
+    match e.refusal(free + e.loaded_weights(cfg, s), s) {
+        Some(msg) => Err(TrainError::Settings(if dev.is_cpu() {
+            msg
+        } else {
+            format!("GPU: {msg}")
+        })),
         None => Ok(()),
     }
 }

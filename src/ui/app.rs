@@ -19,6 +19,8 @@ use super::curate_ui::{self, CurateView};
 use super::dialog_note_ui;
 use super::eval_state::{self, EvalState};
 use super::eval_ui::{self, EvalView};
+use super::model_library_state::{self, ModelLibraryState};
+use super::model_library_ui;
 use super::settings::Settings;
 use super::shell_ui;
 use super::system_monitor::SystemMonitor;
@@ -35,6 +37,8 @@ pub struct StudioApp {
     pub train: TrainState,
     pub eval: EvalState,
     pub curate: CurateState,
+    /// The model library panel and its download.
+    pub library: ModelLibraryState,
     /// The devices this build can use (empty until the device thread has answered).
     pub devices: Vec<DeviceInfo>,
     /// Durations of the last frames' logic and layout, for the frame-time bench.
@@ -66,6 +70,7 @@ impl StudioApp {
             train: TrainState::default(),
             eval: EvalState::default(),
             curate: CurateState::default(),
+            library: ModelLibraryState::default(),
             devices: Vec::new(),
             frame_times: Vec::new(),
             notice: None,
@@ -134,6 +139,7 @@ impl StudioApp {
                     state: &mut self.train,
                     form: &mut s.train,
                     devices,
+                    system: self.system.last(),
                     tx,
                 },
             ),
@@ -151,6 +157,7 @@ impl StudioApp {
                 },
             ),
         }
+        model_library_ui::model_library_window_ui(ui.ctx(), &mut self.library, &self.tx);
         self.handle_commands(ui.ctx());
         if self.frame_times.len() >= 240 {
             self.frame_times.drain(..120);
@@ -170,6 +177,7 @@ impl StudioApp {
             self.settings.view = v;
         }
         self.drain_inference(Duration::from_millis(4));
+        self.chat.serve.drain();
         train_state::update(
             &mut self.train,
             &self.settings.train_runs,
@@ -177,6 +185,7 @@ impl StudioApp {
             Duration::from_millis(2),
         );
         eval_state::update(&mut self.eval, Duration::from_millis(2));
+        model_library_state::update(&mut self.library, &self.tx, Duration::from_millis(2));
         curate_state::update(
             &mut self.curate,
             self.settings.workspace.as_deref(),
@@ -225,6 +234,7 @@ impl StudioApp {
                     },
                 ),
                 Command::Eval(c) => eval_state::handle(c, &mut self.eval, &mut s.eval, &self.tx),
+                Command::Library(c) => model_library_state::handle(c, &mut self.library, &self.tx),
                 Command::Curate(c) => curate_state::handle(
                     c,
                     CurateCx {
@@ -388,7 +398,9 @@ impl StudioApp {
 }
 
 impl eframe::App for StudioApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // The map's pipeline is built for the window's surface format.
+        self.curate.map.target_format = frame.wgpu_render_state().map(|r| r.target_format);
         self.show(ui);
     }
 

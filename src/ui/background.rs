@@ -241,6 +241,22 @@ pub fn preview_data(tx: &CommandSender, settings: crate::train::TrainSettings) {
     }
 }
 
+/// Reads the shape of the training base model (its config.json) for the Train view's memory
+/// estimate.
+pub fn read_model_config(tx: &CommandSender, model: PathBuf) {
+    let path = model.clone();
+    let started = spawn("s1-train-config", tx, move || {
+        let r = crate::model::ModelConfig::from_hf_file(&model.join("config.json")).map_err(|e| e.to_string());
+        Some(TrainCommand::ModelConfigRead(model, Box::new(r)).into())
+    });
+    if !started {
+        tx.send(TrainCommand::ModelConfigRead(
+            path,
+            Box::new(Err("could not start the config reader thread".into())),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::background::{file_dialog_or, DialogKind};
 use super::chat_library::Library;
+use super::chat_serve::ServeState;
 pub use super::chat_settings::{ChatPreset, ChatSettings, FormatChoice, PresetValues, SendKey};
 use super::chat_store::ConversationStore;
 use super::command::{ChatCommand, CommandSender};
@@ -57,6 +58,8 @@ pub struct ChatState {
     pub dialog_error: Option<String>,
     /// Focus the Path field in the next frame (its dialog could not open).
     pub focus_path: bool,
+    /// "Serve on localhost": the loaded model behind the OpenAI-compatible API.
+    pub serve: ServeState,
     next_id: u64,
 }
 
@@ -74,6 +77,7 @@ impl Default for ChatState {
             preset_name: String::new(),
             dialog_error: None,
             focus_path: false,
+            serve: ServeState::default(),
             next_id: 1,
         }
     }
@@ -164,6 +168,10 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
                 };
             }
         }
+        ChatCommand::OpenDemo(path) => {
+            super::first_run::set_up_demo_chat(state, settings);
+            tx.send(ChatCommand::OpenModel(path));
+        }
         ChatCommand::PickModelFolder => file_dialog_or(
             tx,
             "Open a model folder",
@@ -218,6 +226,12 @@ pub fn handle(c: ChatCommand, cx: ChatCx<'_>) {
             state.error = None;
             save(state, settings);
         }
+        ChatCommand::ServeStart => {
+            if matches!(model, ModelStatus::Loaded(_)) {
+                state.serve.start(inference, tx);
+            }
+        }
+        ChatCommand::ServeStop => state.serve.stop(),
         c => conversations_and_presets(c, state, settings, tx),
     }
 }
@@ -334,6 +348,9 @@ pub fn apply_event(ev: InferenceEvent, cx: ChatCx<'_>) {
     } = cx;
     match ev {
         InferenceEvent::LoadStarted { path } => {
+            state
+                .serve
+                .end("stopped: another model is loading (serve it once it is loaded)");
             *model = ModelStatus::Loading {
                 path,
                 fraction: 0.0,

@@ -6,9 +6,10 @@ use eframe::egui::{self, Color32, RichText};
 
 use std::path::PathBuf;
 
+use super::chat_serve_ui::serve_panel_ui;
 use super::chat_sidebar_ui::{conversations_ui, presets_ui};
 use super::chat_state::{ChatSettings, ChatState, ModelStatus, SendKey};
-use super::command::{AppCommand, ChatCommand, Command, CommandSender};
+use super::command::{AppCommand, ChatCommand, Command, CommandSender, LibraryCommand};
 use super::device_picker_ui::device_picker_ui;
 use super::dialog_note_ui;
 use super::thinking_controls_ui::thinking_controls_ui;
@@ -61,6 +62,9 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
         if ui.button("Open GGUF file…").clicked() {
             v.tx.send(ChatCommand::PickModelFile);
         }
+        if ui.button("Model library…").clicked() {
+            v.tx.send(LibraryCommand::Open);
+        }
         let l = ui.label("Path");
         let r = ui
             .add(
@@ -78,6 +82,13 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
             }
         }
         device_picker_ui(ui, "chat", &mut v.settings.device, v.devices);
+        let serving = if v.state.serve.is_running() {
+            "Serve on localhost ●"
+        } else {
+            "Serve on localhost"
+        };
+        ui.toggle_value(&mut v.state.serve.open, serving)
+            .on_hover_text("the loaded model behind an OpenAI-compatible API on 127.0.0.1, with min and max thinking");
         let recent = v.recent_models;
         if !recent.is_empty() {
             egui::ComboBox::from_label("Recent models")
@@ -92,6 +103,10 @@ fn model_bar_ui(ui: &mut egui::Ui, v: &mut ChatView<'_>) {
         }
     });
     dialog_note_ui::note_ui(ui, v.state.dialog_error.as_deref());
+    if v.state.serve.open {
+        let loaded = matches!(v.model, ModelStatus::Loaded(_));
+        serve_panel_ui(ui, &mut v.state.serve, loaded, v.tx);
+    }
     match v.model {
         ModelStatus::Loading { fraction, stage, .. } => {
             ui.add(egui::ProgressBar::new(*fraction).text(stage.as_str()));
@@ -117,8 +132,17 @@ fn empty_state_ui(ui: &mut egui::Ui, v: &ChatView<'_>) {
         ui.label("A Hugging Face folder (config.json, model.safetensors, tokenizer.json), or a single .gguf file.");
         ui.label("Drop either onto this window, use the buttons above, or paste a path.");
         ui.add_space(8.0);
-        ui.label("No model at hand? The SmolLM2-135M-Instruct demo GGUF (98 MB):");
-        ui.code("bash scripts/fetch-test-models.sh   # -> models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        ui.label("No model at hand?");
+        if ui
+            .button("Get the demo model (98 MB)")
+            .on_hover_text("SmolLM2-135M-Instruct Q4_1, opened with a suggested prompt and a thinking budget")
+            .clicked()
+        {
+            v.tx.send(LibraryCommand::FetchDemo);
+        }
+        if ui.button("Download from Hugging Face…").clicked() {
+            v.tx.send(LibraryCommand::Open);
+        }
         if let Some(p) = v.recent_models.first() {
             ui.add_space(8.0);
             if ui.button(format!("Open {}", p.display())).clicked() {

@@ -49,6 +49,7 @@ pub enum Command {
     Train(TrainCommand),
     Eval(EvalCommand),
     Curate(CurateCommand),
+    Library(LibraryCommand),
 }
 
 /// The shell's own commands: navigation, the workspace folder, the clipboard, the device list.
@@ -74,6 +75,8 @@ pub enum AppCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ChatCommand {
     OpenModel(PathBuf),
+    /// Open the demo model with its suggested prompt and budget preset (`first_run`).
+    OpenDemo(PathBuf),
     PickModelFolder,
     PickModelFile,
     Send,
@@ -109,6 +112,29 @@ pub enum ChatCommand {
     /// The model's file dialog could not open: said beside the Path field, which takes the
     /// focus.
     DialogFailed(String),
+    /// Serve the loaded model on localhost (the port typed in the serve panel).
+    ServeStart,
+    ServeStop,
+}
+
+/// The model library panel's commands (reached from the Chat view's model bar).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LibraryCommand {
+    /// Show the panel (and read the library again).
+    Open,
+    Close,
+    /// Pull the repo (and file) typed in the panel.
+    Pull,
+    /// Fetch the demo model, then open it in Chat with a suggested prompt and budget.
+    FetchDemo,
+    /// Stop the download (what was downloaded is kept).
+    Stop,
+    /// Remove this library id and its files (after the panel's confirmation).
+    Remove(String),
+    /// The library as read by its thread.
+    Listed(Result<Vec<crate::hub::LibraryEntry>, String>),
+    /// What a removal did.
+    Removed(Result<Vec<String>, String>),
 }
 
 /// Which path a Train-view picker fills.
@@ -148,6 +174,10 @@ pub enum TrainCommand {
     PickPath(TrainPath),
     SetPath(TrainPath, PathBuf),
     ChatWithCheckpoint(PathBuf),
+    /// "Try a 2-minute finetune": make the tiny model and rows (`first_run`), then start.
+    QuickStart,
+    /// The quick start's settings, made off the UI thread, or why they could not be.
+    QuickStartReady(Box<Result<crate::train::TrainSettings, String>>),
     /// The past runs, read by the history thread.
     HistoryRead(Vec<RunSummary>),
     /// The output folder was checked off the UI thread before a fresh start: the run it holds
@@ -171,6 +201,10 @@ pub enum TrainCommand {
     PreviewRead(Box<Result<crate::train::preview::DataPreview, String>>),
     /// The dialog for this path could not open: said beside its field, which takes the focus.
     DialogFailed(TrainPath, String),
+    /// Read the base model's config.json (off the UI thread) for the memory estimate.
+    ReadModelConfig,
+    /// The base model's shape, or why it could not be read.
+    ModelConfigRead(PathBuf, Box<Result<crate::model::ModelConfig, String>>),
 }
 
 /// Which path an Evaluate-view picker fills.
@@ -224,6 +258,8 @@ pub enum CurateCommand {
     MarkPicked(Option<Manual>),
     /// Unpick every row.
     PickNone,
+    /// Pick exactly these rows (a box on the map).
+    PickKeys(Vec<String>),
     PickPath(CuratePath),
     SetPath(CuratePath, PathBuf),
     /// Import the files and glob patterns typed (expanded off the UI thread first).
@@ -246,7 +282,7 @@ macro_rules! into_command {
         })*
     };
 }
-into_command!(AppCommand => App, ChatCommand => Chat, TrainCommand => Train, EvalCommand => Eval, CurateCommand => Curate);
+into_command!(AppCommand => App, ChatCommand => Chat, TrainCommand => Train, EvalCommand => Eval, CurateCommand => Curate, LibraryCommand => Library);
 
 /// The sending end of the command channel, cloned into every view and worker thread that
 /// reports back. Sending wakes the UI.

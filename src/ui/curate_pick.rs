@@ -22,6 +22,8 @@ pub struct Picked {
     pub keys: BTreeSet<String>,
     /// The row a Shift-click ranges from.
     anchor: Option<String>,
+    /// Bumped on every change (what the map's drawing is keyed on).
+    version: u64,
 }
 
 impl Picked {
@@ -40,11 +42,25 @@ impl Picked {
     pub fn clear(&mut self) {
         self.keys.clear();
         self.anchor = None;
+        self.version += 1;
+    }
+
+    /// How many changes there were: equal versions, the same picked rows.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Picks exactly `keys` (a box on the map), with no anchor.
+    pub fn set(&mut self, keys: impl IntoIterator<Item = String>) {
+        self.keys = keys.into_iter().collect();
+        self.anchor = None;
+        self.version += 1;
     }
 
     /// A click on `key`; `visible` and `rows` are the table's rows in the order shown (a range
     /// is taken in that order). A range whose anchor is not shown (filtered out) picks `key` alone.
     pub fn click(&mut self, key: &str, how: ClickKind, visible: &[usize], rows: &[PoolRow]) {
+        self.version += 1;
         let at = |k: &str| visible.iter().position(|&i| rows.get(i).is_some_and(|r| r.key == k));
         if how.range {
             if let (Some(a), Some(b)) = (self.anchor.as_deref().and_then(at), at(key)) {
@@ -161,5 +177,12 @@ mod tests {
         // No anchor: a Shift-click picks the row alone.
         p.click("k3", range, &visible, &rows);
         assert_eq!(keys(&p), ["k3"]);
+        // A box on the map picks exactly its rows; every change is a new version.
+        let v = p.version();
+        p.set(["k5".to_string(), "k1".to_string()]);
+        assert_eq!(keys(&p), ["k1", "k5"]);
+        assert!(p.version() > v);
+        p.click("k2", range, &visible, &rows);
+        assert_eq!(keys(&p), ["k2"], "no anchor after a box");
     }
 }

@@ -90,6 +90,8 @@ pub struct CurateState {
     pub focus: Option<CuratePath>,
     /// A typed import is being expanded (globs) before its step starts: counts as running.
     pub resolving: bool,
+    /// The pool's map (shown instead of the table when on).
+    pub map: super::pool_map_state::PoolMapState,
 }
 
 impl CurateState {
@@ -274,6 +276,9 @@ pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &C
         c.log.drain(..100);
     }
     c.refresh_visible();
+    if c.map.shown {
+        c.map.refresh(c.snapshot.as_ref(), c.generation, &c.picked);
+    }
 }
 
 /// Puts a step's result in the app's status bar.
@@ -416,6 +421,7 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
         }
         CurateCommand::ShowInspector(open) => c.inspector_open = open,
         CurateCommand::PickNone => c.picked.clear(),
+        CurateCommand::PickKeys(keys) => c.picked.set(keys),
         CurateCommand::MarkPicked(manual) => {
             c.error = None;
             c.results.remove(PICKED_BAR);

@@ -129,7 +129,7 @@ fn toolbar_ui(ui: &mut egui::Ui, st: &mut CurateState, tx: &CommandSender) {
 }
 
 /// "N selected" with the bulk marks, when rows are picked.
-fn picked_bar_ui(ui: &mut egui::Ui, st: &CurateState, tx: &CommandSender) {
+pub fn picked_bar_ui(ui: &mut egui::Ui, st: &CurateState, tx: &CommandSender) {
     if st.picked.is_empty() {
         return;
     }

@@ -321,6 +321,7 @@ fn steps_ui(ui: &mut egui::Ui, v: &mut CurateView<'_>) {
         }
     }
     step_status(ui, v.state, EXPORT, v.tx);
+    super::pool_map_ui::map_steps_ui(ui, v.state, running, v.tx);
     if let Some((button, message)) = refused {
         refuse(v.state, button, message);
     }
@@ -573,6 +574,10 @@ pub fn curate_view_ui(ui: &mut egui::Ui, mut v: CurateView<'_>) {
                     .auto_shrink([false, true])
                     .show(ui, |ui| funnel_ui(ui, v.state));
             });
-        pool_table_ui(ui, v.state, v.tx);
+        if v.state.map.shown {
+            super::pool_map_ui::pool_map_ui(ui, v.state, v.tx);
+        } else {
+            pool_table_ui(ui, v.state, v.tx);
+        }
     });
 }

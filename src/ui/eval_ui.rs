@@ -89,6 +89,8 @@ fn endpoint_ui(ui: &mut egui::Ui, f: &mut super::eval_state::EvalForm, devices: 
 fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
     let running = v.state.is_running();
     let mut pick = None;
+    // The quick start is offered until a sweep has run in this session.
+    let fresh = v.state.samples.is_empty() && v.state.job.is_none();
     let f = &mut *v.form;
     let focus = &mut v.state.focus;
     ui.add_enabled_ui(!running, |ui| {
@@ -102,6 +104,12 @@ fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {
                 .clicked()
             {
                 f.model = loaded.display().to_string();
+            }
+        }
+        if fresh {
+            let hint = "Budgets 32, 128 and 512 on the bundled GSM8K set: a scaling plot in minutes on a CPU";
+            if ui.button(super::first_run::QUICK_SWEEP).on_hover_text(hint).clicked() {
+                super::first_run::quick_sweep(f, v.loaded_model);
             }
         }
         ui.horizontal(|ui| {

@@ -8,6 +8,8 @@
 pub mod app;
 pub mod background;
 pub mod chat_library;
+pub mod chat_serve;
+pub mod chat_serve_ui;
 pub mod chat_settings;
 pub mod chat_sidebar_ui;
 pub mod chat_state;
@@ -23,18 +25,25 @@ pub mod device_picker_ui;
 pub mod dialog_note_ui;
 pub mod eval_state;
 pub mod eval_ui;
+pub mod first_run;
+pub mod model_library_state;
+pub mod model_library_ui;
+pub mod pool_map_gpu;
+pub mod pool_map_state;
+pub mod pool_map_ui;
 pub mod settings;
 pub mod shell_ui;
 pub mod system_monitor;
 pub mod thinking_controls_ui;
 pub mod train_export_ui;
+pub mod train_memory_ui;
 pub mod train_runs_ui;
 pub mod train_state;
 pub mod train_ui;
 
 pub use app::StudioApp;
 pub use chat_state::ModelStatus;
-pub use command::{AppCommand, ChatCommand, Command, CurateCommand, EvalCommand, TrainCommand};
+pub use command::{AppCommand, ChatCommand, Command, CurateCommand, EvalCommand, LibraryCommand, TrainCommand};
 pub use settings::Settings;
 
 /// What to do when the window opens (from `s1-studio ui --model … --view …`).

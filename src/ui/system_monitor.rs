@@ -110,6 +110,11 @@ impl SystemMonitor {
         self.latest.as_ref()
     }
 
+    /// The sample [`SystemMonitor::latest`] last took (without polling the sampler).
+    pub fn last(&self) -> Option<&SystemSample> {
+        self.latest.as_ref()
+    }
+
     /// Shows `s` from now on and ignores the sampler (for screenshots that must not change
     /// from run to run).
     pub fn pin(&mut self, s: SystemSample) {

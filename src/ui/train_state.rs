@@ -87,6 +87,10 @@ pub struct TrainState {
     pub focus: Option<TrainPath>,
     /// Where the next run trains: here, or handed to torchrun, Ray, Slurm or SkyPilot.
     pub remote: super::train_export_ui::RemoteChoice,
+    /// The base model's shape (for the memory estimate) and the path it was read from.
+    pub model_config: Option<(PathBuf, Result<crate::model::ModelConfig, String>)>,
+    /// A config is being read from this path.
+    pub reading_config: Option<PathBuf>,
 }
 
 /// What a data preview depends on.
@@ -118,6 +122,8 @@ impl Default for TrainState {
             dialog_error: None,
             focus: None,
             remote: Default::default(),
+            model_config: None,
+            reading_config: None,
         }
     }
 }
@@ -338,6 +344,14 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
                 j.stop();
             }
         }
+        TrainCommand::QuickStart => super::first_run::prepare_finetune(tx),
+        TrainCommand::QuickStartReady(r) => match *r {
+            Ok(s) => {
+                *form = s;
+                tx.send(TrainCommand::Start { resume: false });
+            }
+            Err(e) => state.status = TrainStatus::Failed(e),
+        },
         TrainCommand::ChatWithCheckpoint(p) => {
             tx.send(AppCommand::SetView(View::Chat));
             tx.send(ChatCommand::OpenModel(p));
@@ -386,6 +400,19 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
             }
             state.previewing = Some(preview_key(form));
             background::preview_data(tx, form.clone());
+        }
+        TrainCommand::ReadModelConfig => {
+            let path = form.model.clone();
+            let known = state.model_config.as_ref().is_some_and(|(p, _)| *p == path);
+            if path.as_os_str().is_empty() || known || state.reading_config.is_some() {
+                return;
+            }
+            state.reading_config = Some(path.clone());
+            background::read_model_config(tx, path);
+        }
+        TrainCommand::ModelConfigRead(path, r) => {
+            state.reading_config = None;
+            state.model_config = Some((path, *r));
         }
         TrainCommand::PreviewRead(r) => {
             if let Some(key) = state.previewing.take() {

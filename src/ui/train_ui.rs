@@ -19,6 +19,8 @@ pub struct TrainView<'a> {
     pub state: &'a mut TrainState,
     pub form: &'a mut TrainSettings,
     pub devices: &'a [crate::model::device::DeviceInfo],
+    /// The machine's last sample (free RAM and GPU memory beside the memory estimate).
+    pub system: Option<&'a super::system_monitor::SystemSample>,
     pub tx: &'a CommandSender,
 }
 
@@ -27,6 +29,10 @@ pub fn train_view_ui(ui: &mut egui::Ui, mut v: TrainView<'_>) {
         .resizable(true)
         .default_size(360.0)
         .show(ui, |ui| {
+            // Where and Start stay in sight below the settings, which scroll.
+            egui::Panel::bottom("train-actions")
+                .frame(egui::Frame::NONE.inner_margin(egui::Margin::symmetric(0, 6)))
+                .show(ui, |ui| actions_ui(ui, &mut v));
             egui::ScrollArea::vertical().show(ui, |ui| form_ui(ui, &mut v));
         });
     egui::CentralPanel::default().show(ui, |ui| {
@@ -283,6 +289,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                      the CPU trains in f32",
                 );
         });
+        super::train_memory_ui::memory_line_ui(ui, v.state, s, v.system, v.devices, v.tx);
         ui.checkbox(&mut s.adam.decay_norms, "Weight decay on norm weights")
             .on_hover_text(
                 "s1: on, as transformers 4.46.1 (only biases are exempt); off: norms exempt too, as newer transformers",
@@ -334,8 +341,14 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
         });
     });
-    ui.separator();
+}
+
+/// Where the run trains (with the target's fields and command preview), Start / Stop / Resume,
+/// Preview data, and the quick start before a first run.
+fn actions_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
+    let running = v.state.is_running();
     super::train_export_ui::where_ui(ui, &mut v.state.remote);
+    super::train_export_ui::where_details_ui(ui, &mut v.state.remote, v.form);
     let waiting = v.state.checking || v.state.prompt.is_some();
     ui.horizontal(|ui| {
         if running {
@@ -378,7 +391,22 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
         }
     });
-    super::train_export_ui::where_details_ui(ui, &mut v.state.remote, v.form);
+    // On its own row: offered before a first local run only, it must not widen the form for later.
+    if v.state.remote.target.is_none()
+        && !running
+        && !waiting
+        && matches!(v.state.status, TrainStatus::Idle)
+        && v.state.records.is_empty()
+    {
+        let hint = "A tiny model and 12 rows of the sample pool: a whole run on a laptop CPU";
+        if ui
+            .button(super::first_run::QUICK_FINETUNE)
+            .on_hover_text(hint)
+            .clicked()
+        {
+            v.tx.send(TrainCommand::QuickStart);
+        }
+    }
 }
 
 /// Exponential moving average of the loss (smoothing 0.9, bias-corrected like TensorBoard's).

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS selection_items (
     PRIMARY KEY (name, rank));
 -- Failures of annotation calls (a model or endpoint error), so a report can show them.
 CREATE TABLE IF NOT EXISTS failures (step TEXT NOT NULL, key TEXT NOT NULL, model TEXT NOT NULL, message TEXT NOT NULL, at INTEGER NOT NULL);
+-- The pool's map: a vector per question and embedder (f32 little-endian), and each embedder's
+-- seeded 2D layout (curate::steps::map).
+CREATE TABLE IF NOT EXISTS embeddings (key TEXT NOT NULL, embedder TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (key, embedder)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS map_layouts (embedder TEXT PRIMARY KEY, seed INTEGER NOT NULL, points INTEGER NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS map_points (embedder TEXT NOT NULL, key TEXT NOT NULL, x REAL NOT NULL, y REAL NOT NULL, PRIMARY KEY (embedder, key)) WITHOUT ROWID;
 "#;
 
 pub fn migrate(conn: &Connection) -> rusqlite::Result<()> {

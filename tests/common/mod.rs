@@ -140,3 +140,4 @@ pub mod gui {
     }
 }
 pub mod mock_endpoint;
+pub mod mock_hub;

@@ -1,7 +1,8 @@
 //! `s1-studio bench decode`: greedy decode tokens/s against transformers (same random Qwen2
 //! safetensors) and llama.cpp (same GGUFs: SmolLM2-135M in Q4_1 and re-quantized to Q4_K_M),
 //! each measured in the same run; for the GGUFs also this engine's batched decode (several
-//! sequences per step, the weights read once for all).
+//! sequences per step, the weights read once for all) and prompt prefill tokens/s against
+//! llama.cpp's prompt eval at several prompt lengths.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -48,6 +49,10 @@ pub struct DecodeArgs {
     /// Device for the safetensors model (cpu, cuda); the transformers baseline uses the same
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Prompt lengths timed for prefill (prompt eval) of the GGUFs against llama.cpp's prompt
+    /// eval; empty to skip
+    #[arg(long, value_delimiter = ',', default_value = "40,256,1024")]
+    prefill_lengths: Vec<usize>,
     /// Skip the baselines (only this engine's figures)
     #[arg(long)]
     no_baselines: bool,
@@ -88,6 +93,25 @@ pub(super) fn time_decode(
                 .to_vec1::<f32>()?;
         }
         rates.push(new_tokens as f64 / t.elapsed().as_secs_f64());
+    }
+    Ok(median(&mut rates))
+}
+
+/// Median prefill tokens/s: a prompt of `len` tokens into an empty cache, up to the last
+/// position's logits (one untimed warm-up run first).
+fn time_prefill(decoder: &Decoder, len: usize, repeats: usize) -> anyhow::Result<f64> {
+    let ids = candle_core::Tensor::new(prompt_ids(len, 1000).as_slice(), decoder.device())?.unsqueeze(0)?;
+    let mut rates = Vec::new();
+    for i in 0..=repeats.max(1) {
+        let mut cache = decoder.new_cache();
+        let t = Instant::now();
+        decoder
+            .forward(&ids, Some(&mut cache), Logits::Last)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if i > 0 {
+            rates.push(len as f64 / t.elapsed().as_secs_f64());
+        }
     }
     Ok(median(&mut rates))
 }
@@ -231,7 +255,7 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<()> {
             );
             continue;
         }
-        let m = load_model(path, &LoadOptions::default())?;
+        let mut m = load_model(path, &LoadOptions::default())?;
         let kinds = m.decoder.weight_kinds();
         let all_ours = m.decoder.kernels_read_all();
         notes.push(format!(
@@ -254,6 +278,55 @@ pub fn run(a: DecodeArgs) -> anyhow::Result<()> {
             Some(baseline(&a.python, "bench_decode_llamacpp.py", &args)?)
         };
         rows.push((name.to_string(), ours, base, "llama.cpp (llama-cpp-python)".into()));
+        if !a.prefill_lengths.is_empty() {
+            let base = if a.no_baselines {
+                None
+            } else {
+                let lengths = a
+                    .prefill_lengths
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let args = [
+                    "--gguf".to_string(),
+                    path.display().to_string(),
+                    "--lengths".into(),
+                    lengths,
+                    "--repeats".into(),
+                    a.repeats.to_string(),
+                    "--threads".into(),
+                    threads.to_string(),
+                ];
+                Some(baseline_json(&a.python, "bench_prefill_llamacpp.py", &args)?)
+            };
+            for &len in &a.prefill_lengths {
+                m.decoder.set_cpu_prefill(false);
+                let general = time_prefill(&m.decoder, len, a.repeats)?;
+                m.decoder.set_cpu_prefill(true);
+                let ours = time_prefill(&m.decoder, len, a.repeats)?;
+                rows.push((
+                    format!("{name}, prefill {len}, general path"),
+                    general,
+                    None,
+                    "(before: candle's ops)".into(),
+                ));
+                let b = match &base {
+                    Some(j) => Some(
+                        j["prefill_tokens_per_s"][len.to_string()]
+                            .as_f64()
+                            .context("no prefill_tokens_per_s for this length in the baseline's output")?,
+                    ),
+                    None => None,
+                };
+                rows.push((
+                    format!("{name}, prefill {len}"),
+                    ours,
+                    b,
+                    "llama.cpp prompt eval".into(),
+                ));
+            }
+        }
         for &batch in a.batches.iter().filter(|&&b| b > 1) {
             let rate = time_decode_batch(&m.decoder, &gprompt, a.new_tokens, a.repeats, batch)?;
             rows.push((

@@ -124,7 +124,8 @@ pub enum Imported {
         mapping: String,
         seconds: f64,
     },
-    /// Skipped: this file was imported before (the sample pool only; elsewhere that is an error).
+    /// Skipped: this file was imported before (the sample pool, or one of several files; a
+    /// single file imported before is an error).
     Before(String),
     /// Not imported (nothing of it is in the pool): the file and what is wrong with it.
     Failed { file: String, problem: String },
@@ -141,9 +142,11 @@ impl Imported {
 }
 
 /// Imports `files` one after the other, timing each. A file that cannot be imported (malformed,
-/// missing, no question column, imported before) is rolled back alone and listed as
-/// [`Imported::Failed`]; the files after it are still imported. Rows read so far (over all the
-/// files) go to `progress`.
+/// missing, no question column, a single file imported before) is rolled back alone and listed
+/// as [`Imported::Failed`]; the files after it are still imported. Of several files, those
+/// imported before are skipped with a note (without `--again`), so rerunning an import that was
+/// stopped during a later file imports the rest and copies nothing twice. Rows read so far (over
+/// all the files) go to `progress`.
 pub fn import_files(
     ws: &mut Workspace,
     files: &[std::path::PathBuf],
@@ -153,6 +156,10 @@ pub fn import_files(
     let mut out = Vec::new();
     let mut before = 0;
     for f in files {
+        if files.len() > 1 && !opts.again && imported_before(ws, f).is_some() {
+            out.push(Imported::Before(f.display().to_string()));
+            continue;
+        }
         let started = std::time::Instant::now();
         let mut rows = 0;
         let result = import(ws, f, opts, |n| {

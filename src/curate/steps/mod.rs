@@ -11,6 +11,7 @@ pub mod decontam;
 pub mod domains;
 pub mod export;
 pub mod import;
+pub mod map;
 pub mod report;
 pub mod rules;
 pub mod selection;
@@ -113,6 +114,8 @@ pub enum Step {
         keys: Vec<String>,
         manual: Option<Manual>,
     },
+    /// A vector for every question (hashed TF-IDF) and the pool's 2D map from them.
+    Map(map::MapOptions),
     /// Read one question in full (the inspector); changes nothing.
     Inspect {
         key: String,
@@ -137,6 +140,7 @@ impl Step {
             Step::Select(_) => "selection",
             Step::Export { .. } => "export",
             Step::Mark { .. } => "marking by hand",
+            Step::Map(_) => "map",
             Step::Inspect { .. } => "reading a question",
         }
     }
@@ -204,6 +208,10 @@ pub fn run(
     cancel: &CancelToken,
     emit: &mut dyn FnMut(CurateEvent),
 ) -> anyhow::Result<Report> {
+    // The map sends its own progress (embedding, then layout) and log lines.
+    if let Step::Map(o) = step {
+        return Ok(Report::Map(map::run(ws, o, cancel, emit)?));
+    }
     let unit = step.unit();
     let mut progress = |done: usize, total: usize| emit(CurateEvent::Progress { done, total, unit });
     // The steps without a count of their own (one pass over the pool, or a few): "0 / N" as
@@ -350,6 +358,8 @@ pub fn run(
             }
         }
         Step::Inspect { key } => Report::Detail(Box::new(snapshot::detail(ws, key)?)),
+        // Returned above, with its own events.
+        Step::Map(_) => anyhow::bail!("map: not reached (run above)"),
     };
     if whole_pool {
         progress(pool, pool);

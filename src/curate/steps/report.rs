@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::annotate::StepReport;
 use super::decontam::DecontamReport;
 use super::import::Imported;
+use super::map::MapReport;
 use super::rules::RuleCount;
 use super::selection::SelectionReport;
 use super::snapshot::QuestionDetail;
@@ -71,6 +72,7 @@ pub enum Report {
     },
     /// One question in full, for the inspector.
     Detail(Box<QuestionDetail>),
+    Map(MapReport),
 }
 
 /// `n` with thousands separators: 13612 -> "13,612".
@@ -156,6 +158,11 @@ impl Report {
                 }
             ),
             Report::Detail(d) => format!("question {}", d.key),
+            Report::Map(r) => format!(
+                "{} questions on the map{}",
+                t(r.points),
+                if r.stopped { " (stopped)" } else { "" }
+            ),
         }
     }
 
@@ -307,6 +314,23 @@ impl Display for Report {
                 manual.map(Manual::name).unwrap_or("clear")
             ),
             Report::Detail(d) => writeln!(f, "question {} ({})", d.key, d.source),
+            Report::Map(r) => {
+                writeln!(
+                    f,
+                    "embedder {}: {} questions embedded, {} had a vector",
+                    r.embedder, r.embedded, r.already
+                )?;
+                let how = if r.laid_out {
+                    "laid out"
+                } else {
+                    "kept (same questions and seed)"
+                };
+                writeln!(f, "map: {} points, {how}", r.points)?;
+                if r.stopped {
+                    writeln!(f, "stopped: what finished is stored; run it again to go on")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -42,12 +42,54 @@ pub struct PoolSnapshot {
     pub selection: Option<(String, usize)>,
     /// Which rules are on and which fields are required, as the workspace keeps them.
     pub rules_config: RulesConfig,
+    /// The newest stored map of the pool (None: not computed yet).
+    pub map: Option<PoolMap>,
     /// When the read began: of two snapshots (a step's and a mark's, read on two threads) the
     /// view keeps the later.
     pub taken: Option<std::time::Instant>,
 }
 
+/// The pool's map as the view draws it: a point per row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PoolMap {
+    /// What made the vectors laid out ("tfidf-hash-256-s0", or a model's name).
+    pub embedder: String,
+    /// Each row's point, in the rows' order (NaN for a row the layout does not have yet).
+    pub points: Vec<[f32; 2]>,
+    /// The evaluation sets a contaminated row touches ("math500, aime24"), by row index.
+    pub touches: Vec<(usize, String)>,
+}
+
 const PREVIEW: usize = 160;
+
+/// The newest map, aligned with `rows`.
+fn load_map(ws: &Workspace, rows: &[PoolRow]) -> anyhow::Result<Option<PoolMap>> {
+    let Some((embedder, by_key)) = super::map::load_layout(ws)? else {
+        return Ok(None);
+    };
+    let points = rows
+        .iter()
+        .map(|r| by_key.get(&r.key).copied().unwrap_or([f32::NAN; 2]))
+        .collect();
+    let mut sets: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut st = ws.conn.prepare(
+        "SELECT key, group_concat(substr(rule, 10), ', ') FROM flags WHERE rule LIKE 'decontam:%' GROUP BY key",
+    )?;
+    let mut q = st.query([])?;
+    while let Some(r) = q.next()? {
+        sets.insert(r.get(0)?, r.get(1)?);
+    }
+    let touches = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| sets.get(&r.key).map(|s| (i, s.clone())))
+        .collect();
+    Ok(Some(PoolMap {
+        embedder,
+        points,
+        touches,
+    }))
+}
 
 pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
     let taken = std::time::Instant::now();
@@ -114,7 +156,9 @@ pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
         *bins.entry(t / bin * bin).or_default() += 1;
     }
     let cfg = RulesConfig::load(ws)?;
+    let map = load_map(ws, &rows)?;
     Ok(PoolSnapshot {
+        map,
         rows,
         rules: rules::counts(ws, &cfg)?,
         rules_ran: ws.setting("rules.ran")?.is_some(),

@@ -422,7 +422,8 @@ pub fn gemv(x: &[f32], m: usize, mats: &[KernelWeight<'_>]) -> Vec<f32> {
     pool.run(tasks.len(), &|i| tasks[i].iter().for_each(run));
     out
 }
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+/// `Σ a·b` with AVX2 + FMA where present.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {

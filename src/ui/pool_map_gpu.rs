@@ -1,0 +1,233 @@
+//! The map's GPU side: shaders/pool_map.wgsl drawn through egui_wgpu's paint callback (as in
+//! egui's custom3d_wgpu demo). The points go to the GPU once per change (a new snapshot, colour
+//! or pick), as one instance buffer kept in egui_wgpu's callback resources; each frame only
+//! writes the small view uniform. Nothing is read back: hover and box selection are answered on
+//! the CPU from the stored layout (curate::map::grid).
+
+use std::sync::Arc;
+
+use eframe::egui;
+use eframe::egui_wgpu::{self, wgpu};
+
+/// Bytes per point: position (2 x f32), sRGB colour (4 x u8), flags (u32).
+pub const INSTANCE_BYTES: usize = 16;
+
+/// Flags per point, as the shader reads them.
+pub const CONTAMINATED: u32 = 1;
+pub const SELECTED: u32 = 2;
+pub const PICKED: u32 = 4;
+/// Rings a point white like a picked one (the shader knows it; the view rings the hovered
+/// point with the painter instead, so a hover never re-uploads the points).
+pub const HOVERED: u32 = 8;
+
+/// The points as the GPU takes them, with a version that changes with their content.
+#[derive(Debug, Default)]
+pub struct MapInstances {
+    pub version: u64,
+    pub count: u32,
+    pub bytes: Vec<u8>,
+}
+
+impl MapInstances {
+    /// Appends one point.
+    pub fn push(&mut self, p: [f32; 2], colour: egui::Color32, flags: u32) {
+        self.bytes.extend(p[0].to_le_bytes());
+        self.bytes.extend(p[1].to_le_bytes());
+        self.bytes.extend(colour.to_array());
+        self.bytes.extend(flags.to_le_bytes());
+        self.count += 1;
+    }
+}
+
+/// The view's uniform, as shaders/pool_map.wgsl's `View` (32 bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ViewUniform {
+    pub scale: [f32; 2],
+    pub offset: [f32; 2],
+    pub viewport: [f32; 2],
+    pub radius: f32,
+    pub alpha: f32,
+}
+
+impl ViewUniform {
+    fn bytes(&self) -> Vec<u8> {
+        [
+            self.scale[0],
+            self.scale[1],
+            self.offset[0],
+            self.offset[1],
+            self.viewport[0],
+            self.viewport[1],
+            self.radius,
+            self.alpha,
+        ]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
+    }
+}
+
+/// One frame's draw of the map.
+pub struct PoolMapCallback {
+    pub instances: Arc<MapInstances>,
+    pub view: ViewUniform,
+    /// The render target's format (eframe's surface; kittest's headless target).
+    pub format: wgpu::TextureFormat,
+}
+
+/// What stays on the GPU between frames (in the callback resources).
+struct PoolMapGpu {
+    format: wgpu::TextureFormat,
+    pipeline: wgpu::RenderPipeline,
+    uniform: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    instances: Option<wgpu::Buffer>,
+    /// The version uploaded, and its point count.
+    uploaded: Option<(u64, u32)>,
+}
+
+impl PoolMapGpu {
+    fn new(device: &wgpu::Device, format: wgpu::TextureFormat) -> Self {
+        let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("pool map"),
+            source: wgpu::ShaderSource::Wgsl(include_str!("../../shaders/pool_map.wgsl").into()),
+        });
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("pool map view"),
+            entries: &[wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::VERTEX | wgpu::ShaderStages::FRAGMENT,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: std::num::NonZeroU64::new(32),
+                },
+                count: None,
+            }],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("pool map"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some("pool map"),
+            layout: Some(&pipeline_layout),
+            vertex: wgpu::VertexState {
+                module: &shader,
+                entry_point: Some("vs_main"),
+                compilation_options: Default::default(),
+                buffers: &[Some(wgpu::VertexBufferLayout {
+                    array_stride: INSTANCE_BYTES as u64,
+                    step_mode: wgpu::VertexStepMode::Instance,
+                    attributes: &wgpu::vertex_attr_array![0 => Float32x2, 1 => Unorm8x4, 2 => Uint32],
+                })],
+            },
+            fragment: Some(wgpu::FragmentState {
+                module: &shader,
+                entry_point: Some("fs_main"),
+                compilation_options: Default::default(),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format,
+                    blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+            }),
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: None,
+            multisample: wgpu::MultisampleState::default(),
+            multiview_mask: None,
+            cache: None,
+        });
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("pool map view"),
+            size: 32,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("pool map view"),
+            layout: &layout,
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            }],
+        });
+        Self {
+            format,
+            pipeline,
+            uniform,
+            bind_group,
+            instances: None,
+            uploaded: None,
+        }
+    }
+}
+
+impl egui_wgpu::CallbackTrait for PoolMapCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen: &egui_wgpu::ScreenDescriptor,
+        _encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        if resources.get::<PoolMapGpu>().is_none_or(|g| g.format != self.format) {
+            resources.insert(PoolMapGpu::new(device, self.format));
+        }
+        let Some(gpu) = resources.get_mut::<PoolMapGpu>() else {
+            return Vec::new();
+        };
+        let inst = &self.instances;
+        if gpu.uploaded.map(|u| u.0) != Some(inst.version) {
+            let fits = gpu
+                .instances
+                .as_ref()
+                .is_some_and(|b| b.size() >= inst.bytes.len() as u64);
+            if !fits && !inst.bytes.is_empty() {
+                gpu.instances = Some(device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("pool map points"),
+                    size: (inst.bytes.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+                    usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }));
+            }
+            if let Some(b) = &gpu.instances {
+                if !inst.bytes.is_empty() {
+                    queue.write_buffer(b, 0, &inst.bytes);
+                }
+            }
+            gpu.uploaded = Some((inst.version, inst.count));
+        }
+        queue.write_buffer(&gpu.uniform, 0, &self.view.bytes());
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some(gpu) = resources.get::<PoolMapGpu>() else {
+            return;
+        };
+        let (Some(buf), Some((_, count))) = (&gpu.instances, gpu.uploaded) else {
+            return;
+        };
+        if count == 0 {
+            return;
+        }
+        pass.set_pipeline(&gpu.pipeline);
+        pass.set_bind_group(0, &gpu.bind_group, &[]);
+        pass.set_vertex_buffer(0, buf.slice(..count as u64 * INSTANCE_BYTES as u64));
+        pass.draw(0..6, 0..count);
+    }
+}
+
+/// Adds the map's draw to `ui`'s painter over `rect`.
+pub fn paint_map(ui: &egui::Ui, rect: egui::Rect, callback: PoolMapCallback) {
+    ui.painter()
+        .add(egui_wgpu::Callback::new_paint_callback(rect, callback));
+}

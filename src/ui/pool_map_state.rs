@@ -1,0 +1,348 @@
+//! The pool map's runtime state in the Curate view: the view (centre, zoom), the colouring,
+//! the hovered point and the box being dragged, and what is derived from a snapshot once per
+//! change (the grid index for hover and box selection, the GPU's instance bytes, the legend
+//! and the coverage figure). No drawing here (pool_map_ui.rs), no GPU calls (pool_map_gpu.rs).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use eframe::egui::Color32;
+
+use super::curate_pick::Picked;
+use super::pool_map_gpu::{MapInstances, CONTAMINATED, PICKED, SELECTED};
+use crate::curate::map::coverage::{coverage, Coverage};
+use crate::curate::map::grid::{GridIndex, MapRect};
+use crate::curate::map::knn::Rng;
+use crate::curate::steps::snapshot::{PoolRow, PoolSnapshot};
+
+/// What the points' colours say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColourBy {
+    #[default]
+    Stage,
+    Source,
+    Domain,
+    Selected,
+    TraceLength,
+}
+
+impl ColourBy {
+    pub const ALL: [ColourBy; 5] = [
+        ColourBy::Stage,
+        ColourBy::Source,
+        ColourBy::Domain,
+        ColourBy::Selected,
+        ColourBy::TraceLength,
+    ];
+    pub fn label(self) -> &'static str {
+        match self {
+            ColourBy::Stage => "funnel stage",
+            ColourBy::Source => "source",
+            ColourBy::Domain => "domain",
+            ColourBy::Selected => "selected or not",
+            ColourBy::TraceLength => "trace length",
+        }
+    }
+}
+
+/// Twelve colours told apart on a dark background (Tableau-like), then grey for the rest.
+const PALETTE: [Color32; 12] = [
+    Color32::from_rgb(78, 161, 235),
+    Color32::from_rgb(242, 142, 43),
+    Color32::from_rgb(89, 200, 120),
+    Color32::from_rgb(225, 87, 89),
+    Color32::from_rgb(176, 122, 225),
+    Color32::from_rgb(237, 201, 72),
+    Color32::from_rgb(118, 215, 215),
+    Color32::from_rgb(255, 157, 180),
+    Color32::from_rgb(156, 117, 95),
+    Color32::from_rgb(186, 220, 88),
+    Color32::from_rgb(130, 140, 250),
+    Color32::from_rgb(250, 190, 130),
+];
+const OTHER: Color32 = Color32::from_rgb(110, 110, 118);
+const PASSED: Color32 = Color32::from_rgb(78, 161, 235);
+const SELECTED_GOLD: Color32 = Color32::from_rgb(255, 196, 40);
+const DIM: Color32 = Color32::from_rgb(72, 82, 100);
+
+/// The map's view and what it derived from the snapshot.
+#[derive(Default)]
+pub struct PoolMapState {
+    /// The Map tab is shown instead of the table.
+    pub shown: bool,
+    pub colour_by: ColourBy,
+    /// The map point at the centre of the widget (None: the whole map fitted).
+    pub centre: Option<[f32; 2]>,
+    /// 1: the whole map fits the widget.
+    pub zoom: f32,
+    /// The row under the pointer.
+    pub hovered: Option<usize>,
+    /// Where a box selection's drag began (map coordinates).
+    pub box_from: Option<[f32; 2]>,
+    /// Where the pointer is in that drag (map coordinates).
+    pub box_to: Option<[f32; 2]>,
+    /// The render target's format (from eframe's render state; None: the headless default).
+    pub target_format: Option<eframe::egui_wgpu::wgpu::TextureFormat>,
+    /// The last frame's view of the map widget (where each point was on screen).
+    pub last_view: Option<super::pool_map_ui::MapView>,
+    /// The pool size a map step was started for on its own (so it starts once per import).
+    pub auto_started_for: Option<usize>,
+    pub derived: Option<Derived>,
+}
+
+/// What is computed from a snapshot, a colouring and the picked rows, once per change.
+pub struct Derived {
+    /// (snapshot generation, colouring, picked rows' version): not the hover, which the
+    /// painter rings, so moving the pointer never rebuilds a million instances.
+    key: (usize, ColourBy, u64),
+    pub bounds: MapRect,
+    pub grid: GridIndex,
+    pub instances: Arc<MapInstances>,
+    /// (label, colour) for the legend.
+    pub legend: Vec<(String, Color32)>,
+    /// The stored selection's coverage, and a random draw's of the same size (seed 0).
+    pub coverage: Option<(Coverage, Coverage)>,
+    /// Rows with a point.
+    pub placed: usize,
+}
+
+/// The GPU instance buffer's versions (each build is a new version).
+static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Categories ordered by size (largest first), each given a palette colour; the rest OTHER.
+fn categories<'a>(values: impl Iterator<Item = &'a str>) -> (BTreeMap<String, Color32>, Vec<(String, Color32)>) {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in values {
+        *count.entry(v).or_default() += 1;
+    }
+    let mut by: Vec<(&str, usize)> = count.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut map = BTreeMap::new();
+    let mut legend = Vec::new();
+    for (i, (v, _)) in by.iter().enumerate() {
+        let c = PALETTE.get(i).copied().unwrap_or(OTHER);
+        map.insert(v.to_string(), c);
+        if i < PALETTE.len() {
+            legend.push((v.to_string(), c));
+        }
+    }
+    if by.len() > PALETTE.len() {
+        legend.push((format!("{} more", by.len() - PALETTE.len()), OTHER));
+    }
+    (map, legend)
+}
+
+/// The colour at 75% brightness, opaque.
+fn darker(c: Color32) -> Color32 {
+    let f = |x: u8| (x as f32 * 0.75) as u8;
+    Color32::from_rgb(f(c.r()), f(c.g()), f(c.b()))
+}
+
+/// A point's stage as the table names it.
+fn stage(r: &PoolRow, s: &PoolSnapshot) -> String {
+    match r.dropped_at {
+        None if r.selected => "selected".into(),
+        None => "passed".into(),
+        Some(i) => format!(
+            "out: {}",
+            s.stages.get(i as usize).map(|s| s.name.as_str()).unwrap_or("")
+        ),
+    }
+}
+
+/// Blue to yellow through green (viridis-like), t in 0..=1.
+fn ramp(t: f32) -> Color32 {
+    let t = t.clamp(0.0, 1.0);
+    let stops = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let x = t * (stops.len() - 1) as f32;
+    let i = (x as usize).min(stops.len() - 2);
+    let f = x - i as f32;
+    let (a, b) = (stops[i], stops[i + 1]);
+    let m = |p: f32, q: f32| (p + (q - p) * f) as u8;
+    Color32::from_rgb(m(a.0, b.0), m(a.1, b.1), m(a.2, b.2))
+}
+
+/// Each row's colour and the legend for `by`.
+pub fn colours(s: &PoolSnapshot, by: ColourBy) -> (Vec<Color32>, Vec<(String, Color32)>) {
+    match by {
+        ColourBy::Source | ColourBy::Domain | ColourBy::Stage => {
+            let label = |r: &PoolRow| -> String {
+                match by {
+                    ColourBy::Source => r.source.clone(),
+                    ColourBy::Domain => r.domain.clone().unwrap_or_else(|| "no domain".into()),
+                    _ => stage(r, s),
+                }
+            };
+            let labels: Vec<String> = s.rows.iter().map(label).collect();
+            let (mut map, mut legend) = categories(labels.iter().map(String::as_str));
+            if by == ColourBy::Stage {
+                // The two that matter most keep their colours whatever the counts: passed in
+                // blue, selected in gold (drawn over the pool); the stages that dropped
+                // questions take the palette's muted rest.
+                for (name, c) in [("passed", PASSED), ("selected", SELECTED_GOLD)] {
+                    if let Some(v) = map.get_mut(name) {
+                        *v = c;
+                    }
+                }
+                // Not blue, red (the contamination ring) or gold.
+                let mut drops = PALETTE
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| ![0, 3, 5].contains(i))
+                    .map(|(_, c)| *c)
+                    .cycle();
+                for (name, c) in legend.iter_mut() {
+                    *c = match name.as_str() {
+                        "passed" => PASSED,
+                        "selected" => SELECTED_GOLD,
+                        _ => {
+                            let d = darker(drops.next().unwrap_or(OTHER));
+                            if let Some(v) = map.get_mut(name.as_str()) {
+                                *v = d;
+                            }
+                            d
+                        }
+                    };
+                }
+            }
+            let cols = labels.iter().map(|l| map.get(l).copied().unwrap_or(OTHER)).collect();
+            (cols, legend)
+        }
+        ColourBy::Selected => {
+            let cols = s
+                .rows
+                .iter()
+                .map(|r| if r.selected { SELECTED_GOLD } else { DIM })
+                .collect();
+            (
+                cols,
+                vec![("selected".into(), SELECTED_GOLD), ("not selected".into(), DIM)],
+            )
+        }
+        ColourBy::TraceLength => {
+            let max = s.rows.iter().filter_map(|r| r.tokens).max().unwrap_or(0).max(2) as f32;
+            let cols = s
+                .rows
+                .iter()
+                .map(|r| match r.tokens {
+                    Some(t) => ramp((1.0 + t as f32).ln() / (1.0 + max).ln()),
+                    None => OTHER,
+                })
+                .collect();
+            let legend = vec![
+                ("short".into(), ramp(0.2)),
+                (format!("{} tokens", max as usize), ramp(1.0)),
+                ("not measured".into(), OTHER),
+            ];
+            (cols, legend)
+        }
+    }
+}
+
+impl PoolMapState {
+    /// Recomputes what the snapshot, colouring or picked rows changed; `generation` is the
+    /// snapshot's.
+    pub fn refresh(&mut self, snapshot: Option<&PoolSnapshot>, generation: usize, picked: &Picked) {
+        let Some(s) = snapshot else {
+            self.derived = None;
+            return;
+        };
+        let Some(map) = s.map.as_ref().filter(|m| m.points.len() == s.rows.len()) else {
+            self.derived = None;
+            return;
+        };
+        let key = (generation, self.colour_by, picked.version());
+        if self.derived.as_ref().is_some_and(|d| d.key == key) {
+            return;
+        }
+        // The grid, bounds and coverage change only with the snapshot.
+        let same_snapshot = self.derived.as_ref().is_some_and(|d| d.key.0 == generation);
+        let (bounds, grid, cover) = match self.derived.take() {
+            Some(d) if same_snapshot => (d.bounds, d.grid, d.coverage),
+            _ => {
+                let Some(grid) = GridIndex::new(&map.points, 6) else {
+                    return;
+                };
+                let selected: Vec<bool> = s.rows.iter().map(|r| r.selected).collect();
+                (grid.bounds, grid, selection_coverage(&map.points, &selected))
+            }
+        };
+        let (cols, legend) = colours(s, self.colour_by);
+        let touched: BTreeSet<usize> = map.touches.iter().map(|t| t.0).collect();
+        let mut inst = MapInstances {
+            version: VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Default::default()
+        };
+        inst.bytes
+            .reserve(map.points.len() * super::pool_map_gpu::INSTANCE_BYTES);
+        // Drawn in three passes: the pool, then the selected over it, then the marked ones.
+        let flags = |i: usize| {
+            let r = &s.rows[i];
+            let mut f = 0;
+            if touched.contains(&i) {
+                f |= CONTAMINATED;
+            }
+            if r.selected {
+                f |= SELECTED;
+            }
+            if picked.contains(&r.key) {
+                f |= PICKED;
+            }
+            f
+        };
+        let mut placed = 0;
+        for pass in 0..3 {
+            for (i, p) in map.points.iter().enumerate() {
+                if !(p[0].is_finite() && p[1].is_finite()) {
+                    continue;
+                }
+                let f = flags(i);
+                let layer = if f & (CONTAMINATED | PICKED) != 0 {
+                    2
+                } else if f & SELECTED != 0 {
+                    1
+                } else {
+                    0
+                };
+                if layer == pass {
+                    inst.push(*p, cols[i], f);
+                    placed += 1;
+                }
+            }
+        }
+        self.derived = Some(Derived {
+            key,
+            bounds,
+            grid,
+            instances: Arc::new(inst),
+            legend,
+            coverage: cover,
+            placed,
+        });
+    }
+}
+
+/// The stored selection's coverage and, for comparison, that of a seeded random draw of as
+/// many questions from the same pool (None when nothing is selected).
+pub fn selection_coverage(points: &[[f32; 2]], selected: &[bool]) -> Option<(Coverage, Coverage)> {
+    let n = selected.iter().filter(|s| **s).count();
+    if n == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    let mut rng = Rng::new(0);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut random = vec![false; points.len()];
+    for &i in order.iter().take(n) {
+        random[i] = true;
+    }
+    Some((coverage(points, selected), coverage(points, &random)))
+}
