@@ -33,10 +33,20 @@ fn has(cmd: &str, arg: &str) -> bool {
         .is_ok()
 }
 
-/// slurmctld + slurmd in the foreground with a config of their own, ended with the test.
+fn munge_answers() -> bool {
+    Command::new("munge")
+        .arg("-n")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// slurmctld + slurmd (and munged, unless one runs already) in the foreground with a config of
+/// their own, ended with the test.
 struct Cluster {
     daemons: Vec<Child>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -48,25 +58,42 @@ impl Cluster {
         assert!(has("sbatch", "--version") && has("munge", "--version"), "{how}");
         // SAFETY: geteuid only reads the caller's id.
         assert_eq!(unsafe { libc::geteuid() }, 0, "{how}");
-        if !Command::new("munge")
-            .arg("-n")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+        let dir = tempfile::Builder::new().prefix("slurm").tempdir_in("/tmp").unwrap();
+        // Built first, so that a panic while starting still ends what was started.
+        let mut cluster = Self {
+            daemons: Vec::new(),
+            dir,
+        };
+        if !munge_answers() {
+            // In the foreground and owned by the test: a daemonized munged would outlive it,
+            // holding every file descriptor the test inherited (a cargo lock among them).
             std::fs::create_dir_all("/run/munge").unwrap();
             let _ = Command::new("chown").args(["munge:munge", "/run/munge"]).status();
-            let started = Command::new("runuser")
-                .args(["-u", "munge", "--", "/usr/sbin/munged"])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                started,
-                "could not start munged (runuser -u munge -- /usr/sbin/munged); {how}"
-            );
+            let id = |flag: &str| -> u32 {
+                let out = Command::new("id").args([flag, "munge"]).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                text.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("no munge user (id {flag} munge: {text:?}); {how}"))
+            };
+            use std::os::unix::process::CommandExt;
+            let munged = Command::new("/usr/sbin/munged")
+                .arg("-F")
+                .uid(id("-u"))
+                .gid(id("-g"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("could not start /usr/sbin/munged: {e}; {how}"));
+            cluster.daemons.push(munged);
+            let up = (0..40).any(|_| {
+                std::thread::sleep(Duration::from_millis(250));
+                munge_answers()
+            });
+            assert!(up, "munged did not answer within 10 s (munge -n); {how}");
         }
-        let dir = tempfile::Builder::new().prefix("slurm").tempdir_in("/tmp").unwrap();
-        let d = dir.path();
+        let d = cluster.dir.path().to_path_buf();
         for sub in ["state", "spool"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
@@ -103,11 +130,12 @@ impl Cluster {
                 .spawn()
                 .unwrap()
         };
-        let daemons = vec![daemon("/usr/sbin/slurmctld"), daemon("/usr/sbin/slurmd")];
+        cluster.daemons.push(daemon("/usr/sbin/slurmctld"));
+        cluster.daemons.push(daemon("/usr/sbin/slurmd"));
         for _ in 0..120 {
             let out = Command::new("sinfo").args(["-h", "-o", "%t"]).output().unwrap();
             if String::from_utf8_lossy(&out.stdout).trim() == "idle" {
-                return Self { daemons, _dir: dir };
+                return cluster;
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -120,7 +148,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for c in &mut self.daemons {
+        for c in self.daemons.iter_mut().rev() {
             // SAFETY: signals to the daemon's own process group.
             unsafe { libc::kill(-(c.id() as i32), libc::SIGTERM) };
             let _ = c.wait();
