@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Baseline for `s1-studio bench decode`: batch-1 greedy decode tokens/s of transformers on
-PyTorch (CPU or CUDA, f32 or bf16), same model folder, same prompt ids, KV cache. Prints one JSON line."""
+"""Baseline for `s1-studio bench decode` and `bench gpu-decode`: greedy decode tokens/s of
+transformers on PyTorch (CPU or CUDA, f32 or bf16), same model folder, same prompt ids, KV cache;
+with --batch N, N sequences at once (row i's prompt shifted by i, as ours), tokens/s of all rows
+together. Prints one JSON line."""
 import argparse
 import json
 import statistics
@@ -18,6 +20,7 @@ ap.add_argument("--repeats", type=int, default=3)
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--device", default="cpu")
 ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+ap.add_argument("--batch", type=int, default=1)
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 dev = a.device if a.device.startswith("cuda") else "cpu"
@@ -28,7 +31,8 @@ model = AutoModelForCausalLM.from_pretrained(a.model, **({"dtype": want} if new_
 model = model.eval().to(dev)
 assert next(model.parameters()).dtype == want, f"loaded as {next(model.parameters()).dtype}, asked {want}"
 vocab = model.config.vocab_size
-ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(a.prompt_tokens)]], device=dev)
+ids = torch.tensor([[((i * 7919 + 13) % vocab + r) % vocab for i in range(a.prompt_tokens)] for r in range(a.batch)],
+                   device=dev)
 rates = []
 with torch.inference_mode():
     for _ in range(a.repeats):
@@ -41,6 +45,6 @@ with torch.inference_mode():
                 nxt = nxt.cpu().to(dev)  # the token goes through the host, as a sampler's would
             out = model(input_ids=nxt, past_key_values=past, use_cache=True)
             past, logits = out.past_key_values, out.logits[:, -1]
-        rates.append(a.new_tokens / (time.perf_counter() - t))
-print(json.dumps({"engine": "transformers " + __import__("transformers").__version__ + " / torch " + torch.__version__,
+        rates.append(a.batch * a.new_tokens / (time.perf_counter() - t))
+print(json.dumps({"batch": a.batch, "engine": "transformers " + __import__("transformers").__version__ + " / torch " + torch.__version__,
                   "tokens_per_s": statistics.median(rates), "runs": rates}))

@@ -62,3 +62,31 @@ fn batched_equals_alone_on_a_tiny_model() {
 fn batched_equals_alone_on_the_smollm2_gguf() {
     check(&common::smollm2_gguf(), 4, 48);
 }
+
+/// `Decoder::step_batch` (the batched step of CUDA and of bf16/f16 models) against feeding each
+/// sequence alone through `Decoder::forward`, on the CPU in f32 and bf16 (common::step_batch_error
+/// says how). tests/cuda_inference.rs runs the same comparison on a GPU.
+fn step_batch_matches_forward(dtype: candle_core::DType, tol: f32) {
+    let d = tempfile::tempdir().unwrap();
+    common::tiny_qwen(d.path(), 512);
+    let opts = LoadOptions {
+        device: candle_core::Device::Cpu,
+        dtype: Some(dtype),
+        dequantize: false,
+    };
+    let model = load_model(d.path(), &opts).unwrap();
+    let worst = common::step_batch_error(&model.decoder, 5, 6);
+    eprintln!("step_batch vs forward, {dtype:?}: worst relative error {worst:.2e}");
+    assert!(worst < tol, "{dtype:?}: relative error {worst}");
+}
+
+#[test]
+fn step_batch_equals_forward_in_f32() {
+    step_batch_matches_forward(candle_core::DType::F32, 1e-5);
+}
+
+#[test]
+fn step_batch_equals_forward_in_bf16() {
+    // bf16 rounds each product (2.5e-5 seen here: the CPU matmul sums in f32 either way).
+    step_batch_matches_forward(candle_core::DType::BF16, 1e-3);
+}

@@ -114,3 +114,23 @@ fn budget_forcing_and_batches_run_on_cuda_as_on_the_cpu() {
         assert!(g.thinking_tokens >= 4 || g.output_ids.len() >= 40, "{g:?}");
     }
 }
+
+#[test]
+fn the_batched_step_on_cuda_equals_one_sequence_at_a_time() {
+    // 16 sequences of different lengths through Decoder::step_batch (what the scheduler runs on
+    // CUDA) against each alone through Decoder::forward.
+    let d = tempfile::tempdir().unwrap();
+    common::tiny_qwen(d.path(), 512);
+    for (dtype, tol) in [(DType::F32, 1e-4), (DType::BF16, 3e-2)] {
+        let g = load_model(d.path(), &on(gpu(), Some(dtype))).unwrap();
+        let worst = common::step_batch_error(&g.decoder, 16, 8);
+        eprintln!("step_batch on CUDA {dtype:?}, 16 sequences: worst relative error {worst:.2e}");
+        assert!(worst < tol, "{dtype:?}: {worst}");
+    }
+    // K-quant weights through CUDA's quantized products, and Qwen3's q/k norms.
+    let path = common::fixture("gguf").join("qwen3-Q4_K_M.gguf");
+    let q = load_model(&path, &on(gpu(), Some(DType::F32))).unwrap();
+    let worst = common::step_batch_error(&q.decoder, 6, 4);
+    eprintln!("step_batch on CUDA, Qwen3 Q4_K_M: worst relative error {worst:.2e}");
+    assert!(worst < 3e-2, "{worst}");
+}

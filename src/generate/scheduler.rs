@@ -1,10 +1,12 @@
 //! Continuous batching: sequences join between decode steps (their prompt prefilled when they
 //! are admitted), each with its own parameters and budget state, and leave when they finish,
 //! are cancelled, or their reader is gone. Every step feeds one token to each sequence that
-//! needs exactly one, through the decoder together (the weights read once for all of them, on
-//! the CPU path); a sequence that must be fed several tokens (an injected "Wait", a forced end)
-//! is fed on its own. Greedy results equal those of [`chat`](super::chat) for each sequence,
-//! whenever it was admitted. The server's engine thread and [`chat_batch`] both drive one.
+//! needs exactly one, through the decoder together, so the weights are read once for all of
+//! them (the CPU batch step for f32 on the CPU, `Decoder::step_batch` on CUDA and in bf16/f16);
+//! a sequence that must be fed several tokens (an injected "Wait", a forced end) is fed on its
+//! own. Greedy results equal those of [`chat`](super::chat) for each sequence, whenever it was
+//! admitted (on the CPU in f32 exactly; elsewhere up to the rounding of a matrix product over
+//! several rows instead of one). The server's engine thread and [`chat_batch`] both drive one.
 
 use candle_core::Tensor;
 
@@ -244,6 +246,13 @@ impl<'m, 's> Scheduler<'m, 's> {
         if batch.len() > 1 && dec.can_step_cpu_batch(&batch) {
             let hidden = dec.step_cpu_batch(&tokens, &mut batch)?;
             let rows = dec.head_cpu_batch(&hidden)?;
+            let fed = self.active.iter_mut().filter(|a| a.single.is_some());
+            for (a, l) in fed.zip(rows) {
+                a.logits = l;
+                a.single = None;
+            }
+        } else if batch.len() > 1 && dec.can_step_batch() {
+            let rows = dec.step_batch(&tokens, &mut batch)?;
             let fed = self.active.iter_mut().filter(|a| a.single.is_some());
             for (a, l) in fed.zip(rows) {
                 a.logits = l;

@@ -106,7 +106,7 @@ impl Linear {
     }
 
     /// Several layers that read the same input (q/k/v, gate/up), in one pass when they can.
-    fn forward_group(lins: &[&Linear], x: &Tensor, fast: bool) -> candle_core::Result<Vec<Tensor>> {
+    pub(super) fn forward_group(lins: &[&Linear], x: &Tensor, fast: bool) -> candle_core::Result<Vec<Tensor>> {
         if fast && lins.iter().all(|l| l.lora.is_none()) {
             if let Some(ys) = Self::forward_cpu_kernel(lins, x)? {
                 return Ok(ys);
@@ -299,7 +299,7 @@ impl Rotary {
     }
 
     /// Applies the rotation to `x` `[b, h, t, d]`.
-    fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, path: Path) -> candle_core::Result<Tensor> {
+    pub(super) fn apply(&self, x: &Tensor, cos: &Tensor, sin: &Tensor, path: Path) -> candle_core::Result<Tensor> {
         let x = x.contiguous()?;
         match (self.interleaved, path.diff()) {
             (false, false) => candle_nn::rotary_emb::rope(&x, cos, sin),
@@ -463,7 +463,7 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor, path: Path) -> candle_core::Result<Tensor> {
+    pub(super) fn forward(&self, x: &Tensor, path: Path) -> candle_core::Result<Tensor> {
         let fast = !path.diff();
         if path.fused(x) {
             let g = self.gate_proj.forward_train(x)?;
@@ -653,7 +653,7 @@ impl Decoder {
         self.fused_training = on;
     }
 
-    fn path(&self) -> Path {
+    pub(super) fn path(&self) -> Path {
         if self.differentiable {
             self.train_path()
         } else {

@@ -7,6 +7,7 @@ pub mod chat_template;
 pub mod config;
 mod config_check;
 pub mod decoder;
+mod decoder_batch_step;
 pub mod decoder_cpu_prefill;
 pub mod decoder_cpu_step;
 pub mod device;

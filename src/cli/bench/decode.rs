@@ -116,9 +116,10 @@ fn time_prefill(decoder: &Decoder, len: usize, repeats: usize) -> anyhow::Result
     Ok(median(&mut rates))
 }
 
-/// Median decode tokens/s (all sequences together) of `batch` sequences decoded in lockstep
-/// through the CPU decode step, each after its own prompt, greedy.
-fn time_decode_batch(
+/// Median decode tokens/s (all sequences together) of `batch` sequences decoded in lockstep,
+/// each after its own prompt, greedy: through the CPU batch step where it applies (f32 on the
+/// CPU), else `Decoder::step_batch` (CUDA, bf16), as the scheduler chooses.
+pub(super) fn time_decode_batch(
     decoder: &Decoder,
     prompt: &[u32],
     new_tokens: usize,
@@ -141,21 +142,27 @@ fn time_decode_batch(
             tokens.push(argmax(&logits));
         }
         let mut refs: Vec<_> = caches.iter_mut().collect();
+        let cpu = decoder.can_step_cpu_batch(&refs);
         anyhow::ensure!(
-            decoder.can_step_cpu_batch(&refs),
-            "this model cannot run the batched CPU decode step (a weight the CPU kernels do not read?)"
+            cpu || decoder.can_step_batch(),
+            "this model cannot run a batched decode step (set up for training?)"
         );
         let t = Instant::now();
         for _ in 0..new_tokens {
-            let hidden = decoder.step_cpu_batch(&tokens, &mut refs)?;
-            tokens = decoder.head_cpu_batch(&hidden)?.iter().map(|l| argmax(l)).collect();
+            let rows = if cpu {
+                let hidden = decoder.step_cpu_batch(&tokens, &mut refs)?;
+                decoder.head_cpu_batch(&hidden)?
+            } else {
+                decoder.step_batch(&tokens, &mut refs)?
+            };
+            tokens = rows.iter().map(|l| argmax(l)).collect();
         }
         rates.push((batch * new_tokens) as f64 / t.elapsed().as_secs_f64());
     }
     Ok(median(&mut rates))
 }
 
-fn argmax(v: &[f32]) -> u32 {
+pub(super) fn argmax(v: &[f32]) -> u32 {
     v.iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |a, (i, &x)| if x > a.1 { (i, x) } else { a })

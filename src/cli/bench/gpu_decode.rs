@@ -1,5 +1,6 @@
-//! `s1-studio bench gpu-decode`: batch-1 greedy decode of a model of Qwen2.5-0.5B's shape (random
-//! weights, bf16) on a GPU against PyTorch + transformers on the same GPU in the same run, and the
+//! `s1-studio bench gpu-decode`: greedy decode of a model of Qwen2.5-0.5B's shape (random
+//! weights, bf16) on a GPU, batch 1 and (`--batches`) several sequences at once, against PyTorch +
+//! transformers on the same GPU in the same run, and the
 //! fraction of the GPU's memory bandwidth that decoding reaches. Decoding one token reads every
 //! weight once (the tied embedding as the output head) plus the KV cache, so bytes per token
 //! times tokens per second is the bandwidth it uses; it is set against a device-to-device copy
@@ -12,7 +13,7 @@ use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 
-use super::decode::time_decode;
+use super::decode::{argmax, time_decode, time_decode_batch};
 use super::{baseline_json, median};
 use crate::model::config::{Arch, ModelConfig};
 use crate::model::decoder::Decoder;
@@ -45,6 +46,10 @@ pub struct GpuDecodeArgs {
     /// Skip the baseline (only this engine's figures)
     #[arg(long)]
     no_baselines: bool,
+    /// Also decode this many sequences at once (comma-separated; what a server's concurrent
+    /// requests run), after checking the batched step against each sequence alone
+    #[arg(long, value_delimiter = ',')]
+    batches: Vec<usize>,
     /// Write the results as JSON here too
     #[arg(long)]
     json: Option<PathBuf>,
@@ -155,6 +160,44 @@ pub fn nominal_bandwidth(name: &str) -> Option<f64> {
     TABLE.iter().find(|(k, _)| name.contains(k)).map(|(_, v)| *v)
 }
 
+/// The worst relative error (L2) between the logits `Decoder::step_batch` gives `n` sequences
+/// (each after its own prompt: `prompt` shifted by its row) on their first two steps and those of
+/// feeding each alone through `Decoder::forward`: what the timed batch computes is checked first.
+fn batch_step_error(decoder: &Decoder, prompt: &[u32], n: usize) -> anyhow::Result<f32> {
+    let dev = decoder.device();
+    let vocab = decoder.config().vocab_size as u32;
+    let feed = |cache: &mut crate::model::KvCache, ids: &[u32]| -> anyhow::Result<Vec<f32>> {
+        let t = Tensor::new(ids, dev)?.unsqueeze(0)?;
+        Ok(decoder
+            .forward(&t, Some(cache), crate::model::Logits::Last)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    };
+    let mut alone: Vec<_> = (0..n).map(|_| decoder.new_cache()).collect();
+    let mut together: Vec<_> = (0..n).map(|_| decoder.new_cache()).collect();
+    let mut tokens = Vec::with_capacity(n);
+    for s in 0..n {
+        // Rows of different lengths: sequence s drops its first s % 4 prompt tokens.
+        let p: Vec<u32> = prompt.iter().skip(s % 4).map(|&t| (t + s as u32) % vocab).collect();
+        let p = if p.is_empty() { vec![s as u32 % vocab] } else { p };
+        feed(&mut together[s], &p)?;
+        tokens.push(argmax(&feed(&mut alone[s], &p)?));
+    }
+    let mut worst = 0f32;
+    for _ in 0..2 {
+        let mut refs: Vec<_> = together.iter_mut().collect();
+        let rows = decoder.step_batch(&tokens, &mut refs)?;
+        for s in 0..n {
+            let want = feed(&mut alone[s], &tokens[s..s + 1])?;
+            let num: f32 = rows[s].iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum();
+            let den: f32 = want.iter().map(|b| b * b).sum();
+            worst = worst.max((num / den.max(1e-30)).sqrt());
+            tokens[s] = argmax(&want);
+        }
+    }
+    Ok(worst)
+}
+
 pub fn run(a: GpuDecodeArgs) -> anyhow::Result<()> {
     let dev = a.device.open()?;
     let device_name = crate::model::device::available_devices()
@@ -178,27 +221,27 @@ pub fn run(a: GpuDecodeArgs) -> anyhow::Result<()> {
         .map(|i| ((i * 7919 + 13) % cfg.vocab_size) as u32)
         .collect();
     let ours = time_decode(&decoder, cfg.vocab_size as u32 - 1, &prompt, a.new_tokens, a.repeats)?;
+    let base_args: Vec<String> = [
+        "--model",
+        &dir.display().to_string(),
+        "--prompt-tokens",
+        &a.prompt_tokens.to_string(),
+        "--new-tokens",
+        &a.new_tokens.to_string(),
+        "--repeats",
+        &a.repeats.to_string(),
+        "--device",
+        &a.device.to_string(),
+        "--dtype",
+        torch_dt,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let base = if a.no_baselines {
         None
     } else {
-        let args: Vec<String> = [
-            "--model",
-            &dir.display().to_string(),
-            "--prompt-tokens",
-            &a.prompt_tokens.to_string(),
-            "--new-tokens",
-            &a.new_tokens.to_string(),
-            "--repeats",
-            &a.repeats.to_string(),
-            "--device",
-            &a.device.to_string(),
-            "--dtype",
-            torch_dt,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let v = baseline_json(&a.python, "bench_decode_transformers.py", &args)?;
+        let v = baseline_json(&a.python, "bench_decode_transformers.py", &base_args)?;
         Some(
             v["tokens_per_s"]
                 .as_f64()
@@ -239,8 +282,47 @@ pub fn run(a: GpuDecodeArgs) -> anyhow::Result<()> {
             None => String::new(),
         }
     );
+    let mut batch_rows = Vec::new();
+    for &n in a.batches.iter().filter(|&&n| n > 1) {
+        let err = batch_step_error(&decoder, &prompt, n)?;
+        let tol = if dt == DType::F32 { 1e-4 } else { 3e-2 };
+        if !(err < tol) {
+            bail!("the batched step of {n} sequences differs from each alone: relative error {err:.2e} > {tol:.0e}");
+        }
+        let ours_n = time_decode_batch(&decoder, &prompt, a.new_tokens, a.repeats, n)?;
+        let base_n = if a.no_baselines {
+            None
+        } else {
+            let mut args = base_args.clone();
+            args.extend(["--batch".to_string(), n.to_string()]);
+            let v = baseline_json(&a.python, "bench_decode_transformers.py", &args)?;
+            Some(
+                v["tokens_per_s"]
+                    .as_f64()
+                    .context("no tokens_per_s in the baseline's output")?,
+            )
+        };
+        match base_n {
+            Some(b) => println!(
+                "batch {n}: s1-studio {ours_n:.1} tok/s ({:.2}x its batch 1), transformers {b:.1} tok/s: {:.2}x \
+                 (batched step vs alone: relative error {err:.1e})",
+                ours_n / ours,
+                ours_n / b
+            ),
+            None => println!(
+                "batch {n}: s1-studio {ours_n:.1} tok/s ({:.2}x its batch 1; batched step vs alone: relative \
+                 error {err:.1e})",
+                ours_n / ours
+            ),
+        }
+        batch_rows.push(serde_json::json!({
+            "batch": n, "tokens_per_s": ours_n, "baseline_tokens_per_s": base_n,
+            "ratio": base_n.map(|b| ours_n / b), "step_vs_alone_relative_error": err,
+        }));
+    }
     if let Some(p) = &a.json {
         let v = serde_json::json!({
+            "batches": batch_rows,
             "device": a.device.to_string(), "gpu": device_name, "dtype": a.dtype,
             "parameters": cfg.num_parameters(), "tokens_per_s": ours,
             "baseline": "transformers (PyTorch)", "baseline_tokens_per_s": base,
@@ -289,6 +371,7 @@ mod tests {
             repeats: 1,
             python: "python3".into(),
             no_baselines: true,
+            batches: vec![3],
             json: Some(json.clone()),
         })
         .unwrap();
@@ -300,6 +383,10 @@ mod tests {
         let used = v["bandwidth_bytes_per_s"].as_f64().unwrap();
         assert!((used - bytes * rate).abs() <= 1e-6 * used);
         assert!(v["baseline_tokens_per_s"].is_null() && v["fraction_of_nominal"].is_null());
+        let b = &v["batches"][0];
+        assert_eq!(b["batch"], 3);
+        assert!(b["tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert!(b["step_vs_alone_relative_error"].as_f64().unwrap() < 1e-4);
     }
 
     #[test]
