@@ -1,7 +1,7 @@
-//! `s1-studio grade`: grades the responses of a JSONL file against their references offline and
+//! `s1-studio grade`: grades the responses of a JSONL, JSON or Parquet file against their references offline and
 //! writes per row the extracted answer, the reference and the verdict.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
@@ -11,7 +11,7 @@ use crate::grade::{grade_with, Extraction, Kind, Verdict};
 
 #[derive(Debug, Args)]
 pub struct GradeArgs {
-    /// JSONL, one object per line
+    /// The rows: JSONL, JSON or Parquet (by the extension)
     #[arg(long)]
     input: PathBuf,
     /// The field holding the model's response
@@ -42,7 +42,6 @@ pub struct Summary {
 }
 
 pub fn run(a: GradeArgs) -> anyhow::Result<()> {
-    let file = std::fs::File::open(&a.input).with_context(|| format!("{}: cannot open", a.input.display()))?;
     let mut out = match &a.out {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("{}: cannot create", p.display()))?,
@@ -50,36 +49,46 @@ pub fn run(a: GradeArgs) -> anyhow::Result<()> {
         None => None,
     };
     let mut s = Summary::default();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}: reading line {}", a.input.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let at = || format!("{}:{}", a.input.display(), i + 1);
-        let mut row: serde_json::Value =
-            serde_json::from_str(&line).with_context(|| format!("{}: not a JSON object", at()))?;
-        let field = |name: &str| -> anyhow::Result<String> {
-            match row.get(name) {
-                Some(serde_json::Value::String(s)) => Ok(s.clone()),
-                Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
-                Some(other) => bail!("{}: field `{name}` is not text ({other})", at()),
-                None => bail!("{}: no field `{name}`", at()),
+    let mut failed: Option<anyhow::Error> = None;
+    crate::data::read::for_each_row(&a.input, |r| {
+        let step = || -> anyhow::Result<()> {
+            let r = r.map_err(|e| anyhow::anyhow!("{}:{}: {}", a.input.display(), e.line, e.message))?;
+            let at = || format!("{}:{}", a.input.display(), r.line);
+            let mut row = serde_json::Value::Object(r.columns);
+            let field = |name: &str| -> anyhow::Result<String> {
+                match row.get(name) {
+                    Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                    Some(serde_json::Value::Number(n)) => Ok(n.to_string()),
+                    Some(other) => bail!("{}: field `{name}` is not text ({other})", at()),
+                    None => bail!("{}: no field `{name}`", at()),
+                }
+            };
+            let (response, reference) = (field(&a.response_field)?, field(&a.reference_field)?);
+            let g = grade_with(&response, &reference, a.kind, a.extraction);
+            match (g.verdict, &g.extracted) {
+                (_, None) => s.no_answer += 1,
+                (Verdict::Correct, _) => s.correct += 1,
+                (Verdict::Incorrect, _) => s.incorrect += 1,
+                (Verdict::Undecided, _) => s.undecided += 1,
             }
+            if let Some(w) = out.as_mut() {
+                row["extracted"] = serde_json::json!(g.extracted);
+                row["reference"] = serde_json::json!(g.reference);
+                row["verdict"] = serde_json::json!(g.verdict);
+                writeln!(w, "{row}")?;
+            }
+            Ok(())
         };
-        let (response, reference) = (field(&a.response_field)?, field(&a.reference_field)?);
-        let g = grade_with(&response, &reference, a.kind, a.extraction);
-        match (g.verdict, &g.extracted) {
-            (_, None) => s.no_answer += 1,
-            (Verdict::Correct, _) => s.correct += 1,
-            (Verdict::Incorrect, _) => s.incorrect += 1,
-            (Verdict::Undecided, _) => s.undecided += 1,
+        match step() {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
         }
-        if let Some(w) = out.as_mut() {
-            row["extracted"] = serde_json::json!(g.extracted);
-            row["reference"] = serde_json::json!(g.reference);
-            row["verdict"] = serde_json::json!(g.verdict);
-            writeln!(w, "{row}")?;
-        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
     }
     if let Some(w) = out.as_mut() {
         w.flush()?;

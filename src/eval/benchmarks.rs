@@ -93,15 +93,54 @@ fn gpqa_question(row: &serde_json::Value) -> Result<Question, String> {
 
 /// Parses JSONL rows; `origin` names the file in errors.
 pub fn parse(origin: &str, contents: &str, kind: Option<Kind>) -> Result<(Vec<Question>, Kind), String> {
+    let rows = contents
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .map(|v| (i + 1, v))
+                .map_err(|e| format!("{origin}:{}: not a JSON object ({e})", i + 1))
+        });
+    parse_rows(origin, rows, kind)
+}
+
+/// Reads the questions of a JSONL, JSON or Parquet file (by its extension, through
+/// [`crate::data::read`]); a row that cannot be read is an error naming the file and the row.
+pub fn read_file(path: &Path, kind: Option<Kind>) -> Result<(Vec<Question>, Kind), String> {
+    let origin = path.display().to_string();
+    let mut rows = Vec::new();
+    let mut bad = None;
+    crate::data::read::for_each_row(path, |r| match r {
+        Ok(row) => {
+            rows.push((row.line, serde_json::Value::Object(row.columns)));
+            true
+        }
+        Err(e) => {
+            bad = Some(format!("{origin}:{}: {}", e.line, e.message));
+            false
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    parse_rows(&origin, rows.into_iter().map(Ok), kind)
+}
+
+/// Parses rows given as (line or row number, value); `origin` names the file in errors.
+fn parse_rows(
+    origin: &str,
+    rows: impl IntoIterator<Item = Result<(usize, serde_json::Value), String>>,
+    kind: Option<Kind>,
+) -> Result<(Vec<Question>, Kind), String> {
     let mut out = Vec::new();
     let mut gsm8k_like = true;
     let mut mc = false;
-    for (i, line) in contents.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let row: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| format!("{origin}:{}: not a JSON object ({e})", i + 1))?;
+    for r in rows {
+        let (line, row) = r?;
+        // Errors below name `i + 1`: the row's line (JSONL) or row number (JSON, Parquet).
+        let i = line - 1;
         let pick = |cols: &[&str]| cols.iter().find_map(|c| row.get(*c).and_then(text));
         if row.get("Correct Answer").is_some() && row.get("Incorrect Answer 1").is_some() {
             out.push(gpqa_question(&row).map_err(|e| format!("{origin}:{}: {e}", i + 1))?);
@@ -161,8 +200,7 @@ pub fn load(spec: &str, kind: Option<Kind>) -> Result<Benchmark, String> {
             names.join(", ")
         ));
     }
-    let contents = std::fs::read_to_string(path).map_err(|e| format!("{spec}: {e}"))?;
-    let (questions, kind) = parse(spec, &contents, kind)?;
+    let (questions, kind) = read_file(path, kind)?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

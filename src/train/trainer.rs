@@ -426,8 +426,12 @@ fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// Adds what to lower to a device's out-of-memory error.
+/// Adds what to lower to a device's out-of-memory error (not to the memory check's own refusal,
+/// which names the setting already).
 fn explain_oom(e: TrainError) -> TrainError {
+    if matches!(e, TrainError::Settings(_)) {
+        return e;
+    }
     let text = e.to_string();
     if text.to_lowercase().contains("out of memory") || text.contains("OUT_OF_MEMORY") {
         return TrainError::Settings(format!(
@@ -530,4 +534,22 @@ fn save_checkpoint(
         Some(("optimizer.safetensors", &opt_state)),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod oom_tests {
+    use super::*;
+
+    #[test]
+    fn a_device_oom_gets_the_hint_and_the_memory_check_is_left_as_it_is() {
+        let oom = explain_oom(TrainError::Candle(candle_core::Error::Msg(
+            "CUDA_ERROR_OUT_OF_MEMORY".into(),
+        )));
+        assert!(oom.to_string().contains("lower --batch or --block-size"), "{oom}");
+        let refusal = "GPU: out of memory: the run needs about 9 GB; add --gradient-checkpointing";
+        let kept = explain_oom(TrainError::Settings(refusal.into()));
+        assert_eq!(kept.to_string(), refusal);
+        let other = explain_oom(TrainError::Resume("no checkpoint".into()));
+        assert_eq!(other.to_string(), "no checkpoint");
+    }
 }

@@ -86,8 +86,8 @@ pub struct TrainBenchArgs {
     /// Timed steps per round (after one warm-up step); the median over all rounds is reported
     #[arg(long, default_value_t = 5)]
     steps: usize,
-    /// Rounds that alternate our steps and the baseline's run, so that a slow spell of a shared
-    /// machine falls on both
+    /// Rounds of our steps and the baseline's run, alternating on the CPU so that a slow spell of
+    /// a shared machine falls on both (on a GPU the baselines' rounds come first)
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Gradient checkpointing per layer
@@ -159,6 +159,67 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     if dtype == DType::BF16 && dev.is_cpu() {
         anyhow::bail!("--dtype bf16 trains on CUDA only (the CPU trainer computes in f32)");
     }
+    let dtype_names: &[&str] = match a.dtype {
+        TrainDtype::F32 => &["f32"],
+        TrainDtype::Bf16 => &["bf16", "amp"],
+    };
+    // Per baseline: its step times over all rounds, and its last report.
+    let mut bases: Vec<(Vec<f64>, serde_json::Value)> = vec![(Vec::new(), serde_json::Value::Null); dtype_names.len()];
+    let rounds = a.rounds.max(1);
+    // The baselines' rounds: in their own process, one after another.
+    let run_baselines = |bases: &mut Vec<(Vec<f64>, serde_json::Value)>| -> anyhow::Result<()> {
+        for (name, (btimes, last)) in dtype_names.iter().zip(bases.iter_mut()).filter(|_| !a.no_baselines) {
+            let mut args = vec![
+                "--model".to_string(),
+                model_dir.display().to_string(),
+                "--batch".into(),
+                a.batch.to_string(),
+                "--seq".into(),
+                a.seq.to_string(),
+                "--steps".into(),
+                a.steps.to_string(),
+                "--threads".into(),
+                threads.to_string(),
+                "--device".into(),
+                a.device.clone(),
+                "--dtype".into(),
+                name.to_string(),
+            ];
+            // The same memory trade as ours: recomputation costs both sides the same.
+            if a.checkpointing {
+                args.push("--checkpointing".into());
+            }
+            // A baseline that fails (PyTorch out of memory at a shape we train) is reported as
+            // such; our figures still print.
+            let report = match baseline_json(&a.python, "bench_train_transformers.py", &args) {
+                Ok(r) => r,
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    eprintln!("the {name} baseline failed: {msg}");
+                    *last = serde_json::json!({ "error": msg });
+                    continue;
+                }
+            };
+            btimes.extend(
+                report["steps"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_f64()),
+            );
+            *last = report;
+        }
+        Ok(())
+    };
+    // On the CPU our rounds alternate with the baselines', so that a slow spell of a shared
+    // machine hits both. On a GPU the baselines run first, before we hold any GPU memory: beside
+    // our model and optimizer state a large shape would leave PyTorch too little.
+    let alternate = dev.is_cpu();
+    if !alternate && !a.no_baselines {
+        for _ in 0..rounds {
+            run_baselines(&mut bases)?;
+        }
+    }
     let loaded = ModelConfig::from_hf_file(&model_dir.join("config.json"))?;
     let mut w = SafetensorsWeights::open(&model_dir, dtype, &dev)?;
     let mut dec = Decoder::load(&loaded, &mut w, dtype, &dev)?;
@@ -168,13 +229,6 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     let b = batch(a.batch, a.seq, cfg.vocab_size);
     let mut times = Vec::new();
     let mut losses = Vec::new();
-    let dtype_names: &[&str] = match a.dtype {
-        TrainDtype::F32 => &["f32"],
-        TrainDtype::Bf16 => &["bf16", "amp"],
-    };
-    // Per baseline: its step times over all rounds, and its last report.
-    let mut bases: Vec<(Vec<f64>, serde_json::Value)> = vec![(Vec::new(), serde_json::Value::Null); dtype_names.len()];
-    let rounds = a.rounds.max(1);
     for round in 0..rounds {
         // One warm-up step in the first round.
         for step in usize::from(round > 0)..=a.steps {
@@ -210,32 +264,8 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
                 losses.push(loss);
             }
         }
-        for (name, (btimes, last)) in dtype_names.iter().zip(bases.iter_mut()).filter(|_| !a.no_baselines) {
-            let args = vec![
-                "--model".to_string(),
-                model_dir.display().to_string(),
-                "--batch".into(),
-                a.batch.to_string(),
-                "--seq".into(),
-                a.seq.to_string(),
-                "--steps".into(),
-                a.steps.to_string(),
-                "--threads".into(),
-                threads.to_string(),
-                "--device".into(),
-                a.device.clone(),
-                "--dtype".into(),
-                name.to_string(),
-            ];
-            let report = baseline_json(&a.python, "bench_train_transformers.py", &args)?;
-            btimes.extend(
-                report["steps"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_f64()),
-            );
-            *last = report;
+        if alternate {
+            run_baselines(&mut bases)?;
         }
     }
     let step_s = median(&mut times);
@@ -263,13 +293,18 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
     let fmt_mfu = |m: Option<f64>| m.map(|m| format!("{m:.2}%")).unwrap_or_else(|| "-".into());
     println!(
         "train step (forward, backward, clip, AdamW), {} {:?}, batch {}x{}, {threads} threads, {}, median of {} steps \
-         in {rounds} rounds alternating with the baseline{}",
+         in {rounds} rounds {}{}",
         a.shape.label(),
         a.dtype,
         a.batch,
         a.seq,
         a.device,
         a.steps * rounds,
+        if alternate {
+            "alternating with the baseline"
+        } else {
+            "(the baselines first, before ours holds GPU memory)"
+        },
         if a.checkpointing {
             ", gradient checkpointing"
         } else {
@@ -300,6 +335,15 @@ pub fn run(a: TrainBenchArgs) -> anyhow::Result<()> {
         let bt = b["tokens_per_s"].as_f64().unwrap_or(f64::NAN);
         let bl = b["losses"].get(0).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         let label = format!("{} ({name})", b["engine"].as_str().unwrap_or("baseline"));
+        if let Some(err) = b["error"].as_str() {
+            let oom = err.contains("OutOfMemoryError") || err.contains("out of memory");
+            let what = if oom { "out of memory" } else { "failed" };
+            println!("{label}: {what} (see above)");
+            let mut b = b.clone();
+            b["dtype"] = serde_json::json!(name);
+            base_json.push(b);
+            continue;
+        }
         println!(
             "{:<44} {:>10.4} {:>12.1} {:>10.4} {:>8}",
             label,
