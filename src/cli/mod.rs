@@ -12,6 +12,7 @@ mod merge_lora;
 mod models;
 mod serve;
 mod train;
+mod train_remote;
 
 use clap::{Parser, Subcommand};
 

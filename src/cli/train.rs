@@ -14,11 +14,11 @@ use crate::train::{TrainEvent, TrainOutcome, TrainSettings};
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Base model: a Hugging Face folder (config.json, safetensors, tokenizer files)
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "attach")]
+    model: Option<PathBuf>,
     /// Training rows in the s1K schema (.jsonl or .json)
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required_unless_present = "attach")]
+    data: Option<PathBuf>,
     /// Output folder: checkpoint-N/ folders (Hugging Face layout) and trainer_log.jsonl
     #[arg(long)]
     out: PathBuf,
@@ -103,10 +103,23 @@ pub struct TrainArgs {
     /// examples, as accelerate does over 16 GPUs) or short (every example once per epoch)
     #[arg(long, value_enum)]
     last_batch: Option<crate::train::config::LastBatch>,
+    #[command(flatten)]
+    remote: super::train_remote::RemoteArgs,
+}
+
+impl TrainArgs {
+    pub fn out(&self) -> &std::path::Path {
+        &self.out
+    }
+
+    pub fn device(&self) -> DeviceChoice {
+        self.device
+    }
 }
 
 pub fn settings(a: &TrainArgs) -> anyhow::Result<TrainSettings> {
-    let mut s = TrainSettings::s1(a.model.clone(), a.data.clone(), a.out.clone());
+    let (model, data) = (a.model.clone().unwrap_or_default(), a.data.clone().unwrap_or_default());
+    let mut s = TrainSettings::s1(model, data, a.out.clone());
     s.trace_columns = TraceColumns::parse(&a.trace_columns).map_err(anyhow::Error::msg)?;
     macro_rules! set {
         ($($field:ident).+ = $v:expr) => {
@@ -173,6 +186,9 @@ fn keep_existing_run(a: &TrainArgs) -> anyhow::Result<()> {
 }
 
 pub fn run(a: TrainArgs) -> anyhow::Result<()> {
+    if a.remote.wanted() {
+        return super::train_remote::run(&a, &a.remote);
+    }
     let s = settings(&a)?;
     keep_existing_run(&a)?;
     // The memory estimate, before anything loads (a folder without config.json fails later with

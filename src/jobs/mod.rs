@@ -9,6 +9,7 @@ pub mod downloads;
 pub mod evaluation;
 pub mod inference;
 pub mod job;
+pub mod remote_training;
 pub mod training;
 
 pub use crate::cancel::CancelToken;

@@ -6,6 +6,7 @@ pub mod alloc;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod launch;
 pub mod loss;
 pub mod mask;
 pub mod memory;

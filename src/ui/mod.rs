@@ -37,6 +37,7 @@ pub mod settings;
 pub mod shell_ui;
 pub mod system_monitor;
 pub mod thinking_controls_ui;
+pub mod train_export_ui;
 pub mod train_memory_ui;
 pub mod train_runs_ui;
 pub mod train_state;

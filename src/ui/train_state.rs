@@ -85,6 +85,8 @@ pub struct TrainState {
     pub dialog_error: Option<(TrainPath, String)>,
     /// The path field to focus in the next frame (its dialog could not open).
     pub focus: Option<TrainPath>,
+    /// Where the next run trains: here, or handed to torchrun, Ray, Slurm or SkyPilot.
+    pub remote: super::train_export_ui::RemoteChoice,
     /// The base model's shape (for the memory estimate) and the path it was read from.
     pub model_config: Option<(PathBuf, Result<crate::model::ModelConfig, String>)>,
     /// A config is being read from this path.
@@ -119,6 +121,7 @@ impl Default for TrainState {
             previewing: None,
             dialog_error: None,
             focus: None,
+            remote: Default::default(),
             model_config: None,
             reading_config: None,
         }
@@ -231,7 +234,14 @@ fn start(state: &mut TrainState, form: &TrainSettings, runs: &mut Vec<PathBuf>, 
     };
     // The old job (finished) goes; its thread has ended.
     state.job = None;
-    match TrainingJob::spawn(s.clone(), tx.notify()) {
+    let spawned = match state.remote.target {
+        None => TrainingJob::spawn(s.clone(), tx.notify()),
+        Some(_) => {
+            let (opts, spec) = super::train_export_ui::launch_parts(&state.remote, &s);
+            TrainingJob::spawn_remote(s.clone(), opts, spec, tx.notify())
+        }
+    };
+    match spawned {
         Ok(job) => {
             state.job = Some(job);
             state.status = TrainStatus::Running;

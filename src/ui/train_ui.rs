@@ -29,6 +29,10 @@ pub fn train_view_ui(ui: &mut egui::Ui, mut v: TrainView<'_>) {
         .resizable(true)
         .default_size(360.0)
         .show(ui, |ui| {
+            // Where and Start stay in sight below the settings, which scroll.
+            egui::Panel::bottom("train-actions")
+                .frame(egui::Frame::NONE.inner_margin(egui::Margin::symmetric(0, 6)))
+                .show(ui, |ui| actions_ui(ui, &mut v));
             egui::ScrollArea::vertical().show(ui, |ui| form_ui(ui, &mut v));
         });
     egui::CentralPanel::default().show(ui, |ui| {
@@ -325,17 +329,26 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                 "An epoch's last global batch when short. fill (s1): completed with the epoch's first \
                  examples, as accelerate does on 16 GPUs; short: a smaller last step",
             );
-        ui.label(format!("Global batch: {}", s.global_batch()));
-        if ui
-            .button("Reset to the s1 preset")
-            .on_hover_text("Every value as in simplescaling/s1's train/sft.sh")
-            .clicked()
-        {
-            let keep = (s.model.clone(), s.data.clone(), s.out.clone());
-            *s = TrainSettings::s1(keep.0, keep.1, keep.2);
-        }
+        ui.horizontal(|ui| {
+            ui.label(format!("Global batch: {}", s.global_batch()));
+            if ui
+                .button("Reset to the s1 preset")
+                .on_hover_text("Every value as in simplescaling/s1's train/sft.sh")
+                .clicked()
+            {
+                let keep = (s.model.clone(), s.data.clone(), s.out.clone());
+                *s = TrainSettings::s1(keep.0, keep.1, keep.2);
+            }
+        });
     });
-    ui.separator();
+}
+
+/// Where the run trains (with the target's fields and command preview), Start / Stop / Resume,
+/// Preview data, and the quick start before a first run.
+fn actions_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
+    let running = v.state.is_running();
+    super::train_export_ui::where_ui(ui, &mut v.state.remote);
+    super::train_export_ui::where_details_ui(ui, &mut v.state.remote, v.form);
     let waiting = v.state.checking || v.state.prompt.is_some();
     ui.horizontal(|ui| {
         if running {
@@ -378,8 +391,13 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
             }
         }
     });
-    // On its own row: offered before a first run only, it must not widen the form for later.
-    if !running && !waiting && matches!(v.state.status, TrainStatus::Idle) && v.state.records.is_empty() {
+    // On its own row: offered before a first local run only, it must not widen the form for later.
+    if v.state.remote.target.is_none()
+        && !running
+        && !waiting
+        && matches!(v.state.status, TrainStatus::Idle)
+        && v.state.records.is_empty()
+    {
         let hint = "A tiny model and 12 rows of the sample pool: a whole run on a laptop CPU";
         if ui
             .button(super::first_run::QUICK_FINETUNE)

@@ -1,0 +1,227 @@
+//! `s1-studio train --target torchrun|slurm|ray|skypilot --out RUN [--launch]`: the run folder
+//! for the standard engines (see train::launch), optionally started and followed with the same
+//! progress bar as a local run; `--attach --out RUN` follows a run launched earlier.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::jobs::CancelToken;
+use crate::train::launch::local::{LocalJob, WatchEnd};
+use crate::train::launch::{self, ray, slurm, ExportOptions, Target};
+use crate::train::StepRecord;
+
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Train with the standard engines instead: write a run folder in --out for torchrun, slurm,
+    /// ray or skypilot (TRL SFT script with s1's formatting, mask and settings, data as Parquet)
+    #[arg(long, value_enum)]
+    pub target: Option<Target>,
+    /// Start the exported run (torchrun: here, as a subprocess; ray: through the Jobs API at
+    /// --ray-address; slurm: sbatch on this login node) and follow its log
+    #[arg(long, requires = "target")]
+    pub launch: bool,
+    /// Follow a run launched earlier from --out (its launch.json, ray_job.json or slurm_job.json)
+    #[arg(long, conflicts_with = "target")]
+    pub attach: bool,
+    /// The Ray dashboard (Jobs API)
+    #[arg(long, env = "RAY_ADDRESS", default_value = "http://127.0.0.1:8265")]
+    pub ray_address: String,
+    /// The Python that runs ray_job.py on the Ray head
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// What train.py loads instead of a copy of --model: a Hugging Face id or a path on the cluster
+    #[arg(long)]
+    pub remote_model: Option<String>,
+    /// Nodes (Slurm, SkyPilot)
+    #[arg(long, default_value_t = 2)]
+    pub nodes: usize,
+    /// GPUs per node (Slurm, Ray, SkyPilot); 0 for a CPU job
+    #[arg(long, default_value_t = 8)]
+    pub gpus_per_node: usize,
+    /// Processes of a launch here or on Ray (default: the GPUs, else 1)
+    #[arg(long)]
+    pub nproc: Option<usize>,
+}
+
+impl RemoteArgs {
+    pub fn wanted(&self) -> bool {
+        self.target.is_some() || self.attach
+    }
+}
+
+fn bar(total: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn show(bar: &indicatif::ProgressBar, r: &StepRecord) {
+    bar.set_length(r.total_steps as u64);
+    bar.set_position(r.step as u64);
+    bar.set_message(format!(
+        "loss {:.4}  lr {:.2e}  grad norm {:.3}  {:.0} tok/s  ETA {:.0}s",
+        r.loss, r.lr, r.grad_norm, r.tokens_per_s, r.remaining
+    ));
+}
+
+fn report(end: Result<WatchEnd, String>, out: &std::path::Path) -> anyhow::Result<()> {
+    match end {
+        Ok(WatchEnd::Done { steps, checkpoint }) => {
+            match checkpoint {
+                Some(c) => println!("done: {steps} steps; model in {}", c.display()),
+                None => println!("done: {steps} steps (no checkpoint in {})", out.display()),
+            }
+            Ok(())
+        }
+        Ok(WatchEnd::Stopped { step }) => {
+            println!("stopped at step {step}");
+            Ok(())
+        }
+        Ok(WatchEnd::Detached { step }) => {
+            println!(
+                "left the job running at step {step}; follow it again with: s1-studio train --attach --out {}",
+                out.display()
+            );
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
+    }
+}
+
+/// The launch's environment: the device (here: --device; on a cluster: CPU when
+/// --gpus-per-node is 0, else the GPUs) and --nproc.
+fn launch_env(a: &super::train::TrainArgs, r: &RemoteArgs, target: Target) -> Vec<(String, String)> {
+    let cpu = match target {
+        Target::Torchrun => a.device().is_cpu(),
+        _ => r.gpus_per_node == 0,
+    };
+    let mut env = vec![("DEVICE".to_string(), if cpu { "cpu" } else { "cuda" }.to_string())];
+    if let Some(n) = r.nproc {
+        env.push(("NPROC".into(), n.to_string()));
+    }
+    env
+}
+
+/// A launched job to follow.
+enum Job {
+    Local,
+    Ray(ray::RayClient, String),
+    Slurm(String),
+}
+
+/// Follows the job launched from `out`: here, on Ray or on Slurm.
+fn follow(out: &std::path::Path, job: Job) -> anyhow::Result<()> {
+    let cancel = CancelToken::new();
+    {
+        let c = cancel.clone();
+        // Ctrl-C stops the job (torchrun and every rank, or the Ray job).
+        let _ = ctrlc::set_handler(move || c.cancel());
+    }
+    let detach = CancelToken::new();
+    let b = bar(0);
+    let end = match job {
+        Job::Slurm(id) => {
+            b.println(format!(
+                "following Slurm job {id} ({})",
+                out.join(format!("slurm-{id}.out")).display()
+            ));
+            slurm::watch(&id, out, &cancel, &detach, &mut |s| show(&b, s))
+        }
+        Job::Ray(client, id) => {
+            b.println(format!("following Ray job {id} at {}", client.address()));
+            ray::watch(&client, &id, out, &cancel, &detach, Duration::from_secs(60), &mut |s| {
+                show(&b, s)
+            })
+        }
+        Job::Local => {
+            let mut job = LocalJob::attach(out).map_err(anyhow::Error::msg)?;
+            b.println(format!(
+                "following pid {} ({})",
+                job.pid(),
+                out.join("launch.log").display()
+            ));
+            job.watch(&cancel, &detach, &mut |s| show(&b, s))
+        }
+    };
+    b.finish();
+    report(end, out)
+}
+
+pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
+    let out = a.out().to_path_buf();
+    if r.attach {
+        if out.join(ray::RAY_FILE).exists() {
+            let (client, id) = ray::attach(&out, Some(&r.ray_address)).map_err(anyhow::Error::msg)?;
+            return follow(&out, Job::Ray(client, id));
+        }
+        if out.join(slurm::SLURM_FILE).exists() {
+            return follow(&out, Job::Slurm(slurm::attach(&out).map_err(anyhow::Error::msg)?));
+        }
+        return follow(&out, Job::Local);
+    }
+    let Some(target) = r.target else {
+        bail!("--target or --attach is needed")
+    };
+    let s = super::train::settings(a)?;
+    let opts = ExportOptions {
+        target,
+        remote_model: r.remote_model.clone(),
+        nodes: r.nodes,
+        gpus_per_node: r.gpus_per_node,
+        ..ExportOptions::default()
+    };
+    let sum = launch::export(&s, &opts).map_err(anyhow::Error::msg)?;
+    println!(
+        "wrote {} for {}: {} examples, {} steps of {} examples ({})",
+        out.display(),
+        target.name(),
+        sum.examples,
+        sum.total_steps,
+        sum.global_batch,
+        sum.files.join(", ")
+    );
+    println!("command (from {}): {}", out.display(), sum.command);
+    if !r.launch {
+        println!("see {} for the other targets", out.join("README.md").display());
+        return Ok(());
+    }
+    match target {
+        Target::Torchrun => {
+            let cancel = CancelToken::new();
+            {
+                let c = cancel.clone();
+                let _ = ctrlc::set_handler(move || c.cancel());
+            }
+            let mut job = LocalJob::start(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            let b = bar(sum.total_steps);
+            b.println(format!(
+                "started pid {} ({})",
+                job.pid(),
+                out.join("launch.log").display()
+            ));
+            let end = job.watch(&cancel, &CancelToken::new(), &mut |st| show(&b, st));
+            b.finish();
+            report(end, &out)
+        }
+        Target::Ray => {
+            let client = ray::RayClient::new(&r.ray_address);
+            let id = ray::launch(&client, &out, &r.python, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Job::Ray(client, id))
+        }
+        Target::Slurm => {
+            let id = slurm::submit(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Job::Slurm(id))
+        }
+        Target::Skypilot => bail!(
+            "--launch starts torchrun, Ray and Slurm runs; for SkyPilot run `{}` from {} and bring the checkpoints \
+             back (README.md says how)",
+            sum.command,
+            out.display()
+        ),
+    }
+}

@@ -1,0 +1,243 @@
+//! The exported run folder submitted to a real one-node Slurm cluster (Debian's slurm-wlm:
+//! slurmctld and slurmd on this host, started by the test with its own config and ports, munge
+//! for authentication): sbatch takes job.sbatch, the studio follows the job's trainer_log.jsonl
+//! to the end (2 torchrun processes on the CPU), and a job that dies shows its reason from
+//! slurm-ID.out.
+//!
+//! Needs root (slurmd runs jobs as their user, started here as root), slurm-wlm and munge
+//! (`apt-get install slurm-wlm munge`), and a Python with torch, transformers 4.46.1 and
+//! trl 0.12.0 (S1_PYTHON).
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use s1_studio::jobs::CancelToken;
+use s1_studio::train::launch::local::WatchEnd;
+use s1_studio::train::launch::{self, slurm, ExportOptions, Target};
+use s1_studio::train::TrainSettings;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn has(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn munge_answers() -> bool {
+    Command::new("munge")
+        .arg("-n")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// slurmctld + slurmd (and munged, unless one runs already) in the foreground with a config of
+/// their own, ended with the test.
+struct Cluster {
+    daemons: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let how = "this test needs Slurm and munge, run as root: `apt-get install slurm-wlm munge`";
+        for c in ["/usr/sbin/slurmctld", "/usr/sbin/slurmd"] {
+            assert!(Path::new(c).exists(), "{c} is missing; {how}");
+        }
+        assert!(has("sbatch", "--version") && has("munge", "--version"), "{how}");
+        // SAFETY: geteuid only reads the caller's id.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "{how}");
+        let dir = tempfile::Builder::new().prefix("slurm").tempdir_in("/tmp").unwrap();
+        // Built first, so that a panic while starting still ends what was started.
+        let mut cluster = Self {
+            daemons: Vec::new(),
+            dir,
+        };
+        if !munge_answers() {
+            // In the foreground and owned by the test: a daemonized munged would outlive it,
+            // holding every file descriptor the test inherited (a cargo lock among them).
+            std::fs::create_dir_all("/run/munge").unwrap();
+            let _ = Command::new("chown").args(["munge:munge", "/run/munge"]).status();
+            let id = |flag: &str| -> u32 {
+                let out = Command::new("id").args([flag, "munge"]).output().unwrap();
+                let text = String::from_utf8_lossy(&out.stdout);
+                text.trim()
+                    .parse()
+                    .unwrap_or_else(|_| panic!("no munge user (id {flag} munge: {text:?}); {how}"))
+            };
+            use std::os::unix::process::CommandExt;
+            let munged = Command::new("/usr/sbin/munged")
+                .arg("-F")
+                .uid(id("-u"))
+                .gid(id("-g"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap_or_else(|e| panic!("could not start /usr/sbin/munged: {e}; {how}"));
+            cluster.daemons.push(munged);
+            let up = (0..40).any(|_| {
+                std::thread::sleep(Duration::from_millis(250));
+                munge_answers()
+            });
+            assert!(up, "munged did not answer within 10 s (munge -n); {how}");
+        }
+        let d = cluster.dir.path().to_path_buf();
+        for sub in ["state", "spool"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let conf = format!(
+            "ClusterName=s1test\nSlurmctldHost={host}\nSlurmUser=root\nSlurmdUser=root\nAuthType=auth/munge\n\
+             CredType=cred/munge\nStateSaveLocation={d}/state\nSlurmdSpoolDir={d}/spool\n\
+             SlurmctldPidFile={d}/slurmctld.pid\nSlurmdPidFile={d}/slurmd.pid\nSlurmctldLogFile={d}/slurmctld.log\n\
+             SlurmdLogFile={d}/slurmd.log\nProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n\
+             JobAcctGatherType=jobacct_gather/none\nSchedulerType=sched/backfill\nSelectType=select/cons_tres\n\
+             SelectTypeParameters=CR_Core\nReturnToService=2\nMpiDefault=none\nSlurmctldPort={}\nSlurmdPort={}\n\
+             NodeName={host} CPUs={cpus} RealMemory=1000 State=UNKNOWN\n\
+             PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP\n",
+            free_port(),
+            free_port(),
+            d = d.display()
+        );
+        let conf_path = d.join("slurm.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        // The client commands (sbatch, squeue, scancel) read the same config.
+        std::env::set_var("SLURM_CONF", &conf_path);
+        let daemon = |bin: &str| {
+            use std::os::unix::process::CommandExt;
+            Command::new(bin)
+                .args(["-D", "-f"])
+                .arg(&conf_path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        cluster.daemons.push(daemon("/usr/sbin/slurmctld"));
+        cluster.daemons.push(daemon("/usr/sbin/slurmd"));
+        for _ in 0..120 {
+            let out = Command::new("sinfo").args(["-h", "-o", "%t"]).output().unwrap();
+            if String::from_utf8_lossy(&out.stdout).trim() == "idle" {
+                return cluster;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!(
+            "the Slurm node did not come up idle within a minute; see {}/slurmctld.log and slurmd.log",
+            d.display()
+        );
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.daemons.iter_mut().rev() {
+            // SAFETY: signals to the daemon's own process group.
+            unsafe { libc::kill(-(c.id() as i32), libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+fn rows(path: &Path, n: usize) {
+    let mut text = String::new();
+    for i in 0..n {
+        let (a, b) = (3 + i, 7 + 2 * i);
+        let row = serde_json::json!({
+            "question": format!("What is {a} + {b}?"),
+            "thinking_trajectories": [format!("We add {a} and {b}.")],
+            "attempt": format!("The sum is \\boxed{{{}}}.", a + b),
+        });
+        text.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_one_node_slurm_cluster_runs_the_sbatch_script() {
+    let py = std::env::var("S1_PYTHON").unwrap_or_else(|_| "python3".into());
+    assert!(
+        Command::new(&py)
+            .args(["-c", "import torch, trl, transformers, accelerate, datasets"])
+            .status()
+            .is_ok_and(|s| s.success()),
+        "this test needs a Python with torch, transformers==4.46.1, trl==0.12.0, accelerate and datasets (S1_PYTHON={py})"
+    );
+    let _cluster = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    rows(&d.join("rows.jsonl"), 6);
+    let opts = ExportOptions {
+        target: Target::Slurm,
+        nodes: 1,
+        gpus_per_node: 0,
+        ..ExportOptions::default()
+    };
+    let env: Vec<(String, String)> = [
+        ("NPROC", "2".to_string()),
+        ("DEVICE", "cpu".to_string()),
+        ("TORCHRUN", format!("{py} -m torch.distributed.run")),
+        ("MASTER_PORT", free_port().to_string()),
+        ("OMP_NUM_THREADS", "1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let settings = |out: &str| {
+        let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join(out));
+        (s.epochs, s.lr, s.batch, s.grad_accum, s.block_size) = (2, 2e-3, 1, 2, 128);
+        s
+    };
+
+    let s = settings("slurm");
+    let sum = launch::export(&s, &opts).unwrap();
+    let script = std::fs::read_to_string(s.out.join("job.sbatch")).unwrap();
+    assert!(
+        script.contains("#SBATCH --nodes=1") && !script.contains("--gres"),
+        "{script}"
+    );
+    let id = slurm::submit(&s.out, &env).unwrap();
+    assert_eq!(slurm::attach(&s.out).unwrap(), id);
+    let mut steps = Vec::new();
+    let end = slurm::watch(&id, &s.out, &CancelToken::new(), &CancelToken::new(), &mut |r| {
+        steps.push(r.step)
+    });
+    let Ok(WatchEnd::Done { steps: n, checkpoint }) = end else {
+        panic!(
+            "{end:?}\n{}",
+            std::fs::read_to_string(s.out.join(format!("slurm-{id}.out"))).unwrap_or_default()
+        )
+    };
+    assert_eq!(n, sum.total_steps);
+    assert_eq!(steps, (1..=sum.total_steps).collect::<Vec<_>>());
+    assert_eq!(checkpoint, Some(s.out.join(format!("checkpoint-{n}"))));
+
+    // A job that dies: the reason comes from slurm-ID.out.
+    let s = settings("slurm-dies");
+    launch::export(&s, &opts).unwrap();
+    std::fs::remove_file(s.out.join("data/train.parquet")).unwrap();
+    let id = slurm::submit(&s.out, &env).unwrap();
+    let err = slurm::watch(&id, &s.out, &CancelToken::new(), &CancelToken::new(), &mut |_| {}).unwrap_err();
+    assert!(
+        err.contains(&format!("Slurm job {id} ended after step 0")) && err.contains("train.parquet"),
+        "{err}"
+    );
+}
