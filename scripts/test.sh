@@ -10,15 +10,23 @@ if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
   echo "         Install one: apt-get install mesa-vulkan-drivers libvulkan1 (.ci/run does)." >&2
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-# tests/curate_cli.rs checks that the curation export loads in Hugging Face `datasets`, and
-# tests/serve_*.rs drive `s1-studio serve` with the real `openai` client: a Python with both
-# (S1_PYTHON, else python3 if it has them, else a venv made here from PyPI).
+# The test Python (S1_PYTHON, else python3 if it has everything, else a venv made here from PyPI,
+# about 6 GB with torch's CUDA libraries): `datasets` (tests/curate_cli.rs loads the curation
+# export), `openai` (tests/serve_*.rs drive `s1-studio serve` with the real client), and the
+# engines an exported run folder trains with (tests/train_export.rs, gui_train_export.rs,
+# train_slurm.rs): torch (torchrun beside the python), TRL 0.12.0 on transformers 4.46.1 as s1
+# pins them, accelerate, and Ray's head and Jobs API. tests/train_slurm.rs also needs root and
+# slurm-wlm + munge (apt; .ci/run installs them).
+py_pins=("datasets==3.1.0" "openai>=1" "torch==2.15.0" "transformers==4.46.1" "trl==0.12.0"
+  "accelerate==1.0.1" "ray[default]==2.60.0")
+py_check="import datasets, openai, torch, accelerate, ray, aiohttp, transformers, trl
+assert transformers.__version__ == '4.46.1' and trl.__version__ == '0.12.0' and ray.__version__ == '2.60.0'"
 if [ -z "${S1_PYTHON:-}" ]; then
-  if python3 -c "import datasets, openai" 2>/dev/null; then
+  if python3 -c "$py_check" 2>/dev/null; then
     S1_PYTHON=python3
   else
     [ -x target/pyenv/bin/python ] || python3 -m venv target/pyenv
-    target/pyenv/bin/python -c "import datasets, openai" 2>/dev/null || target/pyenv/bin/pip install -q "datasets>=3" "openai>=1"
+    target/pyenv/bin/python -c "$py_check" 2>/dev/null || target/pyenv/bin/pip install -q "${py_pins[@]}"
     S1_PYTHON="$PWD/target/pyenv/bin/python"
   fi
   export S1_PYTHON
