@@ -145,7 +145,9 @@ fn the_inspector_closes_and_gives_the_table_its_width() {
 
     let key = shown_keys(&h, 1).remove(0);
     h.get_by_label(&key).click();
-    h.run();
+    // The row's detail comes from the curation thread: inspect() waits for it (a
+    // settling run here would race with its arrival).
+    h.step();
     inspect(&mut h, &key);
     assert!(h.state().curate.inspector_open);
     let inspector_left = h.get_by_label_contains("source: ").rect().min.x;
@@ -175,7 +177,9 @@ fn the_inspector_closes_and_gives_the_table_its_width() {
     // A row's click opens it.
     let other = shown_keys(&h, 3).remove(2);
     h.get_by_label(&format!("row {other}")).click();
-    h.run();
+    // The row's detail comes from the curation thread: inspect() waits for it (a
+    // settling run here would race with its arrival).
+    h.step();
     inspect(&mut h, &other);
     assert!(h.query_by_label("Close inspector").is_some());
     // Resizable: a wider inspector leaves the table fewer columns still.
@@ -286,7 +290,9 @@ fn columns_stay_under_their_headers() {
     assert_aligned(&h, &keys);
     // Picked and inspected.
     h.get_by_label(&format!("row {}", keys[1])).click();
-    h.run();
+    // The row's detail comes from the curation thread: inspect() waits for it (a
+    // settling run here would race with its arrival).
+    h.step();
     inspect(&mut h, &keys[1]);
     h.get_by_label("Close inspector").click();
     h.run();
@@ -325,7 +331,9 @@ fn whole_rows_click_and_several_are_marked_at_once() {
     let key_cell = h.get_by_label(&keys[0]).rect();
     assert!(!key_cell.contains(r.center()));
     h.get_by_label(&format!("row {}", keys[0])).click();
-    h.run();
+    // The row's detail comes from the curation thread: inspect() waits for it (a
+    // settling run here would race with its arrival).
+    h.step();
     inspect(&mut h, &keys[0]);
     let picked =
         |h: &Harness<'static, StudioApp>| -> Vec<String> { h.state().curate.picked.keys.iter().cloned().collect() };
