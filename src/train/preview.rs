@@ -25,12 +25,19 @@ pub struct DataPreview {
     pub first_line: usize,
 }
 
-/// Renders and tokenizes every row as training would; errors name the file (and row).
-pub fn preview(s: &TrainSettings) -> Result<DataPreview, String> {
+/// The model folder's tokenizer and the chat template rows are rendered with (the tokenizer's
+/// own, else ChatML), as the preview and the run-folder export read them; errors name the folder.
+pub fn tokenizer_and_template(s: &TrainSettings) -> Result<(TextTokenizer, ChatTemplate), String> {
     let (tokenizer, source) = TextTokenizer::from_hf_folder(&s.model).map_err(|e| e.to_string())?;
     let (bos, eos) = (tokenizer.special.bos.as_deref(), tokenizer.special.eos.as_deref());
     let template = ChatTemplate::new(source.as_deref().unwrap_or(CHATML_TEMPLATE), bos, eos)
         .map_err(|e| format!("{}: chat template: {e}", s.model.display()))?;
+    Ok((tokenizer, template))
+}
+
+/// Renders and tokenizes every row as training would; errors name the file (and row).
+pub fn preview(s: &TrainSettings) -> Result<DataPreview, String> {
+    let (tokenizer, template) = tokenizer_and_template(s)?;
     let renderer = Renderer {
         tokenizer: &tokenizer,
         template: &template,

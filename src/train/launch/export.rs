@@ -8,8 +8,6 @@
 use std::path::{Path, PathBuf};
 
 use super::Target;
-use crate::model::chat_template::{ChatTemplate, CHATML_TEMPLATE};
-use crate::model::tokenizer::TextTokenizer;
 use crate::train::config::{LastBatch, LossWeighting};
 use crate::train::data::{self, Renderer};
 use crate::train::mask::{self, LossMask};
@@ -217,10 +215,7 @@ pub fn export(s: &TrainSettings, opts: &ExportOptions) -> Result<ExportSummary, 
             crate::train::runs::next_free(&s.out).display()
         ));
     }
-    let (tokenizer, source) = TextTokenizer::from_hf_folder(&s.model).map_err(|e| e.to_string())?;
-    let (bos, eos) = (tokenizer.special.bos.as_deref(), tokenizer.special.eos.as_deref());
-    let template = ChatTemplate::new(source.as_deref().unwrap_or(CHATML_TEMPLATE), bos, eos)
-        .map_err(|e| format!("{}: chat template: {e}", s.model.display()))?;
+    let (tokenizer, template) = crate::train::preview::tokenizer_and_template(s)?;
     let renderer = Renderer {
         tokenizer: &tokenizer,
         template: &template,
