@@ -10,21 +10,6 @@ use s1_studio::jobs::CancelToken;
 use s1_studio::model::{load_model, LoadOptions};
 use s1_studio::train::{run, StepRecord, TrainEvent, TrainOutcome, TrainSettings};
 
-fn rows(path: &Path, n: usize) {
-    let mut text = String::new();
-    for i in 0..n {
-        let (a, b) = (3 + i, 7 + 2 * i);
-        let row = serde_json::json!({
-            "question": format!("What is {a} + {b}?"),
-            "solution": format!("{}", a + b),
-            "thinking_trajectories": [format!("We add {a} and {b}."), format!("{a} + {b} = {}.", a + b)],
-            "attempt": format!("The sum is \\boxed{{{}}}.", a + b),
-        });
-        text.push_str(&format!("{row}\n"));
-    }
-    std::fs::write(path, text).unwrap();
-}
-
 fn settings(dir: &Path, out: &str) -> TrainSettings {
     let mut s = TrainSettings::s1(dir.join("model"), dir.join("rows.jsonl"), dir.join(out));
     s.epochs = 2;
@@ -52,7 +37,7 @@ fn trains_logs_checkpoints_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::tiny_qwen(&d.join("model"), 256);
-    rows(&d.join("rows.jsonl"), 12);
+    common::sum_rows(&d.join("rows.jsonl"), 12);
 
     // The uninterrupted run: 12 rows, global batch 4 -> 3 steps per epoch, 6 steps.
     let s = settings(d, "full");
@@ -178,7 +163,7 @@ fn bad_inputs_fail_with_the_file_named() {
         panic!()
     };
     assert!(e.contains("rows.jsonl") && e.contains("no rows"), "{e}");
-    rows(&d.join("rows.jsonl"), 4);
+    common::sum_rows(&d.join("rows.jsonl"), 4);
     let mut s = settings(d, "o");
     s.block_size = 8;
     let TrainOutcome::Failed(e) = run(&s, &CancelToken::new(), &mut |_| {}) else {
@@ -208,7 +193,7 @@ fn lora_run_saves_a_peft_adapter_that_the_engine_loads_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::tiny_qwen(&d.join("model"), 256);
-    rows(&d.join("rows.jsonl"), 12);
+    common::sum_rows(&d.join("rows.jsonl"), 12);
     let mut s = settings(d, "lora");
     s.lora = Some(s1_studio::train::LoraSettings::new(4));
     let mut events = Vec::new();

@@ -15,7 +15,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -47,31 +46,12 @@ fn python() -> String {
     py
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn rows(path: &Path, n: usize) {
-    let mut text = String::new();
-    for i in 0..n {
-        let (a, b) = (3 + i, 7 + 2 * i);
-        let row = serde_json::json!({
-            "question": format!("What is {a} + {b}?"),
-            "solution": format!("{}", a + b),
-            "thinking_trajectories": [format!("We add {a} and {b}."), format!("{a} + {b} = {}.", a + b)],
-            "attempt": format!("The sum is \\boxed{{{}}}.", a + b),
-        });
-        text.push_str(&format!("{row}\n"));
-    }
-    std::fs::write(path, text).unwrap();
-}
-
 /// 10 rows, global batch 4 (3 steps an epoch, the third completed with 2 of the epoch's first),
 /// 2 epochs.
 fn setup(d: &Path, out: &str) -> TrainSettings {
     if !d.join("model").exists() {
         common::tiny_qwen(&d.join("model"), 256);
-        rows(&d.join("rows.jsonl"), 10);
+        common::sum_rows(&d.join("rows.jsonl"), 10);
     }
     let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join(out));
     s.epochs = 2;
@@ -80,19 +60,6 @@ fn setup(d: &Path, out: &str) -> TrainSettings {
     s.grad_accum = 2;
     s.block_size = 128;
     s
-}
-
-fn cpu_env(py: &str) -> Vec<(String, String)> {
-    [
-        ("NPROC", "2".to_string()),
-        ("DEVICE", "cpu".to_string()),
-        ("TORCHRUN", format!("{py} -m torch.distributed.run")),
-        ("MASTER_PORT", free_port().to_string()),
-        ("OMP_NUM_THREADS", "1".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
 }
 
 fn export(s: &TrainSettings, target: Target) -> launch::ExportSummary {
@@ -148,7 +115,7 @@ fn torchrun_on_two_processes_matches_the_studio_trainer() {
         submit["entrypoint"].as_str().unwrap().ends_with("ray_job.py"),
         "{submit}"
     );
-    let mut job = LocalJob::start(&s.out, &cpu_env(&py)).unwrap();
+    let mut job = LocalJob::start(&s.out, &common::torchrun_cpu_env(&py)).unwrap();
     let mut followed = Vec::new();
     let end = job.watch(&CancelToken::new(), &CancelToken::new(), &mut |r| {
         followed.push(r.clone())
@@ -227,7 +194,7 @@ fn a_dying_job_shows_its_last_lines_and_stop_ends_every_process() {
     let s = setup(d, "dies");
     export(&s, Target::Torchrun);
     std::fs::remove_file(s.out.join("data/train.parquet")).unwrap();
-    let mut job = LocalJob::start(&s.out, &cpu_env(&py)).unwrap();
+    let mut job = LocalJob::start(&s.out, &common::torchrun_cpu_env(&py)).unwrap();
     let err = job
         .watch(&CancelToken::new(), &CancelToken::new(), &mut |_| {})
         .unwrap_err();
@@ -237,7 +204,7 @@ fn a_dying_job_shows_its_last_lines_and_stop_ends_every_process() {
     // Stop after the first step: the job and its ranks end, the run keeps its steps so far.
     let s = setup(d, "stopped");
     export(&s, Target::Torchrun);
-    let mut job = LocalJob::start(&s.out, &cpu_env(&py)).unwrap();
+    let mut job = LocalJob::start(&s.out, &common::torchrun_cpu_env(&py)).unwrap();
     let cancel = CancelToken::new();
     let c = cancel.clone();
     let end = job.watch(&cancel, &CancelToken::new(), &mut |_| c.cancel()).unwrap();
@@ -274,7 +241,7 @@ impl RayHead {
         );
         use std::os::unix::process::CommandExt;
         let tmp = tempfile::Builder::new().prefix("ray").tempdir_in("/tmp").unwrap();
-        let (port, dash) = (free_port(), free_port());
+        let (port, dash) = (common::free_port(), common::free_port());
         let child = Command::new(py)
             .args([
                 "-m",
@@ -324,7 +291,7 @@ impl Drop for RayHead {
 #[test]
 fn a_local_ray_cluster_takes_the_job_through_the_jobs_api() {
     // Unreachable: said plainly, without a cluster.
-    let nowhere = ray::RayClient::new(&format!("127.0.0.1:{}", free_port()));
+    let nowhere = ray::RayClient::new(&format!("127.0.0.1:{}", common::free_port()));
     let err = nowhere.submit(&serde_json::json!({"entrypoint": "true"})).unwrap_err();
     assert!(
         err.contains("cannot reach the Ray dashboard") && err.contains("ray start --head"),
@@ -345,7 +312,10 @@ fn a_local_ray_cluster_takes_the_job_through_the_jobs_api() {
     let d = dir.path();
     let s = setup(d, "ray");
     export(&s, Target::Ray);
-    let env: Vec<(String, String)> = cpu_env(&py).into_iter().filter(|(k, _)| k != "TORCHRUN").collect();
+    let env: Vec<(String, String)> = common::torchrun_cpu_env(&py)
+        .into_iter()
+        .filter(|(k, _)| k != "TORCHRUN")
+        .collect();
     let id = ray::launch(&client, &s.out, &py, &env).unwrap();
     // Re-attach from the folder, as a later session would.
     let (again, same) = ray::attach(&s.out, None).unwrap();

@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -19,10 +18,6 @@ use s1_studio::jobs::CancelToken;
 use s1_studio::train::launch::local::WatchEnd;
 use s1_studio::train::launch::{self, slurm, ExportOptions, Target};
 use s1_studio::train::TrainSettings;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn has(cmd: &str, arg: &str) -> bool {
     Command::new(cmd)
@@ -111,8 +106,8 @@ impl Cluster {
              SelectTypeParameters=CR_Core\nReturnToService=2\nMpiDefault=none\nSlurmctldPort={}\nSlurmdPort={}\n\
              NodeName={host} CPUs={cpus} RealMemory=1000 State=UNKNOWN\n\
              PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP\n",
-            free_port(),
-            free_port(),
+            common::free_port(),
+            common::free_port(),
             d = d.display()
         );
         let conf_path = d.join("slurm.conf");
@@ -156,20 +151,6 @@ impl Drop for Cluster {
     }
 }
 
-fn rows(path: &Path, n: usize) {
-    let mut text = String::new();
-    for i in 0..n {
-        let (a, b) = (3 + i, 7 + 2 * i);
-        let row = serde_json::json!({
-            "question": format!("What is {a} + {b}?"),
-            "thinking_trajectories": [format!("We add {a} and {b}.")],
-            "attempt": format!("The sum is \\boxed{{{}}}.", a + b),
-        });
-        text.push_str(&format!("{row}\n"));
-    }
-    std::fs::write(path, text).unwrap();
-}
-
 #[test]
 fn a_one_node_slurm_cluster_runs_the_sbatch_script() {
     let py = std::env::var("S1_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -184,23 +165,14 @@ fn a_one_node_slurm_cluster_runs_the_sbatch_script() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::tiny_qwen(&d.join("model"), 256);
-    rows(&d.join("rows.jsonl"), 6);
+    common::sum_rows(&d.join("rows.jsonl"), 6);
     let opts = ExportOptions {
         target: Target::Slurm,
         nodes: 1,
         gpus_per_node: 0,
         ..ExportOptions::default()
     };
-    let env: Vec<(String, String)> = [
-        ("NPROC", "2".to_string()),
-        ("DEVICE", "cpu".to_string()),
-        ("TORCHRUN", format!("{py} -m torch.distributed.run")),
-        ("MASTER_PORT", free_port().to_string()),
-        ("OMP_NUM_THREADS", "1".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let env = common::torchrun_cpu_env(&py);
     let settings = |out: &str| {
         let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join(out));
         (s.epochs, s.lr, s.batch, s.grad_accum, s.block_size) = (2, 2e-3, 1, 2, 128);

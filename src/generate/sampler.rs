@@ -1,6 +1,7 @@
 //! Token sampling: greedy, temperature, top-k, top-p, seeded; ids the tokenizer does not know
 //! (embedding rows past the vocabulary) and banned ids are never picked.
 
+use crate::model::argmax;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -128,18 +129,6 @@ impl Sampler {
         }
         cand.last().map_or(0, |c| c.0)
     }
-}
-
-fn argmax(xs: &[f32]) -> u32 {
-    let mut best = 0;
-    let mut best_v = f32::NEG_INFINITY;
-    for (i, &v) in xs.iter().enumerate() {
-        if v > best_v {
-            best_v = v;
-            best = i;
-        }
-    }
-    best as u32
 }
 
 #[cfg(test)]

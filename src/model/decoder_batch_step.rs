@@ -8,6 +8,9 @@
 
 use candle_core::{DType, Device, Tensor};
 
+use super::argmax;
+use super::decoder::Logits;
+
 use super::decoder::{Attention, Block, Decoder, Linear};
 use super::kv_cache::KvCache;
 use super::qk_norm::QkNorm;
@@ -112,5 +115,43 @@ impl Decoder {
         }
         let out = Tensor::cat(&outs, 0)?;
         a.o_proj.forward(&out, true)
+    }
+}
+
+impl Decoder {
+    /// The worst relative error (L2) between the logits [`Decoder::step_batch`] gives the
+    /// sequences started by `prompts` over `steps` greedy steps and those of feeding each alone
+    /// through [`Decoder::forward`] with its own cache (each fed its own greedy token): what the
+    /// batched step computes, checked (`bench gpu-decode --batches`, the tests).
+    pub fn step_batch_error(&self, prompts: &[Vec<u32>], steps: usize) -> candle_core::Result<f32> {
+        let feed = |cache: &mut KvCache, ids: &[u32]| -> candle_core::Result<Vec<f32>> {
+            let t = Tensor::new(ids, &self.device)?.unsqueeze(0)?;
+            self.forward(&t, Some(cache), Logits::Last)?
+                .flatten_all()?
+                .to_vec1::<f32>()
+        };
+        let mut alone: Vec<KvCache> = prompts.iter().map(|_| self.new_cache()).collect();
+        let mut together: Vec<KvCache> = prompts.iter().map(|_| self.new_cache()).collect();
+        let mut tokens = Vec::with_capacity(prompts.len());
+        for (s, p) in prompts.iter().enumerate() {
+            feed(&mut together[s], p)?;
+            tokens.push(argmax(&feed(&mut alone[s], p)?));
+        }
+        let mut worst = 0f32;
+        for _ in 0..steps {
+            let mut refs: Vec<&mut KvCache> = together.iter_mut().collect();
+            let rows = self.step_batch(&tokens, &mut refs)?;
+            for (s, row) in rows.iter().enumerate() {
+                let want = feed(&mut alone[s], &tokens[s..s + 1])?;
+                if row.len() != want.len() || together[s].len() != alone[s].len() {
+                    candle_core::bail!("step_batch: sequence {s} differs in shape from feeding it alone");
+                }
+                let num: f32 = row.iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum();
+                let den: f32 = want.iter().map(|b| b * b).sum();
+                worst = worst.max((num / den.max(1e-30)).sqrt());
+                tokens[s] = argmax(&want);
+            }
+        }
+        Ok(worst)
     }
 }

@@ -39,3 +39,16 @@ pub use loader::{
 };
 pub use thinking::{ThinkingKind, ThinkingStyle};
 pub use tokenizer::TextTokenizer;
+
+/// The index of the largest logit (the first of equals; NaN never wins): greedy decoding.
+pub fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > best_v {
+            best_v = v;
+            best = i;
+        }
+    }
+    best as u32
+}

@@ -142,46 +142,57 @@ pub mod gui {
 pub mod mock_endpoint;
 pub mod mock_hub;
 
-/// The worst relative error (L2) between the logits `Decoder::step_batch` gives `n` sequences of
-/// different lengths (prompts of 3, 7, 11, ... tokens) over `steps` steps and those of feeding
-/// each sequence alone through `Decoder::forward` with its own cache.
+/// `Decoder::step_batch_error` for `n` sequences of different lengths (prompts of 3, 7, 11, ...
+/// tokens) over `steps` steps.
 #[allow(dead_code)]
 pub fn step_batch_error(dec: &s1_studio::model::Decoder, n: usize, steps: u32) -> f32 {
-    use candle_core::Tensor;
-    use s1_studio::model::{KvCache, Logits};
     let vocab = dec.config().vocab_size.min(400) as u32;
-    let feed = |cache: &mut KvCache, ids: &[u32]| -> Vec<f32> {
-        let t = Tensor::new(ids, dec.device()).unwrap().unsqueeze(0).unwrap();
-        dec.forward(&t, Some(cache), Logits::Last)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap()
-    };
     let prompts: Vec<Vec<u32>> = (0..n as u32)
         .map(|s| (0..3 + 4 * s).map(|i| (i * 31 + s * 7 + 5) % vocab).collect())
         .collect();
-    let mut alone: Vec<KvCache> = prompts.iter().map(|_| dec.new_cache()).collect();
-    let mut together: Vec<KvCache> = prompts.iter().map(|_| dec.new_cache()).collect();
-    for (s, p) in prompts.iter().enumerate() {
-        feed(&mut alone[s], p);
-        feed(&mut together[s], p);
+    dec.step_batch_error(&prompts, steps as usize).unwrap()
+}
+
+/// `n` training rows in s1K's layout about sums: row i asks for (3 + i) + (7 + 2i), with two
+/// thinking steps and a boxed attempt.
+#[allow(dead_code)]
+pub fn sum_rows(path: &Path, n: usize) {
+    let mut text = String::new();
+    for i in 0..n {
+        let (a, b) = (3 + i, 7 + 2 * i);
+        let row = serde_json::json!({
+            "question": format!("What is {a} + {b}?"),
+            "solution": format!("{}", a + b),
+            "thinking_trajectories": [format!("We add {a} and {b}."), format!("{a} + {b} = {}.", a + b)],
+            "attempt": format!("The sum is \\boxed{{{}}}.", a + b),
+        });
+        text.push_str(&format!("{row}\n"));
     }
-    let mut worst = 0f32;
-    for step in 0..steps {
-        let tokens: Vec<u32> = (0..n as u32).map(|s| (s * 13 + step * 29 + 1) % vocab).collect();
-        let mut refs: Vec<&mut KvCache> = together.iter_mut().collect();
-        let rows = dec.step_batch(&tokens, &mut refs).unwrap();
-        assert_eq!(rows.len(), n);
-        for s in 0..n {
-            let want = feed(&mut alone[s], &tokens[s..s + 1]);
-            assert_eq!(rows[s].len(), want.len());
-            assert_eq!(together[s].len(), alone[s].len());
-            let num: f32 = rows[s].iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum();
-            let den: f32 = want.iter().map(|b| b * b).sum();
-            worst = worst.max((num / den.max(1e-30)).sqrt());
-        }
-    }
-    worst
+    std::fs::write(path, text).unwrap();
+}
+
+/// A TCP port free on loopback now.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The environment an exported run folder's launch.sh reads to train on this CPU with torchrun:
+/// 2 gloo processes, one thread each, a free rendezvous port.
+#[allow(dead_code)]
+pub fn torchrun_cpu_env(py: &str) -> Vec<(String, String)> {
+    [
+        ("NPROC", "2".to_string()),
+        ("DEVICE", "cpu".to_string()),
+        ("TORCHRUN", format!("{py} -m torch.distributed.run")),
+        ("MASTER_PORT", free_port().to_string()),
+        ("OMP_NUM_THREADS", "1".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }

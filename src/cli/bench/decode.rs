@@ -12,6 +12,7 @@ use clap::Args;
 
 use super::{baseline_json, bench_config, median};
 use crate::generate::Sampler;
+use crate::model::argmax;
 use crate::model::config::ModelConfig;
 use crate::model::decoder::{Decoder, Logits};
 use crate::model::weights::SafetensorsWeights;
@@ -160,13 +161,6 @@ pub(super) fn time_decode_batch(
         rates.push((batch * new_tokens) as f64 / t.elapsed().as_secs_f64());
     }
     Ok(median(&mut rates))
-}
-
-pub(super) fn argmax(v: &[f32]) -> u32 {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |a, (i, &x)| if x > a.1 { (i, x) } else { a })
-        .0 as u32
 }
 
 /// The tensor types a GGUF holds, as `Q5_0 x 196, Q4K x 16, ...` (most first).

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use candle_core::{DType, Device, Tensor};
 use clap::Args;
 
-use super::decode::{argmax, time_decode, time_decode_batch};
+use super::decode::{time_decode, time_decode_batch};
 use super::{baseline_json, median};
 use crate::model::config::{Arch, ModelConfig};
 use crate::model::decoder::Decoder;
@@ -160,42 +160,19 @@ pub fn nominal_bandwidth(name: &str) -> Option<f64> {
     TABLE.iter().find(|(k, _)| name.contains(k)).map(|(_, v)| *v)
 }
 
-/// The worst relative error (L2) between the logits `Decoder::step_batch` gives `n` sequences
-/// (each after its own prompt: `prompt` shifted by its row) on their first two steps and those of
-/// feeding each alone through `Decoder::forward`: what the timed batch computes is checked first.
-fn batch_step_error(decoder: &Decoder, prompt: &[u32], n: usize) -> anyhow::Result<f32> {
-    let dev = decoder.device();
-    let vocab = decoder.config().vocab_size as u32;
-    let feed = |cache: &mut crate::model::KvCache, ids: &[u32]| -> anyhow::Result<Vec<f32>> {
-        let t = Tensor::new(ids, dev)?.unsqueeze(0)?;
-        Ok(decoder
-            .forward(&t, Some(cache), crate::model::Logits::Last)?
-            .flatten_all()?
-            .to_vec1::<f32>()?)
-    };
-    let mut alone: Vec<_> = (0..n).map(|_| decoder.new_cache()).collect();
-    let mut together: Vec<_> = (0..n).map(|_| decoder.new_cache()).collect();
-    let mut tokens = Vec::with_capacity(n);
-    for s in 0..n {
-        // Rows of different lengths: sequence s drops its first s % 4 prompt tokens.
-        let p: Vec<u32> = prompt.iter().skip(s % 4).map(|&t| (t + s as u32) % vocab).collect();
-        let p = if p.is_empty() { vec![s as u32 % vocab] } else { p };
-        feed(&mut together[s], &p)?;
-        tokens.push(argmax(&feed(&mut alone[s], &p)?));
-    }
-    let mut worst = 0f32;
-    for _ in 0..2 {
-        let mut refs: Vec<_> = together.iter_mut().collect();
-        let rows = decoder.step_batch(&tokens, &mut refs)?;
-        for s in 0..n {
-            let want = feed(&mut alone[s], &tokens[s..s + 1])?;
-            let num: f32 = rows[s].iter().zip(&want).map(|(a, b)| (a - b) * (a - b)).sum();
-            let den: f32 = want.iter().map(|b| b * b).sum();
-            worst = worst.max((num / den.max(1e-30)).sqrt());
-            tokens[s] = argmax(&want);
-        }
-    }
-    Ok(worst)
+/// `n` prompts of different lengths for the batched step's check: `prompt` shifted by each row,
+/// row s without its first s % 4 tokens.
+fn batch_prompts(prompt: &[u32], n: usize, vocab: u32) -> Vec<Vec<u32>> {
+    (0..n)
+        .map(|s| {
+            let p: Vec<u32> = prompt.iter().skip(s % 4).map(|&t| (t + s as u32) % vocab).collect();
+            if p.is_empty() {
+                vec![s as u32 % vocab]
+            } else {
+                p
+            }
+        })
+        .collect()
 }
 
 pub fn run(a: GpuDecodeArgs) -> anyhow::Result<()> {
@@ -284,7 +261,7 @@ pub fn run(a: GpuDecodeArgs) -> anyhow::Result<()> {
     );
     let mut batch_rows = Vec::new();
     for &n in a.batches.iter().filter(|&&n| n > 1) {
-        let err = batch_step_error(&decoder, &prompt, n)?;
+        let err = decoder.step_batch_error(&batch_prompts(&prompt, n, cfg.vocab_size as u32), 2)?;
         let tol = if dt == DType::F32 { 1e-4 } else { 3e-2 };
         if err.is_nan() || err >= tol {
             bail!("the batched step of {n} sequences differs from each alone: relative error {err:.2e} > {tol:.0e}");
