@@ -69,6 +69,7 @@ pub fn launch_parts(c: &RemoteChoice, s: &TrainSettings) -> (ExportOptions, Laun
         ray_address: c.ray_address.clone(),
         python: c.python.clone(),
         env,
+        ray_upload: false,
     };
     (opts, spec)
 }

@@ -15,8 +15,10 @@ pub struct LaunchSpec {
     pub ray_address: String,
     /// The Python on the Ray head that runs ray_job.py.
     pub python: String,
-    /// Added to the job's environment (NPROC, DEVICE, TORCHRUN, MASTER_PORT, …).
+    /// Added to the job's environment (NPROC, DEVICE, TORCHRUN, MASTER_PORT, OUTPUT_DIR, …).
     pub env: Vec<(String, String)>,
+    /// The Ray cluster does not see this folder: upload it as the job's working directory.
+    pub ray_upload: bool,
 }
 
 /// Exports `s` for `opts.target`, launches it and follows it to its end, sending the events a
@@ -54,7 +56,7 @@ pub fn run(
         }
         Target::Ray => {
             let client = ray::RayClient::new(&spec.ray_address);
-            ray::launch(&client, out, &spec.python, &spec.env).and_then(|id| {
+            ray::launch(&client, out, &spec.python, &spec.env, spec.ray_upload).and_then(|id| {
                 ray::watch(
                     &client,
                     &id,
