@@ -95,6 +95,8 @@ pub struct PoolMapState {
     pub last_view: Option<super::pool_map_ui::MapView>,
     /// The pool size a map step was started for on its own (so it starts once per import).
     pub auto_started_for: Option<usize>,
+    /// The snapshot generation whose map was checked for unplaced questions.
+    pub checked_for: Option<usize>,
     pub derived: Option<Derived>,
 }
 

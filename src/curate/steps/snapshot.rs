@@ -44,6 +44,8 @@ pub struct PoolSnapshot {
     pub rules_config: RulesConfig,
     /// The newest stored map of the pool (None: not computed yet).
     pub map: Option<PoolMap>,
+    /// The embedders with stored vectors (the map's switch lists them).
+    pub embedders: Vec<super::map_embedders::StoredEmbedder>,
     /// When the read began: of two snapshots (a step's and a mark's, read on two threads) the
     /// view keeps the later.
     pub taken: Option<std::time::Instant>,
@@ -159,6 +161,7 @@ pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
     let map = load_map(ws, &rows)?;
     Ok(PoolSnapshot {
         map,
+        embedders: super::map_embedders::list(ws)?,
         rows,
         rules: rules::counts(ws, &cfg)?,
         rules_ran: ws.setting("rules.ran")?.is_some(),
