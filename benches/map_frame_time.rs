@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use egui_kittest::Harness;
 use s1_studio::curate::funnel::Stage;
+use s1_studio::curate::map::coverage::selection_coverage;
 use s1_studio::curate::steps::snapshot::{PoolMap, PoolRow, PoolSnapshot};
 use s1_studio::ui::settings::View;
 use s1_studio::ui::{Settings, StudioApp};
@@ -46,6 +47,15 @@ fn snapshot(n: usize) -> PoolSnapshot {
         });
     }
     let touches = (0..n).step_by(997).map(|i| (i, "math500".to_string())).collect();
+    // As the curation thread computes it with the snapshot (timed: it is part of what a new
+    // snapshot costs there, not a frame).
+    let selected: Vec<bool> = rows.iter().map(|r| r.selected).collect();
+    let t = Instant::now();
+    let coverage = selection_coverage(&points, &selected);
+    println!(
+        "{n:>9} points, coverage of the selection and of a random draw (curation thread): {:.0} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
     PoolSnapshot {
         rows,
         stages: (0..5)
@@ -60,6 +70,7 @@ fn snapshot(n: usize) -> PoolSnapshot {
             embedder: "bench".into(),
             points,
             touches,
+            coverage,
         }),
         ..Default::default()
     }
