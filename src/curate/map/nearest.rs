@@ -34,11 +34,25 @@ impl KdTree {
     /// None when the tree is empty.
     pub fn nearest(&self, p: [f32; 2]) -> Option<(usize, f32)> {
         let mut best: Option<(f32, u32)> = None;
-        self.search(0, self.order.len(), 0, p, &mut best);
+        let mut off = [0f32; 2];
+        self.search(0, self.order.len(), 0, p, 0.0, &mut off, &mut best);
         best.map(|(d, i)| (i as usize, d))
     }
 
-    fn search(&self, lo: usize, hi: usize, depth: usize, p: [f32; 2], best: &mut Option<(f32, u32)>) {
+    /// Searches the range `lo..hi` (a region at squared distance at least `rd` from `p`, `off`
+    /// being `p`'s offset from it per axis: Arya and Mount's incremental distance, which
+    /// prunes a far query's search where a test against the splitting line alone would not).
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        lo: usize,
+        hi: usize,
+        depth: usize,
+        p: [f32; 2],
+        rd: f32,
+        off: &mut [f32; 2],
+        best: &mut Option<(f32, u32)>,
+    ) {
         if lo >= hi {
             return;
         }
@@ -56,11 +70,15 @@ impl KdTree {
         } else {
             ((mid + 1, hi), (lo, mid))
         };
-        self.search(near.0, near.1, depth + 1, p, best);
-        // The other side can hold a nearer point (or an as near one of a lower index) only
-        // within the splitting line's distance.
-        if best.is_none_or(|b| diff * diff <= b.0) {
-            self.search(far.0, far.1, depth + 1, p, best);
+        self.search(near.0, near.1, depth + 1, p, rd, off, best);
+        // The other side's region is this far: it can hold a nearer point (or an as near one
+        // of a lower index) only when that is within the best distance.
+        let old = off[axis];
+        let far_rd = rd - old * old + diff * diff;
+        if best.is_none_or(|b| far_rd <= b.0) {
+            off[axis] = diff;
+            self.search(far.0, far.1, depth + 1, p, far_rd, off, best);
+            off[axis] = old;
         }
     }
 }
