@@ -68,12 +68,19 @@ fn hover_click_and_box_selection_on_the_map() {
     let view = st.map.last_view.expect("drawn once");
     let snap = st.snapshot.clone().unwrap();
     let points = snap.map.as_ref().unwrap().points.clone();
+    let first_version = st.map.derived.as_ref().unwrap().instances.version;
 
     // Hover a point: its question is found from the grid; a click opens it.
     let i = 17;
     h.hover_at(view.to_screen(points[i]));
     h.run();
     let hovered = h.state().curate.map.hovered.expect("a point under the pointer");
+    // Hovering rebuilt nothing: the GPU's points (uploaded when their version changes) are the
+    // ones first made.
+    let version = |h: &egui_kittest::Harness<'static, StudioApp>| {
+        h.state().curate.map.derived.as_ref().unwrap().instances.version
+    };
+    assert_eq!(version(&h), first_version);
     let d = |j: usize| {
         let (a, b) = (points[i], points[j]);
         (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)
@@ -127,6 +134,12 @@ fn hover_click_and_box_selection_on_the_map() {
     assert_eq!(h.state().curate.picked.keys, want);
     h.get_by_label(&format!("{} selected", want.len()));
     h.get_by_label("Exclude selected");
+    // The pick changed the points' flags: new instances, once; frames after it reuse them.
+    let picked_version = version(&h);
+    assert_ne!(picked_version, first_version);
+    h.hover_at(rect.center());
+    h.run();
+    assert_eq!(version(&h), picked_version);
 }
 
 /// A drag through `path` (screen points) with `modifiers` held from the press to the release;

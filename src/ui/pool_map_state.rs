@@ -222,7 +222,11 @@ pub fn colours(s: &PoolSnapshot, by: ColourBy) -> (Vec<Color32>, Vec<(String, Co
                     };
                 }
             }
-            let cols = s.rows.iter().map(|r| map.get(label(r)).copied().unwrap_or(OTHER)).collect();
+            let cols = s
+                .rows
+                .iter()
+                .map(|r| map.get(label(r)).copied().unwrap_or(OTHER))
+                .collect();
             (cols, legend)
         }
         ColourBy::Selected => {

@@ -128,7 +128,11 @@ mod tests {
                 .unwrap();
             assert_eq!(tree.nearest(p), Some((want.1, want.0)), "query {p:?}");
         }
-        assert_eq!(KdTree::new(&pts).nearest(pts[8]).unwrap().0, 7, "ties: the lowest index");
+        assert_eq!(
+            KdTree::new(&pts).nearest(pts[8]).unwrap().0,
+            7,
+            "ties: the lowest index"
+        );
         assert!(KdTree::new(&[]).nearest([0.0, 0.0]).is_none());
     }
 }

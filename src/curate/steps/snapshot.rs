@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::rules::{self, RuleCount};
-use crate::curate::map::coverage::{selection_coverage, Coverage};
 use crate::curate::funnel::{self, Stage};
+use crate::curate::map::coverage::{selection_coverage, Coverage};
 use crate::curate::rule_config::RulesConfig;
 use crate::workspace::{Manual, Workspace};
 
