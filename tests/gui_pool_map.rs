@@ -353,22 +353,12 @@ fn the_map_switches_between_stored_embedders() {
     h.run();
     assert_eq!(shown(&h).1, before);
     assert_eq!(h.state().curate.map.derived.as_ref().unwrap().placed, 60);
-    let listed: Vec<(String, Option<(usize, u64)>, bool)> = h
-        .state()
-        .curate
-        .snapshot
-        .as_ref()
-        .unwrap()
-        .embedders
-        .iter()
-        .map(|e| (e.name.clone(), e.layout, e.shown))
-        .collect();
+    let listed = &h.state().curate.snapshot.as_ref().unwrap().embedders;
+    let names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [model, tfidf.as_str()]);
     assert_eq!(
-        listed,
-        [
-            (model.to_string(), Some((40, 0)), false),
-            (tfidf.clone(), Some((60, 0)), true)
-        ]
+        (listed[0].layout, listed[0].shown, listed[1].layout, listed[1].shown),
+        (Some((40, 0)), false, Some((60, 0)), true)
     );
 }
 
