@@ -1,7 +1,8 @@
 //! The pool map's runtime state in the Curate view: the view (centre, zoom), the colouring,
 //! the hovered point and the box being dragged, and what is derived from a snapshot once per
-//! change (the grid index for hover and box selection, the GPU's instance bytes, the legend
-//! and the coverage figure). No drawing here (pool_map_ui.rs), no GPU calls (pool_map_gpu.rs).
+//! change (the grid index for hover and box selection, the GPU's instance bytes and the
+//! legend; the coverage figure comes computed with the snapshot, off this thread). No drawing
+//! here (pool_map_ui.rs), no GPU calls (pool_map_gpu.rs).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,7 +110,8 @@ pub struct Derived {
     pub instances: Arc<MapInstances>,
     /// (label, colour) for the legend.
     pub legend: Vec<(String, Color32)>,
-    /// The stored selection's coverage, and a random draw's of the same size (seed 0).
+    /// The stored selection's coverage, and a random draw's of the same size (seed 0), as the
+    /// snapshot brought them.
     pub coverage: Option<(Coverage, Coverage)>,
     /// Rows with a point.
     pub placed: usize,
