@@ -3,7 +3,9 @@
 //! view's own, on the CPU): step 6 shows the map; hovering a point finds its question, a click
 //! opens it in the inspector, a Shift-drag box picks exactly the points inside for the bulk
 //! marks, and so does a lasso (Alt-drag, or a drag with the Lasso toggle on) by the even-odd
-//! rule; the Density toggle bins the points into the heat layer's texture.
+//! rule; the Density toggle bins the points into the heat layer's texture. The map's switch
+//! shows another stored embedder's layout (laying it out first when it has none), and step 6
+//! with the model loaded in Chat embeds with that model, shared, not loaded again.
 
 mod common;
 
@@ -66,12 +68,19 @@ fn hover_click_and_box_selection_on_the_map() {
     let view = st.map.last_view.expect("drawn once");
     let snap = st.snapshot.clone().unwrap();
     let points = snap.map.as_ref().unwrap().points.clone();
+    let first_version = st.map.derived.as_ref().unwrap().instances.version;
 
     // Hover a point: its question is found from the grid; a click opens it.
     let i = 17;
     h.hover_at(view.to_screen(points[i]));
     h.run();
     let hovered = h.state().curate.map.hovered.expect("a point under the pointer");
+    // Hovering rebuilt nothing: the GPU's points (uploaded when their version changes) are the
+    // ones first made.
+    let version = |h: &egui_kittest::Harness<'static, StudioApp>| {
+        h.state().curate.map.derived.as_ref().unwrap().instances.version
+    };
+    assert_eq!(version(&h), first_version);
     let d = |j: usize| {
         let (a, b) = (points[i], points[j]);
         (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)
@@ -125,6 +134,12 @@ fn hover_click_and_box_selection_on_the_map() {
     assert_eq!(h.state().curate.picked.keys, want);
     h.get_by_label(&format!("{} selected", want.len()));
     h.get_by_label("Exclude selected");
+    // The pick changed the points' flags: new instances, once; frames after it reuse them.
+    let picked_version = version(&h);
+    assert_ne!(picked_version, first_version);
+    h.hover_at(rect.center());
+    h.run();
+    assert_eq!(version(&h), picked_version);
 }
 
 /// A drag through `path` (screen points) with `modifiers` held from the press to the release;
@@ -232,4 +247,163 @@ fn lasso_picks_exactly_the_points_inside() {
     h.run();
     let st = &h.state().curate.map;
     assert!(st.density && st.density_texture.is_some());
+}
+
+/// Stores a second embedder's vectors for the first `n` questions (points on a circle, as a
+/// model's vectors would be stored: unit length, little-endian f32) without a layout.
+fn store_vectors(ws_dir: &std::path::Path, embedder: &str, n: usize) {
+    let ws = s1_studio::workspace::Workspace::open(ws_dir).unwrap();
+    let keys: Vec<String> = ws
+        .conn
+        .prepare("SELECT key FROM questions ORDER BY id LIMIT ?1")
+        .unwrap()
+        .query_map([n as i64], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (i, k) in keys.iter().enumerate() {
+        let a = i as f32 / n as f32 * 6.0;
+        let blob: Vec<u8> = [a.cos(), a.sin()].iter().flat_map(|x| x.to_le_bytes()).collect();
+        ws.conn
+            .execute(
+                "INSERT INTO embeddings (key, embedder, dim, vec) VALUES (?1, ?2, 2, ?3)",
+                (k, embedder, blob),
+            )
+            .unwrap();
+    }
+}
+
+#[test]
+fn the_map_switches_between_stored_embedders() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = workspace(dir.path());
+    let model = "model-fake.gguf-t256";
+    // A model's vectors for 40 of the 60 questions, not laid out yet.
+    store_vectors(&ws_dir, model, 40);
+    let s = Settings {
+        view: s1_studio::ui::settings::View::Curate,
+        workspace: Some(ws_dir),
+        ..Default::default()
+    };
+    let mut h = harness(app(s));
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| a.curate.snapshot.is_some() && !a.curate.is_running(),
+    );
+    h.get_by_label("Show the map").click_accesskit();
+    h.run();
+    let shown = |h: &egui_kittest::Harness<'static, StudioApp>| {
+        let m = h.state().curate.snapshot.as_ref().unwrap().map.clone().unwrap();
+        (m.embedder, m.points)
+    };
+    let (tfidf, before) = shown(&h);
+    assert_eq!(tfidf, "tfidf-hash-256-s0");
+    assert_eq!(h.state().curate.map.derived.as_ref().unwrap().placed, 60);
+
+    // The switch lists both with their question counts; the model's is laid out when chosen
+    // (on the curation thread) and then drawn.
+    h.get_by_label("Embedder").click_accesskit();
+    h.run();
+    h.get_by_label(&format!("{model} · 40 questions (not laid out)"))
+        .click();
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| {
+            !a.curate.is_running()
+                && a.curate
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.map.as_ref())
+                    .map(|m| m.embedder.as_str())
+                    == Some(model)
+        },
+    );
+    h.run();
+    let (_, after) = shown(&h);
+    let d = h.state().curate.map.derived.as_ref().expect("drawn");
+    assert_eq!(d.placed, 40, "the model's layout places its 40 questions");
+    assert!(after[40..].iter().all(|p| p[0].is_nan()));
+    assert_ne!(&after[..40], &before[..40], "another layout, other positions");
+    // The 20 questions without a model vector do not switch the map back to TF-IDF.
+    assert!(!h.state().curate.is_running());
+    h.get_by_label(&format!("layout of {model}"));
+
+    // Back to TF-IDF: its stored layout, as it was.
+    h.get_by_label("Embedder").click_accesskit();
+    h.run();
+    h.get_by_label(&format!("{tfidf} · 60 questions")).click();
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| {
+            !a.curate.is_running()
+                && a.curate
+                    .snapshot
+                    .as_ref()
+                    .and_then(|s| s.map.as_ref())
+                    .map(|m| m.embedder.as_str())
+                    == Some(tfidf.as_str())
+        },
+    );
+    h.run();
+    assert_eq!(shown(&h).1, before);
+    assert_eq!(h.state().curate.map.derived.as_ref().unwrap().placed, 60);
+    let listed = &h.state().curate.snapshot.as_ref().unwrap().embedders;
+    let names: Vec<&str> = listed.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, [model, tfidf.as_str()]);
+    assert_eq!(
+        (listed[0].layout, listed[0].shown, listed[1].layout, listed[1].shown),
+        (Some((40, 0)), false, Some((60, 0)), true)
+    );
+}
+
+#[test]
+fn the_loaded_model_embeds_without_loading_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws_dir = workspace(dir.path());
+    let s = Settings {
+        view: s1_studio::ui::settings::View::Curate,
+        workspace: Some(ws_dir),
+        ..Default::default()
+    };
+    let mut h = harness(app(s));
+    let model = common::smollm2_gguf();
+    h.state().command(s1_studio::ui::ChatCommand::OpenModel(model.clone()));
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| {
+            matches!(a.model, s1_studio::ui::ModelStatus::Loaded(_))
+                && a.curate.snapshot.is_some()
+                && !a.curate.is_running()
+        },
+    );
+    h.run();
+    // Step 6 with the Chat's model: the step shares its weights instead of loading a copy.
+    h.state_mut().settings.curate.map_embedder = s1_studio::ui::curate_form::MapVectors::LoadedModel;
+    h.run();
+    h.get_by_label("Draw the map").click_accesskit();
+    step_until(
+        &mut h,
+        Duration::from_secs(120),
+        |_| {},
+        |a| !a.curate.is_running() && a.curate.results.contains_key("Draw the map"),
+    );
+    let log = h.state().curate.log.join("\n");
+    assert!(
+        log.contains("embedder model-SmolLM2-135M-Instruct.Q4_1.gguf-t256: 60 questions embedded, 0 had a vector (by the model already loaded, shared)"),
+        "{log}"
+    );
+    let snap = h.state().curate.snapshot.as_ref().unwrap();
+    assert_eq!(
+        snap.map.as_ref().unwrap().embedder,
+        "model-SmolLM2-135M-Instruct.Q4_1.gguf-t256"
+    );
+    assert_eq!(snap.embedders.len(), 2);
 }

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use s1_studio::cancel::CancelToken;
 use s1_studio::curate::map::model_embed::embed_sequences;
 use s1_studio::curate::steps::map::{self, MapEmbedder, MapOptions};
-use s1_studio::curate::steps::map_model::ModelEmbedder;
+use s1_studio::curate::steps::map_model::{ModelEmbedder, SharedModel};
 use s1_studio::curate::steps::{self, CurateEvent, Report, Step};
 use s1_studio::model::{load_model, DeviceChoice, LoadOptions, LoadedModel};
 use s1_studio::workspace::Workspace;
@@ -170,6 +170,7 @@ fn the_map_step_embeds_with_a_model_lays_out_and_resumes() {
         (r.embedder.as_str(), r.embedded, r.already, r.points, r.laid_out),
         ("model-SmolLM2-135M-Instruct.Q4_1.gguf-t48", 40, 0, 40, true)
     );
+    assert_eq!(r.model_shared, Some(false), "no model was handed over: loaded");
     assert_eq!(progress.first(), Some(&(0, 40)));
     assert!(progress.contains(&(40, 40)), "{progress:?}");
     // The stored vector of a question is its embedding, cut to 48 tokens.
@@ -196,6 +197,29 @@ fn the_map_step_embeds_with_a_model_lays_out_and_resumes() {
     // Again: nothing to embed, the layout kept; TF-IDF's layout then becomes the one shown.
     let again = map::run(&mut ws, &opts, &CancelToken::new(), &mut |_| {}).unwrap();
     assert_eq!((again.embedded, again.already, again.laid_out), (0, 40, false));
+    assert_eq!(again.model_shared, None, "nothing to embed: no model");
+    // Handed the same model already loaded (the Chat's; its path spelled another way): every
+    // question embedded again by it, without a load, to the same vectors.
+    let path = common::smollm2_gguf();
+    let spelled = path.parent().unwrap().join(".").join(path.file_name().unwrap());
+    let shared = std::sync::Arc::new(load_model(&spelled, &LoadOptions::default()).unwrap());
+    let with_shared = MapOptions {
+        embedder: MapEmbedder::Model(ModelEmbedder {
+            shared: Some(SharedModel(shared.clone())),
+            ..m.clone()
+        }),
+        reembed: true,
+        ..MapOptions::default()
+    };
+    let r = map::run(&mut ws, &with_shared, &CancelToken::new(), &mut |_| {}).unwrap();
+    assert_eq!((r.embedded, r.model_shared), (40, Some(true)), "{r:?}");
+    assert!(Report::Map(r.clone())
+        .to_string()
+        .contains("(by the model already loaded, shared)"));
+    let (_, _, again) = map::load_vectors(&ws, &r.embedder).unwrap();
+    assert!(max_abs_diff(&again, &data) < 1e-6);
+    drop(with_shared);
+    assert_eq!(std::sync::Arc::strong_count(&shared), 1, "the step kept no copy of it");
     map::run(&mut ws, &MapOptions::default(), &CancelToken::new(), &mut |_| {}).unwrap();
     assert_eq!(map::load_layout(&ws).unwrap().unwrap().0, "tfidf-hash-256-s0");
     // A model that is not there: an error naming it.

@@ -440,6 +440,7 @@ pub fn run(a: CurateArgs) -> anyhow::Result<()> {
         CurateCommand::Report(args) => return report(dir, &args),
         CurateCommand::Settings(args) => return settings(dir, &args),
         CurateCommand::Coverage => return super::curate_map::coverage(dir),
+        CurateCommand::Map(args) if args.list => return super::curate_map::list(dir),
         other => other,
     };
     let creates = matches!(command, CurateCommand::Import(_));

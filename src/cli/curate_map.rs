@@ -1,5 +1,5 @@
-//! `s1-studio curate map` (its options; the step itself runs through `curate::steps::run` like
-//! every other) and `s1-studio curate coverage`: the coverage of each stored selection on the
+//! `s1-studio curate map` (its options, `--use` to show another stored embedder's map and
+//! `--list` to list them; the step itself runs through `curate::steps::run` like every other) and `s1-studio curate coverage`: the coverage of each stored selection on the
 //! pool's map, as a table, so s1's sampler and its ablations (random, diverse, longest) can be
 //! compared.
 
@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use crate::curate::map::model_embed::MAX_TOKENS;
 use crate::curate::steps::map::{coverage_table, MapEmbedder, MapOptions};
+use crate::curate::steps::map_embedders;
 use crate::curate::steps::map_model::ModelEmbedder;
 use crate::curate::steps::report::thousands;
 use crate::workspace::Workspace;
@@ -55,11 +56,25 @@ pub struct MapArgs {
     /// Embed every question again, with the pool's document frequencies as they are now
     #[arg(long)]
     reembed: bool,
+    /// Show the map of vectors already stored under this embedder name (see --list): nothing is
+    /// embedded; its stored layout is kept whatever its seed, or computed (with --seed) when
+    /// missing or not of all its vectors
+    #[arg(long = "use", value_name = "EMBEDDER", conflicts_with_all = ["model", "reembed"])]
+    use_stored: Option<String>,
+    /// List the embedders with stored vectors (question counts, layouts, the one shown) and stop
+    #[arg(long)]
+    pub list: bool,
 }
 
 impl MapArgs {
     pub fn options(&self) -> anyhow::Result<MapOptions> {
         let embedder = match (self.embedder, &self.model) {
+            _ if self.use_stored.is_some() => {
+                if self.embedder == EmbedderKind::Model {
+                    anyhow::bail!("--use shows stored vectors; it does not go with --embedder model");
+                }
+                MapEmbedder::Stored(self.use_stored.clone().unwrap_or_default())
+            }
             (EmbedderKind::Tfidf, None) => MapEmbedder::Tfidf,
             (EmbedderKind::Tfidf, Some(_)) => anyhow::bail!("--model goes with --embedder model"),
             (EmbedderKind::Model, None) => anyhow::bail!("--embedder model needs --model PATH (a folder or .gguf)"),
@@ -78,6 +93,13 @@ impl MapArgs {
             reembed: self.reembed,
         })
     }
+}
+
+/// `curate map --list`: the embedders with stored vectors.
+pub fn list(dir: &Path) -> anyhow::Result<()> {
+    let ws = Workspace::open_existing(dir)?;
+    print!("{}", map_embedders::render(&map_embedders::list(&ws)?));
+    Ok(())
 }
 
 /// Prints the coverage table of the workspace's stored selections.

@@ -3,6 +3,10 @@
 //! called after each event. Protocol, per request:
 //! - `Load`: `LoadStarted`, `LoadProgress`…, then `Loaded` or `LoadFailed` (always one of them).
 //! - `Lend`: the loaded model, shared, on the request's own reply channel (no event).
+//!
+//! The handle also holds the loaded model without a request ([`InferenceHandle::loaded`]), so
+//! a step that wants the same model (the map's vectors) shares it at once, even while the
+//! worker is generating.
 //! - `Generate`: `GenStarted`, `Delta`…, then `GenFinished` (also when cancelled, with
 //!   `stop_reason: cancelled`) or `GenFailed` (always one of them).
 //!
@@ -10,7 +14,7 @@
 //! `LoadFailed` or `GenFailed` with the panic's message, and the worker keeps serving.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
@@ -78,10 +82,15 @@ pub enum InferenceEvent {
     GenFailed { id: u64, error: String },
 }
 
+/// The model the worker holds, as the handle sees it (set when a load ends, cleared when the
+/// model goes).
+type LoadedSlot = Arc<Mutex<Option<Arc<LoadedModel>>>>;
+
 /// The UI's end of the worker.
 pub struct InferenceHandle {
     requests: Sender<InferenceRequest>,
     events: Receiver<InferenceEvent>,
+    loaded: LoadedSlot,
 }
 
 impl InferenceHandle {
@@ -89,13 +98,22 @@ impl InferenceHandle {
     pub fn spawn(notify: Notify) -> std::io::Result<Self> {
         let (req_tx, req_rx) = bounded::<InferenceRequest>(16);
         let (ev_tx, ev_rx) = bounded::<InferenceEvent>(4096);
+        let loaded = LoadedSlot::default();
+        let slot = loaded.clone();
         std::thread::Builder::new()
             .name("s1-inference".into())
-            .spawn(move || worker(req_rx, ev_tx, notify))?;
+            .spawn(move || worker(req_rx, ev_tx, notify, slot))?;
         Ok(Self {
             requests: req_tx,
             events: ev_rx,
+            loaded,
         })
+    }
+
+    /// The loaded model, shared (not copied), or None. The lock is held only to swap or clone
+    /// the pointer, so this never waits on a load or a generation.
+    pub fn loaded(&self) -> Option<Arc<LoadedModel>> {
+        self.loaded.lock().ok().and_then(|m| m.clone())
     }
 
     /// Sends a request; false if the worker is gone.
@@ -133,8 +151,14 @@ fn info(model: &LoadedModel) -> ModelInfo {
     }
 }
 
-fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, notify: Notify) {
+fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, notify: Notify, slot: LoadedSlot) {
     let mut model: Option<Arc<LoadedModel>> = None;
+    // What the handle sees follows `model`.
+    let publish = |m: &Option<Arc<LoadedModel>>| {
+        if let Ok(mut s) = slot.lock() {
+            *s = m.clone();
+        }
+    };
     let emit = |ev: InferenceEvent| {
         // The UI may be gone (window closed): then nobody listens and that is fine.
         let _ = events.send(ev);
@@ -145,6 +169,7 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
             InferenceRequest::Load { path, device } => {
                 emit(InferenceEvent::LoadStarted { path: path.clone() });
                 model = None; // free the old model before loading the next
+                publish(&model);
                 let result = catch_crash("the loader", || {
                     let options = LoadOptions {
                         device: device.open().map_err(|e| format!("{e:#}"))?,
@@ -160,13 +185,19 @@ fn worker(requests: Receiver<InferenceRequest>, events: Sender<InferenceEvent>, 
                 });
                 match result.and_then(|r| r) {
                     Ok(m) => {
-                        emit(InferenceEvent::Loaded(info(&m)));
                         model = Some(Arc::new(m));
+                        publish(&model);
+                        if let Some(m) = &model {
+                            emit(InferenceEvent::Loaded(info(m)));
+                        }
                     }
                     Err(error) => emit(InferenceEvent::LoadFailed { path, error }),
                 }
             }
-            InferenceRequest::Unload => model = None,
+            InferenceRequest::Unload => {
+                model = None;
+                publish(&model);
+            }
             InferenceRequest::Lend { reply } => {
                 let _ = reply.try_send(model.clone().ok_or_else(|| "no model is loaded".to_string()));
             }

@@ -246,6 +246,7 @@ impl StudioApp {
                         form: &mut s.curate,
                         workspace: s.workspace.as_deref(),
                         tx: &self.tx,
+                        inference: &self.inference,
                     },
                 ),
             }

@@ -10,9 +10,12 @@ use super::background::{file_dialog_or, resolve_paths, DialogKind};
 use super::command::{AppCommand, CommandSender, CurateCommand};
 use super::curate_pick::{Picked, StepResult};
 use crate::curate::rule_config::RulesChange;
+use crate::curate::steps::map::{MapEmbedder, MapOptions};
+use crate::curate::steps::map_model::SharedModel;
 use crate::curate::steps::snapshot::{PoolRow, PoolSnapshot, QuestionDetail};
 use crate::curate::steps::{Report, Step};
 use crate::jobs::curation::{self, CurateEvent, CurateJob, CurateReader};
+use crate::jobs::inference::InferenceHandle;
 
 pub use super::command::CuratePath;
 pub use super::curate_form::CurateForm;
@@ -349,12 +352,27 @@ fn inspect(c: &mut CurateState, workspace: Option<&Path>, key: String, tx: &Comm
     send_to_reader(c, workspace, Step::Inspect { key }, tx);
 }
 
+/// Hands a map step with a model's vectors the model the Chat has loaded (shared, not copied):
+/// the step uses it instead of loading the same model again, and loads its own when the model
+/// is another (or none is loaded). Only a pointer is taken here.
+fn share_loaded_model(step: &mut Step, inference: &InferenceHandle) {
+    if let Step::Map(MapOptions {
+        embedder: MapEmbedder::Model(m),
+        ..
+    }) = step
+    {
+        m.shared = inference.loaded().map(SharedModel);
+    }
+}
+
 /// What the curate logic reads and changes.
 pub struct CurateCx<'a> {
     pub state: &'a mut CurateState,
     pub form: &'a mut CurateForm,
     pub workspace: Option<&'a Path>,
     pub tx: &'a CommandSender,
+    /// The Chat's model worker: a map step with a model's vectors shares its loaded model.
+    pub inference: &'a InferenceHandle,
 }
 
 /// Imports the files a typed import named; each entry that named none is said (in the log and
@@ -402,9 +420,13 @@ pub fn handle(cmd: CurateCommand, cx: CurateCx<'_>) {
         form,
         workspace,
         tx,
+        inference,
     } = cx;
     match cmd {
-        CurateCommand::Start { step, button } => start(c, workspace, *step, Some(button), tx),
+        CurateCommand::Start { mut step, button } => {
+            share_loaded_model(&mut step, inference);
+            start(c, workspace, *step, Some(button), tx)
+        }
         CurateCommand::Stop => {
             if let Some(j) = &c.job {
                 j.stop();

@@ -1,18 +1,18 @@
 //! The pool map's runtime state in the Curate view: the view (centre, zoom), the colouring,
 //! the hovered point and the box being dragged, and what is derived from a snapshot once per
-//! change (the grid index for hover and box selection, the GPU's instance bytes, the legend
-//! and the coverage figure). No drawing here (pool_map_ui.rs), no GPU calls (pool_map_gpu.rs).
+//! change (the grid index for hover and box selection, the GPU's instance bytes and the
+//! legend; the coverage figure comes computed with the snapshot, off this thread). No drawing
+//! here (pool_map_ui.rs), no GPU calls (pool_map_gpu.rs).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use eframe::egui::Color32;
 
 use super::curate_pick::Picked;
 use super::pool_map_gpu::{MapInstances, CONTAMINATED, PICKED, SELECTED};
-use crate::curate::map::coverage::{coverage, Coverage};
+use crate::curate::map::coverage::Coverage;
 use crate::curate::map::grid::{GridIndex, MapRect};
-use crate::curate::map::knn::Rng;
 use crate::curate::steps::snapshot::{PoolRow, PoolSnapshot};
 
 /// What the points' colours say.
@@ -95,6 +95,8 @@ pub struct PoolMapState {
     pub last_view: Option<super::pool_map_ui::MapView>,
     /// The pool size a map step was started for on its own (so it starts once per import).
     pub auto_started_for: Option<usize>,
+    /// The snapshot generation whose map was checked for unplaced questions.
+    pub checked_for: Option<usize>,
     pub derived: Option<Derived>,
 }
 
@@ -108,7 +110,8 @@ pub struct Derived {
     pub instances: Arc<MapInstances>,
     /// (label, colour) for the legend.
     pub legend: Vec<(String, Color32)>,
-    /// The stored selection's coverage, and a random draw's of the same size (seed 0).
+    /// The stored selection's coverage, and a random draw's of the same size (seed 0), as the
+    /// snapshot brought them.
     pub coverage: Option<(Coverage, Coverage)>,
     /// Rows with a point.
     pub placed: usize,
@@ -125,14 +128,14 @@ impl Derived {
 static VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Categories ordered by size (largest first), each given a palette colour; the rest OTHER.
-fn categories<'a>(values: impl Iterator<Item = &'a str>) -> (BTreeMap<String, Color32>, Vec<(String, Color32)>) {
-    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+fn categories<'a>(values: impl Iterator<Item = &'a str>) -> (HashMap<String, Color32>, Vec<(String, Color32)>) {
+    let mut count: HashMap<&str, usize> = HashMap::new();
     for v in values {
         *count.entry(v).or_default() += 1;
     }
     let mut by: Vec<(&str, usize)> = count.into_iter().collect();
     by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let mut map = BTreeMap::new();
+    let mut map = HashMap::new();
     let mut legend = Vec::new();
     for (i, (v, _)) in by.iter().enumerate() {
         let c = PALETTE.get(i).copied().unwrap_or(OTHER);
@@ -151,18 +154,6 @@ fn categories<'a>(values: impl Iterator<Item = &'a str>) -> (BTreeMap<String, Co
 fn darker(c: Color32) -> Color32 {
     let f = |x: u8| (x as f32 * 0.75) as u8;
     Color32::from_rgb(f(c.r()), f(c.g()), f(c.b()))
-}
-
-/// A point's stage as the table names it.
-fn stage(r: &PoolRow, s: &PoolSnapshot) -> String {
-    match r.dropped_at {
-        None if r.selected => "selected".into(),
-        None => "passed".into(),
-        Some(i) => format!(
-            "out: {}",
-            s.stages.get(i as usize).map(|s| s.name.as_str()).unwrap_or("")
-        ),
-    }
 }
 
 /// Blue to yellow through green (viridis-like), t in 0..=1.
@@ -187,15 +178,22 @@ fn ramp(t: f32) -> Color32 {
 pub fn colours(s: &PoolSnapshot, by: ColourBy) -> (Vec<Color32>, Vec<(String, Color32)>) {
     match by {
         ColourBy::Source | ColourBy::Domain | ColourBy::Stage => {
-            let label = |r: &PoolRow| -> String {
+            // A point's label as the table names it, borrowed (no String per row: a million
+            // of them were most of a colouring's time).
+            let stage_names: Vec<String> = s.stages.iter().map(|st| format!("out: {}", st.name)).collect();
+            fn label_of<'a>(r: &'a PoolRow, by: ColourBy, stage_names: &'a [String]) -> &'a str {
                 match by {
-                    ColourBy::Source => r.source.clone(),
-                    ColourBy::Domain => r.domain.clone().unwrap_or_else(|| "no domain".into()),
-                    _ => stage(r, s),
+                    ColourBy::Source => r.source.as_str(),
+                    ColourBy::Domain => r.domain.as_deref().unwrap_or("no domain"),
+                    _ => match r.dropped_at {
+                        None if r.selected => "selected",
+                        None => "passed",
+                        Some(i) => stage_names.get(i as usize).map_or("out: ", String::as_str),
+                    },
                 }
-            };
-            let labels: Vec<String> = s.rows.iter().map(label).collect();
-            let (mut map, mut legend) = categories(labels.iter().map(String::as_str));
+            }
+            let label = |r| label_of(r, by, &stage_names);
+            let (mut map, mut legend) = categories(s.rows.iter().map(label));
             if by == ColourBy::Stage {
                 // The two that matter most keep their colours whatever the counts: passed in
                 // blue, selected in gold (drawn over the pool); the stages that dropped
@@ -226,7 +224,11 @@ pub fn colours(s: &PoolSnapshot, by: ColourBy) -> (Vec<Color32>, Vec<(String, Co
                     };
                 }
             }
-            let cols = labels.iter().map(|l| map.get(l).copied().unwrap_or(OTHER)).collect();
+            let cols = s
+                .rows
+                .iter()
+                .map(|r| map.get(label(r)).copied().unwrap_or(OTHER))
+                .collect();
             (cols, legend)
         }
         ColourBy::Selected => {
@@ -276,20 +278,34 @@ impl PoolMapState {
         if self.derived.as_ref().is_some_and(|d| d.key == key) {
             return;
         }
-        // The grid, bounds and coverage change only with the snapshot.
+        // The grid and bounds change only with the snapshot (which brings the coverage,
+        // computed on the curation thread).
         let same_snapshot = self.derived.as_ref().is_some_and(|d| d.key.0 == generation);
-        let (bounds, grid, cover) = match self.derived.take() {
-            Some(d) if same_snapshot => (d.bounds, d.grid, d.coverage),
+        let (bounds, grid) = match self.derived.take() {
+            Some(d) if same_snapshot => (d.bounds, d.grid),
             _ => {
                 let Some(grid) = GridIndex::new(&map.points, 6) else {
                     return;
                 };
-                let selected: Vec<bool> = s.rows.iter().map(|r| r.selected).collect();
-                (grid.bounds, grid, selection_coverage(&map.points, &selected))
+                (grid.bounds, grid)
             }
         };
+        let cover = map.coverage;
         let (cols, legend) = colours(s, self.colour_by);
-        let touched: BTreeSet<usize> = map.touches.iter().map(|t| t.0).collect();
+        // Each point's flags, once (the three passes below read them).
+        let mut flags: Vec<u32> = s
+            .rows
+            .iter()
+            .map(|r| {
+                let picked = !picked.keys.is_empty() && picked.contains(&r.key);
+                (if r.selected { SELECTED } else { 0 }) | (if picked { PICKED } else { 0 })
+            })
+            .collect();
+        for t in &map.touches {
+            if let Some(f) = flags.get_mut(t.0) {
+                *f |= CONTAMINATED;
+            }
+        }
         let mut inst = MapInstances {
             version: VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             ..Default::default()
@@ -297,27 +313,13 @@ impl PoolMapState {
         inst.bytes
             .reserve(map.points.len() * super::pool_map_gpu::INSTANCE_BYTES);
         // Drawn in three passes: the pool, then the selected over it, then the marked ones.
-        let flags = |i: usize| {
-            let r = &s.rows[i];
-            let mut f = 0;
-            if touched.contains(&i) {
-                f |= CONTAMINATED;
-            }
-            if r.selected {
-                f |= SELECTED;
-            }
-            if picked.contains(&r.key) {
-                f |= PICKED;
-            }
-            f
-        };
         let mut placed = 0;
         for pass in 0..3 {
             for (i, p) in map.points.iter().enumerate() {
                 if !(p[0].is_finite() && p[1].is_finite()) {
                     continue;
                 }
-                let f = flags(i);
+                let f = flags[i];
                 let layer = if f & (CONTAMINATED | PICKED) != 0 {
                     2
                 } else if f & SELECTED != 0 {
@@ -341,23 +343,4 @@ impl PoolMapState {
             placed,
         });
     }
-}
-
-/// The stored selection's coverage and, for comparison, that of a seeded random draw of as
-/// many questions from the same pool (None when nothing is selected).
-pub fn selection_coverage(points: &[[f32; 2]], selected: &[bool]) -> Option<(Coverage, Coverage)> {
-    let n = selected.iter().filter(|s| **s).count();
-    if n == 0 {
-        return None;
-    }
-    let mut order: Vec<usize> = (0..points.len()).collect();
-    let mut rng = Rng::new(0);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    let mut random = vec![false; points.len()];
-    for &i in order.iter().take(n) {
-        random[i] = true;
-    }
-    Some((coverage(points, selected), coverage(points, &random)))
 }

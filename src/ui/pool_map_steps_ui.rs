@@ -1,5 +1,6 @@
 //! Step 6 of the Curate view's steps panel: the map's step (which vectors: TF-IDF, the loaded
-//! model or a model file), its progress, and the switch between the pool's table and its map.
+//! model or a model file), its progress, and the switch between the pool's table and its map;
+//! and the map panel's switch between the embedders the workspace holds vectors of.
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use super::curate_pick::StepResult;
 use super::curate_state::CurateState;
 use super::curate_table_ui::result_label;
 use crate::curate::backend::local_name;
+use crate::curate::steps::map::{MapEmbedder, MapOptions};
 use crate::curate::steps::report::thousands;
 use crate::curate::steps::Step;
 
@@ -46,7 +48,7 @@ pub fn map_steps_ui(
             })
             .response
             .labelled_by(label.id)
-            .on_hover_text("TF-IDF: instant, by shared words; a model: the mean of its last hidden states (256 tokens of each question), by meaning, minutes on a CPU");
+            .on_hover_text("TF-IDF: instant, by shared words; a model: the mean of its last hidden states (256 tokens of each question), by meaning, minutes on a CPU; the model loaded in Chat is shared, not loaded again");
     });
     if form.map_embedder == MapVectors::ModelPath {
         ui.horizontal(|ui| {
@@ -110,5 +112,45 @@ pub fn draw_button_ui(
                 st.error = Some(message);
             }
         }
+    }
+}
+
+/// The map's switch between the embedders the workspace holds vectors of (each with its question
+/// count): choosing one runs the map step on its stored vectors on the curation thread, which
+/// shows its stored layout or, when there is none yet, lays them out first (the progress bar
+/// above the map); this thread only sends the step.
+pub fn embedder_switch_ui(ui: &mut egui::Ui, st: &CurateState, width: f32, tx: &CommandSender) {
+    let Some(snap) = &st.snapshot else { return };
+    if snap.embedders.iter().all(|e| e.vectors == 0) {
+        return;
+    }
+    let shown = snap.map.as_ref().map_or("", |m| m.embedder.as_str());
+    let mut chosen: Option<(String, u64)> = None;
+    ui.add_enabled_ui(!st.is_running(), |ui| {
+        let label = ui.label("Embedder");
+        egui::ComboBox::from_id_salt("map-embedder")
+            .selected_text(shown)
+            .width(width)
+            .truncate()
+            .show_ui(ui, |ui| {
+                for e in snap.embedders.iter().filter(|e| e.vectors > 0) {
+                    if ui.selectable_label(e.name == shown, e.describe()).clicked() && e.name != shown {
+                        chosen = Some((e.name.clone(), e.seed()));
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id)
+            .on_hover_text("the stored vectors the map is laid out from: TF-IDF's, or a model's (step 6 makes them); one not laid out yet is laid out when chosen");
+    });
+    if let Some((name, seed)) = chosen {
+        tx.send(CurateCommand::Start {
+            step: Box::new(Step::Map(MapOptions {
+                embedder: MapEmbedder::Stored(name),
+                seed,
+                ..MapOptions::default()
+            })),
+            button: MAP_BUTTON,
+        });
     }
 }

@@ -17,8 +17,9 @@ use super::curate_table_ui::{picked_bar_ui, result_label};
 use super::pool_map_density::{bin_counts, density_image, DENSITY_SIDE};
 use super::pool_map_gpu::{paint_map, PoolMapCallback, ViewUniform};
 use super::pool_map_state::{ColourBy, Derived, PoolMapState};
-use super::pool_map_steps_ui::{draw_button_ui, map_progress_ui};
+use super::pool_map_steps_ui::{draw_button_ui, embedder_switch_ui, map_progress_ui};
 use crate::curate::map::coverage::COVERAGE_SIDE;
+use crate::curate::map::embed::is_tfidf;
 use crate::curate::map::grid::{points_in_box, points_in_polygon, MapRect};
 use crate::curate::steps::map::MapOptions;
 use crate::curate::steps::report::thousands;
@@ -106,17 +107,22 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, request: Result<Step
         return;
     };
     let rows = snap.rows.len();
-    let laid = snap
-        .map
-        .as_ref()
-        .map_or(0, |m| m.points.iter().filter(|p| p[0].is_finite()).count());
-    // A pool without a map (or with questions the map has not placed): drawn once on its own.
-    if rows > 0 && laid < rows && !st.is_running() && st.map.auto_started_for != Some(rows) {
-        st.map.auto_started_for = Some(rows);
-        tx.send(CurateCommand::Start {
-            step: Box::new(Step::Map(MapOptions::default())),
-            button: MAP_BUTTON,
-        });
+    // Once per snapshot (not per frame: counting a million points is not free): a pool without
+    // a map, or with questions TF-IDF's map has not placed, is drawn on its own, once per pool
+    // size. A model's map missing some questions is left as it is (it was chosen).
+    if st.map.checked_for != Some(st.generation) && !st.is_running() {
+        st.map.checked_for = Some(st.generation);
+        let unplaced = match &snap.map {
+            None => rows > 0,
+            Some(m) => is_tfidf(&m.embedder) && m.points.iter().filter(|p| p[0].is_finite()).count() < rows,
+        };
+        if unplaced && st.map.auto_started_for != Some(rows) {
+            st.map.auto_started_for = Some(rows);
+            tx.send(CurateCommand::Start {
+                step: Box::new(Step::Map(MapOptions::default())),
+                button: MAP_BUTTON,
+            });
+        }
     }
     map_progress_ui(ui, st);
     if st.map.derived.is_none() {
@@ -135,6 +141,7 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, request: Result<Step
         map_canvas_ui(ui, st, map_size, tx);
         ui.vertical(|ui| {
             ui.set_width(side);
+            embedder_switch_ui(ui, st, side - 8.0, tx);
             if let Some(d) = st.map.derived.as_ref() {
                 legend_ui(ui, d, st.map.colour_by, &embedder);
             }

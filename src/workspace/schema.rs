@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS failures (step TEXT NOT NULL, key TEXT NOT NULL, mode
 -- The pool's map: a vector per question and embedder (f32 little-endian), and each embedder's
 -- seeded 2D layout (curate::steps::map).
 CREATE TABLE IF NOT EXISTS embeddings (key TEXT NOT NULL, embedder TEXT NOT NULL, dim INTEGER NOT NULL, vec BLOB NOT NULL, PRIMARY KEY (key, embedder)) WITHOUT ROWID;
+-- The map's switch counts each embedder's vectors from this index, not from the vectors.
+CREATE INDEX IF NOT EXISTS embeddings_by_embedder ON embeddings (embedder);
 CREATE TABLE IF NOT EXISTS map_layouts (embedder TEXT PRIMARY KEY, seed INTEGER NOT NULL, points INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS map_points (embedder TEXT NOT NULL, key TEXT NOT NULL, x REAL NOT NULL, y REAL NOT NULL, PRIMARY KEY (embedder, key)) WITHOUT ROWID;
 "#;

@@ -5,6 +5,8 @@
 //! comparable at a glance.
 
 use super::grid::{GridIndex, MapRect};
+use super::knn::Rng;
+use super::nearest::KdTree;
 
 /// Cells a side of the coverage grid.
 pub const COVERAGE_SIDE: usize = 32;
@@ -52,27 +54,15 @@ pub fn coverage(points: &[[f32; 2]], selected: &[bool]) -> Coverage {
     let mean_distance = if sel.is_empty() {
         f32::NAN
     } else {
-        // The selected points on a finer grid; search rings outward until a hit, then one ring more.
-        let fine = GridIndex::new(&sel, 4).unwrap_or_else(|| GridIndex::with_side(&sel, bounds, 1));
-        let cell = ((fine.bounds.max[0] - fine.bounds.min[0]).max(fine.bounds.max[1] - fine.bounds.min[1])
-            / fine.side as f32)
-            .max(1e-6);
+        // Each pool point's nearest selected point, exactly, from a k-d tree of the selection.
+        let tree = KdTree::new(&sel);
         let mut sum = 0f64;
         let mut count = 0usize;
         for p in points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()) {
-            let mut r = cell;
-            let hit = loop {
-                if let Some(i) = fine.nearest(&sel, *p, r) {
-                    // A nearer one can sit just outside the searched square's circle: search
-                    // again with the found distance (exact).
-                    let d = ((sel[i][0] - p[0]).powi(2) + (sel[i][1] - p[1]).powi(2)).sqrt();
-                    break fine.nearest(&sel, *p, d * 1.0001 + 1e-6).unwrap_or(i);
-                }
-                r *= 2.0;
-            };
-            let d = ((sel[hit][0] - p[0]).powi(2) + (sel[hit][1] - p[1]).powi(2)).sqrt();
-            sum += d as f64;
-            count += 1;
+            if let Some((_, d2)) = tree.nearest(*p) {
+                sum += (d2 as f64).sqrt();
+                count += 1;
+            }
         }
         (sum / count.max(1) as f64) as f32
     };
@@ -90,6 +80,25 @@ pub fn coverage(points: &[[f32; 2]], selected: &[bool]) -> Coverage {
         covered_cells: covered,
         mean_distance,
     }
+}
+
+/// The stored selection's coverage and, for comparison, that of a seeded random draw of as
+/// many questions from the same pool (None when nothing is selected).
+pub fn selection_coverage(points: &[[f32; 2]], selected: &[bool]) -> Option<(Coverage, Coverage)> {
+    let n = selected.iter().filter(|s| **s).count();
+    if n == 0 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    let mut rng = Rng::new(0);
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    let mut random = vec![false; points.len()];
+    for &i in order.iter().take(n) {
+        random[i] = true;
+    }
+    Some((coverage(points, selected), coverage(points, &random)))
 }
 
 #[cfg(test)]

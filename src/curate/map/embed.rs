@@ -18,6 +18,11 @@ pub fn embedder_name(dim: usize, seed: u64) -> String {
     format!("tfidf-hash-{dim}-s{seed}")
 }
 
+/// Whether a stored embedder name is this embedder's (any dimensions and seed).
+pub fn is_tfidf(name: &str) -> bool {
+    name.starts_with("tfidf-hash-")
+}
+
 /// FNV-1a, 64 bits: a fixed hash so the same question gives the same features everywhere.
 fn fnv1a(bytes: &[u8], start: u64) -> u64 {
     let mut h = start;
@@ -184,6 +189,7 @@ mod tests {
         );
         // The same seed gives the same vector; another seed another one.
         assert_eq!(project(&feats[0], &df, 64, 7), v[0]);
+        assert!(is_tfidf(&embedder_name(64, 7)) && !is_tfidf("model-m.gguf-t256"));
         assert_ne!(project(&feats[0], &df, 64, 8), v[0]);
         assert!(project(&[], &df, 128, 7).iter().all(|x| *x == 0.0));
     }

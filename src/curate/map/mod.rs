@@ -11,3 +11,4 @@ pub mod grid;
 pub mod knn;
 pub mod layout;
 pub mod model_embed;
+pub mod nearest;

@@ -34,6 +34,9 @@ pub enum MapEmbedder {
     Tfidf,
     /// A model's mean last hidden state.
     Model(ModelEmbedder),
+    /// The vectors already stored under this embedder name (nothing is embedded): the map's
+    /// switch between stored embedders (map_embedders.rs).
+    Stored(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +77,9 @@ pub struct MapReport {
     pub laid_out: bool,
     /// Stopped before the end (what finished is stored).
     pub stopped: bool,
+    /// A model embedder's model: Some(true) when the one already loaded (shared) made the
+    /// vectors, Some(false) when this run loaded it, None when no model ran.
+    pub model_shared: Option<bool>,
 }
 
 pub(super) fn to_blob(v: &[f32]) -> Vec<u8> {
@@ -187,6 +193,7 @@ pub fn run(
 ) -> anyhow::Result<MapReport> {
     let unit = "questions";
     let mut progress = |done, total| emit(CurateEvent::Progress { done, total, unit });
+    let mut model_shared = None;
     let (embedder, embedded, already, stopped) = match &opts.embedder {
         MapEmbedder::Tfidf => {
             if opts.dim == 0 || !opts.dim.is_multiple_of(64) || opts.dim > 1024 {
@@ -198,7 +205,29 @@ pub fn run(
         }
         MapEmbedder::Model(m) => {
             let e = map_model::embed_missing(ws, m, opts.reembed, cancel, &mut progress)?;
+            model_shared = e.reused;
             (m.name(), e.embedded, e.already, e.stopped)
+        }
+        MapEmbedder::Stored(name) => {
+            let stored = super::map_embedders::list(ws)?;
+            match stored.iter().find(|e| e.name == *name && e.vectors > 0) {
+                Some(e) => (name.clone(), 0, e.vectors, false),
+                None => {
+                    let names: Vec<&str> = stored
+                        .iter()
+                        .filter(|e| e.vectors > 0)
+                        .map(|e| e.name.as_str())
+                        .collect();
+                    anyhow::bail!(
+                        "no vectors stored under {name}; stored: {}",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                }
+            }
         }
     };
     let mut report = MapReport {
@@ -208,6 +237,7 @@ pub fn run(
         points: 0,
         laid_out: false,
         stopped,
+        model_shared,
     };
     if stopped {
         return Ok(report);
@@ -221,7 +251,11 @@ pub fn run(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .ok();
-    if !opts.relayout && embedded == 0 && stored == Some((opts.seed as i64, keys.len() as i64)) {
+    // A switch to stored vectors keeps their layout whatever its seed (it is shown as stored).
+    let any_seed = matches!(opts.embedder, MapEmbedder::Stored(_));
+    let kept =
+        stored.is_some_and(|(seed, points)| points == keys.len() as i64 && (any_seed || seed == opts.seed as i64));
+    if !opts.relayout && embedded == 0 && kept {
         // Kept, and shown: the newest layout is the one the front-ends draw.
         let at = newest_at(&ws.conn)?;
         ws.conn.execute(

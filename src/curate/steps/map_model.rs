@@ -1,9 +1,11 @@
 //! The map step's model embedder: the questions without a vector of this model get one (the
 //! unit-length mean of its last hidden states, `curate::map::model_embed`), a chunk at a time,
 //! each chunk committed, so a stopped or killed run resumes where it was. The model is loaded
-//! on the step's thread only when some question needs a vector.
+//! on the step's thread only when some question needs a vector, and not at all when the
+//! embedder was handed the same model already loaded (the Chat's, shared: [`SharedModel`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::params;
 
@@ -11,7 +13,7 @@ use super::map::to_blob;
 use crate::cancel::CancelToken;
 use crate::curate::backend::local_name;
 use crate::curate::map::model_embed::{self, MAX_TOKENS};
-use crate::model::{load_model, DeviceChoice, LoadOptions};
+use crate::model::{load_model, DeviceChoice, LoadOptions, LoadedModel};
 use crate::workspace::Workspace;
 
 /// Questions embedded per committed chunk: a few seconds of a small model on a CPU.
@@ -29,6 +31,35 @@ pub struct ModelEmbedder {
     pub max_tokens: usize,
     /// Questions per forward pass (a CPU-quantized model takes one at a time).
     pub batch: usize,
+    /// A model already loaded elsewhere (the Chat's): used instead of loading `path` again when
+    /// it is the same file or folder (then it runs on its own device and dtype).
+    pub shared: Option<SharedModel>,
+}
+
+/// A loaded model shared with the step (its weights are not copied). Two are equal when they
+/// are the same load.
+#[derive(Clone)]
+pub struct SharedModel(pub Arc<LoadedModel>);
+
+impl std::fmt::Debug for SharedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedModel({})", self.0.path.display())
+    }
+}
+
+impl PartialEq for SharedModel {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// Whether two paths name the same file or folder (as given, or once resolved).
+fn same_path(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
 }
 
 impl ModelEmbedder {
@@ -39,6 +70,7 @@ impl ModelEmbedder {
             dtype: None,
             max_tokens: MAX_TOKENS,
             batch: 16,
+            shared: None,
         }
     }
 
@@ -54,6 +86,9 @@ pub struct Embedded {
     pub embedded: usize,
     pub already: usize,
     pub stopped: bool,
+    /// The model the vectors came from: None when nothing needed one; true when it was the
+    /// shared one, false when this step loaded it.
+    pub reused: Option<bool>,
 }
 
 /// Embeds the questions without a vector of `m` (all again with `reembed`); progress in
@@ -94,16 +129,28 @@ pub fn embed_missing(
         embedded: 0,
         already,
         stopped: false,
+        reused: None,
     };
     if missing.is_empty() {
         return Ok(out);
     }
-    let opts = LoadOptions {
-        device: m.device.open()?,
-        dtype: m.dtype,
-        dequantize: false,
+    let loaded;
+    let model: &LoadedModel = match &m.shared {
+        Some(shared) if same_path(&shared.0.path, &m.path) => {
+            out.reused = Some(true);
+            &shared.0
+        }
+        _ => {
+            let opts = LoadOptions {
+                device: m.device.open()?,
+                dtype: m.dtype,
+                dequantize: false,
+            };
+            loaded = load_model(&m.path, &opts).map_err(|e| anyhow::anyhow!("loading {}: {e}", m.path.display()))?;
+            out.reused = Some(false);
+            &loaded
+        }
     };
-    let model = load_model(&m.path, &opts).map_err(|e| anyhow::anyhow!("loading {}: {e}", m.path.display()))?;
     let dim = model.decoder.config().hidden_size;
     for chunk in missing.chunks(CHUNK) {
         if cancel.is_cancelled() {

@@ -12,6 +12,7 @@ pub mod domains;
 pub mod export;
 pub mod import;
 pub mod map;
+pub mod map_embedders;
 pub mod map_model;
 pub mod report;
 pub mod rules;

@@ -317,8 +317,14 @@ impl Display for Report {
             Report::Map(r) => {
                 writeln!(
                     f,
-                    "embedder {}: {} questions embedded, {} had a vector",
-                    r.embedder, r.embedded, r.already
+                    "embedder {}: {} questions embedded, {} had a vector{}",
+                    r.embedder,
+                    r.embedded,
+                    r.already,
+                    match r.model_shared {
+                        Some(true) => " (by the model already loaded, shared)",
+                        _ => "",
+                    }
                 )?;
                 let how = if r.laid_out {
                     "laid out"

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::rules::{self, RuleCount};
 use crate::curate::funnel::{self, Stage};
+use crate::curate::map::coverage::{selection_coverage, Coverage};
 use crate::curate::rule_config::RulesConfig;
 use crate::workspace::{Manual, Workspace};
 
@@ -44,6 +45,8 @@ pub struct PoolSnapshot {
     pub rules_config: RulesConfig,
     /// The newest stored map of the pool (None: not computed yet).
     pub map: Option<PoolMap>,
+    /// The embedders with stored vectors (the map's switch lists them).
+    pub embedders: Vec<super::map_embedders::StoredEmbedder>,
     /// When the read began: of two snapshots (a step's and a mark's, read on two threads) the
     /// view keeps the later.
     pub taken: Option<std::time::Instant>,
@@ -58,6 +61,9 @@ pub struct PoolMap {
     pub points: Vec<[f32; 2]>,
     /// The evaluation sets a contaminated row touches ("math500, aime24"), by row index.
     pub touches: Vec<(usize, String)>,
+    /// The selected rows' coverage of the map and a random draw's of as many (None: nothing
+    /// selected), computed with the snapshot so the view never does it on its thread.
+    pub coverage: Option<(Coverage, Coverage)>,
 }
 
 const PREVIEW: usize = 160;
@@ -67,10 +73,12 @@ fn load_map(ws: &Workspace, rows: &[PoolRow]) -> anyhow::Result<Option<PoolMap>>
     let Some((embedder, by_key)) = super::map::load_layout(ws)? else {
         return Ok(None);
     };
-    let points = rows
+    let points: Vec<[f32; 2]> = rows
         .iter()
         .map(|r| by_key.get(&r.key).copied().unwrap_or([f32::NAN; 2]))
         .collect();
+    let selected: Vec<bool> = rows.iter().map(|r| r.selected).collect();
+    let coverage = selection_coverage(&points, &selected);
     let mut sets: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut st = ws.conn.prepare(
         "SELECT key, group_concat(substr(rule, 10), ', ') FROM flags WHERE rule LIKE 'decontam:%' GROUP BY key",
@@ -88,6 +96,7 @@ fn load_map(ws: &Workspace, rows: &[PoolRow]) -> anyhow::Result<Option<PoolMap>>
         embedder,
         points,
         touches,
+        coverage,
     }))
 }
 
@@ -159,6 +168,7 @@ pub fn load(ws: &Workspace) -> anyhow::Result<PoolSnapshot> {
     let map = load_map(ws, &rows)?;
     Ok(PoolSnapshot {
         map,
+        embedders: super::map_embedders::list(ws)?,
         rows,
         rules: rules::counts(ws, &cfg)?,
         rules_ran: ws.setting("rules.ran")?.is_some(),
