@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::jobs::CancelToken;
 use crate::train::launch::local::{LocalJob, WatchEnd};
-use crate::train::launch::{self, ray, slurm, ExportOptions, Target};
+use crate::train::launch::{self, ray, slurm, ssh, ExportOptions, Target};
 use crate::train::StepRecord;
 
 #[derive(Debug, Args)]
@@ -19,7 +19,7 @@ pub struct RemoteArgs {
     #[arg(long, value_enum)]
     pub target: Option<Target>,
     /// Start the exported run (torchrun: here, as a subprocess; ray: through the Jobs API at
-    /// --ray-address; slurm: sbatch on this login node) and follow its log
+    /// --ray-address; slurm: sbatch on this login node, or on --ssh's) and follow its log
     #[arg(long, requires = "target")]
     pub launch: bool,
     /// Follow a run launched earlier from --out (its launch.json, ray_job.json or slurm_job.json)
@@ -43,6 +43,15 @@ pub struct RemoteArgs {
     /// Processes of a launch here or on Ray (default: the GPUs, else 1)
     #[arg(long)]
     pub nproc: Option<usize>,
+    /// Slurm on a login node that shares no folder with this machine, [user@]host[:port] (an
+    /// alias of ~/.ssh/config works): the run folder is copied there, sbatch runs there, the
+    /// log follows and the checkpoints come back. ssh never prompts: the key must be in the
+    /// agent or the config; more options in S1_SSH_OPTIONS (`-F FILE -i KEY ...`)
+    #[arg(long, value_name = "[USER@]HOST[:PORT]", requires = "launch")]
+    pub ssh: Option<String>,
+    /// The run's folder on the --ssh host (default ~/s1-studio-runs/<--out's name>)
+    #[arg(long, requires = "ssh")]
+    pub remote_dir: Option<String>,
 }
 
 impl RemoteArgs {
@@ -111,7 +120,7 @@ fn launch_env(a: &super::train::TrainArgs, r: &RemoteArgs, target: Target) -> Ve
 enum Job {
     Local,
     Ray(ray::RayClient, String),
-    Slurm(String),
+    Slurm(slurm::Site, String),
 }
 
 /// Follows the job launched from `out`: here, on Ray or on Slurm.
@@ -125,12 +134,12 @@ fn follow(out: &std::path::Path, job: Job) -> anyhow::Result<()> {
     let detach = CancelToken::new();
     let b = bar(0);
     let end = match job {
-        Job::Slurm(id) => {
+        Job::Slurm(site, id) => {
             b.println(format!(
-                "following Slurm job {id} ({})",
-                out.join(format!("slurm-{id}.out")).display()
+                "following Slurm job {id} (its output: {}/slurm-{id}.out)",
+                site.describe(out)
             ));
-            slurm::watch(&id, out, &cancel, &detach, &mut |s| show(&b, s))
+            slurm::watch(&site, &id, out, &cancel, &detach, &mut |s| show(&b, s))
         }
         Job::Ray(client, id) => {
             b.println(format!("following Ray job {id} at {}", client.address()));
@@ -160,12 +169,32 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
             return follow(&out, Job::Ray(client, id));
         }
         if out.join(slurm::SLURM_FILE).exists() {
-            return follow(&out, Job::Slurm(slurm::attach(&out).map_err(anyhow::Error::msg)?));
+            let (site, id) = slurm::attach(&out, ssh::options_from_env().map_err(anyhow::Error::msg)?)
+                .map_err(anyhow::Error::msg)?;
+            return follow(&out, Job::Slurm(site, id));
         }
         return follow(&out, Job::Local);
     }
     let Some(target) = r.target else {
         bail!("--target or --attach is needed")
+    };
+    if r.ssh.is_some() && target != Target::Slurm {
+        bail!(
+            "--ssh launches Slurm runs (--target slurm); for {} see {}",
+            target.name(),
+            target.note()
+        );
+    }
+    // A bad host or S1_SSH_OPTIONS is said before anything is written.
+    let site = match &r.ssh {
+        Some(host) => slurm::Site::new(
+            host,
+            r.remote_dir.as_deref().unwrap_or(""),
+            ssh::options_from_env().map_err(anyhow::Error::msg)?,
+            &out,
+        )
+        .map_err(anyhow::Error::msg)?,
+        None => slurm::Site::Here,
     };
     let s = super::train::settings(a)?;
     let opts = ExportOptions {
@@ -214,8 +243,12 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
             follow(&out, Job::Ray(client, id))
         }
         Target::Slurm => {
-            let id = slurm::submit(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
-            follow(&out, Job::Slurm(id))
+            if let slurm::Site::Ssh { .. } = site {
+                println!("copying {} to {}", out.display(), site.describe(&out));
+                site.upload(&out).map_err(anyhow::Error::msg)?;
+            }
+            let id = slurm::submit(&site, &out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Job::Slurm(site, id))
         }
         Target::Skypilot => bail!(
             "--launch starts torchrun, Ray and Slurm runs; for SkyPilot run `{}` from {} and bring the checkpoints \

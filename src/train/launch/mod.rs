@@ -9,6 +9,7 @@ pub mod local;
 pub mod ray;
 pub mod run;
 pub mod slurm;
+pub mod ssh;
 
 pub use export::{export, read_export, ExportOptions, ExportSummary};
 pub use run::LaunchSpec;
@@ -49,8 +50,9 @@ impl Target {
                  on a GPU node run launch.sh there (it finds the GPUs with nvidia-smi)."
             }
             Target::Slurm => {
-                "Submit job.sbatch from a login node whose filesystem the compute nodes share; the job's \
-                 trainer_log.jsonl and checkpoints land in this folder, which the studio reads."
+                "Submit job.sbatch from a login node whose filesystem the compute nodes share (the job's \
+                 trainer_log.jsonl and checkpoints land in this folder), or with `--launch --ssh [user@]host` \
+                 from here: the folder is copied there, the log follows and the checkpoints come back."
             }
             Target::Ray => {
                 "`s1-studio train --target ray --out RUN --launch --ray-address http://HEAD:8265` submits \

@@ -17,6 +17,12 @@ pub struct LaunchSpec {
     pub python: String,
     /// Added to the job's environment (NPROC, DEVICE, TORCHRUN, MASTER_PORT, …).
     pub env: Vec<(String, String)>,
+    /// Slurm over SSH: the login node, `[user@]host[:port]` (empty: sbatch on this machine).
+    pub ssh_host: String,
+    /// The run's folder on that node (empty: `~/s1-studio-runs/<run folder's name>`).
+    pub remote_dir: String,
+    /// Extra ssh options (see [`super::ssh::OPTIONS_ENV`]).
+    pub ssh_options: Vec<String>,
 }
 
 /// Exports `s` for `opts.target`, launches it and follows it to its end, sending the events a
@@ -67,7 +73,11 @@ pub fn run(
             })
         }
         Target::Slurm => {
-            slurm::submit(out, &spec.env).and_then(|id| slurm::watch(&id, out, cancel, &detach, &mut on_step))
+            slurm::Site::new(&spec.ssh_host, &spec.remote_dir, spec.ssh_options.clone(), out).and_then(|site| {
+                site.upload(out)?;
+                let id = slurm::submit(&site, out, &spec.env)?;
+                slurm::watch(&site, &id, out, cancel, &detach, &mut on_step)
+            })
         }
         Target::Skypilot => {
             return TrainOutcome::Failed(format!(

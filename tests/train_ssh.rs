@@ -1,0 +1,357 @@
+//! Slurm over SSH, for real: an OpenSSH server started by the test on a free port of 127.0.0.1
+//! (its own host key, config and authorized key; the client's options in an ssh config file
+//! passed with `-F`, as a user's `S1_SSH_OPTIONS` would) is the login node of the one-node
+//! Slurm cluster of tests/common/slurm.rs. The run folder is copied to a directory there that
+//! is not the local folder, sbatch runs there, the studio follows the job through ssh, and the
+//! trainer log and the final checkpoint come back into the local folder. Errors: a closed port,
+//! a key the server refuses, a job that dies.
+//!
+//! Needs root, `apt-get install openssh-server rsync slurm-wlm munge`, and a Python with torch,
+//! transformers 4.46.1 and trl 0.12.0 (S1_PYTHON).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use s1_studio::jobs::CancelToken;
+use s1_studio::train::launch::local::WatchEnd;
+use s1_studio::train::launch::ssh::{self, Copier, Ssh, SshHost};
+use s1_studio::train::launch::{self, slurm, ExportOptions, Target};
+use s1_studio::train::TrainSettings;
+
+const HOW: &str = "this test needs an OpenSSH server and client and rsync, run as root: \
+                   `apt-get install -y --no-install-recommends openssh-server rsync`";
+
+/// An sshd of the test's own, ended with it; the client reaches it as host `s1-login` through
+/// the ssh config file in [`Sshd::options`].
+struct Sshd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+fn keygen(path: &Path) -> String {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap_or_else(|e| panic!("ssh-keygen: {e}; {HOW}"));
+    assert!(ok.success(), "ssh-keygen failed; {HOW}");
+    std::fs::read_to_string(path.with_extension("pub")).unwrap()
+}
+
+impl Sshd {
+    /// Starts sshd; its sessions get `env` (SetEnv), as a login node's profile would set them.
+    fn start(env: &[(&str, String)]) -> Self {
+        for bin in [
+            "/usr/sbin/sshd",
+            "/usr/bin/ssh",
+            "/usr/bin/ssh-keygen",
+            "/usr/bin/rsync",
+        ] {
+            assert!(Path::new(bin).exists(), "{bin} is missing; {HOW}");
+        }
+        // SAFETY: geteuid only reads the caller's id.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "{HOW}");
+        let dir = tempfile::Builder::new().prefix("sshd").tempdir_in("/tmp").unwrap();
+        let d = dir.path().to_path_buf();
+        let host_pub = keygen(&d.join("host_key"));
+        std::fs::write(d.join("authorized_keys"), keygen(&d.join("client_key"))).unwrap();
+        keygen(&d.join("stranger_key"));
+        let port = common::free_port();
+        let mut conf = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n",
+            d = d.display()
+        );
+        for (k, v) in env {
+            conf.push_str(&format!("SetEnv {k}={v}\n"));
+        }
+        std::fs::write(d.join("sshd_config"), conf).unwrap();
+        std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {host_pub}")).unwrap();
+        for (name, key) in [("ssh_config", "client_key"), ("ssh_config_stranger", "stranger_key")] {
+            std::fs::write(
+                d.join(name),
+                format!(
+                    "Host s1-login\n  HostName 127.0.0.1\n  Port {port}\n  User root\nHost *\n  IdentityFile {d}/{key}\n  \
+                     IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking yes\n",
+                    d = d.display()
+                ),
+            )
+            .unwrap();
+        }
+        // sshd's privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start /usr/sbin/sshd: {e}; {HOW}"));
+        let sshd = Self { child, dir };
+        let up = (0..40).any(|_| {
+            std::thread::sleep(Duration::from_millis(250));
+            Command::new("ssh")
+                .args(sshd.options())
+                .args(["-o", "BatchMode=yes", "s1-login", "true"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        assert!(
+            up,
+            "sshd did not take the test's key within 10 s; its log:\n{}",
+            std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default()
+        );
+        sshd
+    }
+
+    fn config(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The studio's ssh options, written as in S1_SSH_OPTIONS.
+    fn options(&self) -> Vec<String> {
+        ssh::parse_options(&format!("-F {}", self.config("ssh_config").display())).unwrap()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        // SAFETY: signals to sshd's own process group (its sessions have their own).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn settings(d: &Path, out: &str) -> TrainSettings {
+    let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join(out));
+    (s.epochs, s.lr, s.batch, s.grad_accum, s.block_size) = (2, 2e-3, 1, 2, 128);
+    s
+}
+
+#[test]
+fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
+    let py = common::slurm::trl_python();
+    let cluster = common::slurm::Cluster::start();
+    // The login node's sessions find the cluster's config, as a real one's profile does.
+    let sshd = Sshd::start(&[("SLURM_CONF", cluster.conf().display().to_string())]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    common::sum_rows(&d.join("rows.jsonl"), 6);
+    let opts = ExportOptions {
+        target: Target::Slurm,
+        nodes: 1,
+        gpus_per_node: 0,
+        ..ExportOptions::default()
+    };
+    let env = common::torchrun_cpu_env(&py);
+    let there = d.join("login-node/runs/first");
+
+    let s = settings(d, "here");
+    let sum = launch::export(&s, &opts).unwrap();
+    let site = slurm::Site::new("s1-login", &there.display().to_string(), sshd.options(), &s.out).unwrap();
+    assert_eq!(site.describe(&s.out), format!("s1-login:{}", there.display()));
+    site.upload(&s.out).unwrap();
+    assert!(there.join("job.sbatch").exists() && there.join("data/train.parquet").exists());
+    let id = slurm::submit(&site, &s.out, &env).unwrap();
+    // Followed as a later session would: from what slurm_job.json recorded.
+    let (attached, again) = slurm::attach(&s.out, sshd.options()).unwrap();
+    assert_eq!(again, id);
+    assert_eq!(attached.describe(&s.out), site.describe(&s.out));
+    let mut steps = Vec::new();
+    let end = slurm::watch(
+        &attached,
+        &id,
+        &s.out,
+        &CancelToken::new(),
+        &CancelToken::new(),
+        &mut |r| steps.push(r.step),
+    );
+    let Ok(WatchEnd::Done { steps: n, checkpoint }) = end else {
+        panic!(
+            "{end:?}\n{}",
+            std::fs::read_to_string(there.join(format!("slurm-{id}.out"))).unwrap_or_default()
+        )
+    };
+    assert_eq!(n, sum.total_steps);
+    assert_eq!(steps, (1..=sum.total_steps).collect::<Vec<_>>());
+    // The local folder holds the run: every step's log line and the final checkpoint, copied
+    // from the login node's folder (the job wrote only there).
+    let log = std::fs::read_to_string(s.out.join("trainer_log.jsonl")).unwrap();
+    assert_eq!(log, std::fs::read_to_string(there.join("trainer_log.jsonl")).unwrap());
+    assert_eq!(log.lines().count(), sum.total_steps);
+    let last = s.out.join(format!("checkpoint-{n}"));
+    assert_eq!(checkpoint.as_deref(), Some(last.as_path()));
+    assert_eq!(
+        s1_studio::train::runs::checkpoints(&s.out).last(),
+        Some(&(n, last.clone()))
+    );
+    assert_eq!(
+        std::fs::read(last.join("model.safetensors")).unwrap(),
+        std::fs::read(there.join(format!("checkpoint-{n}/model.safetensors"))).unwrap()
+    );
+
+    // A job that dies: the reason from its slurm-ID.out there, which comes back beside the run.
+    let s = settings(d, "dies");
+    launch::export(&s, &opts).unwrap();
+    std::fs::remove_file(s.out.join("data/train.parquet")).unwrap();
+    let site = slurm::Site::new(
+        "s1-login",
+        &d.join("login-node/runs/dies").display().to_string(),
+        sshd.options(),
+        &s.out,
+    )
+    .unwrap();
+    site.upload(&s.out).unwrap();
+    let id = slurm::submit(&site, &s.out, &env).unwrap();
+    let err = slurm::watch(
+        &site,
+        &id,
+        &s.out,
+        &CancelToken::new(),
+        &CancelToken::new(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(&format!("Slurm job {id} ended after step 0")) && err.contains("train.parquet"),
+        "{err}"
+    );
+    assert!(s.out.join(format!("slurm-{id}.out")).exists());
+}
+
+/// A small tree with a checkpoint, for the copies.
+fn tree(root: &Path) {
+    std::fs::create_dir_all(root.join("checkpoint-2/sub")).unwrap();
+    std::fs::write(root.join("checkpoint-2/trainer_state.json"), "{}").unwrap();
+    std::fs::write(root.join("checkpoint-2/sub/w.bin"), vec![7u8; 100_000]).unwrap();
+    std::fs::write(root.join("name with space.txt"), "x").unwrap();
+}
+
+#[test]
+fn copies_go_both_ways_with_rsync_and_with_tar_and_failures_name_the_host() {
+    let sshd = Sshd::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let host = SshHost::parse("s1-login").unwrap();
+    for copier in [Copier::Rsync, Copier::Tar] {
+        let ssh = Ssh::new(host.clone(), sshd.options()).with_copier(copier);
+        let local = d.join(format!("{copier:?}-here"));
+        tree(&local);
+        let there = d.join(format!("{copier:?}-there/a run"));
+        ssh.push_dir(&local, &there.display().to_string()).unwrap();
+        assert_eq!(
+            std::fs::read(there.join("checkpoint-2/sub/w.bin")).unwrap().len(),
+            100_000,
+            "{copier:?}"
+        );
+        assert!(there.join("name with space.txt").exists(), "{copier:?}");
+        let back = d.join(format!("{copier:?}-back"));
+        std::fs::write(there.join("other.txt"), "not a checkpoint").unwrap();
+        ssh.pull_dirs(&there.display().to_string(), "checkpoint-", &back)
+            .unwrap();
+        assert_eq!(
+            s1_studio::train::runs::checkpoints(&back),
+            vec![(2, back.join("checkpoint-2"))],
+            "{copier:?}"
+        );
+        assert!(
+            !back.join("other.txt").exists(),
+            "only the checkpoints come back ({copier:?})"
+        );
+
+        // The log comes back in pieces as it grows, and whole again after it was truncated.
+        let (remote, mirror) = (there.join("log.jsonl"), back.join("log.jsonl"));
+        let r = remote.display().to_string();
+        assert_eq!(ssh.pull_tail(&r, &mirror).unwrap(), 0, "no remote file yet");
+        std::fs::write(&remote, "one\ntw").unwrap();
+        assert_eq!(ssh.pull_tail(&r, &mirror).unwrap(), 6);
+        std::fs::write(&remote, "one\ntwo\n").unwrap();
+        assert_eq!(ssh.pull_tail(&r, &mirror).unwrap(), 2);
+        assert_eq!(std::fs::read_to_string(&mirror).unwrap(), "one\ntwo\n");
+        std::fs::write(&remote, "1\n").unwrap();
+        ssh.pull_tail(&r, &mirror).unwrap();
+        assert_eq!(std::fs::read_to_string(&mirror).unwrap(), "1\n");
+    }
+
+    // Nothing listens: the message names the host and port.
+    let closed = common::free_port();
+    let site = slurm::Site::new(&format!("127.0.0.1:{closed}"), "", sshd.options(), d).unwrap();
+    let err = site.upload(d).unwrap_err();
+    assert!(
+        err.contains(&format!("cannot reach 127.0.0.1:{closed}: connection refused")),
+        "{err}"
+    );
+    // A key the server does not know: refused, never a prompt.
+    let stranger = ssh::parse_options(&format!("-F {}", sshd.config("ssh_config_stranger").display())).unwrap();
+    let site = slurm::Site::new("s1-login", "", stranger, d).unwrap();
+    let err = site.upload(d).unwrap_err();
+    assert!(
+        err.contains("s1-login refused the login") && err.contains("publickey"),
+        "{err}"
+    );
+    // sbatch missing on the login node (this sshd's sessions have no SLURM_CONF, but sbatch is
+    // there; a command that is not there is said so).
+    let ssh = Ssh::new(host, sshd.options());
+    let err = ssh.exec("no-such-command-s1", "submitting").unwrap_err();
+    assert!(
+        !err.connection && err.message.starts_with("submitting on s1-login: command not found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_cli_says_which_host_it_cannot_reach() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::tiny_qwen(&d.join("model"), 256);
+    common::sum_rows(&d.join("rows.jsonl"), 4);
+    let closed = common::free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_s1-studio"))
+        .args([
+            "train",
+            "--target",
+            "slurm",
+            "--launch",
+            "--gpus-per-node",
+            "0",
+            "--nodes",
+            "1",
+        ])
+        .arg("--model")
+        .arg(d.join("model"))
+        .arg("--data")
+        .arg(d.join("rows.jsonl"))
+        .arg("--out")
+        .arg(d.join("run"))
+        .args(["--ssh", &format!("me@127.0.0.1:{closed}")])
+        // The user's way to pass ssh options; here only a known-hosts file of its own.
+        .env(
+            ssh::OPTIONS_ENV,
+            format!("-o UserKnownHostsFile={}", d.join("known_hosts").display()),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach me@127.0.0.1:{closed}: connection refused")),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_s1-studio"))
+        .args(["train", "--target", "slurm", "--launch", "--ssh", "me@h:0", "--out"])
+        .arg(d.join("run2"))
+        .args(["--model", "m", "--data", "r.jsonl"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ssh host `me@h:0`: port `0`"), "{err}");
+}
