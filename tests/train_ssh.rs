@@ -122,11 +122,20 @@ impl Sshd {
     }
 }
 
+impl Sshd {
+    /// Ends the daemon (its files stay until it is dropped).
+    fn stop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: signals to sshd's own process group (its sessions have their own).
+            unsafe { libc::kill(-(self.child.id() as i32), libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
-        // SAFETY: signals to sshd's own process group (its sessions have their own).
-        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGTERM) };
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -162,7 +171,28 @@ fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
     site.upload(&s.out).unwrap();
     assert!(there.join("job.sbatch").exists() && there.join("data/train.parquet").exists());
     let id = slurm::submit(&site, &s.out, &env).unwrap();
-    // Followed as a later session would: from what slurm_job.json recorded.
+    // The login node goes away after the first step: the watch ends saying how to re-attach,
+    // and the job runs on.
+    let mut login = sshd;
+    let mut seen = Vec::new();
+    let err = slurm::watch(&site, &id, &s.out, &CancelToken::new(), &CancelToken::new(), &mut |r| {
+        seen.push(r.step);
+        login.stop();
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("cannot reach s1-login: connection refused")
+            && err.contains(&format!(
+                "follow it again with `s1-studio train --attach --out {}`",
+                s.out.display()
+            )),
+        "{err}"
+    );
+    assert_eq!(seen.first(), Some(&1), "{seen:?}");
+    drop(login);
+    // Back (on another port, the user's ssh config says where), followed as a later session
+    // would: from what slurm_job.json recorded.
+    let sshd = Sshd::start(&[("SLURM_CONF", cluster.conf().display().to_string())]);
     let (attached, again) = slurm::attach(&s.out, sshd.options()).unwrap();
     assert_eq!(again, id);
     assert_eq!(attached.describe(&s.out), site.describe(&s.out));
@@ -226,6 +256,34 @@ fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
         "{err}"
     );
     assert!(s.out.join(format!("slurm-{id}.out")).exists());
+
+    // Stop: scancel there after the first step; Slurm lets the job go.
+    let s = settings(d, "stopped");
+    launch::export(&s, &opts).unwrap();
+    let site = slurm::Site::new("s1-login", "", sshd.options(), &s.out).unwrap();
+    site.upload(&s.out).unwrap();
+    assert!(
+        Path::new("/root/s1-studio-runs/stopped/job.sbatch").exists(),
+        "the default folder is ~/s1-studio-runs/<run name>"
+    );
+    let id = slurm::submit(&site, &s.out, &env).unwrap();
+    let stop = CancelToken::new();
+    let end = slurm::watch(&site, &id, &s.out, &stop, &CancelToken::new(), &mut |_| stop.cancel()).unwrap();
+    assert!(matches!(end, WatchEnd::Stopped { step } if step >= 1), "{end:?}");
+    let gone = (0..120).any(|_| {
+        let out = Command::new("squeue")
+            .args(["-h", "-j", &id, "-o", "%T"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let done = text.trim().is_empty() || text.contains("CANCELLED");
+        if !done {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        done
+    });
+    assert!(gone, "Slurm still lists job {id} a minute after scancel");
+    let _ = std::fs::remove_dir_all("/root/s1-studio-runs/stopped");
 }
 
 /// A small tree with a checkpoint, for the copies.
