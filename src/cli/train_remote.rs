@@ -2,13 +2,12 @@
 //! for the standard engines (see train::launch), optionally started and followed with the same
 //! progress bar as a local run; `--attach --out RUN` follows a run launched earlier.
 
-use std::time::Duration;
-
 use anyhow::bail;
 use clap::Args;
 
 use crate::jobs::CancelToken;
 use crate::train::launch::local::{LocalJob, WatchEnd};
+use crate::train::launch::run::Launched;
 use crate::train::launch::{self, ray, slurm, ssh, ExportOptions, Target};
 use crate::train::StepRecord;
 
@@ -116,47 +115,17 @@ fn launch_env(a: &super::train::TrainArgs, r: &RemoteArgs, target: Target) -> Ve
     env
 }
 
-/// A launched job to follow.
-enum Job {
-    Local,
-    Ray(ray::RayClient, String),
-    Slurm(slurm::Site, String),
-}
-
-/// Follows the job launched from `out`: here, on Ray or on Slurm.
-fn follow(out: &std::path::Path, job: Job) -> anyhow::Result<()> {
+/// Follows the job launched from `out` (here, on Ray or on Slurm), with a progress bar.
+fn follow(out: &std::path::Path, mut job: Launched) -> anyhow::Result<()> {
     let cancel = CancelToken::new();
     {
         let c = cancel.clone();
-        // Ctrl-C stops the job (torchrun and every rank, or the Ray job).
+        // Ctrl-C stops the job (torchrun and every rank, the Ray job, or scancel).
         let _ = ctrlc::set_handler(move || c.cancel());
     }
-    let detach = CancelToken::new();
-    let b = bar(0);
-    let end = match job {
-        Job::Slurm(site, id) => {
-            b.println(format!(
-                "following Slurm job {id} (its output: {}/slurm-{id}.out)",
-                site.describe(out)
-            ));
-            slurm::watch(&site, &id, out, &cancel, &detach, &mut |s| show(&b, s))
-        }
-        Job::Ray(client, id) => {
-            b.println(format!("following Ray job {id} at {}", client.address()));
-            ray::watch(&client, &id, out, &cancel, &detach, Duration::from_secs(60), &mut |s| {
-                show(&b, s)
-            })
-        }
-        Job::Local => {
-            let mut job = LocalJob::attach(out).map_err(anyhow::Error::msg)?;
-            b.println(format!(
-                "following pid {} ({})",
-                job.pid(),
-                out.join("launch.log").display()
-            ));
-            job.watch(&cancel, &detach, &mut |s| show(&b, s))
-        }
-    };
+    let b = bar(launch::read_export(out).map_or(0, |s| s.total_steps));
+    b.println(format!("following {}", job.describe(out)));
+    let end = job.watch(out, &cancel, &CancelToken::new(), &mut |s| show(&b, s));
     b.finish();
     report(end, out)
 }
@@ -164,16 +133,9 @@ fn follow(out: &std::path::Path, job: Job) -> anyhow::Result<()> {
 pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
     let out = a.out().to_path_buf();
     if r.attach {
-        if out.join(ray::RAY_FILE).exists() {
-            let (client, id) = ray::attach(&out, Some(&r.ray_address)).map_err(anyhow::Error::msg)?;
-            return follow(&out, Job::Ray(client, id));
-        }
-        if out.join(slurm::SLURM_FILE).exists() {
-            let (site, id) = slurm::attach(&out, ssh::options_from_env().map_err(anyhow::Error::msg)?)
-                .map_err(anyhow::Error::msg)?;
-            return follow(&out, Job::Slurm(site, id));
-        }
-        return follow(&out, Job::Local);
+        let options = ssh::options_from_env().map_err(anyhow::Error::msg)?;
+        let job = Launched::find(&out, Some(&r.ray_address), options).map_err(anyhow::Error::msg)?;
+        return follow(&out, job);
     }
     let Some(target) = r.target else {
         bail!("--target or --attach is needed")
@@ -221,26 +183,13 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
     }
     match target {
         Target::Torchrun => {
-            let cancel = CancelToken::new();
-            {
-                let c = cancel.clone();
-                let _ = ctrlc::set_handler(move || c.cancel());
-            }
-            let mut job = LocalJob::start(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
-            let b = bar(sum.total_steps);
-            b.println(format!(
-                "started pid {} ({})",
-                job.pid(),
-                out.join("launch.log").display()
-            ));
-            let end = job.watch(&cancel, &CancelToken::new(), &mut |st| show(&b, st));
-            b.finish();
-            report(end, &out)
+            let job = LocalJob::start(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Launched::Local(job))
         }
         Target::Ray => {
             let client = ray::RayClient::new(&r.ray_address);
             let id = ray::launch(&client, &out, &r.python, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
-            follow(&out, Job::Ray(client, id))
+            follow(&out, Launched::Ray(client, id))
         }
         Target::Slurm => {
             if let slurm::Site::Ssh { .. } = site {
@@ -248,7 +197,7 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
                 site.upload(&out).map_err(anyhow::Error::msg)?;
             }
             let id = slurm::submit(&site, &out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
-            follow(&out, Job::Slurm(site, id))
+            follow(&out, Launched::Slurm(site, id))
         }
         Target::Skypilot => bail!(
             "--launch starts torchrun, Ray and Slurm runs; for SkyPilot run `{}` from {} and bring the checkpoints \

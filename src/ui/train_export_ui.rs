@@ -87,8 +87,9 @@ pub fn launch_parts(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> (Ex
             String::new()
         },
         remote_dir: login.remote_dir.trim().to_string(),
-        // A malformed S1_SSH_OPTIONS is shown beside the host field.
-        ssh_options: if over_ssh {
+        // A malformed S1_SSH_OPTIONS is shown beside the host field. Slurm's only (a re-attach
+        // reaches the host slurm_job.json recorded).
+        ssh_options: if target == Target::Slurm {
             ssh::options_from_env().unwrap_or_default()
         } else {
             Vec::new()

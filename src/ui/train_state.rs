@@ -359,6 +359,25 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
                 j.stop();
             }
         }
+        TrainCommand::Attach => {
+            if busy {
+                return;
+            }
+            let (_, spec) = super::train_export_ui::launch_parts(&state.remote, ssh, form);
+            state.job = None;
+            match TrainingJob::spawn_attach(form.out.clone(), spec, tx.notify()) {
+                Ok(job) => {
+                    state.job = Some(job);
+                    state.status = TrainStatus::Running;
+                    state.records.clear();
+                    state.last_checkpoint = None;
+                    state.warnings.clear();
+                    remember_run(runs, form.out.clone());
+                    state.history_stale = true;
+                }
+                Err(e) => state.status = TrainStatus::Failed(format!("could not start the watching thread: {e}")),
+            }
+        }
         TrainCommand::QuickStart => super::first_run::prepare_finetune(tx),
         TrainCommand::QuickStartReady(r) => match *r {
             Ok(s) => {

@@ -377,6 +377,18 @@ fn actions_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                 {
                     v.tx.send(TrainCommand::Start { resume: true });
                 }
+                if v.state.remote.target.is_some()
+                    && ui
+                        .button("Follow launched job")
+                        .on_hover_text(
+                            "Watch again the job started earlier from the output folder (on Slurm, here or over \
+                             SSH, on Ray, or torchrun here), with the same charts and Stop; its checkpoints come \
+                             back at the end",
+                        )
+                        .clicked()
+                {
+                    v.tx.send(TrainCommand::Attach);
+                }
             });
             if v.state.checking {
                 ui.spinner();
