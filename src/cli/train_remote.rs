@@ -8,7 +8,7 @@ use clap::Args;
 use crate::jobs::CancelToken;
 use crate::train::launch::local::{LocalJob, WatchEnd};
 use crate::train::launch::run::Launched;
-use crate::train::launch::{self, ray, slurm, ssh, ExportOptions, Target};
+use crate::train::launch::{self, ray, sky, slurm, ssh, ExportOptions, Target};
 use crate::train::StepRecord;
 
 #[derive(Debug, Args)]
@@ -18,7 +18,8 @@ pub struct RemoteArgs {
     #[arg(long, value_enum)]
     pub target: Option<Target>,
     /// Start the exported run (torchrun: here, as a subprocess; ray: through the Jobs API at
-    /// --ray-address; slurm: sbatch on this login node, or on --ssh's) and follow its log
+    /// --ray-address; slurm: sbatch on this login node, or on --ssh's; skypilot: sky launch)
+    /// and follow its log
     #[arg(long, requires = "target")]
     pub launch: bool,
     /// Follow a run launched earlier from --out (its launch.json, ray_job.json or slurm_job.json)
@@ -51,6 +52,9 @@ pub struct RemoteArgs {
     /// The run's folder on the --ssh host (default ~/s1-studio-runs/<--out's name>)
     #[arg(long, requires = "ssh")]
     pub remote_dir: Option<String>,
+    /// The SkyPilot cluster to launch on (default: named after --out's folder)
+    #[arg(long, requires = "launch")]
+    pub cluster: Option<String>,
 }
 
 impl RemoteArgs {
@@ -199,11 +203,15 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
             let id = slurm::submit(&site, &out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
             follow(&out, Launched::Slurm(site, id))
         }
-        Target::Skypilot => bail!(
-            "--launch starts torchrun, Ray and Slurm runs; for SkyPilot run `{}` from {} and bring the checkpoints \
-             back (README.md says how)",
-            sum.command,
-            out.display()
-        ),
+        Target::Skypilot => {
+            let cluster = r.cluster.clone().unwrap_or_else(|| sky::cluster_name(&out));
+            println!(
+                "sky launch -c {cluster} sky.yaml -y -d (its output: {})",
+                out.join(sky::LAUNCH_LOG).display()
+            );
+            let job = sky::launch(&out, &cluster, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            let options = ssh::options_from_env().map_err(anyhow::Error::msg)?;
+            follow(&out, Launched::Sky(cluster, job, options))
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use eframe::egui;
 
-use crate::train::launch::export::{command, torchrun_preview, unsupported};
+use crate::train::launch::export::{torchrun_preview, unsupported};
 use crate::train::launch::{ssh, ExportOptions, LaunchSpec, Target};
 use crate::train::TrainSettings;
 
@@ -89,11 +89,12 @@ pub fn launch_parts(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> (Ex
         remote_dir: login.remote_dir.trim().to_string(),
         // A malformed S1_SSH_OPTIONS is shown beside the host field. Slurm's only (a re-attach
         // reaches the host slurm_job.json recorded).
-        ssh_options: if target == Target::Slurm {
+        ssh_options: if matches!(target, Target::Slurm | Target::Skypilot) {
             ssh::options_from_env().unwrap_or_default()
         } else {
             Vec::new()
         },
+        cluster: String::new(),
     };
     (opts, spec)
 }
@@ -140,7 +141,11 @@ pub fn preview(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> String {
             env.join(" "),
             opts.nodes
         ),
-        Target::Skypilot => format!("then you run: cd {out} && {}", command(target)),
+        Target::Skypilot => format!(
+            "then runs: cd {out} && sky launch -c {} sky.yaml -y -d, follows `sky logs`, and brings the checkpoints \
+             back over ssh (sky down ends the cluster)",
+            crate::train::launch::sky::cluster_name(&s.out)
+        ),
     };
     format!(
         "writes {out}: data/train.parquet, train.py (s1's sft.py), launch.sh, fsdp_config.json, requirements.txt, \

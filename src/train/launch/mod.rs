@@ -8,6 +8,7 @@ pub mod follow;
 pub mod local;
 pub mod ray;
 pub mod run;
+pub mod sky;
 pub mod slurm;
 pub mod ssh;
 
@@ -59,8 +60,9 @@ impl Target {
                  ray_job.py through the Jobs API and follows the job's log into trainer_log.jsonl."
             }
             Target::Skypilot => {
-                "`sky launch` syncs this folder to the cluster and runs launch.sh on every node; `sky logs` \
-                 shows the S1_STUDIO_STEP lines the studio reads."
+                "`s1-studio train --target skypilot --out RUN --launch [--cluster NAME]` runs `sky launch` (it syncs \
+                 this folder to every node and runs launch.sh), follows `sky logs` and brings the checkpoints back \
+                 over ssh to the cluster's name; `sky down NAME` ends the cluster."
             }
         }
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::local::{LocalJob, WatchEnd};
-use super::{export, ray, read_export, slurm, ExportOptions, Target};
+use super::{export, ray, read_export, sky, slurm, ExportOptions, Target};
 use crate::cancel::CancelToken;
 use crate::train::{StepRecord, TrainEvent, TrainOutcome, TrainSettings};
 
@@ -27,6 +27,8 @@ pub struct LaunchSpec {
     pub remote_dir: String,
     /// Extra ssh options (see [`super::ssh::OPTIONS_ENV`]).
     pub ssh_options: Vec<String>,
+    /// The SkyPilot cluster (empty: named after the run folder, see [`sky::cluster_name`]).
+    pub cluster: String,
 }
 
 /// Exports `s` for `opts.target`, launches it and follows it to its end, sending the events a
@@ -75,11 +77,22 @@ pub fn run(
             })
         }
         Target::Skypilot => {
-            return TrainOutcome::Failed(format!(
-                "wrote {}; SkyPilot runs start with `sky launch -c NAME sky.yaml` from that folder (README.md \
-                 there says how to bring the checkpoints back)",
-                out.display()
-            ))
+            let cluster = if spec.cluster.trim().is_empty() {
+                sky::cluster_name(out)
+            } else {
+                spec.cluster.trim().to_string()
+            };
+            sky::launch(out, &cluster, &spec.env).and_then(|job| {
+                sky::watch(
+                    &cluster,
+                    job.as_deref(),
+                    out,
+                    spec.ssh_options.clone(),
+                    cancel,
+                    &detach,
+                    &mut on_step,
+                )
+            })
         }
     };
     outcome(end, out)
@@ -112,6 +125,8 @@ pub enum Launched {
     Ray(ray::RayClient, String),
     /// A Slurm job, here or over SSH (slurm_job.json).
     Slurm(slurm::Site, String),
+    /// A SkyPilot job (sky_job.json): the cluster, the job, the ssh options for the checkpoints.
+    Sky(String, Option<String>, Vec<String>),
 }
 
 impl Launched {
@@ -126,11 +141,15 @@ impl Launched {
             let (site, id) = slurm::attach(out, ssh_options)?;
             return Ok(Launched::Slurm(site, id));
         }
+        if out.join(sky::SKY_FILE).exists() {
+            let (cluster, job) = sky::attach(out)?;
+            return Ok(Launched::Sky(cluster, job, ssh_options));
+        }
         if out.join(super::local::LAUNCH_FILE).exists() {
             return LocalJob::attach(out).map(Launched::Local);
         }
         Err(format!(
-            "{} holds no launched job (launch.json, ray_job.json or slurm_job.json): start it with --launch",
+            "{} holds no launched job (launch.json, ray_job.json, slurm_job.json or sky_job.json): start it with --launch",
             out.display()
         ))
     }
@@ -143,6 +162,11 @@ impl Launched {
             Launched::Slurm(site, id) => {
                 format!("Slurm job {id} (its output: {}/slurm-{id}.out)", site.describe(out))
             }
+            Launched::Sky(cluster, job, _) => format!(
+                "SkyPilot job {} on cluster {cluster} ({})",
+                job.as_deref().unwrap_or("(latest)"),
+                out.join(sky::JOB_LOG).display()
+            ),
         }
     }
 
@@ -158,6 +182,9 @@ impl Launched {
             Launched::Local(job) => job.watch(cancel, detach, on_step),
             Launched::Ray(client, id) => ray::watch(client, id, out, cancel, detach, RAY_PATIENCE, on_step),
             Launched::Slurm(site, id) => slurm::watch(site, id, out, cancel, detach, on_step),
+            Launched::Sky(cluster, job, options) => {
+                sky::watch(cluster, job.as_deref(), out, options.clone(), cancel, detach, on_step)
+            }
         }
     }
 }
