@@ -22,6 +22,14 @@ use s1_studio::train::launch::ssh::{self, Copier, Ssh, SshHost};
 use s1_studio::train::launch::{self, slurm, ExportOptions, Target};
 use s1_studio::train::TrainSettings;
 
+/// One test at a time: each picks free ports (sshd's, torchrun's rendezvous) that another
+/// test's could take between the pick and the bind.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn settings(d: &Path, out: &str) -> TrainSettings {
     let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join(out));
     (s.epochs, s.lr, s.batch, s.grad_accum, s.block_size) = (2, 2e-3, 1, 2, 128);
@@ -30,6 +38,7 @@ fn settings(d: &Path, out: &str) -> TrainSettings {
 
 #[test]
 fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
+    let _one = one_at_a_time();
     let py = common::slurm::trl_python();
     let cluster = common::slurm::Cluster::start();
     // The login node's sessions find the cluster's config, as a real one's profile does.
@@ -44,7 +53,8 @@ fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
         gpus_per_node: 0,
         ..ExportOptions::default()
     };
-    let env = common::torchrun_cpu_env(&py);
+    // A rendezvous port picked just before each submit.
+    let env = || common::torchrun_cpu_env(&py);
     let there = d.join("login-node/runs/first");
 
     let s = settings(d, "here");
@@ -53,7 +63,15 @@ fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
     assert_eq!(site.describe(&s.out), format!("s1-login:{}", there.display()));
     site.upload(&s.out).unwrap();
     assert!(there.join("job.sbatch").exists() && there.join("data/train.parquet").exists());
-    let id = slurm::submit(&site, &s.out, &env).unwrap();
+    // Not twice into one folder there: its log would be taken for the new run's.
+    std::fs::write(there.join("trainer_log.jsonl"), "").unwrap();
+    let err = site.upload(&s.out).unwrap_err();
+    assert!(
+        err.contains(&format!("s1-login:{} already holds a run", there.display())),
+        "{err}"
+    );
+    std::fs::remove_file(there.join("trainer_log.jsonl")).unwrap();
+    let id = slurm::submit(&site, &s.out, &env()).unwrap();
     // The login node goes away after the first step: the watch ends saying how to re-attach,
     // and the job runs on.
     let mut login = sshd;
@@ -124,7 +142,7 @@ fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
     )
     .unwrap();
     site.upload(&s.out).unwrap();
-    let id = slurm::submit(&site, &s.out, &env).unwrap();
+    let id = slurm::submit(&site, &s.out, &env()).unwrap();
     let err = slurm::watch(
         &site,
         &id,
@@ -143,13 +161,14 @@ fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
     // Stop: scancel there after the first step; Slurm lets the job go.
     let s = settings(d, "stopped");
     launch::export(&s, &opts).unwrap();
+    let _ = std::fs::remove_dir_all("/root/s1-studio-runs/stopped");
     let site = slurm::Site::new("s1-login", "", sshd.options(), &s.out).unwrap();
     site.upload(&s.out).unwrap();
     assert!(
         Path::new("/root/s1-studio-runs/stopped/job.sbatch").exists(),
         "the default folder is ~/s1-studio-runs/<run name>"
     );
-    let id = slurm::submit(&site, &s.out, &env).unwrap();
+    let id = slurm::submit(&site, &s.out, &env()).unwrap();
     let stop = CancelToken::new();
     let end = slurm::watch(&site, &id, &s.out, &stop, &CancelToken::new(), &mut |_| stop.cancel()).unwrap();
     assert!(matches!(end, WatchEnd::Stopped { step } if step >= 1), "{end:?}");
@@ -179,6 +198,7 @@ fn tree(root: &Path) {
 
 #[test]
 fn copies_go_both_ways_with_rsync_and_with_tar_and_failures_name_the_host() {
+    let _one = one_at_a_time();
     let sshd = Sshd::start(&[]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -251,6 +271,7 @@ fn copies_go_both_ways_with_rsync_and_with_tar_and_failures_name_the_host() {
 
 #[test]
 fn the_cli_says_which_host_it_cannot_reach() {
+    let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::tiny_qwen(&d.join("model"), 256);

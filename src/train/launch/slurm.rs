@@ -125,12 +125,28 @@ impl Site {
         }
     }
 
-    /// Copies the run folder there (nothing to do here).
+    /// Copies the run folder there (nothing to do here); a folder there that holds a run
+    /// already (its log or checkpoints would be taken for this one's) is refused.
     pub fn upload(&self, out: &Path) -> Result<(), String> {
-        match self {
-            Site::Here => Ok(()),
-            Site::Ssh { ssh, dir } => Ok(ssh.push_dir(out, dir)?),
+        let Site::Ssh { ssh, dir } = self else {
+            return Ok(());
+        };
+        let d = ssh::quote(&ssh::remote_path(dir));
+        let held = ssh.exec(
+            &format!(
+                "if [ -e {d}/{} ] || ls -d {d}/checkpoint-* >/dev/null 2>&1; then echo held; fi",
+                crate::train::runs::LOG
+            ),
+            &format!("looking at {}:{dir}", ssh.host),
+        )?;
+        if held == "held" {
+            return Err(format!(
+                "{}:{dir} already holds a run (trainer_log.jsonl or checkpoints); choose another folder there \
+                 (--remote-dir) or remove it",
+                ssh.host
+            ));
         }
+        Ok(ssh.push_dir(out, dir)?)
     }
 
     /// Brings the job's new trainer_log.jsonl lines into `out` (there already, here).
