@@ -1,6 +1,6 @@
 //! The SkyPilot driver (train::launch::sky) against a stand-in for the `sky` command-line tool:
 //! no cloud is reachable here, so a small script takes `sky launch -c C sky.yaml -y -d --env
-//! K=V`, `sky logs C JOB --follow` and `sky cancel -y C JOB` as SkyPilot does, with this
+//! K=V`, `sky logs C JOB --follow --tail 0` and `sky cancel -y C JOB` as SkyPilot does, with this
 //! machine as the cluster (the folder copied to ~/sky_workdir, launch.sh run there with the
 //! --env values: 2 torchrun processes on the CPU). The job's S1_STUDIO_STEP lines become the
 //! local trainer log, and the checkpoints come back over real ssh to the cluster's name (the
@@ -102,7 +102,7 @@ fn a_skypilot_job_is_launched_followed_and_its_checkpoints_come_back() {
     let calls = std::fs::read_to_string(d.join("calls.txt")).unwrap();
     assert!(
         calls.contains("launch -c s1-login sky.yaml -y -d --env NPROC=2 --env DEVICE=cpu")
-            && calls.contains("logs s1-login 1 --follow"),
+            && calls.contains("logs s1-login 1 --follow --tail 0"),
         "{calls}"
     );
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());

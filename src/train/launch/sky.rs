@@ -1,6 +1,6 @@
 //! A run folder handed to SkyPilot: `sky launch -c CLUSTER sky.yaml -y -d` from the folder (it
 //! syncs the folder to every node as ~/sky_workdir and runs launch.sh), the job followed through
-//! `sky logs CLUSTER JOB --follow` (the generated train.py prints each step as an
+//! `sky logs CLUSTER JOB --follow --tail 0` (the generated train.py prints each step as an
 //! `S1_STUDIO_STEP {json}` line, which becomes the local trainer_log.jsonl), Stop as
 //! `sky cancel`, and the checkpoints brought back over ssh from the head node (SkyPilot writes
 //! an ssh config entry named after the cluster). The cloud side is SkyPilot's; this drives its
@@ -136,7 +136,9 @@ impl LogStream {
         let err = log.try_clone().map_err(|e| format!("{}: {e}", path.display()))?;
         let mut args = vec!["logs", cluster];
         args.extend(job);
-        args.push("--follow");
+        // The whole log: SkyPilot shows its last 1000 lines unless told, which would lose the
+        // early steps on a re-attach.
+        args.extend(["--follow", "--tail", "0"]);
         let child = sky(&args, out)
             .stdout(log)
             .stderr(err)
