@@ -1,18 +1,14 @@
 //! Budget forcing against a scripted model: a fake logits source that replays a token script,
 //! and a toy tokenizer in which `</think>` takes three tokens.
 
-use std::collections::VecDeque;
+mod common;
 
+use common::scripted::{ScriptedModel, ToyCodec};
 use s1_studio::generate::{
-    generate, generate_steered, AnswerNow, BudgetConfig, BudgetError, Codec, GenerateError, GenerateParams, Generation,
-    InjectionKind, LanguageModel, MaxThinking, PastMax, Prompt, StopReason, StreamEvent, ThinkingFormat,
+    generate, generate_steered, AnswerNow, BudgetConfig, BudgetError, GenerateError, GenerateParams, Generation,
+    InjectionKind, MaxThinking, PastMax, Prompt, StopReason, StreamEvent, ThinkingFormat,
 };
 use s1_studio::jobs::CancelToken;
-
-/// Longest-match tokenizer over a fixed vocabulary; id = index.
-struct ToyCodec {
-    vocab: Vec<&'static str>,
-}
 
 const VOCAB: &[&str] = &[
     "<|im_start|>",
@@ -39,93 +35,6 @@ const VOCAB: &[&str] = &[
     "<|endoftext|>",
     "OOV",
 ];
-
-impl ToyCodec {
-    fn new() -> Self {
-        Self { vocab: VOCAB.to_vec() }
-    }
-    fn id(&self, s: &str) -> u32 {
-        self.vocab
-            .iter()
-            .position(|v| *v == s)
-            .unwrap_or_else(|| panic!("{s} not in vocab")) as u32
-    }
-    fn ids(&self, words: &[&str]) -> Vec<u32> {
-        words.iter().map(|w| self.id(w)).collect()
-    }
-}
-
-impl Codec for ToyCodec {
-    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
-        let mut out = Vec::new();
-        let mut rest = text;
-        while !rest.is_empty() {
-            let (id, len) = self
-                .vocab
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| rest.starts_with(**v))
-                .map(|(i, v)| (i as u32, v.len()))
-                .max_by_key(|x| x.1)
-                .ok_or_else(|| format!("cannot encode {rest:?}"))?;
-            out.push(id);
-            rest = &rest[len..];
-        }
-        Ok(out)
-    }
-    fn decode(&self, ids: &[u32]) -> Result<String, String> {
-        Ok(ids.iter().map(|&i| self.vocab[i as usize]).collect())
-    }
-}
-
-/// Replays `script`: each call to `feed` returns logits that peak on the next scripted token,
-/// whatever was fed. It records the sequence the model actually holds (after rewinds).
-struct ScriptedModel {
-    script: VecDeque<u32>,
-    /// The runner-up of each scripted step (what a sampler picks when the first is banned).
-    seconds: VecDeque<Option<u32>>,
-    vocab: usize,
-    held: Vec<u32>,
-    eos: u32,
-    context: usize,
-}
-
-impl ScriptedModel {
-    fn new(script: Vec<u32>, eos: u32) -> Self {
-        // Two rows past the toy tokenizer, like Qwen2.5's padded embedding.
-        Self {
-            seconds: script.iter().map(|_| None).collect(),
-            script: script.into(),
-            vocab: VOCAB.len() + 2,
-            held: Vec::new(),
-            eos,
-            context: 4096,
-        }
-    }
-}
-
-impl LanguageModel for ScriptedModel {
-    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
-        self.held.extend_from_slice(tokens);
-        let next = self.script.pop_front().unwrap_or(self.eos);
-        let mut logits = vec![0.0; self.vocab];
-        if let Some(Some(second)) = self.seconds.pop_front() {
-            logits[second as usize] = 5.0;
-        }
-        logits[next as usize] = 10.0;
-        Ok(logits)
-    }
-    fn rewind(&mut self, n: usize) {
-        let len = self.held.len();
-        self.held.truncate(len - n);
-    }
-    fn position(&self) -> usize {
-        self.held.len()
-    }
-    fn context_len(&self) -> usize {
-        self.context
-    }
-}
 
 struct Run {
     gen: Generation,
@@ -166,11 +75,15 @@ fn split_step(step: &str) -> (&str, Option<&str>) {
 /// Runs `script`, whose steps may name a runner-up after a `|` ("<|im_start|>|b": the model
 /// wants to end, and says "b" when ending is banned).
 fn run_params(script: &[&str], params: GenerateParams, cancel: &CancelToken) -> Result<Run, GenerateError> {
-    let codec = ToyCodec::new();
+    let codec = ToyCodec::from_vocab(VOCAB);
     let eos = codec.id("<|im_end|>");
     let steps: Vec<(&str, Option<&str>)> = script.iter().map(|s| split_step(s)).collect();
-    let mut model = ScriptedModel::new(steps.iter().map(|s| codec.id(s.0)).collect(), eos);
-    model.seconds = steps.iter().map(|s| s.1.map(|r| codec.id(r))).collect();
+    // Two rows past the toy tokenizer, like Qwen2.5's padded embedding.
+    let mut model = ScriptedModel::new(
+        steps.iter().map(|s| (codec.id(s.0), s.1.map(|r| codec.id(r)))),
+        VOCAB.len() + 2,
+        eos,
+    );
     let prompt = Prompt {
         ids: codec.ids(&["<|im_start|>", "x", "<|im_end|>"]),
         has_thinking_start: false,
@@ -395,10 +308,14 @@ fn multi_token_delimiter_is_held_back_and_rewound() {
 
 #[test]
 fn ids_past_the_tokenizer_are_never_fed_back() {
-    let codec = ToyCodec::new();
+    let codec = ToyCodec::from_vocab(VOCAB);
     // The scripted logits peak on ids the tokenizer does not know (rows past the vocabulary).
     let oov = VOCAB.len() as u32; // first padded row
-    let mut model = ScriptedModel::new(vec![oov, oov + 1, codec.id("<|im_start|>")], codec.id("<|im_end|>"));
+    let mut model = ScriptedModel::new(
+        [oov, oov + 1, codec.id("<|im_start|>")].map(|id| (id, None)),
+        VOCAB.len() + 2,
+        codec.id("<|im_end|>"),
+    );
     let prompt = Prompt {
         ids: codec.ids(&["x"]),
         has_thinking_start: false,
@@ -672,10 +589,10 @@ fn waits_past_the_setting_are_the_minimums() {
 /// from the UI thread): the thinking ends there with s1's forced end, the minimum overridden.
 #[test]
 fn answer_now_ends_the_thinking_with_the_forced_end() {
-    let codec = ToyCodec::new();
+    let codec = ToyCodec::from_vocab(VOCAB);
     let eos = codec.id("<|im_end|>");
     let script = ["a", "b", "c", "d", " 42", "<|im_end|>"];
-    let mut model = ScriptedModel::new(script.iter().map(|s| codec.id(s)).collect(), eos);
+    let mut model = ScriptedModel::new(script.iter().map(|s| (codec.id(s), None)), VOCAB.len() + 2, eos);
     let prompt = Prompt {
         ids: codec.ids(&["<|im_start|>", "x", "<|im_end|>"]),
         has_thinking_start: false,

@@ -14,6 +14,7 @@ use common::server::Server;
 use s1_studio::cancel::CancelToken;
 use s1_studio::eval::endpoint::EndpointClient;
 use s1_studio::eval::remote::EvalEndpoint;
+use s1_studio::eval::remote_request::PromptForm;
 use s1_studio::eval::sweep::{self, Sample, SweepConfig};
 use s1_studio::eval::{self, EvalRequest};
 use s1_studio::grade::Extraction;
@@ -57,12 +58,10 @@ fn endpoint(url: &str, tokenizer: &Path, retries: usize) -> EvalEndpoint {
     let mut client = EndpointClient::new(url);
     client.retries = retries;
     client.backoff = Duration::from_millis(5);
-    EvalEndpoint {
-        client,
-        model: "m".into(),
-        tokenizer: tokenizer.to_path_buf(),
-        concurrency: 2,
-    }
+    let mut e = EvalEndpoint::new(client, "m", tokenizer, 2);
+    // The mock answers by the prompt's text; the real servers below take token ids.
+    e.prompts = PromptForm::Text;
+    e
 }
 
 fn run(req: &EvalRequest) -> Result<Vec<Sample>, String> {
@@ -94,23 +93,11 @@ fn served_greedy_samples_equal_the_local_engines() {
     let served_id = gguf.file_name().unwrap().to_string_lossy().into_owned();
     let mut ep = endpoint(&format!("{}/v1", server.base), &gguf, 0);
     ep.model = served_id.clone();
+    ep.prompts = PromptForm::Ids;
     remote.endpoint = Some(ep);
     let remote_samples = by_key(run(&remote).unwrap_or_else(|e| panic!("{e}\nserver log:\n{}", server.log())));
     assert_eq!(local_samples.len(), 8);
-    assert_eq!(remote_samples.len(), 8);
-    for (l, r) in local_samples.iter().zip(&remote_samples) {
-        let at = format!("{} / {}", l.setting, l.question_id);
-        assert_eq!((&l.setting, &l.question_id), (&r.setting, &r.question_id));
-        assert_eq!(l.prompt, r.prompt, "{at}");
-        assert_eq!(l.thinking, r.thinking, "{at}: thinking");
-        assert_eq!(l.thinking_tokens, r.thinking_tokens, "{at}: thinking tokens");
-        assert_eq!(l.forced_end, r.forced_end, "{at}: forced end");
-        assert_eq!(l.waits_injected, r.waits_injected, "{at}: waits");
-        assert_eq!(l.thinking_cut, r.thinking_cut, "{at}: thinking cut");
-        assert_eq!(l.answer, r.answer, "{at}: answer");
-        assert_eq!(l.extracted, r.extracted, "{at}");
-        assert_eq!(l.verdict, r.verdict, "{at}");
-    }
+    assert_same_samples(&local_samples, &remote_samples);
     assert!(
         remote_samples.iter().any(|s| s.forced_end),
         "a budget of 16 forces the end"
@@ -156,6 +143,24 @@ fn served_greedy_samples_equal_the_local_engines() {
             !c.text.is_empty() || c.thinking.is_some(),
             "an attempt came back empty: {c:?}"
         );
+    }
+}
+
+/// The same samples, field by field, in the same order.
+fn assert_same_samples(local: &[Sample], remote: &[Sample]) {
+    assert_eq!(local.len(), remote.len());
+    for (l, r) in local.iter().zip(remote) {
+        let at = format!("{} / {}", l.setting, l.question_id);
+        assert_eq!((&l.setting, &l.question_id), (&r.setting, &r.question_id));
+        assert_eq!(l.prompt, r.prompt, "{at}");
+        assert_eq!(l.thinking, r.thinking, "{at}: thinking");
+        assert_eq!(l.thinking_tokens, r.thinking_tokens, "{at}: thinking tokens");
+        assert_eq!(l.forced_end, r.forced_end, "{at}: forced end");
+        assert_eq!(l.waits_injected, r.waits_injected, "{at}: waits");
+        assert_eq!(l.thinking_cut, r.thinking_cut, "{at}: thinking cut");
+        assert_eq!(l.answer, r.answer, "{at}: answer");
+        assert_eq!(l.extracted, r.extracted, "{at}");
+        assert_eq!(l.verdict, r.verdict, "{at}");
     }
 }
 
@@ -269,4 +274,129 @@ fn a_failing_endpoint_is_named_in_the_error() {
     req.endpoint = Some(endpoint(&url, &dir.path().join("nope"), 0));
     let e = run(&req).unwrap_err();
     assert!(e.contains("nope"), "{e}");
+}
+
+/// A Python with llama-cpp-python's server (S1_PYTHON, else python3). Panics saying how to get one.
+fn python_with_llama_cpp_server() -> String {
+    let py = std::env::var("S1_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(&py)
+        .args(["-c", "import llama_cpp.server, uvicorn, sse_starlette"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "this test needs llama.cpp's server from PyPI in S1_PYTHON={py}: \
+         `pip install 'llama-cpp-python[server]==0.3.16'`, or run scripts/test.sh, which installs it"
+    );
+    py
+}
+
+/// llama.cpp's server (llama-cpp-python's, from PyPI) takes s1's loop and gives the local
+/// engine's greedy samples on the same file. The file is SmolLM2-135M-Instruct with its weights
+/// written out in F32 by llama.cpp's own quantizer, and the server keeps its KV cache in F32:
+/// on the Q4_1 file llama.cpp rounds activations to 8 bits for its 4-bit dot products and keeps
+/// an F16 cache, each rounding differently from this engine (logits within ~1 of each other:
+/// tests/gguf_smollm2.rs), so greedy decoding parts at the first near-tie; in F32 both engines
+/// compute the same sums in different orders. The loop's own defaults make llama.cpp sample as
+/// s1's vLLM did (its server's repeat penalty of 1.1 off). This server takes prompts as text
+/// only, which it tokenizes again: a sample whose round prompts do not tokenize back to the
+/// loop's ids (SmolLM2, untrained on s1's format, writes `er` after `<|im_start|>think`, or a
+/// space before the forced newline) is marked `retokenized`; every other sample must be the
+/// local engine's, and most must be checkable.
+#[test]
+fn llama_cpp_servers_greedy_samples_equal_the_local_engines() {
+    let py = python_with_llama_cpp_server();
+    let dir = tempfile::tempdir().unwrap();
+    let f32_gguf = dir.path().join("SmolLM2-135M-Instruct.F32.gguf");
+    let quantize = "import ctypes, sys, llama_cpp\n\
+        p = llama_cpp.llama_model_quantize_default_params()\n\
+        p.ftype = 0  # LLAMA_FTYPE_ALL_F32\n\
+        p.allow_requantize = True\n\
+        sys.exit(llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), ctypes.byref(p)))";
+    let out = std::process::Command::new(&py)
+        .args(["-c", quantize])
+        .arg(common::smollm2_gguf())
+        .arg(&f32_gguf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "llama.cpp's quantizer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = common::free_port();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut server = std::process::Command::new(&py)
+        .args(["-m", "llama_cpp.server", "--model"])
+        .arg(&f32_gguf)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--n_ctx", "2048", "--n_threads", "2", "--type_k", "0", "--type_v", "0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server_log = || std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let t0 = std::time::Instant::now();
+    loop {
+        if ureq::get(format!("{url}/models")).call().is_ok() {
+            break;
+        }
+        if let Ok(Some(status)) = server.try_wait() {
+            panic!("llama.cpp's server exited ({status}):\n{}", server_log());
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "llama.cpp's server did not answer:\n{}",
+            server_log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _server = Kill(server);
+    // Eight GSM8K questions; budgets that force the end, and one continued past an end.
+    let gsm8k = std::fs::read_to_string("assets/eval/gsm8k_test.jsonl").unwrap();
+    let qs: Vec<(String, String)> = gsm8k
+        .lines()
+        .take(8)
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["question"].as_str().unwrap().to_string(),
+                v["answer"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = qs.iter().map(|(q, a)| (q.as_str(), a.as_str())).collect();
+    let b = bench(dir.path(), &refs);
+    let local = request(&f32_gguf, &b, &dir.path().join("local"), &["48"], &["0", "1"]);
+    let local_samples = by_key(run(&local).unwrap());
+    let mut remote = request(&f32_gguf, &b, &dir.path().join("remote"), &["48"], &["0", "1"]);
+    remote.endpoint = Some(endpoint(&url, &f32_gguf, 0));
+    let remote_samples = by_key(run(&remote).unwrap_or_else(|e| panic!("{e}\nserver log:\n{}", server_log())));
+    assert_eq!(local_samples.len(), 16);
+    assert_eq!(remote_samples.len(), 16);
+    let (l, r): (Vec<Sample>, Vec<Sample>) = local_samples
+        .into_iter()
+        .zip(remote_samples)
+        .filter(|(_, r)| !r.retokenized)
+        .unzip();
+    eprintln!("{} of 16 samples kept the loop's ids through the text prompts", r.len());
+    assert!(r.len() >= 10, "only {} of 16 samples could be compared", r.len());
+    assert_same_samples(&l, &r);
+    assert!(r.iter().any(|s| s.forced_end), "a budget of 48 forces some ends");
+
+    // Token-id prompts are refused by this server, with a hint to send text.
+    let mut ids = request(&f32_gguf, &b, &dir.path().join("ids"), &["48"], &["0"]);
+    let mut ep = endpoint(&url, &f32_gguf, 0);
+    ep.prompts = PromptForm::Ids;
+    ids.endpoint = Some(ep);
+    let e = run(&ids).unwrap_err();
+    assert!(e.contains("--endpoint-prompts text"), "{e}");
 }

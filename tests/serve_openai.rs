@@ -167,6 +167,34 @@ fn a_tiny_model_served_whole_streamed_and_as_plain_completions() {
     assert_eq!(c[0]["finish_reason"], "length");
     assert_eq!(n(&c[2]["s1"]["thinking_tokens"]), 4);
     assert!(!c[2]["reasoning"].as_str().unwrap().is_empty());
+
+    // The same prompt as token ids (the API's token prompt, as s1's loop sends its rounds), with
+    // the sampled ids returned (vLLM's `return_token_ids`).
+    let (tok, _, _) = s1_studio::model::load_text_side(d.path()).unwrap();
+    let ids = tok.encode_with_bos("2+2=").unwrap();
+    let post = |prompt: Value| {
+        let body = json!({"model": model, "prompt": prompt, "max_tokens": 6, "temperature": 0,
+                          "top_k": 0, "return_token_ids": true});
+        server.post("/v1/completions", body.to_string().as_bytes())
+    };
+    let (status, text) = post(json!("2+2="));
+    assert_eq!(status, 200, "{text}");
+    let by_text: Value = serde_json::from_str(&text).unwrap();
+    let (status, text) = post(json!(ids));
+    assert_eq!(status, 200, "{text}");
+    let by_ids: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(by_ids["choices"][0]["text"], c[0]["content"]);
+    assert_eq!(by_ids["choices"][0]["token_ids"], by_text["choices"][0]["token_ids"]);
+    let sampled: Vec<u32> = serde_json::from_value(by_ids["choices"][0]["token_ids"].clone()).unwrap();
+    assert_eq!(sampled.len(), 6);
+    assert_eq!(
+        tok.decode(&sampled).unwrap(),
+        by_ids["choices"][0]["text"].as_str().unwrap()
+    );
+    // An id past the vocabulary is the client's fault, named.
+    let (status, text) = post(json!([1, tok.max_token_id + 1]));
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("outside the vocabulary"), "{text}");
 }
 
 #[test]

@@ -9,17 +9,12 @@ mod common;
 
 use std::collections::VecDeque;
 
+use common::scripted::{ScriptedModel, ToyCodec};
 use s1_studio::generate::{
-    generate, BudgetConfig, Codec, GenerateError, GenerateParams, Generation, InjectionKind, LanguageModel,
-    MaxThinking, Prompt, ThinkingFormat,
+    generate, BudgetConfig, Codec, GenerateParams, Generation, InjectionKind, MaxThinking, Prompt, ThinkingFormat,
 };
 use s1_studio::jobs::CancelToken;
 use s1_studio::model::TextTokenizer;
-
-/// Longest-match tokenizer over a fixed vocabulary; id = index.
-struct ToyCodec {
-    vocab: Vec<&'static str>,
-}
 
 const BASE: &[&str] = &[
     "<|im_end|>",
@@ -45,69 +40,13 @@ const BASE: &[&str] = &[
     "\n\n",
 ];
 
-impl ToyCodec {
-    /// `tags`: `<think>` and `</think>` are tokens of their own.
-    fn new(tags: bool) -> Self {
-        let mut vocab = BASE.to_vec();
-        if tags {
-            vocab.extend(["<think>", "</think>"]);
-        }
-        Self { vocab }
+/// The toy codec; `tags`: `<think>` and `</think>` are tokens of their own.
+fn toy(tags: bool) -> ToyCodec {
+    let mut codec = ToyCodec::from_vocab(BASE);
+    if tags {
+        codec.vocab.extend(["<think>", "</think>"]);
     }
-}
-
-impl Codec for ToyCodec {
-    fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
-        let mut out = Vec::new();
-        let mut rest = text;
-        while !rest.is_empty() {
-            let (id, len) = self
-                .vocab
-                .iter()
-                .enumerate()
-                .filter(|(_, v)| rest.starts_with(**v))
-                .map(|(i, v)| (i as u32, v.len()))
-                .max_by_key(|x| x.1)
-                .ok_or_else(|| format!("cannot encode {rest:?}"))?;
-            out.push(id);
-            rest = &rest[len..];
-        }
-        Ok(out)
-    }
-    fn decode(&self, ids: &[u32]) -> Result<String, String> {
-        Ok(ids.iter().map(|&i| self.vocab[i as usize]).collect())
-    }
-}
-
-/// Replays a script of (token, runner-up) whatever was fed, and keeps what the model holds.
-struct ScriptedModel {
-    script: VecDeque<(u32, Option<u32>)>,
-    vocab: usize,
-    held: Vec<u32>,
-    eos: u32,
-}
-
-impl LanguageModel for ScriptedModel {
-    fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
-        self.held.extend_from_slice(tokens);
-        let (next, second) = self.script.pop_front().unwrap_or((self.eos, None));
-        let mut logits = vec![0.0; self.vocab];
-        if let Some(s) = second {
-            logits[s as usize] = 5.0;
-        }
-        logits[next as usize] = 10.0;
-        Ok(logits)
-    }
-    fn rewind(&mut self, n: usize) {
-        let len = self.held.len();
-        self.held.truncate(len - n);
-    }
-    fn position(&self) -> usize {
-        self.held.len()
-    }
-    fn context_len(&self) -> usize {
-        4096
-    }
+    codec
 }
 
 struct Run {
@@ -139,12 +78,7 @@ fn script(codec: &dyn Codec, steps: &[&str]) -> VecDeque<(u32, Option<u32>)> {
 
 /// Runs `steps` after a prompt that ends with `<think>\n` when `opened`.
 fn run_codec(codec: &dyn Codec, vocab: usize, eos: u32, steps: &[&str], budget: BudgetConfig, opened: bool) -> Run {
-    let mut model = ScriptedModel {
-        script: script(codec, steps),
-        vocab,
-        held: Vec::new(),
-        eos,
-    };
+    let mut model = ScriptedModel::new(script(codec, steps), vocab, eos);
     let prompt_text = if opened { "x<think>\n" } else { "x" };
     let prompt = Prompt {
         ids: codec.encode(prompt_text).unwrap(),
@@ -184,7 +118,7 @@ fn run_codec(codec: &dyn Codec, vocab: usize, eos: u32, steps: &[&str], budget: 
 }
 
 fn run(tags: bool, steps: &[&str], budget: BudgetConfig, opened: bool) -> Run {
-    let codec = ToyCodec::new(tags);
+    let codec = toy(tags);
     let eos = codec.encode("<|im_end|>").unwrap()[0];
     let vocab = codec.vocab.len();
     run_codec(&codec, vocab, eos, steps, budget, opened)

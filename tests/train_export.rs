@@ -316,7 +316,11 @@ fn a_local_ray_cluster_takes_the_job_through_the_jobs_api() {
         .into_iter()
         .filter(|(k, _)| k != "TORCHRUN")
         .collect();
-    let id = ray::launch(&client, &s.out, &py, &env).unwrap();
+    // As to a cluster that does not see this folder: uploaded as the job's working directory,
+    // the checkpoints written where OUTPUT_DIR says (here, the run folder itself).
+    let mut upload_env = env.clone();
+    upload_env.push(("OUTPUT_DIR".into(), s.out.display().to_string()));
+    let id = ray::launch(&client, &s.out, &py, &upload_env, true).unwrap();
     // Re-attach from the folder, as a later session would.
     let (again, same) = ray::attach(&s.out, None).unwrap();
     assert_eq!((again.address(), same.as_str()), (client.address(), id.as_str()));
@@ -341,12 +345,22 @@ fn a_local_ray_cluster_takes_the_job_through_the_jobs_api() {
     );
     let record = s1_studio::train::runs::read_run(&s.out).unwrap();
     assert_eq!(record.checkpoint(), Some(s.out.join("checkpoint-6").as_path()));
+    let log = client.logs(&id).unwrap();
+    let ran_in = log
+        .lines()
+        .find_map(|l| l.split_once("ray_job.py: running launch.sh in ").map(|(_, dir)| dir))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        ran_in.contains("_ray_pkg_") && !ran_in.contains(&*s.out.to_string_lossy()),
+        "the job ran in Ray's copy of the package: {ran_in}"
+    );
 
     // A job that dies on the cluster: FAILED, with its last lines.
     let s = setup(d, "ray-dies");
     export(&s, Target::Ray);
     std::fs::remove_file(s.out.join("data/train.parquet")).unwrap();
-    let id = ray::launch(&client, &s.out, &py, &env).unwrap();
+    // From the folder where it is (a local head, or a filesystem the cluster shares).
+    let id = ray::launch(&client, &s.out, &py, &env, false).unwrap();
     let err = ray::watch(
         &client,
         &id,

@@ -34,6 +34,15 @@ pub struct EvalArgs {
     /// Retries of a request after 429, 5xx or a connection error (backoff from 0.5 s, doubled)
     #[arg(long, default_value_t = 5)]
     retries: usize,
+    /// How prompts go to the endpoint: `ids` (token ids, as s1 hands vLLM its prompts: nothing
+    /// is re-tokenized between rounds) or `text` (for servers that refuse token prompts)
+    #[arg(long, default_value = "ids", value_parser = ["ids", "text"], requires = "endpoint")]
+    endpoint_prompts: String,
+    /// A field added to every request, KEY=VALUE (the value read as JSON when it parses, else
+    /// as text; `null` removes one of the loop's own sampler fields: repetition_penalty,
+    /// repeat_penalty, min_p, top_k, return_token_ids). Repeatable
+    #[arg(long = "endpoint-param", value_name = "KEY=VALUE", requires = "endpoint")]
+    endpoint_params: Vec<String>,
     /// math500, aime24, aime25, amc23, gsm8k, or a JSONL file (question + answer columns, or
     /// GPQA's Question / Correct Answer / Incorrect Answer 1-3 as multiple choice)
     #[arg(long)]
@@ -160,7 +169,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} samples  {msg}  [{elapsed} < {eta}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let (mut correct, mut generated, mut samples) = (0usize, 0usize, 0usize);
+    let (mut correct, mut generated, mut samples, mut retokenized) = (0usize, 0usize, 0usize, 0usize);
     let mut announced = false;
     let started = std::time::Instant::now();
     let m = eval::run(&req, &cancel, &mut |e| match e {
@@ -180,6 +189,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             samples += 1;
             correct += (s.verdict == crate::grade::Verdict::Correct) as usize;
             generated += s.thinking_tokens + s.answer_tokens;
+            retokenized += s.retokenized as usize;
             bar.set_message(format!("{correct} correct this run"));
         }
         EvalEvent::Finished(_) => bar.finish_and_clear(),
@@ -216,6 +226,13 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
             a.batch
         );
     }
+    if retokenized > 0 {
+        println!(
+            "note: {retokenized} samples went to the endpoint as text that does not tokenize back to s1's ids \
+             (a delimiter merged with the text beside it; `retokenized` in samples.jsonl): they may differ from \
+             the loop on token ids, which --endpoint-prompts ids sends where the server takes it"
+        );
+    }
     if cancel.is_cancelled() {
         println!("stopped early; rerun the same command to continue");
     }
@@ -244,10 +261,11 @@ fn endpoint(a: &EvalArgs) -> anyhow::Result<Option<eval::remote::EvalEndpoint>> 
             _ => bail!("--api-key-env: the environment variable {var} is not set"),
         }
     }
-    Ok(Some(eval::remote::EvalEndpoint {
-        client,
-        model: model.clone(),
-        tokenizer: a.model.clone(),
-        concurrency: a.concurrency,
-    }))
+    let mut e = eval::remote::EvalEndpoint::new(client, model, &a.model, a.concurrency);
+    e.prompts = eval::remote_request::PromptForm::parse(&a.endpoint_prompts).map_err(anyhow::Error::msg)?;
+    for p in &a.endpoint_params {
+        let (k, v) = eval::remote_request::parse_param(p).map_err(|e| anyhow::anyhow!("--endpoint-param {e}"))?;
+        e.params.insert(k, v);
+    }
+    Ok(Some(e))
 }

@@ -28,6 +28,15 @@ pub struct RemoteArgs {
     /// The Ray dashboard (Jobs API)
     #[arg(long, env = "RAY_ADDRESS", default_value = "http://127.0.0.1:8265")]
     pub ray_address: String,
+    /// Upload the run folder to the Ray cluster as the job's working directory (as `ray job submit
+    /// --working-dir .` does), for a cluster that does not see this folder; the checkpoints are
+    /// then written on the cluster (under --ray-output-dir when given)
+    #[arg(long)]
+    pub ray_upload: bool,
+    /// Where the job writes its checkpoints on the Ray cluster (shared or persistent storage);
+    /// with --ray-upload the default is the job's own copy of the folder, which Ray may remove
+    #[arg(long)]
+    pub ray_output_dir: Option<String>,
     /// The Python that runs ray_job.py on the Ray head
     #[arg(long, default_value = "python3")]
     pub python: String,
@@ -192,7 +201,24 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
         }
         Target::Ray => {
             let client = ray::RayClient::new(&r.ray_address);
-            let id = ray::launch(&client, &out, &r.python, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            let mut env = launch_env(a, r, target);
+            if let Some(d) = &r.ray_output_dir {
+                env.push(("OUTPUT_DIR".into(), d.clone()));
+            }
+            if r.ray_upload {
+                println!(
+                    "uploading {} to {} as the job's working directory",
+                    out.display(),
+                    client.address()
+                );
+                if r.ray_output_dir.is_none() {
+                    println!(
+                        "note: the checkpoints stay in the job's copy of the folder on the cluster; give --ray-output-dir \
+                         (shared or persistent storage there) to keep them"
+                    );
+                }
+            }
+            let id = ray::launch(&client, &out, &r.python, &env, r.ray_upload).map_err(anyhow::Error::msg)?;
             follow(&out, Launched::Ray(client, id))
         }
         Target::Slurm => {

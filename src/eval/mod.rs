@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod plot;
 pub mod presets;
 pub mod remote;
+pub mod remote_request;
 pub mod remote_sweep;
 pub mod run;
 pub mod sweep;

@@ -77,7 +77,7 @@ fn longest_prompt(
             return Ok(None);
         }
         let (prompt, _) = remote.prompt(&text, &budget)?;
-        longest = longest.max(Some(remote.count(&prompt)?));
+        longest = longest.max(Some(remote.prompt_ids(&prompt)?.len()));
     }
     Ok(longest)
 }
@@ -100,10 +100,10 @@ fn one(
     let (prompt, budget, tries, budget_n): (String, BudgetConfig, usize, Option<usize>) =
         sweep::plan(setting, q, format);
     let mut attempts = 0;
-    let (gen, text) = loop {
+    let r = loop {
         attempts += 1;
         let p = sweep::params(cfg, &budget, k, attempts - 1, auto_prompt);
-        let (gen, text) = remote
+        let r = remote
             .generate(
                 agent,
                 &prompt,
@@ -114,20 +114,22 @@ fn one(
                 cancel,
             )
             .map_err(|e| format!("question {}: {e}", q.id))?;
-        if tries == 1 || sweep::fits(&gen, budget_n) || attempts >= tries || cancel.is_cancelled() {
-            break (gen, text);
+        if tries == 1 || sweep::fits(&r.generation, budget_n) || attempts >= tries || cancel.is_cancelled() {
+            break r;
         }
     };
-    let text = graded_text(text, &budget.format);
-    Ok(sweep::graded(
+    let text = graded_text(r.continuation, &budget.format);
+    let mut sample = sweep::graded(
         bench,
         cfg,
         setting,
         q,
         k,
         prompt,
-        (gen, text),
+        (r.generation, text),
         budget_n,
         attempts,
-    ))
+    );
+    sample.retokenized = r.retokenized;
+    Ok(sample)
 }

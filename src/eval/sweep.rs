@@ -175,6 +175,11 @@ pub struct Sample {
     /// Generations made for this sample (rejection sampling: up to its tries).
     #[serde(default = "one")]
     pub attempts: usize,
+    /// Generated over an endpoint that was sent text prompts, and some round's text did not
+    /// tokenize back to the ids s1's loop built (a delimiter merging with the sampled text
+    /// beside it): from that round on, the sample may differ from the loop on token ids.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retokenized: bool,
 }
 
 fn one() -> usize {
@@ -360,6 +365,7 @@ pub(super) fn graded(
             _ => budget_n,
         },
         attempts,
+        retokenized: false,
     }
 }
 

@@ -232,6 +232,35 @@ pub fn text_prompt(model: &LoadedModel, text: &str, budget: &BudgetConfig) -> Re
     })
 }
 
+/// A plain prompt given as token ids, fed as they are (checked against the vocabulary and the
+/// context). Thinking, when on, opens after it unless its text already ends with the format's
+/// start.
+pub fn ids_prompt(model: &LoadedModel, ids: &[u32], budget: &BudgetConfig) -> Result<Prompt, ModelError> {
+    let max = model.tokenizer.max_token_id;
+    if let Some((i, id)) = ids.iter().enumerate().find(|(_, &id)| id > max) {
+        return Err(ModelError::Tokenizer(format!(
+            "prompt token {i} is {id}, outside the vocabulary (0..={max})"
+        )));
+    }
+    let context = model.decoder.config().max_position_embeddings;
+    if ids.len() >= context {
+        return Err(ModelError::Tokenizer(format!(
+            "the prompt has {} tokens; the context holds {context}",
+            ids.len()
+        )));
+    }
+    let budget = effective_budget(budget);
+    let start = budget.format.start.trim();
+    let has_thinking_start = budget.thinking && !start.is_empty() && {
+        let tail = &ids[ids.len().saturating_sub(16)..];
+        model.tokenizer.decode(tail)?.trim_end().ends_with(start)
+    };
+    Ok(Prompt {
+        ids: ids.to_vec(),
+        has_thinking_start,
+    })
+}
+
 /// Tokenizes `text`, with the BOS token first when the tokenizer asks for one.
 fn encode_with_bos(model: &LoadedModel, text: &str) -> Result<Vec<u32>, ModelError> {
     // Refused before encoding: a text past what the context can hold would only cost the
@@ -244,21 +273,7 @@ fn encode_with_bos(model: &LoadedModel, text: &str) -> Result<Vec<u32>, ModelErr
             context,
         });
     }
-    let mut ids = model.tokenizer.encode(text)?;
-    if model.tokenizer.special.add_bos {
-        if let Some(bos) = model
-            .tokenizer
-            .special
-            .bos
-            .as_deref()
-            .and_then(|b| model.tokenizer.token_to_id(b))
-        {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-            }
-        }
-    }
-    Ok(ids)
+    model.tokenizer.encode_with_bos(text)
 }
 
 /// Runs a conversation through a loaded model with budget forcing (a fresh KV cache).

@@ -18,8 +18,8 @@ pub use budget::{
 pub use codec::Codec;
 pub use detok::IncrementalDecoder;
 pub use engine::{
-    build_prompt, chat, chat_steered, effective_budget, generate, generate_steered, text_prompt, DecoderSession,
-    GenerateError, GenerateParams, Generation, LanguageModel, Prompt,
+    build_prompt, chat, chat_steered, effective_budget, generate, generate_steered, ids_prompt, text_prompt,
+    DecoderSession, GenerateError, GenerateParams, Generation, LanguageModel, Prompt,
 };
 pub use sampler::{Sampler, SamplingParams};
 pub use scheduler::{chat_batch, Scheduler, SeqControl, SeqEvent, SeqId, Sink, SinkFlow};

@@ -16,6 +16,7 @@ pub mod gguf_check;
 pub mod init;
 pub mod kernels;
 pub mod kv_cache;
+mod linear;
 pub mod lora;
 mod params;
 mod qk_norm;

@@ -246,6 +246,21 @@ impl TextTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Encodes a prompt: [`encode`](Self::encode) with the BOS token first when the tokenizer
+    /// asks for one (a GGUF's `tokenizer.ggml.add_bos_token`, a folder's `add_bos_token`), as
+    /// the engine and an endpoint's token-id prompts both need it.
+    pub fn encode_with_bos(&self, text: &str) -> Result<Vec<u32>> {
+        let mut ids = self.encode(text)?;
+        if self.special.add_bos {
+            if let Some(bos) = self.special.bos.as_deref().and_then(|b| self.token_to_id(b)) {
+                if ids.first() != Some(&bos) {
+                    ids.insert(0, bos);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Decodes ids, special tokens included.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner

@@ -13,7 +13,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use super::error::ApiError;
 use super::request::{Input, Served};
 use crate::generate::{
-    text_prompt, Delta, GenerateError, GenerateParams, Scheduler, SeqControl, SeqEvent, SinkFlow, ThinkingFormat,
+    ids_prompt, text_prompt, Delta, GenerateError, GenerateParams, Scheduler, SeqControl, SeqEvent, SinkFlow,
+    ThinkingFormat,
 };
 use crate::model::{load_model, LoadOptions, LoadedModel};
 
@@ -206,6 +207,10 @@ fn admit(sched: &mut Scheduler<'_, 'static>, model: &LoadedModel, job: Job) {
     let admitted = match &job.input {
         Input::Chat(messages) => sched.admit_chat(messages, &job.params, job.control.clone(), sink),
         Input::Text(text) => match text_prompt(model, text, &job.params.budget) {
+            Ok(prompt) => sched.admit(&prompt, &job.params, job.control.clone(), sink),
+            Err(e) => Err(e.into()),
+        },
+        Input::Ids(ids) => match ids_prompt(model, ids, &job.params.budget) {
             Ok(prompt) => sched.admit(&prompt, &job.params, job.control.clone(), sink),
             Err(e) => Err(e.into()),
         },

@@ -237,6 +237,7 @@ async fn start(app: Shared, headers: HeaderMap, body: Body, chat: bool) -> Resul
             ApiError::internal(message)
         });
     }
+    let return_token_ids = parsed.return_token_ids;
     let mut st = Streamed {
         stop: parsed.stop,
         answer: String::new(),
@@ -260,7 +261,15 @@ async fn start(app: Shared, headers: HeaderMap, body: Body, chat: bool) -> Resul
             st.take(ev);
         }
         return match st.result.take() {
-            Some(Ok(g)) => Ok(json(StatusCode::OK, &full(&st.meta, &g))),
+            Some(Ok(g)) => {
+                let mut v = full(&st.meta, &g);
+                // The sampled ids, as vLLM returns them; left out when a stop sequence cut the
+                // text (the ids past the cut are not the text's), where a client encodes it.
+                if return_token_ids && !st.stopped {
+                    v["choices"][0]["token_ids"] = serde_json::json!(g.output_ids);
+                }
+                Ok(json(StatusCode::OK, &v))
+            }
             Some(Err(e)) => Err(e),
             None => Err(ApiError::internal("the engine dropped the request")),
         };
@@ -366,6 +375,7 @@ impl Streamed {
                     self.flush_answer(self.answer.len());
                 }
                 if let Some(at) = stop_at(&g.answer, &self.stop) {
+                    self.stopped = true;
                     g.answer.truncate(at);
                     g.stop_reason = crate::generate::StopReason::EndOfTurn;
                 }

@@ -31,6 +31,9 @@ pub enum Input {
     Chat(Vec<ChatMessage>),
     /// A plain completion's prompt, tokenized as is.
     Text(String),
+    /// A plain completion's prompt as token ids (the API's token prompt; s1's loop sends its
+    /// rounds so), fed as they are.
+    Ids(Vec<u32>),
 }
 
 /// A checked request.
@@ -43,6 +46,8 @@ pub struct Parsed {
     pub include_usage: bool,
     /// Stop sequences: the answer ends before the first (whole completions only).
     pub stop: Vec<String>,
+    /// `return_token_ids` (vLLM's): the completion's sampled ids in `choices[0].token_ids`.
+    pub return_token_ids: bool,
 }
 
 /// `POST /v1/chat/completions`.
@@ -52,25 +57,41 @@ pub fn parse_chat(body: &[u8], served: &Served) -> Result<Parsed, ApiError> {
     common(&obj, served, Input::Chat(messages), true)
 }
 
-/// `POST /v1/completions`: `prompt` is a string (or a list of one string).
+/// `POST /v1/completions`: `prompt` is a string or a list of token ids (or a list of one of
+/// either).
 pub fn parse_completion(body: &[u8], served: &Served) -> Result<Parsed, ApiError> {
     let obj = object(body)?;
-    let prompt = match obj.get("prompt") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
-        Some(Value::Array(_)) => {
-            return Err(ApiError::invalid(
-                "prompt",
-                "`prompt` must be one string (a list of several, or of token ids, is not supported)",
-            ))
-        }
+    let input = match obj.get("prompt") {
+        Some(Value::Array(a)) if a.len() == 1 && (a[0].is_string() || a[0].is_array()) => prompt(&a[0])?,
         None | Some(Value::Null) => return Err(ApiError::invalid("prompt", "`prompt` is required")),
-        Some(_) => return Err(ApiError::invalid("prompt", "`prompt` must be a string")),
+        Some(v) => prompt(v)?,
     };
-    if prompt.is_empty() {
-        return Err(ApiError::invalid("prompt", "`prompt` is empty"));
+    common(&obj, served, input, false)
+}
+
+/// One prompt: a non-empty string or a non-empty list of token ids.
+fn prompt(v: &Value) -> Result<Input, ApiError> {
+    let several = "`prompt` must be one string or one list of token ids (several prompts are not supported)";
+    match v {
+        Value::String(s) if s.is_empty() => Err(ApiError::invalid("prompt", "`prompt` is empty")),
+        Value::String(s) => Ok(Input::Text(s.clone())),
+        Value::Array(a) if a.is_empty() => Err(ApiError::invalid("prompt", "`prompt` is empty")),
+        Value::Array(a) if a.iter().all(|t| t.is_number()) => a
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| ApiError::invalid("prompt", format!("`prompt`[{i}] is not a token id (got {t})")))
+            })
+            .collect::<Result<Vec<u32>, _>>()
+            .map(Input::Ids),
+        Value::Array(_) => Err(ApiError::invalid("prompt", several)),
+        _ => Err(ApiError::invalid(
+            "prompt",
+            "`prompt` must be a string or a list of token ids",
+        )),
     }
-    common(&obj, served, Input::Text(prompt), false)
 }
 
 fn common(obj: &Object, served: &Served, input: Input, chat: bool) -> Result<Parsed, ApiError> {
@@ -130,13 +151,20 @@ fn common(obj: &Object, served: &Served, input: Input, chat: bool) -> Result<Par
             Some(p) => p,
             None => 1.0,
         },
-        top_k: uint(obj, "top_k")?.unwrap_or(0),
+        top_k: top_k(obj)?,
         seed: match uint(obj, "seed")? {
             Some(s) => s as u64,
             None => rand::random(),
         },
     };
     let budget = thinking::budget(obj, &served.format, chat)?;
+    let return_token_ids = boolean(obj, "return_token_ids")?.unwrap_or(false);
+    if return_token_ids && (chat || stream) {
+        return Err(ApiError::invalid(
+            "return_token_ids",
+            "`return_token_ids` is supported on whole (not streamed) /v1/completions",
+        ));
+    }
     Ok(Parsed {
         input,
         params: GenerateParams {
@@ -148,7 +176,16 @@ fn common(obj: &Object, served: &Served, input: Input, chat: bool) -> Result<Par
         stream,
         include_usage,
         stop,
+        return_token_ids,
     })
+}
+
+/// `top_k`: a whole number; 0 and -1 (vLLM's "all") keep every token.
+fn top_k(obj: &Object) -> Result<usize, ApiError> {
+    match obj.get("top_k") {
+        Some(v) if v.as_i64() == Some(-1) => Ok(0),
+        _ => Ok(uint(obj, "top_k")?.unwrap_or(0)),
+    }
 }
 
 /// `stop`: a string or a list of up to 4 non-empty strings (OpenAI's rule). The answer ends
@@ -309,13 +346,36 @@ mod tests {
         assert!(!p.params.budget.thinking);
         let p = parse_completion(br#"{"prompt": ["2+2="], "max_thinking_tokens": 5}"#, &served()).unwrap();
         assert!(p.params.budget.thinking);
+        let p = parse_completion(
+            br#"{"prompt": [1, 2], "return_token_ids": true, "top_k": -1}"#,
+            &served(),
+        )
+        .unwrap();
+        assert_eq!(p.input, Input::Ids(vec![1, 2]));
+        assert!(p.return_token_ids);
+        assert_eq!(p.params.sampling.top_k, 0);
         assert_eq!(
-            parse_completion(br#"{"prompt": [1, 2]}"#, &served())
-                .unwrap_err()
-                .param
-                .as_deref(),
-            Some("prompt")
+            parse_completion(br#"{"prompt": [[7]]}"#, &served()).unwrap().input,
+            Input::Ids(vec![7])
         );
-        assert!(parse_completion(br#"{"max_tokens": 5}"#, &served()).is_err());
+        for bad in [
+            &br#"{"prompt": [1, -2]}"#[..],
+            br#"{"prompt": []}"#,
+            br#"{"prompt": ["a", "b"]}"#,
+            br#"{"prompt": [1, "b"]}"#,
+            br#"{"prompt": 5}"#,
+            br#"{"max_tokens": 5}"#,
+        ] {
+            let e = parse_completion(bad, &served()).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("prompt"), "{}", String::from_utf8_lossy(bad));
+        }
+        let e = parse_completion(br#"{"prompt": "x", "top_k": -2}"#, &served()).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("top_k"));
+        let e = parse_completion(
+            br#"{"prompt": "x", "stream": true, "return_token_ids": true}"#,
+            &served(),
+        )
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("return_token_ids"));
     }
 }

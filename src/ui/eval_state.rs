@@ -54,6 +54,8 @@ pub struct EvalForm {
     pub api_key_env: String,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Prompts go as text (for servers that refuse token ids, like llama-cpp-python's).
+    pub text_prompts: bool,
 }
 
 impl Default for EvalForm {
@@ -77,6 +79,7 @@ impl Default for EvalForm {
             endpoint_model: String::new(),
             api_key_env: String::new(),
             concurrency: 8,
+            text_prompts: false,
         }
     }
 }
@@ -161,12 +164,12 @@ impl EvalForm {
                 _ => return Err(format!("API key: the environment variable {var} is not set")),
             }
         }
-        Ok(Some(crate::eval::remote::EvalEndpoint {
-            client,
-            model: model.to_string(),
-            tokenizer: PathBuf::from(self.model.trim()),
-            concurrency: self.concurrency,
-        }))
+        let mut e =
+            crate::eval::remote::EvalEndpoint::new(client, model, &PathBuf::from(self.model.trim()), self.concurrency);
+        if self.text_prompts {
+            e.prompts = crate::eval::remote_request::PromptForm::Text;
+        }
+        Ok(Some(e))
     }
 }
 

@@ -84,6 +84,10 @@ fn endpoint_ui(ui: &mut egui::Ui, f: &mut super::eval_state::EvalForm, devices: 
         ui.add(egui::DragValue::new(&mut f.concurrency).range(1..=256))
             .labelled_by(l.id);
     });
+    ui.checkbox(&mut f.text_prompts, "Send prompts as text").on_hover_text(
+        "Off: token ids, as s1's loop hands vLLM its prompts (nothing re-tokenized between rounds). \
+             On: for servers that take text only (llama-cpp-python's).",
+    );
 }
 
 fn form_ui(ui: &mut egui::Ui, v: &mut EvalView<'_>) {

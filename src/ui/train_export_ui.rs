@@ -81,6 +81,7 @@ pub fn launch_parts(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> (Ex
         ray_address: c.ray_address.clone(),
         python: c.python.clone(),
         env,
+        ray_upload: false,
         ssh_host: if over_ssh {
             login.host.trim().to_string()
         } else {

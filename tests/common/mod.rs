@@ -143,6 +143,7 @@ pub mod gui {
 }
 pub mod mock_endpoint;
 pub mod mock_hub;
+pub mod scripted;
 
 /// `Decoder::step_batch_error` for `n` sequences of different lengths (prompts of 3, 7, 11, ...
 /// tokens) over `steps` steps.

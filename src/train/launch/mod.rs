@@ -7,6 +7,7 @@ pub mod export;
 pub mod follow;
 pub mod local;
 pub mod ray;
+pub mod ray_package;
 pub mod run;
 pub mod sky;
 pub mod slurm;

@@ -35,6 +35,24 @@ pub fn submission(out: &Path, python: &str, env: &[(String, String)]) -> Value {
     })
 }
 
+/// The Jobs API request that runs ray_job.py from the uploaded package `uri` (ray_package.rs),
+/// for a cluster that does not see this folder: the job and each of its tasks run in Ray's
+/// unpacked copy (`S1_RAY_WORKING_DIR` tells ray_job.py so).
+pub fn submission_uploaded(out: &Path, uri: &str, python: &str, env: &[(String, String)]) -> Value {
+    let dir = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let mut vars = serde_json::Map::new();
+    vars.insert("LOG_FILE".into(), json!("ray_trainer_log.jsonl"));
+    vars.insert("S1_RAY_WORKING_DIR".into(), json!("1"));
+    for (k, v) in env {
+        vars.insert(k.clone(), json!(v));
+    }
+    json!({
+        "entrypoint": format!("{} ray_job.py", shell_quote(python)),
+        "runtime_env": { "working_dir": uri, "env_vars": vars },
+        "metadata": { "s1_studio_run": dir.display().to_string() },
+    })
+}
+
 /// A Ray cluster's Jobs API.
 #[derive(Debug, Clone)]
 pub struct RayClient {
@@ -147,6 +165,34 @@ impl RayClient {
         Ok(v["logs"].as_str().unwrap_or("").to_string())
     }
 
+    /// Uploads a working-directory package unless the cluster has it already (the name is its
+    /// content's hash, so an unchanged folder is sent once).
+    pub fn upload(&self, p: &super::ray_package::Package) -> Result<(), String> {
+        let path = format!("/api/packages/gcs/{}", p.name);
+        if self.call("GET", &path, None)?.0 == 200 {
+            return Ok(());
+        }
+        let url = format!("{}{path}", self.base);
+        let mut resp = self
+            .agent
+            .put(&url)
+            .header("Content-Type", "application/octet-stream")
+            .send(&p.bytes[..])
+            .map_err(|e| format!("uploading the run folder to the Ray cluster at {}: {e}", self.base))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            return Err(format!(
+                "the Ray cluster at {} refused the run folder's package ({:.1} MiB, HTTP {status}): {}",
+                self.base,
+                p.bytes.len() as f64 / 1048576.0,
+                reason.chars().take(300).collect::<String>()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn stop(&self, id: &str) -> Result<(), String> {
         let (status, text) = self.call("POST", &format!("/api/jobs/{id}/stop"), None)?;
         if status != 200 {
@@ -157,9 +203,25 @@ impl RayClient {
 }
 
 /// Submits the run in `out` and records the job in ray_job.json; returns the submission id.
-pub fn launch(client: &RayClient, out: &Path, python: &str, env: &[(String, String)]) -> Result<String, String> {
-    let id = client.submit(&submission(out, python, env))?;
-    let meta = json!({ "submission_id": id, "address": client.address() });
+/// `upload`: the cluster does not see this folder, so it goes as a working-directory package
+/// (ray_package.rs); the checkpoints are then written on the cluster, in its copy or under
+/// `OUTPUT_DIR` when `env` sets it.
+pub fn launch(
+    client: &RayClient,
+    out: &Path,
+    python: &str,
+    env: &[(String, String)],
+    upload: bool,
+) -> Result<String, String> {
+    let request = if upload {
+        let p = super::ray_package::package(out)?;
+        client.upload(&p)?;
+        submission_uploaded(out, &p.uri(), python, env)
+    } else {
+        submission(out, python, env)
+    };
+    let id = client.submit(&request)?;
+    let meta = json!({ "submission_id": id, "address": client.address(), "uploaded": upload });
     let p = out.join(RAY_FILE);
     std::fs::write(&p, meta.to_string()).map_err(|e| format!("{}: {e}", p.display()))?;
     Ok(id)

@@ -19,8 +19,10 @@ pub struct LaunchSpec {
     pub ray_address: String,
     /// The Python on the Ray head that runs ray_job.py.
     pub python: String,
-    /// Added to the job's environment (NPROC, DEVICE, TORCHRUN, MASTER_PORT, …).
+    /// Added to the job's environment (NPROC, DEVICE, TORCHRUN, MASTER_PORT, OUTPUT_DIR, …).
     pub env: Vec<(String, String)>,
+    /// The Ray cluster does not see this folder: upload it as the job's working directory.
+    pub ray_upload: bool,
     /// Slurm over SSH: the login node, `[user@]host[:port]` (empty: sbatch on this machine).
     pub ssh_host: String,
     /// The run's folder on that node (empty: `~/s1-studio-runs/<run folder's name>`).
@@ -66,7 +68,7 @@ pub fn run(
         }
         Target::Ray => {
             let client = ray::RayClient::new(&spec.ray_address);
-            ray::launch(&client, out, &spec.python, &spec.env)
+            ray::launch(&client, out, &spec.python, &spec.env, spec.ray_upload)
                 .and_then(|id| ray::watch(&client, &id, out, cancel, &detach, RAY_PATIENCE, &mut on_step))
         }
         Target::Slurm => {

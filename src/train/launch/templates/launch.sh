@@ -23,6 +23,8 @@ MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
 MASTER_PORT="${MASTER_PORT:-12345}"
 TORCHRUN="${TORCHRUN:-torchrun}"
 LOG_FILE="${LOG_FILE:-trainer_log.jsonl}"
+# Where checkpoints go (this folder unless a job's copy of it is ephemeral: Ray's uploaded one).
+OUTPUT_DIR="${OUTPUT_DIR:-.}"
 GLOBAL_BATCH={{ global_batch }}
 MICRO_BATCH={{ micro_batch }}
 WORLD=$((NPROC * NNODES))
@@ -75,6 +77,6 @@ exec $TORCHRUN --nproc-per-node "$NPROC" --nnodes "$NNODES" --node-rank "$NODE_R
     --gradient_checkpointing=True \
 {%- endif %}
     --report_to=none \
-    --output_dir=. \
+    --output_dir="$OUTPUT_DIR" \
     --push_to_hub=false \
     "${DEVICE_ARGS[@]}" "$@"
