@@ -135,6 +135,20 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A test that failed may leave a job running: its slurmstepd would outlive slurmd.
+        let conf = self.conf();
+        let _ = Command::new("scancel")
+            .args(["--partition", "debug"])
+            .env("SLURM_CONF", &conf)
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..40 {
+            let out = Command::new("squeue").arg("-h").env("SLURM_CONF", &conf).output();
+            if out.map_or(true, |o| !o.status.success() || o.stdout.is_empty()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
         for c in self.daemons.iter_mut().rev() {
             // SAFETY: signals to the daemon's own process group.
             unsafe { libc::kill(-(c.id() as i32), libc::SIGTERM) };
