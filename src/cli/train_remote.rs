@@ -2,14 +2,13 @@
 //! for the standard engines (see train::launch), optionally started and followed with the same
 //! progress bar as a local run; `--attach --out RUN` follows a run launched earlier.
 
-use std::time::Duration;
-
 use anyhow::bail;
 use clap::Args;
 
 use crate::jobs::CancelToken;
 use crate::train::launch::local::{LocalJob, WatchEnd};
-use crate::train::launch::{self, ray, slurm, ExportOptions, Target};
+use crate::train::launch::run::Launched;
+use crate::train::launch::{self, ray, sky, slurm, ssh, ExportOptions, Target};
 use crate::train::StepRecord;
 
 #[derive(Debug, Args)]
@@ -19,7 +18,8 @@ pub struct RemoteArgs {
     #[arg(long, value_enum)]
     pub target: Option<Target>,
     /// Start the exported run (torchrun: here, as a subprocess; ray: through the Jobs API at
-    /// --ray-address; slurm: sbatch on this login node) and follow its log
+    /// --ray-address; slurm: sbatch on this login node, or on --ssh's; skypilot: sky launch)
+    /// and follow its log
     #[arg(long, requires = "target")]
     pub launch: bool,
     /// Follow a run launched earlier from --out (its launch.json, ray_job.json or slurm_job.json)
@@ -52,6 +52,18 @@ pub struct RemoteArgs {
     /// Processes of a launch here or on Ray (default: the GPUs, else 1)
     #[arg(long)]
     pub nproc: Option<usize>,
+    /// Slurm on a login node that shares no folder with this machine, [user@]host[:port] (an
+    /// alias of ~/.ssh/config works): the run folder is copied there, sbatch runs there, the
+    /// log follows and the checkpoints come back. ssh never prompts: the key must be in the
+    /// agent or the config; more options in S1_SSH_OPTIONS (`-F FILE -i KEY ...`)
+    #[arg(long, value_name = "[USER@]HOST[:PORT]", requires = "launch")]
+    pub ssh: Option<String>,
+    /// The run's folder on the --ssh host (default ~/s1-studio-runs/<--out's name>)
+    #[arg(long, requires = "ssh")]
+    pub remote_dir: Option<String>,
+    /// The SkyPilot cluster to launch on (default: named after --out's folder)
+    #[arg(long, requires = "launch")]
+    pub cluster: Option<String>,
 }
 
 impl RemoteArgs {
@@ -116,47 +128,17 @@ fn launch_env(a: &super::train::TrainArgs, r: &RemoteArgs, target: Target) -> Ve
     env
 }
 
-/// A launched job to follow.
-enum Job {
-    Local,
-    Ray(ray::RayClient, String),
-    Slurm(String),
-}
-
-/// Follows the job launched from `out`: here, on Ray or on Slurm.
-fn follow(out: &std::path::Path, job: Job) -> anyhow::Result<()> {
+/// Follows the job launched from `out` (here, on Ray or on Slurm), with a progress bar.
+fn follow(out: &std::path::Path, mut job: Launched) -> anyhow::Result<()> {
     let cancel = CancelToken::new();
     {
         let c = cancel.clone();
-        // Ctrl-C stops the job (torchrun and every rank, or the Ray job).
+        // Ctrl-C stops the job (torchrun and every rank, the Ray job, or scancel).
         let _ = ctrlc::set_handler(move || c.cancel());
     }
-    let detach = CancelToken::new();
-    let b = bar(0);
-    let end = match job {
-        Job::Slurm(id) => {
-            b.println(format!(
-                "following Slurm job {id} ({})",
-                out.join(format!("slurm-{id}.out")).display()
-            ));
-            slurm::watch(&id, out, &cancel, &detach, &mut |s| show(&b, s))
-        }
-        Job::Ray(client, id) => {
-            b.println(format!("following Ray job {id} at {}", client.address()));
-            ray::watch(&client, &id, out, &cancel, &detach, Duration::from_secs(60), &mut |s| {
-                show(&b, s)
-            })
-        }
-        Job::Local => {
-            let mut job = LocalJob::attach(out).map_err(anyhow::Error::msg)?;
-            b.println(format!(
-                "following pid {} ({})",
-                job.pid(),
-                out.join("launch.log").display()
-            ));
-            job.watch(&cancel, &detach, &mut |s| show(&b, s))
-        }
-    };
+    let b = bar(launch::read_export(out).map_or(0, |s| s.total_steps));
+    b.println(format!("following {}", job.describe(out)));
+    let end = job.watch(out, &cancel, &CancelToken::new(), &mut |s| show(&b, s));
     b.finish();
     report(end, out)
 }
@@ -164,17 +146,30 @@ fn follow(out: &std::path::Path, job: Job) -> anyhow::Result<()> {
 pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
     let out = a.out().to_path_buf();
     if r.attach {
-        if out.join(ray::RAY_FILE).exists() {
-            let (client, id) = ray::attach(&out, Some(&r.ray_address)).map_err(anyhow::Error::msg)?;
-            return follow(&out, Job::Ray(client, id));
-        }
-        if out.join(slurm::SLURM_FILE).exists() {
-            return follow(&out, Job::Slurm(slurm::attach(&out).map_err(anyhow::Error::msg)?));
-        }
-        return follow(&out, Job::Local);
+        let options = ssh::options_from_env().map_err(anyhow::Error::msg)?;
+        let job = Launched::find(&out, Some(&r.ray_address), options).map_err(anyhow::Error::msg)?;
+        return follow(&out, job);
     }
     let Some(target) = r.target else {
         bail!("--target or --attach is needed")
+    };
+    if r.ssh.is_some() && target != Target::Slurm {
+        bail!(
+            "--ssh launches Slurm runs (--target slurm); for {} see {}",
+            target.name(),
+            target.note()
+        );
+    }
+    // A bad host or S1_SSH_OPTIONS is said before anything is written.
+    let site = match &r.ssh {
+        Some(host) => slurm::Site::new(
+            host,
+            r.remote_dir.as_deref().unwrap_or(""),
+            ssh::options_from_env().map_err(anyhow::Error::msg)?,
+            &out,
+        )
+        .map_err(anyhow::Error::msg)?,
+        None => slurm::Site::Here,
     };
     let s = super::train::settings(a)?;
     let opts = ExportOptions {
@@ -201,21 +196,8 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
     }
     match target {
         Target::Torchrun => {
-            let cancel = CancelToken::new();
-            {
-                let c = cancel.clone();
-                let _ = ctrlc::set_handler(move || c.cancel());
-            }
-            let mut job = LocalJob::start(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
-            let b = bar(sum.total_steps);
-            b.println(format!(
-                "started pid {} ({})",
-                job.pid(),
-                out.join("launch.log").display()
-            ));
-            let end = job.watch(&cancel, &CancelToken::new(), &mut |st| show(&b, st));
-            b.finish();
-            report(end, &out)
+            let job = LocalJob::start(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Launched::Local(job))
         }
         Target::Ray => {
             let client = ray::RayClient::new(&r.ray_address);
@@ -237,17 +219,25 @@ pub fn run(a: &super::train::TrainArgs, r: &RemoteArgs) -> anyhow::Result<()> {
                 }
             }
             let id = ray::launch(&client, &out, &r.python, &env, r.ray_upload).map_err(anyhow::Error::msg)?;
-            follow(&out, Job::Ray(client, id))
+            follow(&out, Launched::Ray(client, id))
         }
         Target::Slurm => {
-            let id = slurm::submit(&out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
-            follow(&out, Job::Slurm(id))
+            if let slurm::Site::Ssh { .. } = site {
+                println!("copying {} to {}", out.display(), site.describe(&out));
+                site.upload(&out).map_err(anyhow::Error::msg)?;
+            }
+            let id = slurm::submit(&site, &out, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            follow(&out, Launched::Slurm(site, id))
         }
-        Target::Skypilot => bail!(
-            "--launch starts torchrun, Ray and Slurm runs; for SkyPilot run `{}` from {} and bring the checkpoints \
-             back (README.md says how)",
-            sum.command,
-            out.display()
-        ),
+        Target::Skypilot => {
+            let cluster = r.cluster.clone().unwrap_or_else(|| sky::cluster_name(&out));
+            println!(
+                "sky launch -c {cluster} sky.yaml -y -d (its output: {})",
+                out.join(sky::LAUNCH_LOG).display()
+            );
+            let job = sky::launch(&out, &cluster, &launch_env(a, r, target)).map_err(anyhow::Error::msg)?;
+            let options = ssh::options_from_env().map_err(anyhow::Error::msg)?;
+            follow(&out, Launched::Sky(cluster, job, options))
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! A training run on the standard engines (torchrun here, Ray, Slurm) as a job of the same
 //! protocol as a local run (`TrainEvent`s, `Finished` last), so the Train view shows it with
-//! the same charts and Stop.
+//! the same charts and Stop; also one launched earlier, found again from its run folder.
 
 use super::job::Job;
 use super::training::TrainingJob;
@@ -18,6 +18,14 @@ impl TrainingJob {
     ) -> std::io::Result<Self> {
         Job::run("s1-train-remote", notify, move |cancel, emit| {
             let outcome = crate::train::launch::run::run(&settings, &opts, &spec, cancel, emit);
+            emit(TrainEvent::Finished(outcome));
+        })
+    }
+
+    /// Follows the job launched earlier from `out` on its own thread.
+    pub fn spawn_attach(out: std::path::PathBuf, spec: LaunchSpec, notify: Notify) -> std::io::Result<Self> {
+        Job::run("s1-train-attach", notify, move |cancel, emit| {
+            let outcome = crate::train::launch::run::attach(&out, &spec, cancel, emit);
             emit(TrainEvent::Finished(outcome));
         })
     }

@@ -142,6 +142,7 @@ impl StudioApp {
                 TrainView {
                     state: &mut self.train,
                     form: &mut s.train,
+                    ssh: &mut s.train_ssh,
                     devices,
                     system: self.system.last(),
                     tx,
@@ -234,6 +235,7 @@ impl StudioApp {
                         state: &mut self.train,
                         form: &mut s.train,
                         runs: &mut s.train_runs,
+                        ssh: &s.train_ssh,
                         tx: &self.tx,
                     },
                 ),

@@ -186,6 +186,9 @@ pub enum TrainCommand {
         resume: bool,
     },
     Stop,
+    /// Follow the job launched earlier from the output folder (its slurm_job.json, ray_job.json
+    /// or launch.json) with the same charts and Stop.
+    Attach,
     PickPath(TrainPath),
     SetPath(TrainPath, PathBuf),
     ChatWithCheckpoint(PathBuf),

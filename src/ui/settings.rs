@@ -21,6 +21,8 @@ pub struct Settings {
     pub train: crate::train::TrainSettings,
     /// Output folders of runs started from the Train view, oldest first.
     pub train_runs: Vec<PathBuf>,
+    /// The Train view's Slurm login node over SSH.
+    pub train_ssh: super::train_export_ui::SshForm,
     /// The Evaluate view's form.
     pub eval: super::eval_state::EvalForm,
     /// The Curate view's form.

@@ -1,12 +1,12 @@
 //! The Train view's "Where" choice: train here with the studio's own trainer, or hand the run
 //! to torchrun, Ray, Slurm or SkyPilot (the run folder is written, then started and followed
-//! with the same charts and Stop), with the command preview of what will run. Drawing only:
-//! nothing here touches the disk.
+//! with the same charts and Stop), with the command preview of what will run; a Slurm login
+//! node over SSH is remembered in the settings. Drawing only: nothing here touches the disk.
 
 use eframe::egui;
 
-use crate::train::launch::export::{command, torchrun_preview, unsupported};
-use crate::train::launch::{ExportOptions, LaunchSpec, Target};
+use crate::train::launch::export::{torchrun_preview, unsupported};
+use crate::train::launch::{ssh, ExportOptions, LaunchSpec, Target};
 use crate::train::TrainSettings;
 
 /// Where the next run trains (not persisted; the studio starts on Local).
@@ -37,6 +37,17 @@ impl Default for RemoteChoice {
     }
 }
 
+/// A Slurm login node reached over SSH (persisted in `Settings::train_ssh`): empty host, sbatch
+/// on this machine.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SshForm {
+    /// `[user@]host[:port]`, or an alias of ~/.ssh/config.
+    pub host: String,
+    /// The run's folder there (empty: ~/s1-studio-runs/<run folder's name>).
+    pub remote_dir: String,
+}
+
 fn label(t: Option<Target>) -> &'static str {
     match t {
         None => "Local (this app)",
@@ -48,7 +59,7 @@ fn label(t: Option<Target>) -> &'static str {
 }
 
 /// The export options and launch environment for the chosen target.
-pub fn launch_parts(c: &RemoteChoice, s: &TrainSettings) -> (ExportOptions, LaunchSpec) {
+pub fn launch_parts(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> (ExportOptions, LaunchSpec) {
     let target = c.target.unwrap_or_default();
     let cpu = match target {
         Target::Torchrun => s.device.is_cpu(),
@@ -65,21 +76,36 @@ pub fn launch_parts(c: &RemoteChoice, s: &TrainSettings) -> (ExportOptions, Laun
         gpus_per_node: c.gpus_per_node,
         ..ExportOptions::default()
     };
+    let over_ssh = target == Target::Slurm && !login.host.trim().is_empty();
     let spec = LaunchSpec {
         ray_address: c.ray_address.clone(),
         python: c.python.clone(),
         env,
         ray_upload: false,
+        ssh_host: if over_ssh {
+            login.host.trim().to_string()
+        } else {
+            String::new()
+        },
+        remote_dir: login.remote_dir.trim().to_string(),
+        // A malformed S1_SSH_OPTIONS is shown beside the host field. Slurm's only (a re-attach
+        // reaches the host slurm_job.json recorded).
+        ssh_options: if matches!(target, Target::Slurm | Target::Skypilot) {
+            ssh::options_from_env().unwrap_or_default()
+        } else {
+            Vec::new()
+        },
+        cluster: String::new(),
     };
     (opts, spec)
 }
 
 /// What Start will do, in words and commands.
-pub fn preview(c: &RemoteChoice, s: &TrainSettings) -> String {
+pub fn preview(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> String {
     let Some(target) = c.target else {
         return String::new();
     };
-    let (opts, spec) = launch_parts(c, s);
+    let (opts, spec) = launch_parts(c, login, s);
     let env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let nproc = spec
         .env
@@ -97,12 +123,30 @@ pub fn preview(c: &RemoteChoice, s: &TrainSettings) -> String {
             c.python,
             env.join(" ")
         ),
+        Target::Slurm if !spec.ssh_host.is_empty() => {
+            let dir = if spec.remote_dir.is_empty() {
+                ssh::default_remote_dir(&s.out)
+            } else {
+                spec.remote_dir.clone()
+            };
+            format!(
+                "then copies it to {host}:{dir} (rsync, else tar, over ssh) and submits there: ssh {host} 'cd {dir} && {} \
+                 sbatch job.sbatch'  ({} node(s)); the log follows, the checkpoints come back to {out}",
+                env.join(" "),
+                opts.nodes,
+                host = spec.ssh_host
+            )
+        }
         Target::Slurm => format!(
             "then submits from this machine: cd {out} && {} sbatch job.sbatch  ({} node(s))",
             env.join(" "),
             opts.nodes
         ),
-        Target::Skypilot => format!("then you run: cd {out} && {}", command(target)),
+        Target::Skypilot => format!(
+            "then runs: cd {out} && sky launch -c {} sky.yaml -y -d, follows `sky logs`, and brings the checkpoints \
+             back over ssh (sky down ends the cluster)",
+            crate::train::launch::sky::cluster_name(&s.out)
+        ),
     };
     format!(
         "writes {out}: data/train.parquet, train.py (s1's sft.py), launch.sh, fsdp_config.json, requirements.txt, \
@@ -129,7 +173,7 @@ pub fn where_ui(ui: &mut egui::Ui, c: &mut RemoteChoice) {
 }
 
 /// The chosen target's fields and the command preview (below Start).
-pub fn where_details_ui(ui: &mut egui::Ui, c: &mut RemoteChoice, s: &TrainSettings) {
+pub fn where_details_ui(ui: &mut egui::Ui, c: &mut RemoteChoice, login: &mut SshForm, s: &TrainSettings) {
     let Some(target) = c.target else { return };
     ui.separator();
     match target {
@@ -169,10 +213,35 @@ pub fn where_details_ui(ui: &mut egui::Ui, c: &mut RemoteChoice, s: &TrainSettin
             ui.text_edit_singleline(&mut c.python).labelled_by(l.id);
         });
     }
+    if target == Target::Slurm {
+        ui.horizontal(|ui| {
+            let l = ui.label("SSH host");
+            ui.add(egui::TextEdit::singleline(&mut login.host).hint_text("empty: sbatch on this machine"))
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "A login node that shares no folder with this machine: [user@]host[:port] or an alias of \
+                     ~/.ssh/config. ssh never prompts (the key must be in the agent or the config); more options \
+                     in S1_SSH_OPTIONS",
+                );
+        });
+        if !login.host.trim().is_empty() {
+            ui.horizontal(|ui| {
+                let l = ui.label("Folder there");
+                ui.add(egui::TextEdit::singleline(&mut login.remote_dir).hint_text(ssh::default_remote_dir(&s.out)))
+                    .labelled_by(l.id);
+            });
+            if let Err(e) = ssh::SshHost::parse(&login.host) {
+                ui.colored_label(ui.visuals().warn_fg_color, e);
+            }
+            if let Err(e) = ssh::options_from_env() {
+                ui.colored_label(ui.visuals().warn_fg_color, e);
+            }
+        }
+    }
     for bad in unsupported(s) {
         ui.colored_label(ui.visuals().warn_fg_color, format!("not exported: {bad}"));
     }
-    ui.add(egui::Label::new(egui::RichText::new(preview(c, s)).monospace().small()).wrap());
+    ui.add(egui::Label::new(egui::RichText::new(preview(c, login, s)).monospace().small()).wrap());
 }
 
 #[cfg(test)]
@@ -183,10 +252,11 @@ mod tests {
     fn the_preview_says_what_runs_where() {
         let mut s = TrainSettings::s1("m".into(), "d.jsonl".into(), "/runs/a".into());
         let mut c = RemoteChoice::default();
-        assert_eq!(preview(&c, &s), "");
+        let mut login = SshForm::default();
+        assert_eq!(preview(&c, &login, &s), "");
         c.target = Some(Target::Torchrun);
         c.nproc = 2;
-        let p = preview(&c, &s);
+        let p = preview(&c, &login, &s);
         assert!(p.contains("cd /runs/a && DEVICE=cpu NPROC=2 bash launch.sh"), "{p}");
         assert!(
             p.contains("--gradient_accumulation_steps=8") && p.contains("--ddp_backend=gloo"),
@@ -194,12 +264,26 @@ mod tests {
         );
         c.target = Some(Target::Slurm);
         c.nodes = 2;
-        let p = preview(&c, &s);
+        let p = preview(&c, &login, &s);
         assert!(p.contains("DEVICE=cuda sbatch job.sbatch  (2 node(s))"), "{p}");
         assert!(
             p.contains("--nproc-per-node 8") && p.contains("full_shard auto_wrap"),
             "{p}"
         );
+        login.host = "me@login:2222".into();
+        let p = preview(&c, &login, &s);
+        assert!(
+            p.contains("copies it to me@login:2222:~/s1-studio-runs/a")
+                && p.contains("'cd ~/s1-studio-runs/a && DEVICE=cuda"),
+            "{p}"
+        );
+        let (_, spec) = launch_parts(&c, &login, &s);
+        assert_eq!(
+            (spec.ssh_host.as_str(), spec.remote_dir.as_str()),
+            ("me@login:2222", "")
+        );
+        c.target = Some(Target::Ray);
+        assert_eq!(launch_parts(&c, &login, &s).1.ssh_host, "", "the host is Slurm's only");
         s.lora = Some(crate::train::LoraSettings::new(4));
         assert_eq!(unsupported(&s).len(), 1);
     }

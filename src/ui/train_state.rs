@@ -202,6 +202,8 @@ pub struct TrainCx<'a> {
     pub form: &'a mut TrainSettings,
     /// Output folders of runs started here (persisted).
     pub runs: &'a mut Vec<PathBuf>,
+    /// The Slurm login node over SSH (persisted).
+    pub ssh: &'a super::train_export_ui::SshForm,
     pub tx: &'a CommandSender,
 }
 
@@ -224,7 +226,14 @@ fn run_settings(form: &TrainSettings, resume: bool) -> Result<TrainSettings, Str
 
 /// Starts the training job on the form's settings (the output folder was checked, or this is a
 /// resume).
-fn start(state: &mut TrainState, form: &TrainSettings, runs: &mut Vec<PathBuf>, tx: &CommandSender, resume: bool) {
+fn start(
+    state: &mut TrainState,
+    form: &TrainSettings,
+    login: &super::train_export_ui::SshForm,
+    runs: &mut Vec<PathBuf>,
+    tx: &CommandSender,
+    resume: bool,
+) {
     let s = match run_settings(form, resume) {
         Ok(s) => s,
         Err(e) => {
@@ -237,7 +246,7 @@ fn start(state: &mut TrainState, form: &TrainSettings, runs: &mut Vec<PathBuf>, 
     let spawned = match state.remote.target {
         None => TrainingJob::spawn(s.clone(), tx.notify()),
         Some(_) => {
-            let (opts, spec) = super::train_export_ui::launch_parts(&state.remote, &s);
+            let (opts, spec) = super::train_export_ui::launch_parts(&state.remote, login, &s);
             TrainingJob::spawn_remote(s.clone(), opts, spec, tx.notify())
         }
     };
@@ -259,7 +268,13 @@ fn start(state: &mut TrainState, form: &TrainSettings, runs: &mut Vec<PathBuf>, 
 
 /// Carries out a Train-view command.
 pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
-    let TrainCx { state, form, runs, tx } = cx;
+    let TrainCx {
+        state,
+        form,
+        runs,
+        ssh,
+        tx,
+    } = cx;
     let busy = state.is_running() || state.checking || state.prompt.is_some();
     match c {
         TrainCommand::Start { resume } => {
@@ -268,7 +283,7 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
             }
             match run_settings(form, resume) {
                 Err(e) => state.status = TrainStatus::Failed(e),
-                Ok(_) if resume => start(state, form, runs, tx, true),
+                Ok(_) if resume => start(state, form, ssh, runs, tx, true),
                 // A fresh start never overwrites: the folder is checked first, off the UI thread.
                 Ok(s) => {
                     state.checking = true;
@@ -287,7 +302,7 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
             }
             form.out = out.clone();
             match existing {
-                None => start(state, form, runs, tx, false),
+                None => start(state, form, ssh, runs, tx, false),
                 Some(existing) => {
                     state.prompt = Some(RunPrompt {
                         out,
@@ -315,13 +330,13 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
                     if can {
                         form.out = p.out.clone();
                         state.prompt = None;
-                        start(state, form, runs, tx, true);
+                        start(state, form, ssh, runs, tx, true);
                     }
                 }
                 RunChoice::NewFolder => {
                     form.out = p.next_free.clone();
                     state.prompt = None;
-                    start(state, form, runs, tx, false);
+                    start(state, form, ssh, runs, tx, false);
                 }
             }
         }
@@ -334,7 +349,7 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
                     runs.retain(|p| p != &out);
                     remember_run(runs, to.clone());
                     state.replaced = Some((out, to));
-                    start(state, form, runs, tx, false);
+                    start(state, form, ssh, runs, tx, false);
                 }
                 Err(e) => state.status = TrainStatus::Failed(e),
             }
@@ -342,6 +357,25 @@ pub fn handle(c: TrainCommand, cx: TrainCx<'_>) {
         TrainCommand::Stop => {
             if let Some(j) = &state.job {
                 j.stop();
+            }
+        }
+        TrainCommand::Attach => {
+            if busy {
+                return;
+            }
+            let (_, spec) = super::train_export_ui::launch_parts(&state.remote, ssh, form);
+            state.job = None;
+            match TrainingJob::spawn_attach(form.out.clone(), spec, tx.notify()) {
+                Ok(job) => {
+                    state.job = Some(job);
+                    state.status = TrainStatus::Running;
+                    state.records.clear();
+                    state.last_checkpoint = None;
+                    state.warnings.clear();
+                    remember_run(runs, form.out.clone());
+                    state.history_stale = true;
+                }
+                Err(e) => state.status = TrainStatus::Failed(format!("could not start the watching thread: {e}")),
             }
         }
         TrainCommand::QuickStart => super::first_run::prepare_finetune(tx),
@@ -490,6 +524,7 @@ mod tests {
                 state: &mut t,
                 form: &mut form,
                 runs: &mut list,
+                ssh: &Default::default(),
                 tx: &tx,
             },
         );

@@ -18,6 +18,8 @@ use crate::train::TrainSettings;
 pub struct TrainView<'a> {
     pub state: &'a mut TrainState,
     pub form: &'a mut TrainSettings,
+    /// The Slurm login node over SSH (persisted).
+    pub ssh: &'a mut super::train_export_ui::SshForm,
     pub devices: &'a [crate::model::device::DeviceInfo],
     /// The machine's last sample (free RAM and GPU memory beside the memory estimate).
     pub system: Option<&'a super::system_monitor::SystemSample>,
@@ -348,7 +350,7 @@ fn form_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
 fn actions_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
     let running = v.state.is_running();
     super::train_export_ui::where_ui(ui, &mut v.state.remote);
-    super::train_export_ui::where_details_ui(ui, &mut v.state.remote, v.form);
+    super::train_export_ui::where_details_ui(ui, &mut v.state.remote, v.ssh, v.form);
     let waiting = v.state.checking || v.state.prompt.is_some();
     ui.horizontal(|ui| {
         if running {
@@ -374,6 +376,18 @@ fn actions_ui(ui: &mut egui::Ui, v: &mut TrainView<'_>) {
                     .clicked()
                 {
                     v.tx.send(TrainCommand::Start { resume: true });
+                }
+                if v.state.remote.target.is_some()
+                    && ui
+                        .button("Follow launched job")
+                        .on_hover_text(
+                            "Watch again the job started earlier from the output folder (on Slurm, here or over \
+                             SSH, on Ray, or torchrun here), with the same charts and Stop; its checkpoints come \
+                             back at the end",
+                        )
+                        .clicked()
+                {
+                    v.tx.send(TrainCommand::Attach);
                 }
             });
             if v.state.checking {

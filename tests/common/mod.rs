@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 pub mod server;
+pub mod slurm;
+pub mod sshd;
 
 /// The SmolLM2-135M-Instruct Q4_1 GGUF. Tests that need it fail loudly when it is absent:
 /// `bash scripts/fetch-test-models.sh` fetches it (CI does).

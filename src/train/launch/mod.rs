@@ -9,7 +9,9 @@ pub mod local;
 pub mod ray;
 pub mod ray_package;
 pub mod run;
+pub mod sky;
 pub mod slurm;
+pub mod ssh;
 
 pub use export::{export, read_export, ExportOptions, ExportSummary};
 pub use run::LaunchSpec;
@@ -50,16 +52,18 @@ impl Target {
                  on a GPU node run launch.sh there (it finds the GPUs with nvidia-smi)."
             }
             Target::Slurm => {
-                "Submit job.sbatch from a login node whose filesystem the compute nodes share; the job's \
-                 trainer_log.jsonl and checkpoints land in this folder, which the studio reads."
+                "Submit job.sbatch from a login node whose filesystem the compute nodes share (the job's \
+                 trainer_log.jsonl and checkpoints land in this folder), or with `--launch --ssh [user@]host` \
+                 from here: the folder is copied there, the log follows and the checkpoints come back."
             }
             Target::Ray => {
                 "`s1-studio train --target ray --out RUN --launch --ray-address http://HEAD:8265` submits \
                  ray_job.py through the Jobs API and follows the job's log into trainer_log.jsonl."
             }
             Target::Skypilot => {
-                "`sky launch` syncs this folder to the cluster and runs launch.sh on every node; `sky logs` \
-                 shows the S1_STUDIO_STEP lines the studio reads."
+                "`s1-studio train --target skypilot --out RUN --launch [--cluster NAME]` runs `sky launch` (it syncs \
+                 this folder to every node and runs launch.sh), follows `sky logs` and brings the checkpoints back \
+                 over ssh to the cluster's name; `sky down NAME` ends the cluster."
             }
         }
     }
