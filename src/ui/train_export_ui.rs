@@ -22,6 +22,10 @@ pub struct RemoteChoice {
     /// GPUs per node on a cluster (0: a CPU job).
     pub gpus_per_node: usize,
     pub nodes: usize,
+    /// Ray: the cluster does not see this folder; upload it as the job's working directory.
+    pub ray_upload: bool,
+    /// Ray with an upload: where the job keeps its checkpoints on the cluster (empty: its copy).
+    pub ray_output_dir: String,
 }
 
 impl Default for RemoteChoice {
@@ -33,6 +37,8 @@ impl Default for RemoteChoice {
             nproc: 1,
             gpus_per_node: 8,
             nodes: 1,
+            ray_upload: false,
+            ray_output_dir: String::new(),
         }
     }
 }
@@ -70,6 +76,9 @@ pub fn launch_parts(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> (Ex
     if target == Target::Torchrun || cpu {
         env.push(("NPROC".into(), nproc.to_string()));
     }
+    if target == Target::Ray && c.ray_upload && !c.ray_output_dir.trim().is_empty() {
+        env.push(("OUTPUT_DIR".into(), c.ray_output_dir.trim().to_string()));
+    }
     let opts = ExportOptions {
         target,
         nodes: c.nodes.max(1),
@@ -81,7 +90,7 @@ pub fn launch_parts(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> (Ex
         ray_address: c.ray_address.clone(),
         python: c.python.clone(),
         env,
-        ray_upload: false,
+        ray_upload: target == Target::Ray && c.ray_upload,
         ssh_host: if over_ssh {
             login.host.trim().to_string()
         } else {
@@ -117,6 +126,13 @@ pub fn preview(c: &RemoteChoice, login: &SshForm, s: &TrainSettings) -> String {
     let out = s.out.display();
     let start = match target {
         Target::Torchrun => format!("then runs here: cd {out} && {} bash launch.sh", env.join(" ")),
+        Target::Ray if spec.ray_upload => format!(
+            "then uploads the folder to {} (PUT /api/packages/gcs/_ray_pkg_<hash>.zip) and submits it as the \
+             job's working directory: {} ray_job.py  [{}]",
+            c.ray_address,
+            c.python,
+            env.join(" ")
+        ),
         Target::Ray => format!(
             "then submits to {} (POST /api/jobs/): cd {out} && {} ray_job.py  [{}]",
             c.ray_address,
@@ -212,6 +228,21 @@ pub fn where_details_ui(ui: &mut egui::Ui, c: &mut RemoteChoice, login: &mut Ssh
             let l = ui.label("Python on the head");
             ui.text_edit_singleline(&mut c.python).labelled_by(l.id);
         });
+        ui.checkbox(&mut c.ray_upload, "Upload the folder (the cluster does not see it)")
+            .on_hover_text(
+                "Sent as the job's working directory through the dashboard (at most 500 MiB: name a large model \
+                 on the cluster instead). The checkpoints are then written on the cluster.",
+            );
+        if c.ray_upload {
+            ui.horizontal(|ui| {
+                let l = ui.label("Checkpoints there");
+                ui.add(
+                    egui::TextEdit::singleline(&mut c.ray_output_dir)
+                        .hint_text("a shared or persistent path on the cluster (empty: the job's copy)"),
+                )
+                .labelled_by(l.id);
+            });
+        }
     }
     if target == Target::Slurm {
         ui.horizontal(|ui| {
@@ -284,6 +315,19 @@ mod tests {
         );
         c.target = Some(Target::Ray);
         assert_eq!(launch_parts(&c, &login, &s).1.ssh_host, "", "the host is Slurm's only");
+        assert!(!launch_parts(&c, &login, &s).1.ray_upload);
+        c.ray_upload = true;
+        c.ray_output_dir = "/shared/ckpt".into();
+        let (_, spec) = launch_parts(&c, &login, &s);
+        assert!(spec.ray_upload);
+        assert!(spec.env.contains(&("OUTPUT_DIR".into(), "/shared/ckpt".into())));
+        assert!(
+            preview(&c, &login, &s).contains("PUT /api/packages/gcs/"),
+            "{}",
+            preview(&c, &login, &s)
+        );
+        c.target = Some(Target::Slurm);
+        assert!(!launch_parts(&c, &login, &s).1.ray_upload, "the upload is Ray's only");
         s.lora = Some(crate::train::LoraSettings::new(4));
         assert_eq!(unsupported(&s).len(), 1);
     }
