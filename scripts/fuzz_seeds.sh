@@ -18,6 +18,10 @@ for d in "$fx"/gguf/*/; do
   fi
 done
 for f in "$root"/assets/chat_templates/*.jinja; do cp "$f" "$c/chat_template/$(basename "$f")"; done
+# Inputs that once crashed a target (fuzz/regressions/<target>/): replayed first on every run.
+for f in "$root"/fuzz/regressions/*/*; do
+  [ -f "$f" ] && cp "$f" "$c/$(basename "$(dirname "$f")")/regression-$(basename "$f")"
+done
 for f in "$fx"/curate/*.parquet; do cp "$f" "$c/rows/$(basename "$f")"; done
 for f in "$root"/assets/curate/pool/*.jsonl; do head -n 3 "$f" > "$c/rows/$(basename "$f")"; done
 python3 - "$fx/s1_extraction.json" "$c/grade" <<'PY'

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::gui::{app, harness, step_until};
+use common::gui::{app, chat_with_checkpoint, harness, step_until, train_to_the_end};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use s1_studio::jobs::job::Job;
@@ -16,7 +16,7 @@ use s1_studio::jobs::TrainingJob;
 use s1_studio::train::TrainEvent;
 use s1_studio::ui::settings::View;
 use s1_studio::ui::train_state::TrainStatus;
-use s1_studio::ui::{ModelStatus, Settings};
+use s1_studio::ui::Settings;
 
 fn rows(path: &Path, n: usize) {
     let text: String = (0..n)
@@ -66,49 +66,16 @@ fn a_short_run_from_the_view_then_chat_with_its_checkpoint() {
     type_path(&mut h, "Output folder", &d.join("out"));
     assert_eq!(h.state().settings.train.out, d.join("out"));
     h.get_by_label("Start").click();
-    let mut saw_running_chart = false;
-    step_until(
-        &mut h,
-        Duration::from_secs(180),
-        |h| {
-            if h.state().train.is_running() && !h.state().train.records.is_empty() {
-                saw_running_chart = true;
-            }
-        },
-        // Start checks the output folder on its own thread before the run begins.
-        |a| !a.train.is_running() && !a.train.checking,
-    );
+    let checkpoint = train_to_the_end(&mut h, Duration::from_secs(180), String::new);
     let t = &h.state().train;
-    let TrainStatus::Done { checkpoint } = t.status.clone() else {
-        panic!("{:?}", t.status)
-    };
-    assert!(saw_running_chart, "no step arrived while the run was going");
     // 8 rows, global batch 4, 2 epochs.
     assert_eq!(t.records.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     assert!(checkpoint.join("model.safetensors").exists());
     h.run();
     // The history lists the run (read on its own thread once the run ended); the checkpoint
     // opens in the Chat view.
-    step_until(
-        &mut h,
-        Duration::from_secs(30),
-        |_| {},
-        |a| !a.train.history_reading && !a.train.history_stale,
-    );
+    chat_with_checkpoint(&mut h, &checkpoint);
     assert_eq!(h.state().train.history.len(), 1);
-    assert_eq!(h.state().train.history[0].checkpoint.as_ref(), Some(&checkpoint));
-    h.get_by_label("Chat with this checkpoint").click();
-    step_until(
-        &mut h,
-        Duration::from_secs(60),
-        |_| {},
-        |a| matches!(a.model, ModelStatus::Loaded(_) | ModelStatus::Failed { .. }),
-    );
-    assert_eq!(h.state().settings.view, View::Chat);
-    match &h.state().model {
-        ModelStatus::Loaded(info) => assert_eq!(info.path, checkpoint),
-        other => panic!("{other:?}"),
-    }
 }
 
 #[test]

@@ -9,13 +9,12 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::gui::{app, harness, step_until};
+use common::gui::{app, chat_with_checkpoint, harness, train_to_the_end};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use s1_studio::train::launch::Target;
 use s1_studio::ui::settings::View;
-use s1_studio::ui::train_state::TrainStatus;
-use s1_studio::ui::{ModelStatus, Settings};
+use s1_studio::ui::Settings;
 
 fn rows(path: &Path, n: usize) {
     let text: String = (0..n)
@@ -92,42 +91,11 @@ fn where_torchrun_runs_the_form_on_the_standard_engines() {
     h.run();
     h.get_by_label("Start").click();
     assert_eq!(h.state().train.remote.nproc, 2);
-    let mut saw_running_chart = false;
-    step_until(
-        &mut h,
-        Duration::from_secs(300),
-        |h| {
-            if h.state().train.is_running() && !h.state().train.records.is_empty() {
-                saw_running_chart = true;
-            }
-        },
-        |a| !a.train.is_running() && !a.train.checking,
-    );
+    let checkpoint = train_to_the_end(&mut h, Duration::from_secs(300), String::new);
     let t = &h.state().train;
-    let TrainStatus::Done { checkpoint } = t.status.clone() else {
-        panic!("{:?}", t.status)
-    };
-    assert!(saw_running_chart, "no step arrived while the job was going");
     assert_eq!(t.records.iter().map(|r| r.step).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     assert_eq!(checkpoint, d.join("out/checkpoint-4"));
     let launch_log = std::fs::read_to_string(d.join("out/launch.log")).unwrap();
     assert!(launch_log.contains("2 process(es) on cpu"), "{launch_log}");
-    step_until(
-        &mut h,
-        Duration::from_secs(30),
-        |_| {},
-        |a| !a.train.history_reading && !a.train.history_stale,
-    );
-    assert_eq!(h.state().train.history[0].checkpoint.as_ref(), Some(&checkpoint));
-    h.get_by_label("Chat with this checkpoint").click();
-    step_until(
-        &mut h,
-        Duration::from_secs(60),
-        |_| {},
-        |a| matches!(a.model, ModelStatus::Loaded(_) | ModelStatus::Failed { .. }),
-    );
-    match &h.state().model {
-        ModelStatus::Loaded(info) => assert_eq!(info.path, checkpoint),
-        other => panic!("{other:?}"),
-    }
+    chat_with_checkpoint(&mut h, &checkpoint);
 }

@@ -9,13 +9,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::gui::{app, harness, step_until};
+use common::gui::{app, chat_with_checkpoint, harness, step_until, train_to_the_end};
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use s1_studio::train::launch::{ssh, Target};
 use s1_studio::ui::settings::View;
 use s1_studio::ui::train_state::TrainStatus;
-use s1_studio::ui::{ModelStatus, Settings};
+use s1_studio::ui::Settings;
 
 type H = egui_kittest::Harness<'static, s1_studio::ui::StudioApp>;
 
@@ -74,31 +74,10 @@ fn where_slurm_over_ssh_runs_the_form_on_a_login_node() {
     assert_eq!(h.state().train.remote.gpus_per_node, 0);
     assert_eq!(h.state().train.remote.nproc, 2);
     h.get_by_label("Start").click();
-    let mut saw_running_chart = false;
-    step_until(
-        &mut h,
-        Duration::from_secs(300),
-        |h| {
-            if h.state().train.is_running() && !h.state().train.records.is_empty() {
-                saw_running_chart = true;
-            }
-        },
-        |a| !a.train.is_running() && !a.train.checking,
-    );
-    let t = &h.state().train;
-    let TrainStatus::Done { checkpoint } = t.status.clone() else {
-        panic!(
-            "{:?}\n{}",
-            t.status,
-            std::fs::read_to_string(there.join("launch.log")).unwrap_or_default()
-        )
-    };
-    assert!(saw_running_chart, "no step arrived while the job was going");
-    let n = t.records.len();
-    assert_eq!(
-        t.records.iter().map(|r| r.step).collect::<Vec<_>>(),
-        (1..=n).collect::<Vec<_>>()
-    );
+    let checkpoint = train_to_the_end(&mut h, Duration::from_secs(300), || {
+        std::fs::read_to_string(there.join("launch.log")).unwrap_or_default()
+    });
+    let n = h.state().train.records.len();
     assert_eq!(checkpoint, d.join(format!("out/checkpoint-{n}")));
     assert!(
         there.join(format!("checkpoint-{n}/model.safetensors")).exists(),
@@ -116,22 +95,5 @@ fn where_slurm_over_ssh_runs_the_form_on_a_login_node() {
     );
     assert_eq!(h.state().train.records.len(), n);
 
-    step_until(
-        &mut h,
-        Duration::from_secs(30),
-        |_| {},
-        |a| !a.train.history_reading && !a.train.history_stale,
-    );
-    assert_eq!(h.state().train.history[0].checkpoint.as_ref(), Some(&checkpoint));
-    h.get_by_label("Chat with this checkpoint").click();
-    step_until(
-        &mut h,
-        Duration::from_secs(60),
-        |_| {},
-        |a| matches!(a.model, ModelStatus::Loaded(_) | ModelStatus::Failed { .. }),
-    );
-    match &h.state().model {
-        ModelStatus::Loaded(info) => assert_eq!(info.path, checkpoint),
-        other => panic!("{other:?}"),
-    }
+    chat_with_checkpoint(&mut h, &checkpoint);
 }

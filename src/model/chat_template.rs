@@ -66,7 +66,7 @@ impl ChatTemplate {
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
         env.add_template_owned("chat", source.to_string())
-            .map_err(|e| ModelError::Template(format!("{e:#}")))?;
+            .map_err(|e| ModelError::Template(describe(&e)))?;
         Ok(Self {
             env,
             source: source.to_string(),
@@ -118,7 +118,7 @@ impl ChatTemplate {
                 "the template ran past its budget of {TEMPLATE_FUEL} instructions (an endless or \
                  exponential loop?)"
             ))),
-            Err(e) => Err(ModelError::Template(format!("{e:#}"))),
+            Err(e) => Err(ModelError::Template(describe(&e))),
         }
     }
 }
@@ -148,6 +148,20 @@ impl std::io::Write for CappedWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A template error in a line: minijinja's own message with its line (its alternate form, which
+/// draws the source with a caret under the span, is not used: on some hostile templates its span
+/// runs backwards and the drawing panicked, found by the chat_template fuzz target), and the
+/// error behind it, if any.
+fn describe(e: &Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
 }
 
 #[cfg(test)]
@@ -222,5 +236,28 @@ mod tests {
         let e = t.render(&[], true, None).unwrap_err().to_string();
         assert!(e.contains("no system role"), "{e}");
         assert!(ChatTemplate::new("{% for %}", None, None).is_err());
+        // The chat_template fuzz target's find: an error whose span runs backwards (over a
+        // carriage return) once made the drawing of the error panic.
+        let bytes: Vec<u8> = [
+            &b"\x7b\x25\x2d\x20\x66\x6f\x72\x20\x69\x6e\x20\x6d\x65\x73\x73\x61\x67\x65\x73\x20\x25\x7d\x0a\x20"[..],
+            &b"\x20\x20\x20\x7b\x7b\x0d\x20\x27\x3c\x7c\x69\x6d\x5f\x73\x74\x61\x72\x74\x7c\x3e\xff\xff\xff\xff"[..],
+            &b"\xff\xff\xff\xff\x27\x20\x2b\x20\x6d\x65\x73\x73\x61\x67\x65\x2e\x72\x6f\x6c\x65\x20\x2b\x20\x27"[..],
+            &b"\x5c\x6e\x27\x20\x2b\x20\x6d\x65\x73\x73\x61\x67\x65\x2e\x63\x6f\x6e\x74\x65\x6e\x74\x20\x2b\x20"[..],
+            &b"\x27\x5f\x65\x6e\x64\x7c\x3e\x5c\x6e\x27\x20\x7d\x7d\x0a\x7b\x25\x2d\x20\x65\x6e\x64\x66\x6f\x72"[..],
+            &b"\x20\x25\x7d\x0a\x7b\x25\x2d\x20\x69\x66\x20\x61\x64\x64\x5f\x47\x65\x6e\x65\x72\x61\x74\x69\x6f"[..],
+            &b"\x6e\x5f\x70\x72\x6f\x6d\x70\x74\x20\x25\x7d\x0a\x20\x20\x20\x20\x7b\x7b\x2d\x20\x27\x3c\x7c\x69"[..],
+            &b"\xea\x5f\x73\x74\x61\x72\x73\x74\x61\x6e\x74\x5c\x6e\x27\x20\x7d\x7d\x0a\x7b\x25\x2d\x20\x65\x6e"[..],
+            &b"\x64\x69\x66\x20\x25\x7d\x0a"[..],
+        ]
+        .concat();
+        let src = String::from_utf8_lossy(&bytes);
+        let e = match ChatTemplate::new(&src, None, None) {
+            Ok(t) => t
+                .render(&[ChatMessage::new("user", "Hi")], true, Some(true))
+                .unwrap_err(),
+            Err(e) => e,
+        }
+        .to_string();
+        assert!(e.contains("cannot unpack") && e.contains("chat:1"), "{e}");
     }
 }

@@ -100,6 +100,7 @@ pub fn rel(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
 pub mod gui {
     use std::time::{Duration, Instant};
 
+    use egui_kittest::kittest::Queryable;
     use egui_kittest::{Harness, HarnessBuilder};
     use s1_studio::ui::{Settings, StudioApp};
 
@@ -138,6 +139,68 @@ pub mod gui {
                 h.state().model
             );
             std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Steps until the run Start began has ended (Start checks the output folder on its own
+    /// thread first); returns its checkpoint, having checked that steps reached the chart while
+    /// it ran and that they came in order from 1. Panics with the status and `context()`
+    /// otherwise.
+    pub fn train_to_the_end(
+        h: &mut Harness<'static, StudioApp>,
+        timeout: Duration,
+        context: impl Fn() -> String,
+    ) -> std::path::PathBuf {
+        let mut saw_running_chart = false;
+        step_until(
+            h,
+            timeout,
+            |h| {
+                if h.state().train.is_running() && !h.state().train.records.is_empty() {
+                    saw_running_chart = true;
+                }
+            },
+            |a| !a.train.is_running() && !a.train.checking,
+        );
+        let t = &h.state().train;
+        let s1_studio::ui::train_state::TrainStatus::Done { checkpoint } = t.status.clone() else {
+            panic!("{:?}\n{}", t.status, context())
+        };
+        assert!(saw_running_chart, "no step arrived while the run was going");
+        let n = t.records.len();
+        assert_eq!(
+            t.records.iter().map(|r| r.step).collect::<Vec<_>>(),
+            (1..=n).collect::<Vec<_>>()
+        );
+        checkpoint
+    }
+
+    /// Waits for the run history to list `checkpoint` first, opens it with "Chat with this
+    /// checkpoint" and checks that the Chat view loaded it.
+    pub fn chat_with_checkpoint(h: &mut Harness<'static, StudioApp>, checkpoint: &std::path::Path) {
+        step_until(
+            h,
+            Duration::from_secs(30),
+            |_| {},
+            |a| !a.train.history_reading && !a.train.history_stale,
+        );
+        assert_eq!(h.state().train.history[0].checkpoint.as_deref(), Some(checkpoint));
+        h.get_by_label("Chat with this checkpoint").click();
+        step_until(
+            h,
+            Duration::from_secs(60),
+            |_| {},
+            |a| {
+                matches!(
+                    a.model,
+                    s1_studio::ui::ModelStatus::Loaded(_) | s1_studio::ui::ModelStatus::Failed { .. }
+                )
+            },
+        );
+        assert_eq!(h.state().settings.view, s1_studio::ui::settings::View::Chat);
+        match &h.state().model {
+            s1_studio::ui::ModelStatus::Loaded(info) => assert_eq!(info.path, checkpoint),
+            other => panic!("{other:?}"),
         }
     }
 }
