@@ -16,7 +16,7 @@ use std::path::Path;
 
 use s1_studio::jobs::CancelToken;
 use s1_studio::train::launch::local::WatchEnd;
-use s1_studio::train::launch::{self, sky, ExportOptions, Target};
+use s1_studio::train::launch::{self, sky, Target};
 use s1_studio::train::TrainSettings;
 
 const SKY: &str = r#"#!/usr/bin/env bash
@@ -59,16 +59,9 @@ fn a_skypilot_job_is_launched_followed_and_its_checkpoints_come_back() {
     std::env::set_var("PATH", format!("{}:{path}", bin.display()));
     std::env::set_var("SKY_CALLS", d.join("calls.txt"));
 
-    common::tiny_qwen(&d.join("model"), 256);
-    common::sum_rows(&d.join("rows.jsonl"), 6);
+    let opts = common::cpu_job_inputs(d, 6, Target::Skypilot);
     let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join("sky run"));
     (s.epochs, s.lr, s.batch, s.grad_accum, s.block_size) = (2, 2e-3, 1, 2, 128);
-    let opts = ExportOptions {
-        target: Target::Skypilot,
-        nodes: 1,
-        gpus_per_node: 0,
-        ..ExportOptions::default()
-    };
     let sum = launch::export(&s, &opts).unwrap();
     let env = common::torchrun_cpu_env(&py);
     assert_eq!(sky::cluster_name(&s.out), "sky-run");

@@ -12,7 +12,7 @@ mod common;
 
 use s1_studio::jobs::CancelToken;
 use s1_studio::train::launch::local::WatchEnd;
-use s1_studio::train::launch::{self, slurm, ExportOptions, Target};
+use s1_studio::train::launch::{self, slurm, Target};
 use s1_studio::train::TrainSettings;
 
 #[test]
@@ -21,14 +21,7 @@ fn a_one_node_slurm_cluster_runs_the_sbatch_script() {
     let _cluster = common::slurm::Cluster::start();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    common::tiny_qwen(&d.join("model"), 256);
-    common::sum_rows(&d.join("rows.jsonl"), 6);
-    let opts = ExportOptions {
-        target: Target::Slurm,
-        nodes: 1,
-        gpus_per_node: 0,
-        ..ExportOptions::default()
-    };
+    let opts = common::cpu_job_inputs(d, 6, Target::Slurm);
     let env = common::torchrun_cpu_env(&py);
     let settings = |out: &str| {
         let mut s = TrainSettings::s1(d.join("model"), d.join("rows.jsonl"), d.join(out));

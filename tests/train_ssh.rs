@@ -19,7 +19,7 @@ use common::sshd::Sshd;
 use s1_studio::jobs::CancelToken;
 use s1_studio::train::launch::local::WatchEnd;
 use s1_studio::train::launch::ssh::{self, Copier, Ssh, SshHost};
-use s1_studio::train::launch::{self, slurm, ExportOptions, Target};
+use s1_studio::train::launch::{self, slurm, Target};
 use s1_studio::train::TrainSettings;
 
 /// One test at a time: each picks free ports (sshd's, torchrun's rendezvous) that another
@@ -45,14 +45,7 @@ fn a_slurm_login_node_over_ssh_runs_the_job_and_the_run_comes_back() {
     let sshd = Sshd::start(&[("SLURM_CONF", cluster.conf().display().to_string())]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    common::tiny_qwen(&d.join("model"), 256);
-    common::sum_rows(&d.join("rows.jsonl"), 6);
-    let opts = ExportOptions {
-        target: Target::Slurm,
-        nodes: 1,
-        gpus_per_node: 0,
-        ..ExportOptions::default()
-    };
+    let opts = common::cpu_job_inputs(d, 6, Target::Slurm);
     // A rendezvous port picked just before each submit.
     let env = || common::torchrun_cpu_env(&py);
     let there = d.join("login-node/runs/first");

@@ -237,6 +237,23 @@ pub fn sum_rows(path: &Path, n: usize) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A run's inputs in `d` (a tiny Qwen2 in `model/`, `rows` sum rows in `rows.jsonl`) and the
+/// export options of a one-node CPU job for `target`: what the Slurm, SSH and SkyPilot tests train.
+pub fn cpu_job_inputs(
+    d: &Path,
+    rows: usize,
+    target: s1_studio::train::launch::Target,
+) -> s1_studio::train::launch::ExportOptions {
+    tiny_qwen(&d.join("model"), 256);
+    sum_rows(&d.join("rows.jsonl"), rows);
+    s1_studio::train::launch::ExportOptions {
+        target,
+        nodes: 1,
+        gpus_per_node: 0,
+        ..s1_studio::train::launch::ExportOptions::default()
+    }
+}
+
 /// A TCP port free on loopback now.
 #[allow(dead_code)]
 pub fn free_port() -> u16 {
