@@ -71,14 +71,14 @@ fn main() {
         note: String::new(),
     })
     .collect();
-    app.curate.snapshot = Some(PoolSnapshot {
+    app.curate.snapshot = Some(std::sync::Arc::new(PoolSnapshot {
         rows,
         stages,
         domains: (5..45).map(|d| (format!("{d:02}"), 1200)).collect(),
         lengths: (0..36).map(|b| (b * 250, 1000)).collect(),
         bin: 250,
         ..Default::default()
-    });
+    }));
     app.curate.snapshot_of = Some(ws);
     let mut h = Harness::<StudioApp>::builder()
         .with_size(egui::vec2(1280.0, 820.0))

@@ -14,6 +14,7 @@ use egui_kittest::Harness;
 use s1_studio::curate::funnel::Stage;
 use s1_studio::curate::map::coverage::selection_coverage;
 use s1_studio::curate::steps::snapshot::{PoolMap, PoolRow, PoolSnapshot};
+use s1_studio::ui::pool_map_state::ColourBy;
 use s1_studio::ui::settings::View;
 use s1_studio::ui::{Settings, StudioApp};
 
@@ -97,7 +98,7 @@ fn main() {
             ..Default::default()
         };
         let mut app = StudioApp::new(s, std::sync::Arc::new(|| {})).expect("app");
-        app.curate.snapshot = Some(snapshot(n));
+        app.curate.snapshot = Some(std::sync::Arc::new(snapshot(n)));
         app.curate.snapshot_of = Some(ws);
         app.curate.generation += 1;
         let mut h = Harness::<StudioApp>::builder()
@@ -135,5 +136,31 @@ fn main() {
         };
         measure("table (no map)", &mut h, false);
         measure("map", &mut h, true);
+        // A new colouring (or a pick) rebuilds the points' colours and the instance bytes: the
+        // UI pass of the frame that shows it, per colouring.
+        // From BACKGROUND_FROM points on it runs on the map's own thread: the frames meanwhile
+        // keep the last colouring, and the longest UI pass among them is what a user feels;
+        // "drawn after" is when the new colours are on the map.
+        for by in ColourBy::ALL {
+            h.state_mut().curate.map.colour_by = by;
+            let t = Instant::now();
+            let mut longest: f64 = 0.0;
+            loop {
+                let f = Instant::now();
+                h.step();
+                longest = longest.max(f.elapsed().as_secs_f64() * 1e3);
+                let m = &h.state().curate.map;
+                if !m.is_deriving() && m.derived.as_ref().is_some_and(|d| d.colour_by() == by) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let drawn = t.elapsed().as_secs_f64() * 1e3;
+            h.render().expect("render");
+            println!(
+                "{n:>9} points, recolour by {:<16} longest UI pass {longest:>6.1} ms, drawn after {drawn:>6.1} ms",
+                by.label()
+            );
+        }
     }
 }

@@ -142,6 +142,57 @@ fn hover_click_and_box_selection_on_the_map() {
     assert_eq!(version(&h), picked_version);
 }
 
+/// A large pool is coloured on the map's own thread (here: every pool, by lowering the size it
+/// starts at): the frame that asks for a new colouring keeps drawing the last one, and what
+/// arrives is byte for byte what the frame would have made itself.
+#[test]
+fn a_large_pool_is_coloured_on_the_maps_thread_as_the_frame_would() {
+    use s1_studio::ui::pool_map_state::ColourBy;
+    let dir = tempfile::tempdir().unwrap();
+    let s = Settings {
+        view: s1_studio::ui::settings::View::Curate,
+        workspace: Some(workspace(dir.path())),
+        ..Default::default()
+    };
+    let mut h = harness(app(s));
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        |_| {},
+        |a| a.curate.snapshot.is_some() && !a.curate.is_running(),
+    );
+    h.get_by_label("Show the map").click_accesskit();
+    h.run();
+    let bytes = |h: &egui_kittest::Harness<'static, StudioApp>| {
+        let d = h.state().curate.map.derived.as_ref().expect("drawn");
+        (d.colour_by(), d.instances.bytes.clone(), d.legend.clone())
+    };
+    // In the frame (60 points): by source, then back by stage.
+    h.state_mut().curate.map.colour_by = ColourBy::Source;
+    h.step();
+    assert!(!h.state().curate.map.is_deriving());
+    let in_frame = bytes(&h);
+    assert_eq!(in_frame.0, ColourBy::Source);
+    h.state_mut().curate.map.colour_by = ColourBy::Stage;
+    h.step();
+    let by_stage = bytes(&h);
+    assert_ne!(by_stage.1, in_frame.1, "the two colourings differ");
+
+    // On the map's thread.
+    h.state_mut().curate.map.background_from = Some(0);
+    h.state_mut().curate.map.colour_by = ColourBy::Source;
+    h.step();
+    assert!(h.state().curate.map.is_deriving(), "started on its thread");
+    assert_eq!(bytes(&h), by_stage, "the last colouring stays drawn meanwhile");
+    step_until(&mut h, Duration::from_secs(30), |_| {}, |a| !a.curate.map.is_deriving());
+    let threaded = bytes(&h);
+    assert_eq!(threaded.0, ColourBy::Source);
+    assert_eq!(threaded.1, in_frame.1, "the same instance bytes as the frame's own");
+    assert_eq!(threaded.2, in_frame.2, "the same legend");
+    assert_eq!(h.state().curate.map.derived.as_ref().unwrap().placed, 60);
+    assert!(h.state().curate.map.error.is_none());
+}
+
 /// A drag through `path` (screen points) with `modifiers` held from the press to the release;
 /// returns the lasso as the view held it just before the release (map coordinates) and the
 /// view then (the picked bar that appears after moves the map down).

@@ -70,7 +70,8 @@ pub struct CurateState {
     pub inspector_open: bool,
     pub log: Vec<String>,
     pub error: Option<String>,
-    pub snapshot: Option<PoolSnapshot>,
+    /// Shared with the map's colouring thread (pool_map_state.rs).
+    pub snapshot: Option<std::sync::Arc<PoolSnapshot>>,
     /// The workspace the snapshot is of.
     pub snapshot_of: Option<PathBuf>,
     pub search: String,
@@ -107,7 +108,7 @@ impl CurateState {
         if self.snapshot.as_ref().is_some_and(|old| old.taken > s.taken) {
             return;
         }
-        self.snapshot = Some(s);
+        self.snapshot = Some(std::sync::Arc::new(s));
         self.generation += 1;
     }
 
@@ -280,7 +281,8 @@ pub fn update(c: &mut CurateState, workspace: Option<&Path>, shown: bool, tx: &C
     }
     c.refresh_visible();
     if c.map.shown {
-        c.map.refresh(c.snapshot.as_ref(), c.generation, &c.picked);
+        c.map
+            .refresh(c.snapshot.as_ref(), c.generation, &c.picked, &tx.notify());
     }
 }
 

@@ -28,6 +28,7 @@ pub mod eval_ui;
 pub mod first_run;
 pub mod model_library_state;
 pub mod model_library_ui;
+pub mod pool_map_colours;
 pub mod pool_map_density;
 pub mod pool_map_gpu;
 pub mod pool_map_state;

@@ -20,22 +20,26 @@ pub const PICKED: u32 = 4;
 /// point with the painter instead, so a hover never re-uploads the points).
 pub const HOVERED: u32 = 8;
 
-/// The points as the GPU takes them, with a version that changes with their content.
+/// The points as the GPU takes them, with a version that changes with their content: the
+/// pool first (the first `pool` instances), then the selected, then the marked ones, each drawn
+/// over the ones before.
 #[derive(Debug, Default)]
 pub struct MapInstances {
     pub version: u64,
     pub count: u32,
+    /// How many of the first instances are the pool's plain points (neither selected nor
+    /// marked).
+    pub pool: u32,
     pub bytes: Vec<u8>,
 }
 
 impl MapInstances {
-    /// Appends one point.
-    pub fn push(&mut self, p: [f32; 2], colour: egui::Color32, flags: u32) {
-        self.bytes.extend(p[0].to_le_bytes());
-        self.bytes.extend(p[1].to_le_bytes());
-        self.bytes.extend(colour.to_array());
-        self.bytes.extend(flags.to_le_bytes());
-        self.count += 1;
+    /// Writes one point's [`INSTANCE_BYTES`] into `out`.
+    pub fn write(out: &mut [u8], p: [f32; 2], colour: egui::Color32, flags: u32) {
+        out[0..4].copy_from_slice(&p[0].to_le_bytes());
+        out[4..8].copy_from_slice(&p[1].to_le_bytes());
+        out[8..12].copy_from_slice(&colour.to_array());
+        out[12..16].copy_from_slice(&flags.to_le_bytes());
     }
 }
 

@@ -125,11 +125,16 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, request: Result<Step
         }
     }
     map_progress_ui(ui, st);
+    if let Some(e) = &st.map.error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
     if st.map.derived.is_none() {
         ui.weak(if rows == 0 {
-            "No questions yet: import a pool and its map is drawn here."
+            "No questions yet: import a pool and its map is drawn here.".to_string()
+        } else if st.map.is_deriving() {
+            format!("Drawing the map of {} questions…", thousands(rows))
         } else {
-            "No map yet: it is being computed (hashed TF-IDF vectors, then the layout)."
+            "No map yet: it is being computed (hashed TF-IDF vectors, then the layout).".to_string()
         });
         return;
     }
@@ -143,15 +148,20 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, request: Result<Step
             ui.set_width(side);
             embedder_switch_ui(ui, st, side - 8.0, tx);
             if let Some(d) = st.map.derived.as_ref() {
-                legend_ui(ui, d, st.map.colour_by, &embedder);
+                legend_ui(ui, d, d.colour_by(), &embedder, st.map.is_deriving());
             }
         });
     });
 }
 
 /// The legend, the contamination mark and the coverage figure.
-fn legend_ui(ui: &mut egui::Ui, d: &Derived, by: ColourBy, embedder: &str) {
-    ui.strong(format!("{} points by {}", thousands(d.placed), by.label()));
+fn legend_ui(ui: &mut egui::Ui, d: &Derived, by: ColourBy, embedder: &str, deriving: bool) {
+    ui.horizontal(|ui| {
+        ui.strong(format!("{} points by {}", thousands(d.placed), by.label()));
+        if deriving {
+            ui.spinner().on_hover_text("recolouring on the map's thread");
+        }
+    });
     for (label, c) in &d.legend {
         ui.horizontal(|ui| {
             let (r, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
@@ -430,10 +440,8 @@ mod tests {
     fn screen_and_map_coordinates_round_trip_and_fit() {
         let rect = Rect::from_min_size(Pos2::new(10.0, 20.0), Vec2::new(400.0, 200.0));
         let bounds = MapRect::from_corners([-2.0, -1.0], [6.0, 3.0]);
-        let mut st = PoolMapState {
-            zoom: 1.0,
-            ..Default::default()
-        };
+        let mut st = PoolMapState::default();
+        st.zoom = 1.0;
         let v = MapView::new(rect, bounds, &st);
         // Fitted: the whole map inside the widget, its centre at the widget's.
         assert!(rect.contains(v.to_screen(bounds.min)) && rect.contains(v.to_screen(bounds.max)));
