@@ -14,6 +14,7 @@ use egui_kittest::Harness;
 use s1_studio::curate::funnel::Stage;
 use s1_studio::curate::map::coverage::selection_coverage;
 use s1_studio::curate::steps::snapshot::{PoolMap, PoolRow, PoolSnapshot};
+use s1_studio::ui::pool_map_gpu::splatted_frames;
 use s1_studio::ui::pool_map_state::ColourBy;
 use s1_studio::ui::settings::View;
 use s1_studio::ui::{Settings, StudioApp};
@@ -135,7 +136,18 @@ fn main() {
             );
         };
         measure("table (no map)", &mut h, false);
-        measure("map", &mut h, true);
+        // The pool's plain points drawn as instanced quads, then splatted by the compute
+        // shader (what the app does from SPLAT_FROM points on, zoomed out).
+        h.state_mut().curate.map.splat_from = Some(usize::MAX);
+        measure("map, quads", &mut h, true);
+        h.state_mut().curate.map.splat_from = Some(0);
+        let before = splatted_frames();
+        measure("map, splat", &mut h, true);
+        let splatted = splatted_frames() - before;
+        if splatted == 0 {
+            println!("{n:>9} points: the compute path did not run on this adapter (quads drawn instead)");
+        }
+        h.state_mut().curate.map.splat_from = None;
         // A new colouring (or a pick) rebuilds the points' colours and the instance bytes: the
         // UI pass of the frame that shows it, per colouring.
         // From BACKGROUND_FROM points on it runs on the map's own thread: the frames meanwhile

@@ -31,6 +31,7 @@ pub mod model_library_ui;
 pub mod pool_map_colours;
 pub mod pool_map_density;
 pub mod pool_map_gpu;
+pub mod pool_map_splat;
 pub mod pool_map_state;
 pub mod pool_map_steps_ui;
 pub mod pool_map_ui;

@@ -1,8 +1,9 @@
 //! The map's GPU side: shaders/pool_map.wgsl drawn through egui_wgpu's paint callback (as in
 //! egui's custom3d_wgpu demo). The points go to the GPU once per change (a new snapshot, colour
 //! or pick), as one instance buffer kept in egui_wgpu's callback resources; each frame only
-//! writes the small view uniform. Nothing is read back: hover and box selection are answered on
-//! the CPU from the stored layout (curate::map::grid).
+//! writes the small view uniform. A large pool's plain points are splatted by a compute shader
+//! instead of drawn as quads where the device allows (pool_map_splat.rs). Nothing is read back:
+//! hover and box selection are answered on the CPU from the stored layout (curate::map::grid).
 
 use std::sync::Arc;
 
@@ -75,6 +76,10 @@ impl ViewUniform {
 pub struct PoolMapCallback {
     pub instances: Arc<MapInstances>,
     pub view: ViewUniform,
+    /// The widget's rect (egui points): where the callback's viewport is in the framebuffer.
+    pub rect: egui::Rect,
+    /// Splat the pool's plain points with the compute shader where the device can.
+    pub splat: bool,
     /// The render target's format (eframe's surface; kittest's headless target).
     pub format: wgpu::TextureFormat,
 }
@@ -86,8 +91,30 @@ struct PoolMapGpu {
     uniform: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
     instances: Option<wgpu::Buffer>,
-    /// The version uploaded, and its point count.
-    uploaded: Option<(u64, u32)>,
+    /// Bumped when `instances` is a new buffer (the splat's bind group follows it).
+    instances_gen: u64,
+    /// The version uploaded, its point count and how many of them are the pool's plain points.
+    uploaded: Option<(u64, u32, u32)>,
+    /// The compute path, made on first use.
+    splat: Option<super::pool_map_splat::SplatGpu>,
+    /// This frame splatted the pool's plain points (the paint draws only the rest as quads).
+    splatted: bool,
+}
+
+/// Frames whose pool was splatted by the compute path, since the start (what tests and the
+/// frame-time bench read to know which path drew).
+static SPLATTED_FRAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many frames the compute path has drawn the pool in (this process).
+pub fn splatted_frames() -> u64 {
+    SPLATTED_FRAMES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether the device runs compute shaders reading storage buffers at all (the instance buffer
+/// is then made usable as one too).
+fn computes(device: &wgpu::Device) -> bool {
+    let l = device.limits();
+    l.max_compute_workgroups_per_dimension > 0 && l.max_storage_buffers_per_shader_stage >= 2
 }
 
 impl PoolMapGpu {
@@ -163,7 +190,10 @@ impl PoolMapGpu {
             uniform,
             bind_group,
             instances: None,
+            instances_gen: 0,
             uploaded: None,
+            splat: None,
+            splatted: false,
         }
     }
 }
@@ -173,8 +203,8 @@ impl egui_wgpu::CallbackTrait for PoolMapCallback {
         &self,
         device: &wgpu::Device,
         queue: &wgpu::Queue,
-        _screen: &egui_wgpu::ScreenDescriptor,
-        _encoder: &mut wgpu::CommandEncoder,
+        screen: &egui_wgpu::ScreenDescriptor,
+        encoder: &mut wgpu::CommandEncoder,
         resources: &mut egui_wgpu::CallbackResources,
     ) -> Vec<wgpu::CommandBuffer> {
         if resources.get::<PoolMapGpu>().is_none_or(|g| g.format != self.format) {
@@ -190,21 +220,61 @@ impl egui_wgpu::CallbackTrait for PoolMapCallback {
                 .as_ref()
                 .is_some_and(|b| b.size() >= inst.bytes.len() as u64);
             if !fits && !inst.bytes.is_empty() {
+                let mut usage = wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST;
+                if computes(device) {
+                    usage |= wgpu::BufferUsages::STORAGE;
+                }
                 gpu.instances = Some(device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("pool map points"),
                     size: (inst.bytes.len() as u64).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
-                    usage: wgpu::BufferUsages::VERTEX | wgpu::BufferUsages::COPY_DST,
+                    usage,
                     mapped_at_creation: false,
                 }));
+                gpu.instances_gen += 1;
             }
             if let Some(b) = &gpu.instances {
                 if !inst.bytes.is_empty() {
                     queue.write_buffer(b, 0, &inst.bytes);
                 }
             }
-            gpu.uploaded = Some((inst.version, inst.count));
+            gpu.uploaded = Some((inst.version, inst.count, inst.pool.min(inst.count)));
         }
         queue.write_buffer(&gpu.uniform, 0, &self.view.bytes());
+        // The pool's plain points by the compute path, where asked for and possible.
+        gpu.splatted = false;
+        let vp =
+            egui::epaint::ViewportInPixels::from_points(&self.rect, screen.pixels_per_point, screen.size_in_pixels);
+        let (w, h) = (vp.width_px.max(0) as u32, vp.height_px.max(0) as u32);
+        if let (true, Some(buf), Some((_, _, pool))) = (self.splat, &gpu.instances, gpu.uploaded) {
+            let storage = buf.usage().contains(wgpu::BufferUsages::STORAGE);
+            if storage && pool > 0 && w > 0 && h > 0 && super::pool_map_splat::supported(device, buf.size(), w, h) {
+                let splat = gpu
+                    .splat
+                    .get_or_insert_with(|| super::pool_map_splat::SplatGpu::new(device, self.format));
+                let v = &self.view;
+                splat.prepare(
+                    device,
+                    queue,
+                    encoder,
+                    buf,
+                    gpu.instances_gen,
+                    super::pool_map_splat::SplatUniform {
+                        scale: v.scale,
+                        offset: v.offset,
+                        viewport: [w as f32, h as f32],
+                        radius: v.radius,
+                        alpha: v.alpha,
+                        origin: [vp.left_px as f32, vp.top_px as f32],
+                        count: pool,
+                        width: w,
+                        height: h,
+                        row: 0,
+                    },
+                );
+                gpu.splatted = true;
+                SPLATTED_FRAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         Vec::new()
     }
 
@@ -217,16 +287,23 @@ impl egui_wgpu::CallbackTrait for PoolMapCallback {
         let Some(gpu) = resources.get::<PoolMapGpu>() else {
             return;
         };
-        let (Some(buf), Some((_, count))) = (&gpu.instances, gpu.uploaded) else {
+        let (Some(buf), Some((_, count, pool))) = (&gpu.instances, gpu.uploaded) else {
             return;
         };
-        if count == 0 {
+        let mut first = 0;
+        if gpu.splatted {
+            if let Some(splat) = &gpu.splat {
+                splat.paint(pass);
+                first = pool;
+            }
+        }
+        if count <= first {
             return;
         }
         pass.set_pipeline(&gpu.pipeline);
         pass.set_bind_group(0, &gpu.bind_group, &[]);
         pass.set_vertex_buffer(0, buf.slice(..count as u64 * INSTANCE_BYTES as u64));
-        pass.draw(0..6, 0..count);
+        pass.draw(0..6, first..count);
     }
 }
 

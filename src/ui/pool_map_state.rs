@@ -20,6 +20,13 @@ use crate::curate::map::coverage::Coverage;
 use crate::curate::map::grid::{GridIndex, MapRect};
 use crate::curate::steps::snapshot::PoolSnapshot;
 
+/// A pool with this many plain points or more is splatted by the compute shader (below it the
+/// quads cost under a millisecond), as long as a point is at most [`SPLAT_RADIUS`] pixels.
+pub const SPLAT_FROM: usize = 100_000;
+/// The largest point (radius in pixels) splatted: beyond it, zoomed in, few points are on
+/// screen and the quads draw them in their order.
+pub const SPLAT_RADIUS: f32 = 4.5;
+
 /// Pools from this size on are derived on the map's own thread (smaller ones in the frame,
 /// where it costs under ~10 ms).
 pub const BACKGROUND_FROM: usize = 150_000;
@@ -64,6 +71,10 @@ pub struct PoolMapState {
     pub background_from: Option<usize>,
     /// The last derivation that failed (its thread could not start or stopped).
     pub error: Option<String>,
+    /// Pools with this many plain points or more are splatted by the compute shader when
+    /// zoomed out ([`SPLAT_FROM`]; 0 in tests that compare it with the quads; usize::MAX
+    /// draws quads only).
+    pub splat_from: Option<usize>,
 }
 
 /// (snapshot generation, colouring, picked rows' version).

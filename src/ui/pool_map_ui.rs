@@ -16,7 +16,7 @@ use super::curate_state::CurateState;
 use super::curate_table_ui::{picked_bar_ui, result_label};
 use super::pool_map_density::{bin_counts, density_image, DENSITY_SIDE};
 use super::pool_map_gpu::{paint_map, PoolMapCallback, ViewUniform};
-use super::pool_map_state::{ColourBy, Derived, PoolMapState};
+use super::pool_map_state::{ColourBy, Derived, PoolMapState, SPLAT_FROM, SPLAT_RADIUS};
 use super::pool_map_steps_ui::{draw_button_ui, embedder_switch_ui, map_progress_ui};
 use crate::curate::map::coverage::COVERAGE_SIDE;
 use crate::curate::map::embed::is_tfidf;
@@ -156,12 +156,15 @@ pub fn pool_map_ui(ui: &mut egui::Ui, st: &mut CurateState, request: Result<Step
 
 /// The legend, the contamination mark and the coverage figure.
 fn legend_ui(ui: &mut egui::Ui, d: &Derived, by: ColourBy, embedder: &str, deriving: bool) {
-    ui.horizontal(|ui| {
-        ui.strong(format!("{} points by {}", thousands(d.placed), by.label()));
-        if deriving {
+    let title = format!("{} points by {}", thousands(d.placed), by.label());
+    if deriving {
+        ui.horizontal(|ui| {
+            ui.strong(title);
             ui.spinner().on_hover_text("recolouring on the map's thread");
-        }
-    });
+        });
+    } else {
+        ui.strong(title);
+    }
     for (label, c) in &d.legend {
         ui.horizontal(|ui| {
             let (r, _) = ui.allocate_exact_size(Vec2::splat(10.0), Sense::hover());
@@ -288,6 +291,8 @@ fn canvas(
                 radius: r * ppp,
                 alpha,
             },
+            rect,
+            splat: d.instances.pool as usize >= m.splat_from.unwrap_or(SPLAT_FROM) && r * ppp <= SPLAT_RADIUS,
             format: m
                 .target_format
                 .unwrap_or(eframe::egui_wgpu::wgpu::TextureFormat::Rgba8Unorm),
