@@ -4,6 +4,10 @@
 //! sampler is diversity; these two numbers make its ablations (random, longest, diverse)
 //! comparable at a glance.
 
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
 use super::grid::{GridIndex, MapRect};
 use super::knn::Rng;
 use super::nearest::KdTree;
@@ -54,15 +58,22 @@ pub fn coverage(points: &[[f32; 2]], selected: &[bool]) -> Coverage {
     let mean_distance = if sel.is_empty() {
         f32::NAN
     } else {
-        // Each pool point's nearest selected point, exactly, from a k-d tree of the selection.
+        // Each pool point's nearest selected point, exactly, from a k-d tree of the selection,
+        // on every core (the distances in the points' order, summed in that order: the same
+        // figure whatever the cores).
         let tree = KdTree::new(&sel);
-        let mut sum = 0f64;
-        let mut count = 0usize;
-        for p in points.iter().filter(|p| p[0].is_finite() && p[1].is_finite()) {
-            if let Some((_, d2)) = tree.nearest(*p) {
-                sum += (d2 as f64).sqrt();
-                count += 1;
-            }
+        let d: Vec<f32> = points
+            .par_iter()
+            .with_min_len(4096)
+            .map(|p| match p[0].is_finite() && p[1].is_finite() {
+                true => tree.nearest(*p).map_or(f32::NAN, |(_, d2)| d2),
+                false => f32::NAN,
+            })
+            .collect();
+        let (mut sum, mut count) = (0f64, 0usize);
+        for d2 in d.into_iter().filter(|d| !d.is_nan()) {
+            sum += (d2 as f64).sqrt();
+            count += 1;
         }
         (sum / count.max(1) as f64) as f32
     };
@@ -89,6 +100,45 @@ pub fn selection_coverage(points: &[[f32; 2]], selected: &[bool]) -> Option<(Cov
     if n == 0 {
         return None;
     }
+    // Every snapshot brings the figure, and most snapshots (a mark by hand, a step that left
+    // the map and the selection alone) have the same points and selection as the last: the
+    // last answer is kept for them (a million points: ~2 s of nearest-point searches saved
+    // for ~5 ms of hashing).
+    let key = content_key(points, selected);
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((k, c)) = *last {
+        if k == key {
+            return Some(c);
+        }
+    }
+    let c = fresh_coverage(points, selected, n);
+    *last = Some((key, c));
+    Some(c)
+}
+
+/// Two hashes of the points and flags, and the count ([`content_key`]).
+type ContentKey = (u64, u64, usize);
+
+/// The last figure [`selection_coverage`] computed, with its inputs' [`content_key`].
+static LAST: Mutex<Option<(ContentKey, (Coverage, Coverage))>> = Mutex::new(None);
+
+/// Two independent 64-bit hashes of the points' bits and the flags, and the count: equal
+/// for equal inputs; a false match needs both hashes to collide at the same length.
+fn content_key(points: &[[f32; 2]], selected: &[bool]) -> ContentKey {
+    use std::hash::{BuildHasher, Hasher};
+    let hash = |seed: u64| {
+        let mut h = foldhash::quality::FixedState::with_seed(seed).build_hasher();
+        for (p, s) in points.iter().zip(selected) {
+            h.write_u64(((p[0].to_bits() as u64) << 32) | p[1].to_bits() as u64);
+            h.write_u8(*s as u8);
+        }
+        h.finish()
+    };
+    (hash(0x5eed_0001), hash(0x5eed_0002), points.len())
+}
+
+/// [`selection_coverage`] without the memo; `n`: how many are selected.
+fn fresh_coverage(points: &[[f32; 2]], selected: &[bool], n: usize) -> (Coverage, Coverage) {
     let mut order: Vec<usize> = (0..points.len()).collect();
     let mut rng = Rng::new(0);
     for i in (1..order.len()).rev() {
@@ -98,12 +148,33 @@ pub fn selection_coverage(points: &[[f32; 2]], selected: &[bool]) -> Option<(Cov
     for &i in order.iter().take(n) {
         random[i] = true;
     }
-    Some((coverage(points, selected), coverage(points, &random)))
+    (coverage(points, selected), coverage(points, &random))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kept_figure_is_for_the_same_points_and_selection_only() {
+        let pts: Vec<[f32; 2]> = (0..900).map(|i| [(i % 30) as f32, (i / 30) as f32 * 0.5]).collect();
+        let a: Vec<bool> = (0..900).map(|i| i % 7 == 0).collect();
+        let mut b = a.clone();
+        b[1] = true;
+        let fresh = |s: &[bool]| fresh_coverage(&pts, s, s.iter().filter(|x| **x).count());
+        assert_eq!(selection_coverage(&pts, &a), Some(fresh(&a)));
+        // One more selected, then one point moved: each a new figure, not the kept one.
+        assert_eq!(selection_coverage(&pts, &b), Some(fresh(&b)));
+        assert_ne!(fresh(&a).0, fresh(&b).0);
+        let mut moved = pts.clone();
+        moved[0] = [100.0, 100.0];
+        let m = selection_coverage(&moved, &b).expect("selected");
+        assert_eq!(m, fresh_coverage(&moved, &b, fresh(&b).0.selected));
+        assert_ne!(m.0, fresh(&b).0);
+        // Back to the first: its figure again.
+        assert_eq!(selection_coverage(&pts, &a), Some(fresh(&a)));
+        assert_eq!(selection_coverage(&pts, &vec![false; 900]), None);
+    }
 
     #[test]
     fn spread_selection_covers_more_than_a_clumped_one() {
