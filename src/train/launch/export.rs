@@ -330,7 +330,8 @@ pub fn export(s: &TrainSettings, opts: &ExportOptions) -> Result<ExportSummary, 
         "gpus_per_node": opts.gpus_per_node,
         "cpus_per_task": (opts.gpus_per_node * 8).max(2),
         "time_limit": opts.time_limit,
-        "accelerators": format!("{}:{}", opts.accelerator, opts.gpus_per_node.max(1)),
+        // None for a CPU job: sky.yaml then asks for CPUs instead.
+        "accelerators": (opts.gpus_per_node > 0).then(|| format!("{}:{}", opts.accelerator, opts.gpus_per_node)),
         "target": opts.target.name(),
         "data": s.data.display().to_string(),
         "copied_model": copied,
@@ -395,6 +396,27 @@ mod tests {
         assert_eq!(shell_quote("<|im_start|>assistant\n"), "$'<|im_start|>assistant\\n'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn skypilot_asks_for_the_gpus_or_for_cpus_in_a_cpu_job() {
+        let ctx = |gpus: usize| {
+            serde_json::json!({
+                "job_name": "s1",
+                "nodes": 2,
+                "cpus_per_task": (gpus * 8).max(2),
+                "accelerators": (gpus > 0).then(|| format!("H100:{gpus}")),
+            })
+        };
+        let gpu = render("sky.yaml", SKY_YAML, &ctx(8)).unwrap();
+        assert!(
+            gpu.contains("resources:\n  accelerators: H100:8\nnum_nodes: 2"),
+            "{gpu}"
+        );
+        assert!(!gpu.contains("cpus:"), "{gpu}");
+        let cpu = render("sky.yaml", SKY_YAML, &ctx(0)).unwrap();
+        assert!(!cpu.contains("accelerators"), "{cpu}");
+        assert!(cpu.contains("\n  cpus: 2+\nnum_nodes: 2"), "{cpu}");
     }
 
     #[test]

@@ -42,6 +42,8 @@ fn left_behind(rel: &Path) -> bool {
             "launch.json",
             super::ray::RAY_FILE,
             super::slurm::SLURM_FILE,
+            super::sky::SKY_FILE,
+            super::sky::JOB_LOG,
         ]
         .contains(&first)
 }
@@ -128,6 +130,8 @@ mod tests {
         std::fs::write(out.join("checkpoint-3/model.safetensors"), b"x").unwrap();
         std::fs::write(out.join("trainer_log.jsonl"), "{}").unwrap();
         std::fs::write(out.join("ray_job.json"), "{}").unwrap();
+        std::fs::write(out.join("sky_job.json"), "{}").unwrap();
+        std::fs::write(out.join("sky_job.log"), "launched").unwrap();
         let p = package(out).unwrap();
         assert!(
             p.name.starts_with("_ray_pkg_") && p.name.ends_with(".zip"),
