@@ -46,12 +46,11 @@ fn workspace(dir: &std::path::Path) -> std::path::PathBuf {
     ws_dir
 }
 
-#[test]
-fn hover_click_and_box_selection_on_the_map() {
-    let dir = tempfile::tempdir().unwrap();
+/// The app on [`workspace`]'s pool in `dir`, its map shown.
+fn map_shown(dir: &std::path::Path) -> egui_kittest::Harness<'static, StudioApp> {
     let s = Settings {
         view: s1_studio::ui::settings::View::Curate,
-        workspace: Some(workspace(dir.path())),
+        workspace: Some(workspace(dir)),
         ..Default::default()
     };
     let mut h = harness(app(s));
@@ -63,6 +62,13 @@ fn hover_click_and_box_selection_on_the_map() {
     );
     h.get_by_label("Show the map").click_accesskit();
     h.run();
+    h
+}
+
+#[test]
+fn hover_click_and_box_selection_on_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = map_shown(dir.path());
     let st = &h.state().curate;
     assert_eq!(st.map.derived.as_ref().expect("the map is shown").placed, 60);
     let view = st.map.last_view.expect("drawn once");
@@ -149,20 +155,7 @@ fn hover_click_and_box_selection_on_the_map() {
 fn a_large_pool_is_coloured_on_the_maps_thread_as_the_frame_would() {
     use s1_studio::ui::pool_map_state::ColourBy;
     let dir = tempfile::tempdir().unwrap();
-    let s = Settings {
-        view: s1_studio::ui::settings::View::Curate,
-        workspace: Some(workspace(dir.path())),
-        ..Default::default()
-    };
-    let mut h = harness(app(s));
-    step_until(
-        &mut h,
-        Duration::from_secs(60),
-        |_| {},
-        |a| a.curate.snapshot.is_some() && !a.curate.is_running(),
-    );
-    h.get_by_label("Show the map").click_accesskit();
-    h.run();
+    let mut h = map_shown(dir.path());
     let bytes = |h: &egui_kittest::Harness<'static, StudioApp>| {
         let d = h.state().curate.map.derived.as_ref().expect("drawn");
         (d.colour_by(), d.instances.bytes.clone(), d.legend.clone())
@@ -227,20 +220,7 @@ fn drag_through(
 #[test]
 fn lasso_picks_exactly_the_points_inside() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Settings {
-        view: s1_studio::ui::settings::View::Curate,
-        workspace: Some(workspace(dir.path())),
-        ..Default::default()
-    };
-    let mut h = harness(app(s));
-    step_until(
-        &mut h,
-        Duration::from_secs(60),
-        |_| {},
-        |a| a.curate.snapshot.is_some() && !a.curate.is_running(),
-    );
-    h.get_by_label("Show the map").click_accesskit();
-    h.run();
+    let mut h = map_shown(dir.path());
     let snap = h.state().curate.snapshot.clone().unwrap();
     let points = snap.map.as_ref().unwrap().points.clone();
     let view = h.state().curate.map.last_view.expect("drawn once");
