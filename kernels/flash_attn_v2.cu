@@ -14,22 +14,36 @@
 // - Shared tiles are unpadded with an XOR swizzle: the 16-byte chunk `ch` of row r lives at chunk
 //   ch ^ (r & 7) (swz below), so the 8 rows one ldmatrix phase reads, and the 8 chunks one
 //   quarter-warp of cp.async writes, fall in 8 different bank groups (v1 padded rows by 8 bf16).
-// - exp2f on scores prescaled by scale * log2(e) (one FFMA + MUFU.EX2 per probability; v1's
-//   __expf does a multiply first). The forward keeps the row max in log2 units; lse stays in v1's
+// - 2^x (ex2.approx.ftz) on scores prescaled by scale * log2(e): one FFMA + MUFU.EX2 per
+//   probability (v1's s * scale - m and __expf take a multiply more). The forward keeps the row max in log2 units; lse stays in v1's
 //   natural-log units, so either version's backward reads either version's forward.
-// - More work per block in the forward (Cfg below: 128 query rows with 8 warps), 64-query tiles in
-//   the dK/dV kernel and 64-key tiles in the dQ kernel at d = 64 (32 at d = 128, for registers);
-//   masks are applied only in tiles that cross the diagonal or t, and a warp skips tiles that lie
-//   wholly above the diagonal for its rows (it still takes part in the copies and the barrier).
+// - More work per block in the forward (Cfg below: 128 query rows with 8 warps; v1: 64 with 4),
+//   64-query tiles in the dK/dV kernel and 64-key tiles in the dQ kernel at d = 64 (v1: 32). At
+//   d = 128 the tiles are smaller (forward and dQ 32 keys, dK/dV 16 queries) so that the
+//   accumulators fit in registers without spills. Masks are applied only in tiles that cross the
+//   diagonal or t, and a warp skips tiles that lie wholly above the diagonal for its rows (it still
+//   takes part in the copies and the barrier).
+// - dK/dV over more blocks: v1's grid had t / 64 * b * kvh blocks (128 at t = 4096 with 2 kv
+//   heads: one 4-warp block on most SMs of an H200, the first ones running 64 times longer than
+//   the last), each looping over all rep query heads of its kv head. v2 splits those heads into
+//   `splits` parts (the launcher picks a divisor of rep that gives enough blocks), whose f32
+//   partial sums flash_v2_bwd_sum adds in a fixed order; splits = 1 writes dk and dv directly.
+//   The only change to the launch contract: two more parameters (splits, part) and one kernel.
 // - flash_bwd_dot (dsum) is v1's kernel, loaded from v1's module.
 //
 // Unverified until a GPU run (none was at hand when this was written; only v1 has run, on an
 // H200): the results (scripts/device-check.sh's `flash` section checks them against the CPU op),
 // the speed (`attention`), and the Cfg sizes, which were chosen from register and shared-memory
 // counts (ptxas -v), not measured. What was checked without a GPU: the PTX builds for sm_80 and
-// sm_90, ptxas reports no spills, and tests/flash_v2_fragments.rs simulates the cp.async/swizzle
+// sm_90, ptxas reports no spills, tests/flash_v2_fragments.rs simulates the cp.async/swizzle
 // addressing and the ldmatrix lane addressing below (the functions marked "mirrored") against the
-// PTX ISA's fragment layouts, proving every MMA sees the intended sub-matrix, bank-conflict-free.
+// PTX ISA's fragment layouts, proving every MMA sees the intended sub-matrix, bank-conflict-free,
+// and scripts/check_flash_v2_tiling.py emulates each kernel's loops (tile ranges, skipped tiles,
+// masks, zero fill, log2-domain softmax) in numpy against direct attention. Not checked: the
+// cp.async/barrier ordering (a race shows only on a GPU) and bf16 rounding (same as v1's).
+// Registers (ptxas -v, sm_90, CUDA 13.0; no spills): forward 152 (d 64) / 186 (d 128) at 256
+// threads, one block per SM; dK/dV 213 / 254 and dQ 182 / 248 at 128 threads, two blocks per SM:
+// 8 warps per SM everywhere, where v1's d = 64 forward runs 16. Tune Cfg on a GPU.
 //
 // Layouts: q and o [b, t, h * D], k and v [b, t, kvh * D] (bf16), lse and dsum [b, h, t] (f32).
 // Fragment layouts of mma.m16n8k16 and the C -> A reuse of P: as in v1's header.
@@ -75,6 +89,13 @@ __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32
         "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// 2^x (MUFU.EX2, denormals flushed: what exp2f is under --use_fast_math); ex2(-inf) = 0.
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
 }
 
 __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
@@ -216,13 +237,13 @@ template <int D> __device__ void fwd(const bf16 *q, const bf16 *k, const bf16 *v
             const float mnew = fmaxf(mx[ri], m * sl2); // log2 units
             // A row that has seen nothing yet (or lies past t) keeps finite sums.
             const float base = mnew == -INFINITY ? 0.f : mnew;
-            const float alpha = exp2f(mx[ri] - base);
+            const float alpha = ex2(mx[ri] - base);
             float part = 0.f;
 #pragma unroll
             for (int j = 0; j < BC / 8; j++)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    const float p = exp2f(fmaf(s[j][ri * 2 + e], sl2, -base));
+                    const float p = ex2(fmaf(s[j][ri * 2 + e], sl2, -base));
                     s[j][ri * 2 + e] = p;
                     part += p;
                 }
@@ -263,15 +284,22 @@ template <int D> __device__ void fwd(const bf16 *q, const bf16 *k, const bf16 *v
 }
 
 // ---- dK, dV. Out: dk and dv [b, t, kvh * D]. The block's keys stay in shared memory; the query
-// tiles of every head of the group stream through two stages.
+// tiles of its heads stream through two stages. Grid: (key blocks, b * kvh * splits): the rep query
+// heads of a kv head are split into `splits` equal parts (a divisor of rep chosen by the launcher
+// so that short sequences still fill the GPU: v1's grid had only t / 64 * b * kvh blocks). With
+// one part the block writes dk and dv; with more, each part writes f32 partial sums to
+// part[0 or 1 (dk, dv)][split][b, t, kvh * D] and flash_v2_bwd_sum adds them up (in a fixed order:
+// deterministic, no atomics).
 template <int D>
 __device__ void bwd_dkdv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *d_o, const float *lse,
-                         const float *dsum, bf16 *dk, bf16 *dv, int t, int h, int kvh, float scale) {
+                         const float *dsum, bf16 *dk, bf16 *dv, int t, int h, int kvh, float scale, int splits,
+                         float *part) {
     constexpr int W = Cfg<D>::KV_WARPS, NT = W * 32, BK = W * 16, BT = Cfg<D>::KV_BT;
     extern __shared__ __align__(128) unsigned char smem[];
     bf16 *ks = reinterpret_cast<bf16 *>(smem), *vs = ks + BK * D, *qs = vs + BK * D, *dos = qs + 2 * BT * D;
     float *ls = reinterpret_cast<float *>(dos + 2 * BT * D), *dss = ls + 2 * BT;
-    const int kb = blockIdx.x, bg = blockIdx.y, bi = bg / kvh, kg = bg % kvh, rep = h / kvh;
+    const int kb = blockIdx.x, sp = blockIdx.y % splits, bg = blockIdx.y / splits, bi = bg / kvh, kg = bg % kvh;
+    const int hps = h / kvh / splits, h0 = kg * (h / kvh) + sp * hps; // the block's query heads
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
     const size_t qrs = (size_t)h * D, krs = (size_t)kvh * D;
     const size_t koff = (size_t)bi * t * krs + (size_t)kg * D;
@@ -279,9 +307,9 @@ __device__ void bwd_dkdv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16
     const int keys[2] = {c0 + kr + g, c0 + kr + g + 8};
     const float sl2 = scale * LOG2E;
     // Query tiles from c0 (the first rows that see the block's keys) to t, for each head.
-    const int nq = (t - c0 + BT - 1) / BT, n = rep * nq;
+    const int nq = (t - c0 + BT - 1) / BT, n = hps * nq;
     auto issue = [&](int i) {
-        const int st = i & 1, hq = kg * rep + i / nq, r0 = c0 + (i % nq) * BT;
+        const int st = i & 1, hq = h0 + i / nq, r0 = c0 + (i % nq) * BT;
         const size_t qoff = (size_t)bi * t * qrs + (size_t)hq * D, soff = ((size_t)bi * h + hq) * t;
         load_tile<D, NT>(qs + st * BT * D, q + qoff, qrs, r0, BT, t);
         load_tile<D, NT>(dos + st * BT * D, d_o + qoff, qrs, r0, BT, t);
@@ -338,7 +366,7 @@ __device__ void bwd_dkdv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int qi = j * 8 + 2 * c + (e & 1), key = keys[e >> 1];
-                float p = exp2f(fmaf(s[j][e], sl2, -lt[qi] * LOG2E));
+                float p = ex2(fmaf(s[j][e], sl2, -lt[qi] * LOG2E));
                 if (mask && (r0 + qi >= t || key > r0 + qi)) p = 0.f;
                 s[j][e] = p;
                 dp[j][e] = p * (dp[j][e] - dt[qi]) * scale;
@@ -366,12 +394,39 @@ __device__ void bwd_dkdv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16
     for (int ri = 0; ri < 2; ri++) {
         if (keys[ri] >= t) continue;
         const size_t off = koff + (size_t)keys[ri] * krs;
+        if (splits == 1) {
 #pragma unroll
-        for (int j = 0; j < D / 8; j++) {
-            *reinterpret_cast<uint32_t *>(dk + off + j * 8 + 2 * c) = pack_f(dka[j][ri * 2], dka[j][ri * 2 + 1]);
-            *reinterpret_cast<uint32_t *>(dv + off + j * 8 + 2 * c) = pack_f(dva[j][ri * 2], dva[j][ri * 2 + 1]);
+            for (int j = 0; j < D / 8; j++) {
+                *reinterpret_cast<uint32_t *>(dk + off + j * 8 + 2 * c) = pack_f(dka[j][ri * 2], dka[j][ri * 2 + 1]);
+                *reinterpret_cast<uint32_t *>(dv + off + j * 8 + 2 * c) = pack_f(dva[j][ri * 2], dva[j][ri * 2 + 1]);
+            }
+        } else {
+            const size_t nel = (size_t)gridDim.y / splits / kvh * t * krs; // b * t * kvh * D
+            float *pk = part + (size_t)sp * nel + off, *pv = part + (size_t)(splits + sp) * nel + off;
+#pragma unroll
+            for (int j = 0; j < D / 8; j++) {
+                *reinterpret_cast<float2 *>(pk + j * 8 + 2 * c) = make_float2(dka[j][ri * 2], dka[j][ri * 2 + 1]);
+                *reinterpret_cast<float2 *>(pv + j * 8 + 2 * c) = make_float2(dva[j][ri * 2], dva[j][ri * 2 + 1]);
+            }
         }
     }
+}
+
+// ---- dk, dv = the sums over the splits of bwd_dkdv's partials (n = b * t * kvh * D values each,
+// 4 per thread; n is a multiple of 64). Rows past t are never written in the partials and are not
+// read: the partials cover exactly b * t rows.
+extern "C" __global__ void flash_v2_bwd_sum(const float *part, bf16 *dk, bf16 *dv, int n, int splits) {
+    const size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    if (i >= (size_t)n) return;
+    float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+    for (int s = 0; s < splits; s++) {
+        const float4 x = *reinterpret_cast<const float4 *>(part + (size_t)s * n + i);
+        const float4 y = *reinterpret_cast<const float4 *>(part + (size_t)(splits + s) * n + i);
+        a.x += x.x, a.y += x.y, a.z += x.z, a.w += x.w;
+        b.x += y.x, b.y += y.y, b.z += y.z, b.w += y.w;
+    }
+    *reinterpret_cast<uint2 *>(dk + i) = make_uint2(pack_f(a.x, a.y), pack_f(a.z, a.w));
+    *reinterpret_cast<uint2 *>(dv + i) = make_uint2(pack_f(b.x, b.y), pack_f(b.z, b.w));
 }
 
 // ---- dQ. Out: dq [b, t, h * D]. The block's q and dO rows go to registers once; key tiles stream
@@ -446,7 +501,7 @@ __device__ void bwd_dq(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int ri = e >> 1, key = c0 + j * 8 + 2 * c + (e & 1);
-                float p = exp2f(fmaf(s[j][e], sl2, -l2[ri]));
+                float p = ex2(fmaf(s[j][e], sl2, -l2[ri]));
                 if (mask && (rows[ri] >= t || key > rows[ri])) p = 0.f;
                 dp[j][e] = p * (dp[j][e] - dr[ri]) * scale;
             }
@@ -482,8 +537,9 @@ __device__ void bwd_dq(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *
     }                                                                                                              \
     extern "C" __global__ void __launch_bounds__(Cfg<D>::KV_WARPS * 32)                                            \
         flash_v2_bwd_dkdv_d##D(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *d_o, const float *lse,      \
-                               const float *dsum, bf16 *dk, bf16 *dv, int t, int h, int kvh, float scale) {        \
-        bwd_dkdv<D>(q, k, v, d_o, lse, dsum, dk, dv, t, h, kvh, scale);                                            \
+                               const float *dsum, bf16 *dk, bf16 *dv, int t, int h, int kvh, float scale,          \
+                               int splits, float *part) {                                                         \
+        bwd_dkdv<D>(q, k, v, d_o, lse, dsum, dk, dv, t, h, kvh, scale, splits, part);                              \
     }                                                                                                              \
     extern "C" __global__ void __launch_bounds__(Cfg<D>::DQ_WARPS * 32)                                            \
         flash_v2_bwd_dq_d##D(const bf16 *q, const bf16 *k, const bf16 *v, const bf16 *d_o, const float *lse,        \

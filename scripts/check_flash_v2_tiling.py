@@ -2,10 +2,11 @@
 direct causal GQA attention: the forward (o, lse) and the gradients (dq, dk, dv).
 
 It follows each kernel's loops warp by warp as written in the .cu: the block shapes (parsed from
-its Cfg<D>), the key/query tile ranges, the flattened (head, query tile) loop of dK/dV, the tiles a
-warp skips, where masks apply, the zero-filled rows past t, the log2-domain online softmax and lse
-in natural-log units. It does not model bf16 rounding, the fragment layouts (tests/
-flash_v2_fragments.rs does) or the pipelining (a GPU run must). Exits non-zero on a mismatch.
+its Cfg<D>), the key/query tile ranges, the flattened (head, query tile) loop of dK/dV and its split
+over query heads into partial sums, the tiles a warp skips, where masks apply, the zero-filled rows
+past t, the log2-domain online softmax and lse in natural-log units. It does not model bf16 rounding, the fragment layouts (tests/
+flash_v2_fragments.rs does) or the pipelining (a GPU run must). dK/dV is checked with every split of
+the query heads (the launcher's `splits`). Exits non-zero on a mismatch.
 
     python3 scripts/check_flash_v2_tiling.py
 """
@@ -75,13 +76,16 @@ def forward(q, k, v, rep, scale, c):
     return o, lse
 
 
-def bwd_dkdv(q, k, v, do, lse, dsum, rep, scale, c):
+def bwd_dkdv(q, k, v, do, lse, dsum, rep, scale, c, splits):
+    """dk, dv; with splits > 1 the f32 partials of each split, summed in order (flash_v2_bwd_sum)."""
     h, t, d = q.shape
     kvh = k.shape[0]
     bk, bt = c["KV_WARPS"] * 16, c["KV_BT"]
+    hps = rep // splits
     sl2 = scale * LOG2E
-    dk, dv = np.full(k.shape, np.nan), np.full(v.shape, np.nan)
-    for kg in range(kvh):
+    part = np.full((2, splits) + k.shape, np.nan)
+    for kg, sp in ((kg, sp) for kg in range(kvh) for sp in range(splits)):
+        h0 = kg * rep + sp * hps
         for kb in range((t + bk - 1) // bk):
             c0 = kb * bk
             nq = (t - c0 + bt - 1) // bt
@@ -90,8 +94,8 @@ def bwd_dkdv(q, k, v, do, lse, dsum, rep, scale, c):
                 keys = np.arange(c0 + kr, c0 + kr + 16)
                 kw, vw = padded(k[kg], c0 + kr, 16, t), padded(v[kg], c0 + kr, 16, t)
                 dka, dva = np.zeros((16, d)), np.zeros((16, d))
-                for it in range(rep * nq):
-                    hq, r0 = kg * rep + it // nq, c0 + (it % nq) * bt
+                for it in range(hps * nq):
+                    hq, r0 = h0 + it // nq, c0 + (it % nq) * bt
                     if r0 + bt - 1 < c0 + kr:
                         continue
                     qt, dot = padded(q[hq], r0, bt, t), padded(do[hq], r0, bt, t)
@@ -106,8 +110,8 @@ def bwd_dkdv(q, k, v, do, lse, dsum, rep, scale, c):
                     dka += ds @ qt
                 for i, key in enumerate(keys):
                     if key < t:
-                        dk[kg, key], dv[kg, key] = dka[i], dva[i]
-    return dk, dv
+                        part[0, sp, kg, key], part[1, sp, kg, key] = dka[i], dva[i]
+    return part[0].sum(axis=0), part[1].sum(axis=0)
 
 
 def bwd_dq(q, k, v, do, lse, dsum, rep, scale, c):
@@ -173,13 +177,16 @@ def main():
             k, v = rng.standard_normal((kvh, t, d)), rng.standard_normal((kvh, t, d))
             o, lse = forward(q, k, v, rep, scale, c)
             dsum = (do * o).sum(axis=2)
-            dk, dv = bwd_dkdv(q, k, v, do, lse, dsum, rep, scale, c)
             dq = bwd_dq(q, k, v, do, lse, dsum, rep, scale, c)
             want = reference(q, k, v, do, rep, scale)
-            errs = [np.abs(a - b).max() / max(1.0, np.abs(b).max()) for a, b in zip((o, lse, dq, dk, dv), want)]
-            worst = max(worst, max(errs)) if all(np.isfinite(errs)) else math.inf
-            print(f"d {d:3} t {t:3} h {h} kvh {kvh}: o {errs[0]:.1e} lse {errs[1]:.1e} dq {errs[2]:.1e} "
-                  f"dk {errs[3]:.1e} dv {errs[4]:.1e}")
+            # Every split of the query heads the launcher may pick (the divisors of rep).
+            for splits in (s for s in range(1, rep + 1) if rep % s == 0):
+                dk, dv = bwd_dkdv(q, k, v, do, lse, dsum, rep, scale, c, splits)
+                got = (o, lse, dq, dk, dv)
+                errs = [np.abs(a - b).max() / max(1.0, np.abs(b).max()) for a, b in zip(got, want)]
+                worst = max(worst, max(errs)) if all(np.isfinite(errs)) else math.inf
+                print(f"d {d:3} t {t:3} h {h} kvh {kvh} splits {splits}: o {errs[0]:.1e} lse {errs[1]:.1e} "
+                      f"dq {errs[2]:.1e} dk {errs[3]:.1e} dv {errs[4]:.1e}")
     ok = worst < 1e-9
     print("ok" if ok else f"FAILED: worst relative error {worst:.1e}")
     sys.exit(0 if ok else 1)

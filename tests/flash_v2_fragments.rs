@@ -352,3 +352,23 @@ fn a_warps_products_equal_the_direct_ones() {
         }
     }
 }
+
+/// The kernels' blocking (tile ranges, skipped tiles, masks, zero fill, log2-domain softmax),
+/// emulated in numpy by scripts/check_flash_v2_tiling.py against direct attention. Needs a Python
+/// with numpy: S1_PYTHON, or `python3`; scripts/test.sh provides one.
+#[test]
+fn the_kernels_blocking_emulated_in_numpy_matches_direct_attention() {
+    let py = std::env::var("S1_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/check_flash_v2_tiling.py");
+    let out = std::process::Command::new(&py)
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("running {py} {script}: {e} (set S1_PYTHON to a Python with numpy)"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{script} failed (S1_PYTHON={py}):\n{text}");
+    assert!(text.trim_end().ends_with("ok"), "{text}");
+}

@@ -41,6 +41,9 @@ struct Plan {
     ptx: &'static str,
     /// The kernels' names are `{prefix}fwd_d{d}`, `{prefix}bwd_dkdv_d{d}`, `{prefix}bwd_dq_d{d}`.
     prefix: &'static str,
+    /// Whether the dK/dV kernel splits a kv head's query heads over blocks (v2: it takes `splits`
+    /// and a partial-sum buffer, which `flash_v2_bwd_sum` adds up).
+    split_heads: bool,
     fwd: Block,
     dkdv: Block,
     dq: Block,
@@ -55,6 +58,7 @@ fn plan(kernel: FlashKernel, d: usize) -> Plan {
             module: MODULE,
             ptx: PTX,
             prefix: "flash_",
+            split_heads: false,
             fwd: Block {
                 rows: BR,
                 threads: THREADS,
@@ -78,6 +82,7 @@ fn plan(kernel: FlashKernel, d: usize) -> Plan {
                 module: MODULE_V2,
                 ptx: PTX_V2,
                 prefix: "flash_v2_",
+                split_heads: true,
                 fwd: Block {
                     rows: fw * 16,
                     threads: fw as u32 * 32,
@@ -225,19 +230,49 @@ pub(crate) fn backward(
     {
         let (mut dq, mut rest) = out.split_at_mut(nq);
         let (mut dk, mut dv) = rest.split_at_mut(nk);
-        launch!(
-            dev,
-            (p.module, p.ptx),
-            format!("{}bwd_dkdv_d{d}", p.prefix),
-            (
-                int(t.div_ceil(p.dkdv.rows), "blocks")? as u32,
-                int(b * kvh, "b * kv heads")? as u32,
-                1
-            ),
-            p.dkdv.threads,
-            p.dkdv.smem,
-            [&qv, &kv, &vv, &dov, lse, &dsum, &mut dk, &mut dv, &ti, &hi, &ki, &scale]
-        )?;
+        let kblocks = t.div_ceil(p.dkdv.rows);
+        if p.split_heads {
+            let splits = super::flash_kernel::dkdv_splits(h / kvh, kblocks * b * kvh);
+            // SAFETY: with splits > 1 the dK/dV kernel writes every partial sum of every row
+            // (2 * splits * nk values); with one it does not touch the buffer.
+            let part = unsafe { dev.alloc::<f32>(if splits > 1 { 2 * splits * nk } else { 1 })? };
+            let si = int(splits, "splits")?;
+            launch!(
+                dev,
+                (p.module, p.ptx),
+                format!("{}bwd_dkdv_d{d}", p.prefix),
+                (
+                    int(kblocks, "blocks")? as u32,
+                    int(b * kvh * splits, "b * kv heads * splits")? as u32,
+                    1
+                ),
+                p.dkdv.threads,
+                p.dkdv.smem,
+                [&qv, &kv, &vv, &dov, lse, &dsum, &mut dk, &mut dv, &ti, &hi, &ki, &scale, &si, &part]
+            )?;
+            if splits > 1 {
+                let ni = int(nk, "b * t * kv heads * d")?;
+                launch!(
+                    dev,
+                    (p.module, p.ptx),
+                    "flash_v2_bwd_sum",
+                    (int((nk / 4).div_ceil(256), "sum blocks")? as u32, 1, 1),
+                    256,
+                    0,
+                    [&part, &mut dk, &mut dv, &ni, &si]
+                )?;
+            }
+        } else {
+            launch!(
+                dev,
+                (p.module, p.ptx),
+                format!("{}bwd_dkdv_d{d}", p.prefix),
+                (int(kblocks, "blocks")? as u32, int(b * kvh, "b * kv heads")? as u32, 1),
+                p.dkdv.threads,
+                p.dkdv.smem,
+                [&qv, &kv, &vv, &dov, lse, &dsum, &mut dk, &mut dv, &ti, &hi, &ki, &scale]
+            )?;
+        }
         launch!(
             dev,
             (p.module, p.ptx),

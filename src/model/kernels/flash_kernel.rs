@@ -76,6 +76,19 @@ pub fn v2_cfg(d: usize) -> V2Cfg {
     }
 }
 
+/// The fewest dK/dV blocks v2 aims for (about 4 per SM of a 132-SM H100/H200): below it, a kv
+/// head's query heads are split over more blocks.
+pub const MIN_DKDV_BLOCKS: usize = 512;
+
+/// Into how many parts v2's dK/dV kernel splits the `rep` query heads of each kv head, given
+/// `blocks` blocks without splitting: the smallest divisor of `rep` that reaches
+/// [`MIN_DKDV_BLOCKS`], else `rep` (each split costs f32 partial sums of dk and dv and a reduction).
+pub fn dkdv_splits(rep: usize, blocks: usize) -> usize {
+    (1..=rep.max(1))
+        .find(|s| rep.is_multiple_of(*s) && blocks * s >= MIN_DKDV_BLOCKS)
+        .unwrap_or(rep.max(1))
+}
+
 /// What [`set`] chose: 0 nothing (the environment decides), else 1 + the kernel's index.
 static CHOSEN: AtomicU8 = AtomicU8::new(0);
 
@@ -161,6 +174,25 @@ mod tests {
                 dq_bc: field("DQ_BC"),
             };
             assert_eq!(v2_cfg(d), from_source, "d = {d}");
+        }
+    }
+
+    #[test]
+    fn dkdv_splits_reach_enough_blocks_with_a_divisor() {
+        // 0.5B at 1 x 4,096: 64 key blocks x 2 kv heads, 7 query heads each.
+        assert_eq!(dkdv_splits(7, 128), 7);
+        // 1 x 16,384: 512 blocks already.
+        assert_eq!(dkdv_splits(7, 512), 1);
+        // 1.5B (12 / 2 heads) at 1 x 2,048: 64 blocks; no divisor of 6 reaches 512, so all 6.
+        assert_eq!(dkdv_splits(6, 64), 6);
+        assert_eq!(dkdv_splits(6, 200), 3);
+        assert_eq!(dkdv_splits(1, 8), 1);
+        for (rep, blocks) in [(4, 100), (6, 130), (7, 1), (2, 300)] {
+            let s = dkdv_splits(rep, blocks);
+            assert!(
+                rep % s == 0 && (blocks * s >= MIN_DKDV_BLOCKS || s == rep),
+                "{rep} {blocks}: {s}"
+            );
         }
     }
 
