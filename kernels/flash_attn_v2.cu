@@ -413,8 +413,8 @@ __device__ void bwd_dkdv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16
 }
 
 // ---- dk, dv = the sums over the splits of bwd_dkdv's partials (n = b * t * kvh * D values each,
-// 4 per thread; n is a multiple of 64). Rows past t are never written in the partials and are not
-// read: the partials cover exactly b * t rows.
+// 4 per thread; n is a multiple of 64). Every partial is written: each key row below t belongs to one
+// key block, whose split blocks all write it.
 extern "C" __global__ void flash_v2_bwd_sum(const float *part, bf16 *dk, bf16 *dv, int n, int splits) {
     const size_t i = ((size_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
     if (i >= (size_t)n) return;
