@@ -4,6 +4,7 @@
 # $BUDGET seconds is skipped and says so):
 #   1. kernels/flash_attn.cu against the CPU tiled op (forward and gradients, bf16; t up to 4096,
 #      GQA ratios 1, 2, 7, head sizes 64 and 128): `bench attention --check` fails above 2e-2.
+#      Then the same for kernels/flash_attn_v2.cu (`--kernel v2`, not yet run on a GPU).
 #   2. the batched decode step on CUDA (what `serve` runs for concurrent requests): checked
 #      against each sequence alone, then 1, 4 and 16 sequences at once against transformers'
 #      batched decode on the same GPU (Qwen2.5-0.5B's shape, bf16); f32 checked too.
@@ -54,6 +55,10 @@ want flash && for hkd in "2 2 64" "4 2 64" "7 1 64" "14 2 64" "12 2 128" "7 1 12
   set -- $hkd
   step 60 $A --heads $1 --kv-heads $2 --head-dim $3 --batch 2 --seq 1,17,64,1000,4096 --check 4096 --runs 1 --no-baselines
 done
+want flash && for hkd in "2 2 64" "4 2 64" "7 1 64" "14 2 64" "12 2 128" "7 1 128"; do
+  set -- $hkd
+  step 60 $A --heads $1 --kv-heads $2 --head-dim $3 --batch 2 --seq 1,17,64,1000,4096 --check 4096 --runs 1 --no-baselines --kernel v2
+done
 # 2. Batched decode.
 G="$BIN bench gpu-decode --device cuda --model-dir /tmp/q05"
 want decode && step 150 $G --dtype bf16 --prompt-tokens 64 --new-tokens 128 --repeats 3 --batches 4,16 --json "$OUT/decode_batches.json"
@@ -73,6 +78,9 @@ want train && step 120 $B --shape 0.5b --batch 8 --seq 1024 --steps 4 --json "$O
 want train && S1_NO_FLASH_ATTENTION=1 step 60 $B --shape 0.5b --batch 8 --seq 1024 --steps 4 --no-baselines
 # 5. Attention alone; the 1.5B shape at 32K.
 want attention && step 90 $A --heads 14 --kv-heads 2 --head-dim 64 --batch 1 --seq 4096,16384 --runs 5
+# v1 and v2 side by side (each also checked against the CPU op at 4096), d = 64 and 128.
+want attention && step 120 $A --heads 14 --kv-heads 2 --head-dim 64 --batch 1 --seq 4096,16384 --runs 5 --kernel both --check 4096
+want attention && step 120 $A --heads 12 --kv-heads 2 --head-dim 128 --batch 1 --seq 4096,16384 --runs 5 --kernel both --check 4096
 # 6. The pool map on the GPU.
 if want map && [ -f target/devx/map_frame_time.xz ] && [ -d .gl ]; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig

@@ -232,6 +232,40 @@ fn bench_grads_checks_the_fixtures_on_the_cpu() {
     assert_eq!(out.lines().filter(|l| l.contains("-weighted")).count(), 6, "{out}");
 }
 
+/// `bench attention --kernel` picks CUDA kernels: on the CPU it is refused with a message naming
+/// it, and without it the CPU table (which S1_FLASH_KERNEL does not touch) keeps its columns.
+#[test]
+fn bench_attention_kernel_choice_is_for_cuda_only() {
+    let r = bin()
+        .args(["bench", "attention", "--device", "cpu", "--seq", "16", "--runs", "1"])
+        .args(["--no-baselines", "--kernel", "both"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        !r.status.success() && err.contains("--kernel picks the CUDA kernels"),
+        "{err}"
+    );
+    let r = bin()
+        .env("S1_FLASH_KERNEL", "v9")
+        .args([
+            "bench",
+            "attention",
+            "--device",
+            "cpu",
+            "--seq",
+            "16",
+            "--runs",
+            "1",
+            "--no-baselines",
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout);
+    assert!(r.status.success(), "{out}\n{}", String::from_utf8_lossy(&r.stderr));
+    assert!(out.contains("tiled ms") && !out.contains("v1 tiled ms"), "{out}");
+}
+
 /// `grade` writes extracted/reference/verdict per row, prints the summary, and names the file
 /// and line of a row without the response field.
 #[test]

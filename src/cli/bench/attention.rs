@@ -3,8 +3,9 @@
 //! bench_attention_torch.py, and flash-attn where installed) in the same run.
 //! On the CPU it times both of our paths, tiled (memory linear in t) and materialising: where
 //! the tiled one becomes faster is the length from which training takes it
-//! (fused_attention::DEFAULT_TILED_FROM). On CUDA (bf16, kernels/flash_attn.cu) `--check` also
-//! compares the output and every gradient with the CPU tiled op on the same bf16 inputs.
+//! (fused_attention::DEFAULT_TILED_FROM). On CUDA (bf16, kernels/flash_attn.cu or, with `--kernel`,
+//! flash_attn_v2.cu, or both side by side) `--check` also compares the output and every gradient
+//! with the CPU tiled op on the same bf16 inputs.
 
 use std::time::Instant;
 
@@ -12,7 +13,17 @@ use candle_core::{DType, Device, Tensor, Var};
 use clap::Args;
 
 use super::{baseline_json, bench_config, median};
+use crate::model::kernels::flash_kernel::{self, FlashKernel};
 use crate::model::kernels::fused_attention::{causal_attention_on, AttentionPath};
+
+/// Which CUDA attention kernels `--kernel` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KernelChoice {
+    V1,
+    V2,
+    /// v1 and v2 side by side (each checked and timed)
+    Both,
+}
 
 #[derive(Debug, Args)]
 pub struct AttentionBenchArgs {
@@ -38,6 +49,10 @@ pub struct AttentionBenchArgs {
     /// On CUDA: compare with the CPU tiled op at the lengths up to this one (0: no check)
     #[arg(long, default_value_t = 0)]
     check: usize,
+    /// On CUDA: the kernels to time (and check): v1 (kernels/flash_attn.cu), v2
+    /// (kernels/flash_attn_v2.cu) or both; default: S1_FLASH_KERNEL's, else v1
+    #[arg(long, value_enum)]
+    kernel: Option<KernelChoice>,
     /// Python with torch for the baseline
     #[arg(long, env = "S1_BENCH_PYTHON", default_value = "python3")]
     python: String,
@@ -146,16 +161,60 @@ pub fn run(a: AttentionBenchArgs) -> anyhow::Result<()> {
         a.head_dim.unwrap_or(c.head_dim),
     );
     let dev = crate::model::parse_device(&a.device)?;
+    let kernels = match (a.kernel, dev.is_cpu()) {
+        (Some(_), true) => anyhow::bail!(
+            "--kernel picks the CUDA kernels (kernels/flash_attn*.cu); the CPU has one tiled path: drop it or use --device cuda"
+        ),
+        // Not used on the CPU.
+        (None, true) => vec![FlashKernel::V1],
+        (None, false) => vec![flash_kernel::current().map_err(anyhow::Error::msg)?],
+        (Some(KernelChoice::V1), false) => vec![FlashKernel::V1],
+        (Some(KernelChoice::V2), false) => vec![FlashKernel::V2],
+        (Some(KernelChoice::Both), false) => vec![FlashKernel::V1, FlashKernel::V2],
+    };
+    let result = run_kernels(&a, &dev, &kernels, (h, kvh, d));
+    flash_kernel::set(None);
+    result
+}
+
+/// The table (and checks) of [`run`] for each of `kernels` (one entry on the CPU, where it is not
+/// used).
+fn run_kernels(
+    a: &AttentionBenchArgs,
+    dev: &Device,
+    kernels: &[FlashKernel],
+    (h, kvh, d): (usize, usize, usize),
+) -> anyhow::Result<()> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "attention forward + backward, {}, batch {}, {h} heads / {kvh} kv heads of {d}, {threads} threads, \
          median of {} runs",
         a.device, a.batch, a.runs
     );
-    println!(
-        "{:>7} {:>12} {:>12} {:>10} {:>10} {:>9} {:>8}",
-        "t", "material. ms", "tiled ms", "sdpa ms", "f-attn ms", "TFLOP/s", "vs sdpa"
-    );
+    let named = kernels.len() > 1;
+    if !dev.is_cpu() {
+        let names: Vec<&str> = kernels.iter().map(|k| k.name()).collect();
+        println!("CUDA kernels: {}", names.join(", "));
+    }
+    let label = |k: &FlashKernel, what: &str| {
+        if named {
+            format!("{} {what}", k.name())
+        } else {
+            what.to_string()
+        }
+    };
+    let mut head = format!("{:>7} {:>12}", "t", "material. ms");
+    for k in kernels {
+        head += &format!(" {:>12}", label(k, "tiled ms"));
+    }
+    head += &format!(" {:>10} {:>10}", "sdpa ms", "f-attn ms");
+    // Column widths of the TFLOP/s and "vs sdpa" columns of each kernel.
+    let widths = |k: &FlashKernel| (label(k, "TFLOP/s").len().max(9), label(k, "vs sdpa").len().max(8));
+    for k in kernels {
+        let (wf, ws) = widths(k);
+        head += &format!(" {:>wf$} {:>ws$}", label(k, "TFLOP/s"), label(k, "vs sdpa"));
+    }
+    println!("{head}");
     let mut failed = false;
     for &t in &a.seq {
         let s = Shape {
@@ -170,40 +229,50 @@ pub fn run(a: AttentionBenchArgs) -> anyhow::Result<()> {
         // of the backward not counted).
         let flops = 7.0 * (a.batch * h) as f64 * (t * t) as f64 * d as f64;
         let mat = if dev.is_cpu() {
-            time_path(AttentionPath::Materialised, s, &x, &dev, a.runs)?
+            time_path(AttentionPath::Materialised, s, &x, dev, a.runs)?
         } else {
             f64::NAN
         };
-        let tiled = time_path(AttentionPath::Tiled, s, &x, &dev, a.runs)?;
+        let mut tiled = Vec::new();
+        for &k in kernels {
+            flash_kernel::set(Some(k));
+            tiled.push(time_path(AttentionPath::Tiled, s, &x, dev, a.runs)?);
+        }
         let (sdpa, fa) = if a.no_baselines {
             (f64::NAN, f64::NAN)
         } else {
-            baseline(&a, s)?
+            baseline(a, s)?
         };
-        println!(
-            "{t:>7} {:>12.2} {:>12.2} {:>10.2} {:>10.2} {:>9.2} {:>7.2}x",
-            mat * 1e3,
-            tiled * 1e3,
-            sdpa,
-            fa,
-            flops / tiled / 1e12,
-            sdpa / (tiled * 1e3)
-        );
+        let mut line = format!("{t:>7} {:>12.2}", mat * 1e3);
+        for secs in &tiled {
+            line += &format!(" {:>12.2}", secs * 1e3);
+        }
+        line += &format!(" {sdpa:>10.2} {fa:>10.2}");
+        for (k, secs) in kernels.iter().zip(&tiled) {
+            let (wf, ws) = widths(k);
+            let ws = ws - 1;
+            line += &format!(" {:>wf$.2} {:>ws$.2}x", flops / secs / 1e12, sdpa / (secs * 1e3));
+        }
+        println!("{line}");
         if !dev.is_cpu() && t <= a.check {
-            let (gpu, _) = run_once(AttentionPath::Tiled, s, &x, &dev)?;
             let (cpu, _) = run_once(AttentionPath::Tiled, s, &x, &Device::Cpu)?;
-            let e = errors(&gpu, &cpu)?;
-            // bf16 outputs (relative rounding 2^-9) and bf16 probabilities inside the products.
-            let ok = e.iter().all(|&v| v <= 2e-2);
-            failed |= !ok;
-            println!(
-                "        check against the CPU op: o {:.1e}, dq {:.1e}, dk {:.1e}, dv {:.1e} -> {}",
-                e[0],
-                e[1],
-                e[2],
-                e[3],
-                if ok { "ok" } else { "FAILED (tolerance 2e-2)" }
-            );
+            for &k in kernels {
+                flash_kernel::set(Some(k));
+                let (gpu, _) = run_once(AttentionPath::Tiled, s, &x, dev)?;
+                let e = errors(&gpu, &cpu)?;
+                // bf16 outputs (relative rounding 2^-9) and bf16 probabilities inside the products.
+                let ok = e.iter().all(|&v| v.is_finite() && v <= 2e-2);
+                failed |= !ok;
+                println!(
+                    "        check of {} against the CPU op: o {:.1e}, dq {:.1e}, dk {:.1e}, dv {:.1e} -> {}",
+                    k.name(),
+                    e[0],
+                    e[1],
+                    e[2],
+                    e[3],
+                    if ok { "ok" } else { "FAILED (tolerance 2e-2)" }
+                );
+            }
         }
     }
     if failed {

@@ -31,6 +31,7 @@ pub mod cuda_flash_attention;
 #[cfg(feature = "cuda")]
 pub mod cuda_train_ops;
 pub mod flash_attention;
+pub mod flash_kernel;
 pub mod fused_attention;
 pub mod fused_block;
 pub mod fused_embedding;
