@@ -169,6 +169,11 @@ fn run_inner(
         )));
     }
     let dev = device(settings.device)?;
+    // The flash kernels' choice (S1_FLASH_KERNEL) is read on CUDA's first attention call: a
+    // wrong value is said here, before the model loads, not steps into the run.
+    if dev.is_cuda() {
+        crate::model::kernels::flash_kernel::current().map_err(TrainError::Settings)?;
+    }
     std::fs::create_dir_all(&settings.out).map_err(|source| TrainError::Io {
         path: settings.out.clone(),
         source,
