@@ -76,6 +76,8 @@ B="$BIN bench train --device cuda --dtype bf16"
 want train && step 150 $B --shape 0.5b --batch 1 --seq 16384 --steps 3 --checkpointing --json "$OUT/train_05b_1x16k.json"
 want train && step 120 $B --shape 0.5b --batch 8 --seq 1024 --steps 4 --json "$OUT/train_05b_8x1k.json"
 want train && S1_NO_FLASH_ATTENTION=1 step 60 $B --shape 0.5b --batch 8 --seq 1024 --steps 4 --no-baselines
+# The same step with the v2 kernels (after `flash` checked them).
+want train && S1_FLASH_KERNEL=v2 step 60 $B --shape 0.5b --batch 8 --seq 1024 --steps 4 --no-baselines
 # 5. Attention alone; the 1.5B shape at 32K.
 want attention && step 90 $A --heads 14 --kv-heads 2 --head-dim 64 --batch 1 --seq 4096,16384 --runs 5
 # v1 and v2 side by side (each also checked against the CPU op at 4096), d = 64 and 128.
