@@ -174,6 +174,8 @@ fn train_view_after_a_short_run() {
         |_| {},
         |a| !a.train.history_reading && !a.train.history_stale,
     );
+    // The read's answer can land after that frame was drawn: one more frame shows it.
+    h.run();
     h.get_by_label("Run history (1)").click();
     h.run();
     // Timings and paths differ from run to run and checkout to checkout: show fixed ones.

@@ -185,6 +185,8 @@ pub mod gui {
             |a| !a.train.history_reading && !a.train.history_stale,
         );
         assert_eq!(h.state().train.history[0].checkpoint.as_deref(), Some(checkpoint));
+        // The read's answer can land after that frame was drawn: one more frame shows it.
+        h.run();
         h.get_by_label("Chat with this checkpoint").click();
         step_until(
             h,
