@@ -27,6 +27,8 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include "mma_bf16.cuh"
+
 typedef __nv_bfloat16 bf16;
 
 #define WARPS 4
@@ -39,19 +41,6 @@ typedef __nv_bfloat16 bf16;
 #define BT 32
 // Row padding of shared tiles (in bf16), against bank conflicts.
 #define PAD 8
-
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t pack_f(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
 
 __device__ __forceinline__ uint32_t pack_b(bf16 lo, bf16 hi) {
     __nv_bfloat162 v;
@@ -83,14 +72,6 @@ __device__ __forceinline__ void frag_b(uint32_t &b0, uint32_t &b1, const bf16 *z
                                        int c) {
     b0 = pack_b(z[(k + 2 * c) * ld + n + g], z[(k + 2 * c + 1) * ld + n + g]);
     b1 = pack_b(z[(k + 2 * c + 8) * ld + n + g], z[(k + 2 * c + 9) * ld + n + g]);
-}
-
-// The A fragment of k-step j from C tiles 2j and 2j+1.
-__device__ __forceinline__ void c_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
-    a[0] = pack_f(c0[0], c0[1]);
-    a[1] = pack_f(c0[2], c0[3]);
-    a[2] = pack_f(c1[0], c1[1]);
-    a[3] = pack_f(c1[2], c1[3]);
 }
 
 // Copies `rows` rows of D bf16 (global rows `rs` apart, from row r0; zeros past t) into a shared

@@ -53,6 +53,8 @@
 #include <cuda_bf16.h>
 #include <stdint.h>
 
+#include "mma_bf16.cuh"
+
 typedef __nv_bfloat16 bf16;
 
 // Block shapes per head size: warps and keys per tile of the forward, warps and query rows per
@@ -82,14 +84,6 @@ __device__ __forceinline__ int lm_col_a(int l) { return (l >> 4) << 3; }
 __device__ __forceinline__ int lm_row_bt(int l) { return (l & 7) + ((l >> 4) << 3); }
 __device__ __forceinline__ int lm_col_bt(int l) { return l & 8; }
 // ---- end of the mirrored index maths
-
-__device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // 2^x (MUFU.EX2, denormals flushed: what exp2f is under --use_fast_math); ex2(-inf) = 0.
 __device__ __forceinline__ float ex2(float x) {
@@ -128,18 +122,6 @@ __device__ __forceinline__ void cp4(void *dst, const void *src, bool valid) {
 
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
-__device__ __forceinline__ uint32_t pack_f(float lo, float hi) {
-    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-    return *reinterpret_cast<uint32_t *>(&v);
-}
-
-__device__ __forceinline__ void c_to_a(uint32_t a[4], const float c0[4], const float c1[4]) {
-    a[0] = pack_f(c0[0], c0[1]);
-    a[1] = pack_f(c0[2], c0[3]);
-    a[2] = pack_f(c1[0], c1[1]);
-    a[3] = pack_f(c1[2], c1[3]);
-}
 
 // Starts copying `rows` rows of D bf16 (global rows `rs` apart, from row r0; zeros past t) into the
 // swizzled tile `dst`, 16 bytes per thread and step (NT threads).
