@@ -86,31 +86,15 @@ impl SplatGpu {
             compilation_options: Default::default(),
             cache: None,
         });
-        let resolve = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
-            label: Some("pool map resolve"),
-            layout: None,
-            vertex: wgpu::VertexState {
-                module: &shader,
-                entry_point: Some("vs_resolve"),
-                compilation_options: Default::default(),
-                buffers: &[],
-            },
-            fragment: Some(wgpu::FragmentState {
-                module: &shader,
-                entry_point: Some("fs_resolve"),
-                compilation_options: Default::default(),
-                targets: &[Some(wgpu::ColorTargetState {
-                    format,
-                    blend: Some(wgpu::BlendState::PREMULTIPLIED_ALPHA_BLENDING),
-                    write_mask: wgpu::ColorWrites::ALL,
-                })],
-            }),
-            primitive: wgpu::PrimitiveState::default(),
-            depth_stencil: None,
-            multisample: wgpu::MultisampleState::default(),
-            multiview_mask: None,
-            cache: None,
-        });
+        let resolve = super::pool_map_gpu::overlay_pipeline(
+            device,
+            "pool map resolve",
+            None,
+            &shader,
+            ("vs_resolve", "fs_resolve"),
+            &[],
+            format,
+        );
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("pool map splat view"),
             size: 64,
