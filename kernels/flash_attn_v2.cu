@@ -31,16 +31,22 @@
 //   The only change to the launch contract: two more parameters (splits, part) and one kernel.
 // - flash_bwd_dot (dsum) is v1's kernel, loaded from v1's module.
 //
-// Unverified until a GPU run (none was at hand when this was written; only v1 has run, on an
-// H200): the results (scripts/device-check.sh's `flash` section checks them against the CPU op),
-// the speed (`attention`), and the Cfg sizes, which were chosen from register and shared-memory
-// counts (ptxas -v), not measured. What was checked without a GPU: the PTX builds for sm_80 and
+// Not yet run on a GPU (none was at hand when this was written; only v1 has run, on an H200):
+// scripts/device-check.sh's `flash` section checks the results there against the CPU op, and
+// `attention` the speed; the Cfg sizes were chosen from register and shared-memory counts
+// (ptxas -v), not measured. What was checked without a GPU: the PTX builds for sm_80 and
 // sm_90, ptxas reports no spills, tests/flash_v2_fragments.rs simulates the cp.async/swizzle
 // addressing and the ldmatrix lane addressing below (the functions marked "mirrored") against the
 // PTX ISA's fragment layouts, proving every MMA sees the intended sub-matrix, bank-conflict-free,
-// and scripts/check_flash_v2_tiling.py emulates each kernel's loops (tile ranges, skipped tiles,
-// masks, zero fill, log2-domain softmax) in numpy against direct attention. Not checked: the
-// cp.async/barrier ordering (a race shows only on a GPU) and bf16 rounding (same as v1's).
+// scripts/check_flash_v2_tiling.py emulates each kernel's loops (tile ranges, skipped tiles,
+// masks, zero fill, log2-domain softmax) in numpy against direct attention, and
+// tests/flash_emulated.rs runs this file itself, compiled as C++ (S1_CUDA_EMU), in a CPU SIMT
+// emulator (tests/cuda_emu: every thread a fiber, the PTX helpers below with the ISA's semantics,
+// a shared-memory race checker, schedules that reorder threads and cp.async landings): forward and
+// gradients match the CPU op at GQA 1/2/7, d 64/128, splits 1 and more, with the same bits under
+// every schedule and no race found. What only a GPU can show: the speed, real MMA rounding, and
+// races through plain shared loads (only the statistics' f32 reads here; the emulator sees cp.async
+// and ldmatrix).
 // Registers (ptxas -v, sm_90, CUDA 13.0; no spills): forward 152 (d 64) / 186 (d 128) at 256
 // threads, one block per SM; dK/dV 213 / 254 and dQ 182 / 248 at 128 threads, two blocks per SM:
 // 8 warps per SM everywhere, where v1's d = 64 forward runs 16. Tune Cfg on a GPU.
@@ -85,6 +91,9 @@ __device__ __forceinline__ int lm_row_bt(int l) { return (l & 7) + ((l >> 4) << 
 __device__ __forceinline__ int lm_col_bt(int l) { return l & 8; }
 // ---- end of the mirrored index maths
 
+// The inline-PTX helpers. tests/cuda_emu/cuda_emu.h gives them the PTX ISA's semantics on the CPU
+// (S1_CUDA_EMU: tests/flash_emulated.rs runs this file's kernels in that emulator).
+#ifndef S1_CUDA_EMU
 // 2^x (MUFU.EX2, denormals flushed: what exp2f is under --use_fast_math); ex2(-inf) = 0.
 __device__ __forceinline__ float ex2(float x) {
     float y;
@@ -122,6 +131,7 @@ __device__ __forceinline__ void cp4(void *dst, const void *src, bool valid) {
 
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+#endif // S1_CUDA_EMU
 
 // Starts copying `rows` rows of D bf16 (global rows `rs` apart, from row r0; zeros past t) into the
 // swizzled tile `dst`, 16 bytes per thread and step (NT threads).

@@ -1,6 +1,7 @@
 //! Which CUDA FlashAttention kernels the training attention runs: v1 (kernels/flash_attn.cu, checked
 //! against the CPU op on an H200) or v2 (kernels/flash_attn_v2.cu: ldmatrix, cp.async double
-//! buffering, swizzled shared tiles; not yet run on a GPU). The default stays v1 until a GPU run has
+//! buffering, swizzled shared tiles; not yet run on a GPU, only in the CPU emulator of
+//! tests/flash_emulated.rs). The default stays v1 until a GPU run has
 //! checked v2. `S1_FLASH_KERNEL=v1|v2` picks one for the process; [`set`] overrides it (the
 //! attention bench times both in one run). Compiled without the `cuda` feature too, so that the CLI
 //! parses the choice the same way everywhere.
