@@ -24,6 +24,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor, Var};
+use s1_studio::model::kernels::flash_kernel::{dkdv_splits, v2_cfg};
 use s1_studio::model::kernels::fused_attention::{causal_attention_on, AttentionPath};
 
 const TOL: f32 = 2e-2;
@@ -328,6 +329,22 @@ fn v2_at_head_size_128_matches_the_cpu_op() {
         case(2, 1, 100, 7, 1, 128, 7),
         case(2, 1, 300, 4, 2, 128, 1),
     ]);
+}
+
+/// v2 at the attention shapes of Qwen2.5-0.5B (14 heads over 2 kv heads, d 64) and 1.5B (12 over 2,
+/// d 128), with the dK/dV split the CUDA launcher picks for that grid.
+#[test]
+fn v2_at_qwen_shapes_with_the_launchers_split_matches_the_cpu_op() {
+    let launched = |t: usize, h: usize, kvh: usize, d: usize| {
+        let blocks = t.div_ceil(v2_cfg(d).kv_warps * 16) * kvh;
+        case(2, 1, t, h, kvh, d, dkdv_splits(h / kvh, blocks))
+    };
+    let cases = [launched(130, 14, 2, 64), launched(90, 12, 2, 128)];
+    assert!(
+        cases.iter().all(|c| c.splits > 1),
+        "small grids split the heads: {cases:?}"
+    );
+    check_against_cpu(&cases);
 }
 
 #[test]
