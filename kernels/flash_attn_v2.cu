@@ -44,9 +44,8 @@
 // emulator (tests/cuda_emu: every thread a fiber, the PTX helpers below with the ISA's semantics,
 // a shared-memory race checker, schedules that reorder threads and cp.async landings): forward and
 // gradients match the CPU op at GQA 1/2/7, d 64/128, splits 1 and more, with the same bits under
-// every schedule and no race found. What only a GPU can show: the speed, real MMA rounding, and
-// races through plain shared loads (only the statistics' f32 reads here; the emulator sees cp.async
-// and ldmatrix).
+// every schedule and no race found (every shared access goes through cp.async, ldmatrix or lds,
+// which the emulator checks). What only a GPU can show: the speed and the tensor cores' rounding.
 // Registers (ptxas -v, sm_90, CUDA 13.0; no spills): forward 152 (d 64) / 186 (d 128) at 256
 // threads, one block per SM; dK/dV 213 / 254 and dQ 182 / 248 at 128 threads, two blocks per SM:
 // 8 warps per SM everywhere, where v1's d = 64 forward runs 16. Tune Cfg on a GPU.
@@ -128,6 +127,9 @@ __device__ __forceinline__ void cp4(void *dst, const void *src, bool valid) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(dst)), "l"(src), "r"(valid ? 4 : 0)
                  : "memory");
 }
+
+// A plain f32 load from shared memory (the emulator checks it for races like the copies).
+__device__ __forceinline__ float lds(const float *p) { return *p; }
 
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
@@ -358,10 +360,10 @@ __device__ void bwd_dkdv(const bf16 *q, const bf16 *k, const bf16 *v, const bf16
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 const int qi = j * 8 + 2 * c + (e & 1), key = keys[e >> 1];
-                float p = ex2(fmaf(s[j][e], sl2, -lt[qi] * LOG2E));
+                float p = ex2(fmaf(s[j][e], sl2, -lds(lt + qi) * LOG2E));
                 if (mask && (r0 + qi >= t || key > r0 + qi)) p = 0.f;
                 s[j][e] = p;
-                dp[j][e] = p * (dp[j][e] - dt[qi]) * scale;
+                dp[j][e] = p * (dp[j][e] - lds(dt + qi)) * scale;
             }
         // dV_w += P^T dO, dK_w += dS^T Q (k = the BT queries; B read along rows: .trans).
 #pragma unroll

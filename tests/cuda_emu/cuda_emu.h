@@ -6,11 +6,12 @@
 // Each CUDA thread of a block is a fiber (ucontext) on one OS thread, switched cooperatively at
 // every __syncthreads and every warp-wide instruction (mma.sync, ldmatrix, shfl.sync), so a block's
 // threads interleave as they may on a GPU. What it checks beyond the results:
-// - shared-memory races on the accesses it sees (cp.async writes, ldmatrix reads): a byte read by
-//   one thread while another's copy to it may still be in flight, or between the copy landing and
-//   the next __syncthreads; a copy issued over bytes another thread read in the same barrier phase;
-//   a thread reading its own copy before cp.async.wait_group; a read of never-written bytes. Plain
-//   loads and stores of shared memory are not seen (they run as C++), only their results;
+// - shared-memory races on the accesses it sees (cp.async writes, ldmatrix and lds reads): a byte
+//   read by one thread while another's copy to it may still be in flight, or between the copy
+//   landing and the next __syncthreads; a copy issued over bytes another thread read in the same
+//   barrier phase; a thread reading its own copy before cp.async.wait_group; a read of never-written
+//   bytes. Plain C++ loads and stores of shared memory are not seen, only their results (v1 uses
+//   them; every shared access of v2 goes through the checked helpers);
 // - divergence: __syncthreads not reached by every thread, warp-wide instructions not reached by
 //   all 32 lanes at the same instruction (reported as a deadlock or a mismatch);
 // - bounds: cp.async sources inside the buffers the driver registered, shared accesses inside the
@@ -518,4 +519,13 @@ inline uint32_t smem_u32(const void *p) { return __cvta_generic_to_shared(p); }
 inline void cp16(void *dst, const void *src, bool valid) { emu::cp_async(dst, src, valid, 16); }
 inline void cp4(void *dst, const void *src, bool valid) { emu::cp_async(dst, src, valid, 4); }
 inline void cp_commit() { emu::commit(); }
+
+// A plain shared f32 load, checked like ldmatrix's reads.
+inline float lds(const float *p) {
+    const size_t off = emu::smem_offset(p, 4, 4, "ld.shared.f32");
+    emu::note_read(off, 4, "ld.shared.f32");
+    float v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
 inline void cp_wait_all() { emu::wait_all(); }
