@@ -13,10 +13,11 @@
 //   bytes. Plain C++ loads and stores of shared memory are not seen, only their results (v1 uses
 //   them; every shared access of v2 goes through the checked helpers);
 // - divergence: __syncthreads not reached by every thread, warp-wide instructions not reached by
-//   all 32 lanes at the same instruction (reported as a deadlock or a mismatch);
+//   all 32 lanes at the same call (kind, source line and count; reported as a deadlock or a
+//   mismatch);
 // - bounds: cp.async sources inside the buffers the driver registered, shared accesses inside the
-//   launch's dynamic shared memory, alignment of 16-byte copies and ldmatrix rows;
-// - schedules (Policy): threads resumed in index order, reversed, or shuffled; copies landing at
+//   launch's dynamic shared memory, alignment of copies (both ends) and ldmatrix rows;
+// - schedules (Policy): blocks and threads in index order, reversed, or shuffled; copies landing at
 //   cp.async.wait_group, at once, or either by coin. A race the checks do not see shows as results
 //   that differ between schedules (tests/flash_emulated.rs compares them bit for bit).
 // Shared memory starts each block filled with 0xff bytes (bf16 NaN), so a read of bytes nothing
@@ -146,6 +147,14 @@ struct Shadow {
     uint32_t writer = NONE, w_lo = 0, w_hi = 0, reader = NONE, r_epoch = NONE;
 };
 
+// A warp-wide instruction as one lane reaches it: how many it executed before, which kind, and the
+// source line of the kernel's call (lanes at different calls of the same kind have diverged).
+struct WarpOp {
+    uint64_t count;
+    int kind, line;
+    bool operator!=(const WarpOp &o) const { return count != o.count || kind != o.kind || line != o.line; }
+};
+
 struct Region {
     const unsigned char *p;
     size_t n;
@@ -166,7 +175,8 @@ struct State {
     uint64_t bar_gen = 0;
     std::vector<unsigned> warp_arrived;
     std::vector<uint64_t> warp_gen;
-    std::vector<int> warp_op;
+    std::vector<WarpOp> warp_op;
+    std::vector<uint64_t> lane_ops; // warp-wide instructions each thread has executed
     std::vector<std::array<unsigned char, 32>> slot; // per thread: what it brings to a warp instruction
     uint64_t events = 0;
     std::vector<Region> inputs;
@@ -210,14 +220,18 @@ inline void syncthreads() {
     }
 }
 
-// Every lane of the running thread's warp arrives at the same warp-wide instruction `op`.
-inline void warp_sync(int op, const char *name) {
+// Every lane of the running thread's warp arrives at the same warp-wide instruction: the same kind,
+// called from the same line, as the same count of warp-wide instructions.
+inline void warp_sync(int kind, int line, const char *name) {
     const unsigned w = S.cur / 32;
+    const WarpOp me{S.lane_ops[S.cur], kind, line};
     if (S.warp_arrived[w] == 0) {
-        S.warp_op[w] = op;
-    } else if (S.warp_op[w] != op) {
-        fail("%s: at %s while other lanes of the warp are at another warp-wide instruction (divergence)", where(),
-             name);
+        S.warp_op[w] = me;
+    } else if (S.warp_op[w] != me) {
+        const WarpOp &o = S.warp_op[w];
+        fail("%s: at %s (line %d, its warp-wide instruction %llu) while other lanes of the warp are at kind %d, "
+             "line %d, instruction %llu (divergence)",
+             where(), name, line, (unsigned long long)me.count, o.kind, o.line, (unsigned long long)o.count);
     }
     S.events++;
     const uint64_t g = S.warp_gen[w];
@@ -289,6 +303,7 @@ inline void cp_async(void *dst, const void *src, bool valid, int n) {
     Copy c{static_cast<unsigned char *>(dst), {}, n, false, false};
     if (valid) {
         const auto *s = static_cast<const unsigned char *>(src);
+        if (reinterpret_cast<uintptr_t>(s) % n) fail("%s: cp.async of %d bytes from an unaligned source", where(), n);
         bool inside = false;
         for (const Region &r : S.inputs) inside |= s >= r.p && s + n <= r.p + r.n;
         if (!inside) fail("%s: cp.async reads %d bytes outside every input buffer", where(), n);
@@ -368,44 +383,50 @@ inline void launch(const char *name, dim3 grid, unsigned threads, size_t smem_by
     gridDim = grid;
     blockDim = {threads, 1, 1};
     std::vector<unsigned> order(threads);
+    // Blocks one at a time, in the schedule's order too.
+    std::vector<std::pair<unsigned, unsigned>> grid_order;
     for (unsigned by = 0; by < grid.y; by++)
-        for (unsigned bx = 0; bx < grid.x; bx++) {
-            blockIdx = {bx, by, 0};
-            std::memset(smem, 0xff, smem_bytes);
-            S.shadow.assign(smem_bytes, Shadow{});
-            S.epoch = 0;
-            S.bar_arrived = 0;
-            S.exited = 0;
-            S.warp_arrived.assign(threads / 32, 0);
-            S.warp_gen.assign(threads / 32, 0);
-            S.warp_op.assign(threads / 32, 0);
-            for (unsigned i = 0; i < threads; i++) {
-                Thread &t = S.th[i];
-                t.done = false;
-                t.pending.clear();
-                t.stack.resize(STACK);
-                start(t);
-                order[i] = i;
-            }
-            if (S.pol.order == 1) std::reverse(order.begin(), order.end());
-            unsigned alive = threads;
-            while (alive) {
-                if (S.pol.order == 2) std::shuffle(order.begin(), order.end(), S.rng);
-                const uint64_t before = S.events;
-                for (unsigned i : order) {
-                    if (S.th[i].done) continue;
-                    S.cur = i;
-                    threadIdx = {i, 0, 0};
-                    switch_to(S.sched, S.th[i].ctx);
-                    if (S.th[i].done) alive--;
-                }
-                if (alive && S.events == before)
-                    fail("%s, block (%u, %u): deadlock: the threads wait at different barriers (a __syncthreads or "
-                         "warp-wide instruction that not all reach)",
-                         name, bx, by);
-            }
-            S.blocks++;
+        for (unsigned bx = 0; bx < grid.x; bx++) grid_order.push_back({bx, by});
+    if (S.pol.order == 1) std::reverse(grid_order.begin(), grid_order.end());
+    if (S.pol.order == 2) std::shuffle(grid_order.begin(), grid_order.end(), S.rng);
+    for (const auto &[bx, by] : grid_order) {
+        blockIdx = {bx, by, 0};
+        std::memset(smem, 0xff, smem_bytes);
+        S.shadow.assign(smem_bytes, Shadow{});
+        S.epoch = 0;
+        S.bar_arrived = 0;
+        S.exited = 0;
+        S.warp_arrived.assign(threads / 32, 0);
+        S.warp_gen.assign(threads / 32, 0);
+        S.warp_op.assign(threads / 32, WarpOp{0, 0, 0});
+        S.lane_ops.assign(threads, 0);
+        for (unsigned i = 0; i < threads; i++) {
+            Thread &t = S.th[i];
+            t.done = false;
+            t.pending.clear();
+            t.stack.resize(STACK);
+            start(t);
+            order[i] = i;
         }
+        if (S.pol.order == 1) std::reverse(order.begin(), order.end());
+        unsigned alive = threads;
+        while (alive) {
+            if (S.pol.order == 2) std::shuffle(order.begin(), order.end(), S.rng);
+            const uint64_t before = S.events;
+            for (unsigned i : order) {
+                if (S.th[i].done) continue;
+                S.cur = i;
+                threadIdx = {i, 0, 0};
+                switch_to(S.sched, S.th[i].ctx);
+                if (S.th[i].done) alive--;
+            }
+            if (alive && S.events == before)
+                fail("%s, block (%u, %u): deadlock: the threads wait at different barriers (a __syncthreads or "
+                     "warp-wide instruction that not all reach)",
+                     name, bx, by);
+        }
+        S.blocks++;
+    }
 }
 
 // The 16 bits of bf16 element `i` of a 32-byte slot.
@@ -426,16 +447,17 @@ inline float bf16_bits_to_float(uint32_t bits) {
 
 inline void __syncthreads() { emu::syncthreads(); }
 
-template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask) {
+template <typename T> inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int line = __builtin_LINE()) {
     static_assert(sizeof(T) <= 32, "shfl of a large type");
     if (mask != 0xffffffffu) emu::fail("%s: __shfl_xor_sync with a partial mask", emu::where());
     auto &mine = emu::S.slot[emu::S.cur];
     std::memcpy(mine.data(), &v, sizeof(T));
-    emu::warp_sync(4, "shfl.sync.bfly");
+    emu::warp_sync(4, line, "shfl.sync.bfly");
     const unsigned base = emu::S.cur & ~31u, lane = emu::S.cur & 31u;
     T out;
     std::memcpy(&out, emu::S.slot[base + (lane ^ unsigned(lane_mask & 31))].data(), sizeof(T));
-    emu::warp_sync(104, "shfl.sync.bfly (leaving)");
+    emu::warp_sync(104, line, "shfl.sync.bfly (leaving)");
+    emu::S.lane_ops[emu::S.cur]++;
     return out;
 }
 
@@ -448,12 +470,12 @@ inline uint32_t __cvta_generic_to_shared(const void *p) {
 // mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 (c += a b); fragment layouts, lane 4g + c:
 // A a0 (g, 2c..2c+1), a1 (g+8, ..), a2 (g, 2c+8..), a3 (g+8, 2c+8..); B b0 (k 2c..2c+1, n g), b1
 // (k 2c+8..2c+9, n g); C c0, c1 (g, 2c..2c+1), c2, c3 (g+8, 2c..2c+1).
-inline void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+inline void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1, int line = __builtin_LINE()) {
     using namespace emu;
     auto &mine = S.slot[S.cur];
     const uint32_t regs[6] = {a[0], a[1], a[2], a[3], b0, b1};
     std::memcpy(mine.data(), regs, sizeof regs);
-    warp_sync(1, "mma.sync");
+    warp_sync(1, line, "mma.sync");
     const unsigned base = S.cur & ~31u, lane = S.cur & 31u, g = lane / 4, cc = lane % 4;
     auto reg = [&](unsigned l, int r) {
         uint32_t v;
@@ -475,7 +497,8 @@ inline void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) 
         for (unsigned k = 0; k < 16; k++) s += A(row, k) * B(k, col);
         d[e] = s;
     }
-    warp_sync(101, "mma.sync (leaving)");
+    warp_sync(101, line, "mma.sync (leaving)");
+    S.lane_ops[S.cur]++;
     for (int e = 0; e < 4; e++) c[e] = d[e];
     S.mmas++;
 }
@@ -483,13 +506,13 @@ inline void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) 
 // ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: lanes 8j..8j+7 give the rows of matrix j;
 // lane 4g + c gets in register j elements (g, 2c), (g, 2c+1) of matrix j, with .trans (2c, g),
 // (2c+1, g).
-inline void ldsm(uint32_t r[4], const __nv_bfloat16 *p, bool trans) {
+inline void ldsm(uint32_t r[4], const __nv_bfloat16 *p, bool trans, int line) {
     using namespace emu;
     const char *name = trans ? "ldmatrix.x4.trans" : "ldmatrix.x4";
     const size_t off = smem_offset(p, 16, 16, name);
     note_read(off, 16, name);
     std::memcpy(S.slot[S.cur].data(), S.smem + off, 16);
-    warp_sync(trans ? 3 : 2, name);
+    warp_sync(trans ? 3 : 2, line, name);
     const unsigned base = S.cur & ~31u, lane = S.cur & 31u, g = lane / 4, c = lane % 4;
     uint32_t out[4];
     for (unsigned j = 0; j < 4; j++) {
@@ -503,12 +526,13 @@ inline void ldsm(uint32_t r[4], const __nv_bfloat16 *p, bool trans) {
         }
         out[j] = uint32_t(lo) | (uint32_t(hi) << 16);
     }
-    warp_sync(trans ? 103 : 102, "ldmatrix (leaving)");
+    warp_sync(trans ? 103 : 102, line, "ldmatrix (leaving)");
+    S.lane_ops[S.cur]++;
     for (int j = 0; j < 4; j++) r[j] = out[j];
     S.ldsms++;
 }
-inline void ldsm_x4(uint32_t r[4], const __nv_bfloat16 *p) { ldsm(r, p, false); }
-inline void ldsm_x4_t(uint32_t r[4], const __nv_bfloat16 *p) { ldsm(r, p, true); }
+inline void ldsm_x4(uint32_t r[4], const __nv_bfloat16 *p, int line = __builtin_LINE()) { ldsm(r, p, false, line); }
+inline void ldsm_x4_t(uint32_t r[4], const __nv_bfloat16 *p, int line = __builtin_LINE()) { ldsm(r, p, true, line); }
 
 // ex2.approx.ftz.f32: 2^x, denormal results flushed to zero.
 inline float ex2(float x) {

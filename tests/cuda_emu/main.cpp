@@ -4,12 +4,14 @@
 //                    bf16), runs the forward, dsum and backward kernels as the CUDA launcher does,
 //                    and writes o, lse, dq, dk and dv as f32 to OUT
 //   emu selftest     checks the emulator's own instructions against direct products
-//   emu race-raw | race-war | race-own | uncommitted | diverge | unwritten
+//   emu race-raw | race-war | race-own | uncommitted | diverge | diverge-warp | unwritten
 //                    small kernels with one deliberate bug each, which the emulator must refuse
 //                    (exit status 3, the reason on stderr)
 //
 // Every buffer has guard bytes on both sides (checked after each launch) and every output starts
 // as NaN, so a kernel that writes out of bounds or leaves an output unwritten fails.
+#include <unistd.h>
+
 #include <string>
 
 #include "cuda_emu.h"
@@ -47,7 +49,8 @@ s1_emu_switch:
 namespace {
 
 constexpr size_t GUARD = 256;
-constexpr unsigned char GUARD_BYTE = 0xa5;
+// 0x7f bytes read as 3.4e38 in f32 and 3.4e38 in bf16: an out-of-bounds read shows in the results.
+constexpr unsigned char GUARD_BYTE = 0x7f;
 
 struct Buf {
     std::vector<unsigned char> raw;
@@ -274,6 +277,14 @@ int buggy(const std::string &what) {
             __syncthreads();
             cp_commit();
             cp_wait_all();
+        } else if (what == "diverge-warp") {
+            // Half a warp at one mma.sync, half at another.
+            float c[4] = {0, 0, 0, 0};
+            const uint32_t a[4] = {0, 0, 0, 0};
+            if (lane < 16)
+                mma16816(c, a, 0, 0);
+            else
+                mma16816(c, a, 0, 0);
         } else if (what == "diverge") {
             // Half the block skips a barrier.
             if (tid < 48) __syncthreads();
@@ -291,13 +302,14 @@ int buggy(const std::string &what) {
 } // namespace
 
 int main(int argc, char **argv) {
+    alarm(900); // a kernel that spins without reaching a sync point ends here, not in a hung test
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "run" && argc == 4) return run(argv[2], argv[3]);
     if (cmd == "selftest") return selftest();
-    if (cmd.rfind("race-", 0) == 0 || cmd == "uncommitted" || cmd == "diverge" || cmd == "unwritten")
+    if (cmd.rfind("race-", 0) == 0 || cmd.rfind("diverge", 0) == 0 || cmd == "uncommitted" || cmd == "unwritten")
         return buggy(cmd);
     std::fprintf(stderr,
                  "usage: emu run IN OUT | selftest | race-raw | race-war | race-own | uncommitted | diverge | "
-                 "unwritten\n");
+                 "diverge-warp | unwritten\n");
     return 2;
 }
