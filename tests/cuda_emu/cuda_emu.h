@@ -105,7 +105,7 @@ struct Policy {
     uint64_t seed = 1;
 };
 
-constexpr size_t SMEM_MAX = 228 * 1024; // an H100/H200 SM's shared memory
+constexpr size_t SMEM_MAX = 227 * 1024; // the most one block may opt into on an H100/H200
 constexpr size_t STACK = 256 * 1024;
 constexpr uint32_t NONE = 0xffffffffu, MANY = 0xfffffffeu, OPEN = 0xffffffffu;
 
