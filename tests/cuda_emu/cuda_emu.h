@@ -436,13 +436,6 @@ inline uint16_t half_of(const std::array<unsigned char, 32> &s, int i) {
     return h;
 }
 
-inline float bf16_bits_to_float(uint32_t bits) {
-    const uint32_t u = bits << 16;
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
 } // namespace emu
 
 inline void __syncthreads() { emu::syncthreads(); }
@@ -484,11 +477,11 @@ inline void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1, 
     };
     auto A = [&](unsigned row, unsigned k) {
         const uint32_t v = reg(4 * (row & 7) + ((k & 7) >> 1), int((row >> 3) + 2 * (k >> 3)));
-        return bf16_bits_to_float((k & 1) ? v >> 16 : v & 0xffff);
+        return __bfloat162float({uint16_t((k & 1) ? v >> 16 : v & 0xffff)});
     };
     auto B = [&](unsigned k, unsigned n) {
         const uint32_t v = reg(4 * n + ((k & 7) >> 1), 4 + int(k >> 3));
-        return bf16_bits_to_float((k & 1) ? v >> 16 : v & 0xffff);
+        return __bfloat162float({uint16_t((k & 1) ? v >> 16 : v & 0xffff)});
     };
     float d[4];
     for (int e = 0; e < 4; e++) {
