@@ -19,5 +19,6 @@ pub mod model;
 pub mod pytext;
 pub mod serve;
 pub mod train;
+#[cfg(feature = "gui")]
 pub mod ui;
 pub mod workspace;

@@ -112,11 +112,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Eval(args)) => eval::run(args),
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Models(cmd)) => models::run(cmd),
-        Some(Command::Ui(args)) => crate::ui::run_app(crate::ui::StartOptions {
-            model: args.model,
-            view: args.view,
-            workspace: args.workspace,
-        }),
-        None => crate::ui::run_app(Default::default()),
+        Some(Command::Ui(args)) => run_ui(Some(args)),
+        None => run_ui(None),
     }
+}
+
+#[cfg(feature = "gui")]
+fn run_ui(args: Option<UiArgs>) -> anyhow::Result<()> {
+    let Some(args) = args else {
+        return crate::ui::run_app(Default::default());
+    };
+    crate::ui::run_app(crate::ui::StartOptions {
+        model: args.model,
+        view: args.view,
+        workspace: args.workspace,
+    })
+}
+
+#[cfg(not(feature = "gui"))]
+fn run_ui(_: Option<UiArgs>) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this s1-studio was built without its window (cargo's `gui` feature is off); \
+         the other commands work: s1-studio --help"
+    )
 }
