@@ -52,7 +52,7 @@ cd "$root"
 cmd=build
 case "${1:-}" in build|test|run|clippy|check) cmd="$1"; shift ;; esac
 # A type check links and runs nothing, so candle's own kernels (candle-kernels: its PTX and a static
-# MMQ/MoE library, about 20 minutes of nvcc on two cores) are written empty by
+# MMQ/MoE library, 460 s of nvcc on two cores) are written empty by
 # scripts/nvcc-check-stub.sh; kernels/*.cu, ours, are still compiled by the real nvcc (build.rs).
 # In a target folder of its own: candle-kernels' build cache would otherwise keep the empty files
 # for a later real build. S1_CUDA_CHECK_FULL=1 compiles candle's kernels too.

@@ -119,14 +119,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 #[cfg(feature = "gui")]
 fn run_ui(args: Option<UiArgs>) -> anyhow::Result<()> {
-    let Some(args) = args else {
-        return crate::ui::run_app(Default::default());
-    };
-    crate::ui::run_app(crate::ui::StartOptions {
-        model: args.model,
-        view: args.view,
-        workspace: args.workspace,
-    })
+    let start = args.map(|a| crate::ui::StartOptions {
+        model: a.model,
+        view: a.view,
+        workspace: a.workspace,
+    });
+    crate::ui::run_app(start.unwrap_or_default())
 }
 
 #[cfg(not(feature = "gui"))]
