@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-test-models.sh
 if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1; then
-  echo "WARNING: no Vulkan driver found: tests/gui_snapshot.rs (wgpu rendering) will fail." >&2
+  echo "WARNING: no Vulkan driver found: tests/gui (wgpu rendering) will fail." >&2
   echo "         Install one: apt-get install mesa-vulkan-drivers libvulkan1 (.ci/run does)." >&2
 fi
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"

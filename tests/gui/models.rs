@@ -2,7 +2,7 @@
 //! view's empty state gets the demo model and opens it with a suggested prompt and a budget;
 //! the model library panel pulls a GGUF by repo id, lists it, opens it and removes it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

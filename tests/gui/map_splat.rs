@@ -6,7 +6,7 @@
 //! exact cases of the splat's order-independent blending; several colours crowded are not (the
 //! quads' result depends on their order), and there only the covered pixels must agree.
 
-mod common;
+use crate::common;
 
 use common::gui::harness_with;
 use egui_kittest::Harness;

@@ -5,7 +5,7 @@
 //! Shift-click pick several, and the bulk marks change them all; a step's result shows beside
 //! its button and in the status bar; an import lists a malformed file and imports the others.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! form, Start, live step records and charts, the run finishing with a checkpoint, "Chat with
 //! this checkpoint" loading it in the Chat view; Stop ending a run early; settings persisting.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

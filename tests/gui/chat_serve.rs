@@ -2,7 +2,7 @@
 //! through the panel's widgets; the panel's own Python example run with the real `openai` client;
 //! the chat still answering while it serves; loading another model ends the server.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! devices listed at start ("cpu" on a CPU-only build), and the device chosen in it is the one the
 //! view's request carries (the Evaluate form's sweep, the Chat view's model load).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! device's free memory (a pinned machine sample, so the figures are fixed), and the refusal,
 //! naming what to lower, when the run cannot fit: on the CPU's RAM and on a GPU's free memory.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,10 +2,10 @@
 //! installs mesa-vulkan-drivers), shown in README.md: the chat panel (SmolLM2-135M-Instruct GGUF
 //! answering under a thinking budget with two "Wait"s), the Curate view on the sample pool, the
 //! Train view after a short run and the Evaluate view after a small sweep; tests/snapshots/*.png.
-//! `UPDATE_SNAPSHOTS=1 cargo test --profile ci --test gui_snapshot` rewrites them. The footer's
+//! `UPDATE_SNAPSHOTS=1 cargo test --profile ci --test gui snapshot::` rewrites them. The footer's
 //! machine readings, timings and temporary paths are pinned (they change from run to run).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! view's Auto choice uses it: a tiny random model with Qwen3's real chat template (think tags,
 //! enable_thinking) and one with Qwen2.5's (s1's format).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The chat panel, driven through its widgets in a headless egui_kittest harness, with a tiny
 //! random model made by `init-model` (the real Qwen tokenizer).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

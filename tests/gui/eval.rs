@@ -2,7 +2,7 @@
 //! MATH500 slice typed into the form, Run, samples and the metrics arriving live, the verdict
 //! filter of the sample browser, a sample's details; a bad budget list says what is wrong.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! training runs are read once by the history thread, never by a frame; the theme switch, the
 //! footer's RAM, the views' shortcuts and the running jobs' dots on the tabs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

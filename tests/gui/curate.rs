@@ -4,7 +4,7 @@
 //! the rule configuration shared with the command line; Include while another connection holds
 //! the workspace's write lock and while a long step runs, with frames coming all along.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

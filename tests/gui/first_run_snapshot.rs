@@ -1,10 +1,10 @@
 //! Pictures of the first run for README.md's "First five minutes", rendered by wgpu on a
-//! software adapter as tests/gui_snapshot.rs does: the Chat view's empty state offering the demo
+//! software adapter as tests/gui/snapshot.rs does: the Chat view's empty state offering the demo
 //! model, and the model library panel after a pull (against the mock hub). Temporary paths are
 //! shown as the default library folder. `UPDATE_SNAPSHOTS=1 cargo test --profile ci --test
-//! gui_first_run_snapshot` rewrites tests/snapshots/first_run_*.png.
+//! gui first_run_snapshot::` rewrites tests/snapshots/first_run_*.png.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

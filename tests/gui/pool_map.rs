@@ -7,7 +7,7 @@
 //! shows another stored embedder's layout (laying it out first when it has none), and step 6
 //! with the model loaded in Chat embeds with that model, shared, not loaded again.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
