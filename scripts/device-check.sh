@@ -17,7 +17,8 @@
 # Carry: target/devx/ with s1-studio.xz (`S1_CUDA_PROFILE=ci bash scripts/build-cuda.sh build --bin
 # s1-studio`, stripped, xz), tokenizer.json.xz, tokenizer_config.json, rows.jsonl and, for 6,
 # map_frame_time.xz (`cargo build --release --bench map_frame_time`: the CI profile builds egui and
-# wgpu at opt-level 1) plus .gl (the Vulkan/EGL loader packages, .library/device/README.md). Results go to $OUT (or /tmp/out).
+# wgpu at opt-level 1) plus .gl (the Vulkan/EGL loader packages, .library/device/README.md).
+# Results go to $OUT (or /tmp/out).
 #   bash scripts/device-check.sh [budget seconds, default 520] [sections, default all:
 #                                 "flash decode refusal train attention map train32k"]
 set -u
