@@ -54,12 +54,25 @@ case "${1:-}" in build|test|run|clippy|check) cmd="$1"; shift ;; esac
 # A type check links and runs nothing, so candle's own kernels (candle-kernels: its PTX and a static
 # MMQ/MoE library, 460 s of nvcc on two cores) are written empty by
 # scripts/nvcc-check-stub.sh; kernels/*.cu, ours, are still compiled by the real nvcc (build.rs).
-# In a target folder of its own: candle-kernels' build cache would otherwise keep the empty files
-# for a later real build. S1_CUDA_CHECK_FULL=1 compiles candle's kernels too.
+# In a target folder of its own (target/cuda-check): candle-kernels' build cache would otherwise
+# keep the empty files for a later real build. S1_CUDA_CHECK_FULL=1 compiles candle's kernels too.
+# S1_CUDA_CHECK_DIR=<target folder> checks in that folder instead, so that every crate the
+# `cuda` feature leaves as it was is the one a check without it already made there (CI checks in
+# target/, after `cargo clippy`): candle-kernels' build outputs and records are removed from it
+# afterwards, so that whatever builds there next runs its build script again, with the real nvcc.
+profile="${S1_CUDA_PROFILE:-release}"
 if { [ "$cmd" = clippy ] || [ "$cmd" = check ]; } && [ -z "${S1_CUDA_CHECK_FULL:-}" ]; then
   S1_REAL_NVCC="$(command -v nvcc)"
   export S1_REAL_NVCC NVCC="$root/scripts/nvcc-check-stub.sh"
-  export CARGO_TARGET_DIR="$root/target/cuda-check"
+  export CARGO_TARGET_DIR="${S1_CUDA_CHECK_DIR:-$root/target/cuda-check}"
+  if [ -n "${S1_CUDA_CHECK_DIR:-}" ]; then
+    forget_stubbed() {
+      local d="$CARGO_TARGET_DIR/$profile"
+      [ "$profile" = dev ] && d="$CARGO_TARGET_DIR/debug"
+      rm -rf "$d"/build/candle-kernels-* "$d"/.fingerprint/candle-kernels-*
+    }
+    trap forget_stubbed EXIT
+  fi
   echo "candle-kernels' CUDA sources are not compiled by this $cmd (S1_CUDA_CHECK_FULL=1 does); kernels/*.cu are"
 fi
-cargo "$cmd" --profile "${S1_CUDA_PROFILE:-release}" --features cuda "$@"
+cargo "$cmd" --profile "$profile" --features cuda "$@"

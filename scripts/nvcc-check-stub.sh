@@ -5,7 +5,8 @@
 # need not be compiled. Each requested output is written empty; anything else (--version,
 # --list-gpu-code) goes to the real nvcc. Our kernels/*.cu are still compiled by the real nvcc:
 # build.rs runs $CUDA_ROOT/bin/nvcc and never reads $NVCC. build-cuda.sh runs such a check in
-# target/cuda-check, so the empty outputs never reach a real build's target folder.
+# target/cuda-check, or removes candle-kernels' outputs after it (S1_CUDA_CHECK_DIR), so the empty
+# outputs never reach a real build.
 set -euo pipefail
 args=("$@")
 out="" outdir="" mode="" inputs=()
