@@ -347,3 +347,41 @@ fn an_answer_delimiter_at_the_very_end() {
         }
     }
 }
+
+/// A BPE merge whose two tokens join into something longer than any vocabulary entry (or whose
+/// second token is shorter than the continuing-subword prefix) is an error naming the merge: the
+/// tokenizers crate panics on it (found by the `tokenizer` fuzz target).
+#[test]
+fn bpe_merges_longer_than_the_vocabulary_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            serde_json::json!(["ab ab"]),
+            serde_json::Value::Null,
+            "merge 0 (`ab` `ab`)",
+        ),
+        (
+            serde_json::json!([["a", "a"], ["ab", "b"]]),
+            serde_json::Value::Null,
+            "merge 1 (`ab` `b`)",
+        ),
+        (
+            serde_json::json!(["a b"]),
+            serde_json::json!("###"),
+            "merge 0 (`a` `b`)",
+        ),
+    ];
+    for (merges, prefix, want) in cases {
+        let tok = serde_json::json!({
+            "version": "1.0",
+            "model": {"type": "BPE", "vocab": {"a": 0, "b": 1, "aa": 2, "ab": 3},
+                      "merges": merges, "continuing_subword_prefix": prefix}
+        });
+        std::fs::write(dir.path().join("tokenizer.json"), tok.to_string()).unwrap();
+        let err = match s1_studio::model::TextTokenizer::from_hf_folder(dir.path()) {
+            Ok(_) => panic!("merges {merges} loaded"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains(want) && err.contains("tokenizer.json"), "{err}");
+    }
+}

@@ -44,7 +44,43 @@ pub struct TextTokenizer {
 fn read_tokenizer_json(path: &Path) -> Result<Tokenizer> {
     let bytes = std::fs::read(path).map_err(|e| ModelError::bad(path, e))?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| ModelError::bad(path, format!("not valid JSON: {e}")))?;
+    check_json_merges(&v["model"]).map_err(|e| ModelError::bad(path, e))?;
     serde_json::from_value(v).map_err(|e| ModelError::bad(path, format!("not a readable tokenizer: {e}")))
+}
+
+/// The tokenizers crate (0.23) builds each BPE merge `a b` into a buffer as long as the longest
+/// vocabulary entry, and panics (slice out of range) where `a` and `b` joined are longer than
+/// that, or where `b` is shorter than the continuing-subword prefix it strips (found by the
+/// `tokenizer` fuzz target). Such a merge can never name a vocabulary entry, so it is an error
+/// here, named, before the crate sees it.
+fn check_merges<'a>(
+    merges: impl Iterator<Item = (&'a str, &'a str)>,
+    longest: usize,
+    prefix_len: usize,
+) -> std::result::Result<(), String> {
+    for (i, (a, b)) in merges.enumerate() {
+        if b.len() < prefix_len || a.len() + b.len() - prefix_len > longest {
+            return Err(format!(
+                "merge {i} (`{a}` `{b}`) joins into a token longer than any in the vocabulary ({longest} bytes)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `check_merges` on a tokenizer.json's `model` section (merges written as "a b" or ["a", "b"]).
+fn check_json_merges(model: &Value) -> std::result::Result<(), String> {
+    let (Some(vocab), Some(merges)) = (model["vocab"].as_object(), model["merges"].as_array()) else {
+        return Ok(());
+    };
+    let longest = vocab.keys().map(|k| k.len()).max().unwrap_or(0);
+    let prefix_len = model["continuing_subword_prefix"].as_str().map_or(0, str::len);
+    let pairs = merges.iter().filter_map(|m| match m {
+        Value::String(s) => s.split_once(' '),
+        Value::Array(ab) if ab.len() == 2 => ab[0].as_str().zip(ab[1].as_str()),
+        _ => None,
+    });
+    check_merges(pairs, longest, prefix_len).map_err(|e| format!("model: {e}"))
 }
 
 /// The content of an added-token entry, which config files write as a string or an object.
@@ -193,6 +229,9 @@ impl TextTokenizer {
                     None => Err(ModelError::bad(path, format!("merge `{m}` is not two tokens"))),
                 })
                 .collect::<Result<_>>()?;
+            let longest = tokens.iter().map(|t| t.len()).max().unwrap_or(0);
+            check_merges(merges.iter().map(|(a, b)| (a.as_str(), b.as_str())), longest, 0)
+                .map_err(|e| ModelError::bad(path, format!("metadata `tokenizer.ggml.merges`: {e}")))?;
             let vocab: tokenizers::models::bpe::Vocab =
                 tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
             let pre = get("tokenizer.ggml.pre")
