@@ -59,7 +59,12 @@ fn check_merges<'a>(
     prefix_len: usize,
 ) -> std::result::Result<(), String> {
     for (i, (a, b)) in merges.enumerate() {
-        if b.len() < prefix_len || a.len() + b.len() - prefix_len > longest {
+        if b.len() < prefix_len {
+            return Err(format!(
+                "merge {i} (`{a}` `{b}`): `{b}` is shorter than the continuing-subword prefix ({prefix_len} bytes)"
+            ));
+        }
+        if a.len() + b.len() - prefix_len > longest {
             return Err(format!(
                 "merge {i} (`{a}` `{b}`) joins into a token longer than any in the vocabulary ({longest} bytes)"
             ));
